@@ -1,0 +1,456 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * memguard.h: the one public header of libmemguard.
+ *
+ * libmemguard measures what decides whether a training run is about to run out
+ * of memory (system RAM, the container's cgroup limit, the run's process tree,
+ * PSI, and device-wide GPU memory through NVML loaded at run time), classifies
+ * a sample as SAFE / WARN / CRITICAL with a pure function, and formats the
+ * seed's reports (English or Japanese) into buffers the caller owns. It never
+ * prints, exits or aborts; errors are negative MG_E* codes and diagnostics go
+ * through the log callback in mg_config. It keeps no global state: everything
+ * lives in an mg_ctx. It does not act (no signals, no checkpoints): that is the
+ * job of the programs built on it.
+ *
+ * Worked example: one check at the seed's thresholds, printed by the caller.
+ *
+ *     #include <memguard.h>
+ *
+ *     mg_config cfg = {0};                 // zero value = the seed's defaults
+ *     int err;
+ *     mg_ctx *ctx = mg_create(&cfg, &err); // opens /proc files, loads NVML if any
+ *     if (!ctx) { fprintf(stderr, "memguard: %s\n", mg_strerror(err)); return 1; }
+ *
+ *     mg_snapshot snap;
+ *     mg_verdict v;
+ *     mg_policy_state st = {0};
+ *     if (mg_sample(ctx, &snap) == 0) {
+ *         mg_level level = mg_classify(mg_ctx_config(ctx), &snap, &st, &v);
+ *         char buf[2048];
+ *         mg_text_opts txt = mg_text_opts_from_env(1);   // language + emoji for stdout
+ *         mg_format_system_check(&snap, &txt, buf, sizeof buf);
+ *         fputs(buf, stdout);
+ *         if (level != MG_LEVEL_SAFE) {
+ *             mg_format_warning(&v, &txt, -1, buf, sizeof buf);
+ *             fputs(buf, stdout);
+ *         }
+ *     }
+ *     mg_destroy(ctx);
+ *
+ * Conventions: bytes are uint64_t named *_bytes, durations *_ms, fractions are
+ * doubles in 0..1 named *_frac. Every reading carries a `known` flag; a value
+ * whose flag is false is meaningless and is never 0-as-unknown. Functions that
+ * can fail return int: 0 on success, a negative MG_E* code otherwise. A context
+ * is not thread-safe: use one per thread, or serialise calls.
+ */
+#ifndef MEMGUARD_H
+#define MEMGUARD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32) && defined(MG_BUILDING_SHARED)
+#define MG_API __declspec(dllexport)
+#elif defined(_WIN32) && defined(MG_USING_SHARED)
+#define MG_API __declspec(dllimport)
+#elif defined(__GNUC__)
+#define MG_API __attribute__((visibility("default")))
+#else
+#define MG_API
+#endif
+
+#define MG_VERSION_MAJOR 0
+#define MG_VERSION_MINOR 1
+#define MG_VERSION_PATCH 0
+#define MG_VERSION_STRING "0.1.0"
+
+/* ------------------------------------------------------------------------- */
+/* Errors                                                                    */
+/* ------------------------------------------------------------------------- */
+
+/* One table gives the enum, mg_strerror() and mg_err_name(). The numbers are
+ * fixed (not errno values) so they mean the same on every platform. */
+#define MG_ERRNO_MAP(XX)                                                      \
+    XX(EINVAL, -1, "invalid argument")                                        \
+    XX(ENOMEM, -2, "out of memory")                                           \
+    XX(EIO, -3, "I/O error")                                                  \
+    XX(ENOENT, -4, "file or directory not found")                             \
+    XX(EPARSE, -5, "malformed input")                                         \
+    XX(ENODEV, -6, "no such device")                                          \
+    XX(ERANGE, -7, "value out of range")                                      \
+    XX(ECONFIG, -8, "invalid configuration")                                  \
+    XX(ESRCH, -9, "no such process")                                          \
+    XX(ENOSPC, -10, "buffer too small")                                       \
+    XX(EPERM, -11, "permission denied")                                       \
+    XX(ENOLIB, -12, "library not found")                                      \
+    XX(EGPU, -13, "GPU query failed")
+
+typedef enum mg_error {
+    MG_OK = 0,
+#define MG__ERR_ENUM(name, code, text) MG_##name = (code),
+    MG_ERRNO_MAP(MG__ERR_ENUM)
+#undef MG__ERR_ENUM
+} mg_error;
+
+/* Human text for an MG_E* code ("unknown error" for anything else). Static
+ * storage, never NULL. */
+MG_API const char *mg_strerror(int err);
+/* The code's name, e.g. "MG_EPARSE". Static storage, never NULL. */
+MG_API const char *mg_err_name(int err);
+
+/* ------------------------------------------------------------------------- */
+/* Exit statuses shared by every memguard program and binding                */
+/* ------------------------------------------------------------------------- */
+
+typedef enum mg_exit {
+    MG_EXIT_OK = 0,        /* success; `check`: level safe */
+    MG_EXIT_ERROR = 1,     /* a runtime error (a source could not be read) */
+    MG_EXIT_USAGE = 2,     /* bad flags, values or environment */
+    MG_EXIT_WARN = 3,      /* `check`: level warn */
+    MG_EXIT_CRITICAL = 4,  /* `check`: level critical */
+    MG_EXIT_MEMSTOP = 75,  /* stopped for memory after a good checkpoint
+                            * (EX_TEMPFAIL: fix the cause, then resume) */
+    MG_EXIT_MEMKILL = 76   /* memguard run had to kill the child */
+} mg_exit;
+
+/* ------------------------------------------------------------------------- */
+/* Logging                                                                   */
+/* ------------------------------------------------------------------------- */
+
+typedef enum mg_log_level {
+    MG_LOG_ERROR = 0,
+    MG_LOG_WARN = 1,
+    MG_LOG_INFO = 2,
+    MG_LOG_DEBUG = 3
+} mg_log_level;
+
+/* Receives one diagnostic line without a trailing newline. `msg` is valid only
+ * during the call. Called on the thread that called into the library. */
+typedef void (*mg_log_fn)(void *user, mg_log_level level, const char *msg);
+
+/* ------------------------------------------------------------------------- */
+/* Configuration                                                             */
+/* ------------------------------------------------------------------------- */
+
+/* Defaults: the seed's numbers. */
+#define MG_DEFAULT_WARN_GPU 0.90
+#define MG_DEFAULT_STOP_GPU 0.92
+#define MG_DEFAULT_WARN_RAM 0.85
+#define MG_DEFAULT_STOP_RAM 0.88
+#define MG_DEFAULT_CHECK_TRAIN 10u
+#define MG_DEFAULT_CHECK_EVAL 15u
+/* A warning clears only once the value is this far below the warn threshold,
+ * so a run hovering at 90.0 % GPU does not flap between levels. */
+#define MG_DEFAULT_HYSTERESIS 0.02
+/* earlyoom's adaptive sleep: headroom / worst fill rate, clamped to
+ * [100 ms, 1000 ms]. 6000 MiB/s is the fastest RAM fill earlyoom measured
+ * (stress -m 4), 800 MiB/s its swap fill; GPUs fill faster than RAM (a
+ * cudaMalloc of several GiB is one call), hence 10 GiB/s. */
+#define MG_DEFAULT_MIN_INTERVAL_MS 100u
+#define MG_DEFAULT_MAX_INTERVAL_MS 1000u
+#define MG_DEFAULT_RAM_FILL_RATE (6000ull << 20)
+#define MG_DEFAULT_SWAP_FILL_RATE (800ull << 20)
+#define MG_DEFAULT_GPU_FILL_RATE (10ull << 30)
+
+#define MG_MAX_GPUS 16
+
+typedef enum mg_lang {
+    MG_LANG_AUTO = 0, /* from LC_ALL / LC_MESSAGES / LANG */
+    MG_LANG_EN = 1,
+    MG_LANG_JA = 2
+} mg_lang;
+
+/* Bits of mg_config.skip_sources, for callers that want the cheapest
+ * sample (RAM only: one pread of /proc/meminfo). */
+#define MG_SKIP_CGROUP 1u
+#define MG_SKIP_TREE 2u  /* not allowed with ram_budget_bytes */
+#define MG_SKIP_PSI 4u
+
+/* Zero-initialise, set what you need, pass to mg_create(). Every zero field
+ * takes the default named in its comment. The struct is copied: strings must
+ * live only for the duration of mg_create(). */
+typedef struct mg_config {
+    double warn_gpu_frac;          /* 0 = 0.90 */
+    double stop_gpu_frac;          /* 0 = 0.92 */
+    double warn_ram_frac;          /* 0 = 0.85 */
+    double stop_ram_frac;          /* 0 = 0.88 */
+    uint64_t min_free_ram_bytes;   /* 0 = no floor; else critical below it */
+    uint64_t min_free_gpu_bytes;   /* 0 = no floor; per device */
+    uint64_t ram_budget_bytes;     /* 0 = none; else the process tree's RSS
+                                    * measured against this many bytes */
+    unsigned check_train_every;    /* batches; 0 = 10 */
+    unsigned check_eval_every;     /* batches; 0 = 15 */
+    double hysteresis_frac;        /* 0 = 0.02; negative = none */
+    uint32_t min_interval_ms;      /* 0 = 100 */
+    uint32_t max_interval_ms;      /* 0 = 1000 */
+    uint64_t ram_fill_rate_bytes_per_s;  /* 0 = 6000 MiB/s */
+    uint64_t swap_fill_rate_bytes_per_s; /* 0 = 800 MiB/s */
+    uint64_t gpu_fill_rate_bytes_per_s;  /* 0 = 10 GiB/s */
+    int pid;                       /* root of the watched process tree;
+                                    * 0 = the calling process */
+    bool no_gpu;                   /* true: do not load NVML at all */
+    unsigned skip_sources;         /* MG_SKIP_* bits: sources not read (RAM
+                                    * from meminfo is always read) */
+    mg_lang lang;                  /* text of mg_check_memory_safety() */
+    /* Injectable sources. NULL = the environment variable in brackets, and
+     * when that is unset or empty, the system default. */
+    const char *proc_root;         /* [MEMGUARD_PROC_ROOT] "/proc" */
+    const char *cgroup_root;       /* [MEMGUARD_CGROUP_ROOT] "/sys/fs/cgroup" */
+    const char *nvml_library;      /* [MEMGUARD_NVML_LIBRARY] "libnvidia-ml.so.1" */
+    const char *visible_devices;   /* [CUDA_VISIBLE_DEVICES] all devices */
+    mg_log_fn log_fn;              /* NULL = diagnostics are dropped */
+    void *log_user;                /* passed to log_fn */
+    mg_log_level log_level;        /* most verbose level delivered; 0 = errors */
+} mg_config;
+
+/* Copies `in` to `out` with every zero field replaced by its default (the
+ * string fields too, from the environment where set). Does not validate. */
+MG_API void mg_config_resolve(const mg_config *in, mg_config *out);
+
+/* Checks a configuration (defaults applied first). Returns 0, or MG_ECONFIG
+ * with one line in `msg` (may be NULL) naming the field and what is allowed,
+ * e.g. "warn_gpu_frac 0.95 is above stop_gpu_frac 0.92". */
+MG_API int mg_config_check(const mg_config *cfg, char *msg, size_t msg_len);
+
+/* ------------------------------------------------------------------------- */
+/* Snapshot: one sample of every source                                      */
+/* ------------------------------------------------------------------------- */
+
+/* Which limit set ram.total_bytes (the one closest to full decides). */
+typedef enum mg_ram_source {
+    MG_RAM_SOURCE_MEMINFO = 0, /* /proc/meminfo MemTotal and MemAvailable */
+    MG_RAM_SOURCE_CGROUP = 1,  /* the container's effective cgroup limit */
+    MG_RAM_SOURCE_BUDGET = 2   /* the caller's budget vs the tree's RSS */
+} mg_ram_source;
+
+typedef struct mg_ram {
+    bool known;
+    mg_ram_source source;
+    uint64_t total_bytes;     /* the effective total */
+    uint64_t available_bytes; /* total - used, 0 when over */
+    uint64_t used_bytes;
+    double used_frac;         /* used / total, may exceed 1 */
+    /* The machine's own figures, whatever the source. */
+    bool meminfo_known;
+    uint64_t mem_total_bytes;     /* MemTotal */
+    uint64_t mem_available_bytes; /* MemAvailable (estimated on kernels < 3.14) */
+} mg_ram;
+
+typedef struct mg_swap {
+    bool known;
+    uint64_t total_bytes; /* SwapTotal; 0 is a real reading: no swap */
+    uint64_t free_bytes;  /* SwapFree */
+} mg_swap;
+
+typedef struct mg_cgroup {
+    bool known;              /* the caller's memory cgroup was found */
+    int version;             /* 1 or 2 */
+    char path[256];          /* cgroup path, e.g. "/user.slice/run-1.scope" */
+    bool has_limit;          /* false: unlimited up to the mount point */
+    uint64_t limit_bytes;    /* smallest limit on the walk up the hierarchy */
+    char limit_path[256];    /* the cgroup that sets it */
+    bool usage_known;
+    uint64_t usage_bytes;    /* usage of that cgroup, page cache included */
+    uint64_t inactive_file_bytes; /* reclaimable cache, subtracted for "used" */
+} mg_cgroup;
+
+typedef struct mg_proctree {
+    bool known;
+    int pid;               /* the root */
+    unsigned nprocs;       /* root and all its descendants */
+    uint64_t rss_bytes;    /* sum of RSS: an upper bound, shared pages count
+                            * once per process */
+} mg_proctree;
+
+typedef struct mg_psi {
+    bool known;            /* /proc/pressure/memory readable */
+    double some_avg10;     /* percent of wall time, 0..100 */
+    double full_avg10;
+} mg_psi;
+
+typedef struct mg_gpu {
+    unsigned index;        /* NVML index */
+    char name[96];
+    char uuid[96];
+    bool known;            /* memory figures valid */
+    uint64_t total_bytes;
+    uint64_t free_bytes;
+    uint64_t reserved_bytes; /* driver/firmware reserve (NVML v2), 0 if v1 */
+    double used_frac;      /* (total - free) / total */
+} mg_gpu;
+
+/* Why the GPU list is what it is. */
+typedef enum mg_gpu_state {
+    MG_GPU_OK = 0,          /* gpu_count devices listed (may be 0 if hidden) */
+    MG_GPU_DISABLED = 1,    /* cfg.no_gpu */
+    MG_GPU_NO_LIBRARY = 2,  /* NVML could not be loaded */
+    MG_GPU_NO_DRIVER = 3,   /* NVML init failed (no driver, no device) */
+    MG_GPU_NO_DEVICE = 4,   /* NVML works, 0 devices (or none visible) */
+    MG_GPU_ERROR = 5        /* a query failed; see the log */
+} mg_gpu_state;
+
+typedef struct mg_snapshot {
+    uint64_t time_ms;       /* CLOCK_MONOTONIC */
+    mg_ram ram;
+    mg_swap swap;
+    mg_cgroup cgroup;
+    mg_proctree tree;
+    mg_psi psi;
+    mg_gpu_state gpu_state;
+    unsigned gpu_count;
+    mg_gpu gpus[MG_MAX_GPUS];
+    /* The trainer's own figures (PyTorch's "allocated / reserved", or the C
+     * trainer's arena), when it gave them with mg_set_trainer_memory(). */
+    bool trainer_known;
+    uint64_t trainer_allocated_bytes;
+    uint64_t trainer_reserved_bytes;
+} mg_snapshot;
+
+/* ------------------------------------------------------------------------- */
+/* Context                                                                   */
+/* ------------------------------------------------------------------------- */
+
+typedef struct mg_ctx mg_ctx;
+
+/* Validates `cfg` (NULL = all defaults), opens the sources and loads NVML.
+ * A missing GPU, NVML, cgroup or PSI is not an error: it shows as a state in
+ * the snapshot. Returns NULL and sets *err (may be NULL) to MG_ECONFIG,
+ * MG_ENOMEM, or MG_ENOENT / MG_EIO when the proc root cannot be read. */
+MG_API mg_ctx *mg_create(const mg_config *cfg, int *err);
+/* Closes every descriptor and unloads NVML. NULL is a no-op. */
+MG_API void mg_destroy(mg_ctx *ctx);
+/* The resolved configuration (defaults filled in). Owned by ctx. */
+MG_API const mg_config *mg_ctx_config(const mg_ctx *ctx);
+
+/* Takes one sample into *out. Returns 0 even when some sources are unknown
+ * (their `known` flags say so); MG_EINVAL for NULL arguments. */
+MG_API int mg_sample(mg_ctx *ctx, mg_snapshot *out);
+/* Watch the process tree rooted at `pid` from the next sample on. Returns
+ * MG_ESRCH when /proc has no such process. */
+MG_API int mg_watch_pid(mg_ctx *ctx, int pid);
+/* Gives the trainer's own GPU (or arena) figures; they are copied into every
+ * later snapshot and printed by the reports. */
+MG_API void mg_set_trainer_memory(mg_ctx *ctx, uint64_t allocated_bytes,
+                                  uint64_t reserved_bytes);
+
+/* ------------------------------------------------------------------------- */
+/* Policy: pure functions, no I/O                                            */
+/* ------------------------------------------------------------------------- */
+
+typedef enum mg_level {
+    MG_LEVEL_SAFE = 0,
+    MG_LEVEL_WARN = 1,
+    MG_LEVEL_CRITICAL = 2
+} mg_level;
+
+typedef enum mg_resource {
+    MG_RES_NONE = 0,
+    MG_RES_RAM = 1,
+    MG_RES_GPU = 2
+} mg_resource;
+
+/* Bits of mg_verdict.unknown: what could not be judged. */
+#define MG_UNKNOWN_RAM 1u
+#define MG_UNKNOWN_GPU 2u /* a listed GPU had no memory figures */
+
+typedef struct mg_verdict {
+    mg_level level;
+    mg_resource resource;  /* what decided the level (NONE when safe) */
+    unsigned gpu_index;    /* when resource is GPU */
+    double value_frac;     /* its used fraction */
+    double threshold_frac; /* the threshold it reached */
+    bool by_floor;         /* decided by min_free_*_bytes, not a fraction */
+    uint64_t used_bytes;   /* of that resource */
+    uint64_t total_bytes;
+    unsigned unknown;      /* MG_UNKNOWN_* bits; never read as safe silently */
+} mg_verdict;
+
+/* Hysteresis memory between calls; zero-initialise. */
+typedef struct mg_policy_state {
+    mg_level last;
+} mg_policy_state;
+
+/* Classifies a snapshot. Critical if any resource is at or above its stop
+ * threshold or below its floor; warn if any is at or above its warn threshold
+ * (or, once warned, has not dropped hysteresis_frac below it); else safe. The
+ * worst resource is described in *v (may be NULL). `st` may be NULL for a
+ * stateless check. cfg must be resolved (mg_ctx_config() is). */
+MG_API mg_level mg_classify(const mg_config *cfg, const mg_snapshot *snap,
+                            mg_policy_state *st, mg_verdict *v);
+
+/* Milliseconds until the next sample: the smallest headroom to a stop
+ * threshold divided by its fill rate, clamped to [min, max]_interval_ms. */
+MG_API uint32_t mg_next_poll_ms(const mg_config *cfg, const mg_snapshot *snap);
+
+/* The seed's call: is_safe is false when GPU >= threshold_gpu or RAM >=
+ * threshold_ram; warning then holds the seed's text, e.g.
+ * "⚠️ GPU usage high: 91.2% (10.94GB/12.0GB)", else "". Samples once. */
+MG_API int mg_check_memory_safety(mg_ctx *ctx, double threshold_gpu,
+                                  double threshold_ram, bool *is_safe,
+                                  char *warning, size_t warning_len);
+
+/* ------------------------------------------------------------------------- */
+/* Reports: the seed's texts, written into the caller's buffer               */
+/* ------------------------------------------------------------------------- */
+
+typedef struct mg_text_opts {
+    mg_lang lang;  /* EN or JA (AUTO is resolved from the environment) */
+    bool emoji;    /* false: plain ASCII markers instead */
+} mg_text_opts;
+
+/* Language from LC_ALL, else LC_MESSAGES, else LANG ("ja*" = Japanese);
+ * emoji when the locale's codeset is UTF-8 and, if fd >= 0 is a terminal,
+ * TERM is not "linux" or "dumb". */
+MG_API mg_text_opts mg_text_opts_from_env(int fd);
+
+/* Every formatter writes a NUL-terminated text into buf and returns the
+ * length it needed (snprintf's rule: >= buf_len means truncated), or a
+ * negative MG_E* code. */
+
+/* The "System Resource Check" block: RAM used/total (%) and its source,
+ * swap, cgroup, process tree, PSI, and per GPU name, allocated / reserved
+ * (the trainer's figures when given), total; "GPU: none" when there is none. */
+MG_API int mg_format_system_check(const mg_snapshot *snap,
+                                  const mg_text_opts *t, char *buf,
+                                  size_t buf_len);
+/* The monitoring banner: thresholds, check cadence, emergency behaviour. */
+MG_API int mg_format_banner(const mg_config *cfg, const mg_text_opts *t,
+                            char *buf, size_t buf_len);
+/* The warning line, e.g. "[Batch 50] ⚠️ GPU usage high: 91.2%
+ * (10.94GB/12.0GB)\n"; batch < 0 omits the "[Batch N] " prefix. */
+MG_API int mg_format_warning(const mg_verdict *v, const mg_text_opts *t,
+                             long batch, char *buf, size_t buf_len);
+/* The emergency banner: reason, epoch, saved file (NULL: "not saved"). */
+MG_API int mg_format_emergency(const mg_verdict *v, const mg_text_opts *t,
+                               long epoch, const char *saved_path, char *buf,
+                               size_t buf_len);
+/* One JSON object: level, reason, ram, swap, cgroup, process_tree, psi,
+ * gpus, thresholds, unknown (see the man page for the schema). */
+MG_API int mg_format_json(const mg_config *cfg, const mg_snapshot *snap,
+                          const mg_verdict *v, char *buf, size_t buf_len);
+
+/* Short names: "safe" / "warn" / "critical", "meminfo" / "cgroup" /
+ * "budget". Static storage. */
+MG_API const char *mg_level_name(mg_level level);
+MG_API const char *mg_ram_source_name(mg_ram_source source);
+
+/* ------------------------------------------------------------------------- */
+/* Parsing helpers shared by the programs                                    */
+/* ------------------------------------------------------------------------- */
+
+/* "0.9" or "90%" -> 0.9. Accepts (0, 1]. MG_EPARSE / MG_ERANGE. */
+MG_API int mg_parse_frac(const char *s, double *out);
+/* "4096", "512K", "512M", "8G", "1T" (binary units, optional "B"/"iB",
+ * fractions such as "1.5G") -> bytes. MG_EPARSE / MG_ERANGE (0 or overflow). */
+MG_API int mg_parse_size(const char *s, uint64_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MEMGUARD_H */

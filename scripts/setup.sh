@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# setup.sh: installs what memguard needs to build, test and benchmark on
+# Debian 12, through apt-get, only when something is missing. Idempotent:
+# a second run installs nothing and says so. Run as root (or with sudo).
+#
+# Why each package is here:
+#   build-essential, cmake, pkg-config  compiler, build system, .pc lookup
+#   libcjson-dev     the tests parse `memguard check --json` with a real
+#                    JSON parser (cJSON) instead of string matching
+#   python3-psutil   the benchmark measures psutil.virtual_memory() side by
+#                    side with libmemguard (Debian's python3 at /usr/bin)
+#   go-md2man        renders the Markdown man page docs/memguard.1.md
+set -euo pipefail
+
+packages=(build-essential cmake pkg-config libcjson-dev python3 python3-psutil go-md2man)
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "setup: all ${#packages[@]} packages already installed"
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing packages: ${missing[*]}; run as root (or: sudo $0)" >&2
+    exit 1
+fi
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "setup: done"

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cli.h: what the memguard subcommands share: the options common to every
+ * command, the one-line usage error, and opening a context with a stderr
+ * logger. Each subcommand lives in its own cmd_*.c file.
+ */
+#ifndef MG_CLI_H
+#define MG_CLI_H
+
+#include "memguard.h"
+
+#include <stdio.h>
+
+/* Options every monitoring command accepts (long-only ones start at 256,
+ * earlyoom's convention, so they never collide with a short letter). */
+enum {
+    OPT_WARN_GPU = 256,
+    OPT_STOP_GPU,
+    OPT_WARN_RAM,
+    OPT_STOP_RAM,
+    OPT_MIN_FREE_RAM,
+    OPT_MIN_FREE_GPU,
+    OPT_RAM_BUDGET,
+    OPT_PID,
+    OPT_NO_GPU,
+    OPT_LANG,
+    OPT_JSON,
+    OPT_INTERVAL,
+    OPT_COUNT,
+    OPT_HELP,
+    OPT_VERSION,
+};
+
+#define CLI_COMMON_LONGOPTS                                                   \
+    {"warn-gpu", required_argument, NULL, OPT_WARN_GPU},                      \
+    {"stop-gpu", required_argument, NULL, OPT_STOP_GPU},                      \
+    {"warn-ram", required_argument, NULL, OPT_WARN_RAM},                      \
+    {"stop-ram", required_argument, NULL, OPT_STOP_RAM},                      \
+    {"min-free-ram", required_argument, NULL, OPT_MIN_FREE_RAM},              \
+    {"min-free-gpu", required_argument, NULL, OPT_MIN_FREE_GPU},              \
+    {"ram-budget", required_argument, NULL, OPT_RAM_BUDGET},                  \
+    {"pid", required_argument, NULL, OPT_PID},                                \
+    {"no-gpu", no_argument, NULL, OPT_NO_GPU},                                \
+    {"lang", required_argument, NULL, OPT_LANG},                              \
+    {"json", no_argument, NULL, OPT_JSON},                                    \
+    {"verbose", no_argument, NULL, 'v'},                                      \
+    {"help", no_argument, NULL, OPT_HELP},                                    \
+    {"version", no_argument, NULL, OPT_VERSION}
+
+typedef struct cli_common {
+    mg_config cfg;
+    mg_lang lang;   /* text language; AUTO = from the locale */
+    bool json;
+    int verbose;    /* -v: info, -vv: debug */
+} cli_common;
+
+/* Handles one option of CLI_COMMON_LONGOPTS. Returns 1 when handled, 0 when
+ * the option is not a common one, or the exit status to return (2 for a bad
+ * value, 0 after --help / --version, both already printed) as -status - 1. */
+int cli_common_option(cli_common *c, int opt, const char *arg);
+
+/* Checks the combination (warn below stop and the like) and the injected
+ * sources. Returns 0 or the exit status after printing one line. */
+int cli_common_validate(cli_common *c);
+
+/* Prints "memguard: <message>" and "Try 'memguard --help'." to stderr and
+ * returns MG_EXIT_USAGE. */
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The unknown or malformed option getopt_long just rejected. */
+int cli_bad_option(char *const argv[], int opt);
+
+/* Opens the context with a logger on stderr. On failure prints one line and
+ * sets *status (2 when an injected source is at fault, else 1). */
+mg_ctx *cli_open(cli_common *c, int *status);
+
+/* Language and emoji for stdout, honouring --lang. */
+mg_text_opts cli_text_opts(const cli_common *c);
+
+void cli_usage(FILE *out);
+
+/* check's exit status for a level: 0 safe, 3 warn, 4 critical. */
+int level_exit(mg_level level);
+/* Prints a formatter's output (n is its return value); 0 or exit status 1
+ * with one line on stderr when it failed or was truncated. */
+int print_formatted(int n, char *buf, size_t len);
+
+int cmd_check(int argc, char **argv);
+int cmd_watch(int argc, char **argv);
+
+#endif /* MG_CLI_H */

@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmd_watch.c: `memguard watch`: one status line per sample (RAM, swap,
+ * cgroup, process tree, each GPU, level) at the library's adaptive interval
+ * or a fixed --interval, until --count samples or Ctrl-C (exit 0). The
+ * signal handler only sets a flag; the loop notices it after its sleep,
+ * which nanosleep cuts short.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+static double gib(uint64_t b)
+{
+    return (double)b / (1024.0 * 1024.0 * 1024.0);
+}
+
+static void status_line(const mg_snapshot *s, mg_level level)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    char ts[16];
+    localtime_r(&now, &tm);
+    strftime(ts, sizeof ts, "%H:%M:%S", &tm);
+    printf("%s", ts);
+    if (s->ram.known)
+        printf("  RAM %5.1f%% %.1f/%.1fGB (%s)", 100.0 * s->ram.used_frac, gib(s->ram.used_bytes),
+               gib(s->ram.total_bytes), mg_ram_source_name(s->ram.source));
+    else
+        printf("  RAM unknown");
+    if (s->swap.known && s->swap.total_bytes)
+        printf("  swap %.1f/%.1fGB", gib(s->swap.total_bytes - s->swap.free_bytes),
+               gib(s->swap.total_bytes));
+    if (s->cgroup.known && s->cgroup.has_limit && s->cgroup.usage_known)
+        printf("  cgroup %.1f/%.1fGB", gib(s->cgroup.usage_bytes), gib(s->cgroup.limit_bytes));
+    if (s->tree.known)
+        printf("  tree %u proc %.2fGB", s->tree.nprocs, gib(s->tree.rss_bytes));
+    if (s->psi.known) printf("  psi %.2f", s->psi.some_avg10);
+    for (unsigned i = 0; i < s->gpu_count; i++) {
+        const mg_gpu *g = &s->gpus[i];
+        if (g->known)
+            printf("  GPU%u %5.1f%% %.1f/%.1fGB", g->index, 100.0 * g->used_frac,
+                   gib(g->total_bytes - g->free_bytes), gib(g->total_bytes));
+        else
+            printf("  GPU%u unknown", g->index);
+    }
+    if (s->gpu_count == 0) printf("  GPU none");
+    printf("  %s\n", mg_level_name(level));
+}
+
+static void sleep_ms(uint32_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000u), (long)(ms % 1000u) * 1000000L};
+    nanosleep(&ts, NULL); /* EINTR on Ctrl-C ends it early: that is wanted */
+}
+
+int cmd_watch(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        CLI_COMMON_LONGOPTS,
+        {"interval", required_argument, NULL, OPT_INTERVAL},
+        {"count", required_argument, NULL, OPT_COUNT},
+        {0, 0, 0, 0}};
+    cli_common c = {0};
+    long interval_ms = 0, count = 0;
+    int opt;
+    opterr = 0;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, ":v", longopts, NULL)) != -1) {
+        if (opt == OPT_INTERVAL || opt == OPT_COUNT) {
+            char *end;
+            errno = 0;
+            long v = strtol(optarg, &end, 10);
+            bool ok = !errno && end != optarg && !*end;
+            if (opt == OPT_INTERVAL) {
+                if (!ok || v < 10 || v > 3600000)
+                    return cli_usage_error("--interval '%s': expected milliseconds from 10 to 3600000",
+                                           optarg);
+                interval_ms = v;
+            } else {
+                if (!ok || v < 1)
+                    return cli_usage_error("--count '%s': expected a positive number of samples",
+                                           optarg);
+                count = v;
+            }
+            continue;
+        }
+        int r = cli_common_option(&c, opt, optarg);
+        if (r < 0) return -1 - r;
+        if (r == 0) return cli_bad_option(argv, opt);
+    }
+    if (optind < argc) return cli_usage_error("watch: unexpected argument '%s'", argv[optind]);
+    int status = cli_common_validate(&c);
+    if (status) return status;
+    mg_ctx *ctx = cli_open(&c, &status);
+    if (!ctx) return status;
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+
+    const mg_config *cfg = mg_ctx_config(ctx);
+    mg_policy_state st = {0};
+    static char buf[32768];
+    for (long n = 0; !stop_flag && (count == 0 || n < count); n++) {
+        mg_snapshot snap;
+        mg_verdict v;
+        mg_sample(ctx, &snap);
+        mg_level level = mg_classify(cfg, &snap, &st, &v);
+        if (c.json)
+            status = print_formatted(mg_format_json(cfg, &snap, &v, buf, sizeof buf), buf,
+                                     sizeof buf);
+        else
+            status_line(&snap, level);
+        if (status) break;
+        if (count && n + 1 >= count) break;
+        sleep_ms(interval_ms ? (uint32_t)interval_ms : mg_next_poll_ms(cfg, &snap));
+    }
+    mg_destroy(ctx);
+    return status;
+}

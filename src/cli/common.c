@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * common.c: option handling shared by the subcommands: parsing thresholds
+ * and sizes with the library's strict parsers, one-line usage errors with
+ * exit status 2, the usage text, and a context whose diagnostics go to
+ * stderr. Nothing here samples or decides.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void cli_usage(FILE *out)
+{
+    fputs(
+"Usage: memguard COMMAND [OPTIONS]\n"
+"Watch RAM, container limits, the process tree and GPU memory of a training run.\n"
+"\n"
+"Commands:\n"
+"  check                 print the System Resource Check and the level once\n"
+"  watch                 print one status line per sample until Ctrl-C\n"
+"\n"
+"Thresholds (a fraction such as 0.9 or 90%):\n"
+"      --warn-gpu F      warn at this GPU use (default 0.90)\n"
+"      --stop-gpu F      critical at this GPU use (default 0.92)\n"
+"      --warn-ram F      warn at this RAM use (default 0.85)\n"
+"      --stop-ram F      critical at this RAM use (default 0.88)\n"
+"      --min-free-ram SIZE  critical below this much free RAM (e.g. 2G)\n"
+"      --min-free-gpu SIZE  critical below this much free memory on a GPU\n"
+"      --ram-budget SIZE    judge the process tree's RSS against SIZE\n"
+"Sources:\n"
+"      --pid PID         root of the watched process tree (default: memguard)\n"
+"      --no-gpu          do not load NVML\n"
+"Output:\n"
+"      --json            check: one JSON object; watch: one per line\n"
+"      --lang en|ja      language of the texts (default: from the locale)\n"
+"  -v, --verbose         more diagnostics on stderr (twice: debug)\n"
+"watch only:\n"
+"      --interval MS     fixed sampling interval (default: adaptive 100-1000)\n"
+"      --count N         stop after N samples\n"
+"\n"
+"      --help            print this help and exit\n"
+"      --version         print the version and exit\n"
+"\n"
+"SIZE is bytes or a number with K, M, G or T (binary units): 512M, 8G.\n"
+"Environment: MEMGUARD_PROC_ROOT, MEMGUARD_CGROUP_ROOT, MEMGUARD_NVML_LIBRARY,\n"
+"CUDA_VISIBLE_DEVICES, LC_ALL / LC_MESSAGES / LANG.\n"
+"Exit status of check: 0 safe, 3 warn, 4 critical, 1 error, 2 usage error.\n",
+        out);
+}
+
+int cli_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("memguard: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\nTry 'memguard --help'.\n", stderr);
+    return MG_EXIT_USAGE;
+}
+
+int cli_bad_option(char *const argv[], int opt)
+{
+    const char *word = argv[optind - 1];
+    if (opt == ':')
+        return cli_usage_error("option '%s' needs a value", word);
+    return cli_usage_error("unknown option '%s'", word);
+}
+
+static int frac_arg(const char *flag, const char *arg, double *out)
+{
+    if (mg_parse_frac(arg, out) < 0)
+        return cli_usage_error("%s '%s': expected a fraction in (0, 1], such as 0.9 or 90%%",
+                               flag, arg);
+    return 0;
+}
+
+static int size_arg(const char *flag, const char *arg, uint64_t *out)
+{
+    if (mg_parse_size(arg, out) < 0)
+        return cli_usage_error("%s '%s': expected a size above 0, such as 4096, 512M or 8G",
+                               flag, arg);
+    return 0;
+}
+
+int cli_common_option(cli_common *c, int opt, const char *arg)
+{
+    int rc = 0;
+    switch (opt) {
+    case OPT_WARN_GPU: rc = frac_arg("--warn-gpu", arg, &c->cfg.warn_gpu_frac); break;
+    case OPT_STOP_GPU: rc = frac_arg("--stop-gpu", arg, &c->cfg.stop_gpu_frac); break;
+    case OPT_WARN_RAM: rc = frac_arg("--warn-ram", arg, &c->cfg.warn_ram_frac); break;
+    case OPT_STOP_RAM: rc = frac_arg("--stop-ram", arg, &c->cfg.stop_ram_frac); break;
+    case OPT_MIN_FREE_RAM: rc = size_arg("--min-free-ram", arg, &c->cfg.min_free_ram_bytes); break;
+    case OPT_MIN_FREE_GPU: rc = size_arg("--min-free-gpu", arg, &c->cfg.min_free_gpu_bytes); break;
+    case OPT_RAM_BUDGET: rc = size_arg("--ram-budget", arg, &c->cfg.ram_budget_bytes); break;
+    case OPT_PID: {
+        char *end;
+        errno = 0;
+        long v = strtol(arg, &end, 10);
+        if (errno || end == arg || *end || v <= 0 || v > INT_MAX)
+            rc = cli_usage_error("--pid '%s': expected a process id (a positive integer)", arg);
+        else
+            c->cfg.pid = (int)v;
+        break;
+    }
+    case OPT_NO_GPU: c->cfg.no_gpu = true; break;
+    case OPT_LANG:
+        if (strcmp(arg, "en") == 0) c->lang = MG_LANG_EN;
+        else if (strcmp(arg, "ja") == 0) c->lang = MG_LANG_JA;
+        else rc = cli_usage_error("--lang '%s': expected 'en' or 'ja'", arg);
+        break;
+    case OPT_JSON: c->json = true; break;
+    case 'v': c->verbose++; break;
+    case OPT_HELP: cli_usage(stdout); return -1 - MG_EXIT_OK;
+    case OPT_VERSION: printf("memguard %s\n", MG_VERSION_STRING); return -1 - MG_EXIT_OK;
+    default: return 0;
+    }
+    return rc ? -1 - rc : 1;
+}
+
+static int check_dir(const char *var)
+{
+    const char *v = getenv(var);
+    struct stat st;
+    if (!v || !*v) return 0;
+    if (stat(v, &st) != 0 || !S_ISDIR(st.st_mode) || access(v, R_OK | X_OK) != 0)
+        return cli_usage_error("%s '%s': not a readable directory (unset it to use the system's)",
+                               var, v);
+    return 0;
+}
+
+int cli_common_validate(cli_common *c)
+{
+    mg_config r;
+    mg_config_resolve(&c->cfg, &r);
+    if (r.warn_gpu_frac > r.stop_gpu_frac)
+        return cli_usage_error("--warn-gpu %g is above --stop-gpu %g: the warning must come first",
+                               r.warn_gpu_frac, r.stop_gpu_frac);
+    if (r.warn_ram_frac > r.stop_ram_frac)
+        return cli_usage_error("--warn-ram %g is above --stop-ram %g: the warning must come first",
+                               r.warn_ram_frac, r.stop_ram_frac);
+    int rc = check_dir("MEMGUARD_PROC_ROOT");
+    if (!rc) rc = check_dir("MEMGUARD_CGROUP_ROOT");
+    if (rc) return rc;
+    const char *lib = getenv("MEMGUARD_NVML_LIBRARY");
+    if (lib && *lib && strchr(lib, '/') && access(lib, R_OK) != 0)
+        return cli_usage_error("MEMGUARD_NVML_LIBRARY '%s': no such readable file", lib);
+    char msg[256];
+    if (mg_config_check(&c->cfg, msg, sizeof msg) < 0)
+        return cli_usage_error("%s", msg);
+    return 0;
+}
+
+static void log_stderr(void *user, mg_log_level level, const char *msg)
+{
+    (void)user;
+    static const char *names[] = {"error", "warning", "info", "debug"};
+    fprintf(stderr, "memguard: %s: %s\n", names[level <= MG_LOG_DEBUG ? level : MG_LOG_DEBUG],
+            msg);
+}
+
+mg_ctx *cli_open(cli_common *c, int *status)
+{
+    int err;
+    c->cfg.log_fn = log_stderr;
+    c->cfg.log_level = c->verbose >= 2 ? MG_LOG_DEBUG
+                     : c->verbose == 1 ? MG_LOG_INFO : MG_LOG_WARN;
+    c->cfg.lang = c->lang;
+    mg_ctx *ctx = mg_create(&c->cfg, &err);
+    if (ctx && c->cfg.pid > 0 && mg_watch_pid(ctx, c->cfg.pid) < 0) {
+        mg_destroy(ctx);
+        *status = cli_usage_error("--pid %d: no such process", c->cfg.pid);
+        return NULL;
+    }
+    if (!ctx) {
+        const char *root = getenv("MEMGUARD_PROC_ROOT");
+        bool injected = root && *root;
+        if (injected) {
+            *status = cli_usage_error("MEMGUARD_PROC_ROOT '%s': %s (it must hold a meminfo file)",
+                                      root, mg_strerror(err));
+        } else {
+            fprintf(stderr, "memguard: cannot start: %s\n", mg_strerror(err));
+            *status = MG_EXIT_ERROR;
+        }
+    }
+    return ctx;
+}
+
+mg_text_opts cli_text_opts(const cli_common *c)
+{
+    mg_text_opts t = mg_text_opts_from_env(STDOUT_FILENO);
+    if (c->lang != MG_LANG_AUTO) t.lang = c->lang;
+    return t;
+}

@@ -1,0 +1,265 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ctx.c: the context: configuration defaults and validation, opening and
+ * closing the sources, and one sample across all of them.
+ *
+ * Everything the library keeps between calls lives in struct mg_ctx: the
+ * resolved configuration with its own copies of the path strings, the Linux
+ * probe, the GPU backend state and the trainer's own figures. The decision
+ * (policy.c) and the texts (report.c) never see the context.
+ */
+#include "internal.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef PATH_MAX
+#define PATH_MAX 4096
+#endif
+
+struct mg_ctx {
+    mg_config cfg;                 /* resolved; string fields point below */
+    char proc_root[PATH_MAX];
+    char cgroup_root[PATH_MAX];
+    char nvml_library[PATH_MAX];
+    char visible[512];
+    mg__log log;
+    mg__probe *probe;
+    const mg__gpu_backend *gpu;
+    void *gpu_state;               /* NULL when the backend is absent */
+    mg_gpu_state gpu_open_state;   /* why, when it is */
+    bool trainer_known;
+    uint64_t trainer_allocated_bytes;
+    uint64_t trainer_reserved_bytes;
+};
+
+/* ---- configuration ------------------------------------------------------ */
+
+static const char *env_or(const char *given, const char *env, const char *def)
+{
+    if (given) return given;
+    const char *e = getenv(env);
+    return (e && *e) ? e : def;
+}
+
+void mg_config_resolve(const mg_config *in, mg_config *out)
+{
+    mg_config zero = {0};
+    *out = in ? *in : zero;
+    if (out->warn_gpu_frac == 0) out->warn_gpu_frac = MG_DEFAULT_WARN_GPU;
+    if (out->stop_gpu_frac == 0) out->stop_gpu_frac = MG_DEFAULT_STOP_GPU;
+    if (out->warn_ram_frac == 0) out->warn_ram_frac = MG_DEFAULT_WARN_RAM;
+    if (out->stop_ram_frac == 0) out->stop_ram_frac = MG_DEFAULT_STOP_RAM;
+    if (out->check_train_every == 0) out->check_train_every = MG_DEFAULT_CHECK_TRAIN;
+    if (out->check_eval_every == 0) out->check_eval_every = MG_DEFAULT_CHECK_EVAL;
+    if (out->hysteresis_frac == 0) out->hysteresis_frac = MG_DEFAULT_HYSTERESIS;
+    if (out->min_interval_ms == 0) out->min_interval_ms = MG_DEFAULT_MIN_INTERVAL_MS;
+    if (out->max_interval_ms == 0) out->max_interval_ms = MG_DEFAULT_MAX_INTERVAL_MS;
+    if (out->ram_fill_rate_bytes_per_s == 0)
+        out->ram_fill_rate_bytes_per_s = MG_DEFAULT_RAM_FILL_RATE;
+    if (out->swap_fill_rate_bytes_per_s == 0)
+        out->swap_fill_rate_bytes_per_s = MG_DEFAULT_SWAP_FILL_RATE;
+    if (out->gpu_fill_rate_bytes_per_s == 0)
+        out->gpu_fill_rate_bytes_per_s = MG_DEFAULT_GPU_FILL_RATE;
+    out->proc_root = env_or(out->proc_root, "MEMGUARD_PROC_ROOT", "/proc");
+    out->cgroup_root = env_or(out->cgroup_root, "MEMGUARD_CGROUP_ROOT", "/sys/fs/cgroup");
+    out->nvml_library = env_or(out->nvml_library, "MEMGUARD_NVML_LIBRARY",
+                               "libnvidia-ml.so.1");
+    /* CUDA_VISIBLE_DEVICES set to "" hides every device, so unset and
+     * empty differ here, unlike the MEMGUARD_* variables. */
+    if (!out->visible_devices) out->visible_devices = getenv("CUDA_VISIBLE_DEVICES");
+}
+
+static int fail(char *msg, size_t len, const char *fmt, ...) MG_PRINTF(3, 4);
+static int fail(char *msg, size_t len, const char *fmt, ...)
+{
+    if (msg && len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, len, fmt, ap);
+        va_end(ap);
+    }
+    return MG_ECONFIG;
+}
+
+int mg_config_check(const mg_config *in, char *msg, size_t msg_len)
+{
+    mg_config c;
+    mg_config_resolve(in, &c);
+    if (msg && msg_len) msg[0] = '\0';
+    const struct { const char *name; double v; } fr[] = {
+        {"warn_gpu_frac", c.warn_gpu_frac}, {"stop_gpu_frac", c.stop_gpu_frac},
+        {"warn_ram_frac", c.warn_ram_frac}, {"stop_ram_frac", c.stop_ram_frac},
+    };
+    for (size_t i = 0; i < sizeof fr / sizeof fr[0]; i++)
+        if (!(fr[i].v > 0.0 && fr[i].v <= 1.0))
+            return fail(msg, msg_len, "%s %g is outside (0, 1]", fr[i].name, fr[i].v);
+    if (c.warn_gpu_frac > c.stop_gpu_frac)
+        return fail(msg, msg_len, "warn_gpu_frac %g is above stop_gpu_frac %g",
+                    c.warn_gpu_frac, c.stop_gpu_frac);
+    if (c.warn_ram_frac > c.stop_ram_frac)
+        return fail(msg, msg_len, "warn_ram_frac %g is above stop_ram_frac %g",
+                    c.warn_ram_frac, c.stop_ram_frac);
+    if (!(c.hysteresis_frac < 1.0) || isnan(c.hysteresis_frac))
+        return fail(msg, msg_len, "hysteresis_frac %g must be below 1 (negative: none)",
+                    c.hysteresis_frac);
+    if (c.min_interval_ms > c.max_interval_ms)
+        return fail(msg, msg_len, "min_interval_ms %u is above max_interval_ms %u",
+                    (unsigned)c.min_interval_ms, (unsigned)c.max_interval_ms);
+    if (c.ram_budget_bytes && (c.skip_sources & MG_SKIP_TREE))
+        return fail(msg, msg_len, "ram_budget_bytes needs the process tree: drop MG_SKIP_TREE");
+    if (c.pid < 0)
+        return fail(msg, msg_len, "pid %d must be 0 (this process) or positive", c.pid);
+    if (c.lang != MG_LANG_AUTO && c.lang != MG_LANG_EN && c.lang != MG_LANG_JA)
+        return fail(msg, msg_len, "lang %d is not MG_LANG_AUTO, _EN or _JA", (int)c.lang);
+    return 0;
+}
+
+/* ---- context ------------------------------------------------------------ */
+
+static int copy_str(char *dst, size_t len, const char *src)
+{
+    return mg__path(dst, len, "%s", src);
+}
+
+mg_ctx *mg_create(const mg_config *cfg, int *err)
+{
+    int dummy;
+    if (!err) err = &dummy;
+    char msg[256];
+    mg_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) {
+        *err = MG_ENOMEM;
+        return NULL;
+    }
+    mg_config_resolve(cfg, &ctx->cfg);
+    ctx->log = (mg__log){ctx->cfg.log_fn, ctx->cfg.log_user, ctx->cfg.log_level};
+    int rc = mg_config_check(&ctx->cfg, msg, sizeof msg);
+    if (rc < 0) {
+        mg__logf(&ctx->log, MG_LOG_ERROR, "invalid configuration: %s", msg);
+        goto out;
+    }
+    if ((rc = copy_str(ctx->proc_root, sizeof ctx->proc_root, ctx->cfg.proc_root)) < 0 ||
+        (rc = copy_str(ctx->cgroup_root, sizeof ctx->cgroup_root, ctx->cfg.cgroup_root)) < 0 ||
+        (rc = copy_str(ctx->nvml_library, sizeof ctx->nvml_library, ctx->cfg.nvml_library)) < 0) {
+        rc = MG_ECONFIG;
+        mg__logf(&ctx->log, MG_LOG_ERROR, "a source path is longer than %d bytes", PATH_MAX);
+        goto out;
+    }
+    ctx->cfg.proc_root = ctx->proc_root;
+    ctx->cfg.cgroup_root = ctx->cgroup_root;
+    ctx->cfg.nvml_library = ctx->nvml_library;
+    if (ctx->cfg.visible_devices) {
+        if (copy_str(ctx->visible, sizeof ctx->visible, ctx->cfg.visible_devices) < 0) {
+            rc = MG_ECONFIG;
+            mg__logf(&ctx->log, MG_LOG_ERROR, "CUDA_VISIBLE_DEVICES is longer than %zu bytes",
+                     sizeof ctx->visible - 1);
+            goto out;
+        }
+        ctx->cfg.visible_devices = ctx->visible;
+    }
+
+    rc = mg__probe_open(&ctx->probe, ctx->proc_root, ctx->cgroup_root, ctx->cfg.pid, &ctx->log);
+    if (rc < 0) {
+        mg__logf(&ctx->log, MG_LOG_ERROR, "cannot read %s/meminfo: %s", ctx->proc_root,
+                 mg_strerror(rc));
+        goto out;
+    }
+    if (ctx->cfg.no_gpu) {
+        ctx->gpu_open_state = MG_GPU_DISABLED;
+    } else {
+        ctx->gpu = &mg__gpu_nvml;
+        rc = ctx->gpu->open(&ctx->gpu_state, ctx->nvml_library, ctx->cfg.visible_devices,
+                            &ctx->log, &ctx->gpu_open_state);
+        if (rc < 0) goto out;
+    }
+    *err = 0;
+    return ctx;
+out:
+    *err = rc;
+    mg_destroy(ctx);
+    return NULL;
+}
+
+void mg_destroy(mg_ctx *ctx)
+{
+    if (!ctx) return;
+    if (ctx->gpu && ctx->gpu_state) ctx->gpu->close(ctx->gpu_state);
+    if (ctx->probe) mg__probe_close(ctx->probe);
+    free(ctx);
+}
+
+const mg_config *mg_ctx_config(const mg_ctx *ctx)
+{
+    return &ctx->cfg;
+}
+
+int mg_sample(mg_ctx *ctx, mg_snapshot *out)
+{
+    if (!ctx || !out) return MG_EINVAL;
+    memset(out, 0, sizeof *out);
+    out->time_ms = mg__now_ms();
+    mg__probe_sample(ctx->probe, out->time_ms, ctx->cfg.skip_sources, out);
+    mg__ram_combine(out, ctx->cfg.ram_budget_bytes);
+    if (ctx->gpu_state) {
+        ctx->gpu->query(ctx->gpu_state, out);
+    } else {
+        out->gpu_state = ctx->gpu_open_state;
+        out->gpu_count = 0;
+    }
+    out->trainer_known = ctx->trainer_known;
+    out->trainer_allocated_bytes = ctx->trainer_allocated_bytes;
+    out->trainer_reserved_bytes = ctx->trainer_reserved_bytes;
+    return 0;
+}
+
+int mg_watch_pid(mg_ctx *ctx, int pid)
+{
+    if (!ctx || pid < 0) return MG_EINVAL;
+    int rc = mg__probe_set_pid(ctx->probe, pid);
+    if (rc == 0) ctx->cfg.pid = pid;
+    return rc;
+}
+
+void mg_set_trainer_memory(mg_ctx *ctx, uint64_t allocated_bytes, uint64_t reserved_bytes)
+{
+    if (!ctx) return;
+    ctx->trainer_known = true;
+    ctx->trainer_allocated_bytes = allocated_bytes;
+    ctx->trainer_reserved_bytes = reserved_bytes;
+}
+
+int mg_check_memory_safety(mg_ctx *ctx, double threshold_gpu, double threshold_ram,
+                           bool *is_safe, char *warning, size_t warning_len)
+{
+    if (!ctx || !is_safe) return MG_EINVAL;
+    if (!(threshold_gpu > 0.0 && threshold_gpu <= 1.0) ||
+        !(threshold_ram > 0.0 && threshold_ram <= 1.0))
+        return MG_ERANGE;
+    mg_snapshot snap;
+    int rc = mg_sample(ctx, &snap);
+    if (rc < 0) return rc;
+    /* The seed's call has one threshold per resource: reaching it is unsafe.
+     * Warn and stop both sit there; floors keep applying. */
+    mg_config c = ctx->cfg;
+    c.warn_gpu_frac = c.stop_gpu_frac = threshold_gpu;
+    c.warn_ram_frac = c.stop_ram_frac = threshold_ram;
+    mg_verdict v;
+    mg_level level = mg_classify(&c, &snap, NULL, &v);
+    *is_safe = level == MG_LEVEL_SAFE;
+    if (warning && warning_len) {
+        warning[0] = '\0';
+        if (!*is_safe) {
+            mg_text_opts t = mg_text_opts_from_env(-1);
+            if (c.lang != MG_LANG_AUTO) t.lang = c.lang;
+            rc = mg_format_warning(&v, &t, -1, warning, warning_len);
+            if (rc < 0) return rc;
+            size_t n = strlen(warning);
+            if (n && warning[n - 1] == '\n') warning[n - 1] = '\0';
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * internal.h: what the library's files share and the outside never sees.
+ *
+ * Names here are mg__* (two underscores). It declares the logger, the small
+ * file helpers every probe uses, the Linux probe (RAM, swap, cgroup, process
+ * tree, PSI) and the GPU backend vtable. It holds no definitions of state:
+ * each module owns its own struct and allocates it.
+ */
+#ifndef MG_INTERNAL_H
+#define MG_INTERNAL_H
+
+#include "memguard.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#if defined(__GNUC__)
+#define MG_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define MG_PRINTF(fmt, args)
+#endif
+
+/* ---- log.c ------------------------------------------------------------- */
+
+typedef struct mg__log {
+    mg_log_fn fn;       /* NULL: drop everything */
+    void *user;
+    mg_log_level level; /* most verbose level delivered */
+} mg__log;
+
+/* Formats and delivers one line when `level` passes the filter. The level is
+ * checked before the message is built, so debug lines cost nothing when off. */
+void mg__logf(const mg__log *log, mg_log_level level, const char *fmt, ...)
+    MG_PRINTF(3, 4);
+
+/* ---- util.c ------------------------------------------------------------ */
+
+/* Milliseconds on CLOCK_MONOTONIC. */
+uint64_t mg__now_ms(void);
+
+/* Reads a whole file through a descriptor kept open: pread from offset 0
+ * until EOF (a /proc file can come back in several page-sized pieces) into
+ * buf, NUL-terminated. Returns the length, or MG_EIO / MG_ESRCH (the process
+ * behind a /proc/PID file has exited) / MG_ENOSPC (buf too small). */
+ssize_t mg__pread_all(int fd, char *buf, size_t buf_len);
+
+/* One pread from offset 0, for the files read on every sample: meminfo,
+ * statm, PSI and the cgroup counters are "single show" seq files, which the
+ * kernel renders whole and hands out in one read when the buffer is large
+ * enough. mg__pread_all's second, EOF-confirming pread costs another
+ * syscall (0.8-1 us here, 20 % of a meminfo read); this skips it. Returns
+ * the length, or as mg__pread_all (MG_ENOSPC when the buffer filled up). */
+ssize_t mg__pread_single(int fd, char *buf, size_t buf_len);
+
+/* open(path, O_RDONLY | O_CLOEXEC), read it whole as above, close. Returns
+ * the length or MG_ENOENT / MG_EPERM / MG_EIO / MG_ENOSPC. */
+ssize_t mg__read_file(const char *path, char *buf, size_t buf_len);
+
+/* snprintf into a fixed buffer; returns MG_ENOSPC when it did not fit. */
+int mg__path(char *buf, size_t buf_len, const char *fmt, ...) MG_PRINTF(3, 4);
+
+/* Parses an unsigned decimal at *s, skipping leading blanks, and advances
+ * *s past it. Returns 0 or MG_EPARSE / MG_ERANGE. */
+int mg__parse_u64(const char **s, uint64_t *out);
+
+/* ---- probe_linux.c: RAM, swap, cgroup, process tree, PSI ---------------- */
+
+typedef struct mg__probe mg__probe;
+
+/* Opens /proc/meminfo (required: MG_ENOENT / MG_EIO / MG_EPARSE when it
+ * cannot be read or parsed), /proc/pressure/memory and the caller's memory
+ * cgroup (both optional) under the given roots, and the tree rooted at pid
+ * (0 = the calling process). */
+int mg__probe_open(mg__probe **out, const char *proc_root,
+                   const char *cgroup_root, int pid, const mg__log *log);
+/* Re-roots the process tree (0 = the calling process). MG_ESRCH when
+ * proc_root has no such pid. A missing root at open is not an error: the
+ * tree reads as unknown. */
+int mg__probe_set_pid(mg__probe *p, int pid);
+/* Fills snap->ram's meminfo_* fields, snap->swap, snap->cgroup, snap->tree
+ * and snap->psi, but for the MG_SKIP_* sources in `skip`; each one's `known`
+ * flag says whether it was read. The tree
+ * is rediscovered when it has not been for a second (or on the first call),
+ * member RSS is re-read every call. Leaves every other field alone. */
+void mg__probe_sample(mg__probe *p, uint64_t now_ms, unsigned skip, mg_snapshot *snap);
+void mg__probe_close(mg__probe *p);
+
+/* ---- ram.c: the effective RAM figure ------------------------------------ */
+
+/* From the meminfo, cgroup and tree figures already in snap and the budget
+ * (0 = none), fills snap->ram.{known, source, total, available, used,
+ * used_frac}: every applicable limit is evaluated and the one closest to
+ * full decides. */
+void mg__ram_combine(mg_snapshot *snap, uint64_t ram_budget_bytes);
+
+/* ---- gpu_*.c: GPU backends ----------------------------------------------- */
+
+typedef struct mg__gpu_backend {
+    const char *name;
+    /* Loads the backend. Never fails for "no library / no driver / no
+     * device": returns 0 with *state NULL (and *why saying which) or with a
+     * state holding at least one device. Returns a negative code only for
+     * MG_ENOMEM. Copies *log: its callback must stay valid until close. */
+    int (*open)(void **state, const char *library, const char *visible,
+                const mg__log *log, mg_gpu_state *why);
+    /* Fills snap->gpu_state, gpu_count and gpus[]. Called only with the
+     * non-NULL state open() gave; a NULL state means the context reports the
+     * *why from open() and zero devices without calling query. */
+    void (*query)(void *state, mg_snapshot *snap);
+    /* Releases everything open() took. NULL is a no-op. */
+    void (*close)(void *state);
+} mg__gpu_backend;
+
+extern const mg__gpu_backend mg__gpu_nvml;
+
+#endif /* MG_INTERNAL_H */

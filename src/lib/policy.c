@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * policy.c: the pure decisions. mg_classify() turns one snapshot into a level
+ * (safe / warn / critical) and says which resource decided it;
+ * mg_next_poll_ms() says how soon the next sample is due. Both only read
+ * their arguments (mg_classify also updates the caller's hysteresis state):
+ * no I/O, no clock, no allocation, no global state, so they are tested with
+ * tables and can run in a signal-free hot loop.
+ *
+ * They do not sample, print or act. A zero threshold in cfg is read as its
+ * default (the same rule as mg_config_resolve), so a caller that forgot to
+ * resolve gets the seed's numbers instead of "everything is critical".
+ */
+#include "memguard.h"
+
+#include <math.h>
+
+/* The zero-means-default rule of mg_config, applied to the fields read here. */
+static double frac_or(double v, double def) { return v > 0.0 ? v : def; }
+static double rate_or(uint64_t v, unsigned long long def)
+{
+    return (double)(v ? v : (uint64_t)def);
+}
+
+const char *mg_level_name(mg_level level)
+{
+    switch (level) {
+    case MG_LEVEL_SAFE: return "safe";
+    case MG_LEVEL_WARN: return "warn";
+    case MG_LEVEL_CRITICAL: return "critical";
+    }
+    return "unknown";
+}
+
+const char *mg_ram_source_name(mg_ram_source source)
+{
+    switch (source) {
+    case MG_RAM_SOURCE_MEMINFO: return "meminfo";
+    case MG_RAM_SOURCE_CGROUP: return "cgroup";
+    case MG_RAM_SOURCE_BUDGET: return "budget";
+    }
+    return "unknown";
+}
+
+/* One resource's judgement, and how far past its threshold it is (used only
+ * to pick the worst of several resources at the same level). */
+typedef struct judged {
+    mg_level level;
+    mg_resource resource;
+    unsigned gpu_index;
+    double value_frac;
+    double threshold_frac;
+    bool by_floor;
+    uint64_t used_bytes;
+    uint64_t total_bytes;
+    double severity;
+} judged;
+
+/*
+ * Judges one resource. `free_bytes` is what the floor is compared with.
+ * `sticky` is true when the previous call ended at warn or worse: the warn
+ * threshold is then lowered by `hyst` so a value hovering at the threshold
+ * does not flap. Critical never gets hysteresis: it must act on the first
+ * sample that crosses it.
+ */
+static judged judge(mg_resource res, unsigned gpu_index, double frac,
+                    uint64_t used, uint64_t total, uint64_t free_bytes,
+                    double warn, double stop, uint64_t floor_bytes,
+                    bool sticky, double hyst)
+{
+    judged j = {MG_LEVEL_SAFE, res, gpu_index, frac, 0.0, false,
+                used, total, 0.0};
+    if (frac >= stop) {
+        /* Reported by fraction even when the floor is crossed too: that is
+         * the seed's message and the number people compare with. */
+        j.level = MG_LEVEL_CRITICAL;
+        j.threshold_frac = stop;
+        j.severity = frac / stop;
+    } else if (floor_bytes > 0 && free_bytes < floor_bytes) {
+        j.level = MG_LEVEL_CRITICAL;
+        j.by_floor = true;
+        /* The floor as the used fraction it corresponds to, so "value_frac
+         * reached threshold_frac" still holds and the floor in bytes can be
+         * recovered as (1 - threshold_frac) * total_bytes. It is negative
+         * when the floor exceeds the total (always critical). */
+        j.threshold_frac = total ? 1.0 - (double)floor_bytes / (double)total
+                                 : 0.0;
+        j.severity = free_bytes ? (double)floor_bytes / (double)free_bytes
+                                : HUGE_VAL;
+    } else if (frac >= warn || (sticky && frac >= warn - hyst)) {
+        j.level = MG_LEVEL_WARN;
+        j.threshold_frac = warn;
+        j.severity = frac / warn;
+    }
+    return j;
+}
+
+/* Critical beats warn beats safe; at the same level, the resource furthest
+ * past its own threshold. Ties keep the earlier one (RAM, then GPU 0, 1...). */
+static bool worse(const judged *a, const judged *b)
+{
+    if (a->level != b->level) return a->level > b->level;
+    return a->severity > b->severity;
+}
+
+mg_level mg_classify(const mg_config *cfg, const mg_snapshot *snap,
+                     mg_policy_state *st, mg_verdict *v)
+{
+    static const mg_config defaults; /* const: all zero = all defaults */
+    if (!cfg) cfg = &defaults;
+
+    unsigned unknown = 0;
+    judged best = {MG_LEVEL_SAFE, MG_RES_NONE, 0, 0.0, 0.0, false, 0, 0, 0.0};
+
+    if (!snap) {
+        /* Nothing could be judged: say so rather than claim safety. */
+        unknown = MG_UNKNOWN_RAM | MG_UNKNOWN_GPU;
+    } else {
+        double hyst = cfg->hysteresis_frac == 0.0 ? MG_DEFAULT_HYSTERESIS
+                                                  : cfg->hysteresis_frac;
+        bool sticky = st && st->last >= MG_LEVEL_WARN && hyst > 0.0;
+
+        /* A NaN fraction compares false against every threshold and would
+         * read as safe, so a non-finite one counts as unknown instead. */
+        if (snap->ram.known && isfinite(snap->ram.used_frac)) {
+            judged j = judge(MG_RES_RAM, 0, snap->ram.used_frac,
+                             snap->ram.used_bytes, snap->ram.total_bytes,
+                             snap->ram.available_bytes,
+                             frac_or(cfg->warn_ram_frac, MG_DEFAULT_WARN_RAM),
+                             frac_or(cfg->stop_ram_frac, MG_DEFAULT_STOP_RAM),
+                             cfg->min_free_ram_bytes, sticky, hyst);
+            if (worse(&j, &best)) best = j;
+        } else {
+            unknown |= MG_UNKNOWN_RAM;
+        }
+
+        unsigned n = snap->gpu_count < MG_MAX_GPUS ? snap->gpu_count
+                                                   : MG_MAX_GPUS;
+        for (unsigned i = 0; i < n; i++) {
+            const mg_gpu *g = &snap->gpus[i];
+            if (!g->known || !isfinite(g->used_frac)) {
+                unknown |= MG_UNKNOWN_GPU;
+                continue;
+            }
+            uint64_t used = g->total_bytes > g->free_bytes
+                                ? g->total_bytes - g->free_bytes : 0;
+            judged j = judge(MG_RES_GPU, g->index, g->used_frac, used,
+                             g->total_bytes, g->free_bytes,
+                             frac_or(cfg->warn_gpu_frac, MG_DEFAULT_WARN_GPU),
+                             frac_or(cfg->stop_gpu_frac, MG_DEFAULT_STOP_GPU),
+                             cfg->min_free_gpu_bytes, sticky, hyst);
+            if (worse(&j, &best)) best = j;
+        }
+        /* A failed query leaves no device to flag, yet the GPUs were not
+         * judged: that must not pass for "no GPU, all safe". */
+        if (snap->gpu_state == MG_GPU_ERROR) unknown |= MG_UNKNOWN_GPU;
+    }
+
+    if (st) st->last = best.level;
+    if (v) {
+        mg_verdict out = {0};
+        out.level = best.level;
+        out.unknown = unknown;
+        if (best.level != MG_LEVEL_SAFE) {
+            out.resource = best.resource;
+            out.gpu_index = best.gpu_index;
+            out.value_frac = best.value_frac;
+            out.threshold_frac = best.threshold_frac;
+            out.by_floor = best.by_floor;
+            out.used_bytes = best.used_bytes;
+            out.total_bytes = best.total_bytes;
+        }
+        *v = out;
+    }
+    return best.level;
+}
+
+/* Seconds-to-milliseconds for `bytes` at `rate` bytes per second. */
+static double fill_ms(double bytes, double rate)
+{
+    return bytes > 0.0 ? bytes * 1000.0 / rate : 0.0;
+}
+
+/* Bytes left before a resource reaches its stop threshold or its floor,
+ * whichever comes first: both trigger critical. */
+static double headroom(double stop, uint64_t used, uint64_t total,
+                       uint64_t free_bytes, uint64_t floor_bytes)
+{
+    double h = stop * (double)total - (double)used;
+    if (floor_bytes > 0) {
+        double hf = (double)free_bytes - (double)floor_bytes;
+        if (hf < h) h = hf;
+    }
+    return h > 0.0 ? h : 0.0;
+}
+
+/*
+ * earlyoom's adaptive sleep (main.c sleep_time_ms): the time the fastest
+ * plausible allocator needs to eat the headroom. 6000 MiB/s is what earlyoom
+ * measured for RAM ("stress -m 4 --vm-bytes 4G"), 800 MiB/s for swap (a
+ * membomb on zram); swap must fill too before RAM runs out, so its time adds
+ * to RAM's. GPUs take 10 GiB/s: one cudaMalloc grabs gigabytes at once. The
+ * resource closest to its threshold in time decides.
+ */
+uint32_t mg_next_poll_ms(const mg_config *cfg, const mg_snapshot *snap)
+{
+    static const mg_config defaults;
+    if (!cfg) cfg = &defaults;
+    uint32_t lo = cfg->min_interval_ms ? cfg->min_interval_ms
+                                       : MG_DEFAULT_MIN_INTERVAL_MS;
+    uint32_t hi = cfg->max_interval_ms ? cfg->max_interval_ms
+                                       : MG_DEFAULT_MAX_INTERVAL_MS;
+    if (lo > hi) lo = hi; /* a bad config still gets a usable answer */
+    if (!snap) return hi;
+
+    double best = HUGE_VAL;
+    if (snap->ram.known) {
+        double h = headroom(frac_or(cfg->stop_ram_frac, MG_DEFAULT_STOP_RAM),
+                            snap->ram.used_bytes, snap->ram.total_bytes,
+                            snap->ram.available_bytes, cfg->min_free_ram_bytes);
+        double ms = fill_ms(h, rate_or(cfg->ram_fill_rate_bytes_per_s,
+                                       MG_DEFAULT_RAM_FILL_RATE));
+        if (snap->swap.known)
+            ms += fill_ms((double)snap->swap.free_bytes,
+                          rate_or(cfg->swap_fill_rate_bytes_per_s,
+                                  MG_DEFAULT_SWAP_FILL_RATE));
+        if (ms < best) best = ms;
+    }
+    unsigned n = snap->gpu_count < MG_MAX_GPUS ? snap->gpu_count : MG_MAX_GPUS;
+    for (unsigned i = 0; i < n; i++) {
+        const mg_gpu *g = &snap->gpus[i];
+        if (!g->known) continue;
+        uint64_t used = g->total_bytes > g->free_bytes
+                            ? g->total_bytes - g->free_bytes : 0;
+        double h = headroom(frac_or(cfg->stop_gpu_frac, MG_DEFAULT_STOP_GPU),
+                            used, g->total_bytes, g->free_bytes,
+                            cfg->min_free_gpu_bytes);
+        double ms = fill_ms(h, rate_or(cfg->gpu_fill_rate_bytes_per_s,
+                                       MG_DEFAULT_GPU_FILL_RATE));
+        if (ms < best) best = ms;
+    }
+
+    /* Compare in double before converting: the unclamped value can be far
+     * beyond uint32_t (an idle 1 TiB machine). NaN cannot occur (finite
+     * operands, rates > 0) but would fall to `hi` as well. */
+    if (!(best < (double)hi)) return hi;
+    if (best <= (double)lo) return lo;
+    return (uint32_t)best;
+}
