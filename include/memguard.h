@@ -147,11 +147,14 @@ typedef void (*mg_log_fn)(void *user, mg_log_level level, const char *msg);
 /* A warning clears only once the value is this far below the warn threshold,
  * so a run hovering at 90.0 % GPU does not flap between levels. */
 #define MG_DEFAULT_HYSTERESIS 0.02
-/* earlyoom's adaptive sleep: headroom / worst fill rate, clamped to
- * [100 ms, 1000 ms]. 6000 MiB/s is the fastest RAM fill earlyoom measured
- * (stress -m 4), 800 MiB/s its swap fill; GPUs fill faster than RAM (a
- * cudaMalloc of several GiB is one call), hence 10 GiB/s. */
-#define MG_DEFAULT_MIN_INTERVAL_MS 100u
+/* earlyoom's adaptive sleep: headroom / worst fill rate, clamped. 6000
+ * MiB/s is the fastest RAM fill earlyoom measured (stress -m 4), 800 MiB/s
+ * its swap fill; GPUs fill faster than RAM (a cudaMalloc of several GiB is
+ * one call), hence 10 GiB/s. earlyoom clamps at 100 ms; we go down to 10 ms
+ * because a budget of a few GiB at 1-4 GB/s is crossed in tens of ms. A
+ * sample costs 7-45 us, so even 10 ms is < 0.5 % of a core, and the
+ * interval only gets that short when less than 60 MB are left. */
+#define MG_DEFAULT_MIN_INTERVAL_MS 10u
 #define MG_DEFAULT_MAX_INTERVAL_MS 1000u
 #define MG_DEFAULT_RAM_FILL_RATE (6000ull << 20)
 #define MG_DEFAULT_SWAP_FILL_RATE (800ull << 20)
@@ -186,7 +189,7 @@ typedef struct mg_config {
     unsigned check_train_every;    /* batches; 0 = 10 */
     unsigned check_eval_every;     /* batches; 0 = 15 */
     double hysteresis_frac;        /* 0 = 0.02; negative = none */
-    uint32_t min_interval_ms;      /* 0 = 100 */
+    uint32_t min_interval_ms;      /* 0 = 10 */
     uint32_t max_interval_ms;      /* 0 = 1000 */
     uint64_t ram_fill_rate_bytes_per_s;  /* 0 = 6000 MiB/s */
     uint64_t swap_fill_rate_bytes_per_s; /* 0 = 800 MiB/s */
@@ -235,6 +238,15 @@ typedef struct mg_ram {
     uint64_t available_bytes; /* total - used, 0 when over */
     uint64_t used_bytes;
     double used_frac;         /* used / total, may exceed 1 */
+    /* Every limit that applies (machine, cgroup, budget), the deciding one
+     * included: the poll interval follows the one with the least headroom
+     * in bytes, which need not be the fullest in fraction. */
+    unsigned nlimits;
+    struct mg_ram_limit {
+        mg_ram_source source;
+        uint64_t total_bytes;
+        uint64_t used_bytes;
+    } limits[3];
     /* The machine's own figures, whatever the source. */
     bool meminfo_known;
     uint64_t mem_total_bytes;     /* MemTotal */
@@ -363,8 +375,13 @@ typedef struct mg_verdict {
     mg_resource resource;  /* what decided the level (NONE when safe) */
     unsigned gpu_index;    /* when resource is GPU */
     double value_frac;     /* its used fraction */
-    double threshold_frac; /* the threshold it reached */
+    double threshold_frac; /* the threshold it reached, as a used fraction;
+                            * when by_floor, the floor's equivalent,
+                            * 1 - floor_bytes / total_bytes (negative when
+                            * the floor exceeds the total), so fraction and
+                            * floor verdicts compare on one scale */
     bool by_floor;         /* decided by min_free_*_bytes, not a fraction */
+    uint64_t floor_bytes;  /* the floor that decided, when by_floor; else 0 */
     uint64_t used_bytes;   /* of that resource */
     uint64_t total_bytes;
     unsigned unknown;      /* MG_UNKNOWN_* bits; never read as safe silently */
@@ -438,6 +455,42 @@ MG_API int mg_format_json(const mg_config *cfg, const mg_snapshot *snap,
  * "budget". Static storage. */
 MG_API const char *mg_level_name(mg_level level);
 MG_API const char *mg_ram_source_name(mg_ram_source source);
+
+/* ------------------------------------------------------------------------- */
+/* The trainer's side of `memguard run`                                      */
+/* ------------------------------------------------------------------------- */
+
+/* memguard run tells its command two things in the environment:
+ * MEMGUARD_STOP_FILE (a path that appears when memory is critical) and
+ * MEMGUARD_STOP_SIGNAL (the number of the checkpoint signal, SIGUSR1 by
+ * default, sent to the command's process group at the same moment). A
+ * trainer checks mg_stop_requested() at every batch of every loop, saves,
+ * and exits with MG_EXIT_MEMSTOP:
+ *
+ *     mg_stop *stop = mg_stop_open(0, NULL);
+ *     for (...each batch...) {
+ *         train_one_batch();
+ *         if (mg_stop_requested(stop)) { save_checkpoint(); exit(MG_EXIT_MEMSTOP); }
+ *     }
+ *
+ * The signal handler only sets a flag: saving inside a handler is what hangs
+ * (Lightning #21406). That flag is the one piece of process-wide state in
+ * the library, because signal dispositions are process-wide themselves. */
+typedef struct mg_stop mg_stop;
+
+/* Installs the flag-only handler for `signo` (0: MEMGUARD_STOP_SIGNAL from
+ * the environment, else SIGUSR1; negative: no handler, stop file only) and
+ * remembers MEMGUARD_STOP_FILE. Works without memguard run too: then only
+ * the signal can ask. Returns NULL with *err (may be NULL) set to
+ * MG_EINVAL (bad signal number) or MG_ENOMEM. */
+MG_API mg_stop *mg_stop_open(int signo, int *err);
+/* True once the signal arrived or the stop file exists. Costs a flag read
+ * and one stat() (2-3 us): cheap enough for every batch. */
+MG_API bool mg_stop_requested(mg_stop *s);
+/* The stop file's path, or NULL when none was given. */
+MG_API const char *mg_stop_file(const mg_stop *s);
+/* Restores the previous handler. NULL is a no-op. */
+MG_API void mg_stop_close(mg_stop *s);
 
 /* ------------------------------------------------------------------------- */
 /* Parsing helpers shared by the programs                                    */

@@ -6,7 +6,7 @@
  * the fake NVML library, so every number it asserts is one it wrote. The
  * --json output is parsed with cJSON, a real JSON parser.
  */
-#include "mg_test.h"
+#include "mg_proc.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -22,107 +22,8 @@
 
 #define GIB (1024.0 * 1024.0 * 1024.0)
 
-typedef struct run_result {
-    int status;      /* exit status, or 128 + signal */
-    char out[65536];
-    char err[8192];
-} run_result;
-
-static run_result R;
-
-/* ---- process helper ------------------------------------------------------ */
-
-static void read_into(int fd, char *buf, size_t len, size_t *used)
-{
-    ssize_t n = read(fd, buf + *used, len - 1 - *used);
-    if (n > 0) *used += (size_t)n;
-    buf[*used] = '\0';
-}
-
-/* Runs memguard with argv (NULL-terminated) and "K=V" environment overrides
- * (a value-less "K" unsets K). Kills it after timeout_ms; with
- * sigint_after_ms > 0 sends SIGINT first. */
-static int run_cli(const char *const *env, const char *const *args, int timeout_ms,
-                   int sigint_after_ms)
-{
-    int po[2], pe[2];
-    if (pipe(po) || pipe(pe)) return -1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(po[1], 1);
-        dup2(pe[1], 2);
-        close(po[0]); close(pe[0]); close(po[1]); close(pe[1]);
-        for (const char *const *e = env; e && *e; e++) {
-            char kv[1024];
-            snprintf(kv, sizeof kv, "%s", *e);
-            char *eq = strchr(kv, '=');
-            if (eq) { *eq = '\0'; setenv(kv, eq + 1, 1); } else unsetenv(kv);
-        }
-        const char *argv[32] = {MG_CLI};
-        int i = 1;
-        for (const char *const *a = args; *a && i < 31; a++) argv[i++] = *a;
-        argv[i] = NULL;
-        execv(MG_CLI, (char *const *)argv);
-        _exit(127);
-    }
-    close(po[1]);
-    close(pe[1]);
-    fcntl(po[0], F_SETFL, O_NONBLOCK);
-    fcntl(pe[0], F_SETFL, O_NONBLOCK);
-    size_t no = 0, ne = 0;
-    R.out[0] = R.err[0] = '\0';
-    int status = -1, waited = 0;
-    bool sent_int = false;
-    for (;;) {
-        read_into(po[0], R.out, sizeof R.out, &no);
-        read_into(pe[0], R.err, sizeof R.err, &ne);
-        pid_t w = waitpid(pid, &status, WNOHANG);
-        if (w == pid) break;
-        if (sigint_after_ms > 0 && !sent_int && waited >= sigint_after_ms) {
-            kill(pid, SIGINT);
-            sent_int = true;
-        }
-        if (waited >= timeout_ms) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            MG_FAIL_("memguard timed out after %d ms", timeout_ms);
-            break;
-        }
-        struct timespec ts = {0, 5 * 1000000L};
-        nanosleep(&ts, NULL);
-        waited += 5;
-    }
-    read_into(po[0], R.out, sizeof R.out, &no);
-    read_into(pe[0], R.err, sizeof R.err, &ne);
-    close(po[0]);
-    close(pe[0]);
-    R.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    return R.status;
-}
-
-#define RUN(envv, ...) run_cli(envv, (const char *const[]){__VA_ARGS__, NULL}, 10000, 0)
 
 /* ---- fixture helpers ------------------------------------------------------ */
-
-static void write_file(const char *path, const char *fmt, ...)
-{
-    FILE *f = fopen(path, "w");
-    if (!f) { MG_FAIL_("cannot write %s: %s", path, strerror(errno)); return; }
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(f, fmt, ap);
-    va_end(ap);
-    fclose(f);
-}
-
-static void mkdirs(const char *path)
-{
-    char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') { *p = '\0'; mkdir(tmp, 0755); *p = '/'; }
-    mkdir(tmp, 0755);
-}
 
 static char proc_root[512], cg_root[512];
 static char env_proc[600], env_cg[600], env_nvml[600];
@@ -245,7 +146,7 @@ static void test_bad_input_table(void)
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         const char *args[5] = {0};
         for (int k = 0; k < 4 && rows[i].args[k]; k++) args[k] = rows[i].args[k];
-        run_cli(NULL, args, 10000, 0);
+        run_cli(NULL, args, 10000);
         if (R.status != 2) MG_FAIL_("row %zu (%s %s): exit %d, want 2", i, args[0],
                                     args[1] ? args[1] : "", R.status);
         CHECK_CONTAINS(R.err, rows[i].needle);
@@ -476,6 +377,12 @@ static void test_real_machine(void)
     cJSON_Delete(j);
 }
 
+static bool sent_int;
+static void sigint_at_400(double el)
+{
+    if (el >= 400 && !sent_int) { kill(R.pid, SIGINT); sent_int = true; }
+}
+
 static void test_watch(void)
 {
     make_fixture("watch", 16u << 20, 8u << 20, 100, 0, 0);
@@ -495,7 +402,7 @@ static void test_watch(void)
         if (j) { CHECK_STR(str(j, "level"), "safe"); cJSON_Delete(j); }
     }
     /* Ctrl-C ends an endless watch with status 0. */
-    run_cli(env, (const char *const[]){"watch", "--no-gpu", NULL}, 10000, 400);
+    run_cli_tick(env, (const char *const[]){"watch", "--no-gpu", NULL}, 10000, sigint_at_400);
     CHECK_INT(R.status, 0);
     CHECK_CONTAINS(R.out, "RAM");
 }

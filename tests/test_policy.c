@@ -7,30 +7,8 @@
  * do not depend on mg_config_resolve().
  */
 #include "memguard.h"
+#include "mg_fixture.h"
 #include "mg_test.h"
-
-#define GIB (1ull << 30)
-#define MIB (1ull << 20)
-
-/* Every field the policy reads, set explicitly to the seed's numbers. */
-static mg_config cfg_seed(void)
-{
-    mg_config c;
-    memset(&c, 0, sizeof c);
-    c.warn_gpu_frac = 0.90;
-    c.stop_gpu_frac = 0.92;
-    c.warn_ram_frac = 0.85;
-    c.stop_ram_frac = 0.88;
-    c.check_train_every = 10;
-    c.check_eval_every = 15;
-    c.hysteresis_frac = 0.02;
-    c.min_interval_ms = 100;
-    c.max_interval_ms = 1000;
-    c.ram_fill_rate_bytes_per_s = 6000ull * MIB;
-    c.swap_fill_rate_bytes_per_s = 800ull * MIB;
-    c.gpu_fill_rate_bytes_per_s = 10ull * GIB;
-    return c;
-}
 
 static void set_ram(mg_snapshot *s, double frac, uint64_t total)
 {
@@ -40,6 +18,10 @@ static void set_ram(mg_snapshot *s, double frac, uint64_t total)
     s->ram.used_bytes = (uint64_t)(frac * (double)total);
     s->ram.available_bytes = total - s->ram.used_bytes;
     s->ram.used_frac = frac;
+    s->ram.nlimits = 1;
+    s->ram.limits[0].source = MG_RAM_SOURCE_MEMINFO;
+    s->ram.limits[0].total_bytes = total;
+    s->ram.limits[0].used_bytes = s->ram.used_bytes;
 }
 
 static void add_gpu(mg_snapshot *s, double frac, uint64_t total)
@@ -117,6 +99,7 @@ static void test_ram_boundaries(void)
             CHECK_NEAR(v.value_frac, RAM_TABLE[i].frac, 0.0);
             CHECK_NEAR(v.threshold_frac, RAM_TABLE[i].threshold, 0.0);
             CHECK(!v.by_floor);
+            CHECK_U64(v.floor_bytes, 0);
             CHECK_U64(v.total_bytes, 32 * GIB);
             CHECK_U64(v.used_bytes, s.ram.used_bytes);
         }
@@ -148,6 +131,8 @@ static void test_gpu_boundaries(void)
             CHECK_INT(v.gpu_index, 0);
             CHECK_NEAR(v.value_frac, GPU_TABLE[i].frac, 0.0);
             CHECK_NEAR(v.threshold_frac, l == MG_LEVEL_WARN ? 0.90 : 0.92, 0.0);
+            CHECK(!v.by_floor);
+            CHECK_U64(v.floor_bytes, 0);
             CHECK_U64(v.total_bytes, 12 * GIB);
             CHECK_U64(v.used_bytes, 12 * GIB - s.gpus[0].free_bytes);
         }
@@ -198,9 +183,11 @@ static void test_ram_floor(void)
     CHECK_INT(mg_classify(&c, &s, NULL, &v), MG_LEVEL_CRITICAL);
     CHECK_INT(v.resource, MG_RES_RAM);
     CHECK(v.by_floor);
+    CHECK_U64(v.floor_bytes, 2 * GIB);
     CHECK_U64(v.used_bytes, 3 * GIB / 2);
     CHECK_U64(v.total_bytes, 3 * GIB);
-    /* The floor as a used fraction: 1 - 2/3; the bytes come back from it. */
+    /* The floor also as a used fraction: 1 - 2/3, consistent with the
+     * bytes. */
     CHECK_NEAR(v.threshold_frac, 1.0 / 3.0, 1e-12);
     CHECK_NEAR((1.0 - v.threshold_frac) * 3.0, 2.0, 1e-9);
 
@@ -213,24 +200,30 @@ static void test_ram_floor(void)
     s.ram.used_bytes = 1 * GIB + 1;
     CHECK_INT(mg_classify(&c, &s, NULL, &v), MG_LEVEL_CRITICAL);
     CHECK(v.by_floor);
+    CHECK_U64(v.floor_bytes, 2 * GIB);
 
     /* The stricter of fraction and floor: far above the floor, the fraction
      * still stops it, and is what the verdict reports. */
     s = snap_ram(0.89); /* 32 GiB: 3.5 GiB free > 2 GiB */
     CHECK_INT(mg_classify(&c, &s, NULL, &v), MG_LEVEL_CRITICAL);
     CHECK(!v.by_floor);
+    CHECK_U64(v.floor_bytes, 0);
     CHECK_NEAR(v.threshold_frac, 0.88, 0.0);
     s = snap_ram(0.86);
     CHECK_INT(mg_classify(&c, &s, NULL, &v), MG_LEVEL_WARN);
+    CHECK_U64(v.floor_bytes, 0);
     /* Both crossed: the fraction is reported. */
     c.min_free_ram_bytes = 8 * GIB;
     s = snap_ram(0.90);
     CHECK_INT(mg_classify(&c, &s, NULL, &v), MG_LEVEL_CRITICAL);
     CHECK(!v.by_floor);
+    CHECK_U64(v.floor_bytes, 0);
     /* Floor alone, at a fraction that is only a warning. */
     s = snap_ram(0.86); /* 4.48 GiB free < 8 GiB */
     CHECK_INT(mg_classify(&c, &s, NULL, &v), MG_LEVEL_CRITICAL);
     CHECK(v.by_floor);
+    CHECK_U64(v.floor_bytes, 8 * GIB);
+    CHECK_NEAR(v.threshold_frac, 0.75, 1e-12);
     /* No floor: 0 means none even with nothing free. */
     c.min_free_ram_bytes = 0;
     s = snap_ram(0.5);
@@ -247,6 +240,7 @@ static void test_gpu_floor(void)
     CHECK_INT(mg_classify(&c, &s, NULL, &v), MG_LEVEL_CRITICAL);
     CHECK_INT(v.resource, MG_RES_GPU);
     CHECK(v.by_floor);
+    CHECK_U64(v.floor_bytes, 2 * GIB);
     CHECK_NEAR((1.0 - v.threshold_frac) * (double)v.total_bytes,
                (double)(2 * GIB), 1.0);
     s = snap_gpu(0.80); /* 2.4 GiB free */
@@ -255,6 +249,15 @@ static void test_gpu_floor(void)
     CHECK_INT(mg_classify(&c, &s, NULL, &v), MG_LEVEL_SAFE);
     s.gpus[0].free_bytes = 2 * GIB - 1;
     CHECK_INT(mg_classify(&c, &s, NULL, &v), MG_LEVEL_CRITICAL);
+    CHECK_U64(v.floor_bytes, 2 * GIB);
+    /* A floor larger than the device: always critical, its fraction
+     * negative, the bytes exact. */
+    c.min_free_gpu_bytes = 16 * GIB;
+    s = snap_gpu(0.10);
+    CHECK_INT(mg_classify(&c, &s, NULL, &v), MG_LEVEL_CRITICAL);
+    CHECK(v.by_floor);
+    CHECK_U64(v.floor_bytes, 16 * GIB);
+    CHECK_NEAR(v.threshold_frac, 1.0 - 16.0 / 12.0, 1e-12);
     /* The floor is per device: the second GPU's lack of room decides. */
     c.min_free_gpu_bytes = 1 * GIB;
     memset(&s, 0, sizeof s);
@@ -264,6 +267,8 @@ static void test_gpu_floor(void)
     CHECK_INT(mg_classify(&c, &s, NULL, &v), MG_LEVEL_CRITICAL);
     CHECK_INT(v.gpu_index, 1);
     CHECK(v.by_floor);
+    CHECK_U64(v.floor_bytes, 1 * GIB);
+    CHECK_U64(v.total_bytes, 1 * GIB);
 }
 
 static void test_hysteresis(void)
@@ -477,6 +482,24 @@ static void test_next_poll(void)
                            (double)(10 * GIB)), 1.0);
     c.min_free_gpu_bytes = 0;
 
+    /* A budget with fewer bytes left than the machine decides, though the
+     * machine is fuller in fraction: 300 MiB at 10 % has 0.78 * 300 MiB =
+     * 234 MiB left, 39 ms at 6000 MiB/s; the machine at 50 % of 32 GiB has
+     * seconds. */
+    s = snap_ram(0.50);
+    s.ram.nlimits = 2;
+    s.ram.limits[1].source = MG_RAM_SOURCE_BUDGET;
+    s.ram.limits[1].total_bytes = 300 * MIB;
+    s.ram.limits[1].used_bytes = 30 * MIB;
+    c.min_interval_ms = 10;
+    CHECK_NEAR(mg_next_poll_ms(&c, &s), poll_expect(0.88 * 300.0 * MIB - 30.0 * MIB, 6000.0 * MIB),
+               1.0);
+    /* Swap does not stretch a budget's time. */
+    s.swap.known = true;
+    s.swap.free_bytes = 8 * GIB;
+    CHECK_NEAR(mg_next_poll_ms(&c, &s), poll_expect(0.88 * 300.0 * MIB - 30.0 * MIB, 6000.0 * MIB),
+               1.0);
+
     /* Custom clamp bounds. */
     c.min_interval_ms = 250;
     c.max_interval_ms = 500;
@@ -485,7 +508,7 @@ static void test_next_poll(void)
     s = snap_ram(0.10);
     CHECK_INT(mg_next_poll_ms(&c, &s), 500);
 
-    /* Zero fields read as defaults (100..1000, 6000 MiB/s). */
+    /* Zero fields read as defaults (10..1000, 6000 MiB/s). */
     mg_config z;
     memset(&z, 0, sizeof z);
     s = snap_ram(0.86);

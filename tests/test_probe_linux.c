@@ -607,9 +607,10 @@ static void test_real_tree_rss(void)
     int go = -1;
     int n = spawn(kids, 3, 30u << 20, &go);
     CHECK_INT(n, 3);
-    sample(p, 100, &s); /* not rediscovered yet: children not counted */
-    CHECK_INT(s.tree.nprocs, nbefore);
-    sample(p, 1100, &s);
+    /* The forks moved /proc/loadavg's last PID: rediscovered well before
+     * the one-second timer. */
+    CHECK(nbefore >= 1);
+    sample(p, 100, &s);
     CHECK(s.tree.known);
     CHECK(s.tree.nprocs >= 4);
     CHECK(s.tree.rss_bytes >= before + (90u << 20));

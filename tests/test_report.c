@@ -7,6 +7,7 @@
  * escaping.
  */
 #include "memguard.h"
+#include "mg_fixture.h"
 #include "mg_test.h"
 
 #include <cjson/cJSON.h>
@@ -14,33 +15,12 @@
 #include <locale.h>
 #include <unistd.h>
 
-#define GIB (1ull << 30)
-#define MIB (1ull << 20)
 #define RULE "============================================================\n"
 
 static const mg_text_opts EN = {MG_LANG_EN, true};
 static const mg_text_opts EN_ASCII = {MG_LANG_EN, false};
 static const mg_text_opts JA = {MG_LANG_JA, true};
 static const mg_text_opts JA_ASCII = {MG_LANG_JA, false};
-
-static mg_config cfg_seed(void)
-{
-    mg_config c;
-    memset(&c, 0, sizeof c);
-    c.warn_gpu_frac = 0.90;
-    c.stop_gpu_frac = 0.92;
-    c.warn_ram_frac = 0.85;
-    c.stop_ram_frac = 0.88;
-    c.check_train_every = 10;
-    c.check_eval_every = 15;
-    c.hysteresis_frac = 0.02;
-    c.min_interval_ms = 100;
-    c.max_interval_ms = 1000;
-    c.ram_fill_rate_bytes_per_s = 6000ull * MIB;
-    c.swap_fill_rate_bytes_per_s = 800ull * MIB;
-    c.gpu_fill_rate_bytes_per_s = 10ull * GIB;
-    return c;
-}
 
 /* The seed's warning: a 12 GiB RTX 3060 with 10.94 GiB in use. */
 static mg_verdict verdict_gpu(double used_gib, unsigned index)
@@ -112,6 +92,7 @@ static void test_warning_ram_and_floor(void)
     /* Floor: 1.5 GiB free of 16, floor 2 GiB (threshold 1 - 2/16). */
     v.level = MG_LEVEL_CRITICAL;
     v.by_floor = true;
+    v.floor_bytes = 2 * GIB;
     v.total_bytes = 16 * GIB;
     v.used_bytes = 16 * GIB - 3 * GIB / 2;
     v.value_frac = (double)v.used_bytes / (double)v.total_bytes;
@@ -124,6 +105,12 @@ static void test_warning_ram_and_floor(void)
     v.gpu_index = 1;
     mg_format_warning(&v, &EN_ASCII, 7, buf, sizeof buf);
     CHECK_STR(buf, "[Batch 7] [!] GPU1 free below floor: 1.50GB free, floor 2.0GB\n");
+    /* The floor printed is floor_bytes, not decoded from threshold_frac:
+     * a threshold left at 0 does not change it. */
+    v.floor_bytes = GIB / 2;
+    v.threshold_frac = 0.0;
+    mg_format_warning(&v, &EN_ASCII, -1, buf, sizeof buf);
+    CHECK_STR(buf, "[!] GPU1 free below floor: 1.50GB free, floor 0.5GB\n");
 }
 
 static void test_warning_safe_and_errors(void)
@@ -923,6 +910,8 @@ static void test_json_reason_ram_floor(void)
     s.ram.source = MG_RAM_SOURCE_CGROUP;
     mg_verdict v;
     CHECK_INT(mg_classify(&c, &s, NULL, &v), MG_LEVEL_CRITICAL);
+    CHECK(v.by_floor);
+    CHECK_U64(v.floor_bytes, 2 * GIB);
     cJSON *j = json_of(&c, &s, &v);
     if (!j) return;
     CHECK(is_str(j, "level", "critical"));

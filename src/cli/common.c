@@ -42,7 +42,7 @@ void cli_usage(FILE *out)
 "      --lang en|ja      language of the texts (default: from the locale)\n"
 "  -v, --verbose         more diagnostics on stderr (twice: debug)\n"
 "watch only:\n"
-"      --interval MS     fixed sampling interval (default: adaptive 100-1000)\n"
+"      --interval MS     fixed sampling interval (default: adaptive 10-1000 ms)\n"
 "      --count N         stop after N samples\n"
 "\n"
 "      --help            print this help and exit\n"

@@ -16,9 +16,10 @@ int main(int argc, char **argv)
     } cmds[] = {
         {"check", cmd_check},
         {"watch", cmd_watch},
+        {"run", cmd_run},
     };
     if (argc < 2)
-        return cli_usage_error("missing command: expected check or watch");
+        return cli_usage_error("missing command: expected check, watch or run");
     const char *cmd = argv[1];
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         cli_usage(stdout);
@@ -30,5 +31,5 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].run(argc - 1, argv + 1);
-    return cli_usage_error("unknown command '%s': expected check or watch", cmd);
+    return cli_usage_error("unknown command '%s': expected check, watch or run", cmd);
 }

@@ -3,15 +3,18 @@
  * internal.h: what the library's files share and the outside never sees.
  *
  * Names here are mg__* (two underscores). It declares the logger, the small
- * file helpers every probe uses, the Linux probe (RAM, swap, cgroup, process
- * tree, PSI) and the GPU backend vtable. It holds no definitions of state:
- * each module owns its own struct and allocates it.
+ * file helpers every probe uses, the text builder and numeric-locale switch
+ * the formatters and parsers share, the reason text of a verdict, the Linux
+ * probe (RAM, swap, cgroup, process tree, PSI) and the GPU backend vtable.
+ * It holds no definitions of state: each module owns its own struct and
+ * allocates it.
  */
 #ifndef MG_INTERNAL_H
 #define MG_INTERNAL_H
 
 #include "memguard.h"
 
+#include <locale.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -65,6 +68,47 @@ int mg__path(char *buf, size_t buf_len, const char *fmt, ...) MG_PRINTF(3, 4);
 /* Parses an unsigned decimal at *s, skipping leading blanks, and advances
  * *s past it. Returns 0 or MG_EPARSE / MG_ERANGE. */
 int mg__parse_u64(const char **s, uint64_t *out);
+
+/* ---- textbuf.c: text builder and numeric locale -------------------------- */
+
+/* An append-only writer into a buffer the caller owns, with snprintf's rule:
+ * the buffer stays NUL-terminated (when buf_len > 0), what fits is written,
+ * and the length the whole text needs is counted. buf may be NULL with len
+ * 0 to measure only. */
+typedef struct mg__tb {
+    char *buf;
+    size_t len;
+    size_t pos; /* bytes the text needs so far, may exceed len */
+    bool bad;   /* vsnprintf failed: mg__tb_done reports MG_EINVAL */
+} mg__tb;
+
+void mg__tb_init(mg__tb *b, char *buf, size_t len);
+void mg__tb_printf(mg__tb *b, const char *fmt, ...) MG_PRINTF(2, 3);
+/* Appends n raw bytes, truncating like mg__tb_printf. */
+void mg__tb_put(mg__tb *b, const char *s, size_t n);
+/* The length the whole text needs, MG_EINVAL if a vsnprintf failed, or
+ * MG_ENOSPC when it is beyond INT_MAX. */
+int mg__tb_done(const mg__tb *b);
+
+/* Switches the calling thread (only) to the "C" numeric locale, so "91.2"
+ * is written and read with a dot whatever the program's locale; _end puts
+ * back what _begin found. Always pair them in the same function. */
+typedef struct mg__num_locale {
+    locale_t c;   /* the "C" object, (locale_t)0 when it could not be made */
+    locale_t old; /* the thread's locale before */
+} mg__num_locale;
+
+mg__num_locale mg__num_locale_begin(void);
+void mg__num_locale_end(mg__num_locale l);
+
+/* ---- report.c: the reason of a verdict ------------------------------------ */
+
+/* Appends the reason a verdict gives, without marker, "[Batch N] " prefix
+ * or newline, e.g. "GPU usage high: 91.2% (10.94GB/12.0GB)" or "RAM free
+ * below floor: 1.50GB free, floor 2.0GB"; Japanese for MG_LANG_JA, English
+ * otherwise. Appends nothing for a safe verdict. Numbers follow the
+ * thread's numeric locale: call it between mg__num_locale_begin/_end. */
+void mg__format_reason(const mg_verdict *v, mg_lang lang, mg__tb *b);
 
 /* ---- probe_linux.c: RAM, swap, cgroup, process tree, PSI ---------------- */
 

@@ -9,28 +9,27 @@
  * strtoull and range-check the result. strtod follows LC_NUMERIC, and a
  * program that called setlocale(LC_ALL, "") in a German locale would reject
  * "0.9"; the conversion therefore runs under the "C" numeric locale of the
- * calling thread only (uselocale), which leaves the rest of the program
- * alone. Nothing here prints or keeps state.
+ * calling thread only (uselocale, through textbuf.c's mg__num_locale), which
+ * leaves the rest of the program alone. Nothing here prints or keeps state.
  */
-#include "memguard.h"
+#include "internal.h"
 
 #include <errno.h>
-#include <locale.h>
 #include <math.h>
 #include <stdlib.h>
 
-/* strtod under the "C" numeric locale, for this thread only. If the locale
- * object cannot be made (out of memory), the current locale is used: in the
- * common case it is "C" anyway. */
+/* strtod under the "C" numeric locale, for this thread only (textbuf.c's
+ * switch, shared with the formatters). errno is cleared after the switch
+ * and kept across the switch back, so the caller's ERANGE check sees what
+ * strtod set and not what a failed newlocale left. */
 static double strtod_c(const char *s, char **end)
 {
-    locale_t c = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
-    locale_t old = c ? uselocale(c) : (locale_t)0;
+    mg__num_locale l = mg__num_locale_begin();
+    errno = 0;
     double v = strtod(s, end);
-    if (c) {
-        uselocale(old);
-        freelocale(c);
-    }
+    int e = errno;
+    mg__num_locale_end(l);
+    errno = e;
     return v;
 }
 

@@ -51,6 +51,7 @@ typedef struct judged {
     double value_frac;
     double threshold_frac;
     bool by_floor;
+    uint64_t floor_bytes; /* when by_floor */
     uint64_t used_bytes;
     uint64_t total_bytes;
     double severity;
@@ -68,7 +69,7 @@ static judged judge(mg_resource res, unsigned gpu_index, double frac,
                     double warn, double stop, uint64_t floor_bytes,
                     bool sticky, double hyst)
 {
-    judged j = {MG_LEVEL_SAFE, res, gpu_index, frac, 0.0, false,
+    judged j = {MG_LEVEL_SAFE, res, gpu_index, frac, 0.0, false, 0,
                 used, total, 0.0};
     if (frac >= stop) {
         /* Reported by fraction even when the floor is crossed too: that is
@@ -79,10 +80,12 @@ static judged judge(mg_resource res, unsigned gpu_index, double frac,
     } else if (floor_bytes > 0 && free_bytes < floor_bytes) {
         j.level = MG_LEVEL_CRITICAL;
         j.by_floor = true;
-        /* The floor as the used fraction it corresponds to, so "value_frac
-         * reached threshold_frac" still holds and the floor in bytes can be
-         * recovered as (1 - threshold_frac) * total_bytes. It is negative
-         * when the floor exceeds the total (always critical). */
+        /* The floor travels in bytes (what the reports print, exactly),
+         * and also as the used fraction it corresponds to, so "value_frac
+         * reached threshold_frac" holds for floor verdicts too and JSON
+         * consumers comparing fractions need no special case. It is
+         * negative when the floor exceeds the total (always critical). */
+        j.floor_bytes = floor_bytes;
         j.threshold_frac = total ? 1.0 - (double)floor_bytes / (double)total
                                  : 0.0;
         j.severity = free_bytes ? (double)floor_bytes / (double)free_bytes
@@ -110,7 +113,8 @@ mg_level mg_classify(const mg_config *cfg, const mg_snapshot *snap,
     if (!cfg) cfg = &defaults;
 
     unsigned unknown = 0;
-    judged best = {MG_LEVEL_SAFE, MG_RES_NONE, 0, 0.0, 0.0, false, 0, 0, 0.0};
+    judged best = {MG_LEVEL_SAFE, MG_RES_NONE, 0, 0.0, 0.0, false, 0, 0, 0,
+                   0.0};
 
     if (!snap) {
         /* Nothing could be judged: say so rather than claim safety. */
@@ -167,6 +171,7 @@ mg_level mg_classify(const mg_config *cfg, const mg_snapshot *snap,
             out.value_frac = best.value_frac;
             out.threshold_frac = best.threshold_frac;
             out.by_floor = best.by_floor;
+            out.floor_bytes = best.floor_bytes;
             out.used_bytes = best.used_bytes;
             out.total_bytes = best.total_bytes;
         }
@@ -214,13 +219,20 @@ uint32_t mg_next_poll_ms(const mg_config *cfg, const mg_snapshot *snap)
     if (!snap) return hi;
 
     double best = HUGE_VAL;
-    if (snap->ram.known) {
+    /* Every RAM limit counts: a budget far from full in fraction can still
+     * be the one with the fewest bytes left (300 MB of budget vs 20 GB of
+     * machine). */
+    unsigned nl = snap->ram.nlimits < 3 ? snap->ram.nlimits : 3;
+    for (unsigned i = 0; snap->ram.known && i < nl; i++) {
+        const struct mg_ram_limit *l = &snap->ram.limits[i];
+        uint64_t avail = l->total_bytes > l->used_bytes ? l->total_bytes - l->used_bytes : 0;
         double h = headroom(frac_or(cfg->stop_ram_frac, MG_DEFAULT_STOP_RAM),
-                            snap->ram.used_bytes, snap->ram.total_bytes,
-                            snap->ram.available_bytes, cfg->min_free_ram_bytes);
+                            l->used_bytes, l->total_bytes, avail, cfg->min_free_ram_bytes);
         double ms = fill_ms(h, rate_or(cfg->ram_fill_rate_bytes_per_s,
                                        MG_DEFAULT_RAM_FILL_RATE));
-        if (snap->swap.known)
+        /* Swap must fill too before the machine runs out; a cgroup or a
+         * budget gets no such reprieve from it. */
+        if (l->source == MG_RAM_SOURCE_MEMINFO && snap->swap.known)
             ms += fill_ms((double)snap->swap.free_bytes,
                           rate_or(cfg->swap_fill_rate_bytes_per_s,
                                   MG_DEFAULT_SWAP_FILL_RATE));

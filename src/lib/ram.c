@@ -12,21 +12,19 @@
  */
 #include "internal.h"
 
-typedef struct candidate {
-    mg_ram_source source;
-    uint64_t total, used;
-} candidate;
+typedef struct mg_ram_limit candidate;
 
 static double frac(const candidate *c)
 {
-    return (double)c->used / (double)c->total;
+    return (double)c->used_bytes / (double)c->total_bytes;
 }
 
 void mg__ram_combine(mg_snapshot *snap, uint64_t ram_budget_bytes)
 {
-    candidate c[3];
-    int n = 0;
     mg_ram *r = &snap->ram;
+    candidate *c = r->limits;
+    unsigned n = 0;
+    r->nlimits = 0;
 
     if (r->meminfo_known && r->mem_total_bytes > 0) {
         uint64_t avail = r->mem_available_bytes;
@@ -47,25 +45,27 @@ void mg__ram_combine(mg_snapshot *snap, uint64_t ram_budget_bytes)
          * silently judged against something else. */
         if (!snap->tree.known) {
             r->known = false;
+            r->nlimits = 0;
             return;
         }
         c[n++] = (candidate){MG_RAM_SOURCE_BUDGET, ram_budget_bytes,
                              snap->tree.rss_bytes};
     }
+    r->nlimits = n;
     if (n == 0) {
         r->known = false;
         return;
     }
-    int best = 0;
-    for (int i = 1; i < n; i++) {
+    unsigned best = 0;
+    for (unsigned i = 1; i < n; i++) {
         double fi = frac(&c[i]), fb = frac(&c[best]);
-        if (fi > fb || (fi == fb && c[i].total < c[best].total)) best = i;
+        if (fi > fb || (fi == fb && c[i].total_bytes < c[best].total_bytes)) best = i;
     }
     r->known = true;
     r->source = c[best].source;
-    r->total_bytes = c[best].total;
-    r->used_bytes = c[best].used;
-    r->available_bytes = c[best].used < c[best].total
-                             ? c[best].total - c[best].used : 0;
+    r->total_bytes = c[best].total_bytes;
+    r->used_bytes = c[best].used_bytes;
+    r->available_bytes = c[best].used_bytes < c[best].total_bytes
+                             ? c[best].total_bytes - c[best].used_bytes : 0;
     r->used_frac = frac(&c[best]);
 }

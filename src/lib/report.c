@@ -9,7 +9,9 @@
  * needs, so a caller can size a buffer with a first call on (NULL, 0). It
  * never prints, allocates a buffer of its own or keeps state; the only thing
  * it reads besides its arguments is the environment, in
- * mg_text_opts_from_env().
+ * mg_text_opts_from_env(). The buffer handling is textbuf.c's (mg__tb); the
+ * reason of a verdict (mg__format_reason) is written here once and shared
+ * with report_json.c's "text".
  *
  * Units copy the seed (a Python script): "GB" is bytes / 1024^3, so a 12 GiB
  * RTX 3060 shows "12.0GB"; totals use one decimal, the used part of a warning
@@ -20,8 +22,6 @@
 #include "internal.h"
 
 #include <ctype.h>
-#include <limits.h>
-#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,66 +38,6 @@
 static const double GIB = 1073741824.0;
 
 static double gb(uint64_t bytes) { return (double)bytes / GIB; }
-
-/* ---- the append-only writer ----------------------------------------------- */
-
-typedef struct sb {
-    char *buf;
-    size_t len;
-    size_t pos; /* bytes the text needs so far, may exceed len */
-    bool bad;   /* vsnprintf failed: report MG_EINVAL */
-} sb;
-
-static void sb_init(sb *b, char *buf, size_t len)
-{
-    b->buf = buf;
-    b->len = len;
-    b->pos = 0;
-    b->bad = false;
-    if (buf && len) buf[0] = '\0';
-}
-
-static void sb_printf(sb *b, const char *fmt, ...) MG_PRINTF(2, 3);
-static void sb_printf(sb *b, const char *fmt, ...)
-{
-    size_t room = b->buf && b->pos < b->len ? b->len - b->pos : 0;
-    va_list ap;
-    va_start(ap, fmt);
-    /* With room 0, vsnprintf only measures; with some room it writes what
-     * fits and terminates, which keeps the whole buffer terminated. */
-    int n = vsnprintf(room ? b->buf + b->pos : NULL, room, fmt, ap);
-    va_end(ap);
-    if (n < 0) b->bad = true;
-    else b->pos += (size_t)n;
-}
-
-static int sb_done(const sb *b)
-{
-    if (b->bad) return MG_EINVAL;
-    if (b->pos > (size_t)INT_MAX) return MG_ENOSPC;
-    return (int)b->pos;
-}
-
-/* Switches the calling thread to the "C" numeric locale for the duration of
- * one formatter; returns the locale to restore (0 when nothing changed). */
-typedef struct num_locale {
-    locale_t c, old;
-} num_locale;
-
-static num_locale num_locale_begin(void)
-{
-    num_locale l;
-    l.c = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
-    l.old = l.c ? uselocale(l.c) : (locale_t)0;
-    return l;
-}
-
-static void num_locale_end(num_locale l)
-{
-    if (!l.c) return;
-    uselocale(l.old);
-    freelocale(l.c);
-}
 
 /* ---- options ---------------------------------------------------------------- */
 
@@ -159,11 +99,11 @@ static mg_text_opts opts_or_default(const mg_text_opts *t)
 /* ---- the warning reason ------------------------------------------------------ */
 
 /* "GPU" for device 0, as in the seed; "GPU<i>" for the others. */
-static void res_label(sb *b, const mg_verdict *v)
+static void res_label(mg__tb *b, const mg_verdict *v)
 {
-    if (v->resource == MG_RES_RAM) sb_printf(b, "RAM");
-    else if (v->gpu_index == 0) sb_printf(b, "GPU");
-    else sb_printf(b, "GPU%u", v->gpu_index);
+    if (v->resource == MG_RES_RAM) mg__tb_printf(b, "RAM");
+    else if (v->gpu_index == 0) mg__tb_printf(b, "GPU");
+    else mg__tb_printf(b, "GPU%u", v->gpu_index);
 }
 
 /*
@@ -171,27 +111,28 @@ static void res_label(sb *b, const mg_verdict *v)
  *   "GPU usage high: 91.2% (10.94GB/12.0GB)"          (seed)
  *   "GPU使用率が危険: 91.2% (10.94GB/12.0GB)"          (seed)
  *   "RAM free below floor: 1.50GB free, floor 2.0GB"
- * For a floor the verdict carries the floor as a used fraction
- * (threshold_frac = 1 - floor / total, see policy.c).
+ * The warning line, the emergency banner and the JSON "text" all take it
+ * from here, so the three cannot drift apart.
  */
-static void reason(sb *b, const mg_verdict *v, bool ja)
+void mg__format_reason(const mg_verdict *v, mg_lang lang, mg__tb *b)
 {
+    if (v->level == MG_LEVEL_SAFE || v->resource == MG_RES_NONE) return;
+    bool ja = lang == MG_LANG_JA;
     res_label(b, v);
     if (v->by_floor) {
         uint64_t free_b = v->total_bytes > v->used_bytes
                               ? v->total_bytes - v->used_bytes : 0;
-        double floor_gb = (1.0 - v->threshold_frac) * gb(v->total_bytes);
         if (ja)
-            sb_printf(b, "空き容量が下限未満: 空き %.2fGB, 下限 %.1fGB",
-                      gb(free_b), floor_gb);
+            mg__tb_printf(b, "空き容量が下限未満: 空き %.2fGB, 下限 %.1fGB",
+                          gb(free_b), gb(v->floor_bytes));
         else
-            sb_printf(b, " free below floor: %.2fGB free, floor %.1fGB",
-                      gb(free_b), floor_gb);
+            mg__tb_printf(b, " free below floor: %.2fGB free, floor %.1fGB",
+                          gb(free_b), gb(v->floor_bytes));
         return;
     }
-    sb_printf(b, "%s: %.1f%% (%.2fGB/%.1fGB)",
-              ja ? "使用率が危険" : " usage high", v->value_frac * 100.0,
-              gb(v->used_bytes), gb(v->total_bytes));
+    mg__tb_printf(b, "%s: %.1f%% (%.2fGB/%.1fGB)",
+                  ja ? "使用率が危険" : " usage high", v->value_frac * 100.0,
+                  gb(v->used_bytes), gb(v->total_bytes));
 }
 
 int mg_format_warning(const mg_verdict *v, const mg_text_opts *t, long batch,
@@ -199,17 +140,17 @@ int mg_format_warning(const mg_verdict *v, const mg_text_opts *t, long batch,
 {
     if (!v || (!buf && buf_len)) return MG_EINVAL;
     mg_text_opts o = opts_or_default(t);
-    sb b;
-    sb_init(&b, buf, buf_len);
+    mg__tb b;
+    mg__tb_init(&b, buf, buf_len);
     if (v->level == MG_LEVEL_SAFE || v->resource == MG_RES_NONE)
-        return sb_done(&b);
-    num_locale l = num_locale_begin();
-    if (batch >= 0) sb_printf(&b, "[Batch %ld] ", batch);
-    sb_printf(&b, "%s ", o.emoji ? E_WARN : "[!]");
-    reason(&b, v, o.lang == MG_LANG_JA);
-    sb_printf(&b, "\n");
-    num_locale_end(l);
-    return sb_done(&b);
+        return mg__tb_done(&b);
+    mg__num_locale l = mg__num_locale_begin();
+    if (batch >= 0) mg__tb_printf(&b, "[Batch %ld] ", batch);
+    mg__tb_printf(&b, "%s ", o.emoji ? E_WARN : "[!]");
+    mg__format_reason(v, o.lang, &b);
+    mg__tb_printf(&b, "\n");
+    mg__num_locale_end(l);
+    return mg__tb_done(&b);
 }
 
 /* ---- the emergency banner --------------------------------------------------- */
@@ -220,34 +161,34 @@ int mg_format_emergency(const mg_verdict *v, const mg_text_opts *t, long epoch,
     if (!buf && buf_len) return MG_EINVAL;
     mg_text_opts o = opts_or_default(t);
     bool ja = o.lang == MG_LANG_JA;
-    sb b;
-    sb_init(&b, buf, buf_len);
-    num_locale l = num_locale_begin();
+    mg__tb b;
+    mg__tb_init(&b, buf, buf_len);
+    mg__num_locale l = mg__num_locale_begin();
 
-    sb_printf(&b, RULE "%s %s\n" RULE, o.emoji ? E_STOP : "[STOP]",
-              ja ? "緊急停止モード" : "Emergency stop");
+    mg__tb_printf(&b, RULE "%s %s\n" RULE, o.emoji ? E_STOP : "[STOP]",
+                  ja ? "緊急停止モード" : "Emergency stop");
     /* A stop asked for by someone else (a signal, a stop file) has no
      * memory verdict: the reason line is then left out, not invented. */
     if (v && v->level != MG_LEVEL_SAFE && v->resource != MG_RES_NONE) {
-        sb_printf(&b, "%s%s ", ja ? "理由: " : "Reason: ",
-                  o.emoji ? E_WARN : "[!]");
-        reason(&b, v, ja);
-        sb_printf(&b, "\n");
+        mg__tb_printf(&b, "%s%s ", ja ? "理由: " : "Reason: ",
+                      o.emoji ? E_WARN : "[!]");
+        mg__format_reason(v, o.lang, &b);
+        mg__tb_printf(&b, "\n");
     }
     if (epoch >= 0)
-        sb_printf(&b, "%s%ld\n", ja ? "現在のエポック: " : "Current epoch: ",
-                  epoch);
+        mg__tb_printf(&b, "%s%ld\n", ja ? "現在のエポック: " : "Current epoch: ",
+                      epoch);
     if (saved_path)
-        sb_printf(&b, "%s %s%s\n", o.emoji ? E_OK : "[OK]",
-                  ja ? "緊急保存完了: " : "Emergency save complete: ",
-                  saved_path);
+        mg__tb_printf(&b, "%s %s%s\n", o.emoji ? E_OK : "[OK]",
+                      ja ? "緊急保存完了: " : "Emergency save complete: ",
+                      saved_path);
     else
-        sb_printf(&b, "%s\n", ja ? "緊急保存失敗: 保存されていません"
-                                 : "Emergency save failed: not saved");
-    sb_printf(&b, "\n%s\n" RULE,
-              ja ? "安全に終了します..." : "Exiting safely...");
-    num_locale_end(l);
-    return sb_done(&b);
+        mg__tb_printf(&b, "%s\n", ja ? "緊急保存失敗: 保存されていません"
+                                     : "Emergency save failed: not saved");
+    mg__tb_printf(&b, "\n%s\n" RULE,
+                  ja ? "安全に終了します..." : "Exiting safely...");
+    mg__num_locale_end(l);
+    return mg__tb_done(&b);
 }
 
 /* ---- the monitor banner ------------------------------------------------------- */
@@ -270,9 +211,9 @@ int mg_format_banner(const mg_config *cfg, const mg_text_opts *t, char *buf,
     if (!cfg) cfg = &defaults;
     mg_text_opts o = opts_or_default(t);
     bool ja = o.lang == MG_LANG_JA;
-    sb b;
-    sb_init(&b, buf, buf_len);
-    num_locale l = num_locale_begin();
+    mg__tb b;
+    mg__tb_init(&b, buf, buf_len);
+    mg__num_locale l = mg__num_locale_begin();
 
     char wg[16], sg[16], wr[16], sr[16];
     pct(wg, sizeof wg, frac_or(cfg->warn_gpu_frac, MG_DEFAULT_WARN_GPU));
@@ -288,55 +229,60 @@ int mg_format_banner(const mg_config *cfg, const mg_text_opts *t, char *buf,
     const char *shield = o.emoji ? E_SHIELD "  " : "[memguard] ";
 
     if (ja) {
-        sb_printf(&b, RULE "%s自動メモリ監視機能 有効\n" RULE, shield);
-        sb_printf(&b, "監視閾値:\n");
-        sb_printf(&b, "  - GPU使用率: %s%% で警告, %s%% で緊急停止\n", wg, sg);
-        sb_printf(&b, "  - RAM使用率: %s%% で警告, %s%% で緊急停止\n", wr, sr);
+        mg__tb_printf(&b, RULE "%s自動メモリ監視機能 有効\n" RULE, shield);
+        mg__tb_printf(&b, "監視閾値:\n");
+        mg__tb_printf(&b, "  - GPU使用率: %s%% で警告, %s%% で緊急停止\n", wg, sg);
+        mg__tb_printf(&b, "  - RAM使用率: %s%% で警告, %s%% で緊急停止\n", wr, sr);
         if (cfg->min_free_ram_bytes)
-            sb_printf(&b, "  - RAM空き容量: %.1fGB 未満で緊急停止\n",
-                      gb(cfg->min_free_ram_bytes));
+            mg__tb_printf(&b, "  - RAM空き容量: %.1fGB 未満で緊急停止\n",
+                          gb(cfg->min_free_ram_bytes));
         if (cfg->min_free_gpu_bytes)
-            sb_printf(&b, "  - GPU空き容量: %.1fGB 未満で緊急停止 (デバイスごと)\n",
-                      gb(cfg->min_free_gpu_bytes));
+            mg__tb_printf(&b, "  - GPU空き容量: %.1fGB 未満で緊急停止 (デバイスごと)\n",
+                          gb(cfg->min_free_gpu_bytes));
         if (cfg->ram_budget_bytes)
-            sb_printf(&b, "  - RAM予算: %.1fGB (プロセスツリーのRSS)\n",
-                      gb(cfg->ram_budget_bytes));
-        sb_printf(&b, "チェック頻度:\n");
-        sb_printf(&b, "  - Train: %uバッチごと\n", tr);
-        sb_printf(&b, "  - Eval:  %uバッチごと\n", ev);
-        sb_printf(&b, "  - エポック開始時: 毎回\n");
-        sb_printf(&b, "緊急停止時の動作:\n");
-        sb_printf(&b, "  - 現在のモデルを emergency_epochN.pth として保存\n");
-        sb_printf(&b, "  - メモリをクリアして安全に終了\n");
+            mg__tb_printf(&b, "  - RAM予算: %.1fGB (プロセスツリーのRSS)\n",
+                          gb(cfg->ram_budget_bytes));
+        mg__tb_printf(&b, "チェック頻度:\n");
+        mg__tb_printf(&b, "  - Train: %uバッチごと\n", tr);
+        mg__tb_printf(&b, "  - Eval:  %uバッチごと\n", ev);
+        mg__tb_printf(&b, "  - エポック開始時: 毎回\n");
+        mg__tb_printf(&b, "緊急停止時の動作:\n");
+        mg__tb_printf(&b, "  - 現在のモデルを emergency_epochN.pth として保存\n");
+        mg__tb_printf(&b, "  - メモリをクリアして安全に終了\n");
     } else {
-        sb_printf(&b, RULE "%sAutomatic memory monitor enabled\n" RULE,
-                  shield);
-        sb_printf(&b, "Thresholds:\n");
-        sb_printf(&b, "  - GPU usage: warn at %s%%, emergency stop at %s%%\n",
-                  wg, sg);
-        sb_printf(&b, "  - RAM usage: warn at %s%%, emergency stop at %s%%\n",
-                  wr, sr);
+        mg__tb_printf(&b, RULE "%sAutomatic memory monitor enabled\n" RULE,
+                      shield);
+        mg__tb_printf(&b, "Thresholds:\n");
+        mg__tb_printf(&b,
+                      "  - GPU usage: warn at %s%%, emergency stop at %s%%\n",
+                      wg, sg);
+        mg__tb_printf(&b,
+                      "  - RAM usage: warn at %s%%, emergency stop at %s%%\n",
+                      wr, sr);
         if (cfg->min_free_ram_bytes)
-            sb_printf(&b, "  - RAM free: emergency stop below %.1fGB\n",
-                      gb(cfg->min_free_ram_bytes));
+            mg__tb_printf(&b, "  - RAM free: emergency stop below %.1fGB\n",
+                          gb(cfg->min_free_ram_bytes));
         if (cfg->min_free_gpu_bytes)
-            sb_printf(&b,
-                      "  - GPU free: emergency stop below %.1fGB (per device)\n",
-                      gb(cfg->min_free_gpu_bytes));
+            mg__tb_printf(
+                &b, "  - GPU free: emergency stop below %.1fGB (per device)\n",
+                gb(cfg->min_free_gpu_bytes));
         if (cfg->ram_budget_bytes)
-            sb_printf(&b, "  - RAM budget: %.1fGB (process tree RSS)\n",
-                      gb(cfg->ram_budget_bytes));
-        sb_printf(&b, "Check frequency:\n");
-        sb_printf(&b, "  - Train: every %u batch%s\n", tr, tr == 1 ? "" : "es");
-        sb_printf(&b, "  - Eval:  every %u batch%s\n", ev, ev == 1 ? "" : "es");
-        sb_printf(&b, "  - At every epoch start\n");
-        sb_printf(&b, "On emergency stop:\n");
-        sb_printf(&b, "  - Save the current model as emergency_epochN.pth\n");
-        sb_printf(&b, "  - Free memory and exit safely\n");
+            mg__tb_printf(&b, "  - RAM budget: %.1fGB (process tree RSS)\n",
+                          gb(cfg->ram_budget_bytes));
+        mg__tb_printf(&b, "Check frequency:\n");
+        mg__tb_printf(&b, "  - Train: every %u batch%s\n", tr,
+                      tr == 1 ? "" : "es");
+        mg__tb_printf(&b, "  - Eval:  every %u batch%s\n", ev,
+                      ev == 1 ? "" : "es");
+        mg__tb_printf(&b, "  - At every epoch start\n");
+        mg__tb_printf(&b, "On emergency stop:\n");
+        mg__tb_printf(&b,
+                      "  - Save the current model as emergency_epochN.pth\n");
+        mg__tb_printf(&b, "  - Free memory and exit safely\n");
     }
-    sb_printf(&b, RULE);
-    num_locale_end(l);
-    return sb_done(&b);
+    mg__tb_printf(&b, RULE);
+    mg__num_locale_end(l);
+    return mg__tb_done(&b);
 }
 
 /* ---- the system check block ----------------------------------------------------- */
@@ -372,112 +318,115 @@ int mg_format_system_check(const mg_snapshot *snap, const mg_text_opts *t,
 {
     (void)t;
     if (!snap || (!buf && buf_len)) return MG_EINVAL;
-    sb b;
-    sb_init(&b, buf, buf_len);
-    num_locale l = num_locale_begin();
+    mg__tb b;
+    mg__tb_init(&b, buf, buf_len);
+    mg__num_locale l = mg__num_locale_begin();
 
-    sb_printf(&b, RULE "System Resource Check\n" RULE);
+    mg__tb_printf(&b, RULE "System Resource Check\n" RULE);
 
     const mg_ram *r = &snap->ram;
     if (r->known) {
-        sb_printf(&b, "RAM: %.1fGB / %.1fGB (%.0f%%)\n", gb(r->used_bytes),
-                  gb(r->total_bytes), r->used_frac * 100.0);
+        mg__tb_printf(&b, "RAM: %.1fGB / %.1fGB (%.0f%%)\n", gb(r->used_bytes),
+                      gb(r->total_bytes), r->used_frac * 100.0);
         switch (r->source) {
         case MG_RAM_SOURCE_CGROUP:
             if (snap->cgroup.known)
-                sb_printf(&b, "RAM limit: cgroup v%d limit (%.*s)\n",
-                          snap->cgroup.version,
-                          fieldlen(snap->cgroup.limit_path,
-                                   sizeof snap->cgroup.limit_path),
-                          snap->cgroup.limit_path);
+                mg__tb_printf(&b, "RAM limit: cgroup v%d limit (%.*s)\n",
+                              snap->cgroup.version,
+                              fieldlen(snap->cgroup.limit_path,
+                                       sizeof snap->cgroup.limit_path),
+                              snap->cgroup.limit_path);
             else
-                sb_printf(&b, "RAM limit: cgroup limit\n");
+                mg__tb_printf(&b, "RAM limit: cgroup limit\n");
             break;
         case MG_RAM_SOURCE_BUDGET:
-            sb_printf(&b, "RAM limit: budget %.1fGB, process tree RSS\n",
-                      gb(r->total_bytes));
+            mg__tb_printf(&b, "RAM limit: budget %.1fGB, process tree RSS\n",
+                          gb(r->total_bytes));
             break;
         case MG_RAM_SOURCE_MEMINFO:
         default:
-            sb_printf(&b, "RAM limit: machine (/proc/meminfo)\n");
+            mg__tb_printf(&b, "RAM limit: machine (/proc/meminfo)\n");
             break;
         }
     } else {
-        sb_printf(&b, "RAM: unknown (not checked)\n");
+        mg__tb_printf(&b, "RAM: unknown (not checked)\n");
     }
 
     const mg_swap *sw = &snap->swap;
     if (sw->known) {
         if (sw->total_bytes == 0) {
-            sb_printf(&b, "Swap: none\n");
+            mg__tb_printf(&b, "Swap: none\n");
         } else {
             uint64_t used = sw->total_bytes > sw->free_bytes
                                 ? sw->total_bytes - sw->free_bytes : 0;
-            sb_printf(&b, "Swap: %.1fGB / %.1fGB (%.0f%%)\n", gb(used),
-                      gb(sw->total_bytes),
-                      (double)used * 100.0 / (double)sw->total_bytes);
+            mg__tb_printf(&b, "Swap: %.1fGB / %.1fGB (%.0f%%)\n", gb(used),
+                          gb(sw->total_bytes),
+                          (double)used * 100.0 / (double)sw->total_bytes);
         }
     }
 
     const mg_cgroup *cg = &snap->cgroup;
     if (cg->known) {
-        sb_printf(&b, "Container: cgroup v%d %.*s, ", cg->version,
-                  fieldlen(cg->path, sizeof cg->path), cg->path);
+        mg__tb_printf(&b, "Container: cgroup v%d %.*s, ", cg->version,
+                      fieldlen(cg->path, sizeof cg->path), cg->path);
         if (cg->has_limit) {
-            sb_printf(&b, "limit %.1fGB", gb(cg->limit_bytes));
+            mg__tb_printf(&b, "limit %.1fGB", gb(cg->limit_bytes));
             int lp = fieldlen(cg->limit_path, sizeof cg->limit_path);
             /* Name the limiting cgroup only when it is an ancestor. */
             if (lp > 0 && strncmp(cg->limit_path, cg->path,
                                   sizeof cg->path) != 0)
-                sb_printf(&b, " (set by %.*s)", lp, cg->limit_path);
+                mg__tb_printf(&b, " (set by %.*s)", lp, cg->limit_path);
         } else {
-            sb_printf(&b, "no limit");
+            mg__tb_printf(&b, "no limit");
         }
         if (cg->usage_known)
-            sb_printf(&b, ", usage %.1fGB", gb(cg->usage_bytes));
-        sb_printf(&b, "\n");
+            mg__tb_printf(&b, ", usage %.1fGB", gb(cg->usage_bytes));
+        mg__tb_printf(&b, "\n");
     }
 
     if (snap->tree.known)
-        sb_printf(&b, "Process tree: pid %d, %u process%s, RSS %.1fGB\n",
-                  snap->tree.pid, snap->tree.nprocs,
-                  snap->tree.nprocs == 1 ? "" : "es", gb(snap->tree.rss_bytes));
+        mg__tb_printf(&b, "Process tree: pid %d, %u process%s, RSS %.1fGB\n",
+                      snap->tree.pid, snap->tree.nprocs,
+                      snap->tree.nprocs == 1 ? "" : "es",
+                      gb(snap->tree.rss_bytes));
 
     if (snap->psi.known)
-        sb_printf(&b, "PSI memory: some %.2f%%, full %.2f%% (avg10)\n",
-                  snap->psi.some_avg10, snap->psi.full_avg10);
+        mg__tb_printf(&b, "PSI memory: some %.2f%%, full %.2f%% (avg10)\n",
+                      snap->psi.some_avg10, snap->psi.full_avg10);
 
     unsigned n = snap->gpu_count < MG_MAX_GPUS ? snap->gpu_count : MG_MAX_GPUS;
     for (unsigned i = 0; i < n; i++) {
         const mg_gpu *g = &snap->gpus[i];
         int nl = fieldlen(g->name, sizeof g->name);
-        if (n == 1) sb_printf(&b, "GPU: %.*s\n", nl, g->name);
-        else sb_printf(&b, "GPU %u: %.*s\n", g->index, nl, g->name);
+        if (n == 1) mg__tb_printf(&b, "GPU: %.*s\n", nl, g->name);
+        else mg__tb_printf(&b, "GPU %u: %.*s\n", g->index, nl, g->name);
         /* The trainer's figures are its own process's on its current
          * device; they are shown once, under the first device. */
         if (snap->trainer_known && i == 0) {
-            sb_printf(&b, "GPU Memory: %.1fGB allocated\n",
-                      gb(snap->trainer_allocated_bytes));
-            sb_printf(&b, "GPU Memory: %.1fGB reserved\n",
-                      gb(snap->trainer_reserved_bytes));
+            mg__tb_printf(&b, "GPU Memory: %.1fGB allocated\n",
+                          gb(snap->trainer_allocated_bytes));
+            mg__tb_printf(&b, "GPU Memory: %.1fGB reserved\n",
+                          gb(snap->trainer_reserved_bytes));
         } else if (g->known) {
             uint64_t used = g->total_bytes > g->free_bytes
                                 ? g->total_bytes - g->free_bytes : 0;
-            sb_printf(&b, "GPU Memory: %.1fGB used (%.0f%%)\n", gb(used),
-                      g->used_frac * 100.0);
+            mg__tb_printf(&b, "GPU Memory: %.1fGB used (%.0f%%)\n", gb(used),
+                          g->used_frac * 100.0);
         }
-        if (g->known) sb_printf(&b, "GPU Total: %.1fGB\n", gb(g->total_bytes));
-        else sb_printf(&b, "GPU Memory: unknown\n");
+        if (g->known)
+            mg__tb_printf(&b, "GPU Total: %.1fGB\n", gb(g->total_bytes));
+        else mg__tb_printf(&b, "GPU Memory: unknown\n");
     }
     if (n == 0) {
-        sb_printf(&b, "GPU: none (%s)\n", gpu_why(snap));
+        mg__tb_printf(&b, "GPU: none (%s)\n", gpu_why(snap));
         if (snap->trainer_known)
-            sb_printf(&b, "Trainer memory: %.1fGB allocated / %.1fGB reserved\n",
-                      gb(snap->trainer_allocated_bytes),
-                      gb(snap->trainer_reserved_bytes));
+            mg__tb_printf(
+                &b, "Trainer memory: %.1fGB allocated / %.1fGB reserved\n",
+                gb(snap->trainer_allocated_bytes),
+                gb(snap->trainer_reserved_bytes));
     }
 
-    sb_printf(&b, RULE);
-    num_locale_end(l);
-    return sb_done(&b);
+    mg__tb_printf(&b, RULE);
+    mg__num_locale_end(l);
+    return mg__tb_done(&b);
 }

@@ -9,56 +9,24 @@
  * is replaced by U+FFFD so the line always parses; non-finite doubles become
  * null. Numbers are written under the "C" numeric locale of the calling
  * thread. Like report.c it follows snprintf's return rule and neither prints
- * nor keeps state.
+ * nor keeps state: the buffer handling is textbuf.c's builder (mg__tb), and
+ * only what is JSON's own (string escaping, doubles, nulls) is here.
  */
 #include "internal.h"
 
 #include <inttypes.h>
-#include <limits.h>
-#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-typedef struct jw {
-    char *buf;
-    size_t len;
-    size_t pos;
-    bool bad;
-} jw;
-
-static void jw_printf(jw *w, const char *fmt, ...) MG_PRINTF(2, 3);
-static void jw_printf(jw *w, const char *fmt, ...)
-{
-    size_t room = w->buf && w->pos < w->len ? w->len - w->pos : 0;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(room ? w->buf + w->pos : NULL, room, fmt, ap);
-    va_end(ap);
-    if (n < 0) w->bad = true;
-    else w->pos += (size_t)n;
-}
-
-/* Appends raw bytes (already valid JSON), truncating like vsnprintf. */
-static void jw_put(jw *w, const char *s, size_t n)
-{
-    if (w->buf && w->pos < w->len) {
-        size_t room = w->len - w->pos - 1; /* keep the terminator's byte */
-        size_t k = n < room ? n : room;
-        memcpy(w->buf + w->pos, s, k);
-        w->buf[w->pos + k] = '\0';
-    }
-    w->pos += n;
-}
-
-static void jw_u64(jw *w, uint64_t v) { jw_printf(w, "%" PRIu64, v); }
+static void jw_u64(mg__tb *w, uint64_t v) { mg__tb_printf(w, "%" PRIu64, v); }
 
 /* %.6g keeps fractions readable (0.911667) and is always valid JSON for a
  * finite value ("1e+06" included); NaN and infinities have no JSON form. */
-static void jw_double(jw *w, double v)
+static void jw_double(mg__tb *w, double v)
 {
-    if (isfinite(v)) jw_printf(w, "%.6g", v);
-    else jw_printf(w, "null");
+    if (isfinite(v)) mg__tb_printf(w, "%.6g", v);
+    else mg__tb_printf(w, "null");
 }
 
 /* Length of the valid UTF-8 sequence at s (at most `left` bytes), 0 if the
@@ -85,36 +53,36 @@ static size_t utf8_seq(const unsigned char *s, size_t left)
 
 /* A JSON string from at most `cap` bytes of s (the fixed-size snapshot
  * fields need not be terminated). */
-static void jw_str(jw *w, const char *s, size_t cap)
+static void jw_str(mg__tb *w, const char *s, size_t cap)
 {
     size_t n = strnlen(s, cap);
     const unsigned char *p = (const unsigned char *)s;
-    jw_put(w, "\"", 1);
+    mg__tb_put(w, "\"", 1);
     size_t i = 0;
     while (i < n) {
         unsigned char c = p[i];
         if (c == '"' || c == '\\') {
             char esc[2] = {'\\', (char)c};
-            jw_put(w, esc, 2);
+            mg__tb_put(w, esc, 2);
             i++;
         } else if (c < 0x20 || c == 0x7F) {
-            jw_printf(w, "\\u%04x", (unsigned)c);
+            mg__tb_printf(w, "\\u%04x", (unsigned)c);
             i++;
         } else {
             size_t k = utf8_seq(p + i, n - i);
             if (k == 0) {
-                jw_put(w, "\\ufffd", 6);
+                mg__tb_put(w, "\\ufffd", 6);
                 i++;
             } else {
-                jw_put(w, s + i, k);
+                mg__tb_put(w, s + i, k);
                 i += k;
             }
         }
     }
-    jw_put(w, "\"", 1);
+    mg__tb_put(w, "\"", 1);
 }
 
-static void jw_cstr(jw *w, const char *s) { jw_str(w, s, strlen(s)); }
+static void jw_cstr(mg__tb *w, const char *s) { jw_str(w, s, strlen(s)); }
 
 static const char *gpu_state_name(mg_gpu_state s)
 {
@@ -133,47 +101,43 @@ static double frac_or(double v, double def) { return v > 0.0 ? v : def; }
 
 /* A byte count that is meaningful only when set (the floors, the budget):
  * 0 means "none", which JSON says with null. */
-static void jw_u64_or_null(jw *w, uint64_t v)
+static void jw_u64_or_null(mg__tb *w, uint64_t v)
 {
     if (v) jw_u64(w, v);
-    else jw_printf(w, "null");
+    else mg__tb_printf(w, "null");
 }
 
-static void reason_obj(jw *w, const mg_verdict *v)
+static void reason_obj(mg__tb *w, const mg_verdict *v)
 {
     if (v->level == MG_LEVEL_SAFE || v->resource == MG_RES_NONE) {
-        jw_printf(w, "null");
+        mg__tb_printf(w, "null");
         return;
     }
-    jw_printf(w, "{\"resource\":\"%s\",\"gpu_index\":",
-              v->resource == MG_RES_RAM ? "ram" : "gpu");
-    if (v->resource == MG_RES_GPU) jw_printf(w, "%u", v->gpu_index);
-    else jw_printf(w, "null");
-    jw_printf(w, ",\"value_frac\":");
+    mg__tb_printf(w, "{\"resource\":\"%s\",\"gpu_index\":",
+                  v->resource == MG_RES_RAM ? "ram" : "gpu");
+    if (v->resource == MG_RES_GPU) mg__tb_printf(w, "%u", v->gpu_index);
+    else mg__tb_printf(w, "null");
+    mg__tb_printf(w, ",\"value_frac\":");
     jw_double(w, v->value_frac);
-    jw_printf(w, ",\"threshold_frac\":");
+    mg__tb_printf(w, ",\"threshold_frac\":");
     jw_double(w, v->threshold_frac);
-    jw_printf(w, ",\"by_floor\":%s,\"used_bytes\":",
-              v->by_floor ? "true" : "false");
+    mg__tb_printf(w, ",\"by_floor\":%s,\"used_bytes\":",
+                  v->by_floor ? "true" : "false");
     jw_u64(w, v->used_bytes);
-    jw_printf(w, ",\"total_bytes\":");
+    mg__tb_printf(w, ",\"total_bytes\":");
     jw_u64(w, v->total_bytes);
 
-    /* The same words as the warning line, in English and without marker,
-     * prefix or newline: the public formatter with ASCII markers, minus its
-     * "[!] " and "\n". */
+    /* The same words as the warning line (report.c writes them for both),
+     * in English whatever the locale, for log shippers that grep them. They
+     * are rendered first and then escaped: a GPU label is ASCII today, but
+     * the text must stay a valid JSON string whatever it holds. */
     char text[256];
-    const mg_text_opts plain = {MG_LANG_EN, false};
-    int n = mg_format_warning(v, &plain, -1, text, sizeof text);
-    const char *body = "";
-    if (n > 0) {
-        size_t len = strlen(text);
-        if (len && text[len - 1] == '\n') text[--len] = '\0';
-        body = strncmp(text, "[!] ", 4) == 0 ? text + 4 : text;
-    }
-    jw_printf(w, ",\"text\":");
-    jw_cstr(w, body);
-    jw_printf(w, "}");
+    mg__tb t;
+    mg__tb_init(&t, text, sizeof text);
+    mg__format_reason(v, MG_LANG_EN, &t);
+    mg__tb_printf(w, ",\"text\":");
+    jw_cstr(w, text);
+    mg__tb_printf(w, "}");
 }
 
 int mg_format_json(const mg_config *cfg, const mg_snapshot *snap,
@@ -189,141 +153,141 @@ int mg_format_json(const mg_config *cfg, const mg_snapshot *snap,
         v = &own;
     }
 
-    jw w = {buf, buf_len, 0, false};
-    if (buf && buf_len) buf[0] = '\0';
-    locale_t c = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
-    locale_t old = c ? uselocale(c) : (locale_t)0;
+    mg__tb w;
+    mg__tb_init(&w, buf, buf_len);
+    mg__num_locale l = mg__num_locale_begin();
 
-    jw_printf(&w, "{\"time_ms\":%" PRIu64 ",\"level\":\"%s\",\"reason\":",
-              snap->time_ms, mg_level_name(v->level));
+    mg__tb_printf(&w, "{\"time_ms\":%" PRIu64 ",\"level\":\"%s\",\"reason\":",
+                  snap->time_ms, mg_level_name(v->level));
     reason_obj(&w, v);
 
-    jw_printf(&w, ",\"unknown\":[");
+    mg__tb_printf(&w, ",\"unknown\":[");
     bool first = true;
     if (v->unknown & MG_UNKNOWN_RAM) {
-        jw_printf(&w, "\"ram\"");
+        mg__tb_printf(&w, "\"ram\"");
         first = false;
     }
-    if (v->unknown & MG_UNKNOWN_GPU) jw_printf(&w, "%s\"gpu\"", first ? "" : ",");
-    jw_printf(&w, "]");
+    if (v->unknown & MG_UNKNOWN_GPU)
+        mg__tb_printf(&w, "%s\"gpu\"", first ? "" : ",");
+    mg__tb_printf(&w, "]");
 
     const mg_ram *r = &snap->ram;
-    jw_printf(&w, ",\"ram\":");
+    mg__tb_printf(&w, ",\"ram\":");
     if (r->known) {
-        jw_printf(&w, "{\"total_bytes\":%" PRIu64 ",\"available_bytes\":%" PRIu64
-                      ",\"used_bytes\":%" PRIu64 ",\"used_frac\":",
-                  r->total_bytes, r->available_bytes, r->used_bytes);
+        mg__tb_printf(&w, "{\"total_bytes\":%" PRIu64
+                          ",\"available_bytes\":%" PRIu64
+                          ",\"used_bytes\":%" PRIu64 ",\"used_frac\":",
+                      r->total_bytes, r->available_bytes, r->used_bytes);
         jw_double(&w, r->used_frac);
-        jw_printf(&w, ",\"source\":\"%s\",\"mem_total_bytes\":",
-                  mg_ram_source_name(r->source));
+        mg__tb_printf(&w, ",\"source\":\"%s\",\"mem_total_bytes\":",
+                      mg_ram_source_name(r->source));
         if (r->meminfo_known) jw_u64(&w, r->mem_total_bytes);
-        else jw_printf(&w, "null");
-        jw_printf(&w, ",\"mem_available_bytes\":");
+        else mg__tb_printf(&w, "null");
+        mg__tb_printf(&w, ",\"mem_available_bytes\":");
         if (r->meminfo_known) jw_u64(&w, r->mem_available_bytes);
-        else jw_printf(&w, "null");
-        jw_printf(&w, "}");
+        else mg__tb_printf(&w, "null");
+        mg__tb_printf(&w, "}");
     } else {
-        jw_printf(&w, "null");
+        mg__tb_printf(&w, "null");
     }
 
-    jw_printf(&w, ",\"swap\":");
+    mg__tb_printf(&w, ",\"swap\":");
     if (snap->swap.known)
-        jw_printf(&w, "{\"total_bytes\":%" PRIu64 ",\"free_bytes\":%" PRIu64 "}",
-                  snap->swap.total_bytes, snap->swap.free_bytes);
+        mg__tb_printf(&w, "{\"total_bytes\":%" PRIu64
+                          ",\"free_bytes\":%" PRIu64 "}",
+                      snap->swap.total_bytes, snap->swap.free_bytes);
     else
-        jw_printf(&w, "null");
+        mg__tb_printf(&w, "null");
 
     const mg_cgroup *cg = &snap->cgroup;
-    jw_printf(&w, ",\"cgroup\":");
+    mg__tb_printf(&w, ",\"cgroup\":");
     if (cg->known) {
-        jw_printf(&w, "{\"version\":%d,\"path\":", cg->version);
+        mg__tb_printf(&w, "{\"version\":%d,\"path\":", cg->version);
         jw_str(&w, cg->path, sizeof cg->path);
-        jw_printf(&w, ",\"limit_bytes\":");
+        mg__tb_printf(&w, ",\"limit_bytes\":");
         if (cg->has_limit) jw_u64(&w, cg->limit_bytes);
-        else jw_printf(&w, "null");
-        jw_printf(&w, ",\"limit_path\":");
+        else mg__tb_printf(&w, "null");
+        mg__tb_printf(&w, ",\"limit_path\":");
         if (cg->has_limit) jw_str(&w, cg->limit_path, sizeof cg->limit_path);
-        else jw_printf(&w, "null");
-        jw_printf(&w, ",\"usage_bytes\":");
+        else mg__tb_printf(&w, "null");
+        mg__tb_printf(&w, ",\"usage_bytes\":");
         if (cg->usage_known) jw_u64(&w, cg->usage_bytes);
-        else jw_printf(&w, "null");
-        jw_printf(&w, ",\"inactive_file_bytes\":");
+        else mg__tb_printf(&w, "null");
+        mg__tb_printf(&w, ",\"inactive_file_bytes\":");
         if (cg->usage_known) jw_u64(&w, cg->inactive_file_bytes);
-        else jw_printf(&w, "null");
-        jw_printf(&w, "}");
+        else mg__tb_printf(&w, "null");
+        mg__tb_printf(&w, "}");
     } else {
-        jw_printf(&w, "null");
+        mg__tb_printf(&w, "null");
     }
 
-    jw_printf(&w, ",\"process_tree\":");
+    mg__tb_printf(&w, ",\"process_tree\":");
     if (snap->tree.known)
-        jw_printf(&w, "{\"pid\":%d,\"nprocs\":%u,\"rss_bytes\":%" PRIu64 "}",
-                  snap->tree.pid, snap->tree.nprocs, snap->tree.rss_bytes);
+        mg__tb_printf(&w,
+                      "{\"pid\":%d,\"nprocs\":%u,\"rss_bytes\":%" PRIu64 "}",
+                      snap->tree.pid, snap->tree.nprocs, snap->tree.rss_bytes);
     else
-        jw_printf(&w, "null");
+        mg__tb_printf(&w, "null");
 
-    jw_printf(&w, ",\"psi\":");
+    mg__tb_printf(&w, ",\"psi\":");
     if (snap->psi.known) {
-        jw_printf(&w, "{\"some_avg10\":");
+        mg__tb_printf(&w, "{\"some_avg10\":");
         jw_double(&w, snap->psi.some_avg10);
-        jw_printf(&w, ",\"full_avg10\":");
+        mg__tb_printf(&w, ",\"full_avg10\":");
         jw_double(&w, snap->psi.full_avg10);
-        jw_printf(&w, "}");
+        mg__tb_printf(&w, "}");
     } else {
-        jw_printf(&w, "null");
+        mg__tb_printf(&w, "null");
     }
 
-    jw_printf(&w, ",\"gpu_state\":\"%s\",\"gpus\":[",
-              gpu_state_name(snap->gpu_state));
+    mg__tb_printf(&w, ",\"gpu_state\":\"%s\",\"gpus\":[",
+                  gpu_state_name(snap->gpu_state));
     unsigned n = snap->gpu_count < MG_MAX_GPUS ? snap->gpu_count : MG_MAX_GPUS;
     for (unsigned i = 0; i < n; i++) {
         const mg_gpu *g = &snap->gpus[i];
-        jw_printf(&w, "%s{\"index\":%u,\"name\":", i ? "," : "", g->index);
+        mg__tb_printf(&w, "%s{\"index\":%u,\"name\":", i ? "," : "", g->index);
         jw_str(&w, g->name, sizeof g->name);
-        jw_printf(&w, ",\"uuid\":");
+        mg__tb_printf(&w, ",\"uuid\":");
         jw_str(&w, g->uuid, sizeof g->uuid);
         if (g->known) {
-            jw_printf(&w, ",\"total_bytes\":%" PRIu64 ",\"free_bytes\":%" PRIu64
-                          ",\"reserved_bytes\":%" PRIu64 ",\"used_frac\":",
-                      g->total_bytes, g->free_bytes, g->reserved_bytes);
+            mg__tb_printf(&w, ",\"total_bytes\":%" PRIu64
+                              ",\"free_bytes\":%" PRIu64
+                              ",\"reserved_bytes\":%" PRIu64 ",\"used_frac\":",
+                          g->total_bytes, g->free_bytes, g->reserved_bytes);
             jw_double(&w, g->used_frac);
         } else {
-            jw_printf(&w, ",\"total_bytes\":null,\"free_bytes\":null"
-                          ",\"reserved_bytes\":null,\"used_frac\":null");
+            mg__tb_printf(&w, ",\"total_bytes\":null,\"free_bytes\":null"
+                              ",\"reserved_bytes\":null,\"used_frac\":null");
         }
-        jw_printf(&w, "}");
+        mg__tb_printf(&w, "}");
     }
-    jw_printf(&w, "]");
+    mg__tb_printf(&w, "]");
 
-    jw_printf(&w, ",\"trainer\":");
+    mg__tb_printf(&w, ",\"trainer\":");
     if (snap->trainer_known)
-        jw_printf(&w, "{\"allocated_bytes\":%" PRIu64
-                      ",\"reserved_bytes\":%" PRIu64 "}",
-                  snap->trainer_allocated_bytes, snap->trainer_reserved_bytes);
+        mg__tb_printf(&w, "{\"allocated_bytes\":%" PRIu64
+                          ",\"reserved_bytes\":%" PRIu64 "}",
+                      snap->trainer_allocated_bytes,
+                      snap->trainer_reserved_bytes);
     else
-        jw_printf(&w, "null");
+        mg__tb_printf(&w, "null");
 
-    jw_printf(&w, ",\"thresholds\":{\"warn_gpu_frac\":");
+    mg__tb_printf(&w, ",\"thresholds\":{\"warn_gpu_frac\":");
     jw_double(&w, frac_or(cfg->warn_gpu_frac, MG_DEFAULT_WARN_GPU));
-    jw_printf(&w, ",\"stop_gpu_frac\":");
+    mg__tb_printf(&w, ",\"stop_gpu_frac\":");
     jw_double(&w, frac_or(cfg->stop_gpu_frac, MG_DEFAULT_STOP_GPU));
-    jw_printf(&w, ",\"warn_ram_frac\":");
+    mg__tb_printf(&w, ",\"warn_ram_frac\":");
     jw_double(&w, frac_or(cfg->warn_ram_frac, MG_DEFAULT_WARN_RAM));
-    jw_printf(&w, ",\"stop_ram_frac\":");
+    mg__tb_printf(&w, ",\"stop_ram_frac\":");
     jw_double(&w, frac_or(cfg->stop_ram_frac, MG_DEFAULT_STOP_RAM));
-    jw_printf(&w, ",\"min_free_ram_bytes\":");
+    mg__tb_printf(&w, ",\"min_free_ram_bytes\":");
     jw_u64_or_null(&w, cfg->min_free_ram_bytes);
-    jw_printf(&w, ",\"min_free_gpu_bytes\":");
+    mg__tb_printf(&w, ",\"min_free_gpu_bytes\":");
     jw_u64_or_null(&w, cfg->min_free_gpu_bytes);
-    jw_printf(&w, ",\"ram_budget_bytes\":");
+    mg__tb_printf(&w, ",\"ram_budget_bytes\":");
     jw_u64_or_null(&w, cfg->ram_budget_bytes);
-    jw_printf(&w, "}}\n");
+    mg__tb_printf(&w, "}}\n");
 
-    if (c) {
-        uselocale(old);
-        freelocale(c);
-    }
-    if (w.bad) return MG_EINVAL;
-    if (w.pos > (size_t)INT_MAX) return MG_ENOSPC;
-    return (int)w.pos;
+    mg__num_locale_end(l);
+    return mg__tb_done(&w);
 }

@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmd_run.c: `memguard run [OPTIONS] -- COMMAND [ARGS...]`: option parsing
+ * and validation, self-protection (memory lock, oom_score_adj), then
+ * supervise.c does the work. Everything the user can get wrong is rejected
+ * here, before the command starts, with one line and exit status 2.
+ */
+#include "run.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+enum {
+    OPT_GRACE = 400,
+    OPT_KILL_AFTER,
+    OPT_SIGNAL,
+    OPT_HARD_RAM,
+    OPT_HARD_GPU,
+    OPT_ON_WARN,
+    OPT_HOOK_TIMEOUT,
+    OPT_DRY_RUN,
+    OPT_LOG,
+    OPT_REPORT_INTERVAL,
+    OPT_STOP_FILE,
+    OPT_MIN_INTERVAL,
+    OPT_MAX_INTERVAL,
+    OPT_RAM_FILL,
+    OPT_SWAP_FILL,
+    OPT_GPU_FILL,
+    OPT_WARN_EVERY,
+};
+
+/* "60", "1.5", "90s", "500ms", "2m" -> milliseconds; seconds by default. */
+static int parse_duration_ms(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno || !isfinite(v) || v < 0) return -1;
+    double scale = 1000.0;
+    if (strcmp(end, "ms") == 0) scale = 1.0;
+    else if (strcmp(end, "s") == 0 || *end == '\0') scale = 1000.0;
+    else if (strcmp(end, "m") == 0) scale = 60000.0;
+    else return -1;
+    v *= scale;
+    if (v > 86400000.0 * 7) return -1; /* a week */
+    *out = (uint64_t)v;
+    return 0;
+}
+
+static int duration_arg(const char *flag, const char *arg, uint64_t *out)
+{
+    if (parse_duration_ms(arg, out) < 0)
+        return cli_usage_error("%s '%s': expected a duration such as 60, 1.5s, 500ms or 2m "
+                               "(seconds by default, at most a week)", flag, arg);
+    return 0;
+}
+
+static int ms_arg(const char *flag, const char *arg, uint32_t *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(arg, &end, 10);
+    if (errno || end == arg || *end || v < 1 || v > 3600000)
+        return cli_usage_error("%s '%s': expected milliseconds from 1 to 3600000", flag, arg);
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static int signal_arg(const char *arg, int *out)
+{
+    static const struct { const char *name; int sig; } names[] = {
+        {"HUP", SIGHUP}, {"INT", SIGINT}, {"QUIT", SIGQUIT}, {"USR1", SIGUSR1},
+        {"USR2", SIGUSR2}, {"TERM", SIGTERM}, {"ALRM", SIGALRM},
+    };
+    const char *n = strncasecmp(arg, "SIG", 3) == 0 ? arg + 3 : arg;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcasecmp(n, names[i].name) == 0) { *out = names[i].sig; return 0; }
+    char *end;
+    errno = 0;
+    long v = strtol(arg, &end, 10);
+    if (!errno && end != arg && !*end && v >= 1 && v <= SIGRTMAX && v != SIGKILL && v != SIGSTOP) {
+        *out = (int)v;
+        return 0;
+    }
+    return cli_usage_error("--signal '%s': expected USR1, USR2, TERM, INT, HUP, QUIT, ALRM "
+                           "or a signal number (not KILL or STOP)", arg);
+}
+
+/* mlockall so memguard itself is never paged out while memory runs out,
+ * and oom_score_adj -100 (earlyoom's value, not -1000: a leak in memguard
+ * must not make the kernel kill everything else first). Both are
+ * best-effort: an unprivileged user still gets a working supervisor. */
+static void protect_self(int verbose)
+{
+    struct rlimit rl;
+    /* MCL_FUTURE under a small RLIMIT_MEMLOCK would make later mmaps fail;
+     * ONFAULT locks only pages we touch, so RSS does not grow by the size
+     * of every mapped library. */
+    if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 &&
+        (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= (64u << 20))) {
+        if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0 && verbose)
+            fprintf(stderr, "memguard: info: mlockall: %s\n", strerror(errno));
+    } else if (verbose) {
+        fprintf(stderr, "memguard: info: not locking memory: RLIMIT_MEMLOCK too small\n");
+    }
+    int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (write(fd, "-100", 4) != 4 && verbose)
+            fprintf(stderr, "memguard: info: oom_score_adj: %s\n", strerror(errno));
+        close(fd);
+    }
+}
+
+int cmd_run(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        CLI_COMMON_LONGOPTS,
+        {"grace", required_argument, NULL, OPT_GRACE},
+        {"kill-after", required_argument, NULL, OPT_KILL_AFTER},
+        {"signal", required_argument, NULL, OPT_SIGNAL},
+        {"hard-ram", required_argument, NULL, OPT_HARD_RAM},
+        {"hard-gpu", required_argument, NULL, OPT_HARD_GPU},
+        {"on-warn", required_argument, NULL, OPT_ON_WARN},
+        {"hook-timeout", required_argument, NULL, OPT_HOOK_TIMEOUT},
+        {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+        {"log", required_argument, NULL, OPT_LOG},
+        {"report-interval", required_argument, NULL, OPT_REPORT_INTERVAL},
+        {"stop-file", required_argument, NULL, OPT_STOP_FILE},
+        {"min-interval", required_argument, NULL, OPT_MIN_INTERVAL},
+        {"max-interval", required_argument, NULL, OPT_MAX_INTERVAL},
+        {"ram-fill-rate", required_argument, NULL, OPT_RAM_FILL},
+        {"swap-fill-rate", required_argument, NULL, OPT_SWAP_FILL},
+        {"gpu-fill-rate", required_argument, NULL, OPT_GPU_FILL},
+        {"warn-every", required_argument, NULL, OPT_WARN_EVERY},
+        {0, 0, 0, 0}};
+    run_opts o = {0};
+    o.grace_ms = 60000;
+    o.kill_after_ms = 10000;
+    o.signo = SIGUSR1;
+    o.hard_ram_frac = 0.97;
+    o.hard_gpu_frac = 0.98;
+    o.hook_timeout_ms = 10000;
+    o.report_interval_ms = 1000;
+    o.warn_every_ms = 60000;
+    int opt, rc = 0;
+    opterr = 0;
+    optind = 1;
+    /* "+": stop at the first non-option, so the command's own flags are
+     * never taken for ours even without "--". */
+    while ((opt = getopt_long(argc, argv, "+:v", longopts, NULL)) != -1) {
+        switch (opt) {
+        case OPT_GRACE: rc = duration_arg("--grace", optarg, &o.grace_ms); break;
+        case OPT_KILL_AFTER: rc = duration_arg("--kill-after", optarg, &o.kill_after_ms); break;
+        case OPT_HOOK_TIMEOUT: rc = duration_arg("--hook-timeout", optarg, &o.hook_timeout_ms); break;
+        case OPT_WARN_EVERY: rc = duration_arg("--warn-every", optarg, &o.warn_every_ms); break;
+        case OPT_SIGNAL: rc = signal_arg(optarg, &o.signo); break;
+        case OPT_HARD_RAM:
+        case OPT_HARD_GPU: {
+            double *dst = opt == OPT_HARD_RAM ? &o.hard_ram_frac : &o.hard_gpu_frac;
+            if (mg_parse_frac(optarg, dst) < 0)
+                rc = cli_usage_error("%s '%s': expected a fraction in (0, 1], such as 0.97 or 97%%",
+                                     opt == OPT_HARD_RAM ? "--hard-ram" : "--hard-gpu", optarg);
+            break;
+        }
+        case OPT_ON_WARN: o.on_warn = optarg; break;
+        case OPT_DRY_RUN: o.dry_run = true; break;
+        case OPT_LOG: o.log_path = optarg; break;
+        case OPT_STOP_FILE: o.stop_file = optarg; break;
+        case OPT_REPORT_INTERVAL: rc = ms_arg("--report-interval", optarg, &o.report_interval_ms); break;
+        case OPT_MIN_INTERVAL: rc = ms_arg("--min-interval", optarg, &o.c.cfg.min_interval_ms); break;
+        case OPT_MAX_INTERVAL: rc = ms_arg("--max-interval", optarg, &o.c.cfg.max_interval_ms); break;
+        case OPT_RAM_FILL:
+        case OPT_SWAP_FILL:
+        case OPT_GPU_FILL: {
+            uint64_t *dst = opt == OPT_RAM_FILL ? &o.c.cfg.ram_fill_rate_bytes_per_s
+                          : opt == OPT_SWAP_FILL ? &o.c.cfg.swap_fill_rate_bytes_per_s
+                          : &o.c.cfg.gpu_fill_rate_bytes_per_s;
+            if (mg_parse_size(optarg, dst) < 0)
+                rc = cli_usage_error("%s '%s': expected bytes per second such as 6000M or 10G",
+                                     opt == OPT_RAM_FILL ? "--ram-fill-rate"
+                                     : opt == OPT_SWAP_FILL ? "--swap-fill-rate" : "--gpu-fill-rate",
+                                     optarg);
+            break;
+        }
+        case OPT_PID:
+            return cli_usage_error("run: --pid does not apply: the command's own tree is watched");
+        default: {
+            int r = cli_common_option(&o.c, opt, optarg);
+            if (r < 0) return -1 - r;
+            if (r == 0) return cli_bad_option(argv, opt);
+        }
+        }
+        if (rc) return rc;
+    }
+    if (optind >= argc)
+        return cli_usage_error("run: missing COMMAND (memguard run [OPTIONS] -- COMMAND [ARGS...])");
+    o.argv = argv + optind;
+
+    int status = cli_common_validate(&o.c);
+    if (status) return status;
+    mg_config r;
+    mg_config_resolve(&o.c.cfg, &r);
+    if (o.hard_ram_frac < r.stop_ram_frac)
+        return cli_usage_error("--hard-ram %g is below --stop-ram %g: the hard limit must come last",
+                               o.hard_ram_frac, r.stop_ram_frac);
+    if (o.hard_gpu_frac < r.stop_gpu_frac)
+        return cli_usage_error("--hard-gpu %g is below --stop-gpu %g: the hard limit must come last",
+                               o.hard_gpu_frac, r.stop_gpu_frac);
+    if (o.on_warn) {
+        struct stat st;
+        if (o.on_warn[0] != '/' || stat(o.on_warn, &st) != 0 || !S_ISREG(st.st_mode) ||
+            access(o.on_warn, X_OK) != 0)
+            return cli_usage_error("--on-warn '%s': expected the absolute path of an executable file",
+                                   o.on_warn);
+    }
+    if (o.stop_file && !*o.stop_file)
+        return cli_usage_error("--stop-file '': expected a path");
+
+    mg_ctx *ctx = cli_open(&o.c, &status);
+    if (!ctx) return status;
+    protect_self(o.c.verbose);
+    status = supervise(&o, ctx);
+    mg_destroy(ctx);
+    return status;
+}

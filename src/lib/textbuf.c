@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * textbuf.c: the one text builder behind every formatter (report.c,
+ * report_json.c), and the switch to the "C" numeric locale that the
+ * formatters and the number parsers (parse.c) run under.
+ *
+ * The builder appends into a buffer the caller owns and follows snprintf's
+ * rule: the buffer is always NUL-terminated (when it has a byte at all),
+ * whatever fits is written, and mg__tb_done() returns the length the whole
+ * text needs, so a first call on (NULL, 0) sizes the buffer. It never
+ * allocates, never prints and knows nothing of the texts or of JSON; the
+ * escaping and number forms of JSON stay in report_json.c.
+ */
+#include "internal.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- the append-only builder --------------------------------------------- */
+
+void mg__tb_init(mg__tb *b, char *buf, size_t len)
+{
+    b->buf = buf;
+    b->len = len;
+    b->pos = 0;
+    b->bad = false;
+    /* Terminated from the start, so a text that stays empty (a safe
+     * verdict) or whose first piece does not fit still reads as a string. */
+    if (buf && len) buf[0] = '\0';
+}
+
+void mg__tb_printf(mg__tb *b, const char *fmt, ...)
+{
+    size_t room = b->buf && b->pos < b->len ? b->len - b->pos : 0;
+    va_list ap;
+    va_start(ap, fmt);
+    /* With room 0, vsnprintf only measures; with some room it writes what
+     * fits and terminates, which keeps the whole buffer terminated. */
+    int n = vsnprintf(room ? b->buf + b->pos : NULL, room, fmt, ap);
+    va_end(ap);
+    if (n < 0) b->bad = true;
+    else b->pos += (size_t)n;
+}
+
+void mg__tb_put(mg__tb *b, const char *s, size_t n)
+{
+    if (b->buf && b->pos < b->len) {
+        size_t room = b->len - b->pos - 1; /* keep the terminator's byte */
+        size_t k = n < room ? n : room;
+        memcpy(b->buf + b->pos, s, k);
+        b->buf[b->pos + k] = '\0';
+    }
+    b->pos += n;
+}
+
+int mg__tb_done(const mg__tb *b)
+{
+    if (b->bad) return MG_EINVAL;
+    /* The public formatters return int, as snprintf does. */
+    if (b->pos > (size_t)INT_MAX) return MG_ENOSPC;
+    return (int)b->pos;
+}
+
+/* ---- the "C" numeric locale ----------------------------------------------- */
+
+mg__num_locale mg__num_locale_begin(void)
+{
+    mg__num_locale l;
+    /* uselocale() changes the calling thread only, unlike setlocale(), so a
+     * program running in a German locale keeps it everywhere else. If the
+     * locale object cannot be made (out of memory), the current locale is
+     * kept: in the common case it is "C" anyway. */
+    l.c = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+    l.old = l.c ? uselocale(l.c) : (locale_t)0;
+    return l;
+}
+
+void mg__num_locale_end(mg__num_locale l)
+{
+    if (!l.c) return;
+    uselocale(l.old);
+    freelocale(l.c);
+}

@@ -1,0 +1,415 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_run.c: `memguard run` with real processes under real memory
+ * pressure. The helper children (helper_child.c) really allocate; the
+ * budget (--ram-budget) makes pressure reachable on any machine. Every
+ * assertion reads what happened from memguard's exit status, its stderr,
+ * the checkpoint the child wrote, and the JSON-lines log parsed with cJSON.
+ * Each test ends by checking that no helper process is left.
+ */
+#include "mg_proc.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+
+#define MB (1024.0 * 1024.0)
+
+static char tmpdir[512];
+
+static void path_in_tmp(char *buf, size_t len, const char *name)
+{
+    snprintf(buf, len, "%s/%s", tmpdir, name);
+}
+
+/* Helper processes still alive (the tests' own children included). */
+static int helpers_alive(void)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    int n = 0;
+    while (d && (e = readdir(d))) {
+        char p[300], cmd[4096];
+        if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        snprintf(p, sizeof p, "/proc/%s/cmdline", e->d_name);
+        FILE *f = fopen(p, "r");
+        if (!f) continue;
+        size_t k = fread(cmd, 1, sizeof cmd - 1, f);
+        fclose(f);
+        cmd[k] = '\0';
+        char st[300], state = '?';
+        snprintf(st, sizeof st, "/proc/%s/stat", e->d_name);
+        f = fopen(st, "r");
+        if (f) {
+            char line[1024];
+            if (fgets(line, sizeof line, f)) {
+                char *rp = strrchr(line, ')');
+                if (rp && rp[1]) state = rp[2];
+            }
+            fclose(f);
+        }
+        if (strcmp(cmd, MG_HELPER) == 0 && state != 'Z') n++;
+    }
+    if (d) closedir(d);
+    return n;
+}
+
+static void no_helper_left(void)
+{
+    for (int i = 0; i < 100 && helpers_alive(); i++) {
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    CHECK_INT(helpers_alive(), 0);
+}
+
+/* The events of a --log file, in order. */
+typedef struct events {
+    cJSON *items[4096];
+    int n;
+} events;
+
+static events EV;
+
+static void load_log(const char *path)
+{
+    for (int i = 0; i < EV.n; i++) cJSON_Delete(EV.items[i]);
+    EV.n = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) { MG_FAIL_("no log file %s", path); return; }
+    static char line[65536];
+    while (fgets(line, sizeof line, f) && EV.n < 4096) {
+        cJSON *j = cJSON_Parse(line);
+        if (!j) { MG_FAIL_("log line is not JSON: %.200s", line); continue; }
+        EV.items[EV.n++] = j;
+    }
+    fclose(f);
+}
+
+static const char *ev_name(int i)
+{
+    const cJSON *e = cJSON_GetObjectItem(EV.items[i], "event");
+    return cJSON_IsString(e) ? e->valuestring : "";
+}
+
+/* Index of the first event named `name` at or after `from`, or -1. */
+static int ev_find(const char *name, int from)
+{
+    for (int i = from; i < EV.n; i++)
+        if (strcmp(ev_name(i), name) == 0) return i;
+    return -1;
+}
+
+static double ev_num(int i, const char *a, const char *b, const char *c)
+{
+    const cJSON *o = cJSON_GetObjectItem(EV.items[i], a);
+    if (b) o = cJSON_GetObjectItem(o, b);
+    if (c) o = cJSON_GetObjectItem(o, c);
+    return cJSON_IsNumber(o) ? o->valuedouble : -1;
+}
+
+/* The largest process-tree RSS any logged reading saw. */
+static double max_tree_rss(void)
+{
+    double m = 0;
+    for (int i = 0; i < EV.n; i++) {
+        double r = ev_num(i, "sample", "process_tree", "rss_bytes");
+        if (r > m) m = r;
+    }
+    return m;
+}
+
+static long ckpt_mb(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    long mb = -1;
+    if (f) {
+        if (fscanf(f, "allocated_mb=%ld", &mb) != 1) mb = -2;
+        fclose(f);
+    }
+    return mb;
+}
+
+/* ---- tests ------------------------------------------------------------------- */
+
+static void test_passthrough_and_exec_failures(void)
+{
+    CHECK_INT(RUN(NULL, "run", "--", MG_HELPER, "exit", "3"), 3);
+    CHECK_INT(RUN(NULL, "run", "--no-gpu", MG_HELPER, "exit", "0"), 0);
+    CHECK_INT(RUN(NULL, "run", "--", "/nonexistent/trainer"), 127);
+    CHECK_CONTAINS(R.err, "cannot run '/nonexistent/trainer'");
+    char noexec[600];
+    path_in_tmp(noexec, sizeof noexec, "not-executable");
+    write_file(noexec, "echo hi\n");
+    chmod(noexec, 0644);
+    CHECK_INT(RUN(NULL, "run", "--", noexec), 126);
+    CHECK_CONTAINS(R.err, "Permission denied");
+    CHECK_INT(RUN(NULL, "run", "--", "/bin/sh", "-c", "kill -9 $$"), 128 + 9);
+    no_helper_left();
+}
+
+static bool sent;
+static void sigint_at_300(double el)
+{
+    if (el >= 300 && !sent) { kill(R.pid, SIGINT); sent = true; }
+}
+
+static void test_ctrl_c_reaches_child(void)
+{
+    sent = false;
+    run_cli_tick(NULL, (const char *const[]){"run", "--", MG_HELPER, "sleep", NULL}, 20000,
+                 sigint_at_300);
+    CHECK_INT(R.status, 130);
+    CHECK_CONTAINS(R.out, "got SIGINT");
+    no_helper_left();
+}
+
+static void test_bad_options(void)
+{
+    static const struct {
+        const char *args[6];
+        const char *needle;
+    } rows[] = {
+        {{"run"}, "missing COMMAND"},
+        {{"run", "--"}, "missing COMMAND"},
+        {{"run", "--grace", "soon", "--", "true"}, "--grace 'soon': expected a duration"},
+        {{"run", "--kill-after", "-1", "--", "true"}, "--kill-after '-1'"},
+        {{"run", "--signal", "KILL", "--", "true"}, "--signal 'KILL'"},
+        {{"run", "--signal", "99", "--", "true"}, "--signal '99'"},
+        {{"run", "--hard-ram", "0.5", "--", "true"}, "--hard-ram 0.5 is below --stop-ram 0.88"},
+        {{"run", "--hard-gpu", "2", "--", "true"}, "--hard-gpu '2'"},
+        {{"run", "--on-warn", "notify.sh", "--", "true"}, "--on-warn 'notify.sh': expected the absolute path"},
+        {{"run", "--min-interval", "0", "--", "true"}, "--min-interval '0'"},
+        {{"run", "--ram-fill-rate", "fast", "--", "true"}, "--ram-fill-rate 'fast'"},
+        {{"run", "--pid", "1", "--", "true"}, "--pid does not apply"},
+        {{"run", "--log", "/nonexistent/dir/log", "--", "true"}, "--log '/nonexistent/dir/log'"},
+        {{"run", "--bogus", "--", "true"}, "unknown option '--bogus'"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const char *args[7] = {0};
+        for (int k = 0; k < 6 && rows[i].args[k]; k++) args[k] = rows[i].args[k];
+        run_cli(NULL, args, 10000);
+        if (R.status != 2) MG_FAIL_("row %zu: exit %d, want 2; stderr: %s", i, R.status, R.err);
+        CHECK_CONTAINS(R.err, rows[i].needle);
+        CHECK_CONTAINS(R.err, "Try 'memguard --help'.");
+    }
+}
+
+/* The seed's story under a budget: warn, then the request, then the child's
+ * checkpoint, then its exit with 75; the tree never went past the budget. */
+static void test_budget_warn_request_checkpoint(void)
+{
+    char ck[600], log[600];
+    path_in_tmp(ck, sizeof ck, "run-budget.ckpt");
+    path_in_tmp(log, sizeof log, "run-budget.jsonl");
+    unlink(ck);
+    unlink(log);
+    int st = RUN(NULL, "run", "--no-gpu", "--ram-budget", "400M", "--warn-ram", "0.70",
+                 "--min-interval", "5", "--report-interval", "1", "--log", log, "--",
+                 MG_HELPER, "alloc", "10", "10", ck);
+    CHECK_INT(st, 75);
+    CHECK_CONTAINS(R.err, "RAM usage high");
+    CHECK_CONTAINS(R.err, "asking pid");
+    CHECK_CONTAINS(R.err, "saved and stopped");
+    long mb = ckpt_mb(ck);
+    CHECK(mb >= 350 * 0.70 && mb < 400);  /* it had reached the thresholds */
+    load_log(log);
+    int start = ev_find("start", 0), warn = ev_find("warn", 0), req = ev_find("request", 0),
+        ex = ev_find("exit", 0);
+    CHECK(start == 0);
+    CHECK(warn > start);
+    CHECK(req > warn);
+    CHECK(ex > req);
+    if (req > 0) {
+        CHECK_NEAR(ev_num(req, "signal", NULL, NULL), SIGUSR1, 0);
+        CHECK(ev_num(req, "latency_ms", NULL, NULL) >= 0);
+        CHECK(ev_num(req, "sample", "ram", "used_frac") >= 0.88);
+    }
+    if (ex > 0) CHECK_NEAR(ev_num(ex, "exit_status", NULL, NULL), 75, 0);
+    CHECK(max_tree_rss() > 0.88 * 400 * MB);
+    CHECK(max_tree_rss() < 400 * MB);
+    /* The stop file is memguard's, and gone after the run. */
+    char stop[600];
+    snprintf(stop, sizeof stop, "/tmp/memguard-%d.stop", (int)R.pid);
+    CHECK(access(stop, F_OK) != 0);
+    no_helper_left();
+}
+
+/* A child that only watches the stop file (the signal is ignored). */
+static void test_stop_file_only(void)
+{
+    char ck[600], stop[600];
+    path_in_tmp(ck, sizeof ck, "run-file.ckpt");
+    path_in_tmp(stop, sizeof stop, "run-file.stop");
+    unlink(ck);
+    CHECK_INT(RUN(NULL, "run", "--no-gpu", "--ram-budget", "300M", "--min-interval", "5",
+                  "--stop-file", stop, "--", MG_HELPER, "filestop", "10", "10", ck), 75);
+    CHECK(ckpt_mb(ck) >= 200);
+    CHECK(access(stop, F_OK) != 0);
+    no_helper_left();
+}
+
+/* A child that ignores SIGUSR1 and SIGTERM is SIGKILLed within grace +
+ * kill-after, and SIGTERM is sent exactly once. */
+static void test_ignoring_child_is_killed(void)
+{
+    char log[600];
+    path_in_tmp(log, sizeof log, "run-ignore.jsonl");
+    unlink(log);
+    int st = RUN(NULL, "run", "--no-gpu", "--ram-budget", "300M", "--min-interval", "5",
+                 "--grace", "1", "--kill-after", "1", "--log", log, "--",
+                 MG_HELPER, "ignore", "10", "10", "275");
+    CHECK_INT(st, 76);
+    CHECK(R.wall_ms < 1000 + 1000 + 5000);
+    CHECK_CONTAINS(R.err, "sending SIGTERM");
+    CHECK_CONTAINS(R.err, "sending SIGKILL");
+    load_log(log);
+    int req = ev_find("request", 0), term = ev_find("term", 0), kill9 = ev_find("kill", 0);
+    CHECK(req > 0);
+    CHECK(term > req);
+    CHECK(kill9 > term);
+    CHECK(ev_find("term", term + 1) < 0); /* never re-sent */
+    int ex = ev_find("exit", 0);
+    if (ex > 0) {
+        CHECK_NEAR(ev_num(ex, "signal", NULL, NULL), SIGKILL, 0);
+        CHECK_NEAR(ev_num(ex, "exit_status", NULL, NULL), 76, 0);
+    }
+    no_helper_left();
+}
+
+/* Past the hard limit the grace is skipped: killed at once. */
+static void test_hard_limit_kills_at_once(void)
+{
+    char log[600];
+    path_in_tmp(log, sizeof log, "run-hard.jsonl");
+    unlink(log);
+    int st = RUN(NULL, "run", "--no-gpu", "--ram-budget", "300M", "--min-interval", "5",
+                 "--grace", "60", "--hard-ram", "0.93", "--log", log, "--",
+                 MG_HELPER, "ignore", "10", "10", "295");
+    CHECK_INT(st, 76);
+    CHECK(R.wall_ms < 15000); /* nowhere near the 60 s grace */
+    CHECK_CONTAINS(R.err, "hard limit");
+    load_log(log);
+    int k = ev_find("kill", 0);
+    CHECK(k > 0);
+    if (k > 0) CHECK(cJSON_IsTrue(cJSON_GetObjectItem(EV.items[k], "hard")));
+    CHECK(ev_find("term", 0) < 0);
+    no_helper_left();
+}
+
+/* Memory held by forked workers counts: the parent allocates nothing. */
+static void test_workers_are_counted(void)
+{
+    char ck[600], log[600];
+    path_in_tmp(ck, sizeof ck, "run-workers.ckpt");
+    path_in_tmp(log, sizeof log, "run-workers.jsonl");
+    unlink(ck);
+    unlink(log);
+    CHECK_INT(RUN(NULL, "run", "--no-gpu", "--ram-budget", "400M", "--min-interval", "5",
+                  "--report-interval", "1", "--log", log, "--",
+                  MG_HELPER, "workers", "3", "5", "10", ck), 75);
+    CHECK(ckpt_mb(ck) == 0);
+    load_log(log);
+    int req = ev_find("request", 0);
+    CHECK(req > 0);
+    if (req > 0) CHECK(ev_num(req, "sample", "process_tree", "nprocs") >= 4);
+    CHECK(max_tree_rss() < 400 * MB);
+    no_helper_left();
+}
+
+/* --dry-run reports the request but touches nothing. */
+static void test_dry_run(void)
+{
+    char ck[600], log[600];
+    path_in_tmp(ck, sizeof ck, "run-dry.ckpt");
+    path_in_tmp(log, sizeof log, "run-dry.jsonl");
+    unlink(ck);
+    unlink(log);
+    CHECK_INT(RUN(NULL, "run", "--no-gpu", "--dry-run", "--ram-budget", "300M",
+                  "--min-interval", "5", "--log", log, "--",
+                  MG_HELPER, "alloc", "10", "10", ck, "280"), 0);
+    CHECK(access(ck, F_OK) != 0); /* never asked, never saved */
+    CHECK_CONTAINS(R.err, "dry run: critical");
+    load_log(log);
+    int req = ev_find("request", 0);
+    CHECK(req > 0);
+    if (req > 0) CHECK(cJSON_IsTrue(cJSON_GetObjectItem(EV.items[req], "dry_run")));
+    no_helper_left();
+}
+
+/* --on-warn runs the hook with the documented environment. */
+static void test_on_warn_hook(void)
+{
+    char hook[600], out[600], ck[600];
+    path_in_tmp(hook, sizeof hook, "hook.sh");
+    path_in_tmp(out, sizeof out, "hook.out");
+    path_in_tmp(ck, sizeof ck, "run-hook.ckpt");
+    unlink(out);
+    write_file(hook, "#!/bin/sh\necho \"level=$MEMGUARD_LEVEL pid=$MEMGUARD_PID reason=$MEMGUARD_REASON\" > %s\n",
+               out);
+    chmod(hook, 0755);
+    CHECK_INT(RUN(NULL, "run", "--no-gpu", "--ram-budget", "400M", "--warn-ram", "0.5",
+                  "--min-interval", "5", "--on-warn", hook, "--",
+                  MG_HELPER, "alloc", "10", "20", ck), 75);
+    FILE *f = NULL;
+    for (int i = 0; i < 100 && !(f = fopen(out, "r")); i++) {
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    char line[512] = "";
+    if (f) {
+        if (!fgets(line, sizeof line, f)) line[0] = '\0';
+        fclose(f);
+    }
+    CHECK_CONTAINS(line, "level=warn pid=");
+    CHECK_CONTAINS(line, "reason=RAM usage high");
+    no_helper_left();
+}
+
+/* memguard's own footprint while it watches (earlyoom's budget: 4 MiB). */
+static long rss_kb;
+static void sample_rss(double el)
+{
+    if (el < 500 || rss_kb) return;
+    char p[64], line[256];
+    snprintf(p, sizeof p, "/proc/%d/status", (int)R.pid);
+    FILE *f = fopen(p, "r");
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &rss_kb) == 1) break;
+    if (f) fclose(f);
+}
+
+static void test_own_rss_small(void)
+{
+#ifdef MG_SANITIZE
+    printf("# skipped: RSS is not meaningful under ASan\n");
+    CHECK(1);
+#else
+    rss_kb = 0;
+    run_cli_tick(NULL, (const char *const[]){"run", "--", MG_HELPER, "alloc", "1", "50", "/dev/null",
+                                             "20", NULL}, 20000, sample_rss);
+    CHECK_INT(R.status, 0);
+    CHECK(rss_kb > 0);
+    CHECK(rss_kb < 4096);
+    printf("# memguard run RSS: %ld kB\n", rss_kb);
+#endif
+    no_helper_left();
+}
+
+int main(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "%s/run-tests", MG_TMPDIR);
+    mkdirs(tmpdir);
+    MG_RUN(test_passthrough_and_exec_failures);
+    MG_RUN(test_ctrl_c_reaches_child);
+    MG_RUN(test_bad_options);
+    MG_RUN(test_budget_warn_request_checkpoint);
+    MG_RUN(test_stop_file_only);
+    MG_RUN(test_ignoring_child_is_killed);
+    MG_RUN(test_hard_limit_kills_at_once);
+    MG_RUN(test_workers_are_counted);
+    MG_RUN(test_dry_run);
+    MG_RUN(test_on_warn_hook);
+    MG_RUN(test_own_rss_small);
+    for (int i = 0; i < EV.n; i++) cJSON_Delete(EV.items[i]);
+    return mg_test_exit();
+}
