@@ -493,6 +493,43 @@ MG_API const char *mg_stop_file(const mg_stop *s);
 MG_API void mg_stop_close(mg_stop *s);
 
 /* ------------------------------------------------------------------------- */
+/* Files that are never torn                                                 */
+/* ------------------------------------------------------------------------- */
+
+/* Writes a file so that the final name only ever holds a complete file:
+ * the bytes go to a temporary file in the same folder ("<name>.tmp.<pid>",
+ * never the final name), which commit fsyncs, renames over the target and
+ * makes durable with an fsync of the folder. A crash at any moment leaves
+ * either the old file or the new one, plus at worst a stray temporary.
+ * Caller-allocated and allocation-free, so an emergency save can use it
+ * when memory is short. Not thread-safe per object. */
+typedef struct mg_atomic {
+    int fd;               /* -1 when not open */
+    char path[4096];      /* the final name */
+    char tmp[4096 + 32];  /* the temporary name */
+} mg_atomic;
+
+/* Creates the temporary file (O_EXCL, mode 0644). MG_ENOENT / MG_EPERM /
+ * MG_EIO / MG_ENOSPC (disk full) / MG_EINVAL (path too long or empty). */
+MG_API int mg_atomic_open(mg_atomic *a, const char *path);
+/* Writes all of buf (retrying short writes). MG_EIO / MG_ENOSPC. */
+MG_API int mg_atomic_write(mg_atomic *a, const void *buf, size_t len);
+/* fsync, close, rename over the target, fsync the folder. On failure the
+ * temporary is removed and the target is untouched. */
+MG_API int mg_atomic_commit(mg_atomic *a);
+/* Closes and removes the temporary; the target is untouched. Safe to call
+ * on an object that is not open. */
+MG_API void mg_atomic_abort(mg_atomic *a);
+
+/* ------------------------------------------------------------------------- */
+/* For bindings (ctypes): sizes of the public structs, to check a mirror    */
+/* ------------------------------------------------------------------------- */
+
+MG_API size_t mg_config_size(void);
+MG_API size_t mg_snapshot_size(void);
+MG_API size_t mg_verdict_size(void);
+
+/* ------------------------------------------------------------------------- */
 /* Parsing helpers shared by the programs                                    */
 /* ------------------------------------------------------------------------- */
 

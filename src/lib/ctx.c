@@ -263,3 +263,7 @@ int mg_check_memory_safety(mg_ctx *ctx, double threshold_gpu, double threshold_r
     }
     return 0;
 }
+
+size_t mg_config_size(void) { return sizeof(mg_config); }
+size_t mg_snapshot_size(void) { return sizeof(mg_snapshot); }
+size_t mg_verdict_size(void) { return sizeof(mg_verdict); }
