@@ -31,14 +31,14 @@ typedef struct run_result {
 
 static run_result R;
 
-static double mono_ms(void)
+static inline double mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static void read_into(int fd, char *buf, size_t len, size_t *used)
+static inline void read_into(int fd, char *buf, size_t len, size_t *used)
 {
     ssize_t n;
     while (*used + 1 < len && (n = read(fd, buf + *used, len - 1 - *used)) > 0) *used += (size_t)n;
@@ -51,7 +51,7 @@ typedef void (*run_tick_fn)(double elapsed_ms);
 
 /* Runs MG_CLI with args (NULL-terminated) and "K=V" environment overrides
  * (a bare "K" unsets K). Kills it after timeout_ms. */
-static int run_cli_tick(const char *const *env, const char *const *args, int timeout_ms,
+static inline int run_cli_tick(const char *const *env, const char *const *args, int timeout_ms,
                         run_tick_fn tick)
 {
     int po[2], pe[2];
@@ -108,14 +108,14 @@ static int run_cli_tick(const char *const *env, const char *const *args, int tim
     return R.status;
 }
 
-static int run_cli(const char *const *env, const char *const *args, int timeout_ms)
+static inline int run_cli(const char *const *env, const char *const *args, int timeout_ms)
 {
     return run_cli_tick(env, args, timeout_ms, NULL);
 }
 
 #define RUN(envv, ...) run_cli(envv, (const char *const[]){__VA_ARGS__, NULL}, 20000)
 
-static void write_file(const char *path, const char *fmt, ...)
+static inline void write_file(const char *path, const char *fmt, ...)
 {
     FILE *f = fopen(path, "w");
     if (!f) { MG_FAIL_("cannot write %s: %s", path, strerror(errno)); return; }
@@ -126,7 +126,7 @@ static void write_file(const char *path, const char *fmt, ...)
     fclose(f);
 }
 
-static void mkdirs(const char *path)
+static inline void mkdirs(const char *path)
 {
     char tmp[1024];
     snprintf(tmp, sizeof tmp, "%s", path);

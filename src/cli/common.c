@@ -20,11 +20,14 @@ void cli_usage(FILE *out)
 {
     fputs(
 "Usage: memguard COMMAND [OPTIONS]\n"
+"       memguard run [OPTIONS] [--] COMMAND [ARGS...]\n"
 "Watch RAM, container limits, the process tree and GPU memory of a training run.\n"
 "\n"
 "Commands:\n"
 "  check                 print the System Resource Check and the level once\n"
 "  watch                 print one status line per sample until Ctrl-C\n"
+"  run                   start COMMAND and ask it to checkpoint and stop before\n"
+"                        memory runs out; escalate to SIGTERM, SIGKILL\n"
 "\n"
 "Thresholds (a fraction such as 0.9 or 90%):\n"
 "      --warn-gpu F      warn at this GPU use (default 0.90)\n"
@@ -44,6 +47,21 @@ void cli_usage(FILE *out)
 "watch only:\n"
 "      --interval MS     fixed sampling interval (default: adaptive 10-1000 ms)\n"
 "      --count N         stop after N samples\n"
+"run only:\n"
+"      --grace DURATION  request -> SIGTERM (default 60s; 500ms, 2m also work)\n"
+"      --kill-after DURATION  SIGTERM -> SIGKILL (default 10s)\n"
+"      --signal SIG      checkpoint signal: USR1 (default), USR2, TERM, INT, ...\n"
+"      --hard-ram F, --hard-gpu F  kill at once here (default 0.97, 0.98)\n"
+"      --on-warn PATH    run this executable on each warning\n"
+"      --hook-timeout DURATION  kill the hook after this (default 10s)\n"
+"      --warn-every DURATION  repeat a warning at most this often (default 60s)\n"
+"      --dry-run         report what would be done, do nothing to COMMAND\n"
+"      --log FILE        append JSON lines: samples and events\n"
+"      --report-interval MS  one sample line in the log this often (1000)\n"
+"      --stop-file PATH  the stop-request file given to COMMAND\n"
+"      --min-interval MS, --max-interval MS  adaptive interval bounds (10, 1000)\n"
+"      --ram-fill-rate SIZE, --swap-fill-rate SIZE, --gpu-fill-rate SIZE\n"
+"                        assumed worst fill rates per second\n"
 "\n"
 "      --help            print this help and exit\n"
 "      --version         print the version and exit\n"
@@ -51,7 +69,9 @@ void cli_usage(FILE *out)
 "SIZE is bytes or a number with K, M, G or T (binary units): 512M, 8G.\n"
 "Environment: MEMGUARD_PROC_ROOT, MEMGUARD_CGROUP_ROOT, MEMGUARD_NVML_LIBRARY,\n"
 "CUDA_VISIBLE_DEVICES, LC_ALL / LC_MESSAGES / LANG.\n"
-"Exit status of check: 0 safe, 3 warn, 4 critical, 1 error, 2 usage error.\n",
+"Exit status of check: 0 safe, 3 warn, 4 critical, 1 error, 2 usage error.\n"
+"Exit status of run: COMMAND's own; 75 it saved and stopped on request; 76\n"
+"memguard had to stop it; 126/127 cannot execute / not found; 128+N signal N.\n",
         out);
 }
 
