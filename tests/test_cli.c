@@ -288,6 +288,12 @@ static void test_cgroup_limit_and_budget(void)
         CHECK_STR(str(cJSON_GetObjectItem(j, "ram"), "source"), "budget");
         CHECK_NEAR(num(j, "ram.total_bytes"), GIB, 0.5);
         CHECK_NEAR(num(j, "thresholds.ram_budget_bytes"), GIB, 0.5);
+        /* Both limits were weighed: the machine and the budget. */
+        const cJSON *lim = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "ram"), "limits");
+        CHECK_INT(cJSON_GetArraySize(lim), 2);
+        CHECK_STR(str(cJSON_GetArrayItem(lim, 0), "source"), "meminfo");
+        CHECK_NEAR(num(cJSON_GetArrayItem(lim, 0), "total_bytes"), 16.0 * GIB, 0.5);
+        CHECK_STR(str(cJSON_GetArrayItem(lim, 1), "source"), "budget");
         cJSON_Delete(j);
     }
 }

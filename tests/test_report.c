@@ -735,12 +735,13 @@ static void test_json_full(void)
     CHECK(is_str(j, "level", "warn"));
     cJSON *r = get(j, "reason");
     CHECK(cJSON_IsObject(r));
-    CHECK_INT(count_keys(r), 8);
+    CHECK_INT(count_keys(r), 9);
     CHECK(is_str(r, "resource", "gpu"));
     CHECK(is_num(r, "gpu_index", 0));
     CHECK(is_num(r, "value_frac", v.value_frac));
     CHECK(is_num(r, "threshold_frac", 0.9));
     CHECK(cJSON_IsFalse(get(r, "by_floor")));
+    CHECK(is_null(r, "floor_bytes"));
     CHECK(is_num(r, "used_bytes", (double)v.used_bytes));
     CHECK(is_num(r, "total_bytes", (double)(12 * GIB)));
     CHECK(is_str(r, "text", "GPU usage high: 91.2% (10.94GB/12.0GB)"));
@@ -748,7 +749,9 @@ static void test_json_full(void)
     CHECK(cJSON_IsArray(u) && cJSON_GetArraySize(u) == 0);
 
     cJSON *ram = get(j, "ram");
-    CHECK_INT(count_keys(ram), 7);
+    CHECK_INT(count_keys(ram), 8);
+    CHECK(cJSON_IsArray(get(ram, "limits")));
+    CHECK_INT(cJSON_GetArraySize(get(ram, "limits")), (int)s.ram.nlimits);
     CHECK(is_num(ram, "total_bytes", (double)(32 * GIB)));
     CHECK(is_num(ram, "available_bytes", (double)s.ram.available_bytes));
     CHECK(is_num(ram, "used_bytes", (double)s.ram.used_bytes));
@@ -919,6 +922,7 @@ static void test_json_reason_ram_floor(void)
     CHECK(is_str(r, "resource", "ram"));
     CHECK(is_null(r, "gpu_index"));
     CHECK(cJSON_IsTrue(get(r, "by_floor")));
+    CHECK(is_num(r, "floor_bytes", (double)(2 * GIB)));
     CHECK(is_num(r, "threshold_frac", 0.875));
     CHECK(is_str(r, "text", "RAM free below floor: 1.50GB free, floor 2.0GB"));
     CHECK(is_str(get(j, "ram"), "source", "cgroup"));

@@ -45,25 +45,35 @@ static const char *env_or(const char *given, const char *env, const char *def)
     return (e && *e) ? e : def;
 }
 
-void mg_config_resolve(const mg_config *in, mg_config *out)
+void mg__config_defaults(mg_config *c)
+{
+    if (c->warn_gpu_frac == 0) c->warn_gpu_frac = MG_DEFAULT_WARN_GPU;
+    if (c->stop_gpu_frac == 0) c->stop_gpu_frac = MG_DEFAULT_STOP_GPU;
+    if (c->warn_ram_frac == 0) c->warn_ram_frac = MG_DEFAULT_WARN_RAM;
+    if (c->stop_ram_frac == 0) c->stop_ram_frac = MG_DEFAULT_STOP_RAM;
+    if (c->check_train_every == 0) c->check_train_every = MG_DEFAULT_CHECK_TRAIN;
+    if (c->check_eval_every == 0) c->check_eval_every = MG_DEFAULT_CHECK_EVAL;
+    if (c->hysteresis_frac == 0) c->hysteresis_frac = MG_DEFAULT_HYSTERESIS;
+    if (c->min_interval_ms == 0) c->min_interval_ms = MG_DEFAULT_MIN_INTERVAL_MS;
+    if (c->max_interval_ms == 0) c->max_interval_ms = MG_DEFAULT_MAX_INTERVAL_MS;
+    if (c->ram_fill_rate_bytes_per_s == 0)
+        c->ram_fill_rate_bytes_per_s = MG_DEFAULT_RAM_FILL_RATE;
+    if (c->swap_fill_rate_bytes_per_s == 0)
+        c->swap_fill_rate_bytes_per_s = MG_DEFAULT_SWAP_FILL_RATE;
+    if (c->gpu_fill_rate_bytes_per_s == 0)
+        c->gpu_fill_rate_bytes_per_s = MG_DEFAULT_GPU_FILL_RATE;
+}
+
+void mg__config_numbers(const mg_config *in, mg_config *out)
 {
     mg_config zero = {0};
     *out = in ? *in : zero;
-    if (out->warn_gpu_frac == 0) out->warn_gpu_frac = MG_DEFAULT_WARN_GPU;
-    if (out->stop_gpu_frac == 0) out->stop_gpu_frac = MG_DEFAULT_STOP_GPU;
-    if (out->warn_ram_frac == 0) out->warn_ram_frac = MG_DEFAULT_WARN_RAM;
-    if (out->stop_ram_frac == 0) out->stop_ram_frac = MG_DEFAULT_STOP_RAM;
-    if (out->check_train_every == 0) out->check_train_every = MG_DEFAULT_CHECK_TRAIN;
-    if (out->check_eval_every == 0) out->check_eval_every = MG_DEFAULT_CHECK_EVAL;
-    if (out->hysteresis_frac == 0) out->hysteresis_frac = MG_DEFAULT_HYSTERESIS;
-    if (out->min_interval_ms == 0) out->min_interval_ms = MG_DEFAULT_MIN_INTERVAL_MS;
-    if (out->max_interval_ms == 0) out->max_interval_ms = MG_DEFAULT_MAX_INTERVAL_MS;
-    if (out->ram_fill_rate_bytes_per_s == 0)
-        out->ram_fill_rate_bytes_per_s = MG_DEFAULT_RAM_FILL_RATE;
-    if (out->swap_fill_rate_bytes_per_s == 0)
-        out->swap_fill_rate_bytes_per_s = MG_DEFAULT_SWAP_FILL_RATE;
-    if (out->gpu_fill_rate_bytes_per_s == 0)
-        out->gpu_fill_rate_bytes_per_s = MG_DEFAULT_GPU_FILL_RATE;
+    mg__config_defaults(out);
+}
+
+void mg_config_resolve(const mg_config *in, mg_config *out)
+{
+    mg__config_numbers(in, out);
     out->proc_root = env_or(out->proc_root, "MEMGUARD_PROC_ROOT", "/proc");
     out->cgroup_root = env_or(out->cgroup_root, "MEMGUARD_CGROUP_ROOT", "/sys/fs/cgroup");
     out->nvml_library = env_or(out->nvml_library, "MEMGUARD_NVML_LIBRARY",

@@ -11,16 +11,9 @@
  * default (the same rule as mg_config_resolve), so a caller that forgot to
  * resolve gets the seed's numbers instead of "everything is critical".
  */
-#include "memguard.h"
+#include "internal.h"
 
 #include <math.h>
-
-/* The zero-means-default rule of mg_config, applied to the fields read here. */
-static double frac_or(double v, double def) { return v > 0.0 ? v : def; }
-static double rate_or(uint64_t v, unsigned long long def)
-{
-    return (double)(v ? v : (uint64_t)def);
-}
 
 const char *mg_level_name(mg_level level)
 {
@@ -109,8 +102,9 @@ static bool worse(const judged *a, const judged *b)
 mg_level mg_classify(const mg_config *cfg, const mg_snapshot *snap,
                      mg_policy_state *st, mg_verdict *v)
 {
-    static const mg_config defaults; /* const: all zero = all defaults */
-    if (!cfg) cfg = &defaults;
+    mg_config c;
+    mg__config_numbers(cfg, &c); /* zero fields read as their defaults */
+    cfg = &c;
 
     unsigned unknown = 0;
     judged best = {MG_LEVEL_SAFE, MG_RES_NONE, 0, 0.0, 0.0, false, 0, 0, 0,
@@ -120,8 +114,7 @@ mg_level mg_classify(const mg_config *cfg, const mg_snapshot *snap,
         /* Nothing could be judged: say so rather than claim safety. */
         unknown = MG_UNKNOWN_RAM | MG_UNKNOWN_GPU;
     } else {
-        double hyst = cfg->hysteresis_frac == 0.0 ? MG_DEFAULT_HYSTERESIS
-                                                  : cfg->hysteresis_frac;
+        double hyst = cfg->hysteresis_frac;
         bool sticky = st && st->last >= MG_LEVEL_WARN && hyst > 0.0;
 
         /* A NaN fraction compares false against every threshold and would
@@ -130,8 +123,8 @@ mg_level mg_classify(const mg_config *cfg, const mg_snapshot *snap,
             judged j = judge(MG_RES_RAM, 0, snap->ram.used_frac,
                              snap->ram.used_bytes, snap->ram.total_bytes,
                              snap->ram.available_bytes,
-                             frac_or(cfg->warn_ram_frac, MG_DEFAULT_WARN_RAM),
-                             frac_or(cfg->stop_ram_frac, MG_DEFAULT_STOP_RAM),
+                             cfg->warn_ram_frac,
+                             cfg->stop_ram_frac,
                              cfg->min_free_ram_bytes, sticky, hyst);
             if (worse(&j, &best)) best = j;
         } else {
@@ -150,8 +143,8 @@ mg_level mg_classify(const mg_config *cfg, const mg_snapshot *snap,
                                 ? g->total_bytes - g->free_bytes : 0;
             judged j = judge(MG_RES_GPU, g->index, g->used_frac, used,
                              g->total_bytes, g->free_bytes,
-                             frac_or(cfg->warn_gpu_frac, MG_DEFAULT_WARN_GPU),
-                             frac_or(cfg->stop_gpu_frac, MG_DEFAULT_STOP_GPU),
+                             cfg->warn_gpu_frac,
+                             cfg->stop_gpu_frac,
                              cfg->min_free_gpu_bytes, sticky, hyst);
             if (worse(&j, &best)) best = j;
         }
@@ -209,12 +202,10 @@ static double headroom(double stop, uint64_t used, uint64_t total,
  */
 uint32_t mg_next_poll_ms(const mg_config *cfg, const mg_snapshot *snap)
 {
-    static const mg_config defaults;
-    if (!cfg) cfg = &defaults;
-    uint32_t lo = cfg->min_interval_ms ? cfg->min_interval_ms
-                                       : MG_DEFAULT_MIN_INTERVAL_MS;
-    uint32_t hi = cfg->max_interval_ms ? cfg->max_interval_ms
-                                       : MG_DEFAULT_MAX_INTERVAL_MS;
+    mg_config c;
+    mg__config_numbers(cfg, &c);
+    cfg = &c;
+    uint32_t lo = cfg->min_interval_ms, hi = cfg->max_interval_ms;
     if (lo > hi) lo = hi; /* a bad config still gets a usable answer */
     if (!snap) return hi;
 
@@ -226,16 +217,14 @@ uint32_t mg_next_poll_ms(const mg_config *cfg, const mg_snapshot *snap)
     for (unsigned i = 0; snap->ram.known && i < nl; i++) {
         const struct mg_ram_limit *l = &snap->ram.limits[i];
         uint64_t avail = l->total_bytes > l->used_bytes ? l->total_bytes - l->used_bytes : 0;
-        double h = headroom(frac_or(cfg->stop_ram_frac, MG_DEFAULT_STOP_RAM),
+        double h = headroom(cfg->stop_ram_frac,
                             l->used_bytes, l->total_bytes, avail, cfg->min_free_ram_bytes);
-        double ms = fill_ms(h, rate_or(cfg->ram_fill_rate_bytes_per_s,
-                                       MG_DEFAULT_RAM_FILL_RATE));
+        double ms = fill_ms(h, (double)cfg->ram_fill_rate_bytes_per_s);
         /* Swap must fill too before the machine runs out; a cgroup or a
          * budget gets no such reprieve from it. */
         if (l->source == MG_RAM_SOURCE_MEMINFO && snap->swap.known)
             ms += fill_ms((double)snap->swap.free_bytes,
-                          rate_or(cfg->swap_fill_rate_bytes_per_s,
-                                  MG_DEFAULT_SWAP_FILL_RATE));
+                          (double)cfg->swap_fill_rate_bytes_per_s);
         if (ms < best) best = ms;
     }
     unsigned n = snap->gpu_count < MG_MAX_GPUS ? snap->gpu_count : MG_MAX_GPUS;
@@ -244,11 +233,10 @@ uint32_t mg_next_poll_ms(const mg_config *cfg, const mg_snapshot *snap)
         if (!g->known) continue;
         uint64_t used = g->total_bytes > g->free_bytes
                             ? g->total_bytes - g->free_bytes : 0;
-        double h = headroom(frac_or(cfg->stop_gpu_frac, MG_DEFAULT_STOP_GPU),
+        double h = headroom(cfg->stop_gpu_frac,
                             used, g->total_bytes, g->free_bytes,
                             cfg->min_free_gpu_bytes);
-        double ms = fill_ms(h, rate_or(cfg->gpu_fill_rate_bytes_per_s,
-                                       MG_DEFAULT_GPU_FILL_RATE));
+        double ms = fill_ms(h, (double)cfg->gpu_fill_rate_bytes_per_s);
         if (ms < best) best = ms;
     }
 

@@ -201,14 +201,13 @@ static void pct(char *out, size_t len, double frac)
     if (n >= 2 && strcmp(out + n - 2, ".0") == 0) out[n - 2] = '\0';
 }
 
-static double frac_or(double v, double def) { return v > 0.0 ? v : def; }
-
 int mg_format_banner(const mg_config *cfg, const mg_text_opts *t, char *buf,
                      size_t buf_len)
 {
     if (!buf && buf_len) return MG_EINVAL;
-    static const mg_config defaults;
-    if (!cfg) cfg = &defaults;
+    mg_config c;
+    mg__config_numbers(cfg, &c);
+    cfg = &c;
     mg_text_opts o = opts_or_default(t);
     bool ja = o.lang == MG_LANG_JA;
     mg__tb b;
@@ -216,14 +215,11 @@ int mg_format_banner(const mg_config *cfg, const mg_text_opts *t, char *buf,
     mg__num_locale l = mg__num_locale_begin();
 
     char wg[16], sg[16], wr[16], sr[16];
-    pct(wg, sizeof wg, frac_or(cfg->warn_gpu_frac, MG_DEFAULT_WARN_GPU));
-    pct(sg, sizeof sg, frac_or(cfg->stop_gpu_frac, MG_DEFAULT_STOP_GPU));
-    pct(wr, sizeof wr, frac_or(cfg->warn_ram_frac, MG_DEFAULT_WARN_RAM));
-    pct(sr, sizeof sr, frac_or(cfg->stop_ram_frac, MG_DEFAULT_STOP_RAM));
-    unsigned tr = cfg->check_train_every ? cfg->check_train_every
-                                         : MG_DEFAULT_CHECK_TRAIN;
-    unsigned ev = cfg->check_eval_every ? cfg->check_eval_every
-                                        : MG_DEFAULT_CHECK_EVAL;
+    pct(wg, sizeof wg, cfg->warn_gpu_frac);
+    pct(sg, sizeof sg, cfg->stop_gpu_frac);
+    pct(wr, sizeof wr, cfg->warn_ram_frac);
+    pct(sr, sizeof sr, cfg->stop_ram_frac);
+    unsigned tr = cfg->check_train_every, ev = cfg->check_eval_every;
     /* The seed puts two spaces after the shield: the emoji with its
      * variation selector is drawn two cells wide by most terminals. */
     const char *shield = o.emoji ? E_SHIELD "  " : "[memguard] ";

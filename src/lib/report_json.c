@@ -97,7 +97,6 @@ static const char *gpu_state_name(mg_gpu_state s)
     return "error";
 }
 
-static double frac_or(double v, double def) { return v > 0.0 ? v : def; }
 
 /* A byte count that is meaningful only when set (the floors, the budget):
  * 0 means "none", which JSON says with null. */
@@ -121,8 +120,11 @@ static void reason_obj(mg__tb *w, const mg_verdict *v)
     jw_double(w, v->value_frac);
     mg__tb_printf(w, ",\"threshold_frac\":");
     jw_double(w, v->threshold_frac);
-    mg__tb_printf(w, ",\"by_floor\":%s,\"used_bytes\":",
+    mg__tb_printf(w, ",\"by_floor\":%s,\"floor_bytes\":",
                   v->by_floor ? "true" : "false");
+    if (v->by_floor) jw_u64(w, v->floor_bytes);
+    else mg__tb_printf(w, "null");
+    mg__tb_printf(w, ",\"used_bytes\":");
     jw_u64(w, v->used_bytes);
     mg__tb_printf(w, ",\"total_bytes\":");
     jw_u64(w, v->total_bytes);
@@ -144,8 +146,9 @@ int mg_format_json(const mg_config *cfg, const mg_snapshot *snap,
                    const mg_verdict *v, char *buf, size_t buf_len)
 {
     if (!snap || (!buf && buf_len)) return MG_EINVAL;
-    static const mg_config defaults;
-    if (!cfg) cfg = &defaults;
+    mg_config c;
+    mg__config_numbers(cfg, &c); /* thresholds print as they are judged */
+    cfg = &c;
     mg_verdict own;
     if (!v) {
         /* No verdict given: judge statelessly, as `check` would. */
@@ -186,7 +189,14 @@ int mg_format_json(const mg_config *cfg, const mg_snapshot *snap,
         mg__tb_printf(&w, ",\"mem_available_bytes\":");
         if (r->meminfo_known) jw_u64(&w, r->mem_available_bytes);
         else mg__tb_printf(&w, "null");
-        mg__tb_printf(&w, "}");
+        /* Every limit that was weighed, not only the one that decided. */
+        mg__tb_printf(&w, ",\"limits\":[");
+        for (unsigned i = 0; i < r->nlimits && i < 3; i++)
+            mg__tb_printf(&w, "%s{\"source\":\"%s\",\"total_bytes\":%" PRIu64
+                              ",\"used_bytes\":%" PRIu64 "}",
+                          i ? "," : "", mg_ram_source_name(r->limits[i].source),
+                          r->limits[i].total_bytes, r->limits[i].used_bytes);
+        mg__tb_printf(&w, "]}");
     } else {
         mg__tb_printf(&w, "null");
     }
@@ -273,13 +283,13 @@ int mg_format_json(const mg_config *cfg, const mg_snapshot *snap,
         mg__tb_printf(&w, "null");
 
     mg__tb_printf(&w, ",\"thresholds\":{\"warn_gpu_frac\":");
-    jw_double(&w, frac_or(cfg->warn_gpu_frac, MG_DEFAULT_WARN_GPU));
+    jw_double(&w, cfg->warn_gpu_frac);
     mg__tb_printf(&w, ",\"stop_gpu_frac\":");
-    jw_double(&w, frac_or(cfg->stop_gpu_frac, MG_DEFAULT_STOP_GPU));
+    jw_double(&w, cfg->stop_gpu_frac);
     mg__tb_printf(&w, ",\"warn_ram_frac\":");
-    jw_double(&w, frac_or(cfg->warn_ram_frac, MG_DEFAULT_WARN_RAM));
+    jw_double(&w, cfg->warn_ram_frac);
     mg__tb_printf(&w, ",\"stop_ram_frac\":");
-    jw_double(&w, frac_or(cfg->stop_ram_frac, MG_DEFAULT_STOP_RAM));
+    jw_double(&w, cfg->stop_ram_frac);
     mg__tb_printf(&w, ",\"min_free_ram_bytes\":");
     jw_u64_or_null(&w, cfg->min_free_ram_bytes);
     mg__tb_printf(&w, ",\"min_free_gpu_bytes\":");
