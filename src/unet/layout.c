@@ -29,3 +29,18 @@ void layout_unpack(float *nchw, shape s, const float *src)
                     nchw[(((size_t)b * (size_t)s.c + (size_t)c) * (size_t)s.h + (size_t)y)
                              * (size_t)s.w + (size_t)x] = src[shape_at(s, c, b, y, x)];
 }
+
+void layout_zero_border(float *t, shape s)
+{
+    size_t row = (size_t)(s.w + 2) * CB;
+    size_t planes = (size_t)shape_blocks(s) * (size_t)s.b;
+    for (size_t p = 0; p < planes; p++) {
+        float *pl = t + p * shape_plane(s);
+        memset(pl, 0, row * sizeof *pl);                                   /* top */
+        memset(pl + (size_t)(s.h + 1) * row, 0, row * sizeof *pl);         /* bottom */
+        for (int y = 1; y <= s.h; y++) {
+            memset(pl + (size_t)y * row, 0, CB * sizeof *pl);              /* left */
+            memset(pl + (size_t)y * row + (size_t)(s.w + 1) * CB, 0, CB * sizeof *pl);
+        }
+    }
+}

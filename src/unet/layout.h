@@ -61,4 +61,9 @@ static inline size_t shape_at(shape s, int c, int b, int y, int x)
 void layout_pack(float *dst, shape s, const float *nchw);
 void layout_unpack(float *nchw, shape s, const float *src);
 
+/* Zeroes the one-pixel border of every plane of t (shape s): for buffers
+ * that serve tensors of several shapes, whose old interiors would
+ * otherwise show through as border. */
+void layout_zero_border(float *t, shape s);
+
 #endif /* UNET_LAYOUT_H */

@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * model.h: the UNet itself: its parameter table (PyTorch's state_dict
+ * names, order and shapes, so checkpoints map one to one), the memory plan
+ * that says how many bytes a batch size needs before anything is
+ * allocated, and the forward / backward passes over the kernels of
+ * ops_*.c on the blocked layout of layout.h.
+ *
+ * Model (tests/py/unet_ref.py is the PyTorch twin): `depth` levels of
+ * blocks (3x3 conv without bias, BatchNorm2d, ReLU) x 2 with channels
+ * base * 2^i; 2x2 max pool down; a bottleneck block; ConvTranspose2d(2,
+ * stride 2, bias) up; concat [skip, up]; a decoder block; a 1x1 conv with
+ * bias to one logit.
+ *
+ * Memory: one arena, laid out from the size table by unet_plan(): the
+ * parameters with their gradients and Adam moments, every activation the
+ * backward pass needs, the per-level gradients of the skip connections,
+ * two working gradient buffers, and the kernels' scratch. Nothing is
+ * allocated after unet_create().
+ *
+ * It does not load data, compute the loss's inputs, save checkpoints or
+ * print: train.c drives it.
+ */
+#ifndef UNET_MODEL_H
+#define UNET_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "layout.h"
+
+#define UNET_MAX_DEPTH 6
+/* Blocks: depth encoders + bottleneck + depth decoders; each block has
+ * 2 convs and 2 BNs (5 entries each), plus 2 per up-conv and 2 for out. */
+#define UNET_MAX_PARAMS ((2 * UNET_MAX_DEPTH + 1) * 12 + 2 * UNET_MAX_DEPTH + 2)
+
+typedef struct unet_cfg {
+    int in_ch; /* 1 or 3 */
+    int base;  /* channels of level 0; a multiple of 8 */
+    int depth; /* 1 .. UNET_MAX_DEPTH */
+} unet_cfg;
+
+typedef enum pkind {
+    PK_CONV,      /* 3x3 conv weight (Co,Ci,3,3) */
+    PK_BN_W,      /* BatchNorm weight (gamma) */
+    PK_BN_B,      /* BatchNorm bias (beta) */
+    PK_BN_MEAN,   /* running_mean (buffer) */
+    PK_BN_VAR,    /* running_var (buffer) */
+    PK_BN_COUNT,  /* num_batches_tracked (int64 buffer, 0-d) */
+    PK_UP_W,      /* ConvTranspose2d weight (Ci,Co,2,2) */
+    PK_UP_B,      /* its bias */
+    PK_OUT_W,     /* 1x1 conv weight (1,C,1,1) */
+    PK_OUT_B      /* its bias (1) */
+} pkind;
+
+typedef struct param {
+    char name[40];      /* state_dict key, e.g. "enc.0.1.running_mean" */
+    pkind kind;
+    int ndim;
+    int dims[4];
+    size_t numel;
+    size_t off;         /* into unet.params (floats) or unet.counts (int64) */
+    int trainable;      /* index in model.parameters() order, -1: buffer */
+} param;
+
+/* One (conv, BN, ReLU) x 2 block. Indices into the parameter table. */
+typedef struct block_params {
+    int w1, g1, b1, m1, v1, n1;
+    int w2, g2, b2, m2, v2, n2;
+} block_params;
+
+/* A block's saved activations: pre-BN conv outputs a1, a2, the first ReLU
+ * output r1, the second r2 (which may live inside a concat buffer), and the
+ * batch statistics BN's backward needs. */
+typedef struct block_acts {
+    shape s;            /* output shape (Co,B,H,W) */
+    shape in;           /* input shape */
+    const float *x;     /* input */
+    float *a1, *r1, *a2, *r2;
+    float *mean1, *rstd1, *mean2, *rstd2; /* Co floats each */
+} block_acts;
+
+typedef struct unet_plan {
+    size_t params_floats;  /* state_dict floats (params + BN buffers) */
+    size_t train_floats;   /* trainable floats */
+    size_t param_bytes;    /* params + grads + Adam m, v */
+    size_t act_bytes;      /* activations kept for backward */
+    size_t grad_bytes;     /* activation gradients (skips + 2 working) */
+    size_t scratch_bytes;  /* kernels' scratch, the largest of any op */
+    size_t io_bytes;       /* the batch in NCHW, targets, logits */
+    size_t total_bytes;    /* the arena */
+} unet_plan;
+
+typedef struct unet {
+    unet_cfg cfg;
+    int batch, h, w;
+    int nparams;
+    param p[UNET_MAX_PARAMS];
+    int ntrain;                 /* trainable tensors */
+    unet_plan plan;
+
+    void *arena;                /* one allocation */
+    float *params;              /* state_dict floats, in state_dict order */
+    float *grads;               /* same offsets as params */
+    float *adam_m, *adam_v;     /* same offsets as params */
+    int64_t counts[2 * (2 * UNET_MAX_DEPTH + 1)]; /* num_batches_tracked */
+    int64_t adam_step;          /* optimizer steps taken */
+
+    block_params enc_p[UNET_MAX_DEPTH], bott_p, dec_p[UNET_MAX_DEPTH];
+    int up_w[UNET_MAX_DEPTH], up_b[UNET_MAX_DEPTH], out_w, out_b;
+
+    block_acts enc[UNET_MAX_DEPTH], bott, dec[UNET_MAX_DEPTH];
+    float *x;                   /* input, blocked (in_ch,B,H,W) */
+    float *cat[UNET_MAX_DEPTH]; /* [skip ; up], blocked (2 ch_i) */
+    float *pool[UNET_MAX_DEPTH];/* max-pooled skips */
+    float *logits;              /* blocked (1,B,H,W) */
+    float *dcat[UNET_MAX_DEPTH];/* gradients of cat (skip half kept) */
+    float *ga, *gb;             /* working gradient buffers */
+    float *dlogits;             /* blocked (1,B,H,W) */
+    float *scratch;
+    char *zero_lo, *zero_hi;    /* activations and their gradients: zeroed
+                                 * again when the batch size changes, since
+                                 * the borders move with the shape */
+    int cur_batch;              /* batch the shapes are set for */
+    /* Edges of the model in NCHW, for the loss and the data loader. */
+    float *in_nchw;             /* (B,in_ch,H,W) */
+    float *target_nchw;         /* (B,1,H,W) */
+    float *logits_nchw;         /* (B,1,H,W) */
+    float *dlogits_nchw;        /* (B,1,H,W) */
+    float *loss_state;          /* kept by the loss from forward to backward */
+} unet;
+
+/* Checks a configuration and image size; fills msg (one line) on error.
+ * Returns 0 or -1. */
+int unet_check(const unet_cfg *cfg, int batch, int h, int w, char *msg, size_t msg_len);
+
+/* Bytes that unet_create() will allocate for this batch and image size,
+ * without allocating anything. */
+unet_plan unet_plan_for(const unet_cfg *cfg, int batch, int h, int w);
+
+/* Builds the parameter table, plans and allocates the arena (one
+ * aligned allocation, zeroed) and initialises the weights as PyTorch does
+ * (kaiming-uniform a=sqrt(5) from `seed`; BN weight 1, bias 0, running
+ * mean 0, var 1). Returns NULL with msg on a bad config or no memory. */
+unet *unet_create(const unet_cfg *cfg, int batch, int h, int w, uint64_t seed, char *msg,
+                  size_t msg_len);
+void unet_destroy(unet *m);
+
+/* The parameter named `name`, or NULL. */
+const param *unet_param(const unet *m, const char *name);
+
+/* Forward pass on m->in_nchw (the first `batch` images, batch <= m->batch)
+ * in training mode (batch statistics, running stats updated) or eval mode
+ * (running stats). Leaves the logits in m->logits_nchw. */
+void unet_forward(unet *m, int batch, bool train);
+
+/* Backward pass from m->dlogits_nchw; overwrites m->grads. Must follow a
+ * training-mode forward with the same batch. */
+void unet_backward(unet *m, int batch);
+
+/* The loss of m->logits_nchw against m->target_nchw and its gradient into
+ * m->dlogits_nchw (BCE-with-logits + 1 - soft Dice). *bce and *dice (may
+ * be NULL) get the parts. */
+double unet_loss(unet *m, int batch, double *bce, double *dice);
+
+/* One Adam step over every trainable tensor (torch.optim.Adam semantics). */
+void unet_adam(unet *m, double lr, double beta1, double beta2, double eps, double wd);
+
+#endif /* UNET_MODEL_H */

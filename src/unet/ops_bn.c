@@ -1,0 +1,554 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ops_bn.c: BatchNorm2d + ReLU on the blocked layout (see ops_bn.h for the
+ * formulas and what is kept for backward). It does not allocate; all
+ * partial sums live in the caller's scratch.
+ *
+ * Work is split into units, one per (channel block, image): a padded plane
+ * of (H+2)(W+2)*8 floats, 540 KB at 128x128, which fits the 2 MB L2 here.
+ * - Forward statistics take two passes over a unit back to back (sum, then
+ *   sum of squares around that unit's own mean), so the second pass reads
+ *   L2, not L3/DRAM. Units are then merged in unit order with the exact
+ *   shift identity sum (x-m)^2 = sum (x-c)^2 + 2(c-m) sum (x-c) + n(c-m)^2,
+ *   which is as accurate as torch's global two-pass formula.
+ * - Within a row, the 8 lanes of a block accumulate in float (two
+ *   accumulators, even and odd pixels); each row's partial is added to a
+ *   double. That keeps the inner loop at one vector add per pixel while the
+ *   float error stays that of a W-term sum (W <= 256).
+ * - Elementwise passes (y, dx) are split by rows of units; any split gives
+ *   the same bits.
+ */
+#include "ops_bn.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Doubles per unit slot: forward uses 24 (sum, centred sum of squares,
+ * centre), backward 16. Padded to 256 bytes so that two threads never write
+ * the same cache line. */
+#define BN_SLOT 32
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define BN_AVX2 __attribute__((target("avx2")))
+static int bn_have_avx2(void) { return __builtin_cpu_supports("avx2"); }
+#else
+#define BN_AVX2
+static int bn_have_avx2(void) { return 0; }
+#endif
+#define BN_INLINE static inline __attribute__((always_inline))
+
+static int bn_use_ref(void)
+{
+    const char *k = getenv("UNET_KERNELS");
+    return k && strcmp(k, "ref") == 0;
+}
+
+static double *bn_slots(float *scratch)
+{
+    uintptr_t a = ((uintptr_t)scratch + 63u) & ~(uintptr_t)63u;
+    return (double *)a;
+}
+
+size_t bn_scratch_floats(shape s)
+{
+    return (size_t)shape_blocks(s) * (size_t)s.b * BN_SLOT * 2 + 16;
+}
+
+/* Pointer to interior row r of unit u (channel block * B + image). */
+static inline size_t bn_row(shape s, int u, int r)
+{
+    return (size_t)u * shape_plane(s) + ((size_t)(r + 1) * (size_t)(s.w + 2) + 1) * CB;
+}
+
+/* ---- per-unit kernels (inlined into an SSE2 and an AVX2 build) ---------- */
+
+/* One channel block's 8 lanes as a GCC vector: 1 ymm with AVX2, 2 xmm
+ * otherwise; lane-wise arithmetic, so both builds give the same bits.
+ * Plain arrays over the lanes were vectorised too, but GCC versioned every
+ * pixel for aliasing and did not vectorise the masked backward sums;
+ * backward took 25 ms of the 32 ms (1 thread) before this. */
+typedef float v8f __attribute__((vector_size(32)));
+typedef int v8i __attribute__((vector_size(32)));
+/* Unaligned, aliasing view for loads and stores (vmovups); macros rather
+ * than functions because passing 32-byte vectors by value trips GCC's
+ * -Wpsabi in the SSE2 build. */
+typedef float v8fu __attribute__((vector_size(32), aligned(4), may_alias));
+#define ld(p) (*(const v8fu *)(const void *)(p))
+#define st(p, v) (*(v8fu *)(void *)(p) = (v))
+/* g = y > 0 ? d : 0 (torch's threshold_backward); relu(v) = max(v, 0) */
+#define relu_mask(y, d) ((v8f)((v8i)(d) & ((y) > (v8f){0})))
+#define relu(v) relu_mask(v, v)
+
+/* out[0..7] = sum x, out[8..15] = sum (x - c)^2, out[16..23] = c, where c is
+ * this unit's mean rounded to float. p: one unit's interior rows. */
+BN_INLINE void bn_stats_body(const float *restrict p, size_t rstride, int h, int w,
+                             double *restrict out)
+{
+    double s[CB], q[CB];
+    for (int l = 0; l < CB; l++)
+        s[l] = q[l] = 0.0;
+    for (int r = 0; r < h; r++) {
+        const float *row = p + (size_t)r * rstride;
+        v8f a0 = {0}, a1 = {0};
+        int x = 0;
+        for (; x + 1 < w; x += 2) {
+            a0 += ld(row + x * CB);
+            a1 += ld(row + (x + 1) * CB);
+        }
+        if (x < w)
+            a0 += ld(row + x * CB);
+        a0 += a1;
+        for (int l = 0; l < CB; l++)
+            s[l] += (double)a0[l];
+    }
+    double n = (double)h * (double)w;
+    v8f c;
+    for (int l = 0; l < CB; l++)
+        c[l] = (float)(s[l] / n);
+    for (int r = 0; r < h; r++) {
+        const float *row = p + (size_t)r * rstride;
+        v8f a0 = {0}, a1 = {0};
+        int x = 0;
+        for (; x + 1 < w; x += 2) {
+            v8f d0 = ld(row + x * CB) - c, d1 = ld(row + (x + 1) * CB) - c;
+            a0 += d0 * d0;
+            a1 += d1 * d1;
+        }
+        if (x < w) {
+            v8f d0 = ld(row + x * CB) - c;
+            a0 += d0 * d0;
+        }
+        a0 += a1;
+        for (int l = 0; l < CB; l++)
+            q[l] += (double)a0[l];
+    }
+    for (int l = 0; l < CB; l++) {
+        out[l] = s[l];
+        out[CB + l] = q[l];
+        out[2 * CB + l] = (double)c[l];
+    }
+}
+
+/* One row: y = relu(x * a + b). */
+BN_INLINE void bn_apply_body(float *restrict y, const float *restrict x, int w,
+                             const float *restrict a, const float *restrict b)
+{
+    v8f va = ld(a), vb = ld(b);
+    for (int i = 0; i < w; i++)
+        st(y + i * CB, relu(ld(x + i * CB) * va + vb));
+}
+
+/* out[0..7] = sum g, out[8..15] = sum g (x - mean), g = dy [y > 0]. */
+BN_INLINE void bn_bred_body(const float *restrict dy, const float *restrict x,
+                            const float *restrict y, size_t rstride, int h, int w,
+                            const float *restrict mean, double *restrict out)
+{
+    double sg[CB], sq[CB];
+    v8f m = ld(mean);
+    for (int l = 0; l < CB; l++)
+        sg[l] = sq[l] = 0.0;
+    for (int r = 0; r < h; r++) {
+        size_t o = (size_t)r * rstride;
+        v8f g0 = {0}, g1 = {0}, q0 = {0}, q1 = {0};
+        int i = 0;
+        for (; i + 1 < w; i += 2) {
+            size_t k0 = o + (size_t)(i * CB), k1 = k0 + CB;
+            v8f ga = relu_mask(ld(y + k0), ld(dy + k0));
+            v8f gb = relu_mask(ld(y + k1), ld(dy + k1));
+            g0 += ga;
+            g1 += gb;
+            q0 += ga * (ld(x + k0) - m);
+            q1 += gb * (ld(x + k1) - m);
+        }
+        if (i < w) {
+            size_t k0 = o + (size_t)(i * CB);
+            v8f ga = relu_mask(ld(y + k0), ld(dy + k0));
+            g0 += ga;
+            q0 += ga * (ld(x + k0) - m);
+        }
+        g0 += g1;
+        q0 += q1;
+        for (int l = 0; l < CB; l++) {
+            sg[l] += (double)g0[l];
+            sq[l] += (double)q0[l];
+        }
+    }
+    for (int l = 0; l < CB; l++) {
+        out[l] = sg[l];
+        out[CB + l] = sq[l];
+    }
+}
+
+/* One row: dx = ((g - gm) - (x - mean) k) * rstd * gamma, torch's order. */
+BN_INLINE void bn_bapply_body(float *restrict dx, const float *restrict dy,
+                              const float *restrict x, const float *restrict y, int w,
+                              const float *restrict mean, const float *restrict gm,
+                              const float *restrict k, const float *restrict rs,
+                              const float *restrict ga)
+{
+    v8f vm = ld(mean), vgm = ld(gm), vk = ld(k), vrs = ld(rs), vga = ld(ga);
+    for (int i = 0; i < w; i++) {
+        int j = i * CB;
+        v8f g = relu_mask(ld(y + j), ld(dy + j));
+        st(dx + j, ((g - vgm) - (ld(x + j) - vm) * vk) * vrs * vga);
+    }
+}
+
+static void bn_stats_sse(const float *p, size_t rs, int h, int w, double *out)
+{
+    bn_stats_body(p, rs, h, w, out);
+}
+BN_AVX2 static void bn_stats_avx2(const float *p, size_t rs, int h, int w, double *out)
+{
+    bn_stats_body(p, rs, h, w, out);
+}
+static void bn_apply_sse(float *y, const float *x, int w, const float *a, const float *b)
+{
+    bn_apply_body(y, x, w, a, b);
+}
+BN_AVX2 static void bn_apply_avx2(float *y, const float *x, int w, const float *a,
+                                  const float *b)
+{
+    bn_apply_body(y, x, w, a, b);
+}
+static void bn_bred_sse(const float *dy, const float *x, const float *y, size_t rs, int h,
+                        int w, const float *mean, double *out)
+{
+    bn_bred_body(dy, x, y, rs, h, w, mean, out);
+}
+BN_AVX2 static void bn_bred_avx2(const float *dy, const float *x, const float *y, size_t rs,
+                                 int h, int w, const float *mean, double *out)
+{
+    bn_bred_body(dy, x, y, rs, h, w, mean, out);
+}
+static void bn_bapply_sse(float *dx, const float *dy, const float *x, const float *y, int w,
+                          const float *mean, const float *gm, const float *k,
+                          const float *rs, const float *ga)
+{
+    bn_bapply_body(dx, dy, x, y, w, mean, gm, k, rs, ga);
+}
+BN_AVX2 static void bn_bapply_avx2(float *dx, const float *dy, const float *x, const float *y,
+                                   int w, const float *mean, const float *gm, const float *k,
+                                   const float *rs, const float *ga)
+{
+    bn_bapply_body(dx, dy, x, y, w, mean, gm, k, rs, ga);
+}
+
+/* Per-block constants from per-channel arrays; padded lanes get 0 so their
+ * outputs (y, dx) come out 0. */
+static void bn_lanes(float *dst, const float *src, int blk, int c)
+{
+    for (int l = 0; l < CB; l++) {
+        int ch = blk * CB + l;
+        dst[l] = ch < c ? src[ch] : 0.0f;
+    }
+}
+
+/* Merge the units of each channel (unit order), set mean/rstd, update the
+ * running statistics. */
+static void bn_merge(const double *slots, shape s, float *mean, float *rstd, float *rmean,
+                     float *rvar, int64_t *nbt, double momentum, double eps)
+{
+    int nb = shape_blocks(s);
+    double nu = (double)s.h * (double)s.w, n = nu * (double)s.b;
+    for (int blk = 0; blk < nb; blk++)
+        for (int l = 0; l < CB; l++) {
+            int ch = blk * CB + l;
+            if (ch >= s.c)
+                break;
+            double sum = 0.0;
+            for (int b = 0; b < s.b; b++)
+                sum += slots[(size_t)(blk * s.b + b) * BN_SLOT + (size_t)l];
+            double m = sum / n;
+            double m2 = 0.0;
+            for (int b = 0; b < s.b; b++) {
+                const double *u = slots + (size_t)(blk * s.b + b) * BN_SLOT;
+                double c = u[2 * CB + l], dc = c - m, dev = u[l] - nu * c;
+                m2 += u[CB + l] + 2.0 * dc * dev + nu * dc * dc;
+            }
+            if (m2 < 0.0)
+                m2 = 0.0;
+            mean[ch] = (float)m;
+            rstd[ch] = (float)(1.0 / sqrt(m2 / n + eps));
+            if (rmean)
+                rmean[ch] = (float)(momentum * (double)mean[ch]
+                                    + (1.0 - momentum) * (double)rmean[ch]);
+            if (rvar)
+                rvar[ch] = (float)(momentum * (m2 / (n - 1.0))
+                                   + (1.0 - momentum) * (double)rvar[ch]);
+        }
+    if (nbt)
+        (*nbt)++;
+}
+
+void bn_relu_forward(float *restrict y, const float *restrict x, shape s,
+                     const float *restrict gamma, const float *restrict beta,
+                     float *restrict mean, float *restrict rstd,
+                     float *restrict running_mean, float *restrict running_var,
+                     int64_t *restrict num_batches_tracked, double momentum, double eps,
+                     float *restrict scratch)
+{
+    if (bn_use_ref()) {
+        bn_relu_forward_ref(y, x, s, gamma, beta, mean, rstd, running_mean, running_var,
+                            num_batches_tracked, momentum, eps);
+        return;
+    }
+    int nb = shape_blocks(s), units = nb * s.b, rows = units * s.h;
+    int avx = bn_have_avx2();
+    size_t rstride = (size_t)(s.w + 2) * CB;
+    double *slots = bn_slots(scratch);
+#pragma omp parallel
+    {
+#pragma omp for schedule(static)
+        for (int u = 0; u < units; u++) {
+            const float *p = x + bn_row(s, u, 0);
+            double *o = slots + (size_t)u * BN_SLOT;
+            if (avx)
+                bn_stats_avx2(p, rstride, s.h, s.w, o);
+            else
+                bn_stats_sse(p, rstride, s.h, s.w, o);
+        }
+#pragma omp single
+        bn_merge(slots, s, mean, rstd, running_mean, running_var, num_batches_tracked,
+                 momentum, eps);
+#pragma omp for schedule(static)
+        for (int i = 0; i < rows; i++) {
+            int u = i / s.h, r = i % s.h, blk = u / s.b;
+            float a[CB], b[CB], g[CB], bt[CB], m[CB], rs[CB];
+            bn_lanes(g, gamma, blk, s.c);
+            bn_lanes(bt, beta, blk, s.c);
+            bn_lanes(m, mean, blk, s.c);
+            bn_lanes(rs, rstd, blk, s.c);
+            for (int l = 0; l < CB; l++) {
+                a[l] = rs[l] * g[l];
+                b[l] = bt[l] - m[l] * a[l];
+            }
+            size_t o = bn_row(s, u, r);
+            if (avx)
+                bn_apply_avx2(y + o, x + o, s.w, a, b);
+            else
+                bn_apply_sse(y + o, x + o, s.w, a, b);
+        }
+    }
+}
+
+void bn_relu_forward_ref(float *restrict y, const float *restrict x, shape s,
+                         const float *restrict gamma, const float *restrict beta,
+                         float *restrict mean, float *restrict rstd,
+                         float *restrict running_mean, float *restrict running_var,
+                         int64_t *restrict num_batches_tracked, double momentum, double eps)
+{
+    double n = (double)s.b * (double)s.h * (double)s.w;
+    for (int c = 0; c < shape_blocks(s) * CB; c++) {
+        if (c >= s.c) { /* padded channel: output 0 */
+            for (int b = 0; b < s.b; b++)
+                for (int i = 0; i < s.h; i++)
+                    for (int j = 0; j < s.w; j++)
+                        y[shape_at(s, c, b, i, j)] = 0.0f;
+            continue;
+        }
+        /* torch: sum in double, mean rounded to float, then the sum of
+         * squares of (x - mean) in float terms, accumulated in double. */
+        double sum = 0.0;
+        for (int b = 0; b < s.b; b++)
+            for (int i = 0; i < s.h; i++)
+                for (int j = 0; j < s.w; j++)
+                    sum += x[shape_at(s, c, b, i, j)];
+        float m = (float)(sum / n);
+        double vs = 0.0;
+        for (int b = 0; b < s.b; b++)
+            for (int i = 0; i < s.h; i++)
+                for (int j = 0; j < s.w; j++) {
+                    float d = x[shape_at(s, c, b, i, j)] - m;
+                    vs += d * d;
+                }
+        mean[c] = m;
+        rstd[c] = (float)(1.0 / sqrt(vs / n + eps));
+        if (running_mean)
+            running_mean[c] = (float)(momentum * m + (1.0 - momentum) * running_mean[c]);
+        if (running_var)
+            running_var[c] =
+                (float)(momentum * (vs / (n - 1.0)) + (1.0 - momentum) * running_var[c]);
+        float a = rstd[c] * gamma[c], bb = beta[c] - m * a;
+        for (int b = 0; b < s.b; b++)
+            for (int i = 0; i < s.h; i++)
+                for (int j = 0; j < s.w; j++) {
+                    size_t k = shape_at(s, c, b, i, j);
+                    float v = x[k] * a + bb;
+                    y[k] = v > 0.0f ? v : 0.0f;
+                }
+    }
+    if (num_batches_tracked)
+        (*num_batches_tracked)++;
+}
+
+void bn_relu_backward(float *restrict dx, float *restrict dgamma, float *restrict dbeta,
+                      const float *restrict dy, const float *restrict x,
+                      const float *restrict y, shape s, const float *restrict gamma,
+                      const float *restrict mean, const float *restrict rstd,
+                      float *restrict scratch)
+{
+    if (bn_use_ref()) {
+        bn_relu_backward_ref(dx, dgamma, dbeta, dy, x, y, s, gamma, mean, rstd);
+        return;
+    }
+    int nb = shape_blocks(s), units = nb * s.b, rows = units * s.h;
+    int avx = bn_have_avx2();
+    size_t rstride = (size_t)(s.w + 2) * CB;
+    double *slots = bn_slots(scratch);
+    double n = (double)s.b * (double)s.h * (double)s.w;
+#pragma omp parallel
+    {
+#pragma omp for schedule(static)
+        for (int u = 0; u < units; u++) {
+            size_t o = bn_row(s, u, 0);
+            float m[CB];
+            bn_lanes(m, mean, u / s.b, s.c);
+            double *out = slots + (size_t)u * BN_SLOT;
+            if (avx)
+                bn_bred_avx2(dy + o, x + o, y + o, rstride, s.h, s.w, m, out);
+            else
+                bn_bred_sse(dy + o, x + o, y + o, rstride, s.h, s.w, m, out);
+        }
+#pragma omp single
+        for (int c = 0; c < s.c; c++) {
+            int blk = c / CB, l = c % CB;
+            double sg = 0.0, sq = 0.0;
+            for (int b = 0; b < s.b; b++) {
+                const double *u = slots + (size_t)(blk * s.b + b) * BN_SLOT;
+                sg += u[l];
+                sq += u[CB + l];
+            }
+            dbeta[c] = (float)sg;
+            dgamma[c] = (float)(sq * (double)rstd[c]);
+            /* Stash per-channel totals in the unit-0 slot of the block
+             * (read-only after this point). */
+            double *u0 = slots + (size_t)(blk * s.b) * BN_SLOT;
+            u0[2 * CB + l] = sg;
+            u0[3 * CB + l] = sq;
+        }
+#pragma omp for schedule(static)
+        for (int i = 0; i < rows; i++) {
+            int u = i / s.h, r = i % s.h, blk = u / s.b;
+            const double *u0 = slots + (size_t)(blk * s.b) * BN_SLOT;
+            float m[CB], rs[CB], ga[CB], gm[CB], k[CB];
+            bn_lanes(m, mean, blk, s.c);
+            bn_lanes(rs, rstd, blk, s.c);
+            bn_lanes(ga, gamma, blk, s.c);
+            for (int l = 0; l < CB; l++) {
+                int ch = blk * CB + l;
+                if (ch < s.c) {
+                    /* torch: k = (float)dotp * invstd * invstd / n in float,
+                     * grad_mean = (float)(sum / n) */
+                    k[l] = (float)u0[3 * CB + l] * rs[l] * rs[l] / (float)n;
+                    gm[l] = (float)(u0[2 * CB + l] / n);
+                } else {
+                    k[l] = gm[l] = 0.0f;
+                }
+            }
+            size_t o = bn_row(s, u, r);
+            if (avx)
+                bn_bapply_avx2(dx + o, dy + o, x + o, y + o, s.w, m, gm, k, rs, ga);
+            else
+                bn_bapply_sse(dx + o, dy + o, x + o, y + o, s.w, m, gm, k, rs, ga);
+        }
+    }
+}
+
+void bn_relu_backward_ref(float *restrict dx, float *restrict dgamma, float *restrict dbeta,
+                          const float *restrict dy, const float *restrict x,
+                          const float *restrict y, shape s, const float *restrict gamma,
+                          const float *restrict mean, const float *restrict rstd)
+{
+    double n = (double)s.b * (double)s.h * (double)s.w;
+    for (int c = 0; c < shape_blocks(s) * CB; c++) {
+        if (c >= s.c) {
+            for (int b = 0; b < s.b; b++)
+                for (int i = 0; i < s.h; i++)
+                    for (int j = 0; j < s.w; j++)
+                        dx[shape_at(s, c, b, i, j)] = 0.0f;
+            continue;
+        }
+        double sg = 0.0, sq = 0.0;
+        for (int b = 0; b < s.b; b++)
+            for (int i = 0; i < s.h; i++)
+                for (int j = 0; j < s.w; j++) {
+                    size_t k = shape_at(s, c, b, i, j);
+                    float g = y[k] > 0.0f ? dy[k] : 0.0f;
+                    sg += g;
+                    sq += g * (x[k] - mean[c]);
+                }
+        dbeta[c] = (float)sg;
+        dgamma[c] = (float)(sq * (double)rstd[c]);
+        float kk = (float)sq * rstd[c] * rstd[c] / (float)n;
+        float gm = (float)(sg / n);
+        for (int b = 0; b < s.b; b++)
+            for (int i = 0; i < s.h; i++)
+                for (int j = 0; j < s.w; j++) {
+                    size_t k = shape_at(s, c, b, i, j);
+                    float g = y[k] > 0.0f ? dy[k] : 0.0f;
+                    dx[k] = ((g - gm) - (x[k] - mean[c]) * kk) * rstd[c] * gamma[c];
+                }
+    }
+}
+
+/* Eval constants, torch's: invstd = 1/sqrt(var + eps) in float. */
+static void bn_eval_lanes(float *a, float *b, int blk, shape s, const float *gamma,
+                          const float *beta, const float *rm, const float *rv, double eps)
+{
+    for (int l = 0; l < CB; l++) {
+        int ch = blk * CB + l;
+        if (ch < s.c) {
+            float inv = 1.0f / sqrtf(rv[ch] + (float)eps);
+            a[l] = inv * gamma[ch];
+            b[l] = beta[ch] - rm[ch] * a[l];
+        } else {
+            a[l] = b[l] = 0.0f;
+        }
+    }
+}
+
+void bn_relu_forward_eval(float *restrict y, const float *restrict x, shape s,
+                          const float *restrict gamma, const float *restrict beta,
+                          const float *restrict running_mean,
+                          const float *restrict running_var, double eps)
+{
+    if (bn_use_ref()) {
+        bn_relu_forward_eval_ref(y, x, s, gamma, beta, running_mean, running_var, eps);
+        return;
+    }
+    int rows = shape_blocks(s) * s.b * s.h;
+    int avx = bn_have_avx2();
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < rows; i++) {
+        int u = i / s.h, r = i % s.h;
+        float a[CB], b[CB];
+        bn_eval_lanes(a, b, u / s.b, s, gamma, beta, running_mean, running_var, eps);
+        size_t o = bn_row(s, u, r);
+        if (avx)
+            bn_apply_avx2(y + o, x + o, s.w, a, b);
+        else
+            bn_apply_sse(y + o, x + o, s.w, a, b);
+    }
+}
+
+void bn_relu_forward_eval_ref(float *restrict y, const float *restrict x, shape s,
+                              const float *restrict gamma, const float *restrict beta,
+                              const float *restrict running_mean,
+                              const float *restrict running_var, double eps)
+{
+    for (int blk = 0; blk < shape_blocks(s); blk++) {
+        float a[CB], bb[CB];
+        bn_eval_lanes(a, bb, blk, s, gamma, beta, running_mean, running_var, eps);
+        for (int l = 0; l < CB; l++)
+            for (int b = 0; b < s.b; b++)
+                for (int i = 0; i < s.h; i++)
+                    for (int j = 0; j < s.w; j++) {
+                        size_t k = shape_at(s, blk * CB + l, b, i, j);
+                        float v = x[k] * a[l] + bb[l];
+                        y[k] = v > 0.0f ? v : 0.0f;
+                    }
+    }
+}

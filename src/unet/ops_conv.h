@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ops_conv.h: the trainer's convolutions on the blocked layout of layout.h:
+ * conv3x3 (stride 1, pad 1, no bias), ConvTranspose2d 2x2 stride 2 (bias)
+ * and conv1x1 (bias), each as forward / backward-data / backward-weight.
+ *
+ * Conventions shared by every function below:
+ * - `s` is the shape of the op's input x (s.c real channels, may be < 8 for
+ *   the first layer); `co` is the number of output channels. Activations
+ *   are `float *` in the blocked, zero-bordered layout; the shape of each
+ *   tensor is written above its function as (C,B,H,W).
+ * - Outputs are overwritten (never accumulated) and only their interior is
+ *   written; padded channels of an output block come out as 0.
+ * - Weights are PyTorch's: OIHW for conv, IOHW for ConvTranspose2d. dW and
+ *   db are overwritten in the same order.
+ * - `scratch` is caller-owned, at least *_scratch_floats() floats (32-byte
+ *   aligned is not required). Kernels allocate nothing.
+ * - Threads: OpenMP, as many as the caller set (OMP_NUM_THREADS or
+ *   omp_set_num_threads). Every result is bitwise reproducible for given
+ *   inputs, and does not depend on the thread count either: reductions (dW,
+ *   db) run over a fixed partition of the pixels chosen from the shape only
+ *   and are summed in chunk order.
+ * - Kernels: AVX2+FMA when the CPU has them (checked at run time), else the
+ *   naive reference; UNET_KERNELS=ref in the environment forces the latter.
+ */
+#ifndef UNET_OPS_CONV_H
+#define UNET_OPS_CONV_H
+
+#include <stddef.h>
+
+#include "layout.h"
+
+/* ---- conv3x3, stride 1, pad 1, no bias -------------------------------- */
+
+/* Scratch for any of the three conv3x3 calls on input shape s with co
+ * outputs. nthreads is accepted for planning symmetry; the size does not
+ * depend on it (the reduction partition is thread-count independent). */
+size_t conv3x3_scratch_floats(shape s, int co, int nthreads);
+
+/* out (co,B,H,W) = w (co,Ci,3,3) * in (Ci,B,H,W) */
+void conv3x3_forward(float *out, const float *in, shape s, const float *w, int co,
+                     float *scratch);
+
+/* din (Ci,B,H,W) = w^T (co,Ci,3,3) *' dout (co,B,H,W), i.e. a forward pass
+ * with flipped, transposed weights. Padded channels of din come out 0. */
+void conv3x3_backward_data(float *din, const float *dout, shape s, const float *w, int co,
+                           float *scratch);
+
+/* dw (co,Ci,3,3) = sum over B,H,W of dout (co,B,H,W) x in (Ci,B,H,W) */
+void conv3x3_backward_weight(float *dw, const float *dout, const float *in, shape s, int co,
+                             float *scratch);
+
+/* ---- ConvTranspose2d, kernel 2, stride 2, bias ------------------------ */
+
+size_t convt2x2_scratch_floats(shape s, int co, int nthreads);
+
+/* out (co,B,2H,2W) = w (Ci,co,2,2) scattered from in (Ci,B,H,W) + bias (co) */
+void convt2x2_forward(float *out, const float *in, shape s, const float *w, const float *bias,
+                      int co, float *scratch);
+
+/* din (Ci,B,H,W) = w (Ci,co,2,2) gathered from dout (co,B,2H,2W) */
+void convt2x2_backward_data(float *din, const float *dout, shape s, const float *w, int co,
+                            float *scratch);
+
+/* dw (Ci,co,2,2) = sum of in (Ci,B,H,W) x dout (co,B,2H,2W);
+ * db (co) = sum of dout over B,2H,2W. */
+void convt2x2_backward_weight(float *dw, float *db, const float *dout, const float *in, shape s,
+                              int co, float *scratch);
+
+/* ---- conv1x1, bias (co may be 1: the logit) --------------------------- */
+
+size_t conv1x1_scratch_floats(shape s, int co, int nthreads);
+
+/* out (co,B,H,W) = w (co,Ci,1,1) * in (Ci,B,H,W) + bias (co) */
+void conv1x1_forward(float *out, const float *in, shape s, const float *w, const float *bias,
+                     int co, float *scratch);
+
+/* din (Ci,B,H,W) = w^T (co,Ci) * dout (co,B,H,W) */
+void conv1x1_backward_data(float *din, const float *dout, shape s, const float *w, int co,
+                           float *scratch);
+
+/* dw (co,Ci,1,1) = sum of dout (co,B,H,W) x in (Ci,B,H,W); db (co) = sum of dout */
+void conv1x1_backward_weight(float *dw, float *db, const float *dout, const float *in, shape s,
+                             int co, float *scratch);
+
+/* ---- kernel selection -------------------------------------------------- */
+
+/* "avx2" or "ref": what the calls above run, for logs. */
+const char *conv_kernels_name(void);
+
+/* ---- internal: both implementations, for tests and bench only ---------- */
+/* Same signatures and contracts as the dispatching calls above. The _avx2
+ * functions must only be called when conv__have_avx2() is true. The _ref
+ * functions need no scratch (it may be NULL). */
+int conv__have_avx2(void);
+
+void conv3x3_forward_ref(float *out, const float *in, shape s, const float *w, int co);
+void conv3x3_backward_data_ref(float *din, const float *dout, shape s, const float *w, int co);
+void conv3x3_backward_weight_ref(float *dw, const float *dout, const float *in, shape s, int co);
+void convt2x2_forward_ref(float *out, const float *in, shape s, const float *w,
+                          const float *bias, int co);
+void convt2x2_backward_data_ref(float *din, const float *dout, shape s, const float *w, int co);
+void convt2x2_backward_weight_ref(float *dw, float *db, const float *dout, const float *in,
+                                  shape s, int co);
+void conv1x1_forward_ref(float *out, const float *in, shape s, const float *w, const float *bias,
+                         int co);
+void conv1x1_backward_data_ref(float *din, const float *dout, shape s, const float *w, int co);
+void conv1x1_backward_weight_ref(float *dw, float *db, const float *dout, const float *in,
+                                 shape s, int co);
+
+void conv3x3_forward_avx2(float *out, const float *in, shape s, const float *w, int co,
+                          float *scratch);
+void conv3x3_backward_data_avx2(float *din, const float *dout, shape s, const float *w, int co,
+                                float *scratch);
+void conv3x3_backward_weight_avx2(float *dw, const float *dout, const float *in, shape s, int co,
+                                  float *scratch);
+void convt2x2_forward_avx2(float *out, const float *in, shape s, const float *w,
+                           const float *bias, int co, float *scratch);
+void convt2x2_backward_data_avx2(float *din, const float *dout, shape s, const float *w, int co,
+                                 float *scratch);
+void convt2x2_backward_weight_avx2(float *dw, float *db, const float *dout, const float *in,
+                                   shape s, int co, float *scratch);
+void conv1x1_forward_avx2(float *out, const float *in, shape s, const float *w,
+                          const float *bias, int co, float *scratch);
+void conv1x1_backward_data_avx2(float *din, const float *dout, shape s, const float *w, int co,
+                                float *scratch);
+void conv1x1_backward_weight_avx2(float *dw, float *db, const float *dout, const float *in,
+                                  shape s, int co, float *scratch);
+
+/* Scratch layout sizes, shared by ops_conv.c (planning) and the kernels. */
+size_t conv__dw_chunks(int tasks, int rows);
+
+#endif /* UNET_OPS_CONV_H */

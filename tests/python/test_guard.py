@@ -1,0 +1,172 @@
+"""Guard without torch: cadence, warn line and its rate limit, critical,
+the memguard run protocol (signal, stop file), emergency_save."""
+import io
+import os
+import signal
+import tempfile
+import unittest
+
+import _support  # noqa: F401  (puts the package on sys.path)
+import memguard
+
+
+def guard(**kw):
+    kw.setdefault("no_gpu", True)
+    kw.setdefault("lang", "en")
+    kw.setdefault("stop_signal", 0)
+    kw.setdefault("stop_file", "")
+    return memguard.Guard(file=io.StringIO(), **kw)
+
+
+class TestCadence(unittest.TestCase):
+    def test_seed_cadence(self):
+        g = guard(banner=False)
+        calls = []
+        sample = g.monitor.sample
+        g.monitor.sample = lambda: calls.append(1) or sample()
+        g.epoch_start(0)
+        self.assertEqual(len(calls), 1)
+        for i in range(31):
+            self.assertEqual(g.train_batch(i), memguard.Level.SAFE)
+        self.assertEqual(len(calls), 1 + 4)       # batches 0, 10, 20, 30
+        for i in range(31):
+            g.eval_batch(i)
+        self.assertEqual(len(calls), 1 + 4 + 3)   # batches 0, 15, 30
+        g.close()
+
+    def test_banner(self):
+        g = guard(ram_budget="8G")
+        text = g.file.getvalue()
+        self.assertIn("warn at 90%, emergency stop at 92%", text)
+        self.assertIn("every 10 batches", text)
+        self.assertIn("every 15 batches", text)
+        g.close()
+
+
+class TestLevels(unittest.TestCase):
+    def test_warn_line_rate_limited(self):
+        g = guard(warn_ram="0.1%", stop_ram=1.0, banner=False)
+        self.assertEqual(g.train_batch(50), memguard.Level.WARN)
+        g.train_batch(60)
+        g.eval_batch(15)
+        lines = g.file.getvalue().splitlines()
+        self.assertEqual(len(lines), 1, lines)
+        self.assertRegex(lines[0], r"^\[Batch 50\] .*RAM usage high: [0-9.]+% "
+                                   r"\([0-9.]+GB/[0-9.]+GB\)$")
+        self.assertFalse(g.should_stop())
+        g.close()
+
+    def test_warn_line_repeats_when_due(self):
+        g = guard(warn_ram="0.1%", stop_ram=1.0, warn_every_s=0, banner=False)
+        for i in (0, 10, 20):
+            g.train_batch(i)
+        self.assertEqual(len(g.file.getvalue().splitlines()), 3)
+        g.close()
+
+    def test_critical_stops(self):
+        g = guard(ram_budget="1M", banner=False)
+        self.assertFalse(g.should_stop())
+        self.assertEqual(g.epoch_start(4), memguard.Level.CRITICAL)
+        self.assertTrue(g.should_stop())
+        self.assertEqual(g.stop_reason, "memory")
+        self.assertIn("RAM usage high", g.file.getvalue())
+        g.close()
+
+    def test_bad_arguments(self):
+        for kw, text in [(dict(warn_every_s=-1), "warn_every_s -1"),
+                         (dict(stop_signal=-2), "stop_signal -2"),
+                         (dict(ram_budget="lots"), "ram_budget 'lots'")]:
+            with self.assertRaises(memguard.MemguardError, msg=kw) as cm:
+                guard(**kw)
+            self.assertIn(text, str(cm.exception))
+
+
+class TestRunProtocol(unittest.TestCase):
+    def test_signal_sets_flag_only(self):
+        before = signal.getsignal(signal.SIGUSR1)
+        g = guard(stop_signal=signal.SIGUSR1, banner=False)
+        self.assertFalse(g.should_stop())
+        os.kill(os.getpid(), signal.SIGUSR1)
+        self.assertTrue(g.should_stop())
+        self.assertEqual(g.stop_reason, f"signal {int(signal.SIGUSR1)}")
+        g.close()
+        self.assertEqual(signal.getsignal(signal.SIGUSR1), before)
+
+    def test_signal_from_environment(self):
+        s = memguard.StopRequest(env={"MEMGUARD_STOP_SIGNAL": str(int(signal.SIGUSR2))})
+        self.assertEqual(s.signo, signal.SIGUSR2)
+        os.kill(os.getpid(), signal.SIGUSR2)
+        self.assertTrue(s.requested())
+        s.close()
+
+    def test_bad_signal_in_environment(self):
+        for text in ("USR1", "9", "0", "999"):
+            with self.assertRaises(memguard.MemguardError) as cm:
+                memguard.StopRequest(env={"MEMGUARD_STOP_SIGNAL": text})
+            self.assertIn(f"MEMGUARD_STOP_SIGNAL={text!r}", str(cm.exception))
+
+    def test_stop_file(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "stop")
+            s = memguard.StopRequest(signo=0, env={"MEMGUARD_STOP_FILE": path})
+            self.assertFalse(s.requested())
+            open(path, "w").close()
+            self.assertTrue(s.requested())
+            self.assertEqual(s.reason(), f"stop file {path}")
+            s.close()
+
+
+class TestEmergencySave(unittest.TestCase):
+    def test_saves_atomically_and_exits_75(self):
+        with tempfile.TemporaryDirectory() as d:
+            g = guard(ram_budget="1M", banner=False)
+            g.epoch_start(7)
+            self.assertTrue(g.should_stop())
+            seen = []
+
+            def save(path):
+                seen.append(path)
+                self.assertFalse(os.path.exists(os.path.join(d, "emergency_epoch7.pth")))
+                with open(path, "wb") as f:
+                    f.write(b"checkpoint")
+
+            with self.assertRaises(SystemExit) as cm:
+                g.emergency_save(save, directory=d)
+            self.assertEqual(cm.exception.code, memguard.MG_EXIT_MEMSTOP)
+            self.assertEqual(cm.exception.code, 75)
+            self.assertEqual(os.path.dirname(seen[0]), d)
+            self.assertEqual(os.listdir(d), ["emergency_epoch7.pth"])
+            with open(os.path.join(d, "emergency_epoch7.pth"), "rb") as f:
+                self.assertEqual(f.read(), b"checkpoint")
+            text = g.file.getvalue()
+            self.assertIn("Emergency stop", text)
+            self.assertIn("Reason: ", text)
+            self.assertIn("Current epoch: 7", text)
+            self.assertIn("emergency_epoch7.pth", text)
+
+    def test_failed_save_leaves_nothing_and_raises(self):
+        with tempfile.TemporaryDirectory() as d:
+            g = guard(banner=False)
+
+            def save(path):
+                with open(path, "wb") as f:
+                    f.write(b"half")
+                raise OSError(28, "No space left on device")
+
+            with self.assertRaises(OSError):
+                g.emergency_save(save, 3, directory=d)
+            self.assertEqual(os.listdir(d), [])
+            self.assertIn("not saved", g.file.getvalue())
+            g.close()
+
+    def test_no_exit(self):
+        with tempfile.TemporaryDirectory() as d:
+            g = guard(banner=False)
+            path = g.emergency_save(lambda p: open(p, "w").close(), 2, directory=d,
+                                    exit=False)
+            self.assertEqual(path, os.path.join(d, "emergency_epoch2.pth"))
+            self.assertNotIn("Reason:", g.file.getvalue())
+
+
+if __name__ == "__main__":
+    unittest.main()

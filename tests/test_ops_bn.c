@@ -1,0 +1,440 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_ops_bn.c: BatchNorm2d + ReLU (ops_bn.c). Optimised against the naive
+ * reference on odd shapes (padded channels included), finite differences of
+ * the backward in double, parity with PyTorch 1.13 through
+ * tests/py/ref_ops.py, bitwise determinism across runs and thread counts,
+ * and that the border is never written. It fails, with a message, when
+ * python3 or torch is missing.
+ */
+#include <omp.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include "layout.h"
+#include "mg_test.h"
+#include "ops_bn.h"
+
+/* ---- helpers shared in spirit by the ops tests ------------------------ */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15u;
+
+static float urand(void) /* uniform in [-1, 1) */
+{
+    rng_state = rng_state * 6364136223846793005u + 1442695040888963407u;
+    return (float)((double)(rng_state >> 40) / (double)(1u << 24) * 2.0 - 1.0);
+}
+
+static float *fill_nchw(shape s, float scale, float offset)
+{
+    size_t n = (size_t)s.b * (size_t)s.c * (size_t)s.h * (size_t)s.w;
+    float *v = malloc(n * sizeof *v);
+    for (size_t i = 0; i < n; i++)
+        v[i] = urand() * scale + offset;
+    return v;
+}
+
+static float *blocked(shape s, const float *nchw)
+{
+    float *t = malloc(shape_floats(s) * sizeof *t);
+    layout_pack(t, s, nchw);
+    return t;
+}
+
+/* A blocked buffer filled with a sentinel, to see what an op writes. */
+static float *sentinel(shape s)
+{
+    float *t = malloc(shape_floats(s) * sizeof *t);
+    for (size_t i = 0; i < shape_floats(s); i++)
+        t[i] = 777.0f;
+    return t;
+}
+
+/* 1 when the border is untouched (still the sentinel) and padded channels
+ * of the interior are 0. */
+static int border_ok(shape s, const float *t)
+{
+    int nb = shape_blocks(s);
+    for (int c = 0; c < nb * CB; c++)
+        for (int b = 0; b < s.b; b++)
+            for (int y = -1; y <= s.h; y++)
+                for (int x = -1; x <= s.w; x++) {
+                    float v = t[shape_at(s, c, b, y, x)];
+                    int border = y < 0 || x < 0 || y == s.h || x == s.w;
+                    if (border && v != 777.0f)
+                        return 0;
+                    if (!border && c >= s.c && v != 0.0f)
+                        return 0;
+                }
+    return 1;
+}
+
+/* max |a-b| / max |b| over n values (error relative to the tensor scale). */
+static double rel_err_f(const float *a, const float *b, size_t n)
+{
+    double e = 0.0, m = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (d > e)
+            e = d;
+        if (fabs((double)b[i]) > m)
+            m = fabs((double)b[i]);
+    }
+    return e / m;
+}
+
+static double rel_err_d(const float *a, const double *b, size_t n)
+{
+    double e = 0.0, m = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (d > e)
+            e = d;
+        if (fabs(b[i]) > m)
+            m = fabs(b[i]);
+    }
+    return e / m;
+}
+
+/* Runs tests/py/ref_ops.py OP on `in` (float32) and reads exactly nout
+ * float64 results. Returns 0, or -1 after failing the current test with a
+ * message (python3 or torch missing is a failure, not a skip). */
+static int torch_ref(const char *op, const char *args, const float *in, size_t nin,
+                     double *out, size_t nout)
+{
+    char inp[512], outp[512], cmd[2048];
+    snprintf(inp, sizeof inp, "%s/ref_%s_%ld.in", MG_TMPDIR, op, (long)getpid());
+    snprintf(outp, sizeof outp, "%s/ref_%s_%ld.out", MG_TMPDIR, op, (long)getpid());
+    FILE *f = fopen(inp, "wb");
+    if (!f || fwrite(in, sizeof *in, nin, f) != nin) {
+        MG_FAIL_("cannot write %s", inp);
+        if (f)
+            fclose(f);
+        return -1;
+    }
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "%s %s/tests/py/ref_ops.py %s %s %s %s", MG_PYTHON,
+             MG_SOURCE_DIR, op, inp, outp, args);
+    int rc = system(cmd);
+    unlink(inp);
+    if (rc != 0) {
+        MG_FAIL_("PyTorch reference failed (status %d): `%s`. The parity tests need "
+                 "%s with torch 1.13 (scripts/setup.sh installs python3-torch).",
+                 rc, cmd, MG_PYTHON);
+        unlink(outp);
+        return -1;
+    }
+    f = fopen(outp, "rb");
+    size_t got = f ? fread(out, sizeof *out, nout, f) : 0;
+    int extra = f ? fgetc(f) != EOF : 0;
+    if (f)
+        fclose(f);
+    unlink(outp);
+    if (got != nout || extra) {
+        MG_FAIL_("PyTorch reference wrote %zu values, expected %zu", got, nout);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- BN fixtures --------------------------------------------------------- */
+
+typedef struct bn_case {
+    shape s;
+    float *x, *dy;              /* blocked */
+    float *gamma, *beta, *rm, *rv;
+} bn_case;
+
+static bn_case bn_make(shape s)
+{
+    bn_case k;
+    k.s = s;
+    float *xn = fill_nchw(s, 2.0f, 0.7f);
+    float *dyn = fill_nchw(s, 1.0f, 0.0f);
+    k.x = blocked(s, xn);
+    k.dy = blocked(s, dyn);
+    free(xn);
+    free(dyn);
+    k.gamma = malloc((size_t)s.c * sizeof(float));
+    k.beta = malloc((size_t)s.c * sizeof(float));
+    k.rm = malloc((size_t)s.c * sizeof(float));
+    k.rv = malloc((size_t)s.c * sizeof(float));
+    for (int c = 0; c < s.c; c++) {
+        k.gamma[c] = 1.0f + 0.5f * urand();
+        k.beta[c] = 0.3f * urand();
+        k.rm[c] = 0.1f * urand();
+        k.rv[c] = 1.0f + 0.2f * urand();
+    }
+    return k;
+}
+
+static void bn_free(bn_case *k)
+{
+    free(k->x);
+    free(k->dy);
+    free(k->gamma);
+    free(k->beta);
+    free(k->rm);
+    free(k->rv);
+}
+
+typedef struct bn_out {
+    float *y, *dx, *ye;
+    float mean[64], rstd[64], rm[64], rv[64], dg[64], db[64];
+    int64_t nbt;
+} bn_out;
+
+static void bn_run(const bn_case *k, bn_out *o, int ref)
+{
+    shape s = k->s;
+    o->y = sentinel(s);
+    o->dx = sentinel(s);
+    o->ye = sentinel(s);
+    memcpy(o->rm, k->rm, (size_t)s.c * sizeof(float));
+    memcpy(o->rv, k->rv, (size_t)s.c * sizeof(float));
+    o->nbt = 7;
+    if (ref) {
+        bn_relu_forward_ref(o->y, k->x, s, k->gamma, k->beta, o->mean, o->rstd, o->rm, o->rv,
+                            &o->nbt, BN_MOMENTUM, BN_EPS);
+        bn_relu_backward_ref(o->dx, o->dg, o->db, k->dy, k->x, o->y, s, k->gamma, o->mean,
+                             o->rstd);
+        bn_relu_forward_eval_ref(o->ye, k->x, s, k->gamma, k->beta, o->rm, o->rv, BN_EPS);
+    } else {
+        float *scr = malloc(bn_scratch_floats(s) * sizeof(float));
+        bn_relu_forward(o->y, k->x, s, k->gamma, k->beta, o->mean, o->rstd, o->rm, o->rv,
+                        &o->nbt, BN_MOMENTUM, BN_EPS, scr);
+        bn_relu_backward(o->dx, o->dg, o->db, k->dy, k->x, o->y, s, k->gamma, o->mean,
+                         o->rstd, scr);
+        bn_relu_forward_eval(o->ye, k->x, s, k->gamma, k->beta, o->rm, o->rv, BN_EPS);
+        free(scr);
+    }
+}
+
+static void bn_out_free(bn_out *o)
+{
+    free(o->y);
+    free(o->dx);
+    free(o->ye);
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+static void test_bn_opt_matches_ref(void)
+{
+    static const int cs[] = {8, 16, 24, 5};
+    static const int bs[] = {1, 3};
+    static const int hw[][2] = {{7, 5}, {4, 6}, {1, 3}, {9, 1}};
+    double worst = 0.0;
+    for (size_t ci = 0; ci < 4; ci++)
+        for (size_t bi = 0; bi < 2; bi++)
+            for (size_t hi = 0; hi < 4; hi++) {
+                shape s = {cs[ci], bs[bi], hw[hi][0], hw[hi][1]};
+                if (s.b * s.h * s.w < 2)
+                    continue;
+                bn_case k = bn_make(s);
+                bn_out a, r;
+                bn_run(&k, &a, 0);
+                bn_run(&k, &r, 1);
+                size_t n = shape_floats(s), c = (size_t)s.c;
+                double e[] = {rel_err_f(a.y, r.y, n),         rel_err_f(a.dx, r.dx, n),
+                              rel_err_f(a.ye, r.ye, n),       rel_err_f(a.mean, r.mean, c),
+                              rel_err_f(a.rstd, r.rstd, c),   rel_err_f(a.rm, r.rm, c),
+                              rel_err_f(a.rv, r.rv, c),       rel_err_f(a.dg, r.dg, c),
+                              rel_err_f(a.db, r.db, c)};
+                for (size_t i = 0; i < sizeof e / sizeof e[0]; i++) {
+                    if (!(e[i] <= 2e-6))
+                        MG_FAIL_("shape C%d B%d %dx%d: output %zu rel err %.3g", s.c, s.b,
+                                 s.h, s.w, i, e[i]);
+                    if (e[i] > worst)
+                        worst = e[i];
+                }
+                CHECK_INT(a.nbt, 8);
+                CHECK_INT(r.nbt, 8);
+                CHECK(border_ok(s, a.y));
+                CHECK(border_ok(s, a.dx));
+                CHECK(border_ok(s, a.ye));
+                CHECK(border_ok(s, r.y));
+                CHECK(border_ok(s, r.dx));
+                bn_out_free(&a);
+                bn_out_free(&r);
+                bn_free(&k);
+            }
+    printf("# bn optimised vs reference: max rel err %.3g\n", worst);
+}
+
+/* Double-precision BN+ReLU forward for finite differences; returns
+ * L = sum w * y over the interior for the fixed weights w (= dy). */
+static double bn_loss_d(const double *x, const double *g, const double *bt, const double *w,
+                        int c, int n)
+{
+    double L = 0.0;
+    for (int ch = 0; ch < c; ch++) {
+        double m = 0.0, v = 0.0;
+        for (int i = 0; i < n; i++)
+            m += x[ch * n + i];
+        m /= n;
+        for (int i = 0; i < n; i++)
+            v += (x[ch * n + i] - m) * (x[ch * n + i] - m);
+        v /= n;
+        for (int i = 0; i < n; i++) {
+            double yv = g[ch] * (x[ch * n + i] - m) / sqrt(v + BN_EPS) + bt[ch];
+            L += w[ch * n + i] * (yv > 0.0 ? yv : 0.0);
+        }
+    }
+    return L;
+}
+
+static void test_bn_finite_differences(void)
+{
+    shape s = {3, 2, 3, 2}; /* padded to one block; n = 12 per channel */
+    int n = s.b * s.h * s.w;
+    bn_case k = bn_make(s);
+    bn_out a;
+    bn_run(&k, &a, 0);
+    /* channel-major double copies: index ch * n + (b, y, x) */
+    double x[3 * 12], w[3 * 12], g[3], bt[3];
+    for (int ch = 0; ch < s.c; ch++) {
+        g[ch] = k.gamma[ch];
+        bt[ch] = k.beta[ch];
+        for (int b = 0, i = 0; b < s.b; b++)
+            for (int yy = 0; yy < s.h; yy++)
+                for (int xx = 0; xx < s.w; xx++, i++) {
+                    x[ch * n + i] = k.x[shape_at(s, ch, b, yy, xx)];
+                    w[ch * n + i] = k.dy[shape_at(s, ch, b, yy, xx)];
+                }
+    }
+    const double h = 1e-6;
+    double worst = 0.0;
+    for (int ch = 0; ch < s.c; ch++) {
+        for (int b = 0, i = 0; b < s.b; b++)
+            for (int yy = 0; yy < s.h; yy++)
+                for (int xx = 0; xx < s.w; xx++, i++) {
+                    double keep = x[ch * n + i];
+                    x[ch * n + i] = keep + h;
+                    double lp = bn_loss_d(x, g, bt, w, s.c, n);
+                    x[ch * n + i] = keep - h;
+                    double lm = bn_loss_d(x, g, bt, w, s.c, n);
+                    x[ch * n + i] = keep;
+                    double num = (lp - lm) / (2 * h);
+                    double an = a.dx[shape_at(s, ch, b, yy, xx)];
+                    double e = fabs(an - num) / (fabs(num) + 1e-2);
+                    if (e > worst)
+                        worst = e;
+                    CHECK_NEAR(an, num, 1e-4 + 1e-4 * fabs(num));
+                }
+        double keep = g[ch];
+        g[ch] = keep + h;
+        double lp = bn_loss_d(x, g, bt, w, s.c, n);
+        g[ch] = keep - h;
+        double lm = bn_loss_d(x, g, bt, w, s.c, n);
+        g[ch] = keep;
+        CHECK_NEAR(a.dg[ch], (lp - lm) / (2 * h), 1e-4);
+        keep = bt[ch];
+        bt[ch] = keep + h;
+        lp = bn_loss_d(x, g, bt, w, s.c, n);
+        bt[ch] = keep - h;
+        lm = bn_loss_d(x, g, bt, w, s.c, n);
+        bt[ch] = keep;
+        CHECK_NEAR(a.db[ch], (lp - lm) / (2 * h), 1e-4);
+    }
+    printf("# bn finite differences: max rel err dx %.3g\n", worst);
+    bn_out_free(&a);
+    bn_free(&k);
+}
+
+static void bn_torch_case(shape s)
+{
+    bn_case k = bn_make(s);
+    size_t nn = (size_t)s.b * (size_t)s.c * (size_t)s.h * (size_t)s.w, c = (size_t)s.c;
+    size_t nin = 2 * nn + 4 * c;
+    float *in = malloc(nin * sizeof *in);
+    layout_unpack(in, s, k.x);
+    memcpy(in + nn, k.gamma, c * sizeof(float));
+    memcpy(in + nn + c, k.beta, c * sizeof(float));
+    memcpy(in + nn + 2 * c, k.rm, c * sizeof(float));
+    memcpy(in + nn + 3 * c, k.rv, c * sizeof(float));
+    layout_unpack(in + nn + 4 * c, s, k.dy);
+    size_t nout = 3 * nn + 6 * c + 1;
+    double *ref = malloc(nout * sizeof *ref);
+    char args[128];
+    snprintf(args, sizeof args, "%d %d %d %d", s.c, s.b, s.h, s.w);
+    if (torch_ref("bn", args, in, nin, ref, nout) == 0) {
+        for (int pass = 0; pass < 2; pass++) {
+            bn_out a;
+            bn_run(&k, &a, pass);
+            float *t = malloc(nn * sizeof *t);
+            double e[10];
+            layout_unpack(t, s, a.y);
+            e[0] = rel_err_d(t, ref, nn);
+            layout_unpack(t, s, a.dx);
+            e[1] = rel_err_d(t, ref + nn, nn);
+            e[2] = rel_err_d(a.dg, ref + 2 * nn, c);
+            e[3] = rel_err_d(a.db, ref + 2 * nn + c, c);
+            e[4] = rel_err_d(a.mean, ref + 2 * nn + 2 * c, c);
+            e[5] = rel_err_d(a.rstd, ref + 2 * nn + 3 * c, c);
+            e[6] = rel_err_d(a.rm, ref + 2 * nn + 4 * c, c);
+            e[7] = rel_err_d(a.rv, ref + 2 * nn + 5 * c, c);
+            layout_unpack(t, s, a.ye);
+            e[8] = rel_err_d(t, ref + 2 * nn + 6 * c + 1, nn);
+            /* torch started from 0, we from 7: both add one */
+            CHECK_NEAR((double)a.nbt - 7.0, ref[2 * nn + 6 * c], 0.0);
+            static const char *names[] = {"y", "dx", "dgamma", "dbeta", "mean", "rstd",
+                                          "running_mean", "running_var", "y_eval"};
+            printf("# bn vs torch C%d B%d %dx%d (%s):", s.c, s.b, s.h, s.w,
+                   pass ? "ref" : "opt");
+            for (int i = 0; i < 9; i++) {
+                printf(" %s %.2g", names[i], e[i]);
+                if (!(e[i] <= 1e-5))
+                    MG_FAIL_("%s differs from torch: rel err %.3g", names[i], e[i]);
+            }
+            printf("\n");
+            free(t);
+            bn_out_free(&a);
+        }
+    }
+    free(ref);
+    free(in);
+    bn_free(&k);
+}
+
+static void test_bn_matches_torch(void)
+{
+    bn_torch_case((shape){24, 3, 7, 5});
+    bn_torch_case((shape){16, 2, 32, 24});
+    bn_torch_case((shape){5, 2, 4, 3});
+}
+
+static void test_bn_deterministic(void)
+{
+    shape s = {24, 3, 33, 17};
+    bn_case k = bn_make(s);
+    bn_out a, b, c;
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    bn_run(&k, &a, 0);
+    omp_set_num_threads(2);
+    bn_run(&k, &b, 0);
+    omp_set_num_threads(3);
+    bn_run(&k, &c, 0);
+    omp_set_num_threads(saved);
+    size_t n = shape_floats(s) * sizeof(float), m = (size_t)s.c * sizeof(float);
+    CHECK(memcmp(a.y, b.y, n) == 0 && memcmp(a.y, c.y, n) == 0);
+    CHECK(memcmp(a.dx, b.dx, n) == 0 && memcmp(a.dx, c.dx, n) == 0);
+    CHECK(memcmp(a.ye, b.ye, n) == 0);
+    CHECK(memcmp(a.mean, b.mean, m) == 0 && memcmp(a.rstd, c.rstd, m) == 0);
+    CHECK(memcmp(a.dg, b.dg, m) == 0 && memcmp(a.db, c.db, m) == 0);
+    CHECK(memcmp(a.rv, b.rv, m) == 0 && memcmp(a.rm, c.rm, m) == 0);
+    bn_out_free(&a);
+    bn_out_free(&b);
+    bn_out_free(&c);
+    bn_free(&k);
+}
+
+int main(void)
+{
+    MG_RUN(test_bn_opt_matches_ref);
+    MG_RUN(test_bn_finite_differences);
+    MG_RUN(test_bn_matches_torch);
+    MG_RUN(test_bn_deterministic);
+    return mg_test_exit();
+}

@@ -1,0 +1,431 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_ops_conv.c: the convolutions of ops_conv.h.
+ * - Finite differences on every reference op: L = sum(r * out) with random
+ *   r, central differences in double, against the backward ops.
+ * - Every AVX2 kernel against its reference on odd shapes (both tile
+ *   remainders, 1 and 2 output blocks per pair, Ci = 3 padded), relative
+ *   error max|opt - ref| / max|ref| <= 1e-5; the worst seen is printed.
+ * - AVX2 kernels never write the border, write 0 into padded channels; the
+ *   reference leaves the border zero.
+ * - dW / db bitwise equal across repeated runs and across 1, 2, 3 threads.
+ * Skips the AVX2 tests with a note on CPUs without AVX2+FMA.
+ */
+#include "mg_test.h"
+
+#include <omp.h>
+
+#include "layout.h"
+#include "ops_conv.h"
+
+#define SENTINEL 3.25f
+
+/* ---- helpers -------------------------------------------------------------------- */
+
+static unsigned long long rng_state = 0x9e3779b97f4a7c15ull;
+
+/* Uniform in [-1, 1), from a 64-bit LCG: reproducible on any libc. */
+static float frand(void)
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((double)(rng_state >> 40) / (double)(1ull << 23)) - 1.0f;
+}
+
+static float *falloc(size_t n)
+{
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
+    return p;
+}
+
+/* A tensor with random real interior, zero border and padded channels. */
+static float *rand_tensor(shape s)
+{
+    float *t = falloc(shape_floats(s));
+    memset(t, 0, shape_floats(s) * sizeof *t);
+    for (int c = 0; c < s.c; c++)
+        for (int b = 0; b < s.b; b++)
+            for (int y = 0; y < s.h; y++)
+                for (int x = 0; x < s.w; x++)
+                    t[shape_at(s, c, b, y, x)] = frand();
+    return t;
+}
+
+static float *rand_vec(size_t n)
+{
+    float *v = falloc(n);
+    for (size_t i = 0; i < n; i++)
+        v[i] = frand();
+    return v;
+}
+
+static float *filled(size_t n, float v)
+{
+    float *p = falloc(n);
+    for (size_t i = 0; i < n; i++)
+        p[i] = v;
+    return p;
+}
+
+static int is_border(shape s, int y, int x) { return y < 0 || y >= s.h || x < 0 || x >= s.w; }
+
+/* Every border float equals `border` and every padded-channel interior
+ * float is 0. Returns the number of floats that are not. */
+static int bad_outside(const float *t, shape s, float border)
+{
+    int bad = 0;
+    for (int c = 0; c < shape_blocks(s) * CB; c++)
+        for (int b = 0; b < s.b; b++)
+            for (int y = -1; y <= s.h; y++)
+                for (int x = -1; x <= s.w; x++) {
+                    float v = t[shape_at(s, c, b, y, x)];
+                    if (is_border(s, y, x))
+                        bad += v != border;
+                    else if (c >= s.c)
+                        bad += v != 0.0f;
+                }
+    return bad;
+}
+
+/* max |a - r| / max |r| over the real interior. */
+static double rel_err_t(const float *a, const float *r, shape s)
+{
+    double num = 0.0, den = 1e-30;
+    for (int c = 0; c < s.c; c++)
+        for (int b = 0; b < s.b; b++)
+            for (int y = 0; y < s.h; y++)
+                for (int x = 0; x < s.w; x++) {
+                    size_t i = shape_at(s, c, b, y, x);
+                    num = fmax(num, fabs((double)a[i] - r[i]));
+                    den = fmax(den, fabs((double)r[i]));
+                }
+    return num / den;
+}
+
+static double rel_err_v(const float *a, const float *r, size_t n)
+{
+    double num = 0.0, den = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        num = fmax(num, fabs((double)a[i] - r[i]));
+        den = fmax(den, fabs((double)r[i]));
+    }
+    return num / den;
+}
+
+static double dot_t(const float *a, const float *r, shape s)
+{
+    double acc = 0.0;
+    for (size_t i = 0; i < shape_floats(s); i++)
+        acc += (double)a[i] * r[i];
+    return acc;
+}
+
+/* ---- finite differences on the reference ------------------------------------ */
+
+enum op { OP_C3, OP_CT, OP_C1 };
+
+typedef struct fd_case {
+    enum op op;
+    int b, ci, co, h, w;
+} fd_case;
+
+static shape out_shape(enum op op, shape s, int co)
+{
+    shape so = {co, s.b, s.h, s.w};
+    if (op == OP_CT)
+        so.h *= 2, so.w *= 2;
+    return so;
+}
+
+static size_t w_floats(enum op op, int ci, int co)
+{
+    return (size_t)ci * (size_t)co * (op == OP_C3 ? 9u : op == OP_CT ? 4u : 1u);
+}
+
+static void ref_forward(enum op op, float *out, const float *in, shape s, const float *w,
+                        const float *bias, int co)
+{
+    if (op == OP_C3)
+        conv3x3_forward_ref(out, in, s, w, co);
+    else if (op == OP_CT)
+        convt2x2_forward_ref(out, in, s, w, bias, co);
+    else
+        conv1x1_forward_ref(out, in, s, w, bias, co);
+}
+
+static double loss(enum op op, float *out, const float *in, shape s, const float *w,
+                   const float *bias, int co, const float *r)
+{
+    ref_forward(op, out, in, s, w, bias, co);
+    return dot_t(out, r, out_shape(op, s, co));
+}
+
+/* Largest |fd - analytic| / max(1, |analytic|) over all entries of v. */
+static double fd_worst(enum op op, float *v, size_t n, const float *an, float *out,
+                       float *in, shape s, float *w, float *bias, int co, const float *r)
+{
+    const float eps = 1e-2f;
+    double worst = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        float keep = v[i];
+        v[i] = keep + eps;
+        double lp = loss(op, out, in, s, w, bias, co, r);
+        v[i] = keep - eps;
+        double lm = loss(op, out, in, s, w, bias, co, r);
+        v[i] = keep;
+        double fd = (lp - lm) / (2.0 * (double)eps);
+        worst = fmax(worst, fabs(fd - an[i]) / fmax(1.0, fabs((double)an[i])));
+    }
+    return worst;
+}
+
+static void fd_check(fd_case k)
+{
+    shape s = {k.ci, k.b, k.h, k.w};
+    shape so = out_shape(k.op, s, k.co);
+    size_t nw = w_floats(k.op, k.ci, k.co);
+    float *in = rand_tensor(s), *r = rand_tensor(so), *w = rand_vec(nw);
+    float *bias = rand_vec((size_t)k.co), *out = falloc(shape_floats(so));
+    float *din = filled(shape_floats(s), SENTINEL), *dw = falloc(nw), *db = falloc((size_t)k.co);
+    if (k.op == OP_C3) {
+        conv3x3_backward_data_ref(din, r, s, w, k.co);
+        conv3x3_backward_weight_ref(dw, r, in, s, k.co);
+    } else if (k.op == OP_CT) {
+        convt2x2_backward_data_ref(din, r, s, w, k.co);
+        convt2x2_backward_weight_ref(dw, db, r, in, s, k.co);
+    } else {
+        conv1x1_backward_data_ref(din, r, s, w, k.co);
+        conv1x1_backward_weight_ref(dw, db, r, in, s, k.co);
+    }
+    CHECK_INT(bad_outside(din, s, 0.0f), 0);
+
+    /* dL/din over the real interior only: the border is padding, not input. */
+    double worst_in = 0.0;
+    for (int c = 0; c < s.c; c++)
+        for (int b = 0; b < s.b; b++)
+            for (int y = 0; y < s.h; y++)
+                for (int x = 0; x < s.w; x++) {
+                    size_t i = shape_at(s, c, b, y, x);
+                    worst_in = fmax(worst_in,
+                                    fd_worst(k.op, in + i, 1, din + i, out, in, s, w, bias, k.co, r));
+                }
+    double worst_w = fd_worst(k.op, w, nw, dw, out, in, s, w, bias, k.co, r);
+    double worst_b = k.op == OP_C3 ? 0.0
+                                   : fd_worst(k.op, bias, (size_t)k.co, db, out, in, s, w, bias,
+                                              k.co, r);
+    ref_forward(k.op, out, in, s, w, bias, k.co);
+    CHECK_INT(bad_outside(out, so, 0.0f), 0);
+    CHECK(worst_in <= 1e-2);
+    CHECK(worst_w <= 1e-2);
+    CHECK(worst_b <= 1e-2);
+    printf("# fd op %d B=%d Ci=%d Co=%d %dx%d: worst rel err din %.2e dw %.2e db %.2e\n",
+           (int)k.op, k.b, k.ci, k.co, k.h, k.w, worst_in, worst_w, worst_b);
+    free(in), free(r), free(w), free(bias), free(out), free(din), free(dw), free(db);
+}
+
+static void test_fd_conv3x3(void)
+{
+    fd_check((fd_case){OP_C3, 2, 8, 8, 5, 5});
+    fd_check((fd_case){OP_C3, 2, 3, 8, 5, 4});
+}
+
+static void test_fd_convt2x2(void)
+{
+    fd_check((fd_case){OP_CT, 2, 8, 8, 3, 3});
+    fd_check((fd_case){OP_CT, 1, 16, 8, 2, 3});
+}
+
+static void test_fd_conv1x1(void)
+{
+    fd_check((fd_case){OP_C1, 2, 8, 1, 5, 5});
+    fd_check((fd_case){OP_C1, 2, 16, 8, 4, 5});
+}
+
+/* ---- AVX2 against the reference ------------------------------------------------ */
+
+static double worst_fwd[3], worst_bd[3], worst_bw[3];
+
+/* Runs all three ops of one kind both ways on one shape. The AVX2 outputs
+ * start as SENTINEL everywhere: their border must still be SENTINEL. */
+static void vs_ref(enum op op, int b, int ci, int co, int h, int w_)
+{
+    shape s = {ci, b, h, w_};
+    shape so = out_shape(op, s, co);
+    size_t nw = w_floats(op, ci, co);
+    size_t ns = op == OP_C3 ? conv3x3_scratch_floats(s, co, 1)
+                : op == OP_CT ? convt2x2_scratch_floats(s, co, 1)
+                              : conv1x1_scratch_floats(s, co, 1);
+    float *in = rand_tensor(s), *dout = rand_tensor(so), *w = rand_vec(nw);
+    float *bias = rand_vec((size_t)co), *scratch = filled(ns, NAN);
+    float *o_r = falloc(shape_floats(so)), *o_a = filled(shape_floats(so), SENTINEL);
+    float *di_r = falloc(shape_floats(s)), *di_a = filled(shape_floats(s), SENTINEL);
+    float *dw_r = falloc(nw), *dw_a = filled(nw, SENTINEL);
+    float *db_r = filled((size_t)co, 0.0f), *db_a = filled((size_t)co, SENTINEL);
+
+    if (op == OP_C3) {
+        conv3x3_forward_ref(o_r, in, s, w, co);
+        conv3x3_forward_avx2(o_a, in, s, w, co, scratch);
+        conv3x3_backward_data_ref(di_r, dout, s, w, co);
+        conv3x3_backward_data_avx2(di_a, dout, s, w, co, scratch);
+        conv3x3_backward_weight_ref(dw_r, dout, in, s, co);
+        conv3x3_backward_weight_avx2(dw_a, dout, in, s, co, scratch);
+        memset(db_a, 0, (size_t)co * sizeof *db_a);
+    } else if (op == OP_CT) {
+        convt2x2_forward_ref(o_r, in, s, w, bias, co);
+        convt2x2_forward_avx2(o_a, in, s, w, bias, co, scratch);
+        convt2x2_backward_data_ref(di_r, dout, s, w, co);
+        convt2x2_backward_data_avx2(di_a, dout, s, w, co, scratch);
+        convt2x2_backward_weight_ref(dw_r, db_r, dout, in, s, co);
+        convt2x2_backward_weight_avx2(dw_a, db_a, dout, in, s, co, scratch);
+    } else {
+        conv1x1_forward_ref(o_r, in, s, w, bias, co);
+        conv1x1_forward_avx2(o_a, in, s, w, bias, co, scratch);
+        conv1x1_backward_data_ref(di_r, dout, s, w, co);
+        conv1x1_backward_data_avx2(di_a, dout, s, w, co, scratch);
+        conv1x1_backward_weight_ref(dw_r, db_r, dout, in, s, co);
+        conv1x1_backward_weight_avx2(dw_a, db_a, dout, in, s, co, scratch);
+    }
+    double ef = rel_err_t(o_a, o_r, so), ed = rel_err_t(di_a, di_r, s);
+    double ew = fmax(rel_err_v(dw_a, dw_r, nw), rel_err_v(db_a, db_r, (size_t)co));
+    worst_fwd[op] = fmax(worst_fwd[op], ef);
+    worst_bd[op] = fmax(worst_bd[op], ed);
+    worst_bw[op] = fmax(worst_bw[op], ew);
+    if (!(ef <= 1e-5 && ed <= 1e-5 && ew <= 1e-5))
+        MG_FAIL_("op %d B=%d Ci=%d Co=%d %dx%d: rel err fwd %.2e bwd-data %.2e bwd-w %.2e",
+                 (int)op, b, ci, co, h, w_, ef, ed, ew);
+    CHECK_INT(bad_outside(o_a, so, SENTINEL), 0);
+    CHECK_INT(bad_outside(di_a, s, SENTINEL), 0);
+    CHECK_INT(bad_outside(o_r, so, 0.0f), 0);
+    CHECK_INT(bad_outside(di_r, s, 0.0f), 0);
+    free(in), free(dout), free(w), free(bias), free(scratch), free(o_r), free(o_a);
+    free(di_r), free(di_a), free(dw_r), free(dw_a), free(db_r), free(db_a);
+}
+
+/* Spatial sizes: odd (remainder tiles of 5 and 1), and widths 8 / 16 that
+ * take the 4-pixel tiles. */
+static const int sizes[][3] = {{1, 7, 5}, {3, 9, 13}, {2, 8, 8}, {1, 3, 16}};
+#define NSIZES (int)(sizeof sizes / sizeof sizes[0])
+
+static int skip_no_avx2(void)
+{
+    if (conv__have_avx2())
+        return 0;
+    printf("# no AVX2+FMA on this CPU: optimised kernels not tested\n");
+    return 1;
+}
+
+static void test_avx2_conv3x3(void)
+{
+    if (skip_no_avx2())
+        return;
+    static const int cis[] = {3, 8, 16, 24}, cos[] = {8, 16, 24, 32};
+    for (int z = 0; z < NSIZES; z++)
+        for (int i = 0; i < 4; i++)
+            for (int o = 0; o < 4; o++)
+                vs_ref(OP_C3, sizes[z][0], cis[i], cos[o], sizes[z][1], sizes[z][2]);
+    printf("# conv3x3 max rel err: fwd %.2e bwd-data %.2e bwd-weight %.2e\n", worst_fwd[OP_C3],
+           worst_bd[OP_C3], worst_bw[OP_C3]);
+}
+
+static void test_avx2_convt2x2(void)
+{
+    if (skip_no_avx2())
+        return;
+    static const int cis[] = {8, 16, 24, 32}, cos[] = {8, 16, 24};
+    for (int z = 0; z < NSIZES; z++)
+        for (int i = 0; i < 4; i++)
+            for (int o = 0; o < 3; o++)
+                vs_ref(OP_CT, sizes[z][0], cis[i], cos[o], sizes[z][1], sizes[z][2]);
+    printf("# convt2x2 max rel err: fwd %.2e bwd-data %.2e bwd-weight+bias %.2e\n",
+           worst_fwd[OP_CT], worst_bd[OP_CT], worst_bw[OP_CT]);
+}
+
+static void test_avx2_conv1x1(void)
+{
+    if (skip_no_avx2())
+        return;
+    static const int cis[] = {8, 16, 24}, cos[] = {1, 3, 8, 16};
+    for (int z = 0; z < NSIZES; z++)
+        for (int i = 0; i < 3; i++)
+            for (int o = 0; o < 4; o++)
+                vs_ref(OP_C1, sizes[z][0], cis[i], cos[o], sizes[z][1], sizes[z][2]);
+    printf("# conv1x1 max rel err: fwd %.2e bwd-data %.2e bwd-weight+bias %.2e\n",
+           worst_fwd[OP_C1], worst_bd[OP_C1], worst_bw[OP_C1]);
+}
+
+/* ---- determinism ---------------------------------------------------------------- */
+
+/* dW and db through the dispatcher with nt threads, twice. */
+static void grads_with(int nt, float *dw3, float *dwt, float *dbt, float *dw1, float *db1)
+{
+    static const shape s3 = {16, 3, 24, 20}, st = {32, 2, 10, 11}, s1 = {16, 3, 9, 13};
+    static float *in3, *do3, *int_, *dot, *in1, *do1, *scratch;
+    if (!dw3) {
+        free(in3), free(do3), free(int_), free(dot), free(in1), free(do1), free(scratch);
+        return;
+    }
+    if (!in3) {
+        in3 = rand_tensor(s3), do3 = rand_tensor((shape){32, 3, 24, 20});
+        int_ = rand_tensor(st), dot = rand_tensor((shape){16, 2, 20, 22});
+        in1 = rand_tensor(s1), do1 = rand_tensor((shape){1, 3, 9, 13});
+        size_t n = conv3x3_scratch_floats(s3, 32, nt);
+        size_t m = convt2x2_scratch_floats(st, 16, nt);
+        scratch = falloc(n > m ? n : m);
+    }
+    omp_set_num_threads(nt);
+    conv3x3_backward_weight(dw3, do3, in3, s3, 32, scratch);
+    convt2x2_backward_weight(dwt, dbt, dot, int_, st, 16, scratch);
+    conv1x1_backward_weight(dw1, db1, do1, in1, s1, 1, scratch);
+}
+
+static void test_determinism(void)
+{
+    enum { N3 = 32 * 16 * 9, NT = 32 * 16 * 4, N1 = 16 };
+    float a3[N3], b3[N3], at[NT], bt[NT], adb[16], bdb[16], a1[N1], b1[N1], ad1[1], bd1[1];
+    int nt0 = omp_get_max_threads();
+    grads_with(1, a3, at, adb, a1, ad1);
+    for (int nt = 1; nt <= 3; nt++)
+        for (int rep = 0; rep < 2; rep++) {
+            memset(b3, 0, sizeof b3), memset(bt, 0, sizeof bt), memset(b1, 0, sizeof b1);
+            grads_with(nt, b3, bt, bdb, b1, bd1);
+            CHECK(memcmp(a3, b3, sizeof a3) == 0);
+            CHECK(memcmp(at, bt, sizeof at) == 0);
+            CHECK(memcmp(adb, bdb, sizeof adb) == 0);
+            CHECK(memcmp(a1, b1, sizeof a1) == 0);
+            CHECK(memcmp(ad1, bd1, sizeof ad1) == 0);
+        }
+    grads_with(1, NULL, NULL, NULL, NULL, NULL);
+    omp_set_num_threads(nt0);
+    printf("# dW/db bitwise equal over 2 runs x {1,2,3} threads (%s kernels)\n",
+           conv_kernels_name());
+}
+
+/* UNET_KERNELS=ref selects the reference, whatever the CPU. */
+static void test_dispatch_override(void)
+{
+    const char *old = getenv("UNET_KERNELS");
+    char *keep = old ? strdup(old) : NULL;
+    setenv("UNET_KERNELS", "ref", 1);
+    CHECK_STR(conv_kernels_name(), "ref");
+    unsetenv("UNET_KERNELS");
+    CHECK_STR(conv_kernels_name(), conv__have_avx2() ? "avx2" : "ref");
+    if (keep)
+        setenv("UNET_KERNELS", keep, 1);
+    free(keep);
+}
+
+int main(void)
+{
+    MG_RUN(test_fd_conv3x3);
+    MG_RUN(test_fd_convt2x2);
+    MG_RUN(test_fd_conv1x1);
+    MG_RUN(test_avx2_conv3x3);
+    MG_RUN(test_avx2_convt2x2);
+    MG_RUN(test_avx2_conv1x1);
+    MG_RUN(test_determinism);
+    MG_RUN(test_dispatch_override);
+    return mg_test_exit();
+}
