@@ -198,8 +198,8 @@ int ckpt_peek(const char *path, unet_cfg *model, char *err, size_t err_len)
     int rc = pth_load(path, &a, &root, err, err_len);
     if (rc < 0) return rc;
     const pv *sd = state_dict_of(root);
-    const pv_tensor *w0 = sd ? pv_get_tensor(sd, "enc.0.0.weight", PV_F32, 4, NULL) : NULL;
-    if (!w0) {
+    const pv_tensor *w0 = sd ? pv_get_tensor(sd, "enc.0.0.weight", PV_F32, -1, NULL) : NULL;
+    if (!w0 || w0->ndim != 4) {
         snprintf(err, err_len, "%s: no UNet state_dict (no enc.0.0.weight) in it", path);
         pv_arena_free(a);
         return MG_EPARSE;

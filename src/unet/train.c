@@ -1,0 +1,443 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * train.c: the training loop of unet-train: data set and split, epochs of
+ * training batches and a validation pass (loss, Dice, IoU), a progress
+ * bar (plain lines when stdout is not a terminal), metrics.csv, and the
+ * last.pth / best.pth checkpoints, written atomically.
+ *
+ * It owns the order of things, not their substance: the model (model.c),
+ * the data (data.c) and the file format (ckpt.c, pth_*.c) live elsewhere.
+ */
+#include "train.h"
+
+#include "fpenv.h"
+#include "memguard.h"
+#include "ops_conv.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MIB (1024.0 * 1024.0)
+
+typedef struct trainer {
+    const train_opts *o;
+    unet_data data;
+    unet_split split;
+    unet_loader tl, vl;
+    bool have_val;
+    unet *m;
+    ckpt_writer *ck;
+    run_state st;
+    FILE *csv;
+    bool bar;               /* a redrawn progress bar, else plain lines */
+} trainer;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void say_err(const char *msg)
+{
+    fprintf(stderr, "unet-train: %s\n", msg);
+}
+
+/* ---- the output folder -------------------------------------------------------- */
+
+static int mkdir_p(const char *path, char *err, size_t len)
+{
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; ; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
+                snprintf(err, len, "--out %s: cannot create %s: %s", path, tmp, strerror(errno));
+                return -1;
+            }
+            *p = c;
+            if (c == '\0') break;
+        }
+    }
+    return 0;
+}
+
+/* Fails now, with a clear message, what would otherwise fail at the
+ * emergency: a folder we cannot write into, or without room for two
+ * checkpoints (the new one is written next to the old one). Also removes
+ * temporaries a killed save left behind ("<name>.pth.tmp.<pid>"). */
+static int prepare_out(const char *out, uint64_t ckpt_bytes, char *err, size_t len)
+{
+    if (mkdir_p(out, err, len) < 0) return -1;
+    char probe[1200];
+    snprintf(probe, sizeof probe, "%s/.unet-train-write-test.%ld", out, (long)getpid());
+    FILE *f = fopen(probe, "w");
+    if (!f || fputs("ok\n", f) < 0 || fclose(f) != 0) {
+        snprintf(err, len, "--out %s: not writable: %s", out, strerror(errno));
+        if (f) unlink(probe);
+        return -1;
+    }
+    unlink(probe);
+    struct statvfs vfs;
+    if (statvfs(out, &vfs) == 0) {
+        uint64_t avail = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
+        if (avail < 2 * ckpt_bytes + (16u << 20)) {
+            snprintf(err, len, "--out %s: %.1f MiB free, a checkpoint needs %.1f MiB (room for two "
+                     "plus 16 MiB is required)", out, (double)avail / MIB, (double)ckpt_bytes / MIB);
+            return -1;
+        }
+    }
+    DIR *d = opendir(out);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (!strstr(e->d_name, ".pth.tmp.")) continue;
+        char p[1400];
+        snprintf(p, sizeof p, "%s/%s", out, e->d_name);
+        unlink(p);
+    }
+    if (d) closedir(d);
+    return 0;
+}
+
+/* ---- progress ----------------------------------------------------------------- */
+
+static void progress(trainer *t, const char *phase, int epoch, int done, int total, double loss,
+                     double imgs, double t0)
+{
+    double el = now_s() - t0;
+    double rate = el > 0 ? imgs / el : 0;
+    double eta = done > 0 ? el / done * (total - done) : 0;
+    if (t->bar) {
+        int width = 24, fill = total ? done * width / total : width;
+        char bar[32];
+        for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
+        bar[width] = '\0';
+        printf("\r  %-5s epoch %d/%d [%s] %d/%d loss %.4f %6.1f img/s ETA %d:%02d ", phase,
+               epoch + 1, t->o->run.epochs, bar, done, total, loss, rate, (int)eta / 60,
+               (int)eta % 60);
+        fflush(stdout);
+    } else if (done == total || done % 10 == 0) {
+        /* A log file gets a line every 10 batches, not a redrawn bar. */
+        printf("  %s epoch %d/%d batch %d/%d loss %.4f %.1f img/s ETA %ds\n", phase, epoch + 1,
+               t->o->run.epochs, done, total, loss, rate, (int)eta);
+    }
+}
+
+static void progress_end(trainer *t)
+{
+    if (t->bar) printf("\r%100s\r", "");
+}
+
+/* ---- one epoch ------------------------------------------------------------------ */
+
+typedef struct epoch_stats {
+    double loss, bce, dice_loss;  /* means over images */
+    double dice, iou;             /* validation: hard masks at logit 0 */
+    int images;
+    double seconds;
+} epoch_stats;
+
+static void train_epoch(trainer *t, int epoch, epoch_stats *es)
+{
+    unet *m = t->m;
+    const run_cfg *c = &t->o->run;
+    double t0 = now_s(), sum = 0, sb = 0, sd = 0;
+    int images = 0, done = 0, total = unet_loader_batches_left(&t->tl);
+    int bn;
+    while ((bn = unet_loader_next(&t->tl, m->in_nchw, m->target_nchw)) > 0) {
+        unet_forward(m, bn, true);
+        double bce, dl;
+        double loss = unet_loss(m, bn, &bce, &dl);
+        unet_backward(m, bn);
+        unet_adam(m, c->lr, c->beta1, c->beta2, c->eps, c->weight_decay);
+        sum += loss * bn;
+        sb += bce * bn;
+        sd += dl * bn;
+        images += bn;
+        done++;
+        t->st.batch++;
+        progress(t, "train", epoch, done, total, sum / images, images, t0);
+    }
+    progress_end(t);
+    es->loss = images ? sum / images : NAN;
+    es->bce = images ? sb / images : NAN;
+    es->dice_loss = images ? sd / images : NAN;
+    es->images = images;
+    es->seconds = now_s() - t0;
+}
+
+/* Hard Dice and IoU of one image's logits (> 0 is foreground); an image
+ * with neither predicted nor true foreground scores 1. */
+static void hard_scores(const float *logit, const float *target, int hw, double *dice, double *iou)
+{
+    long inter = 0, p = 0, tr = 0;
+    for (int i = 0; i < hw; i++) {
+        int a = logit[i] > 0.0f, b = target[i] > 0.5f;
+        inter += a & b;
+        p += a;
+        tr += b;
+    }
+    *dice = p + tr ? 2.0 * (double)inter / (double)(p + tr) : 1.0;
+    *iou = p + tr - inter ? (double)inter / (double)(p + tr - inter) : 1.0;
+}
+
+static void eval_epoch(trainer *t, int epoch, epoch_stats *es)
+{
+    unet *m = t->m;
+    double t0 = now_s(), sum = 0, sd = 0, si = 0;
+    int images = 0, done = 0;
+    unet_loader_begin_epoch(&t->vl);
+    int total = unet_loader_batches_left(&t->vl), bn;
+    int hw = m->h * m->w;
+    while ((bn = unet_loader_next(&t->vl, m->in_nchw, m->target_nchw)) > 0) {
+        unet_forward(m, bn, false);
+        double loss = unet_loss(m, bn, NULL, NULL);
+        sum += loss * bn;
+        for (int i = 0; i < bn; i++) {
+            double d, u;
+            hard_scores(m->logits_nchw + (size_t)i * (size_t)hw,
+                        m->target_nchw + (size_t)i * (size_t)hw, hw, &d, &u);
+            sd += d;
+            si += u;
+        }
+        images += bn;
+        done++;
+        progress(t, "val", epoch, done, total, sum / images, images, t0);
+    }
+    progress_end(t);
+    es->loss = images ? sum / images : NAN;
+    es->dice = images ? sd / images : NAN;
+    es->iou = images ? si / images : NAN;
+    es->images = images;
+    es->seconds = now_s() - t0;
+}
+
+/* ---- checkpoints and metrics ------------------------------------------------------ */
+
+static int save(trainer *t, const char *name, const char *kind)
+{
+    char path[1200], err[512];
+    snprintf(path, sizeof path, "%s/%s", t->o->out, name);
+    snprintf(t->st.kind, sizeof t->st.kind, "%s", kind);
+    unet_loader_export(&t->tl, t->st.loader);
+    int rc = ckpt_save(t->ck, path, &t->st, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "unet-train: cannot save %s: %s\n", path, err);
+        return rc;
+    }
+    return 0;
+}
+
+static FILE *open_csv(const char *out)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/metrics.csv", out);
+    struct stat sb;
+    bool fresh = stat(path, &sb) != 0 || sb.st_size == 0;
+    FILE *f = fopen(path, "a");
+    if (f && fresh)
+        fprintf(f, "epoch,train_loss,train_bce,train_dice_loss,val_loss,val_dice,val_iou,"
+                   "train_images_per_s,epoch_seconds\n");
+    return f;
+}
+
+/* ---- set-up -------------------------------------------------------------------------- */
+
+static void trainer_close(trainer *t)
+{
+    if (t->csv) fclose(t->csv);
+    ckpt_writer_free(t->ck);
+    unet_destroy(t->m);
+    unet_loader_free(&t->tl);
+    if (t->have_val) unet_loader_free(&t->vl);
+    unet_split_free(&t->split);
+    unet_data_free(&t->data);
+}
+
+static int trainer_open(trainer *t, const train_opts *o)
+{
+    char err[4096];
+    const run_cfg *c = &o->run;
+    memset(t, 0, sizeof *t);
+    t->o = o;
+    t->st.best_dice = -1;
+    t->st.best_epoch = -1;
+    t->bar = o->progress == 1 || (o->progress < 0 && isatty(STDOUT_FILENO));
+
+    if (unet_check(&c->model, c->batch, c->img_size, c->img_size, err, sizeof err) < 0) {
+        say_err(err);
+        return UT_EXIT_USAGE;
+    }
+    unet_plan plan = unet_plan_for(&c->model, c->batch, c->img_size, c->img_size);
+    uint64_t ckpt_bytes = plan.params_floats * 3 * sizeof(float) + (1u << 20);
+    if (prepare_out(o->out, ckpt_bytes, err, sizeof err) < 0) {
+        say_err(err);
+        return UT_EXIT_USAGE;
+    }
+    int rc = c->synthetic > 0
+                 ? unet_data_synthetic(&t->data, c->synthetic, c->img_size, c->model.in_ch,
+                                       c->seed, err, sizeof err)
+                 : unet_data_load_folder(&t->data, c->data, c->img_size, c->model.in_ch, err,
+                                         sizeof err);
+    if (rc < 0) {
+        say_err(err);
+        return rc == MG_ENOMEM ? UT_EXIT_ERROR : UT_EXIT_USAGE;
+    }
+    if (unet_split_make(&t->split, t->data.n, c->val_split, c->seed, err, sizeof err) < 0) {
+        say_err(err);
+        return UT_EXIT_USAGE;
+    }
+    unsigned flags = UNET_LOADER_SHUFFLE | (c->flip ? UNET_LOADER_FLIP_H | UNET_LOADER_FLIP_V : 0);
+    if (unet_loader_init(&t->tl, &t->data, t->split.train, t->split.n_train, c->batch, flags,
+                         c->seed, err, sizeof err) < 0) {
+        say_err(err);
+        return UT_EXIT_USAGE;
+    }
+    if (t->split.n_val > 0) {
+        if (unet_loader_init(&t->vl, &t->data, t->split.val, t->split.n_val, c->batch, 0, 0,
+                             err, sizeof err) < 0) {
+            say_err(err);
+            return UT_EXIT_USAGE;
+        }
+        t->have_val = true;
+    }
+    t->m = unet_create(&c->model, c->batch, c->img_size, c->img_size, c->seed, err, sizeof err);
+    if (!t->m) {
+        say_err(err);
+        return UT_EXIT_ERROR;
+    }
+    t->ck = ckpt_writer_new(t->m, c, err, sizeof err);
+    if (!t->ck) {
+        say_err(err);
+        return UT_EXIT_ERROR;
+    }
+    if (o->resume) {
+        run_cfg saved = *c;
+        int have_opt, have_run;
+        rc = ckpt_load(o->resume, t->m, &saved, &t->st, &have_opt, &have_run, err, sizeof err);
+        if (rc < 0) {
+            fprintf(stderr, "unet-train: --resume %s\n", err);
+            return UT_EXIT_USAGE;
+        }
+        if (have_run && unet_loader_import(&t->tl, t->st.loader, err, sizeof err) < 0) {
+            fprintf(stderr, "unet-train: --resume %s: %s\n", o->resume, err);
+            return UT_EXIT_USAGE;
+        }
+        if (!have_run) t->st.epoch = t->st.batch = 0;
+        printf("resumed from %s: epoch %lld, batch %lld%s\n", o->resume,
+               (long long)t->st.epoch, (long long)t->st.batch,
+               have_opt ? "" : " (weights only: no optimiser state in the file)");
+    }
+    t->csv = open_csv(o->out);
+    if (!t->csv) {
+        fprintf(stderr, "unet-train: cannot open %s/metrics.csv: %s\n", o->out, strerror(errno));
+        return UT_EXIT_USAGE;
+    }
+    return 0;
+}
+
+static void print_header(const trainer *t)
+{
+    const run_cfg *c = &t->o->run;
+    const unet_plan *p = &t->m->plan;
+    printf("unet-train: UNet depth %d, base %d, %d input channel%s, %zu parameters\n",
+           c->model.depth, c->model.base, c->model.in_ch, c->model.in_ch > 1 ? "s" : "",
+           p->train_floats);
+    if (c->synthetic > 0)
+        printf("data: synthetic, %d samples", c->synthetic);
+    else
+        printf("data: %s, %d samples", c->data, t->data.n);
+    printf(" at %dx%d: %d train, %d validation\n", c->img_size, c->img_size,
+           t->split.n_train, t->split.n_val);
+    printf("batch %d, %d epochs, Adam lr %g, %d threads, %s kernels\n", c->batch, c->epochs,
+           c->lr, omp_get_max_threads(), conv_kernels_name());
+    printf("memory plan: %.1f MiB (params+grads+Adam %.1f, activations %.1f, gradients %.1f, "
+           "scratch %.1f) + data %.1f MiB\n",
+           (double)p->total_bytes / MIB, (double)p->param_bytes / MIB, (double)p->act_bytes / MIB,
+           (double)p->grad_bytes / MIB, (double)p->scratch_bytes / MIB,
+           (double)unet_data_bytes(t->data.n, c->img_size, c->model.in_ch) / MIB);
+    printf("output: %s (last.pth, best.pth, metrics.csv)\n", t->o->out);
+    fflush(stdout);
+}
+
+int train_run(const train_opts *o)
+{
+    if (o->threads > 0) omp_set_num_threads(o->threads);
+    fpenv_flush_denormals();
+    trainer t;
+    int rc = trainer_open(&t, o);
+    if (rc != 0) {
+        trainer_close(&t);
+        return rc;
+    }
+    print_header(&t);
+    const run_cfg *c = &o->run;
+    for (int epoch = (int)t.st.epoch; epoch < c->epochs; epoch++) {
+        /* A resumed run continues its epoch where the checkpoint left it. */
+        if (t.st.batch == 0) unet_loader_begin_epoch(&t.tl);
+        epoch_stats tr = {0}, va = {NAN, NAN, NAN, NAN, NAN, 0, 0};
+        train_epoch(&t, epoch, &tr);
+        if (t.have_val) eval_epoch(&t, epoch, &va);
+        double rate = tr.seconds > 0 ? tr.images / tr.seconds : 0;
+        printf("epoch %d/%d  train loss %.4f  val loss %.4f  dice %.4f  iou %.4f  %.1f img/s  "
+               "%.1f s\n", epoch + 1, c->epochs, tr.loss, va.loss, va.dice, va.iou, rate,
+               tr.seconds + va.seconds);
+        fprintf(t.csv, "%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.2f,%.2f\n", epoch + 1, tr.loss, tr.bce,
+                tr.dice_loss, va.loss, va.dice, va.iou, rate, tr.seconds + va.seconds);
+        fflush(t.csv);
+        t.st.epoch = epoch + 1;
+        t.st.batch = 0;
+        bool best = t.have_val && va.dice > t.st.best_dice;
+        if (best) {
+            t.st.best_dice = va.dice;
+            t.st.best_epoch = epoch + 1;
+        }
+        if (save(&t, "last.pth", "last") < 0 || (best && save(&t, "best.pth", "best") < 0)) {
+            trainer_close(&t);
+            return UT_EXIT_ERROR;
+        }
+        fflush(stdout);
+    }
+    printf("done: %s/last.pth", o->out);
+    if (t.st.best_epoch > 0)
+        printf(", %s/best.pth (epoch %lld, dice %.4f)", o->out, (long long)t.st.best_epoch,
+               t.st.best_dice);
+    printf("\n");
+    trainer_close(&t);
+    return UT_EXIT_OK;
+}
+
+/* ---- plan --------------------------------------------------------------------------- */
+
+int plan_run(const unet_cfg *cfg, int batch, int img_size)
+{
+    char err[256];
+    if (unet_check(cfg, batch, img_size, img_size, err, sizeof err) < 0) {
+        say_err(err);
+        return UT_EXIT_USAGE;
+    }
+    unet_plan p = unet_plan_for(cfg, batch, img_size, img_size);
+    printf("UNet depth %d, base %d, %d input channel%s: %zu parameters\n", cfg->depth, cfg->base,
+           cfg->in_ch, cfg->in_ch > 1 ? "s" : "", p.train_floats);
+    printf("batch %d at %dx%d:\n", batch, img_size, img_size);
+    printf("  parameters, gradients, Adam m and v  %10.1f MiB\n", (double)p.param_bytes / MIB);
+    printf("  activations kept for backward        %10.1f MiB\n", (double)p.act_bytes / MIB);
+    printf("  activation gradients                 %10.1f MiB\n", (double)p.grad_bytes / MIB);
+    printf("  kernel scratch                       %10.1f MiB\n", (double)p.scratch_bytes / MIB);
+    printf("  batch in / out                       %10.1f MiB\n", (double)p.io_bytes / MIB);
+    printf("  total (one arena)                    %10.1f MiB  (%zu bytes)\n",
+           (double)p.total_bytes / MIB, p.total_bytes);
+    return UT_EXIT_OK;
+}
