@@ -24,6 +24,7 @@ struct ckpt_writer {
     float step_f;             /* Adam's "step", a float32 0-d tensor in torch 1.13 */
     pv *epoch, *batch, *best_dice, *best_epoch, *kind;
     pv *loader[UNET_LOADER_STATE_WORDS];
+    pv *ep_loss, *ep_bce, *ep_dice, *ep_seconds, *ep_images;
     void *scratch;
     size_t scratch_len;
 };
@@ -119,6 +120,11 @@ ckpt_writer *ckpt_writer_new(const unet *m, const run_cfg *cfg, char *err, size_
     SET(resume, "loader", loader);
     SET(resume, "best_dice", w->best_dice = pv_float(a, -1.0));
     SET(resume, "best_epoch", w->best_epoch = pv_int(a, -1));
+    SET(resume, "epoch_loss_sum", w->ep_loss = pv_float(a, 0));
+    SET(resume, "epoch_bce_sum", w->ep_bce = pv_float(a, 0));
+    SET(resume, "epoch_dice_sum", w->ep_dice = pv_float(a, 0));
+    SET(resume, "epoch_seconds", w->ep_seconds = pv_float(a, 0));
+    SET(resume, "epoch_images", w->ep_images = pv_int(a, 0));
     /* Room for the longest kind, rewritten in place at each save. */
     SET(resume, "kind", w->kind = pv_str(a, "emergency-emergency-emergency-0"));
 
@@ -134,6 +140,7 @@ ckpt_writer *ckpt_writer_new(const unet *m, const run_cfg *cfg, char *err, size_
     w->epoch->u.i = INT64_MAX;
     w->batch->u.i = INT64_MAX;
     w->best_epoch->u.i = INT64_MAX;
+    w->ep_images->u.i = INT64_MAX;
     for (int i = 0; i < UNET_LOADER_STATE_WORDS; i++) w->loader[i]->u.i = INT64_MIN;
     size_t need = pth_save_scratch(root, NULL);
     if (need == 0) {
@@ -167,6 +174,11 @@ int ckpt_save(ckpt_writer *w, const char *path, const run_state *st, char *err, 
     for (int i = 0; i < UNET_LOADER_STATE_WORDS; i++) w->loader[i]->u.i = (int64_t)st->loader[i];
     w->best_dice->u.f = st->best_dice;
     w->best_epoch->u.i = st->best_epoch;
+    w->ep_loss->u.f = st->ep_loss;
+    w->ep_bce->u.f = st->ep_bce;
+    w->ep_dice->u.f = st->ep_dice;
+    w->ep_seconds->u.f = st->ep_seconds;
+    w->ep_images->u.i = st->ep_images;
     size_t n = strnlen(st->kind, KIND_CAP);
     memcpy(w->kind->u.str.s, st->kind, n);
     w->kind->u.str.s[n] = '\0';
@@ -356,6 +368,11 @@ int ckpt_load(const char *path, unet *m, run_cfg *cfg, run_state *st, int *have_
                     if (!pv_as_int(pv_at(l, k), &v)) st->loader[k] = (uint64_t)v;
                 get_f(r, "best_dice", &st->best_dice);
                 if (!get_i(r, "best_epoch", &v)) st->best_epoch = v;
+                get_f(r, "epoch_loss_sum", &st->ep_loss);
+                get_f(r, "epoch_bce_sum", &st->ep_bce);
+                get_f(r, "epoch_dice_sum", &st->ep_dice);
+                get_f(r, "epoch_seconds", &st->ep_seconds);
+                if (!get_i(r, "epoch_images", &v)) st->ep_images = v;
                 const char *k = pv_as_str(pv_get(r, "kind"));
                 if (k) snprintf(st->kind, sizeof st->kind, "%s", k);
                 *have_run = 1;

@@ -46,6 +46,10 @@ typedef struct run_state {
     double best_dice;       /* best validation Dice so far, -1 if none */
     int64_t best_epoch;
     char kind[32];          /* "last", "best", "emergency" */
+    /* The epoch in progress, so a resumed epoch reports the same means:
+     * sums over its training batches so far. */
+    double ep_loss, ep_bce, ep_dice, ep_seconds;
+    int64_t ep_images;
 } run_state;
 
 /* A checkpoint writer built once at start-up: the whole dict as a tree

@@ -3,7 +3,10 @@
  * train.c: the training loop of unet-train: data set and split, epochs of
  * training batches and a validation pass (loss, Dice, IoU), a progress
  * bar (plain lines when stdout is not a terminal), metrics.csv, and the
- * last.pth / best.pth checkpoints, written atomically.
+ * last.pth / best.pth checkpoints, written atomically. The memory guard
+ * (guard.c) is asked at every batch boundary of both loops; when it says
+ * stop, the loop writes emergency_epochN.pth from the buffers it already
+ * has and exits with 75.
  *
  * It owns the order of things, not their substance: the model (model.c),
  * the data (data.c) and the file format (ckpt.c, pth_*.c) live elsewhere.
@@ -13,6 +16,8 @@
 #include "fpenv.h"
 #include "memguard.h"
 #include "ops_conv.h"
+
+#include <sys/mman.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -30,12 +35,14 @@
 
 typedef struct trainer {
     const train_opts *o;
+    run_cfg c;              /* the run's settings (the batch may be picked) */
     unet_data data;
     unet_split split;
     unet_loader tl, vl;
     bool have_val;
     unet *m;
     ckpt_writer *ck;
+    guard *g;
     run_state st;
     FILE *csv;
     bool bar;               /* a redrawn progress bar, else plain lines */
@@ -125,13 +132,13 @@ static void progress(trainer *t, const char *phase, int epoch, int done, int tot
         for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
         bar[width] = '\0';
         printf("\r  %-5s epoch %d/%d [%s] %d/%d loss %.4f %6.1f img/s ETA %d:%02d ", phase,
-               epoch + 1, t->o->run.epochs, bar, done, total, loss, rate, (int)eta / 60,
+               epoch + 1, t->c.epochs, bar, done, total, loss, rate, (int)eta / 60,
                (int)eta % 60);
         fflush(stdout);
     } else if (done == total || done % 10 == 0) {
         /* A log file gets a line every 10 batches, not a redrawn bar. */
         printf("  %s epoch %d/%d batch %d/%d loss %.4f %.1f img/s ETA %ds\n", phase, epoch + 1,
-               t->o->run.epochs, done, total, loss, rate, (int)eta);
+               t->c.epochs, done, total, loss, rate, (int)eta);
     }
 }
 
@@ -149,12 +156,18 @@ typedef struct epoch_stats {
     double seconds;
 } epoch_stats;
 
-static void train_epoch(trainer *t, int epoch, epoch_stats *es)
+/* Trains the rest of this epoch. Returns true when the guard said stop
+ * (after finishing the current batch). The epoch's sums live in t->st, so
+ * an emergency checkpoint carries them and a resumed epoch reports the
+ * same means. */
+static bool train_epoch(trainer *t, int epoch, epoch_stats *es)
 {
     unet *m = t->m;
-    const run_cfg *c = &t->o->run;
-    double t0 = now_s(), sum = 0, sb = 0, sd = 0;
-    int images = 0, done = 0, total = unet_loader_batches_left(&t->tl);
+    const run_cfg *c = &t->c;
+    run_state *st = &t->st;
+    double t0 = now_s() - st->ep_seconds;
+    int done = (int)st->batch, total = done + unet_loader_batches_left(&t->tl);
+    bool stop = false;
     int bn;
     while ((bn = unet_loader_next(&t->tl, m->in_nchw, m->target_nchw)) > 0) {
         unet_forward(m, bn, true);
@@ -162,20 +175,27 @@ static void train_epoch(trainer *t, int epoch, epoch_stats *es)
         double loss = unet_loss(m, bn, &bce, &dl);
         unet_backward(m, bn);
         unet_adam(m, c->lr, c->beta1, c->beta2, c->eps, c->weight_decay);
-        sum += loss * bn;
-        sb += bce * bn;
-        sd += dl * bn;
-        images += bn;
-        done++;
-        t->st.batch++;
-        progress(t, "train", epoch, done, total, sum / images, images, t0);
+        st->ep_loss += loss * bn;
+        st->ep_bce += bce * bn;
+        st->ep_dice += dl * bn;
+        st->ep_images += bn;
+        st->batch = ++done;
+        st->ep_seconds = now_s() - t0;
+        progress(t, "train", epoch, done, total, st->ep_loss / (double)st->ep_images,
+                 (double)st->ep_images, t0);
+        if (guard_check(t->g, GP_TRAIN, done)) {
+            stop = true;
+            break;
+        }
     }
     progress_end(t);
-    es->loss = images ? sum / images : NAN;
-    es->bce = images ? sb / images : NAN;
-    es->dice_loss = images ? sd / images : NAN;
-    es->images = images;
-    es->seconds = now_s() - t0;
+    double n = (double)st->ep_images;
+    es->loss = n > 0 ? st->ep_loss / n : NAN;
+    es->bce = n > 0 ? st->ep_bce / n : NAN;
+    es->dice_loss = n > 0 ? st->ep_dice / n : NAN;
+    es->images = (int)st->ep_images;
+    es->seconds = st->ep_seconds;
+    return stop;
 }
 
 /* Hard Dice and IoU of one image's logits (> 0 is foreground); an image
@@ -193,7 +213,10 @@ static void hard_scores(const float *logit, const float *target, int hw, double 
     *iou = p + tr - inter ? (double)inter / (double)(p + tr - inter) : 1.0;
 }
 
-static void eval_epoch(trainer *t, int epoch, epoch_stats *es)
+/* Evaluates the whole validation set (it is deterministic, so a stop
+ * inside it simply evaluates again after a resume). Returns true when the
+ * guard said stop. */
+static bool eval_epoch(trainer *t, int epoch, epoch_stats *es)
 {
     unet *m = t->m;
     double t0 = now_s(), sum = 0, sd = 0, si = 0;
@@ -201,6 +224,7 @@ static void eval_epoch(trainer *t, int epoch, epoch_stats *es)
     unet_loader_begin_epoch(&t->vl);
     int total = unet_loader_batches_left(&t->vl), bn;
     int hw = m->h * m->w;
+    bool stop = false;
     while ((bn = unet_loader_next(&t->vl, m->in_nchw, m->target_nchw)) > 0) {
         unet_forward(m, bn, false);
         double loss = unet_loss(m, bn, NULL, NULL);
@@ -215,6 +239,10 @@ static void eval_epoch(trainer *t, int epoch, epoch_stats *es)
         images += bn;
         done++;
         progress(t, "val", epoch, done, total, sum / images, images, t0);
+        if (guard_check(t->g, GP_EVAL, done)) {
+            stop = true;
+            break;
+        }
     }
     progress_end(t);
     es->loss = images ? sum / images : NAN;
@@ -222,6 +250,7 @@ static void eval_epoch(trainer *t, int epoch, epoch_stats *es)
     es->iou = images ? si / images : NAN;
     es->images = images;
     es->seconds = now_s() - t0;
+    return stop;
 }
 
 /* ---- checkpoints and metrics ------------------------------------------------------ */
@@ -238,6 +267,46 @@ static int save(trainer *t, const char *name, const char *kind)
         return rc;
     }
     return 0;
+}
+
+/* The emergency stop: the current batch is finished; give memory back
+ * before writing (the activations and their gradients are not needed for
+ * a checkpoint: MADV_DONTNEED returns their pages at once; the data set
+ * is freed), write emergency_epochN.pth from the buffers that exist
+ * (ckpt_save allocates nothing large), print the seed's banner, and return
+ * the "saved and stopped for memory" status. */
+static int emergency(trainer *t, int epoch)
+{
+    char name[64], path[1200], err[512];
+    bool requested;
+    const mg_verdict *v = guard_verdict(t->g, &requested);
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)t->m->zero_lo + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+    uintptr_t hi = (uintptr_t)t->m->zero_hi & ~((uintptr_t)page - 1);
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    t->m->cur_batch = -1; /* the zeroed pages must be set up again if used */
+    unet_data_free(&t->data);
+
+    snprintf(name, sizeof name, "emergency_epoch%d.pth", epoch + 1);
+    snprintf(path, sizeof path, "%s/%s", t->o->out, name);
+    snprintf(t->st.kind, sizeof t->st.kind, "emergency");
+    unet_loader_export(&t->tl, t->st.loader);
+    int rc = ckpt_save(t->ck, path, &t->st, err, sizeof err);
+    if (rc < 0) fprintf(stderr, "unet-train: cannot save %s: %s\n", path, err);
+
+    static char banner[4096];
+    mg_text_opts txt = mg_text_opts_from_env(STDOUT_FILENO);
+    mg_verdict shown = *v;
+    if (requested) shown.level = MG_LEVEL_SAFE; /* the reason is the request itself */
+    mg_format_emergency(&shown, &txt, epoch + 1, rc == 0 ? path : NULL, banner, sizeof banner);
+    if (requested)
+        printf(txt.lang == MG_LANG_JA ? "（memguard run からの停止要求）\n"
+                                      : "(stop requested by memguard run)\n");
+    fputs(banner, stdout);
+    printf("resume with: unet-train --resume %s [same options; a smaller --batch is fine]\n",
+           path);
+    fflush(stdout);
+    return rc == 0 ? UT_EXIT_MEMSTOP : UT_EXIT_ERROR;
 }
 
 static FILE *open_csv(const char *out)
@@ -258,6 +327,7 @@ static FILE *open_csv(const char *out)
 static void trainer_close(trainer *t)
 {
     if (t->csv) fclose(t->csv);
+    guard_close(t->g);
     ckpt_writer_free(t->ck);
     unet_destroy(t->m);
     unet_loader_free(&t->tl);
@@ -266,12 +336,65 @@ static void trainer_close(trainer *t)
     unet_data_free(&t->data);
 }
 
+/* --batch auto: the largest batch whose planned peak (the arena plan on
+ * top of what is in use now, the loaded data set included) stays below the
+ * RAM warn threshold, with the seed's table row for that batch when no
+ * thresholds were given. The plan is exact and linear in the batch, so
+ * this needs no trial allocation. */
+static int pick_batch(trainer *t, char *err, size_t len)
+{
+    run_cfg *c = &t->c;
+    mg_config mc = {0};
+    mc.ram_budget_bytes = t->o->guard.ram_budget;
+    mc.no_gpu = true;
+    int e;
+    mg_ctx *ctx = mg_create(&mc, &e);
+    mg_snapshot s;
+    if (!ctx || mg_sample(ctx, &s) < 0 || !s.ram.known) {
+        mg_destroy(ctx);
+        snprintf(err, len, "--batch auto: RAM cannot be measured here; give --batch N");
+        return -1;
+    }
+    mg_destroy(ctx);
+    int best = 0;
+    double best_frac = 0, best_warn = 0;
+    uint64_t best_plan = 0;
+    for (int b = 1; b <= 4096; b++) {
+        double warn = t->o->guard.warn_ram > 0 ? t->o->guard.warn_ram : guard_table_warn_ram(b);
+        unet_plan p = unet_plan_for(&c->model, b, c->img_size, c->img_size);
+        double frac = (double)(s.ram.used_bytes + p.total_bytes) / (double)s.ram.total_bytes;
+        if (frac >= warn) break; /* the plan grows with b; the table only gets stricter */
+        best = b;
+        best_frac = frac;
+        best_warn = warn;
+        best_plan = p.total_bytes;
+    }
+    if (best == 0) {
+        unet_plan p = unet_plan_for(&c->model, 1, c->img_size, c->img_size);
+        snprintf(err, len, "--batch auto: even batch 1 needs %.1f MiB, but only %.1f MiB are left "
+                 "below the RAM warn threshold (%.1f MiB of %.1f MiB in use, limit: %s)",
+                 (double)p.total_bytes / MIB,
+                 fmax(0.0, guard_table_warn_ram(1) * (double)s.ram.total_bytes -
+                               (double)s.ram.used_bytes) / MIB,
+                 (double)s.ram.used_bytes / MIB, (double)s.ram.total_bytes / MIB,
+                 mg_ram_source_name(s.ram.source));
+        return -1;
+    }
+    printf("batch auto: %d (RAM in use %.1f MiB of %.1f MiB, limit %s; batch %d plans %.1f MiB, "
+           "reaching %.1f%% < warn %.0f%%)\n", best, (double)s.ram.used_bytes / MIB,
+           (double)s.ram.total_bytes / MIB, mg_ram_source_name(s.ram.source), best,
+           (double)best_plan / MIB, 100.0 * best_frac, 100.0 * best_warn);
+    c->batch = best;
+    return 0;
+}
+
 static int trainer_open(trainer *t, const train_opts *o)
 {
     char err[4096];
-    const run_cfg *c = &o->run;
     memset(t, 0, sizeof *t);
     t->o = o;
+    t->c = o->run;
+    run_cfg *c = &t->c;
     t->st.best_dice = -1;
     t->st.best_epoch = -1;
     t->bar = o->progress == 1 || (o->progress < 0 && isatty(STDOUT_FILENO));
@@ -299,6 +422,17 @@ static int trainer_open(trainer *t, const train_opts *o)
         say_err(err);
         return UT_EXIT_USAGE;
     }
+    if (o->batch_auto && pick_batch(t, err, sizeof err) < 0) {
+        say_err(err);
+        return UT_EXIT_USAGE;
+    }
+    guard_opts go = o->guard;
+    go.batch = c->batch;
+    t->g = guard_open(&go, err, sizeof err);
+    if (!t->g) {
+        say_err(err);
+        return UT_EXIT_USAGE;
+    }
     unsigned flags = UNET_LOADER_SHUFFLE | (c->flip ? UNET_LOADER_FLIP_H | UNET_LOADER_FLIP_V : 0);
     if (unet_loader_init(&t->tl, &t->data, t->split.train, t->split.n_train, c->batch, flags,
                          c->seed, err, sizeof err) < 0) {
@@ -318,6 +452,7 @@ static int trainer_open(trainer *t, const train_opts *o)
         say_err(err);
         return UT_EXIT_ERROR;
     }
+    guard_set_trainer_memory(t->g, t->m->plan.total_bytes, t->m->plan.total_bytes);
     t->ck = ckpt_writer_new(t->m, c, err, sizeof err);
     if (!t->ck) {
         say_err(err);
@@ -350,7 +485,7 @@ static int trainer_open(trainer *t, const train_opts *o)
 
 static void print_header(const trainer *t)
 {
-    const run_cfg *c = &t->o->run;
+    const run_cfg *c = &t->c;
     const unet_plan *p = &t->m->plan;
     printf("unet-train: UNet depth %d, base %d, %d input channel%s, %zu parameters\n",
            c->model.depth, c->model.base, c->model.in_ch, c->model.in_ch > 1 ? "s" : "",
@@ -383,13 +518,21 @@ int train_run(const train_opts *o)
         return rc;
     }
     print_header(&t);
-    const run_cfg *c = &o->run;
+    guard_print_start(t.g);
+    const run_cfg *c = &t.c;
+    rc = UT_EXIT_OK;
     for (int epoch = (int)t.st.epoch; epoch < c->epochs; epoch++) {
+        if (guard_check(t.g, GP_EPOCH, -1)) {
+            rc = emergency(&t, epoch);
+            break;
+        }
         /* A resumed run continues its epoch where the checkpoint left it. */
         if (t.st.batch == 0) unet_loader_begin_epoch(&t.tl);
         epoch_stats tr = {0}, va = {NAN, NAN, NAN, NAN, NAN, 0, 0};
-        train_epoch(&t, epoch, &tr);
-        if (t.have_val) eval_epoch(&t, epoch, &va);
+        if (train_epoch(&t, epoch, &tr) || (t.have_val && eval_epoch(&t, epoch, &va))) {
+            rc = emergency(&t, epoch);
+            break;
+        }
         double rate = tr.seconds > 0 ? tr.images / tr.seconds : 0;
         printf("epoch %d/%d  train loss %.4f  val loss %.4f  dice %.4f  iou %.4f  %.1f img/s  "
                "%.1f s\n", epoch + 1, c->epochs, tr.loss, va.loss, va.dice, va.iou, rate,
@@ -399,24 +542,28 @@ int train_run(const train_opts *o)
         fflush(t.csv);
         t.st.epoch = epoch + 1;
         t.st.batch = 0;
+        t.st.ep_loss = t.st.ep_bce = t.st.ep_dice = t.st.ep_seconds = 0;
+        t.st.ep_images = 0;
         bool best = t.have_val && va.dice > t.st.best_dice;
         if (best) {
             t.st.best_dice = va.dice;
             t.st.best_epoch = epoch + 1;
         }
         if (save(&t, "last.pth", "last") < 0 || (best && save(&t, "best.pth", "best") < 0)) {
-            trainer_close(&t);
-            return UT_EXIT_ERROR;
+            rc = UT_EXIT_ERROR;
+            break;
         }
         fflush(stdout);
     }
-    printf("done: %s/last.pth", o->out);
-    if (t.st.best_epoch > 0)
-        printf(", %s/best.pth (epoch %lld, dice %.4f)", o->out, (long long)t.st.best_epoch,
-               t.st.best_dice);
-    printf("\n");
+    if (rc == UT_EXIT_OK) {
+        printf("done: %s/last.pth", o->out);
+        if (t.st.best_epoch > 0)
+            printf(", %s/best.pth (epoch %lld, dice %.4f)", o->out, (long long)t.st.best_epoch,
+                   t.st.best_dice);
+        printf("\n");
+    }
     trainer_close(&t);
-    return UT_EXIT_OK;
+    return rc;
 }
 
 /* ---- plan --------------------------------------------------------------------------- */

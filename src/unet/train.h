@@ -9,6 +9,7 @@
 #define UNET_TRAIN_H
 
 #include "ckpt.h"
+#include "guard.h"
 
 /* Exit statuses of unet-train (the memguard ones where they overlap). */
 enum {
@@ -24,6 +25,8 @@ typedef struct train_opts {
     int threads;          /* 0 = OpenMP's default */
     int progress;         /* -1 auto (bar on a terminal), 0 lines, 1 bar */
     const char *resume;   /* --resume FILE or NULL */
+    guard_opts guard;     /* thresholds, cadence, budget, watcher */
+    bool batch_auto;      /* --batch auto: the largest that stays below warn */
 } train_opts;
 
 typedef struct predict_opts {

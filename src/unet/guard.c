@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * guard.c: the trainer's memory monitor (see guard.h) on top of
+ * libmemguard. Two contexts: one for the loop's checks at the seed's
+ * points, one for the watcher thread (a context is not thread-safe). The
+ * watcher only raises a flag; the loop samples again and decides at its
+ * next batch boundary, so nothing but the loop ever acts.
+ */
+#include "guard.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* A warning repeats at most this often while the level stays at warn. */
+#define WARN_EVERY_MS 30000u
+
+struct guard {
+    mg_ctx *ctx;               /* the loop's */
+    mg_ctx *wctx;              /* the watcher's */
+    guard_opts o;
+    int row;                   /* batch-table row used, 0 = flags */
+    mg_stop *stop;
+    mg_policy_state st;
+    mg_verdict v;
+    bool requested;
+    uint64_t last_warn_ms;
+    bool warned;
+    mg_text_opts txt;
+    pthread_t th;
+    bool th_running;
+    atomic_int flag;           /* the watcher saw critical */
+    atomic_int quit;
+};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The seed's recommended thresholds per batch size (warn/stop, GPU then
+ * RAM); other sizes take the nearest row, the stricter one on a tie. */
+static const struct {
+    int batch;
+    double wg, sg, wr, sr;
+} table[] = {
+    {4, 0.90, 0.92, 0.85, 0.88},
+    {6, 0.88, 0.90, 0.83, 0.86},
+    {8, 0.85, 0.88, 0.80, 0.84},
+};
+
+static int table_row(int batch)
+{
+    int best = 0;
+    for (int i = 1; i < 3; i++) {
+        int d = abs(batch - table[i].batch), db = abs(batch - table[best].batch);
+        if (d <= db) best = i; /* ties go to the larger batch: stricter */
+    }
+    return best;
+}
+
+double guard_table_warn_ram(int batch)
+{
+    return table[table_row(batch)].wr;
+}
+
+static void *watcher(void *arg)
+{
+    guard *g = arg;
+    const mg_config *cfg = mg_ctx_config(g->wctx);
+    while (!atomic_load(&g->quit)) {
+        mg_snapshot s;
+        mg_verdict v;
+        mg_sample(g->wctx, &s);
+        if (mg_classify(cfg, &s, NULL, &v) == MG_LEVEL_CRITICAL) atomic_store(&g->flag, 1);
+        uint32_t ms = mg_next_poll_ms(cfg, &s);
+        /* Sleep in slices so closing never waits a whole second. */
+        for (uint32_t slept = 0; slept < ms && !atomic_load(&g->quit); slept += 50) {
+            uint32_t d = ms - slept < 50 ? ms - slept : 50;
+            struct timespec ts = {0, (long)d * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
+}
+
+guard *guard_open(const guard_opts *o, char *err, size_t err_len)
+{
+    guard *g = calloc(1, sizeof *g);
+    if (!g) {
+        snprintf(err, err_len, "out of memory");
+        return NULL;
+    }
+    g->o = *o;
+    mg_config cfg = {0};
+    bool given = o->warn_gpu || o->stop_gpu || o->warn_ram || o->stop_ram;
+    if (given) {
+        cfg.warn_gpu_frac = o->warn_gpu;
+        cfg.stop_gpu_frac = o->stop_gpu;
+        cfg.warn_ram_frac = o->warn_ram;
+        cfg.stop_ram_frac = o->stop_ram;
+    } else {
+        int r = table_row(o->batch);
+        g->row = table[r].batch;
+        cfg.warn_gpu_frac = table[r].wg;
+        cfg.stop_gpu_frac = table[r].sg;
+        cfg.warn_ram_frac = table[r].wr;
+        cfg.stop_ram_frac = table[r].sr;
+    }
+    cfg.check_train_every = o->check_train;
+    cfg.check_eval_every = o->check_eval;
+    cfg.ram_budget_bytes = o->ram_budget;
+    char msg[256];
+    if (mg_config_check(&cfg, msg, sizeof msg) < 0) {
+        snprintf(err, err_len, "thresholds: %s", msg);
+        free(g);
+        return NULL;
+    }
+    int e;
+    g->ctx = mg_create(&cfg, &e);
+    g->wctx = g->ctx && !o->no_watcher ? mg_create(&cfg, &e) : NULL;
+    if (!g->ctx || (!o->no_watcher && !g->wctx)) {
+        snprintf(err, err_len, "cannot start the memory monitor: %s", mg_strerror(e));
+        guard_close(g);
+        return NULL;
+    }
+    g->stop = mg_stop_open(0, &e);
+    if (!g->stop) {
+        snprintf(err, err_len, "MEMGUARD_STOP_SIGNAL: %s (expected a signal number)",
+                 mg_strerror(e));
+        guard_close(g);
+        return NULL;
+    }
+    g->txt = mg_text_opts_from_env(STDOUT_FILENO);
+    if (g->wctx && pthread_create(&g->th, NULL, watcher, g) == 0) g->th_running = true;
+    return g;
+}
+
+void guard_close(guard *g)
+{
+    if (!g) return;
+    if (g->th_running) {
+        atomic_store(&g->quit, 1);
+        pthread_join(g->th, NULL);
+    }
+    mg_stop_close(g->stop);
+    mg_destroy(g->wctx);
+    mg_destroy(g->ctx);
+    free(g);
+}
+
+void guard_set_trainer_memory(guard *g, uint64_t allocated, uint64_t reserved)
+{
+    mg_set_trainer_memory(g->ctx, allocated, reserved);
+}
+
+void guard_print_start(guard *g)
+{
+    static char buf[8192];
+    mg_snapshot s;
+    mg_sample(g->ctx, &s);
+    mg_format_system_check(&s, &g->txt, buf, sizeof buf);
+    fputs(buf, stdout);
+    fputc('\n', stdout);
+    mg_format_banner(mg_ctx_config(g->ctx), &g->txt, buf, sizeof buf);
+    fputs(buf, stdout);
+    if (g->row)
+        printf(g->txt.lang == MG_LANG_JA ? "（バッチサイズ %d の推奨閾値を使用: 表の %d の行）\n"
+                                         : "(thresholds: the seed's row for batch %d, the "
+                                           "nearest to batch %d)\n",
+               g->row, g->o.batch);
+    fflush(stdout);
+}
+
+bool guard_check(guard *g, guard_point where, long batch)
+{
+    if (mg_stop_requested(g->stop)) {
+        g->requested = true;
+        memset(&g->v, 0, sizeof g->v);
+        return true;
+    }
+    const mg_config *cfg = mg_ctx_config(g->ctx);
+    bool due = where == GP_EPOCH ||
+               (where == GP_TRAIN && batch % (long)cfg->check_train_every == 0) ||
+               (where == GP_EVAL && batch % (long)cfg->check_eval_every == 0) ||
+               atomic_exchange(&g->flag, 0);
+    if (!due) return false;
+    mg_snapshot s;
+    mg_sample(g->ctx, &s);
+    mg_level level = mg_classify(cfg, &s, &g->st, &g->v);
+    if (level == MG_LEVEL_CRITICAL) {
+        /* Act on the first critical sample once a second read agrees. */
+        mg_sample(g->ctx, &s);
+        level = mg_classify(cfg, &s, &g->st, &g->v);
+        if (level == MG_LEVEL_CRITICAL) return true;
+    }
+    if (level == MG_LEVEL_WARN) {
+        uint64_t now = now_ms();
+        if (!g->warned || now - g->last_warn_ms >= WARN_EVERY_MS) {
+            char line[512];
+            mg_format_warning(&g->v, &g->txt, where == GP_EPOCH ? -1 : batch, line, sizeof line);
+            fputs(line, stdout);
+            fflush(stdout);
+            g->last_warn_ms = now;
+            g->warned = true;
+        }
+    } else if (level == MG_LEVEL_SAFE) {
+        g->warned = false;
+    }
+    return false;
+}
+
+const mg_verdict *guard_verdict(const guard *g, bool *requested)
+{
+    if (requested) *requested = g->requested;
+    return &g->v;
+}
+
+const mg_config *guard_config(const guard *g) { return mg_ctx_config(g->ctx); }
+
+int guard_table_row(const guard *g) { return g->row; }
+
+bool guard_ram_now(guard *g, uint64_t *used, uint64_t *total)
+{
+    mg_snapshot s;
+    mg_sample(g->ctx, &s);
+    if (!s.ram.known) return false;
+    *used = s.ram.used_bytes;
+    *total = s.ram.total_bytes;
+    return true;
+}

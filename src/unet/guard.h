@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * guard.h: the seed's memory monitor inside the trainer. It checks memory
+ * at the seed's points (every epoch start, every Nth training batch, every
+ * Mth evaluation batch), runs a watcher thread in between so a spike inside
+ * a long batch is caught, honours `memguard run`'s stop request (signal or
+ * stop file), prints the seed's warning line, and tells the loop when to
+ * stop. The loop acts (saves, exits); the guard only measures and decides.
+ */
+#ifndef UNET_GUARD_H
+#define UNET_GUARD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "memguard.h"
+
+typedef struct guard_opts {
+    double warn_gpu, stop_gpu, warn_ram, stop_ram; /* 0 = from the batch table */
+    unsigned check_train, check_eval;              /* 0 = 10 / 15 */
+    uint64_t ram_budget;                           /* bytes, 0 = none */
+    bool no_watcher;
+    int batch;                                     /* picks the table's row */
+} guard_opts;
+
+typedef struct guard guard;
+
+/* Opens the library context (thresholds from `o`, or the seed's per-batch
+ * table when none were given) and starts the watcher thread. Returns NULL
+ * with one line in err. */
+guard *guard_open(const guard_opts *o, char *err, size_t err_len);
+void guard_close(guard *g);
+
+/* The trainer's own memory (its arena) as the seed's "allocated /
+ * reserved", for the reports. */
+void guard_set_trainer_memory(guard *g, uint64_t allocated, uint64_t reserved);
+
+/* Prints the System Resource Check and the monitoring banner to stdout. */
+void guard_print_start(guard *g);
+
+/* Where a check happens, for the cadence and the warning line. */
+typedef enum guard_point { GP_EPOCH, GP_TRAIN, GP_EVAL } guard_point;
+
+/* Called at every batch boundary of every loop (and at epoch start). Samples
+ * when the cadence says so (batch % N == 0) or when the watcher raised its
+ * flag, prints the warning line (rate-limited), and returns true when the
+ * loop must stop now: critical memory (confirmed by a second read), or a
+ * stop request from `memguard run`. */
+bool guard_check(guard *g, guard_point where, long batch);
+
+/* Why the guard said stop (the reason line of the emergency banner), and
+ * the verdict behind it (level CRITICAL with the resource, or SAFE with
+ * `requested` true for a request from memguard run). */
+const mg_verdict *guard_verdict(const guard *g, bool *requested);
+
+/* The resolved configuration (thresholds in force). */
+const mg_config *guard_config(const guard *g);
+
+/* Which row of the seed's batch-size table was used, or 0 when thresholds
+ * came from flags. */
+int guard_table_row(const guard *g);
+
+/* The warn threshold of RAM in the seed's table for this batch size. */
+double guard_table_warn_ram(int batch);
+
+/* The effective RAM figures now (for --batch auto): used and total bytes of
+ * the limit closest to full. Returns false when RAM is unknown. */
+bool guard_ram_now(guard *g, uint64_t *used, uint64_t *total);
+
+#endif /* UNET_GUARD_H */
