@@ -12,14 +12,13 @@
 #   go-md2man        renders the Markdown man page docs/memguard.1.md
 #   libpng-dev, libjpeg-dev  unet-train reads PNG and JPEG images and masks
 #   zlib1g-dev       crc32 for the zip container of .pth checkpoints
-#   libopenblas-dev  a reference GEMM for testing the trainer's own kernels
 #   python3-torch, python3-numpy  the oracle: parity tests of the trainer and
 #                    the .pth files, the PyTorch side of the benchmarks, and
 #                    the Python binding's PyTorch example
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config libcjson-dev python3 python3-psutil go-md2man
-          libpng-dev libjpeg-dev zlib1g-dev libopenblas-dev python3-torch python3-numpy)
+          libpng-dev libjpeg-dev zlib1g-dev python3-torch python3-numpy)
 
 missing=()
 for p in "${packages[@]}"; do

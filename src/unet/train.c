@@ -341,21 +341,27 @@ static void trainer_close(trainer *t)
  * RAM warn threshold, with the seed's table row for that batch when no
  * thresholds were given. The plan is exact and linear in the batch, so
  * this needs no trial allocation. */
-static int pick_batch(trainer *t, char *err, size_t len)
+/* RAM in use now and the limit that applies (machine, cgroup or budget). */
+static bool ram_now(const trainer *t, mg_snapshot *s)
 {
-    run_cfg *c = &t->c;
     mg_config mc = {0};
     mc.ram_budget_bytes = t->o->guard.ram_budget;
     mc.no_gpu = true;
     int e;
     mg_ctx *ctx = mg_create(&mc, &e);
+    bool ok = ctx && mg_sample(ctx, s) == 0 && s->ram.known;
+    mg_destroy(ctx);
+    return ok;
+}
+
+static int pick_batch(trainer *t, char *err, size_t len)
+{
+    run_cfg *c = &t->c;
     mg_snapshot s;
-    if (!ctx || mg_sample(ctx, &s) < 0 || !s.ram.known) {
-        mg_destroy(ctx);
+    if (!ram_now(t, &s)) {
         snprintf(err, len, "--batch auto: RAM cannot be measured here; give --batch N");
         return -1;
     }
-    mg_destroy(ctx);
     int best = 0;
     double best_frac = 0, best_warn = 0;
     uint64_t best_plan = 0;
@@ -386,6 +392,27 @@ static int pick_batch(trainer *t, char *err, size_t len)
            (double)best_plan / MIB, 100.0 * best_frac, 100.0 * best_warn);
     c->batch = best;
     return 0;
+}
+
+/* Says before anything is allocated when the planned memory will not fit
+ * below the thresholds in force, so the user learns it in a second rather
+ * than at the first check. Training still starts: the monitor stops it
+ * safely if the plan was right. */
+static void check_fit(const trainer *t)
+{
+    mg_snapshot s;
+    if (!ram_now(t, &s)) return;
+    const mg_config *cfg = guard_config(t->g);
+    unet_plan p = unet_plan_for(&t->c.model, t->c.batch, t->c.img_size, t->c.img_size);
+    double frac = (double)(s.ram.used_bytes + p.total_bytes) / (double)s.ram.total_bytes;
+    if (frac < cfg->warn_ram_frac) return;
+    printf("note: batch %d plans %.1f MiB; with %.1f MiB in use that is %.0f%% of %.1f MiB (%s), "
+           "at or above the %s threshold (%.0f%%): the monitor will %s. A smaller --batch, or "
+           "--batch auto, fits.\n", t->c.batch, (double)p.total_bytes / MIB,
+           (double)s.ram.used_bytes / MIB, 100.0 * frac, (double)s.ram.total_bytes / MIB,
+           mg_ram_source_name(s.ram.source), frac >= cfg->stop_ram_frac ? "stop" : "warn",
+           100.0 * (frac >= cfg->stop_ram_frac ? cfg->stop_ram_frac : cfg->warn_ram_frac),
+           frac >= cfg->stop_ram_frac ? "stop the run and save it" : "warn");
 }
 
 static int trainer_open(trainer *t, const train_opts *o)
@@ -433,6 +460,7 @@ static int trainer_open(trainer *t, const train_opts *o)
         say_err(err);
         return UT_EXIT_USAGE;
     }
+    check_fit(t);
     unsigned flags = UNET_LOADER_SHUFFLE | (c->flip ? UNET_LOADER_FLIP_H | UNET_LOADER_FLIP_V : 0);
     if (unet_loader_init(&t->tl, &t->data, t->split.train, t->split.n_train, c->batch, flags,
                          c->seed, err, sizeof err) < 0) {
