@@ -3,13 +3,15 @@
  * test_ops_conv.c: the convolutions of ops_conv.h.
  * - Finite differences on every reference op: L = sum(r * out) with random
  *   r, central differences in double, against the backward ops.
- * - Every AVX2 kernel against its reference on odd shapes (both tile
- *   remainders, 1 and 2 output blocks per pair, Ci = 3 padded), relative
- *   error max|opt - ref| / max|ref| <= 1e-5; the worst seen is printed.
- * - AVX2 kernels never write the border, write 0 into padded channels; the
- *   reference leaves the border zero.
- * - dW / db bitwise equal across repeated runs and across 1, 2, 3 threads.
- * Skips the AVX2 tests with a note on CPUs without AVX2+FMA.
+ * - Every AVX2 and every AVX-512 kernel against its reference on odd
+ *   shapes (tile remainders, 1..5 output blocks so every group / pair has
+ *   1, 2, 3 or 4 blocks, Ci = 3 padded), relative error
+ *   max|opt - ref| / max|ref| <= 1e-5; the worst seen is printed.
+ * - Optimised kernels never write the border, write 0 into padded
+ *   channels; the reference leaves the border zero.
+ * - dW / db bitwise equal across repeated runs and across 1, 2, 3 threads,
+ *   for each kernel level the CPU has (UNET_KERNELS picks it).
+ * Skips a kernel level's tests with a note on CPUs without it.
  */
 #include "mg_test.h"
 
@@ -244,13 +246,44 @@ static void test_fd_conv1x1(void)
     fd_check((fd_case){OP_C1, 2, 16, 8, 4, 5});
 }
 
-/* ---- AVX2 against the reference ------------------------------------------------ */
+/* ---- optimised kernels against the reference ---------------------------------- */
+
+/* One optimised implementation: the nine kernels of one level. */
+typedef struct kernels {
+    const char *name;
+    int (*have)(void);
+    void (*c3_fwd)(float *, const float *, shape, const float *, int, float *);
+    void (*c3_bd)(float *, const float *, shape, const float *, int, float *);
+    void (*c3_bw)(float *, const float *, const float *, shape, int, float *);
+    void (*ct_fwd)(float *, const float *, shape, const float *, const float *, int, float *);
+    void (*ct_bd)(float *, const float *, shape, const float *, int, float *);
+    void (*ct_bw)(float *, float *, const float *, const float *, shape, int, float *);
+    void (*c1_fwd)(float *, const float *, shape, const float *, const float *, int, float *);
+    void (*c1_bd)(float *, const float *, shape, const float *, int, float *);
+    void (*c1_bw)(float *, float *, const float *, const float *, shape, int, float *);
+} kernels;
+
+static const kernels k_avx2 = {
+    "AVX2", conv__have_avx2, conv3x3_forward_avx2, conv3x3_backward_data_avx2,
+    conv3x3_backward_weight_avx2, convt2x2_forward_avx2, convt2x2_backward_data_avx2,
+    convt2x2_backward_weight_avx2, conv1x1_forward_avx2, conv1x1_backward_data_avx2,
+    conv1x1_backward_weight_avx2,
+};
+
+static const kernels k_avx512 = {
+    "AVX-512", conv__have_avx512, conv3x3_forward_avx512, conv3x3_backward_data_avx512,
+    conv3x3_backward_weight_avx512, convt2x2_forward_avx512, convt2x2_backward_data_avx512,
+    convt2x2_backward_weight_avx512, conv1x1_forward_avx512, conv1x1_backward_data_avx512,
+    conv1x1_backward_weight_avx512,
+};
 
 static double worst_fwd[3], worst_bd[3], worst_bw[3];
 
-/* Runs all three ops of one kind both ways on one shape. The AVX2 outputs
- * start as SENTINEL everywhere: their border must still be SENTINEL. */
-static void vs_ref(enum op op, int b, int ci, int co, int h, int w_)
+/* Runs all three ops of one kind both ways on one shape. The optimised
+ * outputs start as SENTINEL everywhere: their border must still be
+ * SENTINEL. The scratch starts as NaN: a kernel that reads scratch it did
+ * not write poisons its result. */
+static void vs_ref(const kernels *K, enum op op, int b, int ci, int co, int h, int w_)
 {
     shape s = {ci, b, h, w_};
     shape so = out_shape(op, s, co);
@@ -267,26 +300,26 @@ static void vs_ref(enum op op, int b, int ci, int co, int h, int w_)
 
     if (op == OP_C3) {
         conv3x3_forward_ref(o_r, in, s, w, co);
-        conv3x3_forward_avx2(o_a, in, s, w, co, scratch);
+        K->c3_fwd(o_a, in, s, w, co, scratch);
         conv3x3_backward_data_ref(di_r, dout, s, w, co);
-        conv3x3_backward_data_avx2(di_a, dout, s, w, co, scratch);
+        K->c3_bd(di_a, dout, s, w, co, scratch);
         conv3x3_backward_weight_ref(dw_r, dout, in, s, co);
-        conv3x3_backward_weight_avx2(dw_a, dout, in, s, co, scratch);
+        K->c3_bw(dw_a, dout, in, s, co, scratch);
         memset(db_a, 0, (size_t)co * sizeof *db_a);
     } else if (op == OP_CT) {
         convt2x2_forward_ref(o_r, in, s, w, bias, co);
-        convt2x2_forward_avx2(o_a, in, s, w, bias, co, scratch);
+        K->ct_fwd(o_a, in, s, w, bias, co, scratch);
         convt2x2_backward_data_ref(di_r, dout, s, w, co);
-        convt2x2_backward_data_avx2(di_a, dout, s, w, co, scratch);
+        K->ct_bd(di_a, dout, s, w, co, scratch);
         convt2x2_backward_weight_ref(dw_r, db_r, dout, in, s, co);
-        convt2x2_backward_weight_avx2(dw_a, db_a, dout, in, s, co, scratch);
+        K->ct_bw(dw_a, db_a, dout, in, s, co, scratch);
     } else {
         conv1x1_forward_ref(o_r, in, s, w, bias, co);
-        conv1x1_forward_avx2(o_a, in, s, w, bias, co, scratch);
+        K->c1_fwd(o_a, in, s, w, bias, co, scratch);
         conv1x1_backward_data_ref(di_r, dout, s, w, co);
-        conv1x1_backward_data_avx2(di_a, dout, s, w, co, scratch);
+        K->c1_bd(di_a, dout, s, w, co, scratch);
         conv1x1_backward_weight_ref(dw_r, db_r, dout, in, s, co);
-        conv1x1_backward_weight_avx2(dw_a, db_a, dout, in, s, co, scratch);
+        K->c1_bw(dw_a, db_a, dout, in, s, co, scratch);
     }
     double ef = rel_err_t(o_a, o_r, so), ed = rel_err_t(di_a, di_r, s);
     double ew = fmax(rel_err_v(dw_a, dw_r, nw), rel_err_v(db_a, db_r, (size_t)co));
@@ -294,8 +327,8 @@ static void vs_ref(enum op op, int b, int ci, int co, int h, int w_)
     worst_bd[op] = fmax(worst_bd[op], ed);
     worst_bw[op] = fmax(worst_bw[op], ew);
     if (!(ef <= 1e-5 && ed <= 1e-5 && ew <= 1e-5))
-        MG_FAIL_("op %d B=%d Ci=%d Co=%d %dx%d: rel err fwd %.2e bwd-data %.2e bwd-w %.2e",
-                 (int)op, b, ci, co, h, w_, ef, ed, ew);
+        MG_FAIL_("%s op %d B=%d Ci=%d Co=%d %dx%d: rel err fwd %.2e bwd-data %.2e bwd-w %.2e",
+                 K->name, (int)op, b, ci, co, h, w_, ef, ed, ew);
     CHECK_INT(bad_outside(o_a, so, SENTINEL), 0);
     CHECK_INT(bad_outside(di_a, s, SENTINEL), 0);
     CHECK_INT(bad_outside(o_r, so, 0.0f), 0);
@@ -304,57 +337,77 @@ static void vs_ref(enum op op, int b, int ci, int co, int h, int w_)
     free(di_r), free(di_a), free(dw_r), free(dw_a), free(db_r), free(db_a);
 }
 
-/* Spatial sizes: odd (remainder tiles of 5 and 1), and widths 8 / 16 that
- * take the 4-pixel tiles. */
-static const int sizes[][3] = {{1, 7, 5}, {3, 9, 13}, {2, 8, 8}, {1, 3, 16}};
+/* Spatial sizes: odd (remainder tiles), widths 8 / 16 that take whole
+ * tiles, and 21 / 35 wider than the AVX-512 tiles (12 and 16 pixels) with
+ * remainders. */
+static const int sizes[][3] = {{1, 7, 5}, {3, 9, 13}, {2, 8, 8}, {1, 3, 16}, {1, 2, 21},
+                               {1, 3, 35}};
 #define NSIZES (int)(sizeof sizes / sizeof sizes[0])
 
-static int skip_no_avx2(void)
+static int skip_without(const kernels *K)
 {
-    if (conv__have_avx2())
+    if (K->have())
         return 0;
-    printf("# no AVX2+FMA on this CPU: optimised kernels not tested\n");
+    printf("# no %s on this CPU: its kernels not tested\n", K->name);
     return 1;
 }
 
-static void test_avx2_conv3x3(void)
+static void reset_worst(void)
 {
-    if (skip_no_avx2())
-        return;
-    static const int cis[] = {3, 8, 16, 24}, cos[] = {8, 16, 24, 32};
-    for (int z = 0; z < NSIZES; z++)
-        for (int i = 0; i < 4; i++)
-            for (int o = 0; o < 4; o++)
-                vs_ref(OP_C3, sizes[z][0], cis[i], cos[o], sizes[z][1], sizes[z][2]);
-    printf("# conv3x3 max rel err: fwd %.2e bwd-data %.2e bwd-weight %.2e\n", worst_fwd[OP_C3],
-           worst_bd[OP_C3], worst_bw[OP_C3]);
+    for (int i = 0; i < 3; i++)
+        worst_fwd[i] = worst_bd[i] = worst_bw[i] = 0.0;
 }
 
-static void test_avx2_convt2x2(void)
+/* Output / input channel counts: 1..5 blocks, so that AVX-512 groups of
+ * 2 and 4 blocks and AVX2 pairs each meet 1, 2, 3 and 4 real blocks. */
+static void conv3x3_vs_ref(const kernels *K)
 {
-    if (skip_no_avx2())
+    if (skip_without(K))
         return;
-    static const int cis[] = {8, 16, 24, 32}, cos[] = {8, 16, 24};
+    reset_worst();
+    static const int cis[] = {3, 8, 16, 24, 40}, cos[] = {8, 16, 24, 32, 40};
     for (int z = 0; z < NSIZES; z++)
-        for (int i = 0; i < 4; i++)
-            for (int o = 0; o < 3; o++)
-                vs_ref(OP_CT, sizes[z][0], cis[i], cos[o], sizes[z][1], sizes[z][2]);
-    printf("# convt2x2 max rel err: fwd %.2e bwd-data %.2e bwd-weight+bias %.2e\n",
-           worst_fwd[OP_CT], worst_bd[OP_CT], worst_bw[OP_CT]);
+        for (int i = 0; i < 5; i++)
+            for (int o = 0; o < 5; o++)
+                vs_ref(K, OP_C3, sizes[z][0], cis[i], cos[o], sizes[z][1], sizes[z][2]);
+    printf("# %s conv3x3 max rel err: fwd %.2e bwd-data %.2e bwd-weight %.2e\n", K->name,
+           worst_fwd[OP_C3], worst_bd[OP_C3], worst_bw[OP_C3]);
 }
 
-static void test_avx2_conv1x1(void)
+static void convt2x2_vs_ref(const kernels *K)
 {
-    if (skip_no_avx2())
+    if (skip_without(K))
         return;
-    static const int cis[] = {8, 16, 24}, cos[] = {1, 3, 8, 16};
+    reset_worst();
+    static const int cis[] = {8, 16, 24, 32, 40}, cos[] = {8, 16, 24, 40};
     for (int z = 0; z < NSIZES; z++)
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < 5; i++)
             for (int o = 0; o < 4; o++)
-                vs_ref(OP_C1, sizes[z][0], cis[i], cos[o], sizes[z][1], sizes[z][2]);
-    printf("# conv1x1 max rel err: fwd %.2e bwd-data %.2e bwd-weight+bias %.2e\n",
+                vs_ref(K, OP_CT, sizes[z][0], cis[i], cos[o], sizes[z][1], sizes[z][2]);
+    printf("# %s convt2x2 max rel err: fwd %.2e bwd-data %.2e bwd-weight+bias %.2e\n",
+           K->name, worst_fwd[OP_CT], worst_bd[OP_CT], worst_bw[OP_CT]);
+}
+
+static void conv1x1_vs_ref(const kernels *K)
+{
+    if (skip_without(K))
+        return;
+    reset_worst();
+    static const int cis[] = {8, 16, 24, 40}, cos[] = {1, 3, 8, 16, 40};
+    for (int z = 0; z < NSIZES; z++)
+        for (int i = 0; i < 4; i++)
+            for (int o = 0; o < 5; o++)
+                vs_ref(K, OP_C1, sizes[z][0], cis[i], cos[o], sizes[z][1], sizes[z][2]);
+    printf("# %s conv1x1 max rel err: fwd %.2e bwd-data %.2e bwd-weight+bias %.2e\n", K->name,
            worst_fwd[OP_C1], worst_bd[OP_C1], worst_bw[OP_C1]);
 }
+
+static void test_avx2_conv3x3(void) { conv3x3_vs_ref(&k_avx2); }
+static void test_avx2_convt2x2(void) { convt2x2_vs_ref(&k_avx2); }
+static void test_avx2_conv1x1(void) { conv1x1_vs_ref(&k_avx2); }
+static void test_avx512_conv3x3(void) { conv3x3_vs_ref(&k_avx512); }
+static void test_avx512_convt2x2(void) { convt2x2_vs_ref(&k_avx512); }
+static void test_avx512_conv1x1(void) { conv1x1_vs_ref(&k_avx512); }
 
 /* ---- determinism ---------------------------------------------------------------- */
 
@@ -381,11 +434,16 @@ static void grads_with(int nt, float *dw3, float *dwt, float *dbt, float *dw1, f
     conv1x1_backward_weight(dw1, db1, do1, in1, s1, 1, scratch);
 }
 
-static void test_determinism(void)
+/* Determinism at the level UNET_KERNELS selects (set by the caller). */
+static void determinism_at(const char *level)
 {
     enum { N3 = 32 * 16 * 9, NT = 32 * 16 * 4, N1 = 16 };
     float a3[N3], b3[N3], at[NT], bt[NT], adb[16], bdb[16], a1[N1], b1[N1], ad1[1], bd1[1];
-    int nt0 = omp_get_max_threads();
+    setenv("UNET_KERNELS", level, 1);
+    if (strcmp(conv_kernels_name(), level) != 0) {
+        printf("# %s kernels not available: determinism not tested for them\n", level);
+        return;
+    }
     grads_with(1, a3, at, adb, a1, ad1);
     for (int nt = 1; nt <= 3; nt++)
         for (int rep = 0; rep < 2; rep++) {
@@ -397,21 +455,43 @@ static void test_determinism(void)
             CHECK(memcmp(a1, b1, sizeof a1) == 0);
             CHECK(memcmp(ad1, bd1, sizeof ad1) == 0);
         }
-    grads_with(1, NULL, NULL, NULL, NULL, NULL);
-    omp_set_num_threads(nt0);
     printf("# dW/db bitwise equal over 2 runs x {1,2,3} threads (%s kernels)\n",
            conv_kernels_name());
 }
 
-/* UNET_KERNELS=ref selects the reference, whatever the CPU. */
+static void test_determinism(void)
+{
+    const char *old = getenv("UNET_KERNELS");
+    char *keep = old ? strdup(old) : NULL;
+    int nt0 = omp_get_max_threads();
+    determinism_at("ref");
+    determinism_at("avx2");
+    determinism_at("avx512");
+    grads_with(1, NULL, NULL, NULL, NULL, NULL);
+    omp_set_num_threads(nt0);
+    if (keep)
+        setenv("UNET_KERNELS", keep, 1);
+    else
+        unsetenv("UNET_KERNELS");
+    free(keep);
+}
+
+/* UNET_KERNELS=ref|avx2|avx512 caps the level; a level the CPU lacks falls
+ * back to the best one it has. */
 static void test_dispatch_override(void)
 {
     const char *old = getenv("UNET_KERNELS");
     char *keep = old ? strdup(old) : NULL;
+    const char *best = conv__have_avx512() ? "avx512" : conv__have_avx2() ? "avx2" : "ref";
     setenv("UNET_KERNELS", "ref", 1);
     CHECK_STR(conv_kernels_name(), "ref");
-    unsetenv("UNET_KERNELS");
+    setenv("UNET_KERNELS", "avx2", 1);
     CHECK_STR(conv_kernels_name(), conv__have_avx2() ? "avx2" : "ref");
+    setenv("UNET_KERNELS", "avx512", 1);
+    CHECK_STR(conv_kernels_name(), best);
+    unsetenv("UNET_KERNELS");
+    CHECK_STR(conv_kernels_name(), best);
+    printf("# default kernels here: %s\n", best);
     if (keep)
         setenv("UNET_KERNELS", keep, 1);
     free(keep);
@@ -425,6 +505,9 @@ int main(void)
     MG_RUN(test_avx2_conv3x3);
     MG_RUN(test_avx2_convt2x2);
     MG_RUN(test_avx2_conv1x1);
+    MG_RUN(test_avx512_conv3x3);
+    MG_RUN(test_avx512_convt2x2);
+    MG_RUN(test_avx512_conv1x1);
     MG_RUN(test_determinism);
     MG_RUN(test_dispatch_override);
     return mg_test_exit();

@@ -5,10 +5,11 @@
  * arena planned here; the kernels are in ops_*.c.
  *
  * The plan for B=8 at 128x128 with the default model (base 16, depth 4):
- * params + grads + Adam moments 29.6 MiB, activations about 155 MiB,
- * activation gradients about 50 MiB (the skip gradients of every level plus
- * two working buffers the size of the largest activation, instead of one
- * gradient per activation: 160 MiB; research/cnn-in-c.md 5.4).
+ * params + grads + Adam moments 29.7 MiB, activations about 110 MiB (160
+ * when every ReLU output was kept too), activation gradients about 61 MiB
+ * (the skip gradients of every level plus three working buffers the size
+ * of the largest activation, instead of one gradient per activation: 160
+ * MiB; research/cnn-in-c.md 5.4).
  */
 #include "model.h"
 
@@ -206,7 +207,6 @@ static void layout(unet *m, bump *b, int nthreads)
         a->in = prev_s;
         a->x = prev;
         a->a1 = take_f(b, shape_floats(o));
-        a->r1 = take_f(b, shape_floats(o));
         a->a2 = take_f(b, shape_floats(o));
         m->cat[i] = take_f(b, shape_floats(cat));
         a->r2 = m->cat[i]; /* the skip half of the concat buffer */
@@ -227,9 +227,8 @@ static void layout(unet *m, bump *b, int nthreads)
     bt->in = prev_s;
     bt->x = prev;
     bt->a1 = take_f(b, shape_floats(bt->s));
-    bt->r1 = take_f(b, shape_floats(bt->s));
     bt->a2 = take_f(b, shape_floats(bt->s));
-    bt->r2 = take_f(b, shape_floats(bt->s));
+    bt->r2 = NULL;
     bt->mean1 = take_f(b, (size_t)bt->s.c);
     bt->rstd1 = take_f(b, (size_t)bt->s.c);
     bt->mean2 = take_f(b, (size_t)bt->s.c);
@@ -242,9 +241,8 @@ static void layout(unet *m, bump *b, int nthreads)
         a->in.c = 2 * a->s.c;
         a->x = m->cat[i];
         a->a1 = take_f(b, shape_floats(a->s));
-        a->r1 = take_f(b, shape_floats(a->s));
         a->a2 = take_f(b, shape_floats(a->s));
-        a->r2 = take_f(b, shape_floats(a->s));
+        a->r2 = NULL;
         a->mean1 = take_f(b, (size_t)a->s.c);
         a->rstd1 = take_f(b, (size_t)a->s.c);
         a->mean2 = take_f(b, (size_t)a->s.c);
@@ -267,6 +265,7 @@ static void layout(unet *m, bump *b, int nthreads)
     }
     m->ga = take_f(b, work);
     m->gb = take_f(b, work);
+    m->rtmp = take_f(b, work);
     m->dlogits = take_f(b, shape_floats(lo));
     m->zero_hi = b->base ? b->base + b->used : NULL;
     m->plan.grad_bytes = b->used - u0;
@@ -394,25 +393,38 @@ void unet_destroy(unet *m)
 
 /* ---- forward ----------------------------------------------------------------- */
 
-static void block_forward(unet *m, const block_params *bp, block_acts *a, bool train)
+/* One block forward. r1 goes to the shared rtmp buffer (its border zeroed:
+ * the buffer serves several shapes and conv2 reads the border); r2 goes to
+ * `r2` (an encoder's concat buffer, or rtmp for the next op to consume). */
+static void block_forward(unet *m, const block_params *bp, block_acts *a, bool train, float *r2)
 {
-    float *s = m->scratch;
+    float *s = m->scratch, *r1 = m->rtmp;
     conv3x3_forward(a->a1, a->x, a->in, P(m, bp->w1), a->s.c, s);
     if (train)
-        bn_relu_forward(a->r1, a->a1, a->s, P(m, bp->g1), P(m, bp->b1), a->mean1, a->rstd1,
+        bn_relu_forward(r1, a->a1, a->s, P(m, bp->g1), P(m, bp->b1), a->mean1, a->rstd1,
                         P(m, bp->m1), P(m, bp->v1), &m->counts[m->p[bp->n1].off],
                         BN_MOMENTUM, BN_EPS, s);
     else
-        bn_relu_forward_eval(a->r1, a->a1, a->s, P(m, bp->g1), P(m, bp->b1), P(m, bp->m1),
+        bn_relu_forward_eval(r1, a->a1, a->s, P(m, bp->g1), P(m, bp->b1), P(m, bp->m1),
                              P(m, bp->v1), BN_EPS);
-    conv3x3_forward(a->a2, a->r1, a->s, P(m, bp->w2), a->s.c, s);
+    layout_zero_border(r1, a->s);
+    conv3x3_forward(a->a2, r1, a->s, P(m, bp->w2), a->s.c, s);
     if (train)
-        bn_relu_forward(a->r2, a->a2, a->s, P(m, bp->g2), P(m, bp->b2), a->mean2, a->rstd2,
+        bn_relu_forward(r2, a->a2, a->s, P(m, bp->g2), P(m, bp->b2), a->mean2, a->rstd2,
                         P(m, bp->m2), P(m, bp->v2), &m->counts[m->p[bp->n2].off],
                         BN_MOMENTUM, BN_EPS, s);
     else
-        bn_relu_forward_eval(a->r2, a->a2, a->s, P(m, bp->g2), P(m, bp->b2), P(m, bp->m2),
+        bn_relu_forward_eval(r2, a->a2, a->s, P(m, bp->g2), P(m, bp->b2), P(m, bp->m2),
                              P(m, bp->v2), BN_EPS);
+}
+
+/* A block's second ReLU output again, into rtmp (for the dW of the op that
+ * consumed it, and BN's backward mask). */
+static float *recompute_r2(unet *m, const block_params *bp, const block_acts *a)
+{
+    bn_relu_apply(m->rtmp, a->a2, a->s, P(m, bp->g2), P(m, bp->b2), a->mean2, a->rstd2);
+    layout_zero_border(m->rtmp, a->s);
+    return m->rtmp;
 }
 
 /* A smaller batch (the last of an epoch) is a smaller shape over the same
@@ -438,11 +450,11 @@ void unet_forward(unet *m, int batch, bool train)
     shape xin = {c->in_ch, batch, m->h, m->w};
     layout_pack(m->x, xin, m->in_nchw);
     for (int i = 0; i < c->depth; i++) {
-        block_forward(m, &m->enc_p[i], &m->enc[i], train);
+        block_forward(m, &m->enc_p[i], &m->enc[i], train, m->cat[i]);
         maxpool2x2_forward(m->pool[i], m->enc[i].r2, m->enc[i].s);
     }
-    block_forward(m, &m->bott_p, &m->bott, train);
-    const float *prev = m->bott.r2;
+    block_forward(m, &m->bott_p, &m->bott, train, m->rtmp);
+    const float *prev = m->rtmp; /* each r2 below is consumed before rtmp is reused */
     shape prev_s = m->bott.s;
     for (int j = 0; j < c->depth; j++) {
         int i = c->depth - 1 - j;
@@ -451,8 +463,8 @@ void unet_forward(unet *m, int batch, bool train)
          * channel blocks. */
         float *up = m->cat[i] + shape_floats(o);
         convt2x2_forward(up, prev, prev_s, P(m, m->up_w[j]), P(m, m->up_b[j]), o.c, m->scratch);
-        block_forward(m, &m->dec_p[j], &m->dec[j], train);
-        prev = m->dec[j].r2;
+        block_forward(m, &m->dec_p[j], &m->dec[j], train, m->rtmp);
+        prev = m->rtmp;
         prev_s = m->dec[j].s;
     }
     conv1x1_forward(m->logits, prev, prev_s, P(m, m->out_w), P(m, m->out_b), 1, m->scratch);
@@ -464,19 +476,23 @@ void unet_forward(unet *m, int batch, bool train)
 
 /* From the gradient of a block's output (dr2, in `g`) to the gradient of
  * its input, written to `din` (which may be `g` or another buffer, never
- * `t`; NULL skips it), using `t` as the other working buffer. Conv dW go
- * straight into m->grads. The working buffers serve tensors of several
- * shapes, so their borders are zeroed before a conv reads them. */
+ * `t`; NULL skips it), using `t` as the other working buffer. `r2` is the
+ * block's second ReLU output (stored, or just recomputed into rtmp); r1 is
+ * recomputed into rtmp. Conv dW go straight into m->grads. The working
+ * buffers serve tensors of several shapes, so their borders are zeroed
+ * before a conv reads them. */
 static void block_backward(unet *m, const block_params *bp, const block_acts *a, float *g,
-                           float *t, float *din)
+                           float *t, float *din, const float *r2)
 {
-    float *s = m->scratch;
-    bn_relu_backward(t, G(m, bp->g2), G(m, bp->b2), g, a->a2, a->r2, a->s, P(m, bp->g2),
+    float *s = m->scratch, *r1 = m->rtmp;
+    bn_relu_backward(t, G(m, bp->g2), G(m, bp->b2), g, a->a2, r2, a->s, P(m, bp->g2),
                      a->mean2, a->rstd2, s);
     layout_zero_border(t, a->s);
-    conv3x3_backward_weight(G(m, bp->w2), t, a->r1, a->s, a->s.c, s);
+    bn_relu_apply(r1, a->a1, a->s, P(m, bp->g1), P(m, bp->b1), a->mean1, a->rstd1);
+    layout_zero_border(r1, a->s);
+    conv3x3_backward_weight(G(m, bp->w2), t, r1, a->s, a->s.c, s);
     conv3x3_backward_data(g, t, a->s, P(m, bp->w2), a->s.c, s);
-    bn_relu_backward(t, G(m, bp->g1), G(m, bp->b1), g, a->a1, a->r1, a->s, P(m, bp->g1),
+    bn_relu_backward(t, G(m, bp->g1), G(m, bp->b1), g, a->a1, r1, a->s, P(m, bp->g1),
                      a->mean1, a->rstd1, s);
     layout_zero_border(t, a->s);
     conv3x3_backward_weight(G(m, bp->w1), t, a->x, a->in, a->s.c, s);
@@ -495,7 +511,8 @@ void unet_backward(unet *m, int batch)
     shape lo = {1, batch, m->h, m->w};
     layout_pack(m->dlogits, lo, m->dlogits_nchw);
     const block_acts *last = &m->dec[c->depth - 1];
-    conv1x1_backward_weight(G(m, m->out_w), G(m, m->out_b), m->dlogits, last->r2, last->s, 1,
+    const float *last_r2 = recompute_r2(m, &m->dec_p[c->depth - 1], last);
+    conv1x1_backward_weight(G(m, m->out_w), G(m, m->out_b), m->dlogits, last_r2, last->s, 1,
                             m->scratch);
     conv1x1_backward_data(m->ga, m->dlogits, last->s, P(m, m->out_w), 1, m->scratch);
 
@@ -504,23 +521,26 @@ void unet_backward(unet *m, int batch)
      * transposed conv into ga for the next (deeper) decoder block. */
     for (int j = c->depth - 1; j >= 0; j--) {
         int i = c->depth - 1 - j;
-        block_backward(m, &m->dec_p[j], &m->dec[j], m->ga, m->gb, m->dcat[i]);
+        const float *r2 = recompute_r2(m, &m->dec_p[j], &m->dec[j]);
+        block_backward(m, &m->dec_p[j], &m->dec[j], m->ga, m->gb, m->dcat[i], r2);
         shape o = m->enc[i].s;
         const float *dup = m->dcat[i] + shape_floats(o);
-        const float *up_in = j == 0 ? m->bott.r2 : m->dec[j - 1].r2;
+        const float *up_in = j == 0 ? recompute_r2(m, &m->bott_p, &m->bott)
+                                    : recompute_r2(m, &m->dec_p[j - 1], &m->dec[j - 1]);
         shape up_s = j == 0 ? m->bott.s : m->dec[j - 1].s;
         convt2x2_backward_weight(G(m, m->up_w[j]), G(m, m->up_b[j]), dup, up_in, up_s, o.c,
                                  m->scratch);
         convt2x2_backward_data(m->ga, dup, up_s, P(m, m->up_w[j]), o.c, m->scratch);
     }
     /* Bottleneck: its input gradient (the deepest pool's) lands in ga. */
-    block_backward(m, &m->bott_p, &m->bott, m->ga, m->gb, m->ga);
+    block_backward(m, &m->bott_p, &m->bott, m->ga, m->gb, m->ga,
+                   recompute_r2(m, &m->bott_p, &m->bott));
     float *dpool = m->ga, *g = m->gb;
     for (int i = c->depth - 1; i >= 0; i--) {
         block_acts *a = &m->enc[i];
         maxpool2x2_backward(g, dpool, a->r2, a->s);
         add_into(g, m->dcat[i], shape_floats(a->s)); /* + the skip's gradient */
-        block_backward(m, &m->enc_p[i], a, g, dpool, i ? g : NULL);
+        block_backward(m, &m->enc_p[i], a, g, dpool, i ? g : NULL, a->r2);
         float *tmp = dpool; /* g now holds the gradient of pool[i-1] */
         dpool = g;
         g = tmp;

@@ -13,10 +13,10 @@
  * bias to one logit.
  *
  * Memory: one arena, laid out from the size table by unet_plan(): the
- * parameters with their gradients and Adam moments, every activation the
- * backward pass needs, the per-level gradients of the skip connections,
- * two working gradient buffers, and the kernels' scratch. Nothing is
- * allocated after unet_create().
+ * parameters with their gradients and Adam moments, the activations the
+ * backward pass needs (pre-BN outputs; ReLU outputs are recomputed), the
+ * per-level gradients of the skip connections, three working buffers, and
+ * the kernels' scratch. Nothing is allocated after unet_create().
  *
  * It does not load data, compute the loss's inputs, save checkpoints or
  * print: train.c drives it.
@@ -70,14 +70,18 @@ typedef struct block_params {
     int w2, g2, b2, m2, v2, n2;
 } block_params;
 
-/* A block's saved activations: pre-BN conv outputs a1, a2, the first ReLU
- * output r1, the second r2 (which may live inside a concat buffer), and the
- * batch statistics BN's backward needs. */
+/* A block's saved activations: the pre-BN conv outputs a1, a2 and the
+ * batch statistics BN's backward needs. The ReLU outputs are recomputed
+ * from them when backward needs them (bn_relu_apply, bitwise the same as
+ * the forward's), except an encoder's r2, the skip, which lives in its
+ * concat buffer. Storing r1 and the decoder's r2 would cost a quarter of
+ * all activation memory. */
 typedef struct block_acts {
     shape s;            /* output shape (Co,B,H,W) */
     shape in;           /* input shape */
     const float *x;     /* input */
-    float *a1, *r1, *a2, *r2;
+    float *a1, *a2;
+    float *r2;          /* encoders: the skip half of cat; else NULL */
     float *mean1, *rstd1, *mean2, *rstd2; /* Co floats each */
 } block_acts;
 
@@ -117,6 +121,7 @@ typedef struct unet {
     float *logits;              /* blocked (1,B,H,W) */
     float *dcat[UNET_MAX_DEPTH];/* gradients of cat (skip half kept) */
     float *ga, *gb;             /* working gradient buffers */
+    float *rtmp;                /* a recomputed ReLU output */
     float *dlogits;             /* blocked (1,B,H,W) */
     float *scratch;
     char *zero_lo, *zero_hi;    /* activations and their gradients: zeroed

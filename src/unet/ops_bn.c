@@ -495,6 +495,48 @@ void bn_relu_backward_ref(float *restrict dx, float *restrict dgamma, float *res
 }
 
 /* Eval constants, torch's: invstd = 1/sqrt(var + eps) in float. */
+void bn_relu_apply(float *restrict y, const float *restrict x, shape s,
+                   const float *restrict gamma, const float *restrict beta,
+                   const float *restrict mean, const float *restrict rstd)
+{
+    if (bn_use_ref()) {
+        /* The last loop of bn_relu_forward_ref. */
+        for (int c = 0; c < shape_blocks(s) * CB; c++) {
+            float a = c < s.c ? rstd[c] * gamma[c] : 0.0f;
+            float bb = c < s.c ? beta[c] - mean[c] * a : 0.0f;
+            for (int b = 0; b < s.b; b++)
+                for (int i = 0; i < s.h; i++)
+                    for (int j = 0; j < s.w; j++) {
+                        size_t k = shape_at(s, c, b, i, j);
+                        float v = c < s.c ? x[k] * a + bb : 0.0f;
+                        y[k] = v > 0.0f ? v : 0.0f;
+                    }
+        }
+        return;
+    }
+    int rows = shape_blocks(s) * s.b * s.h;
+    int avx = bn_have_avx2();
+    /* The last phase of bn_relu_forward, with the same lane arithmetic. */
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < rows; i++) {
+        int u = i / s.h, r = i % s.h, blk = u / s.b;
+        float a[CB], b[CB], g[CB], bt[CB], m[CB], rs[CB];
+        bn_lanes(g, gamma, blk, s.c);
+        bn_lanes(bt, beta, blk, s.c);
+        bn_lanes(m, mean, blk, s.c);
+        bn_lanes(rs, rstd, blk, s.c);
+        for (int l = 0; l < CB; l++) {
+            a[l] = rs[l] * g[l];
+            b[l] = bt[l] - m[l] * a[l];
+        }
+        size_t o = bn_row(s, u, r);
+        if (avx)
+            bn_apply_avx2(y + o, x + o, s.w, a, b);
+        else
+            bn_apply_sse(y + o, x + o, s.w, a, b);
+    }
+}
+
 static void bn_eval_lanes(float *a, float *b, int blk, shape s, const float *gamma,
                           const float *beta, const float *rm, const float *rv, double eps)
 {

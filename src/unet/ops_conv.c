@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ops_conv.c: the public convolution calls of ops_conv.h. Each one sends
- * its arguments to the AVX2+FMA kernel (ops_conv_avx2.c) when the CPU has
- * both, else to the naive reference (ops_conv_ref.c); UNET_KERNELS=ref
- * forces the reference for debugging. Also sizes the caller's scratch.
- * No arithmetic happens here.
+ * its arguments to the AVX-512 kernel (ops_conv_avx512.c) when the CPU has
+ * avx512f, else to the AVX2+FMA kernel (ops_conv_avx2.c) when it has both,
+ * else to the naive reference (ops_conv_ref.c); UNET_KERNELS=ref|avx2|avx512
+ * forces one for debugging. Also sizes the caller's scratch, for whichever
+ * kernel runs. No arithmetic happens here.
  */
 #include "ops_conv.h"
 
@@ -27,24 +28,51 @@ int conv__have_avx2(void)
 #endif
 }
 
-/* Decided on every call: a getenv and two CPUID-cached bit tests are
- * nothing next to a convolution, and there is no static state to race on. */
-static int use_avx2(void)
+/* The AVX-512 kernels use avx512f (+vl, implied by every avx512f CPU that
+ * matters here but checked anyway) and FMA. */
+int conv__have_avx512(void)
 {
-    const char *k = getenv("UNET_KERNELS");
-    if (k && strcmp(k, "ref") == 0)
-        return 0;
-    return conv__have_avx2();
+#if HAVE_X86
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+           && __builtin_cpu_supports("fma");
+#else
+    return 0;
+#endif
 }
 
-const char *conv_kernels_name(void) { return use_avx2() ? "avx2" : "ref"; }
+enum level { LVL_REF, LVL_AVX2, LVL_AVX512 };
+
+/* Decided on every call: a getenv and a few CPUID-cached bit tests are
+ * nothing next to a convolution, and there is no static state to race on.
+ * UNET_KERNELS caps the level; a level the CPU lacks is never chosen. */
+static enum level kernel_level(void)
+{
+    const char *k = getenv("UNET_KERNELS");
+    enum level cap = LVL_AVX512;
+    if (k && strcmp(k, "ref") == 0)
+        cap = LVL_REF;
+    else if (k && strcmp(k, "avx2") == 0)
+        cap = LVL_AVX2;
+    if (cap >= LVL_AVX512 && conv__have_avx512())
+        return LVL_AVX512;
+    if (cap >= LVL_AVX2 && conv__have_avx2())
+        return LVL_AVX2;
+    return LVL_REF;
+}
+
+const char *conv_kernels_name(void)
+{
+    switch (kernel_level()) {
+    case LVL_AVX512: return "avx512";
+    case LVL_AVX2: return "avx2";
+    default: return "ref";
+    }
+}
 
 /* ---- scratch sizing ------------------------------------------------------------ */
 
 static size_t nblk(int c) { return (size_t)((c + CB - 1) / CB); }
-
-/* Output channels rounded up to whole block pairs (the kernels' tile). */
-static size_t pair_ch(int c) { return (nblk(c) + 1) / 2 * 16; }
 
 static size_t max3(size_t a, size_t b, size_t c)
 {
@@ -52,8 +80,8 @@ static size_t max3(size_t a, size_t b, size_t c)
     return m > c ? m : c;
 }
 
-/* Chunks of B*H rows for a weight-gradient op with `tasks` (pair, input
- * block) tasks: enough to give >= 32 tasks, so 2..16 threads balance even
+/* Chunks of B*H rows for a weight-gradient op with `tasks` (output pair or
+ * group, input block) tasks: enough to give >= 32 tasks, so 2..16 threads balance even
  * on the first layer (one pair, one block), never more than the rows. A
  * function of the shape only, so dW does not depend on the thread count. */
 size_t conv__dw_chunks(int tasks, int rows)
@@ -64,55 +92,78 @@ size_t conv__dw_chunks(int tasks, int rows)
     return (size_t)(n < 1 ? 1 : n);
 }
 
-/* Floats of dW partials: chunks x pairs x input blocks x taps x 8 x 16. */
+/* Output channels rounded up to whole AVX-512 groups (2 or 4 blocks). */
+static size_t grp_ch(int c)
+{
+    size_t g = (size_t)conv__z512_group((int)nblk(c));
+    return (nblk(c) + g - 1) / g * g * CB;
+}
+
+/* Floats of dW partials, for whichever kernel is larger. AVX2: chunks x
+ * pairs x input blocks x taps x 8 x 16. AVX-512: chunks x groups x input
+ * blocks x taps x 8 x (group blocks x 8). Both depend on the shape only. */
 static size_t dw_floats(shape s, int co, int taps)
 {
     size_t pairs = (nblk(co) + 1) / 2;
     size_t chunks = conv__dw_chunks((int)(pairs * nblk(s.c)), s.b * s.h);
-    return chunks * pairs * nblk(s.c) * (size_t)taps * CB * 16;
+    size_t a2 = chunks * pairs * nblk(s.c) * (size_t)taps * CB * 16;
+    size_t g = (size_t)conv__z512_group((int)nblk(co));
+    size_t groups = (nblk(co) + g - 1) / g;
+    size_t zchunks = conv__dw_chunks((int)(groups * nblk(s.c)), s.b * s.h);
+    size_t a5 = zchunks * groups * nblk(s.c) * (size_t)taps * CB * (g * CB);
+    return a2 > a5 ? a2 : a5;
 }
+
+/* Packed forward-type weights: pair_ch (AVX2) <= grp_ch (AVX-512). Padded
+ * bias: (nob + 1) blocks for AVX2, whole groups + 1 block for AVX-512. */
+static size_t wpack(int nout, int nin, int taps)
+{
+    return grp_ch(nout) * nblk(nin) * CB * (size_t)taps;
+}
+
+static size_t bias_pad(int co) { return grp_ch(co) + CB; }
 
 size_t conv3x3_scratch_floats(shape s, int co, int nthreads)
 {
     (void)nthreads;
-    return max3(pair_ch(co) * nblk(s.c) * CB * 9, /* forward weights */
-                pair_ch(s.c) * nblk(co) * CB * 9, /* backward-data weights */
+    return max3(wpack(co, s.c, 9), /* forward weights */
+                wpack(s.c, co, 9), /* backward-data weights */
                 dw_floats(s, co, 9));
 }
 
 size_t convt2x2_scratch_floats(shape s, int co, int nthreads)
 {
     (void)nthreads;
-    return max3((nblk(co) + 1) * CB + 4 * pair_ch(co) * nblk(s.c) * CB, /* bias + weights */
-                pair_ch(s.c) * nblk(co) * CB * 4, dw_floats(s, co, 4));
+    return max3(bias_pad(co) + 4 * wpack(co, s.c, 1), /* bias + weights */
+                wpack(s.c, co, 4), dw_floats(s, co, 4));
 }
 
 size_t conv1x1_scratch_floats(shape s, int co, int nthreads)
 {
     (void)nthreads;
-    return max3((nblk(co) + 1) * CB + pair_ch(co) * nblk(s.c) * CB,
-                pair_ch(s.c) * nblk(co) * CB, dw_floats(s, co, 1));
+    return max3(bias_pad(co) + wpack(co, s.c, 1), wpack(s.c, co, 1), dw_floats(s, co, 1));
 }
 
 /* ---- dispatch ---------------------------------------------------------------------- */
 
 #if HAVE_X86
-#define DISPATCH(avx2_call, ref_call)                                                      \
+#define DISPATCH(name, args, ref_call)                                                     \
     do {                                                                                   \
-        if (use_avx2())                                                                    \
-            avx2_call;                                                                     \
-        else                                                                               \
-            ref_call;                                                                      \
+        switch (kernel_level()) {                                                          \
+        case LVL_AVX512: name##_avx512 args; break;                                        \
+        case LVL_AVX2: name##_avx2 args; break;                                            \
+        default: ref_call; break;                                                          \
+        }                                                                                  \
     } while (0)
 #else
-#define DISPATCH(avx2_call, ref_call) do { (void)scratch; ref_call; } while (0)
+#define DISPATCH(name, args, ref_call) do { (void)scratch; ref_call; } while (0)
 #endif
 
 /* out (co,B,H,W) = w (co,Ci,3,3) * in (Ci,B,H,W) */
 void conv3x3_forward(float *out, const float *in, shape s, const float *w, int co,
                      float *scratch)
 {
-    DISPATCH(conv3x3_forward_avx2(out, in, s, w, co, scratch),
+    DISPATCH(conv3x3_forward, (out, in, s, w, co, scratch),
              conv3x3_forward_ref(out, in, s, w, co));
 }
 
@@ -120,7 +171,7 @@ void conv3x3_forward(float *out, const float *in, shape s, const float *w, int c
 void conv3x3_backward_data(float *din, const float *dout, shape s, const float *w, int co,
                            float *scratch)
 {
-    DISPATCH(conv3x3_backward_data_avx2(din, dout, s, w, co, scratch),
+    DISPATCH(conv3x3_backward_data, (din, dout, s, w, co, scratch),
              conv3x3_backward_data_ref(din, dout, s, w, co));
 }
 
@@ -128,7 +179,7 @@ void conv3x3_backward_data(float *din, const float *dout, shape s, const float *
 void conv3x3_backward_weight(float *dw, const float *dout, const float *in, shape s, int co,
                              float *scratch)
 {
-    DISPATCH(conv3x3_backward_weight_avx2(dw, dout, in, s, co, scratch),
+    DISPATCH(conv3x3_backward_weight, (dw, dout, in, s, co, scratch),
              conv3x3_backward_weight_ref(dw, dout, in, s, co));
 }
 
@@ -136,7 +187,7 @@ void conv3x3_backward_weight(float *dw, const float *dout, const float *in, shap
 void convt2x2_forward(float *out, const float *in, shape s, const float *w, const float *bias,
                       int co, float *scratch)
 {
-    DISPATCH(convt2x2_forward_avx2(out, in, s, w, bias, co, scratch),
+    DISPATCH(convt2x2_forward, (out, in, s, w, bias, co, scratch),
              convt2x2_forward_ref(out, in, s, w, bias, co));
 }
 
@@ -144,7 +195,7 @@ void convt2x2_forward(float *out, const float *in, shape s, const float *w, cons
 void convt2x2_backward_data(float *din, const float *dout, shape s, const float *w, int co,
                             float *scratch)
 {
-    DISPATCH(convt2x2_backward_data_avx2(din, dout, s, w, co, scratch),
+    DISPATCH(convt2x2_backward_data, (din, dout, s, w, co, scratch),
              convt2x2_backward_data_ref(din, dout, s, w, co));
 }
 
@@ -152,7 +203,7 @@ void convt2x2_backward_data(float *din, const float *dout, shape s, const float 
 void convt2x2_backward_weight(float *dw, float *db, const float *dout, const float *in, shape s,
                               int co, float *scratch)
 {
-    DISPATCH(convt2x2_backward_weight_avx2(dw, db, dout, in, s, co, scratch),
+    DISPATCH(convt2x2_backward_weight, (dw, db, dout, in, s, co, scratch),
              convt2x2_backward_weight_ref(dw, db, dout, in, s, co));
 }
 
@@ -160,7 +211,7 @@ void convt2x2_backward_weight(float *dw, float *db, const float *dout, const flo
 void conv1x1_forward(float *out, const float *in, shape s, const float *w, const float *bias,
                      int co, float *scratch)
 {
-    DISPATCH(conv1x1_forward_avx2(out, in, s, w, bias, co, scratch),
+    DISPATCH(conv1x1_forward, (out, in, s, w, bias, co, scratch),
              conv1x1_forward_ref(out, in, s, w, bias, co));
 }
 
@@ -168,7 +219,7 @@ void conv1x1_forward(float *out, const float *in, shape s, const float *w, const
 void conv1x1_backward_data(float *din, const float *dout, shape s, const float *w, int co,
                            float *scratch)
 {
-    DISPATCH(conv1x1_backward_data_avx2(din, dout, s, w, co, scratch),
+    DISPATCH(conv1x1_backward_data, (din, dout, s, w, co, scratch),
              conv1x1_backward_data_ref(din, dout, s, w, co));
 }
 
@@ -176,6 +227,6 @@ void conv1x1_backward_data(float *din, const float *dout, shape s, const float *
 void conv1x1_backward_weight(float *dw, float *db, const float *dout, const float *in, shape s,
                              int co, float *scratch)
 {
-    DISPATCH(conv1x1_backward_weight_avx2(dw, db, dout, in, s, co, scratch),
+    DISPATCH(conv1x1_backward_weight, (dw, db, dout, in, s, co, scratch),
              conv1x1_backward_weight_ref(dw, db, dout, in, s, co));
 }

@@ -20,8 +20,10 @@
  *   inputs, and does not depend on the thread count either: reductions (dW,
  *   db) run over a fixed partition of the pixels chosen from the shape only
  *   and are summed in chunk order.
- * - Kernels: AVX2+FMA when the CPU has them (checked at run time), else the
- *   naive reference; UNET_KERNELS=ref in the environment forces the latter.
+ * - Kernels, checked at run time: AVX-512 (avx512f+FMA) when the CPU has
+ *   it, else AVX2+FMA, else the naive reference. UNET_KERNELS=ref|avx2|avx512
+ *   in the environment forces one (a level the CPU lacks falls back to the
+ *   best one it has), for debugging and tests.
  */
 #ifndef UNET_OPS_CONV_H
 #define UNET_OPS_CONV_H
@@ -85,14 +87,16 @@ void conv1x1_backward_weight(float *dw, float *db, const float *dout, const floa
 
 /* ---- kernel selection -------------------------------------------------- */
 
-/* "avx2" or "ref": what the calls above run, for logs. */
+/* "avx512", "avx2" or "ref": what the calls above run, for logs. */
 const char *conv_kernels_name(void);
 
-/* ---- internal: both implementations, for tests and bench only ---------- */
+/* ---- internal: all implementations, for tests and bench only ----------- */
 /* Same signatures and contracts as the dispatching calls above. The _avx2
- * functions must only be called when conv__have_avx2() is true. The _ref
- * functions need no scratch (it may be NULL). */
+ * functions must only be called when conv__have_avx2() is true, the
+ * _avx512 ones when conv__have_avx512() is. The _ref functions need no
+ * scratch (it may be NULL). */
 int conv__have_avx2(void);
+int conv__have_avx512(void);
 
 void conv3x3_forward_ref(float *out, const float *in, shape s, const float *w, int co);
 void conv3x3_backward_data_ref(float *din, const float *dout, shape s, const float *w, int co);
@@ -127,7 +131,31 @@ void conv1x1_backward_data_avx2(float *din, const float *dout, shape s, const fl
 void conv1x1_backward_weight_avx2(float *dw, float *db, const float *dout, const float *in,
                                   shape s, int co, float *scratch);
 
+void conv3x3_forward_avx512(float *out, const float *in, shape s, const float *w, int co,
+                            float *scratch);
+void conv3x3_backward_data_avx512(float *din, const float *dout, shape s, const float *w,
+                                  int co, float *scratch);
+void conv3x3_backward_weight_avx512(float *dw, const float *dout, const float *in, shape s,
+                                    int co, float *scratch);
+void convt2x2_forward_avx512(float *out, const float *in, shape s, const float *w,
+                             const float *bias, int co, float *scratch);
+void convt2x2_backward_data_avx512(float *din, const float *dout, shape s, const float *w,
+                                   int co, float *scratch);
+void convt2x2_backward_weight_avx512(float *dw, float *db, const float *dout, const float *in,
+                                     shape s, int co, float *scratch);
+void conv1x1_forward_avx512(float *out, const float *in, shape s, const float *w,
+                            const float *bias, int co, float *scratch);
+void conv1x1_backward_data_avx512(float *din, const float *dout, shape s, const float *w,
+                                  int co, float *scratch);
+void conv1x1_backward_weight_avx512(float *dw, float *db, const float *dout, const float *in,
+                                    shape s, int co, float *scratch);
+
 /* Scratch layout sizes, shared by ops_conv.c (planning) and the kernels. */
 size_t conv__dw_chunks(int tasks, int rows);
+
+/* Output blocks per AVX-512 work group (one or two zmm of 16 channels):
+ * 4 once there are at least 4 output blocks, else 2. A function of the
+ * block count only, so the dW partition stays thread-count independent. */
+static inline int conv__z512_group(int nob) { return nob >= 4 ? 4 : 2; }
 
 #endif /* UNET_OPS_CONV_H */

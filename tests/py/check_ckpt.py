@@ -194,7 +194,8 @@ def cmd_ckpt(a):
         r["wo_load"] = True
     except Exception as e:
         r["wo_load"] = False
-        r["wo_error"] = str(e).splitlines()[-1][-200:] if str(e) else repr(e)
+        msg = str(e) or repr(e)
+        r["wo_error"] = msg[msg.find("WeightsUnpickler error:"):][:200]
         r["wo_refuses_binfloat"] = "Unsupported operand 71" in str(e)
     # ... and on a copy without floats, which must then load and match.
     tmp = a.file + ".nofloat.pth"

@@ -1,0 +1,685 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ops_conv_avx512.c: the AVX-512 (avx512f + FMA) convolution kernels on the
+ * blocked layout of layout.h, one for each of the nine ops of ops_conv.h.
+ * Compiled for plain x86-64 (target attributes, no global -mavx512f); the
+ * dispatcher in ops_conv.c calls them only when the CPU has avx512f, and
+ * falls back to ops_conv_avx2.c / ops_conv_ref.c otherwise.
+ *
+ * The layout keeps 8 channels per block, so a 512-bit register holds TWO
+ * consecutive output blocks (16 output channels), living in two separate
+ * planes: loads join two 256-bit halves, stores split them. Two
+ * microkernels serve all nine ops, like the AVX2 file:
+ * - out_tile: NZ zmm (NZ = 1 or 2, i.e. 2 or 4 output blocks) x NP output
+ *   pixels; per input channel, NZ weight loads and NP broadcast-FMAs (the
+ *   broadcast folds into the FMA's memory operand). Forward-type ops are
+ *   the same geometry tricks as in the AVX2 file (flipped weights for
+ *   backward-data, stride-2 views for ConvTranspose).
+ * - dw_row: NZ zmm of output channels x NT taps x 8 input lanes of one
+ *   input block (NZ * NT * 8 <= 24 accumulators), pixels inner; per pixel,
+ *   NZ joined dout loads and 8 * NT broadcast-FMAs.
+ * An odd number of output blocks (Co = 8 layers, the 1-channel logit) runs
+ * the last zmm with zero weights / a zero upper half and stores only its
+ * lower half: wasted FMAs on a few tiny layers, no separate tail code.
+ *
+ * Reductions (dW, db) keep the AVX2 file's rule: a fixed partition of the
+ * B*H rows chosen from the shape only (conv__dw_chunks on this file's task
+ * count), partials summed in chunk order, so dW is bitwise identical for
+ * any thread count. The results are not bitwise equal to the AVX2 ones
+ * (other summation order); both are within 1e-5 of the reference.
+ *
+ * Not here: dispatch and scratch sizing (ops_conv.c), AVX2 (ops_conv_avx2.c),
+ * the reference (ops_conv_ref.c). No AVX-512 frequency tricks, no bf16.
+ */
+#include "ops_conv.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+
+#include <immintrin.h>
+#include <string.h>
+
+#define Z512 __attribute__((target("avx512f,avx512vl,fma")))
+#define Z512_INLINE static inline __attribute__((always_inline, target("avx512f,avx512vl,fma")))
+
+/* Widest register tiles (pixels) for 1 and 2 zmm of output channels:
+ * chosen by bench/bench_conv.c, see tile_step. -D overrides are for
+ * benchmarking only; the switch in out_tile_any covers up to 16 and 12. */
+#ifndef UNET_Z512_NP1
+#define UNET_Z512_NP1 16
+#endif
+#ifndef UNET_Z512_NP2
+#define UNET_Z512_NP2 12
+#endif
+#define NP_MAX 16
+
+/* ---- geometry ---------------------------------------------------------------- */
+
+typedef struct geo {
+    ptrdiff_t cs, bs, rs, org; /* block, image, row strides; interior origin */
+} geo;
+
+static geo geo_of(shape s)
+{
+    geo g;
+    g.bs = (ptrdiff_t)shape_plane(s);
+    g.cs = (ptrdiff_t)s.b * g.bs;
+    g.rs = (ptrdiff_t)(s.w + 2) * CB;
+    g.org = g.rs + CB;
+    return g;
+}
+
+static int blocks(int c) { return (c + CB - 1) / CB; }
+
+/* Blocks per output group: see conv__z512_group in ops_conv.h. */
+static int group_of(int nob) { return conv__z512_group(nob); }
+
+/* ---- output-stationary microkernel (forward-type ops) -------------------------- */
+
+typedef struct fwd_desc {
+    const float *in;
+    ptrdiff_t in_cs, in_bs, in_rs, in_px, in_org;
+    int ncib, icn_last;
+    int ntaps;
+    ptrdiff_t tap[9];
+    const float *wp; /* packed [group][cb][tap][ic 8][nz*16] */
+    const float *bias; /* padded to whole groups, or NULL */
+    float *out;
+    ptrdiff_t out_cs, out_bs, out_rs, out_px, out_org;
+    int nob;
+    int b, h, w;
+} fwd_desc;
+
+/* acc += packed weights of n input lanes x those lanes of NP pixels. */
+Z512_INLINE void out_lanes(const int NZ, const int NP, const int n, const float *it,
+                           ptrdiff_t px, const float *wt, __m512 acc[2][NP_MAX])
+{
+#if UNET_Z512_PERM
+    if (NZ == 1 && n == CB) {
+        __m512 xv[NP];
+        for (int p = 0; p < NP; p++)
+            xv[p] = _mm512_castps256_ps512(_mm256_loadu_ps(it + p * px));
+        for (int i = 0; i < CB; i++) {
+            __m512 w0 = _mm512_loadu_ps(wt + i * 16);
+            const __m512i ix = _mm512_set1_epi32(i);
+            for (int p = 0; p < NP; p++) {
+                __m512 x = i < UNET_Z512_PERM ? _mm512_set1_ps(it[p * px + i])
+                                              : _mm512_permutexvar_ps(ix, xv[p]);
+                acc[0][p] = _mm512_fmadd_ps(w0, x, acc[0][p]);
+            }
+        }
+        return;
+    }
+#endif
+    for (int i = 0; i < n; i++) {
+        __m512 w0 = _mm512_loadu_ps(wt);
+        __m512 w1 = NZ == 2 ? _mm512_loadu_ps(wt + 16) : w0;
+        for (int p = 0; p < NP; p++) {
+            __m512 x = _mm512_set1_ps(it[p * px + i]);
+            acc[0][p] = _mm512_fmadd_ps(w0, x, acc[0][p]);
+            if (NZ == 2)
+                acc[1][p] = _mm512_fmadd_ps(w1, x, acc[1][p]);
+        }
+        wt += NZ * 16;
+    }
+}
+
+/* Stores one zmm as blocks j (low half) and j+1 (high half, if j+1 < nb). */
+Z512_INLINE void store_pair(float *o, ptrdiff_t cs, int j, int nb, __m512 v)
+{
+    _mm256_storeu_ps(o + j * cs, _mm512_castps512_ps256(v));
+    if (j + 1 < nb)
+        _mm256_storeu_ps(o + (j + 1) * cs, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
+
+/* NZ zmm x NP pixels, fully unrolled; out points at block 0 of the group,
+ * which has nb real blocks. */
+Z512_INLINE void out_tile(const int NZ, const int NP, const fwd_desc *d, const float *in,
+                          const float *wp, const float *bias, float *out, int nb)
+{
+    __m512 acc[2][NP_MAX];
+    for (int z = 0; z < NZ; z++)
+        for (int p = 0; p < NP; p++)
+            acc[z][p] = bias ? _mm512_loadu_ps(bias + z * 16) : _mm512_setzero_ps();
+    const ptrdiff_t px = d->in_px;
+    for (int cb = 0; cb < d->ncib; cb++) {
+        const int icn = cb == d->ncib - 1 ? d->icn_last : CB;
+        const float *ib = in + cb * d->in_cs;
+        for (int t = 0; t < d->ntaps; t++) {
+            const float *it = ib + d->tap[t];
+            if (icn == CB)
+                out_lanes(NZ, NP, CB, it, px, wp, acc);
+            else
+                out_lanes(NZ, NP, icn, it, px, wp, acc);
+            wp += CB * NZ * 16;
+        }
+    }
+    for (int p = 0; p < NP; p++)
+        for (int z = 0; z < NZ; z++)
+            store_pair(out + p * d->out_px, d->out_cs, 2 * z, nb, acc[z][p]);
+}
+
+#define TILE_CASE(NZ, NP)                                                                  \
+    case NP:                                                                               \
+        out_tile(NZ, NP, d, in, wp, bias, out, nb);                                        \
+        break
+
+Z512 static void out_tile_any(int nz, int np, const fwd_desc *d, const float *in,
+                              const float *wp, const float *bias, float *out, int nb)
+{
+    if (nz == 2) {
+        switch (np) {
+            TILE_CASE(2, 1); TILE_CASE(2, 2); TILE_CASE(2, 3); TILE_CASE(2, 4);
+            TILE_CASE(2, 5); TILE_CASE(2, 6); TILE_CASE(2, 7); TILE_CASE(2, 8);
+            TILE_CASE(2, 9); TILE_CASE(2, 10); TILE_CASE(2, 11); TILE_CASE(2, 12);
+        default: break;
+        }
+    } else {
+        switch (np) {
+            TILE_CASE(1, 1); TILE_CASE(1, 2); TILE_CASE(1, 3); TILE_CASE(1, 4);
+            TILE_CASE(1, 5); TILE_CASE(1, 6); TILE_CASE(1, 7); TILE_CASE(1, 8);
+            TILE_CASE(1, 9); TILE_CASE(1, 10); TILE_CASE(1, 11); TILE_CASE(1, 12);
+            TILE_CASE(1, 13); TILE_CASE(1, 14); TILE_CASE(1, 15); TILE_CASE(1, 16);
+        default: break;
+        }
+    }
+}
+
+/* Pixels per tile for a row of w pixels with nz zmm: the widest tile up to
+ * the cap that splits the row into equal tiles (all UNet widths are
+ * powers of two, so 8 or 16 for 1 zmm, 8 for 2), else the cap with a
+ * remainder tile. */
+static int tile_step(int nz, int w)
+{
+    const int cap = nz == 2 ? UNET_Z512_NP2 : UNET_Z512_NP1;
+    for (int s = cap; s >= (cap + 1) / 2; s--)
+        if (w % s == 0)
+            return s;
+    return cap;
+}
+
+/* Runs a fwd_desc over its domain. Work items are (output group, image,
+ * row), group outermost so that one thread's consecutive items share the
+ * group's packed weights (295 KB for 4 blocks at 256 input channels:
+ * L2-resident, 1 MB per core here). */
+Z512 static void run_fwd(const fwd_desc *d)
+{
+    const int G = group_of(d->nob);
+    const int ngroups = (d->nob + G - 1) / G;
+    const ptrdiff_t group_w = (ptrdiff_t)G * CB * d->ncib * d->ntaps * CB;
+#pragma omp parallel for collapse(3) schedule(static)
+    for (int k = 0; k < ngroups; k++)
+        for (int b = 0; b < d->b; b++)
+            for (int y = 0; y < d->h; y++) {
+                const int nb = d->nob - k * G < G ? d->nob - k * G : G;
+                const int nz = (nb + 1) / 2;
+                const int step = tile_step(nz, d->w);
+                const float *wp = d->wp + k * group_w;
+                const float *bias = d->bias ? d->bias + k * G * CB : NULL;
+                const float *in = d->in + b * d->in_bs + y * d->in_rs + d->in_org;
+                float *out = d->out + (k * G) * d->out_cs + b * d->out_bs + y * d->out_rs
+                             + d->out_org;
+                for (int x = 0; x < d->w; x += step) {
+                    int np = d->w - x < step ? d->w - x : step;
+                    out_tile_any(nz, np, d, in + x * d->in_px, wp, bias, out + x * d->out_px,
+                                 nb);
+                }
+            }
+}
+
+typedef float (*wget_fn)(const float *w, int nout, int nin, int o, int i, int t);
+
+/* Packs weights for run_fwd: dst[group][cb][tap][i][o], o over the group's
+ * nz*16 lanes (0 beyond nout, and for a missing odd block), i over one
+ * input block (0 beyond nin). Groups before the last are all full, so
+ * group k starts at k * G*8 * nib*8 * ntaps. */
+static void pack_out_tiles(float *dst, const float *w, int nout, int nin, int ntaps,
+                           wget_fn get)
+{
+    const int nob = blocks(nout), nib = blocks(nin), G = group_of(nob);
+    float *p = dst;
+    for (int k = 0; k < (nob + G - 1) / G; k++) {
+        const int nb = nob - k * G < G ? nob - k * G : G;
+        const int width = (nb + 1) / 2 * 16;
+        for (int cb = 0; cb < nib; cb++)
+            for (int t = 0; t < ntaps; t++)
+                for (int i = cb * CB; i < cb * CB + CB; i++)
+                    for (int o = k * G * CB; o < k * G * CB + width; o++)
+                        *p++ = (o < nout && i < nin) ? get(w, nout, nin, o, i, t) : 0.0f;
+    }
+}
+
+/* Padded bias: nob rounded up to whole groups, plus a block of slack for
+ * the last zmm of an odd group. Returns the floats written. */
+static size_t pack_bias(float *bp, const float *bias, int co)
+{
+    const int nob = blocks(co), G = group_of(nob);
+    const int n = ((nob + G - 1) / G * G + 1) * CB;
+    for (int o = 0; o < n; o++)
+        bp[o] = o < co ? bias[o] : 0.0f;
+    return (size_t)n;
+}
+
+/* ---- weight-stationary microkernel (weight gradients) ---------------------------- */
+
+typedef struct dw_desc {
+    const float *dv;
+    ptrdiff_t dv_cs, dv_bs, dv_rs, dv_px, dv_org;
+    int nob;
+    const float *bc;
+    ptrdiff_t bc_cs, bc_bs, bc_rs, bc_px, bc_org;
+    int ncib;
+    int ntaps;
+    ptrdiff_t dv_tap[9], bc_tap[9];
+    int b, h, w;
+    int nchunks;
+    float *part; /* [chunk][group][cb][tap][i 8][o G*8] */
+} dw_desc;
+
+/* dout at one pixel for blocks j, j+1 of a group with nb blocks, as one
+ * zmm (upper half 0 when block j+1 does not exist). */
+Z512_INLINE __m512 load_pair(const float *p, ptrdiff_t cs, int j, int nb)
+{
+    __m512 lo = _mm512_castps256_ps512(_mm256_loadu_ps(p + j * cs));
+    if (j + 1 < nb)
+        return _mm512_castpd_ps(_mm512_insertf64x4(
+            _mm512_castps_pd(lo), _mm256_castps_pd(_mm256_loadu_ps(p + (j + 1) * cs)), 1));
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(lo), _mm256_setzero_pd(), 1));
+}
+
+/* acc[z][t][i] (tile + (t*8 + i)*ow + z*16) += sum over n pixels of
+ * dout(pixel + dv_tap[t])[group zmm z] x in(pixel + bc_tap[t])[i]. */
+Z512_INLINE void dw_row(const int NZ, const int NT, const float *dv, ptrdiff_t dv_cs,
+                        ptrdiff_t dv_px, const ptrdiff_t *dv_tap, const float *bc,
+                        ptrdiff_t bc_px, const ptrdiff_t *bc_tap, int nb, int n, float *tile,
+                        ptrdiff_t ow)
+{
+    __m512 acc[2][3][CB];
+    for (int z = 0; z < NZ; z++)
+        for (int t = 0; t < NT; t++)
+            for (int i = 0; i < CB; i++)
+                acc[z][t][i] = _mm512_loadu_ps(tile + (t * CB + i) * ow + z * 16);
+    for (int p = 0; p < n; p++) {
+        for (int t = 0; t < NT; t++) {
+            const float *x = bc + p * bc_px + bc_tap[t];
+            const float *dp = dv + p * dv_px + dv_tap[t];
+            __m512 d0 = load_pair(dp, dv_cs, 0, nb);
+            __m512 d1 = NZ == 2 ? load_pair(dp, dv_cs, 2, nb) : d0;
+            for (int i = 0; i < CB; i++) {
+                __m512 xi = _mm512_set1_ps(x[i]);
+                acc[0][t][i] = _mm512_fmadd_ps(d0, xi, acc[0][t][i]);
+                if (NZ == 2)
+                    acc[1][t][i] = _mm512_fmadd_ps(d1, xi, acc[1][t][i]);
+            }
+        }
+    }
+    for (int z = 0; z < NZ; z++)
+        for (int t = 0; t < NT; t++)
+            for (int i = 0; i < CB; i++)
+                _mm512_storeu_ps(tile + (t * CB + i) * ow + z * 16, acc[z][t][i]);
+}
+
+/* Runs a dw_desc: tasks are (chunk, group, input block); each owns one tile
+ * of part[]. Within a task, each row's dout strip and the input rows it
+ * touches stay in L1 while the taps sweep over them. Tap batching: 2 zmm
+ * take one tap at a time (16 accumulators); 1 zmm takes up to 3 taps
+ * (24 accumulators) so that each joined dout load feeds 24 FMAs. */
+Z512 static void run_dw(const dw_desc *d)
+{
+    const int G = group_of(d->nob);
+    const int ngroups = (d->nob + G - 1) / G;
+    const int rows = d->b * d->h;
+    const ptrdiff_t ow = (ptrdiff_t)G * CB;
+    const size_t tile_f = (size_t)d->ntaps * CB * (size_t)ow;
+    const int ntasks = d->nchunks * ngroups * d->ncib;
+#pragma omp parallel for schedule(static)
+    for (int task = 0; task < ntasks; task++) {
+        const int cb = task % d->ncib;
+        const int k = (task / d->ncib) % ngroups;
+        const int chunk = task / (d->ncib * ngroups);
+        const int nb = d->nob - k * G < G ? d->nob - k * G : G;
+        const int nz = (nb + 1) / 2;
+        float *tile = d->part + (size_t)task * tile_f;
+        memset(tile, 0, tile_f * sizeof *tile);
+        const int r0 = (int)((long long)rows * chunk / d->nchunks);
+        const int r1 = (int)((long long)rows * (chunk + 1) / d->nchunks);
+        for (int r = r0; r < r1; r++) {
+            const int b = r / d->h, y = r % d->h;
+            const float *dv = d->dv + (k * G) * d->dv_cs + b * d->dv_bs + y * d->dv_rs
+                              + d->dv_org;
+            const float *bc = d->bc + cb * d->bc_cs + b * d->bc_bs + y * d->bc_rs + d->bc_org;
+            if (nz == 2) {
+                for (int t = 0; t < d->ntaps; t++)
+                    dw_row(2, 1, dv, d->dv_cs, d->dv_px, d->dv_tap + t, bc, d->bc_px,
+                           d->bc_tap + t, nb, d->w, tile + (size_t)t * CB * (size_t)ow, ow);
+            } else {
+                int t = 0;
+                for (; t + 3 <= d->ntaps; t += 3)
+                    dw_row(1, 3, dv, d->dv_cs, d->dv_px, d->dv_tap + t, bc, d->bc_px,
+                           d->bc_tap + t, nb, d->w, tile + (size_t)t * CB * (size_t)ow, ow);
+                for (; t + 2 <= d->ntaps; t += 2)
+                    dw_row(1, 2, dv, d->dv_cs, d->dv_px, d->dv_tap + t, bc, d->bc_px,
+                           d->bc_tap + t, nb, d->w, tile + (size_t)t * CB * (size_t)ow, ow);
+                for (; t < d->ntaps; t++)
+                    dw_row(1, 1, dv, d->dv_cs, d->dv_px, d->dv_tap + t, bc, d->bc_px,
+                           d->bc_tap + t, nb, d->w, tile + (size_t)t * CB * (size_t)ow, ow);
+            }
+        }
+    }
+}
+
+/* Sum of the chunk partials for (o, i, t), in chunk order. */
+static float dw_sum(const dw_desc *d, int o, int i, int t)
+{
+    const int G = group_of(d->nob);
+    const int ngroups = (d->nob + G - 1) / G;
+    const size_t ow = (size_t)G * CB;
+    const size_t tile_f = (size_t)d->ntaps * CB * ow;
+    const int k = o / (G * CB), cb = i / CB;
+    const size_t in_tile = ((size_t)t * CB + (size_t)(i % CB)) * ow + (size_t)(o % (G * CB));
+    float s = 0.0f;
+    for (int c = 0; c < d->nchunks; c++)
+        s += d->part[(((size_t)c * (size_t)ngroups + (size_t)k) * (size_t)d->ncib + (size_t)cb)
+                         * tile_f + in_tile];
+    return s;
+}
+
+static int dw_chunks(int nob, int ncib, int rows)
+{
+    const int G = group_of(nob);
+    return (int)conv__dw_chunks((nob + G - 1) / G * ncib, rows);
+}
+
+/* db[o] = sum of dout over the domain. One thread per block; per row, two
+ * pixels per zmm (their halves folded at the row's end), rows added in
+ * double in row order: deterministic, thread-count independent. */
+Z512 static void bias_grad(float *db, const float *dout, shape so)
+{
+    const geo g = geo_of(so);
+    const int nob = blocks(so.c);
+#pragma omp parallel for schedule(static)
+    for (int ob = 0; ob < nob; ob++) {
+        double tot[CB] = {0};
+        for (int b = 0; b < so.b; b++)
+            for (int y = 0; y < so.h; y++) {
+                const float *r = dout + ob * g.cs + b * g.bs + y * g.rs + g.org;
+                __m512 s2 = _mm512_setzero_ps();
+                int x = 0;
+                for (; x + 2 <= so.w; x += 2)
+                    s2 = _mm512_add_ps(s2, _mm512_loadu_ps(r + x * CB));
+                __m256 s = _mm256_add_ps(_mm512_castps512_ps256(s2),
+                                         _mm256_castpd_ps(_mm512_extractf64x4_pd(
+                                             _mm512_castps_pd(s2), 1)));
+                if (x < so.w)
+                    s = _mm256_add_ps(s, _mm256_loadu_ps(r + x * CB));
+                float lane[CB];
+                _mm256_storeu_ps(lane, s);
+                for (int j = 0; j < CB; j++)
+                    tot[j] += lane[j];
+            }
+        for (int j = 0; j < CB && ob * CB + j < so.c; j++)
+            db[ob * CB + j] = (float)tot[j];
+    }
+}
+
+/* ---- conv3x3 -------------------------------------------------------------- */
+
+static float w3_fwd(const float *w, int nout, int nin, int o, int i, int t)
+{
+    (void)nout;
+    return w[((size_t)o * (size_t)nin + (size_t)i) * 9 + (size_t)t];
+}
+
+static float w3_bwd(const float *w, int nout, int nin, int o, int i, int t)
+{
+    (void)nin;
+    return w[((size_t)i * (size_t)nout + (size_t)o) * 9 + (size_t)(8 - t)];
+}
+
+static void taps3x3(ptrdiff_t *tap, ptrdiff_t rs)
+{
+    for (int kh = 0; kh < 3; kh++)
+        for (int kw = 0; kw < 3; kw++)
+            tap[kh * 3 + kw] = (kh - 1) * rs + (kw - 1) * CB;
+}
+
+static fwd_desc desc3x3(float *y, int nout, const float *x, int nin, shape s, const float *wp)
+{
+    shape si = {nin, s.b, s.h, s.w};
+    geo g = geo_of(si);
+    fwd_desc d = {0};
+    d.in = x;
+    d.in_cs = g.cs, d.in_bs = g.bs, d.in_rs = g.rs, d.in_px = CB, d.in_org = g.org;
+    d.ncib = blocks(nin);
+    d.icn_last = nin - (d.ncib - 1) * CB;
+    d.ntaps = 9;
+    taps3x3(d.tap, g.rs);
+    d.wp = wp;
+    d.out = y;
+    d.out_cs = g.cs, d.out_bs = g.bs, d.out_rs = g.rs, d.out_px = CB, d.out_org = g.org;
+    d.nob = blocks(nout);
+    d.b = s.b, d.h = s.h, d.w = s.w;
+    return d;
+}
+
+/* out (co,B,H,W) = w (co,Ci,3,3) * in (Ci,B,H,W) */
+Z512 void conv3x3_forward_avx512(float *out, const float *in, shape s, const float *w, int co,
+                                 float *scratch)
+{
+    pack_out_tiles(scratch, w, co, s.c, 9, w3_fwd);
+    fwd_desc d = desc3x3(out, co, in, s.c, s, scratch);
+    run_fwd(&d);
+}
+
+/* din (Ci,B,H,W) = w^T (co,Ci,3,3) *' dout (co,B,H,W) */
+Z512 void conv3x3_backward_data_avx512(float *din, const float *dout, shape s, const float *w,
+                                       int co, float *scratch)
+{
+    pack_out_tiles(scratch, w, s.c, co, 9, w3_bwd);
+    fwd_desc d = desc3x3(din, s.c, dout, co, s, scratch);
+    run_fwd(&d);
+}
+
+/* dw (co,Ci,3,3) = sum over B,H,W of dout (co,B,H,W) x in (Ci,B,H,W) */
+Z512 void conv3x3_backward_weight_avx512(float *dw, const float *dout, const float *in,
+                                         shape s, int co, float *scratch)
+{
+    geo g = geo_of(s);
+    dw_desc d = {0};
+    d.dv = dout;
+    d.dv_cs = g.cs, d.dv_bs = g.bs, d.dv_rs = g.rs, d.dv_px = CB, d.dv_org = g.org;
+    d.nob = blocks(co);
+    d.bc = in;
+    d.bc_cs = g.cs, d.bc_bs = g.bs, d.bc_rs = g.rs, d.bc_px = CB, d.bc_org = g.org;
+    d.ncib = blocks(s.c);
+    d.ntaps = 9;
+    taps3x3(d.bc_tap, g.rs);
+    d.b = s.b, d.h = s.h, d.w = s.w;
+    d.nchunks = dw_chunks(d.nob, d.ncib, s.b * s.h);
+    d.part = scratch;
+    run_dw(&d);
+#pragma omp parallel for schedule(static)
+    for (int o = 0; o < co; o++)
+        for (int i = 0; i < s.c; i++)
+            for (int t = 0; t < 9; t++)
+                dw[((size_t)o * (size_t)s.c + (size_t)i) * 9 + (size_t)t] = dw_sum(&d, o, i, t);
+}
+
+/* ---- ConvTranspose2d 2x2, stride 2 ----------------------------------------- */
+
+static float wt_bwd(const float *w, int nout, int nin, int o, int i, int t)
+{
+    (void)nout;
+    return w[((size_t)o * (size_t)nin + (size_t)i) * 4 + (size_t)t];
+}
+
+/* Forward, one sub-position t fixed by the caller through `get`'s t. */
+static float wt_fwd(const float *w, int nout, int nin, int o, int i, int t)
+{
+    (void)nin;
+    return w[((size_t)i * (size_t)nout + (size_t)o) * 4 + (size_t)t];
+}
+
+/* out (co,B,2H,2W) = w (Ci,co,2,2) scattered from in (Ci,B,H,W) + bias (co).
+ * Four 1-tap convolutions, one per output sub-position (a, c). */
+Z512 void convt2x2_forward_avx512(float *out, const float *in, shape s, const float *w,
+                                  const float *bias, int co, float *scratch)
+{
+    shape so = {co, s.b, 2 * s.h, 2 * s.w};
+    geo gi = geo_of(s), go = geo_of(so);
+    const int nob = blocks(co), G = group_of(nob);
+    float *bp = scratch;
+    float *wp = scratch + pack_bias(bp, bias, co);
+    const size_t sub = (size_t)((nob + G - 1) / G * G) * CB * (size_t)blocks(s.c) * CB;
+    for (int t = 0; t < 4; t++) {
+        /* pack_out_tiles with one tap: sub-position t of w[i][o][t]. */
+        const int nib = blocks(s.c);
+        float *p = wp + (size_t)t * sub;
+        for (int k = 0; k < (nob + G - 1) / G; k++) {
+            const int nb = nob - k * G < G ? nob - k * G : G;
+            const int width = (nb + 1) / 2 * 16;
+            for (int cb = 0; cb < nib; cb++)
+                for (int i = cb * CB; i < cb * CB + CB; i++)
+                    for (int o = k * G * CB; o < k * G * CB + width; o++)
+                        *p++ = (o < co && i < s.c) ? wt_fwd(w, co, s.c, o, i, t) : 0.0f;
+        }
+    }
+    for (int t = 0; t < 4; t++) {
+        const int a = t >> 1, c = t & 1;
+        fwd_desc d = {0};
+        d.in = in;
+        d.in_cs = gi.cs, d.in_bs = gi.bs, d.in_rs = gi.rs, d.in_px = CB, d.in_org = gi.org;
+        d.ncib = blocks(s.c);
+        d.icn_last = s.c - (d.ncib - 1) * CB;
+        d.ntaps = 1;
+        d.tap[0] = 0;
+        d.wp = wp + (size_t)t * sub;
+        d.bias = bp;
+        d.out = out;
+        d.out_cs = go.cs, d.out_bs = go.bs, d.out_rs = 2 * go.rs, d.out_px = 2 * CB;
+        d.out_org = go.org + a * go.rs + c * CB;
+        d.nob = nob;
+        d.b = s.b, d.h = s.h, d.w = s.w;
+        run_fwd(&d);
+    }
+}
+
+/* din (Ci,B,H,W) = w (Ci,co,2,2) gathered from dout (co,B,2H,2W) */
+Z512 void convt2x2_backward_data_avx512(float *din, const float *dout, shape s, const float *w,
+                                        int co, float *scratch)
+{
+    shape so = {co, s.b, 2 * s.h, 2 * s.w};
+    geo gi = geo_of(s), go = geo_of(so);
+    pack_out_tiles(scratch, w, s.c, co, 4, wt_bwd);
+    fwd_desc d = {0};
+    d.in = dout;
+    d.in_cs = go.cs, d.in_bs = go.bs, d.in_rs = 2 * go.rs, d.in_px = 2 * CB, d.in_org = go.org;
+    d.ncib = blocks(co);
+    d.icn_last = co - (d.ncib - 1) * CB;
+    d.ntaps = 4;
+    for (int t = 0; t < 4; t++)
+        d.tap[t] = (t >> 1) * go.rs + (t & 1) * CB;
+    d.wp = scratch;
+    d.out = din;
+    d.out_cs = gi.cs, d.out_bs = gi.bs, d.out_rs = gi.rs, d.out_px = CB, d.out_org = gi.org;
+    d.nob = blocks(s.c);
+    d.b = s.b, d.h = s.h, d.w = s.w;
+    run_fwd(&d);
+}
+
+/* dw (Ci,co,2,2) = sum in (Ci,B,H,W) x dout (co,B,2H,2W); db (co) = sum dout */
+Z512 void convt2x2_backward_weight_avx512(float *dw, float *db, const float *dout,
+                                          const float *in, shape s, int co, float *scratch)
+{
+    shape so = {co, s.b, 2 * s.h, 2 * s.w};
+    geo gi = geo_of(s), go = geo_of(so);
+    dw_desc d = {0};
+    d.dv = dout;
+    d.dv_cs = go.cs, d.dv_bs = go.bs, d.dv_rs = 2 * go.rs, d.dv_px = 2 * CB, d.dv_org = go.org;
+    d.nob = blocks(co);
+    d.bc = in;
+    d.bc_cs = gi.cs, d.bc_bs = gi.bs, d.bc_rs = gi.rs, d.bc_px = CB, d.bc_org = gi.org;
+    d.ncib = blocks(s.c);
+    d.ntaps = 4;
+    for (int t = 0; t < 4; t++)
+        d.dv_tap[t] = (t >> 1) * go.rs + (t & 1) * CB;
+    d.b = s.b, d.h = s.h, d.w = s.w;
+    d.nchunks = dw_chunks(d.nob, d.ncib, s.b * s.h);
+    d.part = scratch;
+    run_dw(&d);
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < s.c; i++)
+        for (int o = 0; o < co; o++)
+            for (int t = 0; t < 4; t++)
+                dw[((size_t)i * (size_t)co + (size_t)o) * 4 + (size_t)t] = dw_sum(&d, o, i, t);
+    bias_grad(db, dout, so);
+}
+
+/* ---- conv1x1 ------------------------------------------------------------------ */
+
+static float w1_fwd(const float *w, int nout, int nin, int o, int i, int t)
+{
+    (void)nout, (void)t;
+    return w[(size_t)o * (size_t)nin + (size_t)i];
+}
+
+static float w1_bwd(const float *w, int nout, int nin, int o, int i, int t)
+{
+    (void)nin, (void)t;
+    return w[(size_t)i * (size_t)nout + (size_t)o];
+}
+
+static fwd_desc desc1x1(float *y, int nout, const float *x, int nin, shape s, const float *wp,
+                        const float *bias)
+{
+    fwd_desc d = desc3x3(y, nout, x, nin, s, wp);
+    d.ntaps = 1;
+    d.tap[0] = 0;
+    d.bias = bias;
+    return d;
+}
+
+/* out (co,B,H,W) = w (co,Ci,1,1) * in (Ci,B,H,W) + bias (co) */
+Z512 void conv1x1_forward_avx512(float *out, const float *in, shape s, const float *w,
+                                 const float *bias, int co, float *scratch)
+{
+    float *bp = scratch;
+    float *wp = scratch + pack_bias(bp, bias, co);
+    pack_out_tiles(wp, w, co, s.c, 1, w1_fwd);
+    fwd_desc d = desc1x1(out, co, in, s.c, s, wp, bp);
+    run_fwd(&d);
+}
+
+/* din (Ci,B,H,W) = w^T (co,Ci) * dout (co,B,H,W) */
+Z512 void conv1x1_backward_data_avx512(float *din, const float *dout, shape s, const float *w,
+                                       int co, float *scratch)
+{
+    pack_out_tiles(scratch, w, s.c, co, 1, w1_bwd);
+    fwd_desc d = desc1x1(din, s.c, dout, co, s, scratch, NULL);
+    run_fwd(&d);
+}
+
+/* dw (co,Ci,1,1) = sum dout (co,B,H,W) x in (Ci,B,H,W); db (co) = sum dout */
+Z512 void conv1x1_backward_weight_avx512(float *dw, float *db, const float *dout,
+                                         const float *in, shape s, int co, float *scratch)
+{
+    shape so = {co, s.b, s.h, s.w};
+    geo g = geo_of(s);
+    dw_desc d = {0};
+    d.dv = dout;
+    d.dv_cs = g.cs, d.dv_bs = g.bs, d.dv_rs = g.rs, d.dv_px = CB, d.dv_org = g.org;
+    d.nob = blocks(co);
+    d.bc = in;
+    d.bc_cs = g.cs, d.bc_bs = g.bs, d.bc_rs = g.rs, d.bc_px = CB, d.bc_org = g.org;
+    d.ncib = blocks(s.c);
+    d.ntaps = 1;
+    d.b = s.b, d.h = s.h, d.w = s.w;
+    d.nchunks = dw_chunks(d.nob, d.ncib, s.b * s.h);
+    d.part = scratch;
+    run_dw(&d);
+    for (int o = 0; o < co; o++)
+        for (int i = 0; i < s.c; i++)
+            dw[(size_t)o * (size_t)s.c + (size_t)i] = dw_sum(&d, o, i, 0);
+    bias_grad(db, dout, so);
+}
+
+#endif /* x86 */
