@@ -30,8 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static char UT[1200];   /* build/unet-train, next to MG_CLI */
-static char TMP[1200];  /* this file's scratch folder */
+static char UT[1024];   /* build/unet-train, next to MG_CLI */
+static char TMP[512];  /* this file's scratch folder */
 
 /* ---- running a program ------------------------------------------------------ */
 
@@ -109,7 +109,7 @@ static int run_prog(const char *prog, const char *const *env, const char *const 
         unsetenv("MEMGUARD_STOP_FILE");
         unsetenv("MEMGUARD_STOP_SIGNAL");
         for (const char *const *e = env; e && *e; e++) {
-            char kv[1400];
+            char kv[2800];
             snprintf(kv, sizeof kv, "%s", *e);
             char *eq = strchr(kv, '=');
             if (eq) { *eq = '\0'; setenv(kv, eq + 1, 1); } else unsetenv(kv);
@@ -240,7 +240,7 @@ static int py(const char *fmt, ...)
 
 static void rmrf(const char *path)
 {
-    char cmd[1400];
+    char cmd[2800];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
     if (system(cmd) != 0) MG_FAIL_("%s failed", cmd);
 }
@@ -353,7 +353,7 @@ static uint64_t base_peak_kb, base_hwm_kb; /* CFG_A --epochs 2, normal run */
 
 static void measure_baseline(void)
 {
-    char out[1200];
+    char out[2048];
     fresh_dir(out, sizeof out, "base");
     CHECK_RC(ut(NULL, 60000, NULL, CFG_A " --epochs 2 --out %s", out), 0);
     base_peak_kb = U.vmpeak_kb;
@@ -368,7 +368,7 @@ static void measure_baseline(void)
 
 static void test_levels_budget(void)
 {
-    char out[1200], path[1200];
+    char out[2048], path[2048];
     uint64_t plan = plan_bytes(8, 64, 8, 3);
     CHECK(plan > 0 && base_hwm_kb > 0);
     if (!plan || !base_hwm_kb) return;
@@ -413,7 +413,7 @@ static void test_levels_budget(void)
     CHECK_CONTAINS(U.out, "Emergency stop");
     int ep = -1;
     CHECK(emergency_path(path, sizeof path, &ep));
-    char want[1300];
+    char want[2600];
     snprintf(want, sizeof want, "Current epoch: %d\n", ep);
     CHECK(ep >= 1);
     CHECK_CONTAINS(U.out, want);
@@ -457,12 +457,12 @@ static void trig_tick(double el)
 }
 
 static char ref_csv[4096];
-static char ref_last[1200];
+static char ref_last[2600];
 
 static void resume_case(const char *name, const char *after, bool use_file, int want_epoch_done,
                         int want_batch)
 {
-    char out[1200], stopf[1300], envs[1400], path[1200], csv[4096], p2[1300];
+    char out[2048], stopf[2600], envs[2800], path[2048], csv[4096], p2[2600];
     fresh_dir(out, sizeof out, name);
     snprintf(stopf, sizeof stopf, "%s/../%s.stop", out, name);
     unlink(stopf);
@@ -504,7 +504,7 @@ static void resume_case(const char *name, const char *after, bool use_file, int 
 
     rc = ut(NULL, 60000, NULL, CFG_R " --out %s --resume %s", out, path);
     CHECK_RC(rc, 0);
-    char want[1400];
+    char want[2800];
     snprintf(want, sizeof want, "resumed from %s: epoch %d, batch %d", path, fe, fb);
     CHECK_CONTAINS(U.out, want);
     snprintf(p2, sizeof p2, "%s/last.pth", out);
@@ -517,7 +517,7 @@ static void resume_case(const char *name, const char *after, bool use_file, int 
 
 static void test_resume_exact(void)
 {
-    char out[1200], p[1300];
+    char out[2048], p[2600];
     fresh_dir(out, sizeof out, "ref");
     CHECK_RC(ut(NULL, 60000, NULL, CFG_R " --out %s", out), 0);
     CHECK_CONTAINS(U.out, ": 40 train, 160 validation");
@@ -544,7 +544,7 @@ static void test_resume_exact(void)
 
 static void guarded(const char *name, const char *mg_opts, int want_rc, bool want_file)
 {
-    char out[1200], line[4096];
+    char out[2048], line[4096];
     fresh_dir(out, sizeof out, name);
     /* memguard's budget: half the trainer's measured peak RSS; the trainer
      * itself would only act at 98/99% of the machine. */
@@ -556,10 +556,10 @@ static void guarded(const char *name, const char *mg_opts, int want_rc, bool wan
     int rc = run_prog(MG_CLI, NULL, args_of(&a, "%s", line), 90000, NULL, 0);
     printf("# memguard %s: exit %d\n", mg_opts, rc);
     CHECK_RC(rc, want_rc);
-    char path[1300];
+    char path[2600];
     snprintf(path, sizeof path, "%s/emergency_epoch1.pth", out);
     int ep = -1;
-    char named[1200];
+    char named[2048];
     bool has = emergency_path(named, sizeof named, &ep);
     CHECK(has == want_file);
     if (want_file && has) {
@@ -587,7 +587,7 @@ static void test_memguard_run(void)
  * its handler exists) must not kill it by the signal's default action. */
 static void test_memguard_request_at_startup(void)
 {
-    char out[1200], line[4096];
+    char out[2048], line[4096];
     fresh_dir(out, sizeof out, "mg_early");
     snprintf(line, sizeof line,
              "run --ram-budget 3M --grace 20s -- %s " CFG_A " --epochs 1 --warn-ram 0.98 "
@@ -611,7 +611,7 @@ static void kill_tick(double el)
 
 static void test_kill_during_save(void)
 {
-    char out[1200], p[1300];
+    char out[2048], p[2600];
     fresh_dir(out, sizeof out, "kill9");
     unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
     printf("# kill -9 seed %u\n", seed);
@@ -662,7 +662,7 @@ static void out_error(const char *out, const char *needle)
 
 static void test_out_unusable(void)
 {
-    char f[1200], sub[1300], mnt[1200], cmd[1400];
+    char f[2048], sub[2600], mnt[2048], cmd[2800];
     snprintf(f, sizeof f, "%s/a_regular_file", TMP);
     spit(f, "x", 1);
     snprintf(sub, sizeof sub, "%s/sub", f);
@@ -691,7 +691,7 @@ static void test_emergency_rlimit(void)
 #else
     CHECK(base_peak_kb > 0);
     if (!base_peak_kb) return;
-    char out[1200], path[1200];
+    char out[2048], path[2048];
     uint64_t plan = plan_bytes(8, 64, 8, 3);
     uint64_t lim = base_peak_kb * 1024 + (16u << 20);
     fresh_dir(out, sizeof out, "rlimit");
@@ -720,7 +720,7 @@ static int snap_dir(const char *dir, snap *s, int max)
     struct dirent *e;
     while (d && (e = readdir(d)) && n < max) {
         if (e->d_name[0] == '.') continue;
-        char p[1600];
+        char p[1024];
         snprintf(s[n].name, sizeof s[n].name, "%s", e->d_name);
         snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
         s[n].data = slurp(p, &s[n].len);
@@ -754,7 +754,7 @@ static void same_dir(const char *dir, const snap *s, int n)
 
 static void test_resume_inputs(void)
 {
-    char out[1200], sd[1300], bad[1300], p[1300];
+    char out[2048], sd[2600], bad[2600], p[2600];
     fresh_dir(out, sizeof out, "resume_in");
     snprintf(sd, sizeof sd, "%s/torch_sd.pth", TMP);
     py("make-sd %s 3 8 2 11", sd);
@@ -802,7 +802,7 @@ static void test_resume_inputs(void)
 
 static void test_config_ini(void)
 {
-    char out[1200], ini[1300], p[1300];
+    char out[2048], ini[2600], p[2600];
     fresh_dir(out, sizeof out, "ini");
     snprintf(ini, sizeof ini, "%s/seed.ini", TMP);
     FILE *f = fopen(ini, "w");
@@ -823,7 +823,7 @@ static void test_config_ini(void)
     f = fopen(ini, "a");
     if (f) { fprintf(f, "resume = %s/last.pth\n", out); fclose(f); }
     CHECK_RC(ut(NULL, 30000, NULL, "--config %s --epochs 2", ini), 0);
-    char want[1400];
+    char want[2800];
     snprintf(want, sizeof want, "resumed from %s/last.pth: epoch 1, batch 0", out);
     CHECK_CONTAINS(U.out, want);
     CHECK_INT(count_rows(p), 2);
@@ -839,7 +839,7 @@ static void test_config_ini(void)
 
 static void test_batch_auto(void)
 {
-    char out[1200];
+    char out[2048];
     fresh_dir(out, sizeof out, "auto");
     uint64_t budget = 256ull << 20;
     double warn = 0.5;

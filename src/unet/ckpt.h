@@ -11,7 +11,10 @@
  *   "epoch":     epochs completed
  *   "config":    {str: int / float / str / bool}, the run's settings
  *   "resume":    {"batch": batches of the current epoch done, "loader":
- *                 [ints], "best_dice": float, "best_epoch": int, "kind": str}
+ *                 [8 ints: the data loader's RNG and position], "best_dice",
+ *                 "best_epoch", "kind" ("last", "best", "emergency"), and the
+ *                 epoch's running sums "epoch_loss_sum", "epoch_bce_sum",
+ *                 "epoch_dice_sum", "epoch_seconds", "epoch_images"}
  * A bare state_dict (torch.save(model.state_dict())) and a dict with only
  * "model" load too, as weights without optimiser state.
  */
