@@ -331,7 +331,15 @@ static void gray_png(const char *path, int w, int h, int seed)
 
 static char run_dir[1000];
 static int run_ok;
+/* The sanitizer build (Debug, ASan) runs the kernels some 30x slower: a
+ * smaller problem there, which still learns (Dice ~0.93). */
+#ifdef MG_SANITIZE
+static const int R_N = 96, R_SIZE = 32, R_BASE = 8, R_DEPTH = 2, R_BATCH = 8, R_EPOCHS = 4;
+static const int R_TIMEOUT_MS = 100000, PLAN_SAMPLES = 10;
+#else
 static const int R_N = 160, R_SIZE = 64, R_BASE = 8, R_DEPTH = 3, R_BATCH = 8, R_EPOCHS = 4;
+static const int R_TIMEOUT_MS = 60000, PLAN_SAMPLES = 16;
+#endif
 static const double R_LR = 0.001;
 static int r_train, r_val;       /* from the run's header */
 static int r_best_epoch;         /* from metrics.csv */
@@ -353,6 +361,7 @@ static void test_torch_available(void)
 
 static void test_train_synthetic_learns(void)
 {
+    int before = mg_test_failed_checks;
     snprintf(run_dir, sizeof run_dir, "%s/run", root);
     char n[16], s[16], b[16], w[16], d[16], e[16], lr[32];
     snprintf(n, sizeof n, "%d", R_N);
@@ -362,7 +371,7 @@ static void test_train_synthetic_learns(void)
     snprintf(b, sizeof b, "%d", R_BATCH);
     snprintf(e, sizeof e, "%d", R_EPOCHS);
     snprintf(lr, sizeof lr, "%g", R_LR);
-    UT(60000, "--synthetic", n, "--img-size", s, "--base", w, "--depth", d, "--batch", b,
+    UT(R_TIMEOUT_MS, "--synthetic", n, "--img-size", s, "--base", w, "--depth", d, "--batch", b,
        "--epochs", e, "--lr", lr, "--threads", "2", "--progress", "lines", "--out", run_dir);
     CHECK_INT(P.status, 0);
     if (P.status != 0) {
@@ -370,7 +379,9 @@ static void test_train_synthetic_learns(void)
         return;
     }
     printf("# synthetic run: %.1f s\n", P.wall_ms / 1000);
+#ifndef MG_SANITIZE
     CHECK(P.wall_ms < 60000);
+#endif
     char want[2048];
     snprintf(want, sizeof want, "data: synthetic, %d samples at %dx%d: ", R_N, R_SIZE, R_SIZE);
     const char *h = strstr(P.out, want);
@@ -449,7 +460,7 @@ static void test_train_synthetic_learns(void)
     }
     if (dd) closedir(dd);
     CHECK_INT(files, 3); /* last.pth, best.pth, metrics.csv */
-    run_ok = mg_test_failed_checks == 0;
+    run_ok = mg_test_failed_checks == before;
 }
 
 static void check_one_ckpt(const char *name, int want_epoch)
@@ -933,7 +944,7 @@ static void test_bad_resume(void)
 
 static void test_plan_is_real(void)
 {
-    const int B = 8, S = 128, NS = 16;
+    const int B = 8, S = 128, NS = PLAN_SAMPLES;
     char bs[8], ss[8], ns[8];
     snprintf(bs, sizeof bs, "%d", B);
     snprintf(ss, sizeof ss, "%d", S);
@@ -961,7 +972,7 @@ static void test_plan_is_real(void)
 
     char out[1100];
     snprintf(out, sizeof out, "%s/plan_run", root);
-    UT(60000, "--synthetic", ns, "--epochs", "1", "--batch", bs, "--img-size", ss, "--threads",
+    UT(R_TIMEOUT_MS, "--synthetic", ns, "--epochs", "1", "--batch", bs, "--img-size", ss, "--threads",
        "2", "--progress", "lines", "--out", out);
     CHECK_INT(P.status, 0);
     if (P.status) {

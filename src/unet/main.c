@@ -202,8 +202,14 @@ static int set_opt(cli *k, int opt, const char *optarg)
             break;
         }
         k->t.batch_auto = false;
-        rc = int_arg("--batch", optarg, 1, 4096, &c->batch);
-        if (rc) rc = bad("--batch '%s': or 'auto'", optarg);
+        {
+            char *end;
+            errno = 0;
+            long v = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || v < 1 || v > 4096)
+                return bad("--batch '%s': expected an integer from 1 to 4096, or auto", optarg);
+            c->batch = (int)v;
+        }
         break;
     case O_LR: rc = real_arg("--lr", optarg, 0, 10, true, &c->lr); break;
     case O_B1: rc = real_arg("--beta1", optarg, 0, 0.999999, false, &c->beta1); break;
