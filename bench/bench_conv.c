@@ -9,6 +9,7 @@
  *   gcc -std=c11 -O3 -fopenmp -D_POSIX_C_SOURCE=200809L -Isrc/unet \
  *       src/unet/layout.c src/unet/ops_conv*.c bench/bench_conv.c -lm -o bench_conv
  *   ./bench_conv [threads...]        (default: 1 2)
+ *   UNET_KERNELS=avx2 ./bench_conv   (the AVX2 kernels on an AVX-512 CPU)
  *
  * The machine is a shared VM: run nothing else meanwhile (research 5.5).
  */

@@ -238,6 +238,26 @@ static int py(const char *fmt, ...)
     return rc;
 }
 
+/* Checks that need torch but no answer right away: queued with a label,
+ * run in one python process by test_torch_checks() at the end. */
+static char DEFER[2048];
+static int ndefer;
+
+static void defer(const char *label, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void defer(const char *label, const char *fmt, ...)
+{
+    FILE *f = fopen(DEFER, "a");
+    if (!f) { MG_FAIL_("cannot append to %s", DEFER); return; }
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(f, "%s\t", label);
+    vfprintf(f, fmt, ap);
+    fputc('\n', f);
+    va_end(ap);
+    fclose(f);
+    ndefer++;
+}
+
 static void rmrf(const char *path)
 {
     char cmd[2800];
@@ -346,7 +366,7 @@ static bool emergency_path(char *path, size_t len, int *epoch)
               "--progress lines --threads 2"
 /* R: resume tests; evaluation long (160 validation images in 40 batches,
  * checked at every one) and 10 training batches per epoch. */
-#define CFG_R "--synthetic 200 --img-size 32 --base 8 --depth 2 --batch 4 --epochs 3 --seed 7 " \
+#define CFG_R "--synthetic 200 --img-size 64 --base 8 --depth 2 --batch 4 --epochs 3 --seed 7 " \
               "--val-split 0.8 --check-eval 1 --check-train 1 --progress lines --threads 2"
 
 static uint64_t base_peak_kb, base_hwm_kb; /* CFG_A --epochs 2, normal run */
@@ -420,10 +440,7 @@ static void test_levels_budget(void)
     snprintf(want, sizeof want, "%s/emergency_epoch%d.pth", out, ep);
     CHECK_STR(path, want);
     CHECK(exists(path));
-    if (exists(path)) {
-        py("load %s emergency %d", path, ep - 1);
-        CHECK_CONTAINS(PYOUT, "OK");
-    }
+    if (exists(path)) defer("levels_stop_file", "load %s emergency %d", path, ep - 1);
 
     /* Japanese banner. */
     fresh_dir(out, sizeof out, "stopja");
@@ -442,11 +459,15 @@ static void test_levels_budget(void)
 static const char *trig_after;
 static const char *trig_file; /* NULL: signal */
 static bool trig_done;
+static double trig_delay, trig_seen; /* ms after `after` appeared */
 
+/* (stdout is a pipe, so the trainer's lines arrive when it flushes: at
+ * the end of each epoch and at exit; the delay places the stop inside.) */
 static void trig_tick(double el)
 {
-    (void)el;
     if (trig_done || !strstr(U.out, trig_after)) return;
+    if (trig_seen < 0) trig_seen = el;
+    if (el < trig_seen + trig_delay) return;
     trig_done = true;
     if (trig_file) {
         FILE *f = fopen(trig_file, "w");
@@ -459,9 +480,10 @@ static void trig_tick(double el)
 static char ref_csv[4096];
 static char ref_last[2600];
 
-static void resume_case(const char *name, const char *after, bool use_file, int want_epoch_done,
-                        int want_batch)
+static bool resume_case(const char *name, const char *after, double delay_ms, bool use_file,
+                        int want_epoch_done, int want_batch)
 {
+    bool landed = true;
     char out[2048], stopf[2600], envs[2800], path[2048], csv[4096], p2[2600];
     fresh_dir(out, sizeof out, name);
     snprintf(stopf, sizeof stopf, "%s/../%s.stop", out, name);
@@ -471,8 +493,10 @@ static void resume_case(const char *name, const char *after, bool use_file, int 
     trig_after = after;
     trig_file = use_file ? stopf : NULL;
     trig_done = false;
+    trig_delay = delay_ms;
+    trig_seen = -1;
     int rc = run_prog(UT, use_file ? env : NULL,
-                      (const char *const[]){"--synthetic", "200", "--img-size", "32", "--base",
+                      (const char *const[]){"--synthetic", "200", "--img-size", "64", "--base",
                                             "8", "--depth", "2", "--batch", "4", "--epochs", "3",
                                             "--seed", "7", "--val-split", "0.8", "--check-eval",
                                             "1", "--check-train", "1", "--progress", "lines",
@@ -486,33 +510,35 @@ static void resume_case(const char *name, const char *after, bool use_file, int 
     if (!emergency_path(path, sizeof path, &ep)) {
         MG_FAIL_("%s: no emergency file named", name);
         DUMP_();
-        return;
+        return false;
     }
     CHECK_CONTAINS(U.out, "(stop requested by memguard run)");
-    /* Where it stopped, from the file; checked against the trigger's
-     * place when the case pins it. */
-    py("load %s emergency", path);
-    int fe = -1, fb = -1;
-    CHECK(sscanf(PYOUT, "OK epoch=%d batch=%d", &fe, &fb) == 2);
-    CHECK_INT(fe + 1, ep);
-    if (want_epoch_done >= 0) CHECK_INT(fe, want_epoch_done);
-    if (want_batch >= 0) CHECK_INT(fb, want_batch);
-    printf("# %s: emergency at epoch %d (done %d), batch %d\n", name, ep, fe, fb);
-    /* Completed epochs only in metrics.csv so far. */
     snprintf(p2, sizeof p2, "%s/metrics.csv", out);
-    CHECK_INT(count_rows(p2), fe);
+    int rows = count_rows(p2);
 
     rc = ut(NULL, 60000, NULL, CFG_R " --out %s --resume %s", out, path);
     CHECK_RC(rc, 0);
+    /* Where it stopped, as the resumed run read it from the file (the
+     * file's own fields are checked by torch below); pinned to the
+     * trigger's place where the case says so. */
     char want[2800];
-    snprintf(want, sizeof want, "resumed from %s: epoch %d, batch %d", path, fe, fb);
-    CHECK_CONTAINS(U.out, want);
+    int fe = -1, fb = -1;
+    snprintf(want, sizeof want, "resumed from %s: ", path);
+    const char *r = strstr(U.out, want);
+    CHECK(r && sscanf(r + strlen(want), "epoch %d, batch %d", &fe, &fb) == 2);
+    CHECK_INT(fe + 1, ep);
+    if (want_epoch_done >= 0 && fe != want_epoch_done) landed = false;
+    if (want_batch >= 0 && fb != want_batch) landed = false;
+    printf("# %s: emergency at epoch %d (done %d), batch %d\n", name, ep, fe, fb);
+    /* Completed epochs only in metrics.csv at the stop. */
+    CHECK_INT(rows, fe);
+    defer(name, "load %s emergency %d %d", path, fe, fb);
     snprintf(p2, sizeof p2, "%s/last.pth", out);
-    py("equal %s %s", ref_last, p2);
-    CHECK_CONTAINS(PYOUT, "OK");
+    defer(name, "equal %s %s", ref_last, p2);
     snprintf(p2, sizeof p2, "%s/metrics.csv", out);
     csv_untimed(p2, csv, sizeof csv);
     CHECK_STR(csv, ref_csv);
+    return landed;
 }
 
 static void test_resume_exact(void)
@@ -521,23 +547,42 @@ static void test_resume_exact(void)
     fresh_dir(out, sizeof out, "ref");
     CHECK_RC(ut(NULL, 60000, NULL, CFG_R " --out %s", out), 0);
     CHECK_CONTAINS(U.out, ": 40 train, 160 validation");
+    double ref_wall = U.wall_ms;
     snprintf(ref_last, sizeof ref_last, "%s/last.pth", out);
     snprintf(p, sizeof p, "%s/metrics.csv", out);
     csv_untimed(p, ref_csv, sizeof ref_csv);
     CHECK_INT(count_rows(p), 3);
     int tb = 40 / 4; /* training batches per epoch, from the header above */
+    /* Epoch 2's training and total seconds, from its summary line. */
+    double rate = 0, tep = 0;
+    const char *l = strstr(U.out, "epoch 2/3  train loss");
+    const char *q = l ? strstr(l, " img/s  ") : NULL;
+    while (q && q > l && q[-1] != ' ') q--;
+    CHECK(q && sscanf(q, "%lf img/s %lf s", &rate, &tep) == 2 && rate > 0);
+    /* The summary's seconds have one decimal: take an epoch as a third of
+     * the whole run's wall time instead. */
+    (void)tep;
+    double ttr = rate > 0 ? 40.0 / rate * 1000.0 : 100.0, tval = ref_wall / 3.0 - ttr;
+    if (tval < ttr) tval = ttr;
+    printf("# epoch: %.0f ms training, %.0f ms evaluation\n", ttr, tval);
 
     /* After epoch 1's summary (signal): the epoch start of epoch 2 or one
      * of its first training batches. */
-    resume_case("r_train_sig", "epoch 1/3  train loss", false, -1, -1);
-    /* Inside evaluation (stop file): 30 more validation batches follow the
-     * trigger and each is a check point, so the stop lands in evaluation
-     * of epoch 2 with the training part complete. */
-    resume_case("r_eval_file", "val epoch 2/3 batch 10/40", true, 1, tb);
-    /* Inside evaluation (signal), epoch 1. */
-    resume_case("r_eval_sig", "val epoch 1/3 batch 20/40", false, 0, tb);
+    resume_case("r_train_sig", "epoch 1/3  train loss", 0, false, -1, -1);
+    /* Inside evaluation: timed from epoch 1's summary to the middle of
+     * epoch 2's evaluation (stop file, then signal); a try that landed
+     * elsewhere still checks resume, and is tried again nearer. */
+    const char *names[2][3] = {{"r_eval_file0", "r_eval_file1", "r_eval_file2"},
+                               {"r_eval_sig0", "r_eval_sig1", "r_eval_sig2"}};
+    for (int k = 0; k < 2; k++) {
+        bool in_eval = false;
+        for (int i = 0; i < 3 && !in_eval; i++)
+            in_eval = resume_case(names[k][i], "epoch 1/3  train loss",
+                                  ttr + tval * (i == 1 ? 0.35 : 0.55), k == 0, 1, tb);
+        if (!in_eval) MG_FAIL_("no stop landed inside evaluation in 3 tries (%s)", names[k][0]);
+    }
     /* Right at the start: the first check (epoch start of epoch 1). */
-    resume_case("r_start_file", "memory plan:", true, -1, -1);
+    resume_case("r_start_file", "memory plan:", 0, true, -1, -1);
 }
 
 /* ---- 3. under memguard run ----------------------------------------------------------- */
@@ -546,11 +591,12 @@ static void guarded(const char *name, const char *mg_opts, int want_rc, bool wan
 {
     char out[2048], line[4096];
     fresh_dir(out, sizeof out, name);
-    /* memguard's budget: half the trainer's measured peak RSS; the trainer
-     * itself would only act at 98/99% of the machine. */
-    uint64_t budget = base_hwm_kb * 1024 / 2;
+    /* memguard's budget: 1.4 x the trainer's measured peak RSS, critical
+     * at 50% (the peak is ~70%), hard kill only at 99%; the trainer itself
+     * would only act at 98/99% of the machine. */
+    uint64_t budget = base_hwm_kb * 1024 * 14 / 10;
     snprintf(line, sizeof line,
-             "run --ram-budget %llu %s -- %s " CFG_A " --epochs 2 --warn-ram 0.98 --stop-ram 0.99 "
+             "run --ram-budget %llu --warn-ram 0.4 --stop-ram 0.5 --hard-ram 0.99 %s -- %s " CFG_A " --epochs 2 --warn-ram 0.98 --stop-ram 0.99 "
              "--out %s", (unsigned long long)budget, mg_opts, UT, out);
     static argl a;
     int rc = run_prog(MG_CLI, NULL, args_of(&a, "%s", line), 90000, NULL, 0);
@@ -565,7 +611,7 @@ static void guarded(const char *name, const char *mg_opts, int want_rc, bool wan
     if (want_file && has) {
         CHECK_CONTAINS(U.out, "(stop requested by memguard run)");
         CHECK(exists(named));
-        py("load %s emergency", named);
+        defer(name, "load %s emergency", named);
     }
     if (!want_file) {
         snprintf(path, sizeof path, "%s/last.pth", out);
@@ -590,14 +636,14 @@ static void test_memguard_request_at_startup(void)
     char out[2048], line[4096];
     fresh_dir(out, sizeof out, "mg_early");
     snprintf(line, sizeof line,
-             "run --ram-budget 3M --grace 20s -- %s " CFG_A " --epochs 1 --warn-ram 0.98 "
+             "run --ram-budget 64M --stop-ram 0.05 --warn-ram 0.04 --hard-ram 0.99 --grace 20s -- %s " CFG_A " --epochs 1 --warn-ram 0.98 "
              "--stop-ram 0.99 --out %s", UT, out);
     static argl a;
     int rc = run_prog(MG_CLI, NULL, args_of(&a, "%s", line), 60000, NULL, 0);
     /* 75 (stopped, something saved) is the protocol's answer; 76 means the
      * trainer died of SIGUSR1 without a word. */
     if (rc != 75) {
-        MG_FAIL_("memguard run --ram-budget 3M: exit %d (expected 75); stderr:\n%s", rc, U.err);
+        MG_FAIL_("memguard run --ram-budget 64M --stop-ram 0.05: exit %d (expected 75); stderr:\n%s", rc, U.err);
     }
 }
 
@@ -626,13 +672,17 @@ static void test_kill_during_save(void)
                     "--val-split 0.25 --seed %d --progress lines --threads 2 --out %s", i, out);
         CHECK_INT(rc, 128 + SIGKILL);
         bool epoch_done = strstr(U.out, "epoch 1/100000  train") != NULL;
-        py("loaddir %s", out);
-        int npth = -1, ntmp = -1;
-        CHECK(sscanf(PYOUT, "OK pth=%d tmp=%d", &npth, &ntmp) == 2);
+        /* What the kill left, kept for torch (every .pth must load). */
+        char snapd[2600], cmd[8192], label[32];
+        snprintf(snapd, sizeof snapd, "%s/kill9_after_%d", TMP, i);
+        snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -a '%s' '%s'", snapd, out, snapd);
+        if (system(cmd) != 0) MG_FAIL_("%s failed", cmd);
+        snprintf(label, sizeof label, "kill9_%d", i);
+        defer(label, "loaddir %s", snapd);
         snprintf(p, sizeof p, "%s/last.pth", out);
         if (epoch_done || saved_runs) CHECK(exists(p));
         if (epoch_done) saved_runs++;
-        printf("# kill %d at %.0f ms: %d .pth, %d strays\n", i, kill_at, npth, ntmp);
+        printf("# kill %d at %.0f ms\n", i, kill_at);
     }
     CHECK(saved_runs > 0);
     /* A later start removes strays (one planted to be sure there is one). */
@@ -704,7 +754,7 @@ static void test_emergency_rlimit(void)
     CHECK_RC(rc, 75);
     int ep = -1;
     CHECK(emergency_path(path, sizeof path, &ep));
-    if (exists(path)) py("load %s emergency", path);
+    if (exists(path)) defer("rlimit", "load %s emergency", path);
     else MG_FAIL_("no emergency file");
 #endif
 }
@@ -757,12 +807,14 @@ static void test_resume_inputs(void)
     char out[2048], sd[2600], bad[2600], p[2600];
     fresh_dir(out, sizeof out, "resume_in");
     snprintf(sd, sizeof sd, "%s/torch_sd.pth", TMP);
+    snprintf(bad, sizeof bad, "%s/wrong_depth.pth", TMP);
     py("make-sd %s 3 8 2 11", sd);
+    py("make-sd %s 3 8 3 11", bad);
     CHECK_RC(ut(NULL, 30000, NULL, CFG_S " --out %s --resume %s", out, sd), 0);
     CHECK_CONTAINS(U.out, "(weights only: no optimiser state in the file)");
     CHECK_CONTAINS(U.out, "done: ");
     snprintf(p, sizeof p, "%s/last.pth", out);
-    py("load %s last 1 0", p);
+    defer("resume_torch_sd", "load %s last 1 0", p);
 
     snap s[16];
     int n = snap_dir(out, s, 16);
@@ -783,7 +835,6 @@ static void test_resume_inputs(void)
             spit(bad, g, len);
             free(g);
         }
-        if (i == 2) py("make-sd %s 3 8 3 11", bad);
         int rc = ut(NULL, 30000, NULL, CFG_S " --out %s --resume %s", out, bad);
         CHECK_RC(rc, 2);
         int lines = 0;
@@ -837,19 +888,25 @@ static void test_config_ini(void)
 
 /* ---- 9. --batch auto ------------------------------------------------------------------- */
 
-static void test_batch_auto(void)
+/* One --batch auto run with a budget; checks the printed choice against
+ * `unet-train plan`: plan(N) + in use < warn * budget <= plan(N+1) + in use.
+ * as_limit keeps a wrong pick from allocating gigabytes. */
+static void batch_auto_row(const char *name, uint64_t budget, double warn, uint64_t as_limit)
 {
     char out[2048];
-    fresh_dir(out, sizeof out, "auto");
-    uint64_t budget = 256ull << 20;
-    double warn = 0.5;
-    CHECK_RC(ut(NULL, 60000, NULL,
-                "--synthetic 32 --img-size 32 --base 8 --depth 2 --batch auto --epochs 1 "
-                "--threads 2 --progress lines --ram-budget %llu --warn-ram %g --stop-ram 0.99 "
-                "--out %s", (unsigned long long)budget, warn, out), 0);
+    fresh_dir(out, sizeof out, name);
+    static argl a;
+    int rc = run_prog(UT, NULL,
+                      args_of(&a, "--synthetic 32 --img-size 32 --base 8 --depth 2 --batch auto "
+                                  "--epochs 1 --threads 2 --progress lines --ram-budget %llu "
+                                  "--warn-ram %g --stop-ram 0.99 --out %s",
+                              (unsigned long long)budget, warn, out), 60000, NULL, as_limit);
     const char *l = strstr(U.out, "batch auto: ");
-    CHECK(l != NULL);
-    if (!l) return;
+    if (!l) {
+        MG_FAIL_("%s: no 'batch auto:' line (exit %d)", name, rc);
+        DUMP_();
+        return;
+    }
     int n = 0, n2 = 0;
     double used, total, planned, reach, w;
     char src[64];
@@ -858,24 +915,64 @@ static void test_batch_auto(void)
                      &n, &used, &total, src, &n2, &planned, &reach, &w);
     CHECK_INT(got, 8);
     if (got != 8) { DUMP_(); return; }
-    printf("# batch auto: %d, in use %.1f MiB, plan %.1f MiB\n", n, used, planned);
+    printf("# %s: budget %llu, warn %g -> %.*s", name, (unsigned long long)budget, warn,
+           (int)strcspn(l, "\n") + 1, l);
     CHECK_INT(n2, n);
-    CHECK_NEAR(total, (double)budget / 1048576.0, 0.05);
     CHECK_NEAR(w, warn * 100, 0.5);
-    CHECK(strstr(src, "budget") != NULL);
-    char want[64];
-    snprintf(want, sizeof want, "batch %d, 1 epochs", n);
-    CHECK_CONTAINS(U.out, want);
-    uint64_t pn = plan_bytes(n, 32, 8, 2), pn1 = plan_bytes(n + 1, 32, 8, 2);
+    CHECK_NEAR(reach, 100.0 * (used + planned) / total, 0.1);
+    /* The budget is the binding limit for a batch's plan: the pick must
+     * fit it, whichever limit was fullest before the model existed. */
+    if (!strstr(src, "budget"))
+        MG_FAIL_("%s: picked against the '%s' limit (%.1f MiB), not the %.1f MiB --ram-budget",
+                 name, src, total, (double)budget / 1048576.0);
+    uint64_t pn = plan_bytes(n, 32, 8, 2);
     CHECK_NEAR(planned, (double)pn / 1048576.0, 0.051);
-    double used_b = used * 1048576.0, tol = 0.05 * 1048576.0;
-    CHECK((used_b - tol + (double)pn) < warn * (double)budget);
-    CHECK((used_b + tol + (double)pn1) >= warn * (double)budget);
-    CHECK_NEAR(reach, 100.0 * (used_b + (double)pn) / (double)budget, 0.1);
-    /* The in-use baseline is the tree's RSS before the model exists: below
-     * the full run's peak. */
-    CHECK(used_b <= (double)U.vmhwm_kb * 1024.0);
+    /* The in-use baseline: the budget's own (process tree RSS) at pick
+     * time, which the printed line gives when the budget is the limit; in
+     * any case at most the full run's peak RSS. */
+    double used_b = strstr(src, "budget") ? used * 1048576.0 : 0, tol = 0.05 * 1048576.0;
+    if ((used_b - tol + (double)pn) >= warn * (double)budget)
+        MG_FAIL_("%s: batch %d plans %llu bytes + %.0f in use >= warn %g x budget %llu", name, n,
+                 (unsigned long long)pn, used_b, warn, (unsigned long long)budget);
+    if (n < 4096) {
+        uint64_t pn1 = plan_bytes(n + 1, 32, 8, 2);
+        CHECK((used_b + tol + (double)pn1) >= warn * (double)budget);
+    }
+    if (strstr(src, "budget")) {
+        CHECK_NEAR(total, (double)budget / 1048576.0, 0.05);
+        CHECK_INT(rc, 0);
+    }
 }
+
+static void test_batch_auto(void)
+{
+    /* A small budget: the tree's RSS at pick time is a larger fraction of
+     * it than the machine's use is of the machine. */
+    batch_auto_row("auto64", 64ull << 20, 0.5, 0);
+    /* A larger budget, still far below the machine: the budget must still
+     * bound the pick. (RLIMIT_AS 1 GiB stops a wrong pick early.) */
+#ifdef MG_SANITIZE
+    printf("# skip: auto256 under ASan (a wrong pick allocates gigabytes)\n");
+#else
+    batch_auto_row("auto256", 256ull << 20, 0.5, 1ull << 30);
+#endif
+}
+
+static void test_torch_checks(void)
+{
+    printf("# %d torch checks\n", ndefer);
+    if (!ndefer) return;
+    py("batch %s", DEFER);
+    fputs(PYOUT, stdout);
+}
+
+static double t_start;
+#define RUN_T(fn)                                                                             \
+    do {                                                                                      \
+        double t_ = now_ms();                                                                 \
+        MG_RUN(fn);                                                                            \
+        printf("# %s: %.1f s\n", #fn, (now_ms() - t_) / 1000.0);                              \
+    } while (0)
 
 int main(void)
 {
@@ -891,18 +988,20 @@ int main(void)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    double t0 = now_ms();
-    MG_RUN(measure_baseline);
-    MG_RUN(test_levels_budget);
-    MG_RUN(test_resume_exact);
-    MG_RUN(test_memguard_run);
-    MG_RUN(test_memguard_request_at_startup);
-    MG_RUN(test_kill_during_save);
-    MG_RUN(test_out_unusable);
-    MG_RUN(test_emergency_rlimit);
-    MG_RUN(test_resume_inputs);
-    MG_RUN(test_config_ini);
-    MG_RUN(test_batch_auto);
-    printf("# %.1f s\n", (now_ms() - t0) / 1000.0);
+    snprintf(DEFER, sizeof DEFER, "%s/deferred.txt", TMP);
+    t_start = now_ms();
+    RUN_T(measure_baseline);
+    RUN_T(test_levels_budget);
+    RUN_T(test_resume_exact);
+    RUN_T(test_memguard_run);
+    RUN_T(test_memguard_request_at_startup);
+    RUN_T(test_kill_during_save);
+    RUN_T(test_out_unusable);
+    RUN_T(test_emergency_rlimit);
+    RUN_T(test_resume_inputs);
+    RUN_T(test_config_ini);
+    RUN_T(test_batch_auto);
+    RUN_T(test_torch_checks);
+    printf("# %.1f s\n", (now_ms() - t_start) / 1000.0);
     return mg_test_exit();
 }

@@ -22,6 +22,16 @@
  * the last zmm with zero weights / a zero upper half and stores only its
  * lower half: wasted FMAs on a few tiny layers, no separate tail code.
  *
+ * Measured on the AMD family-26 (Zen 5) host, 1 thread, B=8 128x128 UNet
+ * shapes (bench/bench_conv.c, best of several runs on a shared machine):
+ * 2 zmm x 8 pixels runs conv3x3 forward / backward-data at 240-255 GFLOPS
+ * from 16x16 to 64x64 (AVX2 2x4 tile: 93-98), 200-225 at 8x8; 2 zmm x 4
+ * pixels gave ~220. The 16-channel layers can only use 1 zmm, whose tile
+ * needs one broadcast per FMA and runs at ~165-180 whatever the width (8,
+ * 12 or 16 pixels: within noise); broadcasting lanes from a register with
+ * vpermps instead of from memory was slower (120-150). dW: 225-245 (AVX2:
+ * 117-120). conv3x3 fwd+bwd per training step: 155 ms against 345 (AVX2).
+ *
  * Reductions (dW, db) keep the AVX2 file's rule: a fixed partition of the
  * B*H rows chosen from the shape only (conv__dw_chunks on this file's task
  * count), partials summed in chunk order, so dW is bitwise identical for
@@ -93,23 +103,6 @@ typedef struct fwd_desc {
 Z512_INLINE void out_lanes(const int NZ, const int NP, const int n, const float *it,
                            ptrdiff_t px, const float *wt, __m512 acc[2][NP_MAX])
 {
-#if UNET_Z512_PERM
-    if (NZ == 1 && n == CB) {
-        __m512 xv[NP];
-        for (int p = 0; p < NP; p++)
-            xv[p] = _mm512_castps256_ps512(_mm256_loadu_ps(it + p * px));
-        for (int i = 0; i < CB; i++) {
-            __m512 w0 = _mm512_loadu_ps(wt + i * 16);
-            const __m512i ix = _mm512_set1_epi32(i);
-            for (int p = 0; p < NP; p++) {
-                __m512 x = i < UNET_Z512_PERM ? _mm512_set1_ps(it[p * px + i])
-                                              : _mm512_permutexvar_ps(ix, xv[p]);
-                acc[0][p] = _mm512_fmadd_ps(w0, x, acc[0][p]);
-            }
-        }
-        return;
-    }
-#endif
     for (int i = 0; i < n; i++) {
         __m512 w0 = _mm512_loadu_ps(wt);
         __m512 w1 = NZ == 2 ? _mm512_loadu_ps(wt + 16) : w0;
@@ -186,8 +179,8 @@ Z512 static void out_tile_any(int nz, int np, const fwd_desc *d, const float *in
 
 /* Pixels per tile for a row of w pixels with nz zmm: the widest tile up to
  * the cap that splits the row into equal tiles (all UNet widths are
- * powers of two, so 8 or 16 for 1 zmm, 8 for 2), else the cap with a
- * remainder tile. */
+ * powers of two, so 8 or 16 for 1 zmm, 8 for 2: 24 + 2 + 1 of the 32 zmm
+ * registers at most), else the cap with a remainder tile. */
 static int tile_step(int nz, int w)
 {
     const int cap = nz == 2 ? UNET_Z512_NP2 : UNET_Z512_NP1;
@@ -267,7 +260,7 @@ typedef struct dw_desc {
     int nob;
     const float *bc;
     ptrdiff_t bc_cs, bc_bs, bc_rs, bc_px, bc_org;
-    int ncib;
+    int ncib, icn_last; /* input blocks; real lanes in the last one */
     int ntaps;
     ptrdiff_t dv_tap[9], bc_tap[9];
     int b, h, w;
@@ -286,48 +279,60 @@ Z512_INLINE __m512 load_pair(const float *p, ptrdiff_t cs, int j, int nb)
     return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(lo), _mm256_setzero_pd(), 1));
 }
 
-/* acc[z][t][i] (tile + (t*8 + i)*ow + z*16) += sum over n pixels of
- * dout(pixel + dv_tap[t])[group zmm z] x in(pixel + bc_tap[t])[i]. */
-Z512_INLINE void dw_row(const int NZ, const int NT, const float *dv, ptrdiff_t dv_cs,
-                        ptrdiff_t dv_px, const ptrdiff_t *dv_tap, const float *bc,
-                        ptrdiff_t bc_px, const ptrdiff_t *bc_tap, int nb, int n, float *tile,
-                        ptrdiff_t ow)
+/* acc[z][t][i] (at tile + ((t0+t)*8 + i)*ow + z*16) += the sum over rows
+ * [ra, rb) and their pixels of dout(pixel + dv_tap[t0+t])[zmm z of group
+ * k] x in(pixel + bc_tap[t0+t])[lane i of block cb]. The accumulators stay
+ * in registers across the rows: at the 8-pixel rows of the bottleneck,
+ * reloading them per row cost 1 load + 1 store per 8 FMAs. NI = 4 serves
+ * an input block with <= 4 real lanes (the 3-channel image): lanes 4..7
+ * stay 0 in the tile and are never read back. */
+Z512_INLINE void dw_rows(const int NZ, const int NT, const int NI, const dw_desc *d, int k,
+                         int cb, int nb, int ra, int rb, int t0, float *tile, ptrdiff_t ow)
 {
+    const int G = group_of(d->nob);
     __m512 acc[2][3][CB];
     for (int z = 0; z < NZ; z++)
         for (int t = 0; t < NT; t++)
-            for (int i = 0; i < CB; i++)
-                acc[z][t][i] = _mm512_loadu_ps(tile + (t * CB + i) * ow + z * 16);
-    for (int p = 0; p < n; p++) {
-        for (int t = 0; t < NT; t++) {
-            const float *x = bc + p * bc_px + bc_tap[t];
-            const float *dp = dv + p * dv_px + dv_tap[t];
-            __m512 d0 = load_pair(dp, dv_cs, 0, nb);
-            __m512 d1 = NZ == 2 ? load_pair(dp, dv_cs, 2, nb) : d0;
-            for (int i = 0; i < CB; i++) {
-                __m512 xi = _mm512_set1_ps(x[i]);
-                acc[0][t][i] = _mm512_fmadd_ps(d0, xi, acc[0][t][i]);
-                if (NZ == 2)
-                    acc[1][t][i] = _mm512_fmadd_ps(d1, xi, acc[1][t][i]);
+            for (int i = 0; i < NI; i++)
+                acc[z][t][i] = _mm512_loadu_ps(tile + ((t0 + t) * CB + i) * ow + z * 16);
+    for (int r = ra; r < rb; r++) {
+        const int b = r / d->h, y = r % d->h;
+        const float *dv = d->dv + (k * G) * d->dv_cs + b * d->dv_bs + y * d->dv_rs + d->dv_org;
+        const float *bc = d->bc + cb * d->bc_cs + b * d->bc_bs + y * d->bc_rs + d->bc_org;
+        for (int p = 0; p < d->w; p++) {
+            for (int t = 0; t < NT; t++) {
+                const float *x = bc + p * d->bc_px + d->bc_tap[t0 + t];
+                const float *dp = dv + p * d->dv_px + d->dv_tap[t0 + t];
+                __m512 d0 = load_pair(dp, d->dv_cs, 0, nb);
+                __m512 d1 = NZ == 2 ? load_pair(dp, d->dv_cs, 2, nb) : d0;
+                for (int i = 0; i < NI; i++) {
+                    __m512 xi = _mm512_set1_ps(x[i]);
+                    acc[0][t][i] = _mm512_fmadd_ps(d0, xi, acc[0][t][i]);
+                    if (NZ == 2)
+                        acc[1][t][i] = _mm512_fmadd_ps(d1, xi, acc[1][t][i]);
+                }
             }
         }
     }
     for (int z = 0; z < NZ; z++)
         for (int t = 0; t < NT; t++)
-            for (int i = 0; i < CB; i++)
-                _mm512_storeu_ps(tile + (t * CB + i) * ow + z * 16, acc[z][t][i]);
+            for (int i = 0; i < NI; i++)
+                _mm512_storeu_ps(tile + ((t0 + t) * CB + i) * ow + z * 16, acc[z][t][i]);
 }
 
 /* Runs a dw_desc: tasks are (chunk, group, input block); each owns one tile
- * of part[]. Within a task, each row's dout strip and the input rows it
- * touches stay in L1 while the taps sweep over them. Tap batching: 2 zmm
- * take one tap at a time (16 accumulators); 1 zmm takes up to 3 taps
- * (24 accumulators) so that each joined dout load feeds 24 FMAs. */
+ * of part[]. A task walks its rows in bundles of about 128 pixels (1 row
+ * at W = 128, 16 rows at W = 8), and for each bundle sweeps all taps over
+ * it while the bundle's dout and input rows (<= 24 KB) stay in L1. Tap
+ * batching: 2 zmm take one tap at a time (16 accumulators); 1 zmm takes
+ * up to 3 taps (24 accumulators) so that each joined dout load feeds
+ * more FMAs. */
 Z512 static void run_dw(const dw_desc *d)
 {
     const int G = group_of(d->nob);
     const int ngroups = (d->nob + G - 1) / G;
     const int rows = d->b * d->h;
+    const int bundle = d->w >= 128 ? 1 : 128 / d->w;
     const ptrdiff_t ow = (ptrdiff_t)G * CB;
     const size_t tile_f = (size_t)d->ntaps * CB * (size_t)ow;
     const int ntasks = d->nchunks * ngroups * d->ncib;
@@ -338,30 +343,33 @@ Z512 static void run_dw(const dw_desc *d)
         const int chunk = task / (d->ncib * ngroups);
         const int nb = d->nob - k * G < G ? d->nob - k * G : G;
         const int nz = (nb + 1) / 2;
+        const int ni = cb == d->ncib - 1 && d->icn_last <= 4 ? 4 : CB;
         float *tile = d->part + (size_t)task * tile_f;
         memset(tile, 0, tile_f * sizeof *tile);
         const int r0 = (int)((long long)rows * chunk / d->nchunks);
         const int r1 = (int)((long long)rows * (chunk + 1) / d->nchunks);
-        for (int r = r0; r < r1; r++) {
-            const int b = r / d->h, y = r % d->h;
-            const float *dv = d->dv + (k * G) * d->dv_cs + b * d->dv_bs + y * d->dv_rs
-                              + d->dv_org;
-            const float *bc = d->bc + cb * d->bc_cs + b * d->bc_bs + y * d->bc_rs + d->bc_org;
-            if (nz == 2) {
+        for (int ra = r0; ra < r1; ra += bundle) {
+            const int rb = ra + bundle < r1 ? ra + bundle : r1;
+            if (nz == 2 && ni == CB) {
                 for (int t = 0; t < d->ntaps; t++)
-                    dw_row(2, 1, dv, d->dv_cs, d->dv_px, d->dv_tap + t, bc, d->bc_px,
-                           d->bc_tap + t, nb, d->w, tile + (size_t)t * CB * (size_t)ow, ow);
+                    dw_rows(2, 1, CB, d, k, cb, nb, ra, rb, t, tile, ow);
+            } else if (nz == 2) {
+                for (int t = 0; t < d->ntaps; t++)
+                    dw_rows(2, 1, 4, d, k, cb, nb, ra, rb, t, tile, ow);
+            } else if (ni == CB) {
+                int t = 0;
+                for (; t + 3 <= d->ntaps; t += 3)
+                    dw_rows(1, 3, CB, d, k, cb, nb, ra, rb, t, tile, ow);
+                for (; t + 2 <= d->ntaps; t += 2)
+                    dw_rows(1, 2, CB, d, k, cb, nb, ra, rb, t, tile, ow);
+                for (; t < d->ntaps; t++)
+                    dw_rows(1, 1, CB, d, k, cb, nb, ra, rb, t, tile, ow);
             } else {
                 int t = 0;
                 for (; t + 3 <= d->ntaps; t += 3)
-                    dw_row(1, 3, dv, d->dv_cs, d->dv_px, d->dv_tap + t, bc, d->bc_px,
-                           d->bc_tap + t, nb, d->w, tile + (size_t)t * CB * (size_t)ow, ow);
-                for (; t + 2 <= d->ntaps; t += 2)
-                    dw_row(1, 2, dv, d->dv_cs, d->dv_px, d->dv_tap + t, bc, d->bc_px,
-                           d->bc_tap + t, nb, d->w, tile + (size_t)t * CB * (size_t)ow, ow);
+                    dw_rows(1, 3, 4, d, k, cb, nb, ra, rb, t, tile, ow);
                 for (; t < d->ntaps; t++)
-                    dw_row(1, 1, dv, d->dv_cs, d->dv_px, d->dv_tap + t, bc, d->bc_px,
-                           d->bc_tap + t, nb, d->w, tile + (size_t)t * CB * (size_t)ow, ow);
+                    dw_rows(1, 1, 4, d, k, cb, nb, ra, rb, t, tile, ow);
             }
         }
     }
@@ -491,6 +499,7 @@ Z512 void conv3x3_backward_weight_avx512(float *dw, const float *dout, const flo
     d.bc = in;
     d.bc_cs = g.cs, d.bc_bs = g.bs, d.bc_rs = g.rs, d.bc_px = CB, d.bc_org = g.org;
     d.ncib = blocks(s.c);
+    d.icn_last = s.c - (d.ncib - 1) * CB;
     d.ntaps = 9;
     taps3x3(d.bc_tap, g.rs);
     d.b = s.b, d.h = s.h, d.w = s.w;
@@ -599,6 +608,7 @@ Z512 void convt2x2_backward_weight_avx512(float *dw, float *db, const float *dou
     d.bc = in;
     d.bc_cs = gi.cs, d.bc_bs = gi.bs, d.bc_rs = gi.rs, d.bc_px = CB, d.bc_org = gi.org;
     d.ncib = blocks(s.c);
+    d.icn_last = s.c - (d.ncib - 1) * CB;
     d.ntaps = 4;
     for (int t = 0; t < 4; t++)
         d.dv_tap[t] = (t >> 1) * go.rs + (t & 1) * CB;
@@ -671,6 +681,7 @@ Z512 void conv1x1_backward_weight_avx512(float *dw, float *db, const float *dout
     d.bc = in;
     d.bc_cs = g.cs, d.bc_bs = g.bs, d.bc_rs = g.rs, d.bc_px = CB, d.bc_org = g.org;
     d.ncib = blocks(s.c);
+    d.icn_last = s.c - (d.ncib - 1) * CB;
     d.ntaps = 1;
     d.b = s.b, d.h = s.h, d.w = s.w;
     d.nchunks = dw_chunks(d.nob, d.ncib, s.b * s.h);

@@ -15,6 +15,8 @@
       and metrics.csv. Prints "OK pth=N tmp=T".
   unet_guard_check.py make-sd OUT IN_CH BASE DEPTH SEED
       torch.save(UNet(IN_CH, BASE, DEPTH).state_dict(), OUT), weights only.
+  unet_guard_check.py batch FILE
+      Runs FILE's lines "LABEL<TAB>COMMAND ARGS" in one process.
 Exit status 0 only when everything matched; a missing torch is exit 3.
 """
 import os
@@ -30,9 +32,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from unet_ref import UNet  # noqa: E402
 
 
+class Failed(Exception):
+    pass
+
+
 def fail(msg):
-    print(f"FAIL: {msg}")
-    sys.exit(1)
+    raise Failed(msg)
 
 
 def load(path):
@@ -120,12 +125,35 @@ def cmd_make_sd(args):
     print("OK")
 
 
+CMDS = {"load": cmd_load, "loaddir": cmd_loaddir, "equal": cmd_equal, "make-sd": cmd_make_sd}
+
+
+def run(words):
+    try:
+        CMDS[words[0]](words[1:])
+        return True
+    except Exception as e:  # noqa: BLE001
+        print(f"FAIL: {' '.join(words)}: {e}")
+        return False
+
+
 def main():
     if len(sys.argv) < 3:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
-    cmd, args = sys.argv[1], sys.argv[2:]
-    {"load": cmd_load, "loaddir": cmd_loaddir, "equal": cmd_equal, "make-sd": cmd_make_sd}[cmd](args)
+    if sys.argv[1] == "batch":
+        # One command per line: "LABEL<TAB>COMMAND ARGS..."; every line is
+        # run (one torch start-up for all), "LABEL: OK ..." or "FAIL".
+        ok = True
+        with open(sys.argv[2]) as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                label, _, cmd = line.rstrip("\n").partition("\t")
+                print(f"{label}: ", end="", flush=True)
+                ok = run(cmd.split()) and ok
+        sys.exit(0 if ok else 1)
+    sys.exit(0 if run(sys.argv[1:]) else 1)
 
 
 if __name__ == "__main__":
