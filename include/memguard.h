@@ -489,7 +489,9 @@ MG_API mg_stop *mg_stop_open(int signo, int *err);
 MG_API bool mg_stop_requested(mg_stop *s);
 /* The stop file's path, or NULL when none was given. */
 MG_API const char *mg_stop_file(const mg_stop *s);
-/* Restores the previous handler. NULL is a no-op. */
+/* Restores the previous handler and forgets a signal that arrived. NULL is
+ * a no-op. Opening a second mg_stop for the same signal while one is open
+ * keeps a request that already arrived. */
 MG_API void mg_stop_close(mg_stop *s);
 
 /* ------------------------------------------------------------------------- */

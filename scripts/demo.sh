@@ -24,15 +24,15 @@ echo "== 2. a normal run: unet-train --synthetic 96 --img-size 64 --batch 4 --ep
 build/unet-train --synthetic 96 --img-size 64 --batch 4 --epochs 3 --out "$out/normal" \
     --progress lines | grep -E '^(epoch|done|data|memory plan|note)'
 
-# 290 MiB: batch 8 at 128x128 plans 248 MiB (unet-train plan), above the
-# stop threshold of the seed's batch-8 row (84 %); batch 6 plans 192 MiB,
-# below the warn threshold of its row (83 %).
+# 235 MiB: batch 8 at 128x128 plans 206 MiB (unet-train plan), above the
+# stop threshold of the seed's batch-8 row (84 %); batch 6 plans 163 MiB,
+# below the warn threshold of its row (83 %), with about 12 MiB of program.
 echo
-echo "== 3. batch 8 under --ram-budget 290M: the seed's crash, now a safe stop"
+echo "== 3. batch 8 under --ram-budget 235M: the seed's crash, now a safe stop"
 build/unet-train plan --batch 8 --img-size 128 | tail -1
 set +e
 build/unet-train --synthetic 96 --img-size 128 --batch 8 --epochs 3 --out "$out/seed" \
-    --ram-budget 290M --progress lines
+    --ram-budget 235M --progress lines
 status=$?
 set -e
 echo "(exit $status: 75 means stopped for memory after a good checkpoint)"
@@ -42,7 +42,7 @@ emergency=$(ls "$out"/seed/emergency_epoch*.pth)
 echo
 echo "== 4. resume from $emergency at batch 6"
 build/unet-train --synthetic 96 --img-size 128 --batch 6 --epochs 3 --out "$out/seed" \
-    --ram-budget 290M --resume "$emergency" --progress lines | grep -E '^(epoch|done|resumed|\[Batch)'
+    --ram-budget 235M --resume "$emergency" --progress lines | grep -E '^(epoch|done|resumed|\[Batch)'
 
 echo
 echo "Files:"

@@ -39,6 +39,10 @@ static const double GIB = 1073741824.0;
 
 static double gb(uint64_t bytes) { return (double)bytes / GIB; }
 
+/* Decimals for a GB figure: the seed's one ("12.0GB"), or two below 1 GiB,
+ * where one decimal would turn a 235 MB budget into "0.2GB". */
+static int gb_dec(uint64_t bytes) { return bytes < (uint64_t)GIB ? 2 : 1; }
+
 /* ---- options ---------------------------------------------------------------- */
 
 static const char *first_env(const char *a, const char *b, const char *c)
@@ -130,9 +134,9 @@ void mg__format_reason(const mg_verdict *v, mg_lang lang, mg__tb *b)
                           gb(free_b), gb(v->floor_bytes));
         return;
     }
-    mg__tb_printf(b, "%s: %.1f%% (%.2fGB/%.1fGB)",
+    mg__tb_printf(b, "%s: %.1f%% (%.2fGB/%.*fGB)",
                   ja ? "使用率が危険" : " usage high", v->value_frac * 100.0,
-                  gb(v->used_bytes), gb(v->total_bytes));
+                  gb(v->used_bytes), gb_dec(v->total_bytes), gb(v->total_bytes));
 }
 
 int mg_format_warning(const mg_verdict *v, const mg_text_opts *t, long batch,
@@ -236,8 +240,8 @@ int mg_format_banner(const mg_config *cfg, const mg_text_opts *t, char *buf,
             mg__tb_printf(&b, "  - GPU空き容量: %.1fGB 未満で緊急停止 (デバイスごと)\n",
                           gb(cfg->min_free_gpu_bytes));
         if (cfg->ram_budget_bytes)
-            mg__tb_printf(&b, "  - RAM予算: %.1fGB (プロセスツリーのRSS)\n",
-                          gb(cfg->ram_budget_bytes));
+            mg__tb_printf(&b, "  - RAM予算: %.*fGB (プロセスツリーのRSS)\n",
+                          gb_dec(cfg->ram_budget_bytes), gb(cfg->ram_budget_bytes));
         mg__tb_printf(&b, "チェック頻度:\n");
         mg__tb_printf(&b, "  - Train: %uバッチごと\n", tr);
         mg__tb_printf(&b, "  - Eval:  %uバッチごと\n", ev);
@@ -263,8 +267,8 @@ int mg_format_banner(const mg_config *cfg, const mg_text_opts *t, char *buf,
                 &b, "  - GPU free: emergency stop below %.1fGB (per device)\n",
                 gb(cfg->min_free_gpu_bytes));
         if (cfg->ram_budget_bytes)
-            mg__tb_printf(&b, "  - RAM budget: %.1fGB (process tree RSS)\n",
-                          gb(cfg->ram_budget_bytes));
+            mg__tb_printf(&b, "  - RAM budget: %.*fGB (process tree RSS)\n",
+                          gb_dec(cfg->ram_budget_bytes), gb(cfg->ram_budget_bytes));
         mg__tb_printf(&b, "Check frequency:\n");
         mg__tb_printf(&b, "  - Train: every %u batch%s\n", tr,
                       tr == 1 ? "" : "es");

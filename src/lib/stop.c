@@ -62,7 +62,8 @@ mg_stop *mg_stop_open(int signo, int *err)
         sa.sa_handler = on_stop_signal;
         sigemptyset(&sa.sa_mask);
         sa.sa_flags = SA_RESTART; /* a read() in the data loader must not fail */
-        signalled[signo] = 0;
+        /* The flag is not cleared here: a request that arrived while an
+         * earlier mg_stop was open (a program's start-up) still counts. */
         if (sigaction(signo, &sa, &s->old) != 0) {
             *err = MG_EINVAL;
             free(s->file);
@@ -91,7 +92,10 @@ const char *mg_stop_file(const mg_stop *s)
 void mg_stop_close(mg_stop *s)
 {
     if (!s) return;
-    if (s->signo > 0) sigaction(s->signo, &s->old, NULL);
+    if (s->signo > 0) {
+        sigaction(s->signo, &s->old, NULL);
+        signalled[s->signo] = 0;
+    }
     free(s->file);
     free(s);
 }

@@ -354,6 +354,24 @@ static bool ram_now(const trainer *t, mg_snapshot *s)
     return ok;
 }
 
+/* The fullest any RAM limit would be with `plan` more bytes in use. Every
+ * limit must hold the plan (the machine, a cgroup, the budget), not only
+ * the one fullest now: before the model exists the machine is often fuller
+ * in fraction than a budget that the model alone will overflow. */
+static double plan_frac(const mg_snapshot *s, uint64_t plan, const struct mg_ram_limit **which)
+{
+    double frac = 0;
+    for (unsigned l = 0; l < s->ram.nlimits && l < 3; l++) {
+        const struct mg_ram_limit *lim = &s->ram.limits[l];
+        double f = (double)(lim->used_bytes + plan) / (double)lim->total_bytes;
+        if (f >= frac) {
+            frac = f;
+            if (which) *which = lim;
+        }
+    }
+    return frac;
+}
+
 static int pick_batch(trainer *t, char *err, size_t len)
 {
     run_cfg *c = &t->c;
@@ -365,15 +383,18 @@ static int pick_batch(trainer *t, char *err, size_t len)
     int best = 0;
     double best_frac = 0, best_warn = 0;
     uint64_t best_plan = 0;
+    const struct mg_ram_limit *best_lim = NULL;
     for (int b = 1; b <= 4096; b++) {
         double warn = t->o->guard.warn_ram > 0 ? t->o->guard.warn_ram : guard_table_warn_ram(b);
         unet_plan p = unet_plan_for(&c->model, b, c->img_size, c->img_size);
-        double frac = (double)(s.ram.used_bytes + p.total_bytes) / (double)s.ram.total_bytes;
+        const struct mg_ram_limit *lim = NULL;
+        double frac = plan_frac(&s, p.total_bytes, &lim);
         if (frac >= warn) break; /* the plan grows with b; the table only gets stricter */
         best = b;
         best_frac = frac;
         best_warn = warn;
         best_plan = p.total_bytes;
+        best_lim = lim;
     }
     if (best == 0) {
         unet_plan p = unet_plan_for(&c->model, 1, c->img_size, c->img_size);
@@ -387,8 +408,8 @@ static int pick_batch(trainer *t, char *err, size_t len)
         return -1;
     }
     printf("batch auto: %d (RAM in use %.1f MiB of %.1f MiB, limit %s; batch %d plans %.1f MiB, "
-           "reaching %.1f%% < warn %.0f%%)\n", best, (double)s.ram.used_bytes / MIB,
-           (double)s.ram.total_bytes / MIB, mg_ram_source_name(s.ram.source), best,
+           "reaching %.1f%% < warn %.0f%%)\n", best, (double)best_lim->used_bytes / MIB,
+           (double)best_lim->total_bytes / MIB, mg_ram_source_name(best_lim->source), best,
            (double)best_plan / MIB, 100.0 * best_frac, 100.0 * best_warn);
     c->batch = best;
     return 0;
@@ -404,13 +425,14 @@ static void check_fit(const trainer *t)
     if (!ram_now(t, &s)) return;
     const mg_config *cfg = guard_config(t->g);
     unet_plan p = unet_plan_for(&t->c.model, t->c.batch, t->c.img_size, t->c.img_size);
-    double frac = (double)(s.ram.used_bytes + p.total_bytes) / (double)s.ram.total_bytes;
-    if (frac < cfg->warn_ram_frac) return;
+    const struct mg_ram_limit *lim = NULL;
+    double frac = plan_frac(&s, p.total_bytes, &lim);
+    if (frac < cfg->warn_ram_frac || !lim) return;
     printf("note: batch %d plans %.1f MiB; with %.1f MiB in use that is %.0f%% of %.1f MiB (%s), "
            "at or above the %s threshold (%.0f%%): the monitor will %s. A smaller --batch, or "
            "--batch auto, fits.\n", t->c.batch, (double)p.total_bytes / MIB,
-           (double)s.ram.used_bytes / MIB, 100.0 * frac, (double)s.ram.total_bytes / MIB,
-           mg_ram_source_name(s.ram.source), frac >= cfg->stop_ram_frac ? "stop" : "warn",
+           (double)lim->used_bytes / MIB, 100.0 * frac, (double)lim->total_bytes / MIB,
+           mg_ram_source_name(lim->source), frac >= cfg->stop_ram_frac ? "stop" : "warn",
            100.0 * (frac >= cfg->stop_ram_frac ? cfg->stop_ram_frac : cfg->warn_ram_frac),
            frac >= cfg->stop_ram_frac ? "stop the run and save it" : "warn");
 }
@@ -537,12 +559,18 @@ static void print_header(const trainer *t)
 
 int train_run(const train_opts *o)
 {
+    /* The checkpoint signal's flag-only handler goes in first: a request
+     * from memguard run during start-up (the data set can take a while to
+     * load) must not kill us through the signal's default action. The
+     * guard's own mg_stop, opened later, still sees it. */
+    mg_stop *early = mg_stop_open(0, NULL);
     if (o->threads > 0) omp_set_num_threads(o->threads);
     fpenv_flush_denormals();
     trainer t;
     int rc = trainer_open(&t, o);
     if (rc != 0) {
         trainer_close(&t);
+        mg_stop_close(early);
         return rc;
     }
     print_header(&t);
@@ -591,6 +619,7 @@ int train_run(const train_opts *o)
         printf("\n");
     }
     trainer_close(&t);
+    mg_stop_close(early);
     return rc;
 }
 
