@@ -919,7 +919,9 @@ static void batch_auto_row(const char *name, uint64_t budget, double warn, uint6
            (int)strcspn(l, "\n") + 1, l);
     CHECK_INT(n2, n);
     CHECK_NEAR(w, warn * 100, 0.5);
-    CHECK_NEAR(reach, 100.0 * (used + planned) / total, 0.1);
+    /* The printed MiB figures are rounded to 0.05 MiB: against a 64 MiB
+     * budget that alone moves the recomputed percentage by up to 0.16. */
+    CHECK_NEAR(reach, 100.0 * (used + planned) / total, 0.3);
     /* The budget is the binding limit for a batch's plan: the pick must
      * fit it, whichever limit was fullest before the model existed. */
     if (!strstr(src, "budget"))
