@@ -4,12 +4,11 @@
  * shapes at B=8, 128x128 (research/cnn-in-c.md 4), with 1 and 2 threads:
  * GFLOPS per op (median of REPS runs after a warm-up), and the ms one
  * training step spends in conv3x3 and convT fwd+bwd. Also the naive
- * reference on one layer, for scale. Not built by CMake; by hand:
+ * reference on one layer, for scale. Built with the project:
  *
- *   gcc -std=c11 -O3 -fopenmp -D_POSIX_C_SOURCE=200809L -Isrc/unet \
- *       src/unet/layout.c src/unet/ops_conv*.c bench/bench_conv.c -lm -o bench_conv
- *   ./bench_conv [threads...]        (default: 1 2)
- *   UNET_KERNELS=avx2 ./bench_conv   (the AVX2 kernels on an AVX-512 CPU)
+ *   build/bench_conv [threads...]          (default: 1 2)
+ *   BENCH_BATCH=4 build/bench_conv         (another batch size; default 8)
+ *   UNET_KERNELS=avx2 build/bench_conv     (the AVX2 kernels on an AVX-512 CPU)
  *
  * The machine is a shared VM: run nothing else meanwhile (research 5.5).
  */
@@ -24,7 +23,9 @@
 #include "ops_conv.h"
 
 #define REPS 5
-#define BATCH 8
+
+/* Batch size of every shape: BENCH_BATCH, else 8. Set once in main. */
+static int BATCH = 8;
 
 typedef struct layer {
     const char *name;
@@ -178,6 +179,9 @@ int main(int argc, char **argv)
         for (int i = 1; i < argc && nt < 8; i++)
             threads[nt++] = atoi(argv[i]);
     }
+    const char *b = getenv("BENCH_BATCH");
+    if (b && atoi(b) > 0)
+        BATCH = atoi(b);
     printf("kernels: %s, B=%d, median of %d\n", conv_kernels_name(), BATCH, REPS);
     for (int i = 0; i < nt; i++) {
         omp_set_num_threads(threads[i]);

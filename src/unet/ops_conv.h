@@ -150,6 +150,31 @@ void conv1x1_backward_data_avx512(float *din, const float *dout, shape s, const 
 void conv1x1_backward_weight_avx512(float *dw, float *db, const float *dout, const float *in,
                                     shape s, int co, float *scratch);
 
+/* Element (o, i, t) of a PyTorch weight tensor (or its flipped or
+ * transposed reading) is w[o*so + i*si + t*st]; a flipped tap has st < 0
+ * with w pointing at the last tap. */
+typedef struct conv__wview {
+    const float *w;
+    ptrdiff_t so, si, st;
+} conv__wview;
+
+typedef struct conv__dwview {
+    float *w;
+    ptrdiff_t so, si, st;
+} conv__dwview;
+
+/* Packs weights into dst[group][cb][tap][i 8][o lanes] for the forward-type
+ * microkernels: groups of G output blocks, each group's lanes its real
+ * blocks x 8 rounded up to `round` (8 for AVX2 ymm, 16 for AVX-512 zmm),
+ * i over one input block; 0 outside [0,nout) x [0,nin). Groups before the
+ * last are full, so group k starts at k * G*8 * blocks(nin)*8 * ntaps. */
+void conv__pack(float *dst, conv__wview w, int nout, int nin, int ntaps, int G, int round);
+
+/* Sums weight-gradient partials part[chunk][group][cb][tap][i 8][o G*8]
+ * over the chunks, in chunk order, into dw (part is clobbered). */
+void conv__dw_reduce(float *part, int nchunks, int nout, int nin, int ntaps, int G,
+                     conv__dwview dw);
+
 /* Scratch layout sizes, shared by ops_conv.c (planning) and the kernels. */
 size_t conv__dw_chunks(int tasks, int rows);
 

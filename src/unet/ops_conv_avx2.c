@@ -173,24 +173,11 @@ AVX2 static void run_fwd(const fwd_desc *d)
             }
 }
 
-/* Packs weights for run_fwd: dst[pair][cb][tap][i][o] with o over the
- * pair's 16 (or 8) output lanes and i over one input block, from
- * get(ctx, out_channel, in_channel, tap), 0 outside [0,nout) x [0,nin). */
-typedef float (*wget_fn)(const float *w, int nout, int nin, int o, int i, int t);
-
-static void pack_out_tiles(float *dst, const float *w, int nout, int nin, int ntaps,
-                           wget_fn get)
+/* Packs weights for run_fwd: conv__pack with pairs of blocks (G = 2),
+ * each pair's lanes its real blocks x 8. */
+static void pack_out_tiles(float *dst, conv__wview w, int nout, int nin, int ntaps)
 {
-    const int nob = blocks(nout), nib = blocks(nin);
-    float *p = dst;
-    for (int k = 0; k < (nob + 1) / 2; k++) {
-        const int no = (2 * k + 1 < nob) ? 2 : 1;
-        for (int cb = 0; cb < nib; cb++)
-            for (int t = 0; t < ntaps; t++)
-                for (int i = cb * CB; i < cb * CB + CB; i++)
-                    for (int o = 2 * k * CB; o < (2 * k + no) * CB; o++)
-                        *p++ = (o < nout && i < nin) ? get(w, nout, nin, o, i, t) : 0.0f;
-    }
+    conv__pack(dst, w, nout, nin, ntaps, 2, CB);
 }
 
 /* ---- weight-stationary microkernel (weight gradients) ---------------------------- */
@@ -295,21 +282,6 @@ AVX2 static void run_dw(const dw_desc *d)
     }
 }
 
-/* Sum of the chunk partials for (output channel o, input channel i, tap t),
- * in chunk order: the fixed reduction order that makes dW reproducible. */
-static float dw_sum(const dw_desc *d, int o, int i, int t)
-{
-    const int npairs = (d->nob + 1) / 2;
-    const size_t tile_f = (size_t)d->ntaps * CB * 16;
-    const int k = o / 16, cb = i / CB;
-    const size_t in_tile = ((size_t)t * CB + (size_t)(i % CB)) * 16 + (size_t)(o % 16);
-    float s = 0.0f;
-    for (int c = 0; c < d->nchunks; c++)
-        s += d->part[(((size_t)c * (size_t)npairs + (size_t)k) * (size_t)d->ncib + (size_t)cb)
-                         * tile_f + in_tile];
-    return s;
-}
-
 /* db[o] = sum of dout over the domain, for co real channels. Each block is
  * summed by one thread: 8 float lanes per row, rows added in double in row
  * order. Deterministic and thread-count independent. */
@@ -337,19 +309,6 @@ AVX2 static void bias_grad(float *db, const float *dout, shape so)
 }
 
 /* ---- conv3x3 -------------------------------------------------------------- */
-
-static float w3_fwd(const float *w, int nout, int nin, int o, int i, int t)
-{
-    (void)nout;
-    return w[((size_t)o * (size_t)nin + (size_t)i) * 9 + (size_t)t];
-}
-
-/* Backward data: out channel = ci, in channel = co, weight flipped. */
-static float w3_bwd(const float *w, int nout, int nin, int o, int i, int t)
-{
-    (void)nin;
-    return w[((size_t)i * (size_t)nout + (size_t)o) * 9 + (size_t)(8 - t)];
-}
 
 static void taps3x3(ptrdiff_t *tap, ptrdiff_t rs)
 {
@@ -384,7 +343,7 @@ static fwd_desc desc3x3(float *y, int nout, const float *x, int nin, shape s, co
 AVX2 void conv3x3_forward_avx2(float *out, const float *in, shape s, const float *w, int co,
                                float *scratch)
 {
-    pack_out_tiles(scratch, w, co, s.c, 9, w3_fwd);
+    pack_out_tiles(scratch, (conv__wview){w, (ptrdiff_t)s.c * 9, 9, 1}, co, s.c, 9);
     fwd_desc d = desc3x3(out, co, in, s.c, s, scratch);
     run_fwd(&d);
 }
@@ -393,7 +352,8 @@ AVX2 void conv3x3_forward_avx2(float *out, const float *in, shape s, const float
 AVX2 void conv3x3_backward_data_avx2(float *din, const float *dout, shape s, const float *w,
                                      int co, float *scratch)
 {
-    pack_out_tiles(scratch, w, s.c, co, 9, w3_bwd);
+    /* (o, i, t) of the flipped transpose is w[i][o][8 - t]. */
+    pack_out_tiles(scratch, (conv__wview){w + 8, 9, (ptrdiff_t)s.c * 9, -1}, s.c, co, 9);
     fwd_desc d = desc3x3(din, s.c, dout, co, s, scratch);
     run_fwd(&d);
 }
@@ -417,28 +377,10 @@ AVX2 void conv3x3_backward_weight_avx2(float *dw, const float *dout, const float
     d.nchunks = (int)conv__dw_chunks((d.nob + 1) / 2 * d.ncib, s.b * s.h);
     d.part = scratch;
     run_dw(&d);
-#pragma omp parallel for schedule(static)
-    for (int o = 0; o < co; o++)
-        for (int i = 0; i < s.c; i++)
-            for (int t = 0; t < 9; t++)
-                dw[((size_t)o * (size_t)s.c + (size_t)i) * 9 + (size_t)t] = dw_sum(&d, o, i, t);
+    conv__dw_reduce(d.part, d.nchunks, co, s.c, 9, 2, (conv__dwview){dw, (ptrdiff_t)s.c * 9, 9, 1});
 }
 
 /* ---- ConvTranspose2d 2x2, stride 2 ----------------------------------------- */
-
-/* Forward, for one sub-position t = 2a+c: out channel o, in channel i. */
-static float wt_fwd0(const float *w, int nout, int nin, int o, int i, int t)
-{
-    (void)nin;
-    return w[((size_t)i * (size_t)nout + (size_t)o) * 4 + (size_t)t];
-}
-
-/* Backward data: out channel = ci, in channel = co, tap t = 2a+c. */
-static float wt_bwd(const float *w, int nout, int nin, int o, int i, int t)
-{
-    (void)nout;
-    return w[((size_t)o * (size_t)nin + (size_t)i) * 4 + (size_t)t];
-}
 
 /* Packed weights of one sub-position: the forward packs all four in a row,
  * each a 1-tap pack_out_tiles of w[i][o][t]. */
@@ -459,18 +401,10 @@ AVX2 void convt2x2_forward_avx2(float *out, const float *in, shape s, const floa
         bp[o] = o < co ? bias[o] : 0.0f;
     float *wp = scratch + (size_t)(nob + 1) * CB;
     const size_t sub = convt_sub_floats(s, co);
-    for (int t = 0; t < 4; t++) {
-        /* Pack sub-position t: get() sees w with the tap fixed to t. */
-        float *p = wp + (size_t)t * sub;
-        const int nib = blocks(s.c);
-        for (int k = 0; k < (nob + 1) / 2; k++) {
-            const int no = (2 * k + 1 < nob) ? 2 : 1;
-            for (int cb = 0; cb < nib; cb++)
-                for (int i = cb * CB; i < cb * CB + CB; i++)
-                    for (int o = 2 * k * CB; o < (2 * k + no) * CB; o++)
-                        *p++ = (o < co && i < s.c) ? wt_fwd0(w, co, s.c, o, i, t) : 0.0f;
-        }
-    }
+    /* Sub-position t is a 1-tap op with (o, i) at w[i][o][t]. */
+    for (int t = 0; t < 4; t++)
+        pack_out_tiles(wp + (size_t)t * sub, (conv__wview){w + t, 4, (ptrdiff_t)co * 4, 0}, co,
+                       s.c, 1);
     for (int t = 0; t < 4; t++) {
         const int a = t >> 1, c = t & 1;
         fwd_desc d = {0};
@@ -497,7 +431,7 @@ AVX2 void convt2x2_backward_data_avx2(float *din, const float *dout, shape s, co
 {
     shape so = {co, s.b, 2 * s.h, 2 * s.w};
     geo gi = geo_of(s), go = geo_of(so);
-    pack_out_tiles(scratch, w, s.c, co, 4, wt_bwd);
+    pack_out_tiles(scratch, (conv__wview){w, (ptrdiff_t)co * 4, 4, 1}, s.c, co, 4);
     fwd_desc d = {0};
     d.in = dout;
     d.in_cs = go.cs, d.in_bs = go.bs, d.in_rs = 2 * go.rs, d.in_px = 2 * CB, d.in_org = go.org;
@@ -535,27 +469,11 @@ AVX2 void convt2x2_backward_weight_avx2(float *dw, float *db, const float *dout,
     d.nchunks = (int)conv__dw_chunks((d.nob + 1) / 2 * d.ncib, s.b * s.h);
     d.part = scratch;
     run_dw(&d);
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < s.c; i++)
-        for (int o = 0; o < co; o++)
-            for (int t = 0; t < 4; t++)
-                dw[((size_t)i * (size_t)co + (size_t)o) * 4 + (size_t)t] = dw_sum(&d, o, i, t);
+    conv__dw_reduce(d.part, d.nchunks, co, s.c, 4, 2, (conv__dwview){dw, 4, (ptrdiff_t)co * 4, 1});
     bias_grad(db, dout, so);
 }
 
 /* ---- conv1x1 ------------------------------------------------------------------ */
-
-static float w1_fwd(const float *w, int nout, int nin, int o, int i, int t)
-{
-    (void)nout, (void)t;
-    return w[(size_t)o * (size_t)nin + (size_t)i];
-}
-
-static float w1_bwd(const float *w, int nout, int nin, int o, int i, int t)
-{
-    (void)nin, (void)t;
-    return w[(size_t)i * (size_t)nout + (size_t)o];
-}
 
 /* A 1x1 fwd_desc from x (nin channels) to y (nout channels), same H x W. */
 static fwd_desc desc1x1(float *y, int nout, const float *x, int nin, shape s, const float *wp,
@@ -577,7 +495,7 @@ AVX2 void conv1x1_forward_avx2(float *out, const float *in, shape s, const float
     for (int o = 0; o < (nob + 1) * CB; o++)
         bp[o] = o < co ? bias[o] : 0.0f;
     float *wp = scratch + (size_t)(nob + 1) * CB;
-    pack_out_tiles(wp, w, co, s.c, 1, w1_fwd);
+    pack_out_tiles(wp, (conv__wview){w, s.c, 1, 0}, co, s.c, 1);
     fwd_desc d = desc1x1(out, co, in, s.c, s, wp, bp);
     run_fwd(&d);
 }
@@ -586,7 +504,7 @@ AVX2 void conv1x1_forward_avx2(float *out, const float *in, shape s, const float
 AVX2 void conv1x1_backward_data_avx2(float *din, const float *dout, shape s, const float *w,
                                      int co, float *scratch)
 {
-    pack_out_tiles(scratch, w, s.c, co, 1, w1_bwd);
+    pack_out_tiles(scratch, (conv__wview){w, 1, s.c, 0}, s.c, co, 1);
     fwd_desc d = desc1x1(din, s.c, dout, co, s, scratch, NULL);
     run_fwd(&d);
 }
@@ -610,9 +528,7 @@ AVX2 void conv1x1_backward_weight_avx2(float *dw, float *db, const float *dout, 
     d.nchunks = (int)conv__dw_chunks((d.nob + 1) / 2 * d.ncib, s.b * s.h);
     d.part = scratch;
     run_dw(&d);
-    for (int o = 0; o < co; o++)
-        for (int i = 0; i < s.c; i++)
-            dw[(size_t)o * (size_t)s.c + (size_t)i] = dw_sum(&d, o, i, 0);
+    conv__dw_reduce(d.part, d.nchunks, co, s.c, 1, 2, (conv__dwview){dw, s.c, 1, 0});
     bias_grad(db, dout, so);
 }
 

@@ -219,26 +219,10 @@ Z512 static void run_fwd(const fwd_desc *d)
             }
 }
 
-typedef float (*wget_fn)(const float *w, int nout, int nin, int o, int i, int t);
-
-/* Packs weights for run_fwd: dst[group][cb][tap][i][o], o over the group's
- * nz*16 lanes (0 beyond nout, and for a missing odd block), i over one
- * input block (0 beyond nin). Groups before the last are all full, so
- * group k starts at k * G*8 * nib*8 * ntaps. */
-static void pack_out_tiles(float *dst, const float *w, int nout, int nin, int ntaps,
-                           wget_fn get)
+/* Packs weights for run_fwd (conv__pack with zmm-rounded lanes). */
+static void pack_out_tiles(float *dst, conv__wview w, int nout, int nin, int ntaps)
 {
-    const int nob = blocks(nout), nib = blocks(nin), G = group_of(nob);
-    float *p = dst;
-    for (int k = 0; k < (nob + G - 1) / G; k++) {
-        const int nb = nob - k * G < G ? nob - k * G : G;
-        const int width = (nb + 1) / 2 * 16;
-        for (int cb = 0; cb < nib; cb++)
-            for (int t = 0; t < ntaps; t++)
-                for (int i = cb * CB; i < cb * CB + CB; i++)
-                    for (int o = k * G * CB; o < k * G * CB + width; o++)
-                        *p++ = (o < nout && i < nin) ? get(w, nout, nin, o, i, t) : 0.0f;
-    }
+    conv__pack(dst, w, nout, nin, ntaps, group_of(blocks(nout)), 16);
 }
 
 /* Padded bias: nob rounded up to whole groups, plus a block of slack for
@@ -375,22 +359,6 @@ Z512 static void run_dw(const dw_desc *d)
     }
 }
 
-/* Sum of the chunk partials for (o, i, t), in chunk order. */
-static float dw_sum(const dw_desc *d, int o, int i, int t)
-{
-    const int G = group_of(d->nob);
-    const int ngroups = (d->nob + G - 1) / G;
-    const size_t ow = (size_t)G * CB;
-    const size_t tile_f = (size_t)d->ntaps * CB * ow;
-    const int k = o / (G * CB), cb = i / CB;
-    const size_t in_tile = ((size_t)t * CB + (size_t)(i % CB)) * ow + (size_t)(o % (G * CB));
-    float s = 0.0f;
-    for (int c = 0; c < d->nchunks; c++)
-        s += d->part[(((size_t)c * (size_t)ngroups + (size_t)k) * (size_t)d->ncib + (size_t)cb)
-                         * tile_f + in_tile];
-    return s;
-}
-
 static int dw_chunks(int nob, int ncib, int rows)
 {
     const int G = group_of(nob);
@@ -431,18 +399,6 @@ Z512 static void bias_grad(float *db, const float *dout, shape so)
 
 /* ---- conv3x3 -------------------------------------------------------------- */
 
-static float w3_fwd(const float *w, int nout, int nin, int o, int i, int t)
-{
-    (void)nout;
-    return w[((size_t)o * (size_t)nin + (size_t)i) * 9 + (size_t)t];
-}
-
-static float w3_bwd(const float *w, int nout, int nin, int o, int i, int t)
-{
-    (void)nin;
-    return w[((size_t)i * (size_t)nout + (size_t)o) * 9 + (size_t)(8 - t)];
-}
-
 static void taps3x3(ptrdiff_t *tap, ptrdiff_t rs)
 {
     for (int kh = 0; kh < 3; kh++)
@@ -473,7 +429,7 @@ static fwd_desc desc3x3(float *y, int nout, const float *x, int nin, shape s, co
 Z512 void conv3x3_forward_avx512(float *out, const float *in, shape s, const float *w, int co,
                                  float *scratch)
 {
-    pack_out_tiles(scratch, w, co, s.c, 9, w3_fwd);
+    pack_out_tiles(scratch, (conv__wview){w, (ptrdiff_t)s.c * 9, 9, 1}, co, s.c, 9);
     fwd_desc d = desc3x3(out, co, in, s.c, s, scratch);
     run_fwd(&d);
 }
@@ -482,7 +438,8 @@ Z512 void conv3x3_forward_avx512(float *out, const float *in, shape s, const flo
 Z512 void conv3x3_backward_data_avx512(float *din, const float *dout, shape s, const float *w,
                                        int co, float *scratch)
 {
-    pack_out_tiles(scratch, w, s.c, co, 9, w3_bwd);
+    /* (o, i, t) of the flipped transpose is w[i][o][8 - t]. */
+    pack_out_tiles(scratch, (conv__wview){w + 8, 9, (ptrdiff_t)s.c * 9, -1}, s.c, co, 9);
     fwd_desc d = desc3x3(din, s.c, dout, co, s, scratch);
     run_fwd(&d);
 }
@@ -506,27 +463,11 @@ Z512 void conv3x3_backward_weight_avx512(float *dw, const float *dout, const flo
     d.nchunks = dw_chunks(d.nob, d.ncib, s.b * s.h);
     d.part = scratch;
     run_dw(&d);
-#pragma omp parallel for schedule(static)
-    for (int o = 0; o < co; o++)
-        for (int i = 0; i < s.c; i++)
-            for (int t = 0; t < 9; t++)
-                dw[((size_t)o * (size_t)s.c + (size_t)i) * 9 + (size_t)t] = dw_sum(&d, o, i, t);
+    conv__dw_reduce(d.part, d.nchunks, co, s.c, 9, group_of(d.nob),
+                    (conv__dwview){dw, (ptrdiff_t)s.c * 9, 9, 1});
 }
 
 /* ---- ConvTranspose2d 2x2, stride 2 ----------------------------------------- */
-
-static float wt_bwd(const float *w, int nout, int nin, int o, int i, int t)
-{
-    (void)nout;
-    return w[((size_t)o * (size_t)nin + (size_t)i) * 4 + (size_t)t];
-}
-
-/* Forward, one sub-position t fixed by the caller through `get`'s t. */
-static float wt_fwd(const float *w, int nout, int nin, int o, int i, int t)
-{
-    (void)nin;
-    return w[((size_t)i * (size_t)nout + (size_t)o) * 4 + (size_t)t];
-}
 
 /* out (co,B,2H,2W) = w (Ci,co,2,2) scattered from in (Ci,B,H,W) + bias (co).
  * Four 1-tap convolutions, one per output sub-position (a, c). */
@@ -539,19 +480,10 @@ Z512 void convt2x2_forward_avx512(float *out, const float *in, shape s, const fl
     float *bp = scratch;
     float *wp = scratch + pack_bias(bp, bias, co);
     const size_t sub = (size_t)((nob + G - 1) / G * G) * CB * (size_t)blocks(s.c) * CB;
-    for (int t = 0; t < 4; t++) {
-        /* pack_out_tiles with one tap: sub-position t of w[i][o][t]. */
-        const int nib = blocks(s.c);
-        float *p = wp + (size_t)t * sub;
-        for (int k = 0; k < (nob + G - 1) / G; k++) {
-            const int nb = nob - k * G < G ? nob - k * G : G;
-            const int width = (nb + 1) / 2 * 16;
-            for (int cb = 0; cb < nib; cb++)
-                for (int i = cb * CB; i < cb * CB + CB; i++)
-                    for (int o = k * G * CB; o < k * G * CB + width; o++)
-                        *p++ = (o < co && i < s.c) ? wt_fwd(w, co, s.c, o, i, t) : 0.0f;
-        }
-    }
+    /* Sub-position t is a 1-tap op with (o, i) at w[i][o][t]. */
+    for (int t = 0; t < 4; t++)
+        pack_out_tiles(wp + (size_t)t * sub, (conv__wview){w + t, 4, (ptrdiff_t)co * 4, 0}, co,
+                       s.c, 1);
     for (int t = 0; t < 4; t++) {
         const int a = t >> 1, c = t & 1;
         fwd_desc d = {0};
@@ -578,7 +510,7 @@ Z512 void convt2x2_backward_data_avx512(float *din, const float *dout, shape s, 
 {
     shape so = {co, s.b, 2 * s.h, 2 * s.w};
     geo gi = geo_of(s), go = geo_of(so);
-    pack_out_tiles(scratch, w, s.c, co, 4, wt_bwd);
+    pack_out_tiles(scratch, (conv__wview){w, (ptrdiff_t)co * 4, 4, 1}, s.c, co, 4);
     fwd_desc d = {0};
     d.in = dout;
     d.in_cs = go.cs, d.in_bs = go.bs, d.in_rs = 2 * go.rs, d.in_px = 2 * CB, d.in_org = go.org;
@@ -616,27 +548,12 @@ Z512 void convt2x2_backward_weight_avx512(float *dw, float *db, const float *dou
     d.nchunks = dw_chunks(d.nob, d.ncib, s.b * s.h);
     d.part = scratch;
     run_dw(&d);
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < s.c; i++)
-        for (int o = 0; o < co; o++)
-            for (int t = 0; t < 4; t++)
-                dw[((size_t)i * (size_t)co + (size_t)o) * 4 + (size_t)t] = dw_sum(&d, o, i, t);
+    conv__dw_reduce(d.part, d.nchunks, co, s.c, 4, group_of(d.nob),
+                    (conv__dwview){dw, 4, (ptrdiff_t)co * 4, 1});
     bias_grad(db, dout, so);
 }
 
 /* ---- conv1x1 ------------------------------------------------------------------ */
-
-static float w1_fwd(const float *w, int nout, int nin, int o, int i, int t)
-{
-    (void)nout, (void)t;
-    return w[(size_t)o * (size_t)nin + (size_t)i];
-}
-
-static float w1_bwd(const float *w, int nout, int nin, int o, int i, int t)
-{
-    (void)nin, (void)t;
-    return w[(size_t)i * (size_t)nout + (size_t)o];
-}
 
 static fwd_desc desc1x1(float *y, int nout, const float *x, int nin, shape s, const float *wp,
                         const float *bias)
@@ -654,7 +571,7 @@ Z512 void conv1x1_forward_avx512(float *out, const float *in, shape s, const flo
 {
     float *bp = scratch;
     float *wp = scratch + pack_bias(bp, bias, co);
-    pack_out_tiles(wp, w, co, s.c, 1, w1_fwd);
+    pack_out_tiles(wp, (conv__wview){w, s.c, 1, 0}, co, s.c, 1);
     fwd_desc d = desc1x1(out, co, in, s.c, s, wp, bp);
     run_fwd(&d);
 }
@@ -663,7 +580,7 @@ Z512 void conv1x1_forward_avx512(float *out, const float *in, shape s, const flo
 Z512 void conv1x1_backward_data_avx512(float *din, const float *dout, shape s, const float *w,
                                        int co, float *scratch)
 {
-    pack_out_tiles(scratch, w, s.c, co, 1, w1_bwd);
+    pack_out_tiles(scratch, (conv__wview){w, 1, s.c, 0}, s.c, co, 1);
     fwd_desc d = desc1x1(din, s.c, dout, co, s, scratch, NULL);
     run_fwd(&d);
 }
@@ -687,9 +604,8 @@ Z512 void conv1x1_backward_weight_avx512(float *dw, float *db, const float *dout
     d.nchunks = dw_chunks(d.nob, d.ncib, s.b * s.h);
     d.part = scratch;
     run_dw(&d);
-    for (int o = 0; o < co; o++)
-        for (int i = 0; i < s.c; i++)
-            dw[(size_t)o * (size_t)s.c + (size_t)i] = dw_sum(&d, o, i, 0);
+    conv__dw_reduce(d.part, d.nchunks, co, s.c, 1, group_of(d.nob),
+                    (conv__dwview){dw, s.c, 1, 0});
     bias_grad(db, dout, so);
 }
 
