@@ -13,6 +13,7 @@
 
 #include "layout.h"
 #include "mg_test.h"
+#include "model.h" /* BN_EPS, BN_MOMENTUM */
 #include "ops_bn.h"
 
 /* ---- helpers shared in spirit by the ops tests ------------------------ */

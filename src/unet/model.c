@@ -2,7 +2,8 @@
 /*
  * model.c: the UNet's parameter table, memory plan, initialisation, and
  * forward / backward passes (see model.h). Every tensor lives in the one
- * arena planned here; the kernels are in ops_*.c.
+ * arena planned here; every op runs through m->be (backend.h), so nothing
+ * here knows the activation layout.
  *
  * The plan for B=8 at 128x128 with the default model (base 16, depth 4):
  * params + grads + Adam moments 29.7 MiB, activations about 110 MiB (160
@@ -13,11 +14,6 @@
  */
 #include "model.h"
 
-#include "adam.h"
-#include "ops_bn.h"
-#include "ops_conv.h"
-#include "ops_loss.h"
-#include "ops_pool.h"
 #include "rng.h"
 
 #include <math.h>
@@ -154,7 +150,8 @@ static shape level_shape(const unet_cfg *c, int level, int batch, int h, int w)
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
 /* Scratch of the largest op; every op runs alone, so one buffer serves. */
-static size_t scratch_floats(const unet_cfg *c, int batch, int h, int w, int nthreads)
+static size_t scratch_floats(const unet_backend *be, const unet_cfg *c, int batch, int h, int w,
+                             int nthreads)
 {
     size_t s = 0;
     for (int i = 0; i <= c->depth; i++) {
@@ -162,19 +159,19 @@ static size_t scratch_floats(const unet_cfg *c, int batch, int h, int w, int nth
         shape in = i == 0 ? (shape){c->in_ch, batch, h, w} : level_shape(c, i - 1, batch, h, w);
         in.h = o.h;
         in.w = o.w;
-        s = max_sz(s, conv3x3_scratch_floats(in, o.c, nthreads));
-        s = max_sz(s, conv3x3_scratch_floats(o, o.c, nthreads));
-        s = max_sz(s, bn_scratch_floats(o));
+        s = max_sz(s, be->conv3x3_scratch(in, o.c, nthreads));
+        s = max_sz(s, be->conv3x3_scratch(o, o.c, nthreads));
+        s = max_sz(s, be->bn_scratch(o));
         if (i < c->depth) {
             shape cat = o;
             cat.c = 2 * o.c;
-            s = max_sz(s, conv3x3_scratch_floats(cat, o.c, nthreads));
+            s = max_sz(s, be->conv3x3_scratch(cat, o.c, nthreads));
             shape deeper = level_shape(c, i + 1, batch, h, w);
-            s = max_sz(s, convt2x2_scratch_floats(deeper, o.c, nthreads));
+            s = max_sz(s, be->convt2x2_scratch(deeper, o.c, nthreads));
         }
     }
-    s = max_sz(s, conv1x1_scratch_floats(level_shape(c, 0, batch, h, w), 1, nthreads));
-    s = max_sz(s, bce_dice_scratch_floats(batch, h * w));
+    s = max_sz(s, be->conv1x1_scratch(level_shape(c, 0, batch, h, w), 1, nthreads));
+    s = max_sz(s, be->loss_scratch(batch, h * w));
     return s;
 }
 
@@ -182,6 +179,7 @@ static size_t scratch_floats(const unet_cfg *c, int batch, int h, int w, int nth
 static void layout(unet *m, bump *b, int nthreads)
 {
     const unet_cfg *c = &m->cfg;
+    size_t (*const act)(shape) = m->be->act_floats;
     int B = m->batch, H = m->h, W = m->w;
     size_t pf = m->plan.params_floats;
 
@@ -194,7 +192,7 @@ static void layout(unet *m, bump *b, int nthreads)
 
     u0 = b->used;
     shape xin = {c->in_ch, B, H, W};
-    m->x = take_f(b, shape_floats(xin));
+    m->x = take_f(b, act(xin));
     m->zero_lo = (char *)m->x;
     const float *prev = m->x;
     shape prev_s = xin;
@@ -206,9 +204,9 @@ static void layout(unet *m, bump *b, int nthreads)
         a->s = o;
         a->in = prev_s;
         a->x = prev;
-        a->a1 = take_f(b, shape_floats(o));
-        a->a2 = take_f(b, shape_floats(o));
-        m->cat[i] = take_f(b, shape_floats(cat));
+        a->a1 = take_f(b, act(o));
+        a->a2 = take_f(b, act(o));
+        m->cat[i] = take_f(b, act(cat));
         a->r2 = m->cat[i]; /* the skip half of the concat buffer */
         for (int k = 0; k < 4; k++) {
             float *stats = take_f(b, (size_t)o.c);
@@ -218,7 +216,7 @@ static void layout(unet *m, bump *b, int nthreads)
             if (k == 3) a->rstd2 = stats;
         }
         shape po = level_shape(c, i, B, H >> 1, W >> 1);
-        m->pool[i] = take_f(b, shape_floats(po));
+        m->pool[i] = take_f(b, act(po));
         prev = m->pool[i];
         prev_s = po;
     }
@@ -226,8 +224,8 @@ static void layout(unet *m, bump *b, int nthreads)
     bt->s = level_shape(c, c->depth, B, H, W);
     bt->in = prev_s;
     bt->x = prev;
-    bt->a1 = take_f(b, shape_floats(bt->s));
-    bt->a2 = take_f(b, shape_floats(bt->s));
+    bt->a1 = take_f(b, act(bt->s));
+    bt->a2 = take_f(b, act(bt->s));
     bt->r2 = NULL;
     bt->mean1 = take_f(b, (size_t)bt->s.c);
     bt->rstd1 = take_f(b, (size_t)bt->s.c);
@@ -240,8 +238,8 @@ static void layout(unet *m, bump *b, int nthreads)
         a->in = a->s;
         a->in.c = 2 * a->s.c;
         a->x = m->cat[i];
-        a->a1 = take_f(b, shape_floats(a->s));
-        a->a2 = take_f(b, shape_floats(a->s));
+        a->a1 = take_f(b, act(a->s));
+        a->a2 = take_f(b, act(a->s));
         a->r2 = NULL;
         a->mean1 = take_f(b, (size_t)a->s.c);
         a->rstd1 = take_f(b, (size_t)a->s.c);
@@ -249,29 +247,29 @@ static void layout(unet *m, bump *b, int nthreads)
         a->rstd2 = take_f(b, (size_t)a->s.c);
     }
     shape lo = {1, B, H, W};
-    m->logits = take_f(b, shape_floats(lo));
+    m->logits = take_f(b, act(lo));
     m->plan.act_bytes = b->used - u0;
 
     u0 = b->used;
     size_t work = 0;
     for (int i = 0; i <= c->depth; i++) {
         shape o = level_shape(c, i, B, H, W);
-        work = max_sz(work, shape_floats(o));
+        work = max_sz(work, act(o));
         if (i < c->depth) {
             shape cat = o;
             cat.c = 2 * o.c;
-            m->dcat[i] = take_f(b, shape_floats(cat));
+            m->dcat[i] = take_f(b, act(cat));
         }
     }
     m->ga = take_f(b, work);
     m->gb = take_f(b, work);
     m->rtmp = take_f(b, work);
-    m->dlogits = take_f(b, shape_floats(lo));
+    m->dlogits = take_f(b, act(lo));
     m->zero_hi = b->base ? b->base + b->used : NULL;
     m->plan.grad_bytes = b->used - u0;
 
     u0 = b->used;
-    m->scratch = take_f(b, scratch_floats(c, B, H, W, nthreads));
+    m->scratch = take_f(b, scratch_floats(m->be, c, B, H, W, nthreads));
     m->plan.scratch_bytes = b->used - u0;
 
     u0 = b->used;
@@ -280,7 +278,7 @@ static void layout(unet *m, bump *b, int nthreads)
     m->target_nchw = take_f(b, px);
     m->logits_nchw = take_f(b, px);
     m->dlogits_nchw = take_f(b, px);
-    m->loss_state = take_f(b, bce_dice_state_floats(B));
+    m->loss_state = take_f(b, m->be->loss_state(B));
     m->plan.io_bytes = b->used - u0;
     m->plan.total_bytes = (b->used + ALIGN - 1) / ALIGN * ALIGN;
 }
@@ -311,6 +309,7 @@ unet_plan unet_plan_for(const unet_cfg *cfg, int batch, int h, int w)
     m->batch = batch;
     m->h = h;
     m->w = w;
+    m->be = unet_backend_cpu();
     build_table(m);
     bump b = {NULL, 0};
     layout(m, &b, omp_get_max_threads());
@@ -365,6 +364,7 @@ unet *unet_create(const unet_cfg *cfg, int batch, int h, int w, uint64_t seed, c
     m->batch = batch;
     m->h = h;
     m->w = w;
+    m->be = unet_backend_cpu();
     build_table(m);
     bump b = {NULL, 0};
     int nt = omp_get_max_threads();
@@ -376,8 +376,9 @@ unet *unet_create(const unet_cfg *cfg, int batch, int h, int w, uint64_t seed, c
         free(m);
         return NULL;
     }
-    /* Zeroed: the blocked layout's borders and padded channels must read 0. */
-    memset(m->arena, 0, m->plan.total_bytes);
+    /* Zeroed: the CPU layout's borders and padded channels must read 0,
+     * and BN's bias and running mean start at 0. */
+    m->be->zero(m->arena, m->plan.total_bytes);
     b = (bump){m->arena, 0};
     layout(m, &b, nt);
     init_params(m, seed);
@@ -398,23 +399,24 @@ void unet_destroy(unet *m)
  * `r2` (an encoder's concat buffer, or rtmp for the next op to consume). */
 static void block_forward(unet *m, const block_params *bp, block_acts *a, bool train, float *r2)
 {
+    const unet_backend *be = m->be;
     float *s = m->scratch, *r1 = m->rtmp;
-    conv3x3_forward(a->a1, a->x, a->in, P(m, bp->w1), a->s.c, s);
+    be->conv3x3_forward(a->a1, a->x, a->in, P(m, bp->w1), a->s.c, s);
     if (train)
-        bn_relu_forward(r1, a->a1, a->s, P(m, bp->g1), P(m, bp->b1), a->mean1, a->rstd1,
+        be->bn_relu_forward(r1, a->a1, a->s, P(m, bp->g1), P(m, bp->b1), a->mean1, a->rstd1,
                         P(m, bp->m1), P(m, bp->v1), &m->counts[m->p[bp->n1].off],
                         BN_MOMENTUM, BN_EPS, s);
     else
-        bn_relu_forward_eval(r1, a->a1, a->s, P(m, bp->g1), P(m, bp->b1), P(m, bp->m1),
+        be->bn_relu_forward_eval(r1, a->a1, a->s, P(m, bp->g1), P(m, bp->b1), P(m, bp->m1),
                              P(m, bp->v1), BN_EPS);
-    layout_zero_border(r1, a->s);
-    conv3x3_forward(a->a2, r1, a->s, P(m, bp->w2), a->s.c, s);
+    be->reuse(r1, a->s);
+    be->conv3x3_forward(a->a2, r1, a->s, P(m, bp->w2), a->s.c, s);
     if (train)
-        bn_relu_forward(r2, a->a2, a->s, P(m, bp->g2), P(m, bp->b2), a->mean2, a->rstd2,
+        be->bn_relu_forward(r2, a->a2, a->s, P(m, bp->g2), P(m, bp->b2), a->mean2, a->rstd2,
                         P(m, bp->m2), P(m, bp->v2), &m->counts[m->p[bp->n2].off],
                         BN_MOMENTUM, BN_EPS, s);
     else
-        bn_relu_forward_eval(r2, a->a2, a->s, P(m, bp->g2), P(m, bp->b2), P(m, bp->m2),
+        be->bn_relu_forward_eval(r2, a->a2, a->s, P(m, bp->g2), P(m, bp->b2), P(m, bp->m2),
                              P(m, bp->v2), BN_EPS);
 }
 
@@ -422,19 +424,19 @@ static void block_forward(unet *m, const block_params *bp, block_acts *a, bool t
  * consumed it, and BN's backward mask). */
 static float *recompute_r2(unet *m, const block_params *bp, const block_acts *a)
 {
-    bn_relu_apply(m->rtmp, a->a2, a->s, P(m, bp->g2), P(m, bp->b2), a->mean2, a->rstd2);
-    layout_zero_border(m->rtmp, a->s);
+    m->be->bn_relu_apply(m->rtmp, a->a2, a->s, P(m, bp->g2), P(m, bp->b2), a->mean2, a->rstd2);
+    m->be->reuse(m->rtmp, a->s);
     return m->rtmp;
 }
 
 /* A smaller batch (the last of an epoch) is a smaller shape over the same
- * buffers: in the blocked layout the batch sits inside each channel block,
- * so every tensor's border moves. Re-zero everything that has borders and
- * set the new shapes; this happens at most a few times per epoch. */
+ * buffers: in the CPU layout the batch sits inside each channel block, so
+ * every tensor's border moves. Re-zero the activations and their
+ * gradients and set the new shapes; at most a few times per epoch. */
 static void set_batch(unet *m, int batch)
 {
     if (batch == m->cur_batch) return;
-    memset(m->zero_lo, 0, (size_t)(m->zero_hi - m->zero_lo));
+    m->be->zero(m->zero_lo, (size_t)(m->zero_hi - m->zero_lo));
     for (int i = 0; i < m->cfg.depth; i++) {
         m->enc[i].s.b = m->enc[i].in.b = batch;
         m->dec[i].s.b = m->dec[i].in.b = batch;
@@ -446,12 +448,13 @@ static void set_batch(unet *m, int batch)
 void unet_forward(unet *m, int batch, bool train)
 {
     const unet_cfg *c = &m->cfg;
+    const unet_backend *be = m->be;
     set_batch(m, batch);
     shape xin = {c->in_ch, batch, m->h, m->w};
-    layout_pack(m->x, xin, m->in_nchw);
+    be->from_nchw(m->x, xin, m->in_nchw);
     for (int i = 0; i < c->depth; i++) {
         block_forward(m, &m->enc_p[i], &m->enc[i], train, m->cat[i]);
-        maxpool2x2_forward(m->pool[i], m->enc[i].r2, m->enc[i].s);
+        be->maxpool2x2_forward(m->pool[i], m->enc[i].r2, m->enc[i].s);
     }
     block_forward(m, &m->bott_p, &m->bott, train, m->rtmp);
     const float *prev = m->rtmp; /* each r2 below is consumed before rtmp is reused */
@@ -459,17 +462,16 @@ void unet_forward(unet *m, int batch, bool train)
     for (int j = 0; j < c->depth; j++) {
         int i = c->depth - 1 - j;
         shape o = m->enc[i].s;
-        /* The upsampled half of the concat buffer starts after the skip's
-         * channel blocks. */
-        float *up = m->cat[i] + shape_floats(o);
-        convt2x2_forward(up, prev, prev_s, P(m, m->up_w[j]), P(m, m->up_b[j]), o.c, m->scratch);
+        /* The upsampled half of the concat buffer, after the skip's channels. */
+        float *up = be->channels(m->cat[i], m->dec[j].in, o.c);
+        be->convt2x2_forward(up, prev, prev_s, P(m, m->up_w[j]), P(m, m->up_b[j]), o.c, m->scratch);
         block_forward(m, &m->dec_p[j], &m->dec[j], train, m->rtmp);
         prev = m->rtmp;
         prev_s = m->dec[j].s;
     }
-    conv1x1_forward(m->logits, prev, prev_s, P(m, m->out_w), P(m, m->out_b), 1, m->scratch);
+    be->conv1x1_forward(m->logits, prev, prev_s, P(m, m->out_w), P(m, m->out_b), 1, m->scratch);
     shape lo = {1, batch, m->h, m->w};
-    layout_unpack(m->logits_nchw, lo, m->logits);
+    be->to_nchw(m->logits_nchw, lo, m->logits);
 }
 
 /* ---- backward ---------------------------------------------------------------- */
@@ -484,37 +486,33 @@ void unet_forward(unet *m, int batch, bool train)
 static void block_backward(unet *m, const block_params *bp, const block_acts *a, float *g,
                            float *t, float *din, const float *r2)
 {
+    const unet_backend *be = m->be;
     float *s = m->scratch, *r1 = m->rtmp;
-    bn_relu_backward(t, G(m, bp->g2), G(m, bp->b2), g, a->a2, r2, a->s, P(m, bp->g2),
+    be->bn_relu_backward(t, G(m, bp->g2), G(m, bp->b2), g, a->a2, r2, a->s, P(m, bp->g2),
                      a->mean2, a->rstd2, s);
-    layout_zero_border(t, a->s);
-    bn_relu_apply(r1, a->a1, a->s, P(m, bp->g1), P(m, bp->b1), a->mean1, a->rstd1);
-    layout_zero_border(r1, a->s);
-    conv3x3_backward_weight(G(m, bp->w2), t, r1, a->s, a->s.c, s);
-    conv3x3_backward_data(g, t, a->s, P(m, bp->w2), a->s.c, s);
-    bn_relu_backward(t, G(m, bp->g1), G(m, bp->b1), g, a->a1, r1, a->s, P(m, bp->g1),
+    be->reuse(t, a->s);
+    be->bn_relu_apply(r1, a->a1, a->s, P(m, bp->g1), P(m, bp->b1), a->mean1, a->rstd1);
+    be->reuse(r1, a->s);
+    be->conv3x3_backward_weight(G(m, bp->w2), t, r1, a->s, a->s.c, s);
+    be->conv3x3_backward_data(g, t, a->s, P(m, bp->w2), a->s.c, s);
+    be->bn_relu_backward(t, G(m, bp->g1), G(m, bp->b1), g, a->a1, r1, a->s, P(m, bp->g1),
                      a->mean1, a->rstd1, s);
-    layout_zero_border(t, a->s);
-    conv3x3_backward_weight(G(m, bp->w1), t, a->x, a->in, a->s.c, s);
-    if (din) conv3x3_backward_data(din, t, a->in, P(m, bp->w1), a->s.c, s);
-}
-
-static void add_into(float *dst, const float *src, size_t n)
-{
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) dst[i] += src[i];
+    be->reuse(t, a->s);
+    be->conv3x3_backward_weight(G(m, bp->w1), t, a->x, a->in, a->s.c, s);
+    if (din) be->conv3x3_backward_data(din, t, a->in, P(m, bp->w1), a->s.c, s);
 }
 
 void unet_backward(unet *m, int batch)
 {
     const unet_cfg *c = &m->cfg;
+    const unet_backend *be = m->be;
     shape lo = {1, batch, m->h, m->w};
-    layout_pack(m->dlogits, lo, m->dlogits_nchw);
+    be->from_nchw(m->dlogits, lo, m->dlogits_nchw);
     const block_acts *last = &m->dec[c->depth - 1];
     const float *last_r2 = recompute_r2(m, &m->dec_p[c->depth - 1], last);
-    conv1x1_backward_weight(G(m, m->out_w), G(m, m->out_b), m->dlogits, last_r2, last->s, 1,
+    be->conv1x1_backward_weight(G(m, m->out_w), G(m, m->out_b), m->dlogits, last_r2, last->s, 1,
                             m->scratch);
-    conv1x1_backward_data(m->ga, m->dlogits, last->s, P(m, m->out_w), 1, m->scratch);
+    be->conv1x1_backward_data(m->ga, m->dlogits, last->s, P(m, m->out_w), 1, m->scratch);
 
     /* Decoder, shallowest first: dec[depth-1] is level 0. The skip half of
      * dcat[i] is kept for the encoder; the up half goes through the
@@ -524,13 +522,13 @@ void unet_backward(unet *m, int batch)
         const float *r2 = recompute_r2(m, &m->dec_p[j], &m->dec[j]);
         block_backward(m, &m->dec_p[j], &m->dec[j], m->ga, m->gb, m->dcat[i], r2);
         shape o = m->enc[i].s;
-        const float *dup = m->dcat[i] + shape_floats(o);
+        const float *dup = be->channels(m->dcat[i], m->dec[j].in, o.c);
         const float *up_in = j == 0 ? recompute_r2(m, &m->bott_p, &m->bott)
                                     : recompute_r2(m, &m->dec_p[j - 1], &m->dec[j - 1]);
         shape up_s = j == 0 ? m->bott.s : m->dec[j - 1].s;
-        convt2x2_backward_weight(G(m, m->up_w[j]), G(m, m->up_b[j]), dup, up_in, up_s, o.c,
+        be->convt2x2_backward_weight(G(m, m->up_w[j]), G(m, m->up_b[j]), dup, up_in, up_s, o.c,
                                  m->scratch);
-        convt2x2_backward_data(m->ga, dup, up_s, P(m, m->up_w[j]), o.c, m->scratch);
+        be->convt2x2_backward_data(m->ga, dup, up_s, P(m, m->up_w[j]), o.c, m->scratch);
     }
     /* Bottleneck: its input gradient (the deepest pool's) lands in ga. */
     block_backward(m, &m->bott_p, &m->bott, m->ga, m->gb, m->ga,
@@ -538,8 +536,8 @@ void unet_backward(unet *m, int batch)
     float *dpool = m->ga, *g = m->gb;
     for (int i = c->depth - 1; i >= 0; i--) {
         block_acts *a = &m->enc[i];
-        maxpool2x2_backward(g, dpool, a->r2, a->s);
-        add_into(g, m->dcat[i], shape_floats(a->s)); /* + the skip's gradient */
+        be->maxpool2x2_backward(g, dpool, a->r2, a->s);
+        be->add(g, m->dcat[i], a->s); /* + the skip's gradient */
         block_backward(m, &m->enc_p[i], a, g, dpool, i ? g : NULL, a->r2);
         float *tmp = dpool; /* g now holds the gradient of pool[i-1] */
         dpool = g;
@@ -552,9 +550,9 @@ void unet_backward(unet *m, int batch)
 double unet_loss(unet *m, int batch, double *bce, double *dice)
 {
     int hw = m->h * m->w;
-    loss_parts lp = bce_dice_forward(m->logits_nchw, m->target_nchw, batch, hw, m->loss_state,
+    loss_parts lp = m->be->loss_forward(m->logits_nchw, m->target_nchw, batch, hw, m->loss_state,
                                      m->scratch);
-    bce_dice_backward(m->dlogits_nchw, m->logits_nchw, m->target_nchw, batch, hw,
+    m->be->loss_backward(m->dlogits_nchw, m->logits_nchw, m->target_nchw, batch, hw,
                       m->loss_state);
     if (bce) *bce = lp.bce;
     if (dice) *dice = lp.dice;
@@ -568,7 +566,7 @@ void unet_adam(unet *m, double lr, double beta1, double beta2, double eps, doubl
     for (int i = 0; i < m->nparams; i++) {
         const param *p = &m->p[i];
         if (p->trainable < 0) continue;
-        adam_update(m->params + p->off, m->grads + p->off, m->adam_m + p->off,
+        m->be->adam_update(m->params + p->off, m->grads + p->off, m->adam_m + p->off,
                     m->adam_v + p->off, p->numel, &k);
     }
 }

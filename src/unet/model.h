@@ -3,8 +3,8 @@
  * model.h: the UNet itself: its parameter table (PyTorch's state_dict
  * names, order and shapes, so checkpoints map one to one), the memory plan
  * that says how many bytes a batch size needs before anything is
- * allocated, and the forward / backward passes over the kernels of
- * ops_*.c on the blocked layout of layout.h.
+ * allocated, and the forward / backward passes, which run every op
+ * through a backend's table (backend.h; the CPU one for now).
  *
  * Model (tests/py/unet_ref.py is the PyTorch twin): `depth` levels of
  * blocks (3x3 conv without bias, BatchNorm2d, ReLU) x 2 with channels
@@ -28,9 +28,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "layout.h"
+#include "backend.h"
 
 #define UNET_MAX_DEPTH 6
+/* nn.BatchNorm2d's defaults, which the reference module keeps. */
+#define BN_EPS 1e-5
+#define BN_MOMENTUM 0.1
 /* Blocks: depth encoders + bottleneck + depth decoders; each block has
  * 2 convs and 2 BNs (5 entries each), plus 2 per up-conv and 2 for out. */
 #define UNET_MAX_PARAMS ((2 * UNET_MAX_DEPTH + 1) * 12 + 2 * UNET_MAX_DEPTH + 2)
@@ -98,6 +101,7 @@ typedef struct unet_plan {
 
 typedef struct unet {
     unet_cfg cfg;
+    const unet_backend *be;     /* every op and the activation layout */
     int batch, h, w;
     int nparams;
     param p[UNET_MAX_PARAMS];

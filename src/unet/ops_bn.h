@@ -43,9 +43,6 @@
 
 #include "layout.h"
 
-#define BN_EPS 1e-5
-#define BN_MOMENTUM 0.1
-
 /* Scratch floats for bn_relu_forward and bn_relu_backward on shape s:
  * 32 doubles per (channel block, image) unit plus alignment slack (8 KB at
  * C=256, B=8). The scratch need not be aligned and holds nothing between

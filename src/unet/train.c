@@ -15,7 +15,6 @@
 
 #include "fpenv.h"
 #include "memguard.h"
-#include "ops_conv.h"
 
 #include <sys/mman.h>
 
@@ -546,8 +545,8 @@ static void print_header(const trainer *t)
         printf("data: %s, %d samples", c->data, t->data.n);
     printf(" at %dx%d: %d train, %d validation\n", c->img_size, c->img_size,
            t->split.n_train, t->split.n_val);
-    printf("batch %d, %d epochs, Adam lr %g, %d threads, %s kernels\n", c->batch, c->epochs,
-           c->lr, omp_get_max_threads(), conv_kernels_name());
+    printf("batch %d, %d epochs, Adam lr %g, %d threads, backend %s\n", c->batch, c->epochs,
+           c->lr, omp_get_max_threads(), t->m->be->name());
     printf("memory plan: %.1f MiB (params+grads+Adam %.1f, activations %.1f, gradients %.1f, "
            "scratch %.1f) + data %.1f MiB\n",
            (double)p->total_bytes / MIB, (double)p->param_bytes / MIB, (double)p->act_bytes / MIB,
