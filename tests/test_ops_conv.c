@@ -18,7 +18,7 @@
 #include <omp.h>
 
 #include "layout.h"
-#include "ops_conv.h"
+#include "ops_conv_kernel.h"
 
 #define SENTINEL 3.25f
 
@@ -248,42 +248,13 @@ static void test_fd_conv1x1(void)
 
 /* ---- optimised kernels against the reference ---------------------------------- */
 
-/* One optimised implementation: the nine kernels of one level. */
-typedef struct kernels {
-    const char *name;
-    int (*have)(void);
-    void (*c3_fwd)(float *, const float *, shape, const float *, int, float *);
-    void (*c3_bd)(float *, const float *, shape, const float *, int, float *);
-    void (*c3_bw)(float *, const float *, const float *, shape, int, float *);
-    void (*ct_fwd)(float *, const float *, shape, const float *, const float *, int, float *);
-    void (*ct_bd)(float *, const float *, shape, const float *, int, float *);
-    void (*ct_bw)(float *, float *, const float *, const float *, shape, int, float *);
-    void (*c1_fwd)(float *, const float *, shape, const float *, const float *, int, float *);
-    void (*c1_bd)(float *, const float *, shape, const float *, int, float *);
-    void (*c1_bw)(float *, float *, const float *, const float *, shape, int, float *);
-} kernels;
-
-static const kernels k_avx2 = {
-    "AVX2", conv__have_avx2, conv3x3_forward_avx2, conv3x3_backward_data_avx2,
-    conv3x3_backward_weight_avx2, convt2x2_forward_avx2, convt2x2_backward_data_avx2,
-    convt2x2_backward_weight_avx2, conv1x1_forward_avx2, conv1x1_backward_data_avx2,
-    conv1x1_backward_weight_avx2,
-};
-
-static const kernels k_avx512 = {
-    "AVX-512", conv__have_avx512, conv3x3_forward_avx512, conv3x3_backward_data_avx512,
-    conv3x3_backward_weight_avx512, convt2x2_forward_avx512, convt2x2_backward_data_avx512,
-    convt2x2_backward_weight_avx512, conv1x1_forward_avx512, conv1x1_backward_data_avx512,
-    conv1x1_backward_weight_avx512,
-};
-
 static double worst_fwd[3], worst_bd[3], worst_bw[3];
 
 /* Runs all three ops of one kind both ways on one shape. The optimised
  * outputs start as SENTINEL everywhere: their border must still be
  * SENTINEL. The scratch starts as NaN: a kernel that reads scratch it did
  * not write poisons its result. */
-static void vs_ref(const kernels *K, enum op op, int b, int ci, int co, int h, int w_)
+static void vs_ref(const conv__kernel *K, enum op op, int b, int ci, int co, int h, int w_)
 {
     shape s = {ci, b, h, w_};
     shape so = out_shape(op, s, co);
@@ -300,26 +271,26 @@ static void vs_ref(const kernels *K, enum op op, int b, int ci, int co, int h, i
 
     if (op == OP_C3) {
         conv3x3_forward_ref(o_r, in, s, w, co);
-        K->c3_fwd(o_a, in, s, w, co, scratch);
+        conv__3x3_forward(K, o_a, in, s, w, co, scratch);
         conv3x3_backward_data_ref(di_r, dout, s, w, co);
-        K->c3_bd(di_a, dout, s, w, co, scratch);
+        conv__3x3_backward_data(K, di_a, dout, s, w, co, scratch);
         conv3x3_backward_weight_ref(dw_r, dout, in, s, co);
-        K->c3_bw(dw_a, dout, in, s, co, scratch);
+        conv__3x3_backward_weight(K, dw_a, dout, in, s, co, scratch);
         memset(db_a, 0, (size_t)co * sizeof *db_a);
     } else if (op == OP_CT) {
         convt2x2_forward_ref(o_r, in, s, w, bias, co);
-        K->ct_fwd(o_a, in, s, w, bias, co, scratch);
+        conv__t2x2_forward(K, o_a, in, s, w, bias, co, scratch);
         convt2x2_backward_data_ref(di_r, dout, s, w, co);
-        K->ct_bd(di_a, dout, s, w, co, scratch);
+        conv__t2x2_backward_data(K, di_a, dout, s, w, co, scratch);
         convt2x2_backward_weight_ref(dw_r, db_r, dout, in, s, co);
-        K->ct_bw(dw_a, db_a, dout, in, s, co, scratch);
+        conv__t2x2_backward_weight(K, dw_a, db_a, dout, in, s, co, scratch);
     } else {
         conv1x1_forward_ref(o_r, in, s, w, bias, co);
-        K->c1_fwd(o_a, in, s, w, bias, co, scratch);
+        conv__1x1_forward(K, o_a, in, s, w, bias, co, scratch);
         conv1x1_backward_data_ref(di_r, dout, s, w, co);
-        K->c1_bd(di_a, dout, s, w, co, scratch);
+        conv__1x1_backward_data(K, di_a, dout, s, w, co, scratch);
         conv1x1_backward_weight_ref(dw_r, db_r, dout, in, s, co);
-        K->c1_bw(dw_a, db_a, dout, in, s, co, scratch);
+        conv__1x1_backward_weight(K, dw_a, db_a, dout, in, s, co, scratch);
     }
     double ef = rel_err_t(o_a, o_r, so), ed = rel_err_t(di_a, di_r, s);
     double ew = fmax(rel_err_v(dw_a, dw_r, nw), rel_err_v(db_a, db_r, (size_t)co));
@@ -344,11 +315,11 @@ static const int sizes[][3] = {{1, 7, 5}, {2, 5, 13}, {2, 8, 8}, {1, 3, 16}, {1,
                                {1, 1, 35}};
 #define NSIZES (int)(sizeof sizes / sizeof sizes[0])
 
-static int skip_without(const kernels *K)
+static int skip_without(const conv__kernel *K)
 {
-    if (K->have())
+    if (K && K->have())
         return 0;
-    printf("# no %s on this CPU: its kernels not tested\n", K->name);
+    printf("# no %s on this CPU: its kernels not tested\n", K ? K->name : "SIMD kernel");
     return 1;
 }
 
@@ -361,7 +332,7 @@ static void reset_worst(void)
 /* Output / input channel counts of 1, 2, 3 and 5 blocks, so that AVX-512
  * groups of 2 and 4 blocks and AVX2 pairs each meet 1, 2 and 3 real
  * blocks (5 = a full group of 4 + 1), with Ci = 3 padded. */
-static void conv3x3_vs_ref(const kernels *K)
+static void conv3x3_vs_ref(const conv__kernel *K)
 {
     if (skip_without(K))
         return;
@@ -375,7 +346,7 @@ static void conv3x3_vs_ref(const kernels *K)
            worst_fwd[OP_C3], worst_bd[OP_C3], worst_bw[OP_C3]);
 }
 
-static void convt2x2_vs_ref(const kernels *K)
+static void convt2x2_vs_ref(const conv__kernel *K)
 {
     if (skip_without(K))
         return;
@@ -389,7 +360,7 @@ static void convt2x2_vs_ref(const kernels *K)
            K->name, worst_fwd[OP_CT], worst_bd[OP_CT], worst_bw[OP_CT]);
 }
 
-static void conv1x1_vs_ref(const kernels *K)
+static void conv1x1_vs_ref(const conv__kernel *K)
 {
     if (skip_without(K))
         return;
@@ -403,12 +374,12 @@ static void conv1x1_vs_ref(const kernels *K)
            worst_fwd[OP_C1], worst_bd[OP_C1], worst_bw[OP_C1]);
 }
 
-static void test_avx2_conv3x3(void) { conv3x3_vs_ref(&k_avx2); }
-static void test_avx2_convt2x2(void) { convt2x2_vs_ref(&k_avx2); }
-static void test_avx2_conv1x1(void) { conv1x1_vs_ref(&k_avx2); }
-static void test_avx512_conv3x3(void) { conv3x3_vs_ref(&k_avx512); }
-static void test_avx512_convt2x2(void) { convt2x2_vs_ref(&k_avx512); }
-static void test_avx512_conv1x1(void) { conv1x1_vs_ref(&k_avx512); }
+static void test_avx2_conv3x3(void) { conv3x3_vs_ref(conv__kernel_avx2()); }
+static void test_avx2_convt2x2(void) { convt2x2_vs_ref(conv__kernel_avx2()); }
+static void test_avx2_conv1x1(void) { conv1x1_vs_ref(conv__kernel_avx2()); }
+static void test_avx512_conv3x3(void) { conv3x3_vs_ref(conv__kernel_avx512()); }
+static void test_avx512_convt2x2(void) { convt2x2_vs_ref(conv__kernel_avx512()); }
+static void test_avx512_conv1x1(void) { conv1x1_vs_ref(conv__kernel_avx512()); }
 
 /* ---- determinism ---------------------------------------------------------------- */
 

@@ -7,7 +7,7 @@
  * forces one for debugging. Also sizes the caller's scratch, for whichever
  * kernel runs. No arithmetic happens here.
  */
-#include "ops_conv.h"
+#include "ops_conv_kernel.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -146,87 +146,111 @@ size_t conv1x1_scratch_floats(shape s, int co, int nthreads)
 
 /* ---- dispatch ---------------------------------------------------------------------- */
 
-#if HAVE_X86
-#define DISPATCH(name, args, ref_call)                                                     \
-    do {                                                                                   \
-        switch (kernel_level()) {                                                          \
-        case LVL_AVX512: name##_avx512 args; break;                                        \
-        case LVL_AVX2: name##_avx2 args; break;                                            \
-        default: ref_call; break;                                                          \
-        }                                                                                  \
-    } while (0)
-#else
-#define DISPATCH(name, args, ref_call) do { (void)scratch; ref_call; } while (0)
-#endif
+/* The SIMD kernel to run, or NULL for the reference. */
+static const conv__kernel *simd(void)
+{
+    switch (kernel_level()) {
+    case LVL_AVX512: return conv__kernel_avx512();
+    case LVL_AVX2: return conv__kernel_avx2();
+    default: return NULL;
+    }
+}
 
 /* out (co,B,H,W) = w (co,Ci,3,3) * in (Ci,B,H,W) */
 void conv3x3_forward(float *out, const float *in, shape s, const float *w, int co,
                      float *scratch)
 {
-    DISPATCH(conv3x3_forward, (out, in, s, w, co, scratch),
-             conv3x3_forward_ref(out, in, s, w, co));
+    const conv__kernel *k = simd();
+    if (k)
+        conv__3x3_forward(k, out, in, s, w, co, scratch);
+    else
+        conv3x3_forward_ref(out, in, s, w, co);
 }
 
 /* din (Ci,B,H,W) = w^T (co,Ci,3,3) *' dout (co,B,H,W) */
 void conv3x3_backward_data(float *din, const float *dout, shape s, const float *w, int co,
                            float *scratch)
 {
-    DISPATCH(conv3x3_backward_data, (din, dout, s, w, co, scratch),
-             conv3x3_backward_data_ref(din, dout, s, w, co));
+    const conv__kernel *k = simd();
+    if (k)
+        conv__3x3_backward_data(k, din, dout, s, w, co, scratch);
+    else
+        conv3x3_backward_data_ref(din, dout, s, w, co);
 }
 
 /* dw (co,Ci,3,3) = sum over B,H,W of dout (co,B,H,W) x in (Ci,B,H,W) */
 void conv3x3_backward_weight(float *dw, const float *dout, const float *in, shape s, int co,
                              float *scratch)
 {
-    DISPATCH(conv3x3_backward_weight, (dw, dout, in, s, co, scratch),
-             conv3x3_backward_weight_ref(dw, dout, in, s, co));
+    const conv__kernel *k = simd();
+    if (k)
+        conv__3x3_backward_weight(k, dw, dout, in, s, co, scratch);
+    else
+        conv3x3_backward_weight_ref(dw, dout, in, s, co);
 }
 
 /* out (co,B,2H,2W) = w (Ci,co,2,2) scattered from in (Ci,B,H,W) + bias (co) */
 void convt2x2_forward(float *out, const float *in, shape s, const float *w, const float *bias,
                       int co, float *scratch)
 {
-    DISPATCH(convt2x2_forward, (out, in, s, w, bias, co, scratch),
-             convt2x2_forward_ref(out, in, s, w, bias, co));
+    const conv__kernel *k = simd();
+    if (k)
+        conv__t2x2_forward(k, out, in, s, w, bias, co, scratch);
+    else
+        convt2x2_forward_ref(out, in, s, w, bias, co);
 }
 
 /* din (Ci,B,H,W) = w (Ci,co,2,2) gathered from dout (co,B,2H,2W) */
 void convt2x2_backward_data(float *din, const float *dout, shape s, const float *w, int co,
                             float *scratch)
 {
-    DISPATCH(convt2x2_backward_data, (din, dout, s, w, co, scratch),
-             convt2x2_backward_data_ref(din, dout, s, w, co));
+    const conv__kernel *k = simd();
+    if (k)
+        conv__t2x2_backward_data(k, din, dout, s, w, co, scratch);
+    else
+        convt2x2_backward_data_ref(din, dout, s, w, co);
 }
 
 /* dw (Ci,co,2,2) = sum in (Ci,B,H,W) x dout (co,B,2H,2W); db (co) = sum dout */
 void convt2x2_backward_weight(float *dw, float *db, const float *dout, const float *in, shape s,
                               int co, float *scratch)
 {
-    DISPATCH(convt2x2_backward_weight, (dw, db, dout, in, s, co, scratch),
-             convt2x2_backward_weight_ref(dw, db, dout, in, s, co));
+    const conv__kernel *k = simd();
+    if (k)
+        conv__t2x2_backward_weight(k, dw, db, dout, in, s, co, scratch);
+    else
+        convt2x2_backward_weight_ref(dw, db, dout, in, s, co);
 }
 
 /* out (co,B,H,W) = w (co,Ci,1,1) * in (Ci,B,H,W) + bias (co) */
 void conv1x1_forward(float *out, const float *in, shape s, const float *w, const float *bias,
                      int co, float *scratch)
 {
-    DISPATCH(conv1x1_forward, (out, in, s, w, bias, co, scratch),
-             conv1x1_forward_ref(out, in, s, w, bias, co));
+    const conv__kernel *k = simd();
+    if (k)
+        conv__1x1_forward(k, out, in, s, w, bias, co, scratch);
+    else
+        conv1x1_forward_ref(out, in, s, w, bias, co);
 }
 
 /* din (Ci,B,H,W) = w^T (co,Ci) * dout (co,B,H,W) */
 void conv1x1_backward_data(float *din, const float *dout, shape s, const float *w, int co,
                            float *scratch)
 {
-    DISPATCH(conv1x1_backward_data, (din, dout, s, w, co, scratch),
-             conv1x1_backward_data_ref(din, dout, s, w, co));
+    const conv__kernel *k = simd();
+    if (k)
+        conv__1x1_backward_data(k, din, dout, s, w, co, scratch);
+    else
+        conv1x1_backward_data_ref(din, dout, s, w, co);
 }
 
 /* dw (co,Ci,1,1) = sum dout (co,B,H,W) x in (Ci,B,H,W); db (co) = sum dout */
 void conv1x1_backward_weight(float *dw, float *db, const float *dout, const float *in, shape s,
                              int co, float *scratch)
 {
-    DISPATCH(conv1x1_backward_weight, (dw, db, dout, in, s, co, scratch),
-             conv1x1_backward_weight_ref(dw, db, dout, in, s, co));
+    const conv__kernel *k = simd();
+    if (k)
+        conv__1x1_backward_weight(k, dw, db, dout, in, s, co, scratch);
+    else
+        conv1x1_backward_weight_ref(dw, db, dout, in, s, co);
 }

@@ -90,11 +90,10 @@ void conv1x1_backward_weight(float *dw, float *db, const float *dout, const floa
 /* "avx512", "avx2" or "ref": what the calls above run, for logs. */
 const char *conv_kernels_name(void);
 
-/* ---- internal: all implementations, for tests and bench only ----------- */
-/* Same signatures and contracts as the dispatching calls above. The _avx2
- * functions must only be called when conv__have_avx2() is true, the
- * _avx512 ones when conv__have_avx512() is. The _ref functions need no
- * scratch (it may be NULL). */
+/* ---- internal: the implementations, for tests and bench only ----------- */
+/* The naive reference: same contracts as the calls above, no scratch. The
+ * SIMD kernels run through ops_conv_kernel.h's driver; each may only run
+ * where its conv__have_*() is true. */
 int conv__have_avx2(void);
 int conv__have_avx512(void);
 
@@ -111,69 +110,6 @@ void conv1x1_forward_ref(float *out, const float *in, shape s, const float *w, c
 void conv1x1_backward_data_ref(float *din, const float *dout, shape s, const float *w, int co);
 void conv1x1_backward_weight_ref(float *dw, float *db, const float *dout, const float *in,
                                  shape s, int co);
-
-void conv3x3_forward_avx2(float *out, const float *in, shape s, const float *w, int co,
-                          float *scratch);
-void conv3x3_backward_data_avx2(float *din, const float *dout, shape s, const float *w, int co,
-                                float *scratch);
-void conv3x3_backward_weight_avx2(float *dw, const float *dout, const float *in, shape s, int co,
-                                  float *scratch);
-void convt2x2_forward_avx2(float *out, const float *in, shape s, const float *w,
-                           const float *bias, int co, float *scratch);
-void convt2x2_backward_data_avx2(float *din, const float *dout, shape s, const float *w, int co,
-                                 float *scratch);
-void convt2x2_backward_weight_avx2(float *dw, float *db, const float *dout, const float *in,
-                                   shape s, int co, float *scratch);
-void conv1x1_forward_avx2(float *out, const float *in, shape s, const float *w,
-                          const float *bias, int co, float *scratch);
-void conv1x1_backward_data_avx2(float *din, const float *dout, shape s, const float *w, int co,
-                                float *scratch);
-void conv1x1_backward_weight_avx2(float *dw, float *db, const float *dout, const float *in,
-                                  shape s, int co, float *scratch);
-
-void conv3x3_forward_avx512(float *out, const float *in, shape s, const float *w, int co,
-                            float *scratch);
-void conv3x3_backward_data_avx512(float *din, const float *dout, shape s, const float *w,
-                                  int co, float *scratch);
-void conv3x3_backward_weight_avx512(float *dw, const float *dout, const float *in, shape s,
-                                    int co, float *scratch);
-void convt2x2_forward_avx512(float *out, const float *in, shape s, const float *w,
-                             const float *bias, int co, float *scratch);
-void convt2x2_backward_data_avx512(float *din, const float *dout, shape s, const float *w,
-                                   int co, float *scratch);
-void convt2x2_backward_weight_avx512(float *dw, float *db, const float *dout, const float *in,
-                                     shape s, int co, float *scratch);
-void conv1x1_forward_avx512(float *out, const float *in, shape s, const float *w,
-                            const float *bias, int co, float *scratch);
-void conv1x1_backward_data_avx512(float *din, const float *dout, shape s, const float *w,
-                                  int co, float *scratch);
-void conv1x1_backward_weight_avx512(float *dw, float *db, const float *dout, const float *in,
-                                    shape s, int co, float *scratch);
-
-/* Element (o, i, t) of a PyTorch weight tensor (or its flipped or
- * transposed reading) is w[o*so + i*si + t*st]; a flipped tap has st < 0
- * with w pointing at the last tap. */
-typedef struct conv__wview {
-    const float *w;
-    ptrdiff_t so, si, st;
-} conv__wview;
-
-typedef struct conv__dwview {
-    float *w;
-    ptrdiff_t so, si, st;
-} conv__dwview;
-
-/* Packs weights into dst[group][cb][tap][i 8][o lanes] for the forward-type
- * microkernels: groups of G output blocks, each group's lanes its real
- * blocks x 8 rounded up to `round` (8 for AVX2 ymm, 16 for AVX-512 zmm),
- * i over one input block; 0 outside [0,nout) x [0,nin). Groups before the
- * last are full, so group k starts at k * G*8 * blocks(nin)*8 * ntaps. */
-void conv__pack(float *dst, conv__wview w, int nout, int nin, int ntaps, int G, int round);
-
-/* Sums weight-gradient partials part[chunk][group][cb][tap][i 8][o G*8]
- * over the chunks, in chunk order, into dw (part is clobbered). */
-void conv__dw_reduce(float *part, int nchunks, int nout, int nin, int ntaps, int G,
-                     conv__dwview dw);
 
 /* Scratch layout sizes, shared by ops_conv.c (planning) and the kernels. */
 size_t conv__dw_chunks(int tasks, int rows);

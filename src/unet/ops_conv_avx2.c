@@ -20,7 +20,7 @@
  *
  * Not here: dispatch, scratch sizing (ops_conv.c), the reference (ops_conv_ref.c).
  */
-#include "ops_conv.h"
+#include "ops_conv_kernel.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 
@@ -30,47 +30,7 @@
 #define AVX2 __attribute__((target("avx2,fma")))
 #define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma")))
 
-/* ---- geometry ---------------------------------------------------------------- */
-
-/* Strides of one blocked tensor, in floats. */
-typedef struct geo {
-    ptrdiff_t cs; /* between channel blocks: B * plane */
-    ptrdiff_t bs; /* between images: plane */
-    ptrdiff_t rs; /* between padded rows: (W+2)*8 */
-    ptrdiff_t org; /* offset of interior pixel (0,0): rs + 8 */
-} geo;
-
-static geo geo_of(shape s)
-{
-    geo g;
-    g.bs = (ptrdiff_t)shape_plane(s);
-    g.cs = (ptrdiff_t)s.b * g.bs;
-    g.rs = (ptrdiff_t)(s.w + 2) * CB;
-    g.org = g.rs + CB;
-    return g;
-}
-
-static int blocks(int c) { return (c + CB - 1) / CB; }
-
 /* ---- output-stationary microkernel (forward-type ops) -------------------------- */
-
-/* One "direct" op: out[ob][b][y][x] = bias + sum over input blocks, taps and
- * input lanes of w * in[cb][b][y][x] displaced by the tap. Row y, column x
- * of the iteration domain map to in at in_org + y*in_rs + x*in_px (+ tap)
- * and to out at out_org + y*out_rs + x*out_px. */
-typedef struct fwd_desc {
-    const float *in;
-    ptrdiff_t in_cs, in_bs, in_rs, in_px, in_org;
-    int ncib, icn_last; /* input blocks; real lanes in the last one */
-    int ntaps;
-    ptrdiff_t tap[9];
-    const float *wp; /* packed [pair][cb][tap][ic 8][no*8], pairs 16 wide */
-    const float *bias; /* nob*8 floats (padded with 0) or NULL */
-    float *out;
-    ptrdiff_t out_cs, out_bs, out_rs, out_px, out_org;
-    int nob;
-    int b, h, w; /* iteration domain */
-} fwd_desc;
 
 /* acc += the packed weights of n input lanes x the n lanes of NP pixels. */
 AVX2_INLINE void out_lanes(const int NO, const int NP, const int n, const float *it,
@@ -90,7 +50,7 @@ AVX2_INLINE void out_lanes(const int NO, const int NP, const int n, const float 
 }
 
 /* NO output blocks (1 or 2) x NP pixels (1..6), fully unrolled. */
-AVX2_INLINE void out_tile(const int NO, const int NP, const fwd_desc *d, const float *in,
+AVX2_INLINE void out_tile(const int NO, const int NP, const conv__fwd *d, const float *in,
                           const float *wp, const float *bias, float *out0, float *out1)
 {
     __m256 acc[2][6];
@@ -123,7 +83,7 @@ AVX2_INLINE void out_tile(const int NO, const int NP, const fwd_desc *d, const f
         break
 
 /* One row segment of np <= 6 pixels; np picks the unrolled variant. */
-AVX2 static void out_tile_any(int no, int np, const fwd_desc *d, const float *in,
+AVX2 static void out_tile_any(int no, int np, const conv__fwd *d, const float *in,
                               const float *wp, const float *bias, float *out0, float *out1)
 {
     if (no == 2) {
@@ -141,7 +101,7 @@ AVX2 static void out_tile_any(int no, int np, const fwd_desc *d, const float *in
     }
 }
 
-/* Runs a fwd_desc over its whole domain. Work items are (output block pair,
+/* Runs a conv__fwd over its whole domain. Work items are (output block pair,
  * image, row), pair outermost so that one thread's consecutive items share
  * the pair's packed weights (147 KB at 256 channels: L2-resident).
  * Tile width: on this machine (AMD family 26, 1 thread) 2x4 tiles ran the
@@ -149,7 +109,7 @@ AVX2 static void out_tile_any(int no, int np, const fwd_desc *d, const float *in
  * Zen3 prototype, so rows whose width is a multiple of 4 (every UNet
  * layer) use 4; 6 stays for other widths and for the 3-channel input
  * (62 GFLOPS with 4 against 75 with 6: its lane loop is too short). */
-AVX2 static void run_fwd(const fwd_desc *d)
+AVX2 static void run_fwd(const conv__fwd *d)
 {
     const int npairs = (d->nob + 1) / 2;
     const ptrdiff_t pair_w = (ptrdiff_t)16 * d->ncib * d->ntaps * CB;
@@ -173,31 +133,7 @@ AVX2 static void run_fwd(const fwd_desc *d)
             }
 }
 
-/* Packs weights for run_fwd: conv__pack with pairs of blocks (G = 2),
- * each pair's lanes its real blocks x 8. */
-static void pack_out_tiles(float *dst, conv__wview w, int nout, int nin, int ntaps)
-{
-    conv__pack(dst, w, nout, nin, ntaps, 2, CB);
-}
-
 /* ---- weight-stationary microkernel (weight gradients) ---------------------------- */
-
-/* One weight-gradient op: part[o][i][t] = sum over the domain of
- * dv[o-block] (vector, 8 output lanes) x bc[i] (broadcast), where dv and bc
- * are addressed like fwd_desc's out and in, with a tap on either side. */
-typedef struct dw_desc {
-    const float *dv;
-    ptrdiff_t dv_cs, dv_bs, dv_rs, dv_px, dv_org;
-    int nob;
-    const float *bc;
-    ptrdiff_t bc_cs, bc_bs, bc_rs, bc_px, bc_org;
-    int ncib, icn_last;
-    int ntaps;
-    ptrdiff_t dv_tap[9], bc_tap[9];
-    int b, h, w;
-    int nchunks; /* row chunks: a function of the shape, not of threads */
-    float *part; /* [chunk][pair][cb][tap][i 8][o 16] */
-} dw_desc;
 
 /* 2 (or 1) output blocks x 4 input lanes, over n pixels of one row. */
 AVX2_INLINE void dw_row(const int NO, const float *dv0, const float *dv1, ptrdiff_t dv_px,
@@ -241,11 +177,11 @@ AVX2_INLINE void dw_row(const int NO, const float *dv0, const float *dv1, ptrdif
     }
 }
 
-/* Runs a dw_desc: tasks are (chunk, pair, input block); each owns one tile
+/* Runs a conv__dw: tasks are (chunk, pair, input block); each owns one tile
  * of part[], so there is no sharing and no reduction inside. Within a task,
  * each row's dout strip (<= 8 KB) and the three input rows it touches stay
  * in L1 while all taps and input lanes sweep over them. */
-AVX2 static void run_dw(const dw_desc *d)
+AVX2 static void run_dw(const conv__dw *d)
 {
     const int npairs = (d->nob + 1) / 2;
     const int rows = d->b * d->h;
@@ -287,8 +223,8 @@ AVX2 static void run_dw(const dw_desc *d)
  * order. Deterministic and thread-count independent. */
 AVX2 static void bias_grad(float *db, const float *dout, shape so)
 {
-    const geo g = geo_of(so);
-    const int nob = blocks(so.c);
+    const conv__geo g = conv__geo_of(so);
+    const int nob = conv__blocks(so.c);
 #pragma omp parallel for schedule(static)
     for (int ob = 0; ob < nob; ob++) {
         double tot[CB] = {0};
@@ -308,228 +244,30 @@ AVX2 static void bias_grad(float *db, const float *dout, shape so)
     }
 }
 
-/* ---- conv3x3 -------------------------------------------------------------- */
+/* ---- the kernel -------------------------------------------------------------- */
 
-static void taps3x3(ptrdiff_t *tap, ptrdiff_t rs)
+/* Pairs of output blocks: two ymm of 8 lanes each. */
+static int group_pair(int nob)
 {
-    for (int kh = 0; kh < 3; kh++)
-        for (int kw = 0; kw < 3; kw++)
-            tap[kh * 3 + kw] = (kh - 1) * rs + (kw - 1) * CB;
+    (void)nob;
+    return 2;
 }
 
-/* A conv3x3-shaped fwd_desc from x (nin channels) to y (nout channels), both
- * H x W. */
-static fwd_desc desc3x3(float *y, int nout, const float *x, int nin, shape s, const float *wp)
-{
-    shape si = {nin, s.b, s.h, s.w};
-    geo g = geo_of(si);
-    fwd_desc d = {0};
-    d.in = x;
-    d.in_cs = g.cs, d.in_bs = g.bs, d.in_rs = g.rs, d.in_px = CB, d.in_org = g.org;
-    d.ncib = blocks(nin);
-    d.icn_last = nin - (d.ncib - 1) * CB;
-    d.ntaps = 9;
-    taps3x3(d.tap, g.rs);
-    d.wp = wp;
-    d.out = y;
-    d.out_cs = g.cs; /* same plane geometry: only the block count differs */
-    d.out_bs = g.bs, d.out_rs = g.rs, d.out_px = CB, d.out_org = g.org;
-    d.nob = blocks(nout);
-    d.b = s.b, d.h = s.h, d.w = s.w;
-    return d;
-}
+static const conv__kernel avx2 = {
+    .name = "AVX2",
+    .have = conv__have_avx2,
+    .run_fwd = run_fwd,
+    .run_dw = run_dw,
+    .bias_grad = bias_grad,
+    .group = group_pair,
+    .round = CB, /* a pair's lanes: its real blocks x 8 */
+};
 
-/* out (co,B,H,W) = w (co,Ci,3,3) * in (Ci,B,H,W) */
-AVX2 void conv3x3_forward_avx2(float *out, const float *in, shape s, const float *w, int co,
-                               float *scratch)
-{
-    pack_out_tiles(scratch, (conv__wview){w, (ptrdiff_t)s.c * 9, 9, 1}, co, s.c, 9);
-    fwd_desc d = desc3x3(out, co, in, s.c, s, scratch);
-    run_fwd(&d);
-}
+const conv__kernel *conv__kernel_avx2(void) { return &avx2; }
 
-/* din (Ci,B,H,W) = w^T (co,Ci,3,3) *' dout (co,B,H,W) */
-AVX2 void conv3x3_backward_data_avx2(float *din, const float *dout, shape s, const float *w,
-                                     int co, float *scratch)
-{
-    /* (o, i, t) of the flipped transpose is w[i][o][8 - t]. */
-    pack_out_tiles(scratch, (conv__wview){w + 8, 9, (ptrdiff_t)s.c * 9, -1}, s.c, co, 9);
-    fwd_desc d = desc3x3(din, s.c, dout, co, s, scratch);
-    run_fwd(&d);
-}
+#else
 
-/* dw (co,Ci,3,3) = sum over B,H,W of dout (co,B,H,W) x in (Ci,B,H,W) */
-AVX2 void conv3x3_backward_weight_avx2(float *dw, const float *dout, const float *in, shape s,
-                                       int co, float *scratch)
-{
-    geo g = geo_of(s);
-    dw_desc d = {0};
-    d.dv = dout;
-    d.dv_cs = g.cs, d.dv_bs = g.bs, d.dv_rs = g.rs, d.dv_px = CB, d.dv_org = g.org;
-    d.nob = blocks(co);
-    d.bc = in;
-    d.bc_cs = g.cs, d.bc_bs = g.bs, d.bc_rs = g.rs, d.bc_px = CB, d.bc_org = g.org;
-    d.ncib = blocks(s.c);
-    d.icn_last = s.c - (d.ncib - 1) * CB;
-    d.ntaps = 9;
-    taps3x3(d.bc_tap, g.rs);
-    d.b = s.b, d.h = s.h, d.w = s.w;
-    d.nchunks = (int)conv__dw_chunks((d.nob + 1) / 2 * d.ncib, s.b * s.h);
-    d.part = scratch;
-    run_dw(&d);
-    conv__dw_reduce(d.part, d.nchunks, co, s.c, 9, 2, (conv__dwview){dw, (ptrdiff_t)s.c * 9, 9, 1});
-}
-
-/* ---- ConvTranspose2d 2x2, stride 2 ----------------------------------------- */
-
-/* Packed weights of one sub-position: the forward packs all four in a row,
- * each a 1-tap pack_out_tiles of w[i][o][t]. */
-static size_t convt_sub_floats(shape s, int co)
-{
-    return (size_t)(blocks(co) + 1) / 2 * 16 * (size_t)blocks(s.c) * CB;
-}
-
-/* out (co,B,2H,2W) = w (Ci,co,2,2) scattered from in (Ci,B,H,W) + bias (co) */
-AVX2 void convt2x2_forward_avx2(float *out, const float *in, shape s, const float *w,
-                                const float *bias, int co, float *scratch)
-{
-    shape so = {co, s.b, 2 * s.h, 2 * s.w};
-    geo gi = geo_of(s), go = geo_of(so);
-    const int nob = blocks(co);
-    float *bp = scratch; /* padded bias, 2 blocks of slack for the last pair */
-    for (int o = 0; o < (nob + 1) * CB; o++)
-        bp[o] = o < co ? bias[o] : 0.0f;
-    float *wp = scratch + (size_t)(nob + 1) * CB;
-    const size_t sub = convt_sub_floats(s, co);
-    /* Sub-position t is a 1-tap op with (o, i) at w[i][o][t]. */
-    for (int t = 0; t < 4; t++)
-        pack_out_tiles(wp + (size_t)t * sub, (conv__wview){w + t, 4, (ptrdiff_t)co * 4, 0}, co,
-                       s.c, 1);
-    for (int t = 0; t < 4; t++) {
-        const int a = t >> 1, c = t & 1;
-        fwd_desc d = {0};
-        d.in = in;
-        d.in_cs = gi.cs, d.in_bs = gi.bs, d.in_rs = gi.rs, d.in_px = CB, d.in_org = gi.org;
-        d.ncib = blocks(s.c);
-        d.icn_last = s.c - (d.ncib - 1) * CB;
-        d.ntaps = 1;
-        d.tap[0] = 0;
-        d.wp = wp + (size_t)t * sub;
-        d.bias = bp;
-        d.out = out;
-        d.out_cs = go.cs, d.out_bs = go.bs, d.out_rs = 2 * go.rs, d.out_px = 2 * CB;
-        d.out_org = go.org + a * go.rs + c * CB;
-        d.nob = nob;
-        d.b = s.b, d.h = s.h, d.w = s.w;
-        run_fwd(&d);
-    }
-}
-
-/* din (Ci,B,H,W) = w (Ci,co,2,2) gathered from dout (co,B,2H,2W) */
-AVX2 void convt2x2_backward_data_avx2(float *din, const float *dout, shape s, const float *w,
-                                      int co, float *scratch)
-{
-    shape so = {co, s.b, 2 * s.h, 2 * s.w};
-    geo gi = geo_of(s), go = geo_of(so);
-    pack_out_tiles(scratch, (conv__wview){w, (ptrdiff_t)co * 4, 4, 1}, s.c, co, 4);
-    fwd_desc d = {0};
-    d.in = dout;
-    d.in_cs = go.cs, d.in_bs = go.bs, d.in_rs = 2 * go.rs, d.in_px = 2 * CB, d.in_org = go.org;
-    d.ncib = blocks(co);
-    d.icn_last = co - (d.ncib - 1) * CB;
-    d.ntaps = 4;
-    for (int t = 0; t < 4; t++)
-        d.tap[t] = (t >> 1) * go.rs + (t & 1) * CB;
-    d.wp = scratch;
-    d.out = din;
-    d.out_cs = gi.cs, d.out_bs = gi.bs, d.out_rs = gi.rs, d.out_px = CB, d.out_org = gi.org;
-    d.nob = blocks(s.c);
-    d.b = s.b, d.h = s.h, d.w = s.w;
-    run_fwd(&d);
-}
-
-/* dw (Ci,co,2,2) = sum in (Ci,B,H,W) x dout (co,B,2H,2W); db (co) = sum dout */
-AVX2 void convt2x2_backward_weight_avx2(float *dw, float *db, const float *dout,
-                                        const float *in, shape s, int co, float *scratch)
-{
-    shape so = {co, s.b, 2 * s.h, 2 * s.w};
-    geo gi = geo_of(s), go = geo_of(so);
-    dw_desc d = {0};
-    d.dv = dout;
-    d.dv_cs = go.cs, d.dv_bs = go.bs, d.dv_rs = 2 * go.rs, d.dv_px = 2 * CB, d.dv_org = go.org;
-    d.nob = blocks(co);
-    d.bc = in;
-    d.bc_cs = gi.cs, d.bc_bs = gi.bs, d.bc_rs = gi.rs, d.bc_px = CB, d.bc_org = gi.org;
-    d.ncib = blocks(s.c);
-    d.icn_last = s.c - (d.ncib - 1) * CB;
-    d.ntaps = 4;
-    for (int t = 0; t < 4; t++)
-        d.dv_tap[t] = (t >> 1) * go.rs + (t & 1) * CB;
-    d.b = s.b, d.h = s.h, d.w = s.w;
-    d.nchunks = (int)conv__dw_chunks((d.nob + 1) / 2 * d.ncib, s.b * s.h);
-    d.part = scratch;
-    run_dw(&d);
-    conv__dw_reduce(d.part, d.nchunks, co, s.c, 4, 2, (conv__dwview){dw, 4, (ptrdiff_t)co * 4, 1});
-    bias_grad(db, dout, so);
-}
-
-/* ---- conv1x1 ------------------------------------------------------------------ */
-
-/* A 1x1 fwd_desc from x (nin channels) to y (nout channels), same H x W. */
-static fwd_desc desc1x1(float *y, int nout, const float *x, int nin, shape s, const float *wp,
-                        const float *bias)
-{
-    fwd_desc d = desc3x3(y, nout, x, nin, s, wp);
-    d.ntaps = 1;
-    d.tap[0] = 0;
-    d.bias = bias;
-    return d;
-}
-
-/* out (co,B,H,W) = w (co,Ci,1,1) * in (Ci,B,H,W) + bias (co) */
-AVX2 void conv1x1_forward_avx2(float *out, const float *in, shape s, const float *w,
-                               const float *bias, int co, float *scratch)
-{
-    const int nob = blocks(co);
-    float *bp = scratch;
-    for (int o = 0; o < (nob + 1) * CB; o++)
-        bp[o] = o < co ? bias[o] : 0.0f;
-    float *wp = scratch + (size_t)(nob + 1) * CB;
-    pack_out_tiles(wp, (conv__wview){w, s.c, 1, 0}, co, s.c, 1);
-    fwd_desc d = desc1x1(out, co, in, s.c, s, wp, bp);
-    run_fwd(&d);
-}
-
-/* din (Ci,B,H,W) = w^T (co,Ci) * dout (co,B,H,W) */
-AVX2 void conv1x1_backward_data_avx2(float *din, const float *dout, shape s, const float *w,
-                                     int co, float *scratch)
-{
-    pack_out_tiles(scratch, (conv__wview){w, 1, s.c, 0}, s.c, co, 1);
-    fwd_desc d = desc1x1(din, s.c, dout, co, s, scratch, NULL);
-    run_fwd(&d);
-}
-
-/* dw (co,Ci,1,1) = sum dout (co,B,H,W) x in (Ci,B,H,W); db (co) = sum dout */
-AVX2 void conv1x1_backward_weight_avx2(float *dw, float *db, const float *dout, const float *in,
-                                       shape s, int co, float *scratch)
-{
-    shape so = {co, s.b, s.h, s.w};
-    geo g = geo_of(s);
-    dw_desc d = {0};
-    d.dv = dout;
-    d.dv_cs = g.cs, d.dv_bs = g.bs, d.dv_rs = g.rs, d.dv_px = CB, d.dv_org = g.org;
-    d.nob = blocks(co);
-    d.bc = in;
-    d.bc_cs = g.cs, d.bc_bs = g.bs, d.bc_rs = g.rs, d.bc_px = CB, d.bc_org = g.org;
-    d.ncib = blocks(s.c);
-    d.icn_last = s.c - (d.ncib - 1) * CB;
-    d.ntaps = 1;
-    d.b = s.b, d.h = s.h, d.w = s.w;
-    d.nchunks = (int)conv__dw_chunks((d.nob + 1) / 2 * d.ncib, s.b * s.h);
-    d.part = scratch;
-    run_dw(&d);
-    conv__dw_reduce(d.part, d.nchunks, co, s.c, 1, 2, (conv__dwview){dw, s.c, 1, 0});
-    bias_grad(db, dout, so);
-}
+/* No such kernel off x86: the dispatcher and the tests see NULL. */
+const conv__kernel *conv__kernel_avx2(void) { return NULL; }
 
 #endif /* x86 */

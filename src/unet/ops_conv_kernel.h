@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ops_conv_kernel.h: what a SIMD convolution kernel (ops_conv_avx2.c,
+ * ops_conv_avx512.c) gives the shared driver (ops_conv_drive.c), and the
+ * driver's nine ops over it. Internal to the convolution files and their
+ * tests; the model sees ops_conv.h only.
+ *
+ * Every op of ops_conv.h is one of two loops over the blocked layout:
+ * - a forward-type op (conv3x3 forward and backward-data, the transposed
+ *   conv's forward and backward-data, conv1x1's): out = bias + the sum
+ *   over input blocks, taps and lanes of packed weights x shifted inputs,
+ *   described by a conv__fwd;
+ * - a weight-gradient op: per-chunk partials of dout x shifted inputs,
+ *   described by a conv__dw, summed afterwards in chunk order.
+ * The driver builds the descriptors (geometry, taps, strides), packs the
+ * weights and reduces the partials; a kernel only runs the two loops (and
+ * the bias gradient) with its own registers and tile sizes.
+ */
+#ifndef UNET_OPS_CONV_KERNEL_H
+#define UNET_OPS_CONV_KERNEL_H
+
+#include "ops_conv.h"
+
+/* Strides of one blocked tensor, in floats. */
+typedef struct conv__geo {
+    ptrdiff_t cs;  /* between channel blocks: B * plane */
+    ptrdiff_t bs;  /* between images: plane */
+    ptrdiff_t rs;  /* between padded rows: (W+2)*8 */
+    ptrdiff_t org; /* offset of interior pixel (0,0): rs + 8 */
+} conv__geo;
+
+static inline conv__geo conv__geo_of(shape s)
+{
+    conv__geo g;
+    g.bs = (ptrdiff_t)shape_plane(s);
+    g.cs = (ptrdiff_t)s.b * g.bs;
+    g.rs = (ptrdiff_t)(s.w + 2) * CB;
+    g.org = g.rs + CB;
+    return g;
+}
+
+static inline int conv__blocks(int c) { return (c + CB - 1) / CB; }
+
+/* A forward-type op: out[ob][b][y][x] = bias + sum over input blocks, taps
+ * and input lanes of w * in[cb][b][y][x] displaced by the tap. Row y,
+ * column x of the iteration domain map to in at in_org + y*in_rs + x*in_px
+ * (+ tap) and to out at out_org + y*out_rs + x*out_px. */
+typedef struct conv__fwd {
+    const float *in;
+    ptrdiff_t in_cs, in_bs, in_rs, in_px, in_org;
+    int ncib, icn_last; /* input blocks; real lanes in the last one */
+    int ntaps;
+    ptrdiff_t tap[9];
+    const float *wp;   /* conv__pack'ed with the kernel's group and round */
+    const float *bias; /* padded to whole groups + 1 block, or NULL */
+    float *out;
+    ptrdiff_t out_cs, out_bs, out_rs, out_px, out_org;
+    int nob;
+    int b, h, w; /* iteration domain */
+} conv__fwd;
+
+/* A weight-gradient op: part[chunk][group][cb][tap][i 8][o G*8] = the sum
+ * over chunk's rows of the domain of dv[o] (shifted by dv_tap) x bc[i]
+ * (shifted by bc_tap); dv and bc are addressed like conv__fwd's out and
+ * in. Chunks are a function of the shape only (conv__dw_chunks). */
+typedef struct conv__dw {
+    const float *dv;
+    ptrdiff_t dv_cs, dv_bs, dv_rs, dv_px, dv_org;
+    int nob;
+    const float *bc;
+    ptrdiff_t bc_cs, bc_bs, bc_rs, bc_px, bc_org;
+    int ncib, icn_last;
+    int ntaps;
+    ptrdiff_t dv_tap[9], bc_tap[9];
+    int b, h, w;
+    int nchunks;
+    float *part;
+} conv__dw;
+
+typedef struct conv__kernel {
+    const char *name;
+    int (*have)(void); /* the CPU can run it */
+    void (*run_fwd)(const conv__fwd *d);
+    void (*run_dw)(const conv__dw *d);
+    /* db (so.c) = sum of dout (so) over B, H, W; deterministic. */
+    void (*bias_grad)(float *db, const float *dout, shape so);
+    /* Output blocks per work group (a function of the block count only,
+     * so the dW partition is thread-count independent), and the lane
+     * rounding of a group's packed weights (8: ymm, 16: zmm). */
+    int (*group)(int nob);
+    int round;
+} conv__kernel;
+
+/* Element (o, i, t) of a PyTorch weight tensor (or its flipped or
+ * transposed reading) is w[o*so + i*si + t*st]; a flipped tap has st < 0
+ * with w pointing at the last tap. */
+typedef struct conv__wview {
+    const float *w;
+    ptrdiff_t so, si, st;
+} conv__wview;
+
+typedef struct conv__dwview {
+    float *w;
+    ptrdiff_t so, si, st;
+} conv__dwview;
+
+/* Packs weights into dst[group][cb][tap][i 8][o lanes] for the forward-type
+ * microkernels: groups of G output blocks, each group's lanes its real
+ * blocks x 8 rounded up to `round` (8 for AVX2 ymm, 16 for AVX-512 zmm),
+ * i over one input block; 0 outside [0,nout) x [0,nin). Groups before the
+ * last are full, so group k starts at k * G*8 * blocks(nin)*8 * ntaps. */
+void conv__pack(float *dst, conv__wview w, int nout, int nin, int ntaps, int G, int round);
+
+/* Sums weight-gradient partials part[chunk][group][cb][tap][i 8][o G*8]
+ * over the chunks, in chunk order, into dw (part is clobbered). */
+void conv__dw_reduce(float *part, int nchunks, int nout, int nin, int ntaps, int G,
+                     conv__dwview dw);
+
+/* The kernels, or NULL where they are not compiled (off x86). */
+const conv__kernel *conv__kernel_avx2(void);
+const conv__kernel *conv__kernel_avx512(void);
+
+/* The nine ops of ops_conv.h on kernel k (same contracts). */
+void conv__3x3_forward(const conv__kernel *k, float *out, const float *in, shape s,
+                       const float *w, int co, float *scratch);
+void conv__3x3_backward_data(const conv__kernel *k, float *din, const float *dout, shape s,
+                             const float *w, int co, float *scratch);
+void conv__3x3_backward_weight(const conv__kernel *k, float *dw, const float *dout,
+                               const float *in, shape s, int co, float *scratch);
+void conv__t2x2_forward(const conv__kernel *k, float *out, const float *in, shape s,
+                        const float *w, const float *bias, int co, float *scratch);
+void conv__t2x2_backward_data(const conv__kernel *k, float *din, const float *dout, shape s,
+                              const float *w, int co, float *scratch);
+void conv__t2x2_backward_weight(const conv__kernel *k, float *dw, float *db, const float *dout,
+                                const float *in, shape s, int co, float *scratch);
+void conv__1x1_forward(const conv__kernel *k, float *out, const float *in, shape s,
+                       const float *w, const float *bias, int co, float *scratch);
+void conv__1x1_backward_data(const conv__kernel *k, float *din, const float *dout, shape s,
+                             const float *w, int co, float *scratch);
+void conv__1x1_backward_weight(const conv__kernel *k, float *dw, float *db, const float *dout,
+                               const float *in, shape s, int co, float *scratch);
+
+#endif /* UNET_OPS_CONV_KERNEL_H */
