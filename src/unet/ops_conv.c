@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ops_conv.c: the public convolution calls of ops_conv.h. Each one sends
- * its arguments to the AVX-512 kernel (ops_conv_avx512.c) when the CPU has
- * avx512f, else to the AVX2+FMA kernel (ops_conv_avx2.c) when it has both,
- * else to the naive reference (ops_conv_ref.c); UNET_KERNELS=ref|avx2|avx512
+ * ops_conv.c: the public convolution calls of ops_conv.h. Each one runs
+ * the shared driver (ops_conv_drive.c) on the AVX-512 kernel
+ * (ops_conv_avx512.c) when the CPU has avx512f, else on the AVX2+FMA
+ * kernel (ops_conv_avx2.c) when it has both, else the naive reference
+ * (ops_conv_ref.c); UNET_KERNELS=ref|avx2|avx512
  * forces one for debugging. Also sizes the caller's scratch, for whichever
  * kernel runs. No arithmetic happens here.
  */

@@ -1,14 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ops_conv_avx2.c: the AVX2+FMA convolution kernels on the blocked layout.
- * Compiled for plain x86-64 (target attributes, no global -mavx2); the
- * dispatcher in ops_conv.c calls them only when the CPU has AVX2 and FMA.
+ * ops_conv_avx2.c: the AVX2+FMA convolution kernel on the blocked layout:
+ * the two loops of ops_conv_kernel.h (run_fwd, run_dw) and the bias
+ * gradient. Compiled for plain x86-64 (target attributes, no global
+ * -mavx2); the dispatcher in ops_conv.c uses it only when the CPU has AVX2
+ * and FMA.
  *
  * Two microkernels serve all nine ops (research/cnn-in-c.md 3.4, 5.2):
  * - out_tile: 2 output-channel blocks x up to 6 output pixels (12 ymm
  *   accumulators; 4 pixels where the width allows, see run_fwd); per input
  *   channel, 2 weight loads + NP broadcasts feed 2*NP FMAs. The Zen3
- *   prototype ran at 64-78 GFLOPS/core; here 77-93 (bench/bench_conv.c). conv3x3 forward and backward-data (flipped, transposed weights),
+ *   prototype ran at 64-78 GFLOPS/core; here 77-93 (bench/bench_conv.c).
+ *   conv3x3 forward and backward-data (flipped, transposed weights),
  *   ConvTranspose forward (a 1-tap conv per output sub-position) and
  *   backward-data (a 4-tap conv reading dout at stride 2), and conv1x1 both
  *   ways are all this kernel with different strides and tap offsets.
@@ -18,7 +21,9 @@
  * Weights are repacked into caller scratch on every call (1.8 M floats per
  * step in all, negligible against 36 GFLOP).
  *
- * Not here: dispatch, scratch sizing (ops_conv.c), the reference (ops_conv_ref.c).
+ * Not here: each op's geometry, weight packing and the dW reduction
+ * (ops_conv_drive.c), dispatch and scratch sizing (ops_conv.c), the
+ * reference (ops_conv_ref.c).
  */
 #include "ops_conv_kernel.h"
 

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ops_conv_avx512.c: the AVX-512 (avx512f + FMA) convolution kernels on the
- * blocked layout of layout.h, one for each of the nine ops of ops_conv.h.
- * Compiled for plain x86-64 (target attributes, no global -mavx512f); the
- * dispatcher in ops_conv.c calls them only when the CPU has avx512f, and
- * falls back to ops_conv_avx2.c / ops_conv_ref.c otherwise.
+ * ops_conv_avx512.c: the AVX-512 (avx512f + FMA) convolution kernel on the
+ * blocked layout of layout.h: the two loops of ops_conv_kernel.h (run_fwd,
+ * run_dw) and the bias gradient, which ops_conv_drive.c turns into the
+ * nine ops of ops_conv.h. Compiled for plain x86-64 (target attributes, no
+ * global -mavx512f); the dispatcher in ops_conv.c uses it only when the
+ * CPU has avx512f, and falls back to AVX2 / the reference otherwise.
  *
  * The layout keeps 8 channels per block, so a 512-bit register holds TWO
  * consecutive output blocks (16 output channels), living in two separate
@@ -38,8 +39,10 @@
  * any thread count. The results are not bitwise equal to the AVX2 ones
  * (other summation order); both are within 1e-5 of the reference.
  *
- * Not here: dispatch and scratch sizing (ops_conv.c), AVX2 (ops_conv_avx2.c),
- * the reference (ops_conv_ref.c). No AVX-512 frequency tricks, no bf16.
+ * Not here: each op's geometry, weight packing and the dW reduction
+ * (ops_conv_drive.c), dispatch and scratch sizing (ops_conv.c), AVX2
+ * (ops_conv_avx2.c), the reference (ops_conv_ref.c). No AVX-512 frequency
+ * tricks, no bf16.
  */
 #include "ops_conv_kernel.h"
 
