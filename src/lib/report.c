@@ -385,10 +385,10 @@ int mg_format_system_check(const mg_snapshot *snap, const mg_text_opts *t,
     }
 
     if (snap->tree.known)
-        mg__tb_printf(&b, "Process tree: pid %d, %u process%s, RSS %.1fGB\n",
+        mg__tb_printf(&b, "Process tree: pid %d, %u process%s, RSS %.*fGB\n",
                       snap->tree.pid, snap->tree.nprocs,
                       snap->tree.nprocs == 1 ? "" : "es",
-                      gb(snap->tree.rss_bytes));
+                      gb_dec(snap->tree.rss_bytes), gb(snap->tree.rss_bytes));
 
     if (snap->psi.known)
         mg__tb_printf(&b, "PSI memory: some %.2f%%, full %.2f%% (avg10)\n",
@@ -403,9 +403,11 @@ int mg_format_system_check(const mg_snapshot *snap, const mg_text_opts *t,
         /* The trainer's figures are its own process's on its current
          * device; they are shown once, under the first device. */
         if (snap->trainer_known && i == 0) {
-            mg__tb_printf(&b, "GPU Memory: %.1fGB allocated\n",
+            mg__tb_printf(&b, "GPU Memory: %.*fGB allocated\n",
+                          gb_dec(snap->trainer_allocated_bytes),
                           gb(snap->trainer_allocated_bytes));
-            mg__tb_printf(&b, "GPU Memory: %.1fGB reserved\n",
+            mg__tb_printf(&b, "GPU Memory: %.*fGB reserved\n",
+                          gb_dec(snap->trainer_reserved_bytes),
                           gb(snap->trainer_reserved_bytes));
         } else if (g->known) {
             uint64_t used = g->total_bytes > g->free_bytes
@@ -421,9 +423,9 @@ int mg_format_system_check(const mg_snapshot *snap, const mg_text_opts *t,
         mg__tb_printf(&b, "GPU: none (%s)\n", gpu_why(snap));
         if (snap->trainer_known)
             mg__tb_printf(
-                &b, "Trainer memory: %.1fGB allocated / %.1fGB reserved\n",
-                gb(snap->trainer_allocated_bytes),
-                gb(snap->trainer_reserved_bytes));
+                &b, "Trainer memory: %.*fGB allocated / %.*fGB reserved\n",
+                gb_dec(snap->trainer_allocated_bytes), gb(snap->trainer_allocated_bytes),
+                gb_dec(snap->trainer_reserved_bytes), gb(snap->trainer_reserved_bytes));
     }
 
     mg__tb_printf(&b, RULE);
