@@ -938,6 +938,17 @@ static void test_bad_resume(void)
         fingerprint(run_dir, fp_after, sizeof fp_after);
         CHECK_STR(fp_after, fp_before);
     }
+    /* Into a new --out two levels deep: the failed start takes away the
+     * folders it made, and only those. */
+    char fresh[1300], parent[1200];
+    snprintf(parent, sizeof parent, "%s/fresh_parent", root);
+    snprintf(fresh, sizeof fresh, "%s/run", parent);
+    UT(30000, "--synthetic", n, "--img-size", s, "--base", w, "--depth", d, "--batch", b,
+       "--threads", "2", "--resume", bad[1], "--out", fresh);
+    expect_usage_error("resume into a new folder", "unet-train: --resume ");
+    struct stat st;
+    CHECK(stat(parent, &st) != 0 && errno == ENOENT);
+    CHECK(stat(root, &st) == 0);
 }
 
 /* ---- plan ------------------------------------------------------------------------------ */

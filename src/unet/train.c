@@ -45,6 +45,7 @@ typedef struct trainer {
     run_state st;
     FILE *csv;
     bool bar;               /* a redrawn progress bar, else plain lines */
+    int out_made;           /* folders of --out this run created */
 } trainer;
 
 static double now_s(void)
@@ -61,15 +62,21 @@ static void say_err(const char *msg)
 
 /* ---- the output folder -------------------------------------------------------- */
 
-static int mkdir_p(const char *path, char *err, size_t len)
+/* Creates path and its missing parents; *made (may be NULL) gets how many
+ * trailing components it created, so a failed start can take them away
+ * again (unmake) instead of leaving an empty folder behind. */
+static int mkdir_p(const char *path, int *made, char *err, size_t len)
 {
     char tmp[1024];
     snprintf(tmp, sizeof tmp, "%s", path);
+    int n = 0;
     for (char *p = tmp + 1; ; p++) {
         if (*p == '/' || *p == '\0') {
             char c = *p;
             *p = '\0';
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) {
+            if (mkdir(tmp, 0755) == 0) {
+                n++;
+            } else if (errno != EEXIST) {
                 snprintf(err, len, "--out %s: cannot create %s: %s", path, tmp, strerror(errno));
                 return -1;
             }
@@ -77,16 +84,33 @@ static int mkdir_p(const char *path, char *err, size_t len)
             if (c == '\0') break;
         }
     }
+    if (made) *made = n;
     return 0;
+}
+
+/* Removes the last `made` components of path, deepest first, each only if
+ * it is still empty (rmdir refuses otherwise: nothing of the user's goes). */
+static void unmake(const char *path, int made)
+{
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (int i = 0; i < made; i++) {
+        size_t l = strlen(tmp);
+        while (l > 1 && tmp[l - 1] == '/') tmp[--l] = '\0'; /* "runs/a/" */
+        if (rmdir(tmp) != 0) return;
+        char *slash = strrchr(tmp, '/');
+        if (!slash || slash == tmp) return;
+        *slash = '\0';
+    }
 }
 
 /* Fails now, with a clear message, what would otherwise fail at the
  * emergency: a folder we cannot write into, or without room for two
  * checkpoints (the new one is written next to the old one). Also removes
  * temporaries a killed save left behind ("<name>.pth.tmp.<pid>"). */
-static int prepare_out(const char *out, uint64_t ckpt_bytes, char *err, size_t len)
+static int prepare_out(const char *out, uint64_t ckpt_bytes, int *made, char *err, size_t len)
 {
-    if (mkdir_p(out, err, len) < 0) return -1;
+    if (mkdir_p(out, made, err, len) < 0) return -1;
     char probe[1200];
     snprintf(probe, sizeof probe, "%s/.unet-train-write-test.%ld", out, (long)getpid());
     FILE *f = fopen(probe, "w");
@@ -453,7 +477,7 @@ static int trainer_open(trainer *t, const train_opts *o)
     }
     unet_plan plan = unet_plan_for(&c->model, c->batch, c->img_size, c->img_size);
     uint64_t ckpt_bytes = plan.params_floats * 3 * sizeof(float) + (1u << 20);
-    if (prepare_out(o->out, ckpt_bytes, err, sizeof err) < 0) {
+    if (prepare_out(o->out, ckpt_bytes, &t->out_made, err, sizeof err) < 0) {
         say_err(err);
         return UT_EXIT_USAGE;
     }
@@ -569,6 +593,7 @@ int train_run(const train_opts *o)
     int rc = trainer_open(&t, o);
     if (rc != 0) {
         trainer_close(&t);
+        unmake(o->out, t.out_made); /* a failed start leaves no empty --out */
         mg_stop_close(early);
         return rc;
     }
