@@ -13,58 +13,7 @@
 
 #include "adam.h"
 #include "fpenv.h"
-#include "mg_test.h"
-
-/* ---- helpers (the same in each ops test) ------------------------------- */
-
-static uint64_t rng_state = 0x9e3779b97f4a7c15u;
-
-static float urand(void) /* uniform in [-1, 1) */
-{
-    rng_state = rng_state * 6364136223846793005u + 1442695040888963407u;
-    return (float)((double)(rng_state >> 40) / (double)(1u << 24) * 2.0 - 1.0);
-}
-
-/* Runs tests/py/ref_ops.py OP on `in` (float32) and reads exactly nout
- * float64 results. Returns 0, or -1 after failing the current test with a
- * message (python3 or torch missing is a failure, not a skip). */
-static int torch_ref(const char *op, const char *args, const float *in, size_t nin,
-                     double *out, size_t nout)
-{
-    char inp[512], outp[512], cmd[2048];
-    snprintf(inp, sizeof inp, "%s/ref_%s_%ld.in", MG_TMPDIR, op, (long)getpid());
-    snprintf(outp, sizeof outp, "%s/ref_%s_%ld.out", MG_TMPDIR, op, (long)getpid());
-    FILE *f = fopen(inp, "wb");
-    if (!f || fwrite(in, sizeof *in, nin, f) != nin) {
-        MG_FAIL_("cannot write %s", inp);
-        if (f)
-            fclose(f);
-        return -1;
-    }
-    fclose(f);
-    snprintf(cmd, sizeof cmd, "%s %s/tests/py/ref_ops.py %s %s %s %s", MG_PYTHON,
-             MG_SOURCE_DIR, op, inp, outp, args);
-    int rc = system(cmd);
-    unlink(inp);
-    if (rc != 0) {
-        MG_FAIL_("PyTorch reference failed (status %d): `%s`. The parity tests need "
-                 "%s with torch 1.13 (scripts/setup.sh installs python3-torch).",
-                 rc, cmd, MG_PYTHON);
-        unlink(outp);
-        return -1;
-    }
-    f = fopen(outp, "rb");
-    size_t got = f ? fread(out, sizeof *out, nout, f) : 0;
-    int extra = f ? fgetc(f) != EOF : 0;
-    if (f)
-        fclose(f);
-    unlink(outp);
-    if (got != nout || extra) {
-        MG_FAIL_("PyTorch reference wrote %zu values, expected %zu", got, nout);
-        return -1;
-    }
-    return 0;
-}
+#include "mg_ops_test.h"
 
 /* Gradients over many magnitudes (1e-6 .. 1), like a real network's. */
 static float grad_value(void)
