@@ -1,7 +1,7 @@
 """Training throughput and peak RSS of unet-train against Debian's PyTorch
 (python3-torch 1.13) on the same UNet, side by side in one run.
 
-    /usr/bin/python3 bench/train_vs_torch.py [--build build] [--rounds 2]
+    /usr/bin/python3 bench/train_vs_torch.py [--build build] [--rounds 2] [--isa avx2]
 
 Configurations: synthetic 128x128 RGB at batch 8 and batch 4, and 256x256
 at batch 4; default model (base 16, depth 4); 2 threads each
@@ -11,6 +11,11 @@ peak RSS (ru_maxrss from wait4) is its own. The rounds alternate the two
 programs so drift on a shared machine hits both; the table shows medians
 over rounds and the ratios. Targets (issue 4): throughput >= 1.4x
 PyTorch's, peak RSS <= 0.4x.
+
+--isa avx2 plays a CPU without AVX-512 (most desktops, the first user's
+among them) on one that has it: UNET_KERNELS=avx2 for unet-train, and
+ATEN_CPU_CAPABILITY=avx2 with DNNL_MAX_CPU_ISA=AVX2 for PyTorch (its ATen
+kernels and its oneDNN convolutions), so both sides use the same ISA.
 """
 import argparse
 import os
@@ -32,8 +37,14 @@ def run(cmd, env):
     return out, ru.ru_maxrss / 1024.0  # MiB
 
 
-def unet_train(build, size, batch, steps):
-    env = dict(os.environ, OMP_NUM_THREADS="2")
+ISA_ENV = {
+    "native": ({}, {}),
+    "avx2": ({"UNET_KERNELS": "avx2"}, {"ATEN_CPU_CAPABILITY": "avx2", "DNNL_MAX_CPU_ISA": "AVX2"}),
+}
+
+
+def unet_train(build, size, batch, steps, isa):
+    env = dict(os.environ, OMP_NUM_THREADS="2", **ISA_ENV[isa][0])
     with tempfile.TemporaryDirectory() as out:
         # One epoch of `steps` batches after a one-epoch warm-up; no
         # validation, so the epoch's rate is the training rate.
@@ -47,8 +58,8 @@ def unet_train(build, size, batch, steps):
         return float(rows[-1][7]), rss
 
 
-def torch_train(size, batch, steps):
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+def torch_train(size, batch, steps, isa):
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", **ISA_ENV[isa][1])
     out, rss = run(["/usr/bin/python3", os.path.join(HERE, "torch_train.py"), "--size", str(size),
                     "--batch", str(batch), "--steps", str(steps), "--threads", "2"], env)
     rate = float([ln for ln in out.split("\n") if ln.startswith("images_per_s")][0].split()[1])
@@ -59,15 +70,17 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--isa", choices=sorted(ISA_ENV), default="native")
     a = ap.parse_args()
+    print(f"isa: {a.isa}")
     configs = [(128, 8, 12), (128, 4, 16), (256, 4, 8)]
     print(f"{'config':>12} {'unet-train img/s':>17} {'torch img/s':>12} {'speed':>7} "
           f"{'unet RSS MiB':>13} {'torch RSS MiB':>14} {'RSS':>6}")
     for size, batch, steps in configs:
         u, t = [], []
         for _ in range(a.rounds):
-            u.append(unet_train(a.build, size, batch, steps))
-            t.append(torch_train(size, batch, steps))
+            u.append(unet_train(a.build, size, batch, steps, a.isa))
+            t.append(torch_train(size, batch, steps, a.isa))
         ur = statistics.median(r for r, _ in u)
         tr = statistics.median(r for r, _ in t)
         um = statistics.median(m for _, m in u)

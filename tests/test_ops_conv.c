@@ -329,18 +329,19 @@ static void reset_worst(void)
         worst_fwd[i] = worst_bd[i] = worst_bw[i] = 0.0;
 }
 
-/* Output / input channel counts of 1, 2, 3 and 5 blocks, so that AVX-512
- * groups of 2 and 4 blocks and AVX2 pairs each meet 1, 2 and 3 real
- * blocks (5 = a full group of 4 + 1), with Ci = 3 padded. */
+/* Output / input channel counts of 1, 2, 3, 5 and 7 blocks, so that
+ * groups of 2 and 4 blocks (AVX-512; AVX2's forward) and AVX2's dW pairs
+ * each meet 1, 2 and 3 real blocks (5 = a full group of 4 + 1, 7 = 4 + 3),
+ * with Ci = 3 padded. */
 static void conv3x3_vs_ref(const conv__kernel *K)
 {
     if (skip_without(K))
         return;
     reset_worst();
-    static const int cis[] = {3, 8, 24, 40}, cos[] = {8, 16, 24, 40};
+    static const int cis[] = {3, 8, 24, 40}, cos[] = {8, 16, 24, 40, 56};
     for (int z = 0; z < NSIZES; z++)
         for (int i = 0; i < 4; i++)
-            for (int o = 0; o < 4; o++)
+            for (int o = 0; o < 5; o++)
                 vs_ref(K, OP_C3, sizes[z][0], cis[i], cos[o], sizes[z][1], sizes[z][2]);
     printf("# %s conv3x3 max rel err: fwd %.2e bwd-data %.2e bwd-weight %.2e\n", K->name,
            worst_fwd[OP_C3], worst_bd[OP_C3], worst_bw[OP_C3]);
@@ -351,10 +352,10 @@ static void convt2x2_vs_ref(const conv__kernel *K)
     if (skip_without(K))
         return;
     reset_worst();
-    static const int cis[] = {8, 16, 24, 40}, cos[] = {8, 16, 24, 40};
+    static const int cis[] = {8, 16, 24, 40}, cos[] = {8, 16, 24, 40, 56};
     for (int z = 0; z < NSIZES; z++)
         for (int i = 0; i < 4; i++)
-            for (int o = 0; o < 4; o++)
+            for (int o = 0; o < 5; o++)
                 vs_ref(K, OP_CT, sizes[z][0], cis[i], cos[o], sizes[z][1], sizes[z][2]);
     printf("# %s convt2x2 max rel err: fwd %.2e bwd-data %.2e bwd-weight+bias %.2e\n",
            K->name, worst_fwd[OP_CT], worst_bd[OP_CT], worst_bw[OP_CT]);

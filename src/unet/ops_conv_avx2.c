@@ -7,17 +7,23 @@
  * and FMA.
  *
  * Two microkernels serve all nine ops (research/cnn-in-c.md 3.4, 5.2):
- * - out_tile: 2 output-channel blocks x up to 6 output pixels (12 ymm
- *   accumulators; 4 pixels where the width allows, see run_fwd); per input
- *   channel, 2 weight loads + NP broadcasts feed 2*NP FMAs. The Zen3
- *   prototype ran at 64-78 GFLOPS/core; here 77-93 (bench/bench_conv.c).
+ * - out_tile: NO output-channel blocks x NP output pixels: 4 x 3 where a
+ *   group has 4 blocks (32+ output channels), 2 x 6 for the 16-channel
+ *   layers, both 12 ymm accumulators; per input channel, NP broadcasts and
+ *   NO weight loads feed NO*NP FMAs. Those two tiles keep their
+ *   accumulators in named variables: as an array GCC 12 left some on the
+ *   stack. Measured (AMD family 26, 1 thread, bench/bench_conv.c,
+ *   UNET_KERNELS=avx2): 4 x 3 runs conv3x3 at 114-126 GFLOPS, 2 x 6 at
+ *   118-124; the old 2 x 4 tile (array accumulators) ran 91-97, and 4 x 3
+ *   as an array 79-84. The Zen3 prototype's 2 x 6 ran at 64-78.
  *   conv3x3 forward and backward-data (flipped, transposed weights),
  *   ConvTranspose forward (a 1-tap conv per output sub-position) and
  *   backward-data (a 4-tap conv reading dout at stride 2), and conv1x1 both
  *   ways are all this kernel with different strides and tap offsets.
  * - dw_row: 2 output-channel blocks x 4 input channels = 8 accumulators,
  *   pixels inner; per pixel, 2 vector loads of dout + 4 broadcasts of x.
- *   The accumulators live in a small per-task tile that stays in L1.
+ *   The accumulators live in a small per-task tile that stays in L1
+ *   (100-118 GFLOPS).
  * Weights are repacked into caller scratch on every call (1.8 M floats per
  * step in all, negligible against 36 GFLOP).
  *
@@ -35,30 +41,38 @@
 #define AVX2 __attribute__((target("avx2,fma")))
 #define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma")))
 
+#ifndef UNET_AVX2_NP2
+#define UNET_AVX2_NP2 6
+#endif
+
 /* ---- output-stationary microkernel (forward-type ops) -------------------------- */
 
-/* acc += the packed weights of n input lanes x the n lanes of NP pixels. */
+/* acc += the packed weights of n input lanes x the n lanes of NP pixels.
+ * The NP broadcasts come first, then each weight vector feeds NP FMAs:
+ * at NO = 4, NP = 3 that is 12 accumulators + 3 inputs + 1 weight, all 16
+ * ymm registers, the compiler folding the weight loads into the FMAs. */
 AVX2_INLINE void out_lanes(const int NO, const int NP, const int n, const float *it,
-                           ptrdiff_t px, const float *wt, __m256 acc[2][6])
+                           ptrdiff_t px, const float *wt, __m256 acc[4][6])
 {
     for (int i = 0; i < n; i++) {
-        __m256 w0 = _mm256_loadu_ps(wt);
-        __m256 w1 = NO == 2 ? _mm256_loadu_ps(wt + CB) : w0;
-        for (int p = 0; p < NP; p++) {
-            __m256 x = _mm256_broadcast_ss(it + p * px + i);
-            acc[0][p] = _mm256_fmadd_ps(w0, x, acc[0][p]);
-            if (NO == 2)
-                acc[1][p] = _mm256_fmadd_ps(w1, x, acc[1][p]);
+        __m256 x[6];
+        for (int p = 0; p < NP; p++)
+            x[p] = _mm256_broadcast_ss(it + p * px + i);
+        for (int o = 0; o < NO; o++) {
+            __m256 w = _mm256_loadu_ps(wt + o * CB);
+            for (int p = 0; p < NP; p++)
+                acc[o][p] = _mm256_fmadd_ps(w, x[p], acc[o][p]);
         }
         wt += NO * CB;
     }
 }
 
-/* NO output blocks (1 or 2) x NP pixels (1..6), fully unrolled. */
+/* NO output blocks (1..4) x NP pixels (1..6), fully unrolled; out points at
+ * the group's first block, blocks cs apart. */
 AVX2_INLINE void out_tile(const int NO, const int NP, const conv__fwd *d, const float *in,
-                          const float *wp, const float *bias, float *out0, float *out1)
+                          const float *wp, const float *bias, float *out)
 {
-    __m256 acc[2][6];
+    __m256 acc[4][6];
     for (int o = 0; o < NO; o++)
         for (int p = 0; p < NP; p++)
             acc[o][p] = bias ? _mm256_loadu_ps(bias + o * CB) : _mm256_setzero_ps();
@@ -75,65 +89,194 @@ AVX2_INLINE void out_tile(const int NO, const int NP, const conv__fwd *d, const 
             wp += CB * NO * CB;
         }
     }
-    for (int p = 0; p < NP; p++) {
-        _mm256_storeu_ps(out0 + p * d->out_px, acc[0][p]);
-        if (NO == 2)
-            _mm256_storeu_ps(out1 + p * d->out_px, acc[1][p]);
+    for (int o = 0; o < NO; o++)
+        for (int p = 0; p < NP; p++)
+            _mm256_storeu_ps(out + o * d->out_cs + p * d->out_px, acc[o][p]);
+}
+
+/* The 4 x 3 tile with named accumulators: as an array GCC 12 kept some of
+ * them on the stack (an FMA with a memory accumulator every few). */
+AVX2_INLINE void out_lanes43(const int n, const float *it, ptrdiff_t px, const float *wt,
+                             __m256 *a)
+{
+    __m256 a00 = a[0], a01 = a[1], a02 = a[2], a10 = a[3], a11 = a[4], a12 = a[5];
+    __m256 a20 = a[6], a21 = a[7], a22 = a[8], a30 = a[9], a31 = a[10], a32 = a[11];
+    for (int i = 0; i < n; i++) {
+        const __m256 x0 = _mm256_broadcast_ss(it + i), x1 = _mm256_broadcast_ss(it + px + i);
+        const __m256 x2 = _mm256_broadcast_ss(it + 2 * px + i);
+        __m256 w = _mm256_loadu_ps(wt);
+        a00 = _mm256_fmadd_ps(w, x0, a00), a01 = _mm256_fmadd_ps(w, x1, a01);
+        a02 = _mm256_fmadd_ps(w, x2, a02);
+        w = _mm256_loadu_ps(wt + CB);
+        a10 = _mm256_fmadd_ps(w, x0, a10), a11 = _mm256_fmadd_ps(w, x1, a11);
+        a12 = _mm256_fmadd_ps(w, x2, a12);
+        w = _mm256_loadu_ps(wt + 2 * CB);
+        a20 = _mm256_fmadd_ps(w, x0, a20), a21 = _mm256_fmadd_ps(w, x1, a21);
+        a22 = _mm256_fmadd_ps(w, x2, a22);
+        w = _mm256_loadu_ps(wt + 3 * CB);
+        a30 = _mm256_fmadd_ps(w, x0, a30), a31 = _mm256_fmadd_ps(w, x1, a31);
+        a32 = _mm256_fmadd_ps(w, x2, a32);
+        wt += 4 * CB;
     }
+    a[0] = a00, a[1] = a01, a[2] = a02, a[3] = a10, a[4] = a11, a[5] = a12;
+    a[6] = a20, a[7] = a21, a[8] = a22, a[9] = a30, a[10] = a31, a[11] = a32;
+}
+
+AVX2 static void out_tile43(const conv__fwd *d, const float *in, const float *wp,
+                            const float *bias, float *out)
+{
+    __m256 acc[12];
+    for (int o = 0; o < 4; o++)
+        for (int p = 0; p < 3; p++)
+            acc[o * 3 + p] = bias ? _mm256_loadu_ps(bias + o * CB) : _mm256_setzero_ps();
+    const ptrdiff_t px = d->in_px;
+    for (int cb = 0; cb < d->ncib; cb++) {
+        const int icn = cb == d->ncib - 1 ? d->icn_last : CB;
+        const float *ib = in + cb * d->in_cs;
+        for (int t = 0; t < d->ntaps; t++) {
+            if (icn == CB)
+                out_lanes43(CB, ib + d->tap[t], px, wp, acc);
+            else
+                out_lanes43(icn, ib + d->tap[t], px, wp, acc);
+            wp += CB * 4 * CB;
+        }
+    }
+    for (int o = 0; o < 4; o++)
+        for (int p = 0; p < 3; p++)
+            _mm256_storeu_ps(out + o * d->out_cs + p * d->out_px, acc[o * 3 + p]);
+}
+
+/* The 2 x 6 tile (16-channel layers), named the same way: 12 accumulators,
+ * 2 weights, 1 input. */
+AVX2_INLINE void out_lanes26(const int n, const float *it, ptrdiff_t px, const float *wt,
+                             __m256 *a)
+{
+    __m256 a00 = a[0], a01 = a[1], a02 = a[2], a03 = a[3], a04 = a[4], a05 = a[5];
+    __m256 a10 = a[6], a11 = a[7], a12 = a[8], a13 = a[9], a14 = a[10], a15 = a[11];
+    for (int i = 0; i < n; i++) {
+        const __m256 w0 = _mm256_loadu_ps(wt), w1 = _mm256_loadu_ps(wt + CB);
+        __m256 x = _mm256_broadcast_ss(it + i);
+        a00 = _mm256_fmadd_ps(w0, x, a00), a10 = _mm256_fmadd_ps(w1, x, a10);
+        x = _mm256_broadcast_ss(it + px + i);
+        a01 = _mm256_fmadd_ps(w0, x, a01), a11 = _mm256_fmadd_ps(w1, x, a11);
+        x = _mm256_broadcast_ss(it + 2 * px + i);
+        a02 = _mm256_fmadd_ps(w0, x, a02), a12 = _mm256_fmadd_ps(w1, x, a12);
+        x = _mm256_broadcast_ss(it + 3 * px + i);
+        a03 = _mm256_fmadd_ps(w0, x, a03), a13 = _mm256_fmadd_ps(w1, x, a13);
+        x = _mm256_broadcast_ss(it + 4 * px + i);
+        a04 = _mm256_fmadd_ps(w0, x, a04), a14 = _mm256_fmadd_ps(w1, x, a14);
+        x = _mm256_broadcast_ss(it + 5 * px + i);
+        a05 = _mm256_fmadd_ps(w0, x, a05), a15 = _mm256_fmadd_ps(w1, x, a15);
+        wt += 2 * CB;
+    }
+    a[0] = a00, a[1] = a01, a[2] = a02, a[3] = a03, a[4] = a04, a[5] = a05;
+    a[6] = a10, a[7] = a11, a[8] = a12, a[9] = a13, a[10] = a14, a[11] = a15;
+}
+
+AVX2 static void out_tile26(const conv__fwd *d, const float *in, const float *wp,
+                            const float *bias, float *out)
+{
+    __m256 acc[12];
+    for (int o = 0; o < 2; o++)
+        for (int p = 0; p < 6; p++)
+            acc[o * 6 + p] = bias ? _mm256_loadu_ps(bias + o * CB) : _mm256_setzero_ps();
+    const ptrdiff_t px = d->in_px;
+    for (int cb = 0; cb < d->ncib; cb++) {
+        const int icn = cb == d->ncib - 1 ? d->icn_last : CB;
+        const float *ib = in + cb * d->in_cs;
+        for (int t = 0; t < d->ntaps; t++) {
+            if (icn == CB)
+                out_lanes26(CB, ib + d->tap[t], px, wp, acc);
+            else
+                out_lanes26(icn, ib + d->tap[t], px, wp, acc);
+            wp += CB * 2 * CB;
+        }
+    }
+    for (int o = 0; o < 2; o++)
+        for (int p = 0; p < 6; p++)
+            _mm256_storeu_ps(out + o * d->out_cs + p * d->out_px, acc[o * 6 + p]);
 }
 
 #define TILE_CASE(NO, NP)                                                                  \
     case NP:                                                                               \
-        out_tile(NO, NP, d, in, wp, bias, out0, out1);                                     \
+        out_tile(NO, NP, d, in, wp, bias, out);                                            \
         break
 
-/* One row segment of np <= 6 pixels; np picks the unrolled variant. */
+/* One row segment of np <= 6 pixels of no blocks; picks the unrolled variant. */
 AVX2 static void out_tile_any(int no, int np, const conv__fwd *d, const float *in,
-                              const float *wp, const float *bias, float *out0, float *out1)
+                              const float *wp, const float *bias, float *out)
 {
-    if (no == 2) {
+    switch (no) {
+    case 4:
+        if (np == 3) out_tile43(d, in, wp, bias, out);
+        else switch (np) { TILE_CASE(4, 1); TILE_CASE(4, 2); default: break; }
+        break;
+    case 3:
+        switch (np) {
+            TILE_CASE(3, 1); TILE_CASE(3, 2); TILE_CASE(3, 3); TILE_CASE(3, 4);
+        default: break;
+        }
+        break;
+    case 2:
+        if (np == 6) {
+            out_tile26(d, in, wp, bias, out);
+            break;
+        }
         switch (np) {
             TILE_CASE(2, 1); TILE_CASE(2, 2); TILE_CASE(2, 3);
             TILE_CASE(2, 4); TILE_CASE(2, 5); TILE_CASE(2, 6);
         default: break;
         }
-    } else {
+        break;
+    default:
         switch (np) {
             TILE_CASE(1, 1); TILE_CASE(1, 2); TILE_CASE(1, 3);
             TILE_CASE(1, 4); TILE_CASE(1, 5); TILE_CASE(1, 6);
         default: break;
         }
+        break;
     }
 }
 
-/* Runs a conv__fwd over its whole domain. Work items are (output block pair,
- * image, row), pair outermost so that one thread's consecutive items share
- * the pair's packed weights (147 KB at 256 channels: L2-resident).
- * Tile width: on this machine (AMD family 26, 1 thread) 2x4 tiles ran the
- * conv3x3 layers at 91-93 GFLOPS against 73-82 for the 2x6 tile of the
- * Zen3 prototype, so rows whose width is a multiple of 4 (every UNet
- * layer) use 4; 6 stays for other widths and for the 3-channel input
- * (62 GFLOPS with 4 against 75 with 6: its lane loop is too short). */
+/* Output blocks per forward work group: 4 once there are 4 (the 4x3 tile),
+ * else 2 (16-channel layers). */
+static int fwd_group(int nob) { return nob >= 4 ? 4 : 2; }
+
+/* Pixels per tile for nb output blocks: 3 for 4 blocks, 4 for 3; for 1 or 2
+ * blocks 4 where the width allows, else 6. On this machine (AMD family 26,
+ * 1 thread) 2x4 tiles ran the conv3x3 layers at 91-93 GFLOPS against 73-82
+ * for the 2x6 tile of the Zen3 prototype; the 3-channel input ran at 62
+ * with 4 against 75 with 6 (its lane loop is too short). */
+static int tile_pixels(int nb)
+{
+    if (nb == 4) return 3;
+    if (nb == 3) return 4;
+    return UNET_AVX2_NP2;
+}
+
+/* Runs a conv__fwd over its whole domain. Work items are (output group,
+ * image, row), group outermost so that one thread's consecutive items
+ * share the group's packed weights (295 KB for 4 blocks at 256 input
+ * channels: L2-resident). */
 AVX2 static void run_fwd(const conv__fwd *d)
 {
-    const int npairs = (d->nob + 1) / 2;
-    const ptrdiff_t pair_w = (ptrdiff_t)16 * d->ncib * d->ntaps * CB;
-    const int step = (d->w % 4 == 0 && (d->ncib > 1 || d->icn_last == CB)) ? 4 : 6;
+    const int G = fwd_group(d->nob);
+    const int ngroups = (d->nob + G - 1) / G;
+    const ptrdiff_t group_w = (ptrdiff_t)G * CB * d->ncib * d->ntaps * CB;
 #pragma omp parallel for collapse(3) schedule(static)
-    for (int k = 0; k < npairs; k++)
+    for (int k = 0; k < ngroups; k++)
         for (int b = 0; b < d->b; b++)
             for (int y = 0; y < d->h; y++) {
-                const int no = (2 * k + 1 < d->nob) ? 2 : 1;
-                const float *wp = d->wp + k * pair_w;
-                const float *bias = d->bias ? d->bias + 2 * k * CB : NULL;
+                const int nb = d->nob - k * G < G ? d->nob - k * G : G;
+                const int step = tile_pixels(nb);
+                const float *wp = d->wp + k * group_w;
+                const float *bias = d->bias ? d->bias + k * G * CB : NULL;
                 const float *in = d->in + b * d->in_bs + y * d->in_rs + d->in_org;
-                float *out0 = d->out + (2 * k) * d->out_cs + b * d->out_bs + y * d->out_rs
-                              + d->out_org;
-                float *out1 = no == 2 ? out0 + d->out_cs : out0;
+                float *out = d->out + (k * G) * d->out_cs + b * d->out_bs + y * d->out_rs
+                             + d->out_org;
                 for (int x = 0; x < d->w; x += step) {
                     int np = d->w - x < step ? d->w - x : step;
-                    out_tile_any(no, np, d, in + x * d->in_px, wp, bias, out0 + x * d->out_px,
-                                 out1 + x * d->out_px);
+                    out_tile_any(nb, np, d, in + x * d->in_px, wp, bias, out + x * d->out_px);
                 }
             }
 }
@@ -264,7 +407,8 @@ static const conv__kernel avx2 = {
     .run_fwd = run_fwd,
     .run_dw = run_dw,
     .bias_grad = bias_grad,
-    .group = group_pair,
+    .fwd_group = fwd_group,
+    .dw_group = group_pair,
     .round = CB, /* a pair's lanes: its real blocks x 8 */
 };
 

@@ -345,7 +345,8 @@ static const conv__kernel avx512 = {
     .run_fwd = run_fwd,
     .run_dw = run_dw,
     .bias_grad = bias_grad,
-    .group = group_of,
+    .fwd_group = group_of,
+    .dw_group = group_of,
     .round = 16, /* one zmm: 16 output lanes */
 };
 

@@ -76,14 +76,14 @@ void conv__dw_reduce(float *part, int nchunks, int nout, int nin, int ntaps, int
 /* Packs weights for k's forward loop. */
 static void pack(const conv__kernel *k, float *dst, conv__wview w, int nout, int nin, int ntaps)
 {
-    conv__pack(dst, w, nout, nin, ntaps, k->group(blocks(nout)), k->round);
+    conv__pack(dst, w, nout, nin, ntaps, k->fwd_group(blocks(nout)), k->round);
 }
 
 /* Padded bias: whole groups plus a block of slack for the last zmm of an
  * odd group. Returns the floats written. */
 static size_t pack_bias(const conv__kernel *k, float *bp, const float *bias, int co)
 {
-    const int nob = blocks(co), G = k->group(nob);
+    const int nob = blocks(co), G = k->fwd_group(nob);
     const int n = ((nob + G - 1) / G * G + 1) * CB;
     for (int o = 0; o < n; o++)
         bp[o] = o < co ? bias[o] : 0.0f;
@@ -145,7 +145,7 @@ static conv__dw dw_of(const conv__kernel *k, const float *dout, conv__geo gd, pt
     d.icn_last = s.c - (d.ncib - 1) * CB;
     d.ntaps = ntaps;
     d.b = s.b, d.h = s.h, d.w = s.w;
-    const int G = k->group(d.nob);
+    const int G = k->dw_group(d.nob);
     d.nchunks = (int)conv__dw_chunks((d.nob + G - 1) / G * d.ncib, s.b * s.h);
     d.part = scratch;
     return d;
@@ -180,7 +180,7 @@ void conv__3x3_backward_weight(const conv__kernel *k, float *dw, const float *do
     conv__dw d = dw_of(k, dout, g, g.rs, CB, co, in, s, 9, scratch);
     taps3x3(d.bc_tap, g.rs);
     k->run_dw(&d);
-    conv__dw_reduce(d.part, d.nchunks, co, s.c, 9, k->group(d.nob),
+    conv__dw_reduce(d.part, d.nchunks, co, s.c, 9, k->dw_group(d.nob),
                     (conv__dwview){dw, (ptrdiff_t)s.c * 9, 9, 1});
 }
 
@@ -194,7 +194,7 @@ void conv__t2x2_forward(const conv__kernel *k, float *out, const float *in, shap
 {
     shape so = {co, s.b, 2 * s.h, 2 * s.w};
     conv__geo gi = conv__geo_of(s), go = conv__geo_of(so);
-    const int nob = blocks(co), G = k->group(nob);
+    const int nob = blocks(co), G = k->fwd_group(nob);
     float *bp = scratch;
     float *wp = scratch + pack_bias(k, bp, bias, co);
     const size_t sub = (size_t)((nob + G - 1) / G * G) * CB * (size_t)blocks(s.c) * CB;
@@ -256,7 +256,7 @@ void conv__t2x2_backward_weight(const conv__kernel *k, float *dw, float *db, con
     for (int t = 0; t < 4; t++)
         d.dv_tap[t] = (t >> 1) * go.rs + (t & 1) * CB;
     k->run_dw(&d);
-    conv__dw_reduce(d.part, d.nchunks, co, s.c, 4, k->group(d.nob),
+    conv__dw_reduce(d.part, d.nchunks, co, s.c, 4, k->dw_group(d.nob),
                     (conv__dwview){dw, 4, (ptrdiff_t)co * 4, 1});
     k->bias_grad(db, dout, so);
 }
@@ -291,7 +291,7 @@ void conv__1x1_backward_weight(const conv__kernel *k, float *dw, float *db, cons
     conv__geo g = conv__geo_of(s);
     conv__dw d = dw_of(k, dout, g, g.rs, CB, co, in, s, 1, scratch);
     k->run_dw(&d);
-    conv__dw_reduce(d.part, d.nchunks, co, s.c, 1, k->group(d.nob),
+    conv__dw_reduce(d.part, d.nchunks, co, s.c, 1, k->dw_group(d.nob),
                     (conv__dwview){dw, s.c, 1, 0});
     k->bias_grad(db, dout, so);
 }

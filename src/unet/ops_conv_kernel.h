@@ -84,10 +84,13 @@ typedef struct conv__kernel {
     void (*run_dw)(const conv__dw *d);
     /* db (so.c) = sum of dout (so) over B, H, W; deterministic. */
     void (*bias_grad)(float *db, const float *dout, shape so);
-    /* Output blocks per work group (a function of the block count only,
-     * so the dW partition is thread-count independent), and the lane
-     * rounding of a group's packed weights (8: ymm, 16: zmm). */
-    int (*group)(int nob);
+    /* Output blocks per work group of the forward loop (its packed
+     * weights and padded bias are laid out by these groups) and of the dW
+     * loop (its partials): functions of the block count only, so the dW
+     * partition is thread-count independent. Then the lane rounding of a
+     * group's packed weights (8: ymm, 16: zmm). */
+    int (*fwd_group)(int nob);
+    int (*dw_group)(int nob);
     int round;
 } conv__kernel;
 
