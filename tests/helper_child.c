@@ -13,6 +13,11 @@
  *       can ask it to stop.
  *   helper_child ignore STEP_MB EVERY_MS CAP_MB
  *       ignores SIGUSR1 and SIGTERM; allocates up to CAP_MB, then sleeps.
+ *   helper_child late DELAY_MS STEP_MB CKPT
+ *       allocates STEP_MB at once, and only after DELAY_MS installs the
+ *       checkpoint signal's handler (a trainer still importing its
+ *       libraries); it does not look at the stop file, so only the signal
+ *       can stop it: then it writes CKPT and exits 75.
  *   helper_child workers N STEP_MB EVERY_MS CKPT
  *       forks N workers that allocate; the parent allocates nothing, and on
  *       a stop request kills its workers, writes CKPT and exits 75.
@@ -93,6 +98,17 @@ int main(int argc, char **argv)
             total += step;
             sleep_ms(every);
         }
+    }
+    if (strcmp(mode, "late") == 0 && argc == 5) {
+        grab(atol(argv[3]));
+        sleep_ms(atol(argv[2]));
+        unsetenv("MEMGUARD_STOP_FILE");
+        mg_stop *stop = mg_stop_open(0, NULL);
+        if (!stop) return 5;
+        for (int i = 0; i < 5000 && !mg_stop_requested(stop); i++) sleep_ms(2);
+        if (!mg_stop_requested(stop)) return 0;
+        checkpoint(argv[4], atol(argv[3]));
+        return MG_EXIT_MEMSTOP;
     }
     if (strcmp(mode, "ignore") == 0 && argc == 5) {
         long step = atol(argv[2]), every = atol(argv[3]), cap = atol(argv[4]);

@@ -248,6 +248,28 @@ static void test_stop_file_only(void)
     no_helper_left();
 }
 
+/* A request while the child is starting, before its handler exists: the
+ * signal waits for the handler instead of killing it by default action,
+ * and it checkpoints. The child sees only the signal (no stop file). */
+static void test_request_before_handler(void)
+{
+    char ck[600], log[600];
+    path_in_tmp(ck, sizeof ck, "run-late.ckpt");
+    path_in_tmp(log, sizeof log, "run-late.jsonl");
+    unlink(ck);
+    unlink(log);
+    int st = RUN(NULL, "run", "--no-gpu", "--ram-budget", "100M", "--min-interval", "5",
+                 "--log", log, "--", MG_HELPER, "late", "600", "95", ck);
+    CHECK_INT(st, 75);
+    CHECK_INT((int)ckpt_mb(ck), 95);
+    CHECK_CONTAINS(R.err, "no handler for SIGUSR1 yet");
+    load_log(log);
+    int req = ev_find("request", 0);
+    CHECK(req > 0);
+    if (req > 0) CHECK(cJSON_IsTrue(cJSON_GetObjectItem(EV.items[req], "signal_deferred")));
+    no_helper_left();
+}
+
 /* A child that ignores SIGUSR1 and SIGTERM is SIGKILLed within grace +
  * kill-after, and SIGTERM is sent exactly once. */
 static void test_ignoring_child_is_killed(void)
@@ -408,6 +430,7 @@ int main(void)
     MG_RUN(test_bad_options);
     MG_RUN(test_budget_warn_request_checkpoint);
     MG_RUN(test_stop_file_only);
+    MG_RUN(test_request_before_handler);
     MG_RUN(test_ignoring_child_is_killed);
     MG_RUN(test_hard_limit_kills_at_once);
     MG_RUN(test_workers_are_counted);

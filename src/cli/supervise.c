@@ -68,6 +68,7 @@ typedef struct sup {
     uint64_t hook_deadline_ms;
     char stop_file[PATH_MAX];
     bool stop_file_made;
+    bool signal_deferred;       /* the request's signal waits for a handler */
     char reason[256];           /* of the last non-safe verdict */
 } sup;
 
@@ -191,25 +192,70 @@ static void make_stop_file(sup *s)
     s->stop_file_made = true;
 }
 
+/* A request can come while the command is still starting (a Python
+ * trainer spends seconds importing torch; a sanitized build, tens of ms
+ * before main), before it installs its handler: the signal's default
+ * action would then kill it with nothing saved. So during its first
+ * STARTUP_MS, a command whose leader neither catches nor ignores the
+ * signal yet gets the stop file at once and the signal when it handles
+ * it, or when the window ends. A command that never
+ * handles it is then stopped by it as before, at most STARTUP_MS later;
+ * the hard limits act at once either way. */
+#define STARTUP_MS 3000u
+
+/* Whether sig is safe to send to the leader: it has a handler for it or
+ * ignores it (SigCgt / SigIgn), so the default action cannot kill it.
+ * True when unknown: no reason to hold the signal back then. */
+static bool leader_handles(const sup *s, int sig)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)s->child);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return true;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return true;
+    buf[n] = '\0';
+    const char *ign = strstr(buf, "\nSigIgn:"), *cgt = strstr(buf, "\nSigCgt:");
+    if (!ign || !cgt) return true;
+    unsigned long long mask = strtoull(ign + 8, NULL, 16) | strtoull(cgt + 8, NULL, 16);
+    return (mask >> (sig - 1)) & 1u;
+}
+
+static void send_request_signal(sup *s)
+{
+    if (now_ms() < s->t0_ms + STARTUP_MS && !leader_handles(s, s->o->signo)) {
+        s->signal_deferred = true;
+        return;
+    }
+    s->signal_deferred = false;
+    signal_group(s, s->o->signo);
+}
+
 static void request_stop(sup *s, uint64_t detect_us, const mg_snapshot *snap, const mg_verdict *v)
 {
     if (!s->o->dry_run) {
         make_stop_file(s);
-        signal_group(s, s->o->signo);
+        send_request_signal(s);
     }
     double latency = (double)(now_us() - detect_us) / 1000.0;
     char extra[PATH_MAX + 1024], q[300], f[PATH_MAX + 8];
     json_quote(q, sizeof q, s->reason);
     json_quote(f, sizeof f, s->stop_file);
     snprintf(extra, sizeof extra,
-             "\"reason\":%s,\"signal\":%d,\"stop_file\":%s,\"dry_run\":%s,\"latency_ms\":%.3f,"
-             "\"grace_ms\":%" PRIu64,
-             q, s->o->signo, f, s->o->dry_run ? "true" : "false", latency, s->o->grace_ms);
+             "\"reason\":%s,\"signal\":%d,\"signal_deferred\":%s,\"stop_file\":%s,"
+             "\"dry_run\":%s,\"latency_ms\":%.3f,\"grace_ms\":%" PRIu64,
+             q, s->o->signo, s->signal_deferred ? "true" : "false", f,
+             s->o->dry_run ? "true" : "false", latency, s->o->grace_ms);
     log_event(s, "request", extra, snap, v);
     say("%scritical: %s; asking pid %d to checkpoint and stop (%s, stop file %s), "
         "grace %.0f s",
         s->o->dry_run ? "dry run: " : "", s->reason, (int)s->child, sig_name(s->o->signo),
         s->stop_file, (double)s->o->grace_ms / 1000.0);
+    if (s->signal_deferred)
+        say("pid %d has no handler for %s yet (starting up): the signal follows when it has "
+            "one, within %.0f s of its start", (int)s->child, sig_name(s->o->signo),
+            STARTUP_MS / 1000.0);
     s->phase = PH_REQUESTED;
     s->deadline_ms = now_ms() + s->o->grace_ms;
 }
@@ -296,6 +342,7 @@ static uint32_t check(sup *s)
 static void escalate(sup *s)
 {
     uint64_t now = now_ms();
+    if (s->signal_deferred && s->phase == PH_REQUESTED) send_request_signal(s);
     if (s->phase == PH_REQUESTED && now >= s->deadline_ms) {
         say("%spid %d still running %.0f s after the request: sending SIGTERM",
             s->o->dry_run ? "dry run: " : "", (int)s->child, (double)s->o->grace_ms / 1000.0);
@@ -521,6 +568,7 @@ int supervise(const run_opts *o, mg_ctx *ctx)
         if (s.phase == PH_REQUESTED || s.phase == PH_TERMINATED)
             wake = wake < s.deadline_ms ? wake : s.deadline_ms;
         if (s.hook && s.hook_deadline_ms < wake) wake = s.hook_deadline_ms;
+        if (s.signal_deferred && now_ms() + 10 < wake) wake = now_ms() + 10;
         now = now_ms();
         wait_events(&s, wake > now ? wake - now : 0);
     }

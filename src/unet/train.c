@@ -162,6 +162,7 @@ static void progress(trainer *t, const char *phase, int epoch, int done, int tot
         /* A log file gets a line every 10 batches, not a redrawn bar. */
         printf("  %s epoch %d/%d batch %d/%d loss %.4f %.1f img/s ETA %ds\n", phase, epoch + 1,
                t->c.epochs, done, total, loss, rate, (int)eta);
+        fflush(stdout); /* `tail -f` of a log shows it now, not at the epoch's end */
     }
 }
 
