@@ -110,6 +110,7 @@ static conv__fwd fwd3x3(float *y, int nout, const float *x, int nin, shape s, co
     d.icn_last = nin - (d.ncib - 1) * CB;
     d.ntaps = 9;
     taps3x3(d.tap, g.rs);
+    d.stencil3 = 1;
     d.wp = wp;
     d.out = y;
     d.out_cs = g.cs, d.out_bs = g.bs, d.out_rs = g.rs, d.out_px = CB, d.out_org = g.org;
@@ -124,6 +125,7 @@ static conv__fwd fwd1x1(float *y, int nout, const float *x, int nin, shape s, co
     conv__fwd d = fwd3x3(y, nout, x, nin, s, wp);
     d.ntaps = 1;
     d.tap[0] = 0;
+    d.stencil3 = 0;
     d.bias = bias;
     return d;
 }

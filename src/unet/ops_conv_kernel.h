@@ -51,6 +51,9 @@ typedef struct conv__fwd {
     int ncib, icn_last; /* input blocks; real lanes in the last one */
     int ntaps;
     ptrdiff_t tap[9];
+    /* The taps are a 3x3 stencil: tap[kh*3 + kw] = tap[kh*3] + kw*in_px,
+     * so a kernel may sweep a row of input once for the three kw. */
+    int stencil3;
     const float *wp;   /* conv__pack'ed with the kernel's group and round */
     const float *bias; /* padded to whole groups + 1 block, or NULL */
     float *out;
