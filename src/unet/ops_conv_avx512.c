@@ -15,7 +15,8 @@
  *   pixels; per input channel, NZ weight loads and NP broadcast-FMAs (the
  *   broadcast folds into the FMA's memory operand). Forward-type ops are
  *   the same geometry tricks as in the AVX2 file (flipped weights for
- *   backward-data, stride-2 views for ConvTranspose).
+ *   backward-data, stride-2 views for ConvTranspose). A 3x3 op with one
+ *   zmm uses out_tile_s3 instead, which sweeps each input row once.
  * - dw_row: NZ zmm of output channels x NT taps x 8 input lanes of one
  *   input block (NZ * NT * 8 <= 24 accumulators), pixels inner; per pixel,
  *   NZ joined dout loads and 8 * NT broadcast-FMAs.
