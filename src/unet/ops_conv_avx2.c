@@ -122,30 +122,6 @@ AVX2_INLINE void out_lanes43(const int n, const float *it, ptrdiff_t px, const f
     a[6] = a20, a[7] = a21, a[8] = a22, a[9] = a30, a[10] = a31, a[11] = a32;
 }
 
-AVX2 static void out_tile43(const conv__fwd *d, const float *in, const float *wp,
-                            const float *bias, float *out)
-{
-    __m256 acc[12];
-    for (int o = 0; o < 4; o++)
-        for (int p = 0; p < 3; p++)
-            acc[o * 3 + p] = bias ? _mm256_loadu_ps(bias + o * CB) : _mm256_setzero_ps();
-    const ptrdiff_t px = d->in_px;
-    for (int cb = 0; cb < d->ncib; cb++) {
-        const int icn = cb == d->ncib - 1 ? d->icn_last : CB;
-        const float *ib = in + cb * d->in_cs;
-        for (int t = 0; t < d->ntaps; t++) {
-            if (icn == CB)
-                out_lanes43(CB, ib + d->tap[t], px, wp, acc);
-            else
-                out_lanes43(icn, ib + d->tap[t], px, wp, acc);
-            wp += CB * 4 * CB;
-        }
-    }
-    for (int o = 0; o < 4; o++)
-        for (int p = 0; p < 3; p++)
-            _mm256_storeu_ps(out + o * d->out_cs + p * d->out_px, acc[o * 3 + p]);
-}
-
 /* The 2 x 6 tile (16-channel layers), named the same way: 12 accumulators,
  * 2 weights, 1 input. */
 AVX2_INLINE void out_lanes26(const int n, const float *it, ptrdiff_t px, const float *wt,
@@ -173,28 +149,31 @@ AVX2_INLINE void out_lanes26(const int n, const float *it, ptrdiff_t px, const f
     a[6] = a10, a[7] = a11, a[8] = a12, a[9] = a13, a[10] = a14, a[11] = a15;
 }
 
-AVX2 static void out_tile26(const conv__fwd *d, const float *in, const float *wp,
+/* The two 12-accumulator tiles, NO x (12 / NO): 4 x 3 or 2 x 6. */
+AVX2_INLINE void out_tile12(const int NO, const conv__fwd *d, const float *in, const float *wp,
                             const float *bias, float *out)
 {
+    const int NP = 12 / NO;
     __m256 acc[12];
-    for (int o = 0; o < 2; o++)
-        for (int p = 0; p < 6; p++)
-            acc[o * 6 + p] = bias ? _mm256_loadu_ps(bias + o * CB) : _mm256_setzero_ps();
+    for (int o = 0; o < NO; o++)
+        for (int p = 0; p < NP; p++)
+            acc[o * NP + p] = bias ? _mm256_loadu_ps(bias + o * CB) : _mm256_setzero_ps();
     const ptrdiff_t px = d->in_px;
     for (int cb = 0; cb < d->ncib; cb++) {
         const int icn = cb == d->ncib - 1 ? d->icn_last : CB;
         const float *ib = in + cb * d->in_cs;
         for (int t = 0; t < d->ntaps; t++) {
-            if (icn == CB)
-                out_lanes26(CB, ib + d->tap[t], px, wp, acc);
+            const int n = icn == CB ? CB : icn; /* CB: the unrolled common case */
+            if (NO == 4)
+                out_lanes43(n, ib + d->tap[t], px, wp, acc);
             else
-                out_lanes26(icn, ib + d->tap[t], px, wp, acc);
-            wp += CB * 2 * CB;
+                out_lanes26(n, ib + d->tap[t], px, wp, acc);
+            wp += CB * NO * CB;
         }
     }
-    for (int o = 0; o < 2; o++)
-        for (int p = 0; p < 6; p++)
-            _mm256_storeu_ps(out + o * d->out_cs + p * d->out_px, acc[o * 6 + p]);
+    for (int o = 0; o < NO; o++)
+        for (int p = 0; p < NP; p++)
+            _mm256_storeu_ps(out + o * d->out_cs + p * d->out_px, acc[o * NP + p]);
 }
 
 #define TILE_CASE(NO, NP)                                                                  \
@@ -208,7 +187,7 @@ AVX2 static void out_tile_any(int no, int np, const conv__fwd *d, const float *i
 {
     switch (no) {
     case 4:
-        if (np == 3) out_tile43(d, in, wp, bias, out);
+        if (np == 3) out_tile12(4, d, in, wp, bias, out);
         else switch (np) { TILE_CASE(4, 1); TILE_CASE(4, 2); default: break; }
         break;
     case 3:
@@ -219,7 +198,7 @@ AVX2 static void out_tile_any(int no, int np, const conv__fwd *d, const float *i
         break;
     case 2:
         if (np == 6) {
-            out_tile26(d, in, wp, bias, out);
+            out_tile12(2, d, in, wp, bias, out);
             break;
         }
         switch (np) {
