@@ -130,8 +130,9 @@ static conv__fwd fwd1x1(float *y, int nout, const float *x, int nin, shape s, co
     return d;
 }
 
-/* A weight-gradient op of dout (co channels, geometry gd) against in
- * (shape s, geometry gi), without taps; the caller sets them. */
+/* A weight-gradient op of dout (co channels: geometry gd, read with row
+ * and pixel strides dv_rs, dv_px) against in (shape s), taps left at 0 for
+ * the caller to set. */
 static conv__dw dw_of(const conv__kernel *k, const float *dout, conv__geo gd, ptrdiff_t dv_rs,
                       ptrdiff_t dv_px, int co, const float *in, shape s, int ntaps,
                       float *scratch)
