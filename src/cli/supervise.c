@@ -198,9 +198,9 @@ static void make_stop_file(sup *s)
  * action would then kill it with nothing saved. So during its first
  * STARTUP_MS, a command whose leader neither catches nor ignores the
  * signal yet gets the stop file at once and the signal when it handles
- * it, or when the window ends. A command that never
- * handles it is then stopped by it as before, at most STARTUP_MS later;
- * the hard limits act at once either way. */
+ * it, or when the window ends. A command that never handles it is then
+ * stopped by it as before, at most STARTUP_MS later; the hard limits act
+ * at once either way. */
 #define STARTUP_MS 3000u
 
 /* Whether sig is safe to send to the leader: it has a handler for it or
