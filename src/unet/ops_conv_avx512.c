@@ -19,7 +19,9 @@
  *   zmm uses out_tile_s3 instead, which sweeps each input row once.
  * - dw_row: NZ zmm of output channels x NT taps x 8 input lanes of one
  *   input block (NZ * NT * 8 <= 24 accumulators), pixels inner; per pixel,
- *   NZ joined dout loads and 8 * NT broadcast-FMAs.
+ *   NZ joined dout loads and 8 * NT broadcast-FMAs. A 3x3 op with one zmm
+ *   uses dw_rows_s3, which sweeps each input row once for three taps:
+ *   x1b 16->16 dW 170 -> 207 GFLOPS, the 3-channel input 97 -> 156.
  * An odd number of output blocks (Co = 8 layers, the 1-channel logit) runs
  * the last zmm with zero weights / a zero upper half and stores only its
  * lower half: wasted FMAs on a few tiny layers, no separate tail code.
@@ -34,7 +36,7 @@
  * vpermps instead of from memory was slower (120-150). For conv3x3 they
  * now sweep the input row once per kernel row (out_tile_s3: 3 FMAs per
  * broadcast): x1b 16->16 at 128x128 160 -> 220, the 3-channel input
- * 123 -> 170; +1.5-2 % on a whole training step. dW: 225-245 (AVX2:
+ * 123 -> 170. With dw_rows_s3, +4-5 % on a whole training step. dW: 225-245 (AVX2:
  * 117-120). conv3x3 fwd+bwd per training step: 155 ms against 345 (AVX2).
  *
  * Reductions (dW, db) keep the AVX2 file's rule: a fixed partition of the
@@ -317,6 +319,47 @@ Z512_INLINE void dw_rows(const int NZ, const int NT, const int NI, const conv__d
                 _mm512_storeu_ps(tile + ((t0 + t) * CB + i) * ow + z * 16, acc[z][t][i]);
 }
 
+/* dw_rows for one zmm and the three taps kw of kernel row kh of a 3x3
+ * (stencil3), swept along the input row: input pixel q feeds tap kw of
+ * output pixel q + 1 - kw, so each of its NI lanes is broadcast once for
+ * three FMAs (dw_rows(1, 3, ...) broadcasts it once per tap), and one new
+ * joined dout load per pixel rolls through three registers. The products
+ * skipped at the row's ends are those with the zero border; the sums are
+ * otherwise in the same order as dw_rows'. */
+Z512_INLINE void dw_rows_s3(const int NI, const conv__dw *d, int k, int cb, int nb, int ra,
+                            int rb, int kh, float *tile, ptrdiff_t ow)
+{
+    const int G = group_of(d->nob);
+    __m512 acc[3][CB];
+    for (int kw = 0; kw < 3; kw++)
+        for (int i = 0; i < NI; i++)
+            acc[kw][i] = _mm512_loadu_ps(tile + ((kh * 3 + kw) * CB + i) * ow);
+    for (int r = ra; r < rb; r++) {
+        const int b = r / d->h, y = r % d->h;
+        const float *dv = d->dv + (k * G) * d->dv_cs + b * d->dv_bs + y * d->dv_rs + d->dv_org;
+        /* x at output pixel 0, tap kw = 1: input pixel 0 of row y + kh - 1. */
+        const float *x = d->bc + cb * d->bc_cs + b * d->bc_bs + y * d->bc_rs + d->bc_org
+                         + d->bc_tap[kh * 3 + 1];
+        __m512 dprev = load_pair(dv - d->dv_px, d->dv_cs, 0, nb); /* the border: 0 */
+        __m512 dcur = load_pair(dv, d->dv_cs, 0, nb);
+        for (int q = 0; q < d->w; q++) {
+            const __m512 dnext = load_pair(dv + (q + 1) * d->dv_px, d->dv_cs, 0, nb);
+            const float *xq = x + q * d->bc_px;
+            for (int i = 0; i < NI; i++) {
+                const __m512 xi = _mm512_set1_ps(xq[i]);
+                acc[0][i] = _mm512_fmadd_ps(dnext, xi, acc[0][i]);
+                acc[1][i] = _mm512_fmadd_ps(dcur, xi, acc[1][i]);
+                acc[2][i] = _mm512_fmadd_ps(dprev, xi, acc[2][i]);
+            }
+            dprev = dcur;
+            dcur = dnext;
+        }
+    }
+    for (int kw = 0; kw < 3; kw++)
+        for (int i = 0; i < NI; i++)
+            _mm512_storeu_ps(tile + ((kh * 3 + kw) * CB + i) * ow, acc[kw][i]);
+}
+
 /* Runs a conv__dw: tasks are (chunk, group, input block); each owns one tile
  * of part[]. A task walks its rows in bundles of about 128 pixels (1 row
  * at W = 128, 16 rows at W = 8), and for each bundle sweeps all taps over
@@ -353,6 +396,13 @@ Z512 static void run_dw(const conv__dw *d)
             } else if (nz == 2) {
                 for (int t = 0; t < d->ntaps; t++)
                     dw_rows(2, 1, 4, d, k, cb, nb, ra, rb, t, tile, ow);
+            } else if (d->stencil3) {
+                for (int kh = 0; kh < 3; kh++) {
+                    if (ni == CB)
+                        dw_rows_s3(CB, d, k, cb, nb, ra, rb, kh, tile, ow);
+                    else
+                        dw_rows_s3(4, d, k, cb, nb, ra, rb, kh, tile, ow);
+                }
             } else if (ni == CB) {
                 int t = 0;
                 for (; t + 3 <= d->ntaps; t += 3)

@@ -182,6 +182,7 @@ void conv__3x3_backward_weight(const conv__kernel *k, float *dw, const float *do
     conv__geo g = conv__geo_of(s);
     conv__dw d = dw_of(k, dout, g, g.rs, CB, co, in, s, 9, scratch);
     taps3x3(d.bc_tap, g.rs);
+    d.stencil3 = 1;
     k->run_dw(&d);
     conv__dw_reduce(d.part, d.nchunks, co, s.c, 9, k->dw_group(d.nob),
                     (conv__dwview){dw, (ptrdiff_t)s.c * 9, 9, 1});

@@ -75,6 +75,11 @@ typedef struct conv__dw {
     int ncib, icn_last;
     int ntaps;
     ptrdiff_t dv_tap[9], bc_tap[9];
+    /* conv3x3's weight gradient: dv_tap all 0 and bc_tap the 3x3 stencil
+     * (bc_tap[kh*3 + kw] = bc_tap[kh*3] + kw*bc_px), with dv's one-pixel
+     * border zero, so a kernel may sweep an input row once for the three
+     * kw. */
+    int stencil3;
     int b, h, w;
     int nchunks;
     float *part;
