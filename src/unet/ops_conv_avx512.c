@@ -36,8 +36,9 @@
  * vpermps instead of from memory was slower (120-150). For conv3x3 they
  * now sweep the input row once per kernel row (out_tile_s3: 3 FMAs per
  * broadcast): x1b 16->16 at 128x128 160 -> 220, the 3-channel input
- * 123 -> 170. With dw_rows_s3, +4-5 % on a whole training step. dW: 225-245 (AVX2:
- * 117-120). conv3x3 fwd+bwd per training step: 155 ms against 345 (AVX2).
+ * 123 -> 170; with dw_rows_s3 for their dW, +4-5 % on a whole training
+ * step. dW: 225-245 (AVX2: 117-120). conv3x3 fwd+bwd per training step:
+ * 155 ms against 345 (AVX2) before the row sweeps.
  *
  * Reductions (dW, db) keep the AVX2 file's rule: a fixed partition of the
  * B*H rows chosen from the shape only (conv__dw_chunks on this file's task
