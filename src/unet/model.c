@@ -6,11 +6,12 @@
  * here knows the activation layout.
  *
  * The plan for B=8 at 128x128 with the default model (base 16, depth 4):
- * params + grads + Adam moments 29.7 MiB, activations about 110 MiB (160
- * when every ReLU output was kept too), activation gradients about 61 MiB
- * (the skip gradients of every level plus three working buffers the size
- * of the largest activation, instead of one gradient per activation: 160
- * MiB; research/cnn-in-c.md 5.4).
+ * params + grads + Adam moments 29.7 MiB, activations 106 MiB (160 when
+ * every ReLU output was kept too), activation gradients 57 MiB (the skip
+ * gradients of every level plus three working buffers the size of the
+ * largest activation, which also hold the blocked logits and their
+ * gradient, instead of one gradient per activation: 160 MiB;
+ * research/cnn-in-c.md 5.4); 197.9 MiB in all.
  */
 #include "model.h"
 
@@ -246,8 +247,6 @@ static void layout(unet *m, bump *b, int nthreads)
         a->mean2 = take_f(b, (size_t)a->s.c);
         a->rstd2 = take_f(b, (size_t)a->s.c);
     }
-    shape lo = {1, B, H, W};
-    m->logits = take_f(b, act(lo));
     m->plan.act_bytes = b->used - u0;
 
     u0 = b->used;
@@ -261,10 +260,17 @@ static void layout(unet *m, bump *b, int nthreads)
             m->dcat[i] = take_f(b, act(cat));
         }
     }
+    shape lo = {1, B, H, W};
+    work = max_sz(work, act(lo));
     m->ga = take_f(b, work);
     m->gb = take_f(b, work);
     m->rtmp = take_f(b, work);
-    m->dlogits = take_f(b, act(lo));
+    /* The blocked logits (1 channel padded to a block) live only from the
+     * output conv to their NCHW copy, while the gradient buffers are idle;
+     * their gradient only until the output conv's backward, before the
+     * decoders take ga and gb: 16 MiB of 370 at 256x256, batch 4. */
+    m->logits = m->ga;
+    m->dlogits = m->gb;
     m->zero_hi = b->base ? b->base + b->used : NULL;
     m->plan.grad_bytes = b->used - u0;
 

@@ -122,11 +122,11 @@ typedef struct unet {
     float *x;                   /* input, blocked (in_ch,B,H,W) */
     float *cat[UNET_MAX_DEPTH]; /* [skip ; up], blocked (2 ch_i) */
     float *pool[UNET_MAX_DEPTH];/* max-pooled skips */
-    float *logits;              /* blocked (1,B,H,W) */
+    float *logits;              /* blocked (1,B,H,W); aliases ga */
     float *dcat[UNET_MAX_DEPTH];/* gradients of cat (skip half kept) */
     float *ga, *gb;             /* working gradient buffers */
     float *rtmp;                /* a recomputed ReLU output */
-    float *dlogits;             /* blocked (1,B,H,W) */
+    float *dlogits;             /* blocked (1,B,H,W); aliases gb */
     float *scratch;
     char *zero_lo, *zero_hi;    /* activations and their gradients: zeroed
                                  * again when the batch size changes, since
