@@ -96,7 +96,7 @@ size_t conv__dw_chunks(int tasks, int rows)
 /* Output channels rounded up to whole AVX-512 groups (2 or 4 blocks). */
 static size_t grp_ch(int c)
 {
-    size_t g = (size_t)conv__z512_group((int)nblk(c));
+    size_t g = (size_t)conv__group((int)nblk(c));
     return (nblk(c) + g - 1) / g * g * CB;
 }
 
@@ -108,7 +108,7 @@ static size_t dw_floats(shape s, int co, int taps)
     size_t pairs = (nblk(co) + 1) / 2;
     size_t chunks = conv__dw_chunks((int)(pairs * nblk(s.c)), s.b * s.h);
     size_t a2 = chunks * pairs * nblk(s.c) * (size_t)taps * CB * 16;
-    size_t g = (size_t)conv__z512_group((int)nblk(co));
+    size_t g = (size_t)conv__group((int)nblk(co));
     size_t groups = (nblk(co) + g - 1) / g;
     size_t zchunks = conv__dw_chunks((int)(groups * nblk(s.c)), s.b * s.h);
     size_t a5 = zchunks * groups * nblk(s.c) * (size_t)taps * CB * (g * CB);

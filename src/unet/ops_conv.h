@@ -114,9 +114,11 @@ void conv1x1_backward_weight_ref(float *dw, float *db, const float *dout, const 
 /* Scratch layout sizes, shared by ops_conv.c (planning) and the kernels. */
 size_t conv__dw_chunks(int tasks, int rows);
 
-/* Output blocks per AVX-512 work group (one or two zmm of 16 channels):
- * 4 once there are at least 4 output blocks, else 2. A function of the
- * block count only, so the dW partition stays thread-count independent. */
-static inline int conv__z512_group(int nob) { return nob >= 4 ? 4 : 2; }
+/* Output blocks per work group of the SIMD forward loops (AVX-512: one or
+ * two zmm; AVX2: a 4x3 or 2x6 tile) and of AVX-512's dW: 4 once there are
+ * at least 4 output blocks, else 2. Packed weights, padded bias and scratch
+ * are laid out by these groups. A function of the block count only, so
+ * the dW partition stays thread-count independent. */
+static inline int conv__group(int nob) { return nob >= 4 ? 4 : 2; }
 
 #endif /* UNET_OPS_CONV_H */

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ops_conv_avx2.c: the AVX2+FMA convolution kernel on the blocked layout:
- * the two loops of ops_conv_kernel.h (run_fwd, run_dw) and the bias
+ * the two loops of ops_conv_kernel.h (fwd_row, run_dw) and the bias
  * gradient. Compiled for plain x86-64 (target attributes, no global
  * -mavx2); the dispatcher in ops_conv.c uses it only when the CPU has AVX2
  * and FMA.
@@ -164,11 +164,10 @@ AVX2_INLINE void out_tile12(const int NO, const conv__fwd *d, const float *in, c
         const int icn = cb == d->ncib - 1 ? d->icn_last : CB;
         const float *ib = in + cb * d->in_cs;
         for (int t = 0; t < d->ntaps; t++) {
-            const int n = icn == CB ? CB : icn; /* CB: the unrolled common case */
             if (NO == 4)
-                out_lanes43(n, ib + d->tap[t], px, wp, acc);
+                out_lanes43(icn, ib + d->tap[t], px, wp, acc);
             else
-                out_lanes26(n, ib + d->tap[t], px, wp, acc);
+                out_lanes26(icn, ib + d->tap[t], px, wp, acc);
             wp += CB * NO * CB;
         }
     }
@@ -218,15 +217,11 @@ AVX2 static void out_tile_any(int no, int np, const conv__fwd *d, const float *i
     }
 }
 
-/* Output blocks per forward work group: 4 once there are 4 (the 4x3 tile),
- * else 2 (16-channel layers). */
-static int fwd_group(int nob) { return nob >= 4 ? 4 : 2; }
-
-/* Pixels per tile for nb output blocks: 3 for 4 blocks, 4 for 3; for 1 or 2
- * blocks 4 where the width allows, else 6. On this machine (AMD family 26,
- * 1 thread) 2x4 tiles ran the conv3x3 layers at 91-93 GFLOPS against 73-82
- * for the 2x6 tile of the Zen3 prototype; the 3-channel input ran at 62
- * with 4 against 75 with 6 (its lane loop is too short). */
+/* Pixels per tile for nb output blocks (a group of conv__group): 3 for 4
+ * blocks, 4 for 3, else UNET_AVX2_NP2 (6; -D overrides are for
+ * benchmarking). On this machine (AMD family 26, 1 thread) the named 2x6
+ * tile ran the 16-channel layers at 118-124 GFLOPS against 94-97 for the
+ * old 2x4 array tile. */
 static int tile_pixels(int nb)
 {
     if (nb == 4) return 3;
@@ -234,31 +229,15 @@ static int tile_pixels(int nb)
     return UNET_AVX2_NP2;
 }
 
-/* Runs a conv__fwd over its whole domain. Work items are (output group,
- * image, row), group outermost so that one thread's consecutive items
- * share the group's packed weights (295 KB for 4 blocks at 256 input
- * channels: L2-resident). */
-AVX2 static void run_fwd(const conv__fwd *d)
+/* One output row of a group of nb blocks, in tiles of tile_pixels. */
+AVX2 static void fwd_row(const conv__fwd *d, int nb, const float *in, const float *wp,
+                         const float *bias, float *out)
 {
-    const int G = fwd_group(d->nob);
-    const int ngroups = (d->nob + G - 1) / G;
-    const ptrdiff_t group_w = (ptrdiff_t)G * CB * d->ncib * d->ntaps * CB;
-#pragma omp parallel for collapse(3) schedule(static)
-    for (int k = 0; k < ngroups; k++)
-        for (int b = 0; b < d->b; b++)
-            for (int y = 0; y < d->h; y++) {
-                const int nb = d->nob - k * G < G ? d->nob - k * G : G;
-                const int step = tile_pixels(nb);
-                const float *wp = d->wp + k * group_w;
-                const float *bias = d->bias ? d->bias + k * G * CB : NULL;
-                const float *in = d->in + b * d->in_bs + y * d->in_rs + d->in_org;
-                float *out = d->out + (k * G) * d->out_cs + b * d->out_bs + y * d->out_rs
-                             + d->out_org;
-                for (int x = 0; x < d->w; x += step) {
-                    int np = d->w - x < step ? d->w - x : step;
-                    out_tile_any(nb, np, d, in + x * d->in_px, wp, bias, out + x * d->out_px);
-                }
-            }
+    const int step = tile_pixels(nb);
+    for (int x = 0; x < d->w; x += step) {
+        const int np = d->w - x < step ? d->w - x : step;
+        out_tile_any(nb, np, d, in + x * d->in_px, wp, bias, out + x * d->out_px);
+    }
 }
 
 /* ---- weight-stationary microkernel (weight gradients) ---------------------------- */
@@ -437,10 +416,9 @@ static int group_pair(int nob)
 static const conv__kernel avx2 = {
     .name = "AVX2",
     .have = conv__have_avx2,
-    .run_fwd = run_fwd,
+    .fwd_row = fwd_row,
     .run_dw = run_dw,
     .bias_grad = bias_grad,
-    .fwd_group = fwd_group,
     .dw_group = group_pair,
     .round = CB, /* a pair's lanes: its real blocks x 8 */
 };

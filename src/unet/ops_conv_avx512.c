@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ops_conv_avx512.c: the AVX-512 (avx512f + FMA) convolution kernel on the
- * blocked layout of layout.h: the two loops of ops_conv_kernel.h (run_fwd,
+ * blocked layout of layout.h: the two loops of ops_conv_kernel.h (fwd_row,
  * run_dw) and the bias gradient, which ops_conv_drive.c turns into the
  * nine ops of ops_conv.h. Compiled for plain x86-64 (target attributes, no
  * global -mavx512f); the dispatcher in ops_conv.c uses it only when the
@@ -76,8 +76,8 @@
 
 static int blocks(int c) { return conv__blocks(c); }
 
-/* Blocks per output group: see conv__z512_group in ops_conv.h. */
-static int group_of(int nob) { return conv__z512_group(nob); }
+/* Blocks per output group: see conv__group in ops_conv.h. */
+static int group_of(int nob) { return conv__group(nob); }
 
 /* ---- output-stationary microkernel (forward-type ops) -------------------------- */
 
@@ -236,33 +236,16 @@ static int tile_step(int nz, int w)
     return cap;
 }
 
-/* Runs a conv__fwd over its domain. Work items are (output group, image,
- * row), group outermost so that one thread's consecutive items share the
- * group's packed weights (295 KB for 4 blocks at 256 input channels:
- * L2-resident, 1 MB per core here). */
-Z512 static void run_fwd(const conv__fwd *d)
+/* One output row of a group of nb blocks, in tiles of tile_step pixels. */
+Z512 static void fwd_row(const conv__fwd *d, int nb, const float *in, const float *wp,
+                         const float *bias, float *out)
 {
-    const int G = group_of(d->nob);
-    const int ngroups = (d->nob + G - 1) / G;
-    const ptrdiff_t group_w = (ptrdiff_t)G * CB * d->ncib * d->ntaps * CB;
-#pragma omp parallel for collapse(3) schedule(static)
-    for (int k = 0; k < ngroups; k++)
-        for (int b = 0; b < d->b; b++)
-            for (int y = 0; y < d->h; y++) {
-                const int nb = d->nob - k * G < G ? d->nob - k * G : G;
-                const int nz = (nb + 1) / 2;
-                const int step = tile_step(nz, d->w);
-                const float *wp = d->wp + k * group_w;
-                const float *bias = d->bias ? d->bias + k * G * CB : NULL;
-                const float *in = d->in + b * d->in_bs + y * d->in_rs + d->in_org;
-                float *out = d->out + (k * G) * d->out_cs + b * d->out_bs + y * d->out_rs
-                             + d->out_org;
-                for (int x = 0; x < d->w; x += step) {
-                    int np = d->w - x < step ? d->w - x : step;
-                    out_tile_any(nz, np, d, in + x * d->in_px, wp, bias, out + x * d->out_px,
-                                 nb);
-                }
-            }
+    const int nz = (nb + 1) / 2;
+    const int step = tile_step(nz, d->w);
+    for (int x = 0; x < d->w; x += step) {
+        const int np = d->w - x < step ? d->w - x : step;
+        out_tile_any(nz, np, d, in + x * d->in_px, wp, bias, out + x * d->out_px, nb);
+    }
 }
 
 /* ---- weight-stationary microkernel (weight gradients) ---------------------------- */
@@ -461,10 +444,9 @@ Z512 static void bias_grad(float *db, const float *dout, shape so)
 static const conv__kernel avx512 = {
     .name = "AVX-512",
     .have = conv__have_avx512,
-    .run_fwd = run_fwd,
+    .fwd_row = fwd_row,
     .run_dw = run_dw,
     .bias_grad = bias_grad,
-    .fwd_group = group_of,
     .dw_group = group_of,
     .round = 16, /* one zmm: 16 output lanes */
 };

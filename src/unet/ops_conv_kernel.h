@@ -13,8 +13,9 @@
  * - a weight-gradient op: per-chunk partials of dout x shifted inputs,
  *   described by a conv__dw, summed afterwards in chunk order.
  * The driver builds the descriptors (geometry, taps, strides), packs the
- * weights and reduces the partials; a kernel only runs the two loops (and
- * the bias gradient) with its own registers and tile sizes.
+ * weights, reduces the partials and spreads the forward rows over the
+ * threads; a kernel runs the rows and the dW loop (and the bias gradient)
+ * with its own registers and tile sizes.
  */
 #ifndef UNET_OPS_CONV_KERNEL_H
 #define UNET_OPS_CONV_KERNEL_H
@@ -88,16 +89,18 @@ typedef struct conv__dw {
 typedef struct conv__kernel {
     const char *name;
     int (*have)(void); /* the CPU can run it */
-    void (*run_fwd)(const conv__fwd *d);
+    /* One output row of one group of nb output blocks: in, out at the
+     * row's pixel 0, wp and bias at the group's (the driver walks groups,
+     * images and rows over the threads). */
+    void (*fwd_row)(const conv__fwd *d, int nb, const float *in, const float *wp,
+                    const float *bias, float *out);
     void (*run_dw)(const conv__dw *d);
     /* db (so.c) = sum of dout (so) over B, H, W; deterministic. */
     void (*bias_grad)(float *db, const float *dout, shape so);
-    /* Output blocks per work group of the forward loop (its packed
-     * weights and padded bias are laid out by these groups) and of the dW
-     * loop (its partials): functions of the block count only, so the dW
-     * partition is thread-count independent. Then the lane rounding of a
-     * group's packed weights (8: ymm, 16: zmm). */
-    int (*fwd_group)(int nob);
+    /* Output blocks per work group of the dW loop (its partials): a
+     * function of the block count only, so the dW partition is
+     * thread-count independent (the forward loop's are conv__group's).
+     * Then the lane rounding of a group's packed weights (8: ymm, 16: zmm). */
     int (*dw_group)(int nob);
     int round;
 } conv__kernel;
