@@ -446,6 +446,12 @@ MG_API int mg_format_warning(const mg_verdict *v, const mg_text_opts *t,
 MG_API int mg_format_emergency(const mg_verdict *v, const mg_text_opts *t,
                                long epoch, const char *saved_path, char *buf,
                                size_t buf_len);
+/* The same banner with a reason given as text (e.g. mg_stop_reason's, or
+ * "[rank 1] ⚠️ RAM usage high: ..."), printed verbatim after "Reason: ";
+ * NULL or "" leaves the line out. */
+MG_API int mg_format_emergency_text(const char *reason, const mg_text_opts *t,
+                                    long epoch, const char *saved_path,
+                                    char *buf, size_t buf_len);
 /* One JSON object: level, reason, ram, swap, cgroup, process_tree, psi,
  * gpus, thresholds, unknown (see the man page for the schema). */
 MG_API int mg_format_json(const mg_config *cfg, const mg_snapshot *snap,
@@ -460,22 +466,34 @@ MG_API const char *mg_ram_source_name(mg_ram_source source);
 /* The trainer's side of `memguard run`                                      */
 /* ------------------------------------------------------------------------- */
 
-/* memguard run tells its command two things in the environment:
- * MEMGUARD_STOP_FILE (a path that appears when memory is critical) and
- * MEMGUARD_STOP_SIGNAL (the number of the checkpoint signal, SIGUSR1 by
- * default, sent to the command's process group at the same moment). A
- * trainer checks mg_stop_requested() at every batch of every loop, saves,
- * and exits with MG_EXIT_MEMSTOP:
+/* memguard run tells its command, in the environment: MEMGUARD_STOP_FILE
+ * (a path that appears when memory is critical), MEMGUARD_ACK_FILE (where
+ * the trainer acknowledges a good save) and MEMGUARD_STOP_SIGNAL (the number
+ * of the checkpoint signal, SIGUSR1 by default, sent at the same moment to
+ * every process of the command's tree that catches it; the others learn of
+ * the request from the file). A trainer checks mg_stop_requested() at every
+ * batch of every loop, saves, acknowledges and exits with MG_EXIT_MEMSTOP:
  *
  *     mg_stop *stop = mg_stop_open(0, NULL);
  *     for (...each batch...) {
  *         train_one_batch();
- *         if (mg_stop_requested(stop)) { save_checkpoint(); exit(MG_EXIT_MEMSTOP); }
+ *         if (mg_stop_requested(stop)) {
+ *             save_checkpoint(path);
+ *             mg_stop_acknowledge(stop, path);
+ *             exit(MG_EXIT_MEMSTOP);
+ *         }
  *     }
+ *
+ * The stop file is text: its first line is MG_STOP_FILE_HEADER, its second
+ * the reason (English, no marker), e.g. "RAM usage high: 88.5%
+ * (1.77GB/2.0GB)". The acknowledgement holds the checkpoint's absolute path
+ * and a newline; memguard run exits with MG_EXIT_MEMSTOP when it exists,
+ * whatever a launcher (torchrun, mp.spawn) made of the trainer's status.
  *
  * The signal handler only sets a flag: saving inside a handler is what hangs
  * (Lightning #21406). That flag is the one piece of process-wide state in
  * the library, because signal dispositions are process-wide themselves. */
+#define MG_STOP_FILE_HEADER "memguard stop request"
 typedef struct mg_stop mg_stop;
 
 /* Installs the flag-only handler for `signo` (0: MEMGUARD_STOP_SIGNAL from
@@ -489,6 +507,19 @@ MG_API mg_stop *mg_stop_open(int signo, int *err);
 MG_API bool mg_stop_requested(mg_stop *s);
 /* The stop file's path, or NULL when none was given. */
 MG_API const char *mg_stop_file(const mg_stop *s);
+/* The reason written into the stop file (its second line, without the
+ * newline), copied into buf and NUL-terminated (truncated to fit). Returns
+ * its length, 0 when there is no stop file or it gives no reason, or
+ * MG_EINVAL. Reads at most 4 KiB; never follows a request that is not
+ * there. */
+MG_API int mg_stop_reason(const mg_stop *s, char *buf, size_t buf_len);
+/* Acknowledges a good checkpoint at `checkpoint_path` to memguard run:
+ * writes MEMGUARD_ACK_FILE (the checkpoint's absolute path) through a
+ * temporary file and a rename, so memguard run never reads half of it.
+ * Returns 0 (also when there is no MEMGUARD_ACK_FILE: not under memguard
+ * run), MG_EINVAL, or mg_atomic's errors. Call it only after the
+ * checkpoint is durably saved, from the one process that saved it. */
+MG_API int mg_stop_acknowledge(const mg_stop *s, const char *checkpoint_path);
 /* Restores the previous handler and forgets a signal that arrived. NULL is
  * a no-op. Opening a second mg_stop for the same signal while one is open
  * keeps a request that already arrived. */

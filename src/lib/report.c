@@ -159,8 +159,12 @@ int mg_format_warning(const mg_verdict *v, const mg_text_opts *t, long batch,
 
 /* ---- the emergency banner --------------------------------------------------- */
 
-int mg_format_emergency(const mg_verdict *v, const mg_text_opts *t, long epoch,
-                        const char *saved_path, char *buf, size_t buf_len)
+/* The banner around a reason line that `reason_line` writes (NULL: no
+ * line), so the verdict and the text variant cannot drift apart. */
+typedef void (*reason_writer)(const void *arg, const mg_text_opts *o, mg__tb *b);
+
+static int emergency(reason_writer reason_line, const void *arg, const mg_text_opts *t,
+                     long epoch, const char *saved_path, char *buf, size_t buf_len)
 {
     if (!buf && buf_len) return MG_EINVAL;
     mg_text_opts o = opts_or_default(t);
@@ -171,12 +175,9 @@ int mg_format_emergency(const mg_verdict *v, const mg_text_opts *t, long epoch,
 
     mg__tb_printf(&b, RULE "%s %s\n" RULE, o.emoji ? E_STOP : "[STOP]",
                   ja ? "緊急停止モード" : "Emergency stop");
-    /* A stop asked for by someone else (a signal, a stop file) has no
-     * memory verdict: the reason line is then left out, not invented. */
-    if (v && v->level != MG_LEVEL_SAFE && v->resource != MG_RES_NONE) {
-        mg__tb_printf(&b, "%s%s ", ja ? "理由: " : "Reason: ",
-                      o.emoji ? E_WARN : "[!]");
-        mg__format_reason(v, o.lang, &b);
+    if (reason_line) {
+        mg__tb_printf(&b, "%s", ja ? "理由: " : "Reason: ");
+        reason_line(arg, &o, &b);
         mg__tb_printf(&b, "\n");
     }
     if (epoch >= 0)
@@ -193,6 +194,34 @@ int mg_format_emergency(const mg_verdict *v, const mg_text_opts *t, long epoch,
                   ja ? "安全に終了します..." : "Exiting safely...");
     mg__num_locale_end(l);
     return mg__tb_done(&b);
+}
+
+static void verdict_reason(const void *arg, const mg_text_opts *o, mg__tb *b)
+{
+    mg__tb_printf(b, "%s ", o->emoji ? E_WARN : "[!]");
+    mg__format_reason(arg, o->lang, b);
+}
+
+static void text_reason(const void *arg, const mg_text_opts *o, mg__tb *b)
+{
+    (void)o;
+    mg__tb_printf(b, "%s", (const char *)arg);
+}
+
+int mg_format_emergency(const mg_verdict *v, const mg_text_opts *t, long epoch,
+                        const char *saved_path, char *buf, size_t buf_len)
+{
+    /* A stop asked for by someone else (a signal, a stop file) has no
+     * memory verdict: the reason line is then left out, not invented. */
+    bool has = v && v->level != MG_LEVEL_SAFE && v->resource != MG_RES_NONE;
+    return emergency(has ? verdict_reason : NULL, v, t, epoch, saved_path, buf, buf_len);
+}
+
+int mg_format_emergency_text(const char *reason, const mg_text_opts *t, long epoch,
+                             const char *saved_path, char *buf, size_t buf_len)
+{
+    bool has = reason && *reason;
+    return emergency(has ? text_reason : NULL, reason, t, epoch, saved_path, buf, buf_len);
 }
 
 /* ---- the monitor banner ------------------------------------------------------- */

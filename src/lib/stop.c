@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * stop.c: the trainer's side of the memguard run protocol: a checkpoint
- * signal whose handler only sets a flag, and the stop file. It never saves,
- * prints or exits: the trainer does that at its next batch boundary.
+ * signal whose handler only sets a flag, the stop file and its reason, and
+ * the acknowledgement of a good save. It never saves, prints or exits: the
+ * trainer does that at its next batch boundary. The file formats are
+ * memguard.h's (MG_STOP_FILE_HEADER); the supervisor's side is
+ * src/cli/supervise.c.
  *
  * The flags are the library's only process-wide state. A signal handler
  * receives nothing but the signal number, so whatever it writes must be
@@ -11,10 +14,13 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define MAX_SIG 65
 
@@ -24,7 +30,17 @@ struct mg_stop {
     int signo;                /* 0 when no handler was installed */
     struct sigaction old;
     char *file;               /* MEMGUARD_STOP_FILE or NULL */
+    char *ack;                /* MEMGUARD_ACK_FILE or NULL */
 };
+
+/* A copy of a non-empty environment variable in *out (NULL when unset or
+ * empty). False only when out of memory. */
+static bool env_copy(const char *name, char **out)
+{
+    const char *v = getenv(name);
+    *out = v && *v ? strdup(v) : NULL;
+    return !(v && *v) || *out;
+}
 
 static void on_stop_signal(int sig)
 {
@@ -50,8 +66,8 @@ mg_stop *mg_stop_open(int signo, int *err)
         *err = MG_ENOMEM;
         return NULL;
     }
-    const char *f = getenv("MEMGUARD_STOP_FILE");
-    if (f && *f && !(s->file = strdup(f))) {
+    if (!env_copy("MEMGUARD_STOP_FILE", &s->file) || !env_copy("MEMGUARD_ACK_FILE", &s->ack)) {
+        free(s->file);
         free(s);
         *err = MG_ENOMEM;
         return NULL;
@@ -67,6 +83,7 @@ mg_stop *mg_stop_open(int signo, int *err)
         if (sigaction(signo, &sa, &s->old) != 0) {
             *err = MG_EINVAL;
             free(s->file);
+            free(s->ack);
             free(s);
             return NULL;
         }
@@ -89,6 +106,47 @@ const char *mg_stop_file(const mg_stop *s)
     return s ? s->file : NULL;
 }
 
+int mg_stop_reason(const mg_stop *s, char *buf, size_t buf_len)
+{
+    if (!s || !buf || buf_len == 0) return MG_EINVAL;
+    buf[0] = '\0';
+    if (!s->file) return 0;
+    /* O_NONBLOCK: a FIFO planted at the path must not hang the trainer. */
+    int fd = open(s->file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) return 0;
+    char text[4096];
+    struct stat st;
+    ssize_t n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? read(fd, text, sizeof text - 1) : -1;
+    close(fd);
+    if (n <= 0) return 0;
+    text[n] = '\0';
+    size_t hl = strlen(MG_STOP_FILE_HEADER);
+    if (strncmp(text, MG_STOP_FILE_HEADER, hl) != 0 || text[hl] != '\n') return 0;
+    const char *r = text + hl + 1;
+    size_t len = strcspn(r, "\n");
+    if (len >= buf_len) len = buf_len - 1;
+    memcpy(buf, r, len);
+    buf[len] = '\0';
+    return (int)len;
+}
+
+int mg_stop_acknowledge(const mg_stop *s, const char *checkpoint_path)
+{
+    if (!s || !checkpoint_path || !*checkpoint_path) return MG_EINVAL;
+    if (!s->ack) return 0;
+    char abs[PATH_MAX];
+    const char *shown = realpath(checkpoint_path, abs) ? abs : checkpoint_path;
+    mg_atomic a;
+    int rc = mg_atomic_open(&a, s->ack);
+    if (rc < 0) return rc;
+    if ((rc = mg_atomic_write(&a, shown, strlen(shown))) < 0 ||
+        (rc = mg_atomic_write(&a, "\n", 1)) < 0) {
+        mg_atomic_abort(&a);
+        return rc;
+    }
+    return mg_atomic_commit(&a);
+}
+
 void mg_stop_close(mg_stop *s)
 {
     if (!s) return;
@@ -97,5 +155,6 @@ void mg_stop_close(mg_stop *s)
         signalled[s->signo] = 0;
     }
     free(s->file);
+    free(s->ack);
     free(s);
 }
