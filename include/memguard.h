@@ -274,7 +274,10 @@ typedef struct mg_cgroup {
 typedef struct mg_proctree {
     bool known;
     int pid;               /* the root */
-    unsigned nprocs;       /* root and all its descendants */
+    bool descendants_only; /* mg_watch_descendants(): the tree is everything
+                            * below pid, pid itself not counted */
+    unsigned nprocs;       /* root and all its descendants (descendants only
+                            * when descendants_only; may be 0 then) */
     uint64_t rss_bytes;    /* sum of RSS: an upper bound, shared pages count
                             * once per process */
 } mg_proctree;
@@ -345,6 +348,23 @@ MG_API int mg_sample(mg_ctx *ctx, mg_snapshot *out);
 /* Watch the process tree rooted at `pid` from the next sample on. Returns
  * MG_ESRCH when /proc has no such process. */
 MG_API int mg_watch_pid(mg_ctx *ctx, int pid);
+/* Like mg_watch_pid, but the tree is everything below `pid` (0 = the
+ * calling process), not pid itself: a supervisor that is a child subreaper
+ * watches its own descendants, so workers that called setsid() and were
+ * reparented to it still count. The root is still watched for being gone
+ * (MG_ESRCH now, an unknown tree later); no descendants yet is a known tree
+ * of 0 processes and 0 bytes. Returns MG_ESRCH when /proc has no such
+ * process, MG_EINVAL for a NULL ctx or a negative pid. */
+MG_API int mg_watch_descendants(mg_ctx *ctx, int pid);
+/* Rediscovers the watched tree now and copies its members' PIDs into
+ * pids[0..cap): the root first under mg_watch_pid, the root left out under
+ * mg_watch_descendants; then the rest in discovery order (parents before
+ * their children). Returns the number of members, which may exceed cap
+ * (then only the first cap were copied; pids may be NULL when cap is 0),
+ * MG_ESRCH when the root is gone, MG_EINVAL for a NULL ctx or a NULL pids
+ * with cap > 0, MG_ENOMEM. Follows MEMGUARD_PROC_ROOT (proc_root) like the
+ * samples do. */
+MG_API int mg_tree_pids(mg_ctx *ctx, int *pids, size_t cap);
 /* Gives the trainer's own GPU (or arena) figures; they are copied into every
  * later snapshot and printed by the reports. */
 MG_API void mg_set_trainer_memory(mg_ctx *ctx, uint64_t allocated_bytes,

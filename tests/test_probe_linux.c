@@ -486,6 +486,87 @@ static void check_tree_fixture(const char *proc)
 static void test_tree_children_files(void) { check_tree_fixture("proc-tree"); }
 static void test_tree_stat_scan(void) { check_tree_fixture("proc-treescan"); }
 
+/* Descendants only: the root is not counted, its liveness still decides. */
+static void check_descendants_fixture(const char *proc)
+{
+    uint64_t ps = page_size();
+    mg__probe *p = open_fx(proc, "no-such-cgroup-root", 0, NULL);
+    if (!p) return;
+    mg_snapshot s;
+    CHECK_INT(mg__probe_set_descendants(p, 100), 0);
+    sample(p, 0, &s);
+    CHECK(s.tree.known);
+    CHECK(s.tree.descendants_only);
+    CHECK_INT(s.tree.pid, 100);
+    CHECK_INT(s.tree.nprocs, 4);
+    CHECK_U64(s.tree.rss_bytes, (2000 + 3000 + 400 + 50) * ps);
+    int pids[8] = {0};
+    CHECK_INT(mg__probe_tree_pids(p, 1, pids, 8), 4);
+    /* Each child once, in directory order; a grandchild after its parent. */
+    int at[5] = {-1, -1, -1, -1, -1};
+    for (int i = 0; i < 4; i++)
+        if (pids[i] >= 101 && pids[i] <= 104) at[pids[i] - 100] = i;
+    for (int k = 1; k <= 4; k++) CHECK(at[k] >= 0);
+    CHECK(at[4] > at[1]);
+    CHECK_INT(mg__probe_tree_pids(p, 2, pids, 2), 4); /* more than cap */
+    CHECK_INT(mg__probe_tree_pids(p, 3, NULL, 0), 4);
+    CHECK_INT(mg__probe_tree_pids(p, 3, NULL, 1), MG_EINVAL);
+
+    /* A leaf: a known, empty tree. */
+    CHECK_INT(mg__probe_set_descendants(p, 102), 0);
+    sample(p, 10, &s);
+    CHECK(s.tree.known);
+    CHECK_INT(s.tree.nprocs, 0);
+    CHECK_U64(s.tree.rss_bytes, 0);
+    CHECK_INT(mg__probe_tree_pids(p, 11, pids, 8), 0);
+
+    /* Back to a whole tree: root first. */
+    CHECK_INT(mg__probe_set_pid(p, 101), 0);
+    sample(p, 20, &s);
+    CHECK(!s.tree.descendants_only);
+    CHECK_INT(s.tree.nprocs, 2);
+    CHECK_INT(mg__probe_tree_pids(p, 21, pids, 8), 2);
+    CHECK_INT(pids[0], 101);
+    CHECK_INT(pids[1], 104);
+    CHECK_INT(mg__probe_set_descendants(p, 4242), MG_ESRCH);
+    mg__probe_close(p);
+}
+
+static void test_tree_descendants(void)
+{
+    check_descendants_fixture("proc-tree");
+    check_descendants_fixture("proc-treescan");
+}
+
+/* The public calls through a context on a MEMGUARD_PROC_ROOT fixture. */
+static void test_ctx_tree_pids(void)
+{
+    mg_config c = {.no_gpu = true, .proc_root = FX "/proc-tree",
+                   .cgroup_root = FX "/no-such-cgroup-root"};
+    int err = 0;
+    mg_ctx *ctx = mg_create(&c, &err);
+    CHECK_INT(err, 0);
+    if (!ctx) return;
+    int pids[8] = {0};
+    CHECK_INT(mg_tree_pids(ctx, pids, 8), 5); /* pid 0: fixture's self, 100 */
+    CHECK_INT(pids[0], 100);
+    CHECK_INT(mg_watch_descendants(ctx, 1), 0);
+    CHECK_INT(mg_tree_pids(ctx, pids, 8), 6);
+    CHECK_INT(pids[0], 100);
+    CHECK_INT(pids[1], 200);
+    mg_snapshot s;
+    CHECK_INT(mg_sample(ctx, &s), 0);
+    CHECK(s.tree.known);
+    CHECK_INT(s.tree.nprocs, 6);
+    CHECK_U64(s.tree.rss_bytes, (1000 + 2000 + 3000 + 400 + 50 + 99999) * page_size());
+    CHECK_INT(mg_watch_descendants(ctx, 4242), MG_ESRCH);
+    CHECK_INT(mg_watch_descendants(ctx, -1), MG_EINVAL);
+    CHECK_INT(mg_watch_descendants(NULL, 1), MG_EINVAL);
+    CHECK_INT(mg_tree_pids(NULL, pids, 8), MG_EINVAL);
+    CHECK_INT(mg_tree_pids(ctx, NULL, 8), MG_EINVAL);
+    mg_destroy(ctx);
+}
+
 /* Rediscovery happens on the first sample and then once 1000 ms passed. */
 static void test_tree_rediscovery_period(void)
 {
@@ -807,6 +888,8 @@ int main(void)
     MG_RUN(test_psi);
     MG_RUN(test_tree_children_files);
     MG_RUN(test_tree_stat_scan);
+    MG_RUN(test_tree_descendants);
+    MG_RUN(test_ctx_tree_pids);
     MG_RUN(test_tree_rediscovery_period);
     MG_RUN(test_real_tree_rss);
     MG_RUN(test_real_tree_many);

@@ -234,6 +234,20 @@ int mg_watch_pid(mg_ctx *ctx, int pid)
     return rc;
 }
 
+int mg_watch_descendants(mg_ctx *ctx, int pid)
+{
+    if (!ctx || pid < 0) return MG_EINVAL;
+    int rc = mg__probe_set_descendants(ctx->probe, pid);
+    if (rc == 0) ctx->cfg.pid = pid;
+    return rc;
+}
+
+int mg_tree_pids(mg_ctx *ctx, int *pids, size_t cap)
+{
+    if (!ctx || (!pids && cap)) return MG_EINVAL;
+    return mg__probe_tree_pids(ctx->probe, mg__now_ms(), pids, cap);
+}
+
 void mg_set_trainer_memory(mg_ctx *ctx, uint64_t allocated_bytes, uint64_t reserved_bytes)
 {
     if (!ctx) return;

@@ -133,6 +133,12 @@ int mg__probe_open(mg__probe **out, const char *proc_root,
  * proc_root has no such pid. A missing root at open is not an error: the
  * tree reads as unknown. */
 int mg__probe_set_pid(mg__probe *p, int pid);
+/* As mg__probe_set_pid, but the tree is everything below pid, pid itself
+ * not counted (an empty set is a known tree of 0 processes). */
+int mg__probe_set_descendants(mg__probe *p, int pid);
+/* Rediscovers the tree now and copies its members' PIDs into pids[0..cap):
+ * see mg_tree_pids(). */
+int mg__probe_tree_pids(mg__probe *p, uint64_t now_ms, int *pids, size_t cap);
 /* Fills snap->ram's meminfo_* fields, snap->swap, snap->cgroup, snap->tree
  * and snap->psi, but for the MG_SKIP_* sources in `skip`; each one's `known`
  * flag says whether it was read. The tree

@@ -80,6 +80,9 @@ struct mg__probe {
 
     /* process tree */
     int root_pid;
+    bool descendants_only;  /* the tree is everything below root_pid: the
+                             * root stays members[0] (its statm tells
+                             * whether it is alive) but is not counted */
     bool root_gone;
     bool need_discover;
     uint64_t last_discover_ms;

@@ -114,16 +114,27 @@ int mg__probe_open(mg__probe **out, const char *proc_root,
     return 0;
 }
 
-int mg__probe_set_pid(mg__probe *p, int pid)
+static int set_root(mg__probe *p, int pid, bool descendants_only)
 {
     if (!p || pid < 0) return MG_EINVAL;
     int root = pid ? pid : resolve_self(p);
     if (!mg__probe_pid_exists(p, root)) return MG_ESRCH;
     if (root != p->root_pid) mg__probe_tree_clear(p);
     p->root_pid = root;
+    p->descendants_only = descendants_only;
     p->root_gone = false;
     p->need_discover = true;
     return 0;
+}
+
+int mg__probe_set_pid(mg__probe *p, int pid)
+{
+    return set_root(p, pid, false);
+}
+
+int mg__probe_set_descendants(mg__probe *p, int pid)
+{
+    return set_root(p, pid, true);
 }
 
 void mg__probe_sample(mg__probe *p, uint64_t now_ms, unsigned skip, mg_snapshot *snap)

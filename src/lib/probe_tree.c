@@ -236,20 +236,37 @@ static long read_last_pid(mg__probe *p)
     return end == sp + 1 ? -1 : v;
 }
 
+static void discover_at(mg__probe *p, uint64_t now_ms, long last_pid)
+{
+    discover(p);
+    p->last_discover_ms = now_ms;
+    p->last_pid = last_pid;
+}
+
+int mg__probe_tree_pids(mg__probe *p, uint64_t now_ms, int *pids, size_t cap)
+{
+    if (!p || (!pids && cap)) return MG_EINVAL;
+    discover_at(p, now_ms, read_last_pid(p));
+    if (p->root_gone) return MG_ESRCH;
+    if (p->nmembers == 0) return MG_ENOMEM; /* discover could not allocate */
+    size_t first = p->descendants_only ? 1 : 0;
+    size_t n = p->nmembers - first;
+    for (size_t i = 0; i < n && i < cap; i++) pids[i] = p->pids[first + i];
+    return n > INT_MAX ? INT_MAX : (int)n;
+}
+
 void mg__probe_tree(mg__probe *p, uint64_t now_ms, mg_snapshot *snap)
 {
     mg_proctree *t = &snap->tree;
     memset(t, 0, sizeof *t);
     t->pid = p->root_pid;
+    t->descendants_only = p->descendants_only;
     long last_pid = read_last_pid(p);
     bool forked = last_pid != p->last_pid &&
                   now_ms - p->last_discover_ms >= FORK_REDISCOVER_MS;
     if (p->need_discover || forked || now_ms - p->last_discover_ms >= REDISCOVER_MS ||
-        now_ms < p->last_discover_ms) {
-        discover(p);
-        p->last_discover_ms = now_ms;
-        p->last_pid = last_pid;
-    }
+        now_ms < p->last_discover_ms)
+        discover_at(p, now_ms, last_pid);
     if (p->root_gone || p->nmembers == 0) return;
 
     uint64_t sum = 0;
@@ -267,7 +284,9 @@ void mg__probe_tree(mg__probe *p, uint64_t now_ms, mg_snapshot *snap)
             drop_member(p, i);
             continue;
         }
-        if (rc == 0) {
+        if (rc == 0 && i == 0 && p->descendants_only) {
+            /* the root: alive, not counted */
+        } else if (rc == 0) {
             sum = sum + rss < sum ? UINT64_MAX : sum + rss;
             count++;
         } else {
