@@ -6,6 +6,8 @@ it mirrors field by field (``mg_config``, ``mg_text_opts``), and the
 ``MemguardError`` raised for a negative ``MG_E*`` code. It keeps no state but
 the loaded library handle, which is created once on first use and never
 changes (loading a shared library twice would give the same handle anyway).
+On import it makes a relative ``$MEMGUARD_LIBRARY`` absolute in os.environ
+(absolute_library_env); it changes nothing else outside itself.
 
 ``mg_snapshot`` and ``mg_verdict`` are not mirrored: they are opaque buffers
 of ``mg_snapshot_size()`` / ``mg_verdict_size()`` bytes, read through
@@ -134,10 +136,24 @@ _PROTOTYPES = {
                                          _BUF, _SZ]),
     "mg_format_emergency": (ctypes.c_int, [_P, ctypes.POINTER(TextOpts), ctypes.c_long,
                                            ctypes.c_char_p, _BUF, _SZ]),
+    "mg_format_emergency_text": (ctypes.c_int, [ctypes.c_char_p, ctypes.POINTER(TextOpts),
+                                                ctypes.c_long, ctypes.c_char_p, _BUF, _SZ]),
     "mg_format_json": (ctypes.c_int, [ctypes.POINTER(Config), _P, _P, _BUF, _SZ]),
     "mg_parse_size": (ctypes.c_int, [ctypes.c_char_p, ctypes.POINTER(ctypes.c_uint64)]),
     "mg_parse_frac": (ctypes.c_int, [ctypes.c_char_p, ctypes.POINTER(ctypes.c_double)]),
 }
+
+
+def absolute_library_env(env, cwd=None):
+    """Makes a relative ``$MEMGUARD_LIBRARY`` in ``env`` absolute, against
+    ``cwd`` (default: the current directory), in place. Called on ``os.environ``
+    when the package is imported, so that the README's
+    ``MEMGUARD_LIBRARY=build/libmemguard.so`` still names the same file after
+    the script changes directory, in this process and in the processes it
+    starts (spawned DataLoader workers, torch.multiprocessing)."""
+    value = env.get(LIBRARY_ENV, "")
+    if value and not os.path.isabs(value):
+        env[LIBRARY_ENV] = os.path.join(os.getcwd() if cwd is None else cwd, value)
 
 
 def _library_names():
@@ -241,6 +257,8 @@ def load(path):
 
 
 _lib = None  # the loaded library; set once by library(), never changed after
+
+absolute_library_env(os.environ)
 
 
 def library():

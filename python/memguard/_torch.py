@@ -67,21 +67,42 @@ def distributed_rank():
     return None if dist is None else dist.get_rank()
 
 
-def all_reduce_max(flag):
-    """``flag`` (bool) OR-ed over every rank (an all-reduce with MAX), or
-    ``flag`` itself outside torch.distributed. Every rank must call it at the
-    same step. The tensor lives on the current CUDA device for NCCL, on the
-    CPU for the other backends."""
+def _device(dist):
+    """Where a collective's tensor lives: the current CUDA device for NCCL,
+    the CPU for the other backends."""
+    torch = sys.modules["torch"]
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def lowest_rank_with(flag):
+    """Under torch.distributed: the lowest rank whose ``flag`` is true, or
+    None when no rank's is. One all-reduce (MIN) of each rank's number, or
+    of the world size where the flag is false. Every rank must call it at the
+    same step. Outside torch.distributed: 0 when ``flag``, else None."""
     dist = _dist()
     if dist is None:
-        return flag
+        return 0 if flag else None
     torch = sys.modules["torch"]
-    device = "cpu"
-    if dist.get_backend() == "nccl":
-        device = torch.device("cuda", torch.cuda.current_device())
-    t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+    world = dist.get_world_size()
+    t = torch.tensor([dist.get_rank() if flag else world], dtype=torch.int64,
+                     device=_device(dist))
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    lowest = int(t.item())
+    return None if lowest >= world else lowest
+
+
+def broadcast_text(text, src):
+    """``text`` (a str or None) of rank ``src`` on every rank
+    (broadcast_object_list); every rank must call it with the same ``src``.
+    Outside torch.distributed: ``text`` itself."""
+    dist = _dist()
+    if dist is None:
+        return text
+    box = [text]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
 
 
 def barrier():

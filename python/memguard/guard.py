@@ -14,8 +14,14 @@ every 15th eval batch) against two thresholds per resource: warn prints the
 seed's warning line (rate-limited), critical (confirmed by a second sample)
 makes should_stop() true. should_stop() is also true once ``memguard run``
 asked for a checkpoint (signal or stop file), and is agreed across ranks
-under torch.distributed. emergency_save() writes emergency_epochN.pth
-atomically, prints the seed's emergency banner and exits with 75.
+under torch.distributed, with the reason of the lowest rank that wants to
+stop. emergency_save() writes emergency_epochN.pth atomically, acknowledges
+it to memguard run (MEMGUARD_ACK_FILE), prints the seed's emergency banner
+with the reason and exits with 75. A save that fails says so, and where,
+and lets the exception through.
+
+Texts go to rank 0's output only, except a critical warning line, which
+every rank prints (prefixed "[rank N] " on the others).
 """
 
 import os
@@ -25,7 +31,7 @@ import time
 from . import _lib, _torch
 from .checkpoint import atomic_save
 from .monitor import Level, Monitor
-from .stop import StopRequest
+from .stop import StopRequest, acknowledge
 
 MG_EXIT_MEMSTOP = _lib.MG_EXIT_MEMSTOP
 
@@ -63,6 +69,8 @@ class Guard:
         self.epoch = 0
         self.level = Level.SAFE       # of the last check
         self.critical = False         # a confirmed critical check happened
+        self._critical_reason = None  # its reason text, e.g. "RAM usage high: ..."
+        self._agreed = None           # (source rank or None, reason) once should_stop said yes
         self._last_warn_s = None      # time.monotonic() of the last warning line
         self._stop = StopRequest(stop_signal, stop_file)
         if banner:
@@ -72,9 +80,15 @@ class Guard:
     def _out(self):
         return sys.stdout if self.file is None else self.file
 
-    def _print(self, text):
-        if _torch.distributed_rank() not in (None, 0):
-            return  # one copy of every text, from rank 0
+    def _print(self, text, every_rank=False):
+        """Writes ``text`` on rank 0 (or outside torch.distributed); with
+        ``every_rank``, on the other ranks too, each line prefixed
+        "[rank N] "."""
+        rank = _torch.distributed_rank()
+        if rank not in (None, 0):
+            if not every_rank:
+                return  # one copy of every text, from rank 0
+            text = "".join(f"[rank {rank}] {line}" for line in text.splitlines(True))
         out = self._out()
         out.write(text)
         out.flush()
@@ -93,7 +107,8 @@ class Guard:
         now = time.monotonic()
         if level == Level.CRITICAL:
             self.critical = True
-            self._print(self.monitor.warning_text(batch, self._out()))
+            self._critical_reason = self.monitor.reason_text()
+            self._print(self.monitor.warning_text(batch, self._out()), every_rank=True)
         elif level == Level.WARN:
             due = (self.level == Level.SAFE or self._last_warn_s is None
                    or now - self._last_warn_s >= self.warn_every_s)
@@ -125,47 +140,101 @@ class Guard:
 
     def should_stop(self):
         """True after a confirmed critical check, or once memguard run asked
-        (signal or stop file). Cheap: a flag and one stat(); under
-        torch.distributed it is also one all-reduce (MAX), so every rank
-        must call it at the same step and all get the same answer."""
-        return _torch.all_reduce_max(self.critical or self._stop.requested())
+        (signal or stop file). Cheap: a flag and one stat(). Under
+        torch.distributed it is also one all-reduce, so every rank must call
+        it at the same step; all get the same answer, and when it is yes, the
+        reason of the lowest rank that wanted to stop (one more collective,
+        on that path only)."""
+        want = self.critical or self._stop.requested()
+        rank = _torch.distributed_rank()
+        if rank is None:
+            if want:
+                self._agreed = (None, self._local_reason())
+            return want
+        src = _torch.lowest_rank_with(want)
+        if src is None:
+            return False
+        reason = _torch.broadcast_text(self._local_reason() if src == rank else None, src)
+        self._agreed = (None if src == rank else src, reason)
+        return True
+
+    def _local_reason(self):
+        """This process's own reason to stop: the critical check's text, else
+        memguard run's (the stop file's reason, or "signal N" / "stop file
+        PATH"), else None."""
+        if self.critical:
+            return self._critical_reason or "memory"
+        return self._stop.reason()
 
     @property
     def stop_reason(self):
-        """Why should_stop() is true here: "memory", "signal N", "stop file
-        PATH", or None."""
-        return "memory" if self.critical else self._stop.reason()
+        """Why should_stop() is true here, as text without a marker: the
+        critical check's reason ("RAM usage high: 88.5% (1.77GB/2.0GB)"),
+        the reason memguard run wrote in the stop file, or "signal N" /
+        "stop file PATH" when it gave none; under torch.distributed the
+        agreed one, prefixed "[rank N] " when it came from another rank.
+        None while nobody asked."""
+        src, reason = self._agreed or (None, self._local_reason())
+        if reason is None:
+            return None
+        return reason if src is None else f"[rank {src}] {reason}"
+
+    def _banner_reason(self):
+        """The banner's reason line after "Reason: ": "[rank N] " when it
+        came from another rank, the marker, the text; "" when there is no
+        stop."""
+        src, reason = self._agreed or (None, self._local_reason())
+        if reason is None:
+            return ""
+        prefix = "" if src is None else f"[rank {src}] "
+        return f"{prefix}{self.monitor.marker(self._out())} {reason}"
 
     # -- the emergency ----------------------------------------------------------
     def emergency_save(self, save_fn, epoch=None, directory=".", exit=True):
         """Frees caches, calls ``save_fn(path)`` on a temporary file next to
         ``directory``/emergency_epochN.pth, fsyncs it, renames it into place,
-        fsyncs the folder, prints the seed's emergency banner and exits with
-        75 (MG_EXIT_MEMSTOP) through SystemExit, so ``finally`` blocks run.
+        fsyncs the folder, acknowledges it to memguard run (see
+        memguard.acknowledge), prints the seed's emergency banner with the
+        reason and exits with 75 (MG_EXIT_MEMSTOP) through SystemExit, so
+        ``finally`` blocks run.
 
         ``epoch``: N, default the one given to epoch_start(). Under
-        torch.distributed only rank 0 saves and prints; all ranks wait for it
-        and exit. ``exit=False`` returns the path instead of exiting. If
-        ``save_fn`` fails, the banner says "not saved", nothing is left at
-        the final name, and the exception propagates (exit status is not 75:
+        torch.distributed only rank 0 saves, acknowledges and prints; all
+        ranks wait for it and exit. ``exit=False`` returns the path instead
+        of exiting. If ``save_fn`` fails, the output says "Emergency save
+        FAILED: PATH: ERROR", nothing is left at the final name, nothing is
+        acknowledged, and the exception propagates (exit status is not 75:
         there is no good checkpoint).
         """
         epoch = self.epoch if epoch is None else int(epoch)
         path = os.path.join(os.fspath(directory), f"emergency_epoch{epoch}.pth")
         _torch.free_cuda_cache()
-        with_reason = self.critical
-        try:
-            if _torch.distributed_rank() in (None, 0):
+        reason = self._banner_reason()
+        if _torch.distributed_rank() in (None, 0):
+            try:
                 atomic_save(save_fn, path)
-        except BaseException:
-            self._print(self.monitor.emergency_text(epoch, None, with_reason, self._out()))
-            raise
-        self._print(self.monitor.emergency_text(epoch, path, with_reason, self._out()))
+            except BaseException as e:
+                self._print(self.monitor.emergency_failed_text(epoch, path, _error_text(e),
+                                                               reason, self._out()))
+                raise
+            self._acknowledge(path)
+        self._print(self.monitor.emergency_text(epoch, path, stream=self._out(),
+                                                reason=reason))
         _torch.barrier()
         self.close()
         if exit:
             sys.exit(MG_EXIT_MEMSTOP)
         return path
+
+    @staticmethod
+    def _acknowledge(path):
+        """acknowledge(path); a failure is reported on stderr, not raised:
+        the checkpoint is good, only memguard run will not hear of it."""
+        try:
+            acknowledge(path)
+        except OSError as e:
+            print(f"memguard: could not acknowledge {path} to memguard run: {e}",
+                  file=sys.stderr, flush=True)
 
     # -- lifetime ---------------------------------------------------------------
     def close(self):
@@ -178,3 +247,10 @@ class Guard:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _error_text(e):
+    """An exception as one line: its message, or its type's name when the
+    message is empty (e.g. a bare KeyboardInterrupt)."""
+    text = str(e).strip().replace("\n", " ")
+    return text or type(e).__name__

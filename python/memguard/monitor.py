@@ -19,6 +19,14 @@ from ._lib import MemguardError, parse_frac, parse_size
 from . import _torch
 
 
+# The rule and markers of libmemguard's texts (report.c), for the two texts
+# composed here; the cross mark is only this binding's (a failed save).
+_RULE = "=" * 60
+_WARN_EMOJI = "\u26a0\ufe0f"   # warning sign
+_STOP_EMOJI = "\U0001f6a8"     # rotating light
+_FAILED_EMOJI = "\u274c"       # cross mark
+
+
 class Level(enum.IntEnum):
     """mg_level: what a sample means."""
 
@@ -195,14 +203,59 @@ class Monitor:
         return _lib.call_text(self._lib.mg_format_warning, self._verdict, ctypes.byref(t),
                               int(batch))
 
-    def emergency_text(self, epoch, saved_path, with_reason=True, stream=None):
-        """The seed's emergency banner: reason (the last verdict, left out when
-        ``with_reason`` is false), epoch, saved file (None: "not saved")."""
+    def reason_text(self):
+        """The last verdict's reason without marker, prefix or newline, e.g.
+        "RAM usage high: 88.5% (1.77GB/2.0GB)", in the Monitor's language;
+        None when the last sample was safe."""
+        self._need_sample()
+        t = self._opts(None)
+        t.emoji = False  # the plain marker, "[!] ", which is cut off below
+        line = _lib.call_text(self._lib.mg_format_warning, self._verdict, ctypes.byref(t),
+                              -1).strip()
+        if line.startswith("[!]"):
+            line = line[3:].lstrip()
+        return line or None
+
+    def marker(self, stream=None):
+        """The warning marker the texts use on ``stream``: "⚠️", or "[!]"
+        where emoji cannot be shown."""
+        return _WARN_EMOJI if self._opts(stream).emoji else "[!]"
+
+    def emergency_text(self, epoch, saved_path, with_reason=True, stream=None, reason=None):
+        """The seed's emergency banner: reason, epoch, saved file (None: "not
+        saved"). The reason is the last verdict's (left out when
+        ``with_reason`` is false), or ``reason`` when given: a text printed
+        verbatim after "Reason: ", marker included (e.g. "[rank 1] ⚠️ RAM
+        usage high: ..."); "" leaves the line out."""
         t = self._opts(stream)
-        v = self._verdict if (with_reason and self._sampled) else None
         path = None if saved_path is None else str(saved_path).encode()
+        if reason is not None:
+            return _lib.call_text(self._lib.mg_format_emergency_text,
+                                  reason.encode("utf-8", "replace"),
+                                  ctypes.byref(t), int(epoch), path)
+        v = self._verdict if (with_reason and self._sampled) else None
         return _lib.call_text(self._lib.mg_format_emergency, v, ctypes.byref(t), int(epoch),
                               path)
+
+    def emergency_failed_text(self, epoch, path, error, reason="", stream=None):
+        """The emergency banner of a save that failed, composed here because
+        libmemguard's ends with "Exiting safely...", which a failed save is
+        not: the header, ``reason`` (as in emergency_text), the epoch, then
+        "Emergency save FAILED: PATH: ERROR" and that no checkpoint exists."""
+        t = self._opts(stream)
+        ja = t.lang == _lib.MG_LANG_JA
+        stop = _STOP_EMOJI if t.emoji else "[STOP]"
+        failed = _FAILED_EMOJI if t.emoji else "[FAILED]"
+        lines = [_RULE, f"{stop} {'緊急停止モード' if ja else 'Emergency stop'}", _RULE]
+        if reason:
+            lines.append(f"{'理由: ' if ja else 'Reason: '}{reason}")
+        if epoch >= 0:
+            lines.append(f"{'現在のエポック: ' if ja else 'Current epoch: '}{epoch}")
+        lines.append(f"{failed} {'緊急保存失敗' if ja else 'Emergency save FAILED'}: "
+                     f"{path}: {error}")
+        lines.append("チェックポイントは書かれていません。" if ja else "No checkpoint was written.")
+        lines.append(_RULE)
+        return "\n".join(lines) + "\n"
 
     def check_memory_safety(self, threshold_gpu=0.90, threshold_ram=0.85):
         """The seed's call on this context; see memguard.check_memory_safety."""
