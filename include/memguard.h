@@ -152,8 +152,9 @@ typedef void (*mg_log_fn)(void *user, mg_log_level level, const char *msg);
  * its swap fill; GPUs fill faster than RAM (a cudaMalloc of several GiB is
  * one call), hence 10 GiB/s. earlyoom clamps at 100 ms; we go down to 10 ms
  * because a budget of a few GiB at 1-4 GB/s is crossed in tens of ms. A
- * sample costs 7-45 us, so even 10 ms is < 0.5 % of a core, and the
- * interval only gets that short when less than 60 MB are left. */
+ * sample without PSS costs 7-45 us, so even 10 ms is < 0.5 % of a core, and
+ * the interval only gets that short when less than 60 MB are left (a
+ * sample that reads PSS costs more: see mg_next_poll_ms). */
 #define MG_DEFAULT_MIN_INTERVAL_MS 10u
 #define MG_DEFAULT_MAX_INTERVAL_MS 1000u
 #define MG_DEFAULT_RAM_FILL_RATE (6000ull << 20)
@@ -184,8 +185,10 @@ typedef struct mg_config {
     double stop_ram_frac;          /* 0 = 0.88 */
     uint64_t min_free_ram_bytes;   /* 0 = no floor; else critical below it */
     uint64_t min_free_gpu_bytes;   /* 0 = no floor; per device */
-    uint64_t ram_budget_bytes;     /* 0 = none; else the process tree's RSS
-                                    * measured against this many bytes */
+    uint64_t ram_budget_bytes;     /* 0 = none; else the process tree's
+                                    * memory (mg_proctree.used_bytes: PSS,
+                                    * shared pages once) against this many
+                                    * bytes */
     unsigned check_train_every;    /* batches; 0 = 10 */
     unsigned check_eval_every;     /* batches; 0 = 15 */
     double hysteresis_frac;        /* 0 = 0.02; negative = none */
@@ -228,7 +231,7 @@ MG_API int mg_config_check(const mg_config *cfg, char *msg, size_t msg_len);
 typedef enum mg_ram_source {
     MG_RAM_SOURCE_MEMINFO = 0, /* /proc/meminfo MemTotal and MemAvailable */
     MG_RAM_SOURCE_CGROUP = 1,  /* the container's effective cgroup limit */
-    MG_RAM_SOURCE_BUDGET = 2   /* the caller's budget vs the tree's RSS */
+    MG_RAM_SOURCE_BUDGET = 2   /* the caller's budget vs the tree's used_bytes */
 } mg_ram_source;
 
 typedef struct mg_ram {
@@ -278,8 +281,23 @@ typedef struct mg_proctree {
                             * below pid, pid itself not counted */
     unsigned nprocs;       /* root and all its descendants (descendants only
                             * when descendants_only; may be 0 then) */
-    uint64_t rss_bytes;    /* sum of RSS: an upper bound, shared pages count
-                            * once per process */
+    uint64_t rss_bytes;    /* sum of RSS, read at every sample: an upper
+                            * bound, a page shared by N members counts N
+                            * times (forked workers share their parent's) */
+    /* The sum of PSS (/proc/PID/smaps_rollup): a page shared by N processes
+     * counts 1/N in each, so the tree's shared pages once. It walks page
+     * tables (milliseconds per GiB resident, bench/sample.sh), so mg_sample
+     * reads it only when a budget is set and the RSS sum is at or above
+     * the point where the budget could read anything but safe: warn_ram_frac
+     * minus hysteresis_frac of the budget (or the budget minus
+     * min_free_ram_bytes, if lower). Below it the RSS sum already proves
+     * the budget safe; at or above it every budget verdict is on PSS. */
+    bool pss_known;
+    uint64_t pss_bytes;
+    unsigned pss_unread;   /* members whose smaps could not be read (another
+                            * user's process): counted with their RSS */
+    uint64_t used_bytes;   /* the figure judged against the budget:
+                            * pss_bytes when pss_known, else rss_bytes */
 } mg_proctree;
 
 typedef struct mg_psi {
@@ -311,6 +329,9 @@ typedef enum mg_gpu_state {
 
 typedef struct mg_snapshot {
     uint64_t time_ms;       /* CLOCK_MONOTONIC */
+    uint64_t sample_us;     /* what taking this sample cost (wall clock,
+                             * mg_sample); mg_next_poll_ms keeps the interval
+                             * at 10x or more of it. 0 = not measured */
     mg_ram ram;
     mg_swap swap;
     mg_cgroup cgroup;
@@ -421,7 +442,10 @@ MG_API mg_level mg_classify(const mg_config *cfg, const mg_snapshot *snap,
                             mg_policy_state *st, mg_verdict *v);
 
 /* Milliseconds until the next sample: the smallest headroom to a stop
- * threshold divided by its fill rate, clamped to [min, max]_interval_ms. */
+ * threshold divided by its fill rate, clamped to [min, max]_interval_ms,
+ * and never less than 10x the cost of the sample given (snap->sample_us),
+ * even above max_interval_ms, so sampling uses at most about a tenth of one
+ * core: only a sample that read PSS costs that much. */
 MG_API uint32_t mg_next_poll_ms(const mg_config *cfg, const mg_snapshot *snap);
 
 /* The seed's call: is_safe is false when GPU >= threshold_gpu or RAM >=

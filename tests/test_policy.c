@@ -2,11 +2,12 @@
 /*
  * test_policy.c: mg_classify() and mg_next_poll_ms() on hand-built
  * snapshots: every level boundary for RAM and GPU, floors, hysteresis,
- * unknown sources, several GPUs, and the earlyoom poll formula with its
- * clamping. No I/O: the configs are filled field by field, so these tests
+ * unknown sources, several GPUs, the earlyoom poll formula with its
+ * clamping and its floor at 10x a sample's cost, and the line below which
+ * the RSS sum proves a budget safe (mg__budget_proven_safe). No I/O: the configs are filled field by field, so these tests
  * do not depend on mg_config_resolve().
  */
-#include "memguard.h"
+#include "internal.h"
 #include "mg_fixture.h"
 #include "mg_test.h"
 
@@ -515,6 +516,82 @@ static void test_next_poll(void)
     CHECK_NEAR(mg_next_poll_ms(&z, &s), want, 1.0);
 }
 
+/* Below the line mg__budget_proven_safe draws, a budget figure is judged
+ * safe even with hysteresis pending; at it (and above) it is not: the line
+ * is exactly where the RSS upper bound stops settling anything. */
+static void check_budget_line(const mg_config *c, uint64_t budget)
+{
+    int changes = 0;
+    bool was_safe = true;
+    for (uint64_t used = 0; used <= budget + budget / 8; used += budget / 4096 + 1) {
+        mg_snapshot s;
+        memset(&s, 0, sizeof s);
+        s.ram.known = true;
+        s.ram.source = MG_RAM_SOURCE_BUDGET;
+        s.ram.total_bytes = budget;
+        s.ram.used_bytes = used;
+        s.ram.available_bytes = used < budget ? budget - used : 0;
+        s.ram.used_frac = (double)used / (double)budget; /* as ram.c does */
+        mg_policy_state st = {MG_LEVEL_WARN}; /* hysteresis pending */
+        mg_level level = mg_classify(c, &s, &st, NULL);
+        bool proven = mg__budget_proven_safe(c, used, budget);
+        if (proven && level != MG_LEVEL_SAFE)
+            MG_FAIL_("used %llu of %llu proven safe, judged %s", (unsigned long long)used,
+                     (unsigned long long)budget, mg_level_name(level));
+        if (!proven && level == MG_LEVEL_SAFE)
+            MG_FAIL_("used %llu of %llu not proven safe, judged safe", (unsigned long long)used,
+                     (unsigned long long)budget);
+        if (proven != was_safe) changes++;
+        was_safe = proven;
+    }
+    CHECK_INT(changes, 1); /* one line, crossed once */
+}
+
+static void test_budget_proven_safe(void)
+{
+    mg_config c = cfg_seed();
+    check_budget_line(&c, 4 * GIB);
+    check_budget_line(&c, 300 * MIB + 7);
+    c.hysteresis_frac = -1; /* none: the line is warn itself */
+    check_budget_line(&c, 4 * GIB);
+    c.hysteresis_frac = 0.02;
+    c.min_free_ram_bytes = GIB; /* the floor comes first: 3 GiB of 4 */
+    check_budget_line(&c, 4 * GIB);
+    CHECK(mg__budget_proven_safe(&c, 3 * GIB - 1, 4 * GIB));
+    CHECK(!mg__budget_proven_safe(&c, 3 * GIB + 1, 4 * GIB));
+    c.min_free_ram_bytes = 8 * GIB; /* larger than the budget: never */
+    CHECK(!mg__budget_proven_safe(&c, 0, 4 * GIB));
+    c.min_free_ram_bytes = 0;
+    c.warn_ram_frac = 0.01; /* warn - hysteresis <= 0: never */
+    c.stop_ram_frac = 0.5;
+    CHECK(!mg__budget_proven_safe(&c, 0, 4 * GIB));
+    CHECK(mg__budget_proven_safe(&c, 5, 0)); /* no budget: nothing to judge */
+    mg_config z;
+    memset(&z, 0, sizeof z); /* defaults: 0.85 - 0.02 */
+    CHECK(mg__budget_proven_safe(&z, 829, 1000));
+    CHECK(!mg__budget_proven_safe(&z, 830, 1000));
+}
+
+/* The interval is never shorter than 10x what the sample cost. */
+static void test_next_poll_cost_floor(void)
+{
+    mg_config c = cfg_seed(); /* 100..1000 ms */
+    mg_snapshot s = snap_ram(0.95); /* past stop: the minimum */
+    s.sample_us = 45;               /* an RSS sample: no effect */
+    CHECK_INT(mg_next_poll_ms(&c, &s), 100);
+    s.sample_us = 20000;            /* a 20 ms PSS read: 200 ms */
+    CHECK_INT(mg_next_poll_ms(&c, &s), 200);
+    s.sample_us = 20001;            /* rounded up */
+    CHECK_INT(mg_next_poll_ms(&c, &s), 201);
+    s.sample_us = 300000;           /* beyond max_interval_ms too */
+    CHECK_INT(mg_next_poll_ms(&c, &s), 3000);
+    s = snap_ram(0.50);             /* headroom says max already */
+    s.sample_us = 50000;
+    CHECK_INT(mg_next_poll_ms(&c, &s), 1000);
+    s.sample_us = UINT64_MAX;       /* garbage cannot wrap to 0 */
+    CHECK(mg_next_poll_ms(&c, &s) >= 1000);
+}
+
 int main(void)
 {
     MG_RUN(test_level_names);
@@ -528,5 +605,7 @@ int main(void)
     MG_RUN(test_unknown_never_silently_safe);
     MG_RUN(test_worst_resource_decides);
     MG_RUN(test_next_poll);
+    MG_RUN(test_next_poll_cost_floor);
+    MG_RUN(test_budget_proven_safe);
     return mg_test_exit();
 }

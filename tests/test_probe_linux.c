@@ -538,6 +538,105 @@ static void test_tree_descendants(void)
     check_descendants_fixture("proc-treescan");
 }
 
+/* PSS from the fixture's smaps files: 100 has smaps_rollup (Pss 1000 kB),
+ * 101 only smaps (an old kernel: 300 + 200 kB, behind a mapping line
+ * longer than the read buffer), 102 a rollup without a Pss line and 104 no
+ * smaps at all (both counted with their RSS), 103 Pss 100 kB; 1 has 80 kB,
+ * 200 90000 kB. Pss_Anon, Pss_Dirty and SwapPss lines must not count. */
+static void test_tree_pss_fixture(void)
+{
+    uint64_t ps = page_size();
+    log_sink sink = {0};
+    mg__probe *p = open_fx("proc-tree", "no-such-cgroup-root", 0, &sink);
+    if (!p) return;
+    mg_snapshot s;
+    sample(p, 0, &s);
+    CHECK(s.tree.known);
+    CHECK(!s.tree.pss_known); /* the probe alone never reads PSS */
+    mg__probe_tree_pss(p, &s.tree);
+    CHECK(s.tree.pss_known);
+    CHECK_U64(s.tree.pss_bytes, (1000 + 500 + 100) * KB + (3000 + 50) * ps);
+    CHECK_INT(s.tree.pss_unread, 2);
+    CHECK_U64(s.tree.rss_bytes, (1000 + 2000 + 3000 + 400 + 50) * ps);
+    CHECK_CONTAINS(sink.last, "counted with its RSS");
+
+    CHECK_INT(mg__probe_set_descendants(p, 1), 0);
+    sample(p, 10, &s);
+    mg__probe_tree_pss(p, &s.tree);
+    CHECK_INT(s.tree.nprocs, 6);
+    CHECK_U64(s.tree.pss_bytes, (1000 + 500 + 100 + 90000) * KB + (3000 + 50) * ps);
+    CHECK_INT(mg__probe_set_pid(p, 1), 0);
+    sample(p, 20, &s);
+    mg__probe_tree_pss(p, &s.tree);
+    CHECK_U64(s.tree.pss_bytes, (80 + 1000 + 500 + 100 + 90000) * KB + (3000 + 50) * ps);
+
+    /* An unknown tree stays unknown. */
+    mg__probe_close(p);
+    p = open_fx("proc-tree", "no-such-cgroup-root", 4242, NULL);
+    if (!p) return;
+    sample(p, 0, &s);
+    mg__probe_tree_pss(p, &s.tree);
+    CHECK(!s.tree.known);
+    CHECK(!s.tree.pss_known);
+    mg__probe_close(p);
+}
+
+/* The context reads PSS only where the RSS sum does not prove the budget
+ * safe, and mg_check_memory_safety draws that line at its own threshold.
+ * Fixture: machine 50 % used; tree of 100: RSS 6450 pages, PSS 1600 kB +
+ * 3050 pages. */
+static void test_ctx_pss_gate(void)
+{
+    uint64_t ps = page_size();
+    uint64_t rss = 6450 * ps, pss = 1600 * KB + 3050 * ps;
+    mg_config c = {.no_gpu = true, .proc_root = FX "/proc-tree",
+                   .cgroup_root = FX "/no-such-cgroup-root"};
+    c.ram_budget_bytes = rss * 100 / 66; /* RSS 66 %: below warn 85 - 2 */
+    int err = 0;
+    mg_ctx *ctx = mg_create(&c, &err);
+    CHECK_INT(err, 0);
+    if (!ctx) return;
+    mg_snapshot s;
+    CHECK_INT(mg_sample(ctx, &s), 0);
+    CHECK(s.tree.known);
+    CHECK(!s.tree.pss_known);
+    CHECK_U64(s.tree.used_bytes, rss);
+    CHECK_INT(s.ram.source, MG_RAM_SOURCE_BUDGET);
+    CHECK_U64(s.ram.used_bytes, rss);
+    CHECK(s.sample_us < 1000000);
+
+    /* At 60 % the RSS sum (66 %) proves nothing: PSS (35 %) is judged, and
+     * the machine's 50 % decides: safe. */
+    bool safe = false;
+    char w[256];
+    CHECK_INT(mg_check_memory_safety(ctx, 0.9, 0.60, &safe, w, sizeof w), 0);
+    CHECK(safe);
+    CHECK_INT(mg_check_memory_safety(ctx, 0.9, 0.45, &safe, w, sizeof w), 0);
+    CHECK(!safe); /* the machine's 50 % */
+    mg_destroy(ctx);
+
+    c.ram_budget_bytes = rss * 100 / 84; /* RSS 84 %: at the warn line */
+    ctx = mg_create(&c, &err);
+    if (!ctx) return;
+    CHECK_INT(mg_sample(ctx, &s), 0);
+    CHECK(s.tree.pss_known);
+    CHECK_U64(s.tree.pss_bytes, pss);
+    CHECK_U64(s.tree.used_bytes, pss);
+    CHECK_INT(s.tree.pss_unread, 2);
+    mg_verdict v;
+    CHECK_INT(mg_classify(mg_ctx_config(ctx), &s, NULL, &v), MG_LEVEL_SAFE);
+    mg_destroy(ctx);
+
+    /* A floor wider than the RSS headroom also needs PSS. */
+    c.ram_budget_bytes = rss * 2;
+    c.min_free_ram_bytes = rss + 1;
+    ctx = mg_create(&c, &err);
+    if (!ctx) return;
+    CHECK_INT(mg_sample(ctx, &s), 0);
+    CHECK(s.tree.pss_known);
+    mg_destroy(ctx);
+}
+
 /* The public calls through a context on a MEMGUARD_PROC_ROOT fixture. */
 static void test_ctx_tree_pids(void)
 {
@@ -890,6 +989,8 @@ int main(void)
     MG_RUN(test_tree_stat_scan);
     MG_RUN(test_tree_descendants);
     MG_RUN(test_ctx_tree_pids);
+    MG_RUN(test_tree_pss_fixture);
+    MG_RUN(test_ctx_pss_gate);
     MG_RUN(test_tree_rediscovery_period);
     MG_RUN(test_real_tree_rss);
     MG_RUN(test_real_tree_many);

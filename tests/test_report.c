@@ -319,7 +319,7 @@ static void test_banner(void)
         "  - RAM usage: warn at 80%, emergency stop at 87.5%\n"
         "  - RAM free: emergency stop below 2.0GB\n"
         "  - GPU free: emergency stop below 0.5GB (per device)\n"
-        "  - RAM budget: 8.0GB (process tree RSS)\n"
+        "  - RAM budget: 8.0GB (process tree PSS)\n"
         "Check frequency:\n"
         "  - Train: every 1 batch\n"
         "  - Eval:  every 5 batches\n"
@@ -339,7 +339,7 @@ static void test_banner(void)
         "  - RAM使用率: 80% で警告, 87.5% で緊急停止\n"
         "  - RAM空き容量: 2.0GB 未満で緊急停止\n"
         "  - GPU空き容量: 0.5GB 未満で緊急停止 (デバイスごと)\n"
-        "  - RAM予算: 8.0GB (プロセスツリーのRSS)\n"
+        "  - RAM予算: 8.0GB (プロセスツリーのPSS)\n"
         "チェック頻度:\n"
         "  - Train: 1バッチごと\n"
         "  - Eval:  5バッチごと\n"
@@ -483,6 +483,22 @@ static void test_system_check_full(void)
     CHECK_CONTAINS(buf, "Swap: none\n");
     CHECK_CONTAINS(buf, "Container: cgroup v2 /user.slice/run-1.scope, no limit\n");
     CHECK_CONTAINS(buf, "Process tree: pid 4242, 1 process, RSS 3.0GB\n");
+
+    /* PSS read: it is the figure, named, the RSS sum beside it. */
+    s.tree.nprocs = 5;
+    s.tree.rss_bytes = 3 * GIB + GIB / 10;
+    s.tree.pss_known = true;
+    s.tree.pss_bytes = GIB + GIB / 50;
+    s.tree.used_bytes = s.tree.pss_bytes;
+    mg_format_system_check(&s, &EN, buf, sizeof buf);
+    CHECK_CONTAINS(buf, "RAM limit: budget 8.0GB, process tree PSS\n");
+    CHECK_CONTAINS(buf, "Process tree: pid 4242, 5 processes, PSS 1.0GB (RSS sum 3.1GB)\n");
+    s.tree.pss_bytes = GIB / 2;
+    s.tree.pss_unread = 2;
+    s.tree.descendants_only = true;
+    mg_format_system_check(&s, &EN, buf, sizeof buf);
+    CHECK_CONTAINS(buf, "Process tree: below pid 4242, 5 processes, PSS 0.50GB "
+                        "(RSS sum 3.1GB; 2 unreadable, counted at RSS)\n");
 }
 
 static void test_system_check_no_gpu(void)
@@ -722,6 +738,8 @@ static void test_json_full(void)
     s.tree.pid = 77;
     s.tree.nprocs = 4;
     s.tree.rss_bytes = 5 * GIB;
+    s.tree.used_bytes = 5 * GIB;
+    s.sample_us = 321;
     s.psi.known = true;
     s.psi.some_avg10 = 0.5;
     s.psi.full_avg10 = 0.0;
@@ -730,8 +748,9 @@ static void test_json_full(void)
 
     cJSON *j = json_of(&c, &s, &v);
     if (!j) return;
-    CHECK_INT(count_keys(j), 13);
+    CHECK_INT(count_keys(j), 14);
     CHECK(is_num(j, "time_ms", 123456));
+    CHECK(is_num(j, "sample_us", 321));
     CHECK(is_str(j, "level", "warn"));
     cJSON *r = get(j, "reason");
     CHECK(cJSON_IsObject(r));
@@ -775,10 +794,32 @@ static void test_json_full(void)
     CHECK(is_num(cg, "inactive_file_bytes", (double)GIB));
 
     cJSON *pt = get(j, "process_tree");
-    CHECK_INT(count_keys(pt), 3);
+    CHECK_INT(count_keys(pt), 7);
     CHECK(is_num(pt, "pid", 77));
+    CHECK(cJSON_IsFalse(get(pt, "descendants_only")));
     CHECK(is_num(pt, "nprocs", 4));
     CHECK(is_num(pt, "rss_bytes", (double)(5 * GIB)));
+    CHECK(is_null(pt, "pss_bytes"));
+    CHECK(is_null(pt, "pss_unread"));
+    CHECK(is_num(pt, "used_bytes", (double)(5 * GIB)));
+
+    /* With PSS read, and a tree of descendants only. */
+    s.tree.pss_known = true;
+    s.tree.pss_bytes = GIB;
+    s.tree.pss_unread = 1;
+    s.tree.used_bytes = GIB;
+    s.tree.descendants_only = true;
+    cJSON *j2 = json_of(&c, &s, &v);
+    if (j2) {
+        cJSON *pt2 = get(j2, "process_tree");
+        CHECK_INT(count_keys(pt2), 7);
+        CHECK(cJSON_IsTrue(get(pt2, "descendants_only")));
+        CHECK(is_num(pt2, "rss_bytes", (double)(5 * GIB)));
+        CHECK(is_num(pt2, "pss_bytes", (double)GIB));
+        CHECK(is_num(pt2, "pss_unread", 1));
+        CHECK(is_num(pt2, "used_bytes", (double)GIB));
+        cJSON_Delete(j2);
+    }
 
     cJSON *psi = get(j, "psi");
     CHECK_INT(count_keys(psi), 2);
@@ -838,7 +879,7 @@ static void test_json_unknown(void)
 
     cJSON *j = json_of(&c, &s, NULL); /* NULL verdict: classified inside */
     if (!j) return;
-    CHECK_INT(count_keys(j), 13);
+    CHECK_INT(count_keys(j), 14);
     CHECK(is_str(j, "level", "safe"));
     CHECK(is_null(j, "reason"));
     cJSON *u = get(j, "unknown");

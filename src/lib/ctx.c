@@ -7,6 +7,11 @@
  * resolved configuration with its own copies of the path strings, the Linux
  * probe, the GPU backend state and the trainer's own figures. The decision
  * (policy.c) and the texts (report.c) never see the context.
+ *
+ * A sample measures its own cost (snapshot sample_us, wall clock: two
+ * CLOCK_MONOTONIC reads, tens of ns) and decides the process tree's figure:
+ * the cheap RSS sum while it proves a budget safe, the PSS sum from there
+ * on (tree_figure below; probe_tree.c says what each counts).
  */
 #include "internal.h"
 
@@ -207,12 +212,28 @@ const mg_config *mg_ctx_config(const mg_ctx *ctx)
     return &ctx->cfg;
 }
 
-int mg_sample(mg_ctx *ctx, mg_snapshot *out)
+/* The tree's judged figure. With a budget, the RSS sum settles the budget
+ * only while it proves it safe (mg__budget_proven_safe, under the
+ * thresholds it will be judged with); from there on the PSS is read, so
+ * every warn, critical or hard-limit decision from the budget is on PSS. */
+static void tree_figure(mg_ctx *ctx, const mg_config *judge, mg_snapshot *out)
+{
+    mg_proctree *t = &out->tree;
+    uint64_t budget = ctx->cfg.ram_budget_bytes;
+    if (t->known && budget && !mg__budget_proven_safe(judge, t->rss_bytes, budget))
+        mg__probe_tree_pss(ctx->probe, t);
+    t->used_bytes = t->pss_known ? t->pss_bytes : t->rss_bytes;
+}
+
+/* One sample, its tree figure decided for thresholds `judge`. */
+static int sample_for(mg_ctx *ctx, const mg_config *judge, mg_snapshot *out)
 {
     if (!ctx || !out) return MG_EINVAL;
+    uint64_t t0 = mg__now_us();
     memset(out, 0, sizeof *out);
     out->time_ms = mg__now_ms();
     mg__probe_sample(ctx->probe, out->time_ms, ctx->cfg.skip_sources, out);
+    tree_figure(ctx, judge, out);
     mg__ram_combine(out, ctx->cfg.ram_budget_bytes);
     if (ctx->gpu_state) {
         ctx->gpu->query(ctx->gpu_state, out);
@@ -223,7 +244,14 @@ int mg_sample(mg_ctx *ctx, mg_snapshot *out)
     out->trainer_known = ctx->trainer_known;
     out->trainer_allocated_bytes = ctx->trainer_allocated_bytes;
     out->trainer_reserved_bytes = ctx->trainer_reserved_bytes;
+    uint64_t t1 = mg__now_us();
+    out->sample_us = t1 > t0 ? t1 - t0 : 0;
     return 0;
+}
+
+int mg_sample(mg_ctx *ctx, mg_snapshot *out)
+{
+    return sample_for(ctx, ctx ? &ctx->cfg : NULL, out);
 }
 
 int mg_watch_pid(mg_ctx *ctx, int pid)
@@ -263,14 +291,15 @@ int mg_check_memory_safety(mg_ctx *ctx, double threshold_gpu, double threshold_r
     if (!(threshold_gpu > 0.0 && threshold_gpu <= 1.0) ||
         !(threshold_ram > 0.0 && threshold_ram <= 1.0))
         return MG_ERANGE;
-    mg_snapshot snap;
-    int rc = mg_sample(ctx, &snap);
-    if (rc < 0) return rc;
     /* The seed's call has one threshold per resource: reaching it is unsafe.
-     * Warn and stop both sit there; floors keep applying. */
+     * Warn and stop both sit there; floors keep applying. The sample's tree
+     * figure is decided for these thresholds, not the context's. */
     mg_config c = ctx->cfg;
     c.warn_gpu_frac = c.stop_gpu_frac = threshold_gpu;
     c.warn_ram_frac = c.stop_ram_frac = threshold_ram;
+    mg_snapshot snap;
+    int rc = sample_for(ctx, &c, &snap);
+    if (rc < 0) return rc;
     mg_verdict v;
     mg_level level = mg_classify(&c, &snap, NULL, &v);
     *is_safe = level == MG_LEVEL_SAFE;

@@ -35,6 +35,14 @@ void mg__config_defaults(mg_config *c);
 /* *out = *in (zero config when NULL) with mg__config_defaults applied. */
 void mg__config_numbers(const mg_config *in, mg_config *out);
 
+/* ---- policy.c ---------------------------------------------------------- */
+
+/* True when a tree figure of at most `used_upper` bytes against `budget`
+ * (0 = none) is judged safe whatever its exact value: below warn_ram_frac
+ * minus hysteresis_frac and clear of min_free_ram_bytes. Then the RSS sum
+ * (an upper bound) settles it and PSS need not be read. */
+bool mg__budget_proven_safe(const mg_config *cfg, uint64_t used_upper, uint64_t budget);
+
 /* ---- log.c ------------------------------------------------------------- */
 
 typedef struct mg__log {
@@ -50,8 +58,9 @@ void mg__logf(const mg__log *log, mg_log_level level, const char *fmt, ...)
 
 /* ---- util.c ------------------------------------------------------------ */
 
-/* Milliseconds on CLOCK_MONOTONIC. */
+/* Milliseconds and microseconds on CLOCK_MONOTONIC. */
 uint64_t mg__now_ms(void);
+uint64_t mg__now_us(void);
 
 /* Reads a whole file through a descriptor kept open: pread from offset 0
  * until EOF (a /proc file can come back in several page-sized pieces) into
@@ -145,6 +154,13 @@ int mg__probe_tree_pids(mg__probe *p, uint64_t now_ms, int *pids, size_t cap);
  * is rediscovered when it has not been for a second (or on the first call),
  * member RSS is re-read every call. Leaves every other field alone. */
 void mg__probe_sample(mg__probe *p, uint64_t now_ms, unsigned skip, mg_snapshot *snap);
+/* Reads the PSS of every member counted in the tree `t` that the last
+ * mg__probe_sample filled (snap->tree) and sets t->pss_known, pss_bytes
+ * and pss_unread: a member gone since is left out, one whose smaps cannot
+ * be read counts with its RSS (pss_unread says how many). Costs a page-table
+ * walk per member: call it only when the figure decides something. Does
+ * nothing when t is not known. */
+void mg__probe_tree_pss(mg__probe *p, mg_proctree *t);
 void mg__probe_close(mg__probe *p);
 
 /* ---- ram.c: the effective RAM figure ------------------------------------ */

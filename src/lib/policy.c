@@ -173,6 +173,24 @@ mg_level mg_classify(const mg_config *cfg, const mg_snapshot *snap,
     return best.level;
 }
 
+bool mg__budget_proven_safe(const mg_config *cfg, uint64_t used_upper, uint64_t budget)
+{
+    mg_config c;
+    mg__config_numbers(cfg, &c);
+    if (budget == 0) return true; /* no budget, nothing to judge */
+    /* judge() warns at warn_ram_frac, or warn_ram_frac - hysteresis_frac
+     * once warned; stop_ram_frac >= warn_ram_frac (mg_config_check). The
+     * fraction is computed as ram.c computes it, so a value below the line
+     * here is below it there, and any figure <= used_upper (PSS <= RSS)
+     * is too. */
+    double line = c.warn_ram_frac - (c.hysteresis_frac > 0.0 ? c.hysteresis_frac : 0.0);
+    double frac = (double)used_upper / (double)budget;
+    if (!(frac < line)) return false;
+    /* The floor applies to the budget's headroom as well. */
+    uint64_t free_bytes = budget > used_upper ? budget - used_upper : 0;
+    return c.min_free_ram_bytes == 0 || free_bytes >= c.min_free_ram_bytes;
+}
+
 /* Seconds-to-milliseconds for `bytes` at `rate` bytes per second. */
 static double fill_ms(double bytes, double rate)
 {
@@ -190,6 +208,24 @@ static double headroom(double stop, uint64_t used, uint64_t total,
         if (hf < h) h = hf;
     }
     return h > 0.0 ? h : 0.0;
+}
+
+/*
+ * A sample is never due sooner than MG__COST_FACTOR times what the last one
+ * cost, so sampling takes at most 1/MG__COST_FACTOR of one core's time. The
+ * RSS path costs microseconds and never reaches min_interval_ms this way;
+ * a PSS read walks page tables (milliseconds per GiB resident in every
+ * member, bench/sample.sh) and does. The floor wins over max_interval_ms:
+ * sampling faster than a sample can be afforded would spend the core the
+ * trainer needs, and a sample that slow is stale by its own length anyway.
+ */
+#define MG__COST_FACTOR 10u
+
+static uint32_t at_cost_floor(uint32_t ms, uint64_t sample_us)
+{
+    if (sample_us > UINT32_MAX) return UINT32_MAX; /* over an hour: garbage */
+    uint64_t floor_ms = (sample_us * MG__COST_FACTOR + 999u) / 1000u;
+    return ms < floor_ms ? (uint32_t)floor_ms : ms;
 }
 
 /*
@@ -243,7 +279,9 @@ uint32_t mg_next_poll_ms(const mg_config *cfg, const mg_snapshot *snap)
     /* Compare in double before converting: the unclamped value can be far
      * beyond uint32_t (an idle 1 TiB machine). NaN cannot occur (finite
      * operands, rates > 0) but would fall to `hi` as well. */
-    if (!(best < (double)hi)) return hi;
-    if (best <= (double)lo) return lo;
-    return (uint32_t)best;
+    uint32_t ms;
+    if (!(best < (double)hi)) ms = hi;
+    else if (best <= (double)lo) ms = lo;
+    else ms = (uint32_t)best;
+    return at_cost_floor(ms, snap->sample_us);
 }

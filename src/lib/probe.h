@@ -6,7 +6,7 @@
  *
  * One file per source: probe_meminfo.c (RAM and swap), probe_psi.c
  * (pressure), probe_cgroup.c (the container's limit and usage),
- * probe_tree.c (the RSS of a process tree); probe_linux.c opens, samples
+ * probe_tree.c (the RSS and PSS of a process tree); probe_linux.c opens, samples
  * and closes them together.
  */
 #ifndef MG_PROBE_H
@@ -45,6 +45,14 @@
 /* Upper bound on the members of one tree, so a runaway fork bomb cannot make
  * the probe allocate without limit. */
 #define MAX_MEMBERS (1u << 20)
+
+/* One member of the watched process tree. */
+typedef struct mg__member {
+    int pid;
+    int statm_fd;       /* kept open for the first MAX_KEPT members, else -1 */
+    bool rss_known;     /* its statm was read at the last sample */
+    uint64_t rss_bytes; /* that reading */
+} mg__member;
 
 typedef struct cg_level {
     size_t dir_len;  /* prefix of cg_dir that is this level's directory */
@@ -88,8 +96,7 @@ struct mg__probe {
     uint64_t last_discover_ms;
     int loadavg_fd;         /* /proc/loadavg: its last PID tells of forks */
     long last_pid;          /* as read at the last discovery, -1 unknown */
-    int *pids;
-    int *fds;                /* statm fd per member, -1 when not kept */
+    mg__member *members;     /* members[0] is the root */
     size_t nmembers;
     char *buf;               /* children lists can be long: grown on need */
     size_t buf_len;

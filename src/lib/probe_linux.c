@@ -2,17 +2,18 @@
 /*
  * probe_linux.c: the Linux probe. It reads /proc/meminfo (RAM and swap), the
  * caller's memory cgroup (v2 or v1: effective limit, usage, inactive file
- * cache), /proc/pressure/memory (PSI) and the RSS of a process tree, all
- * under injectable roots so tests can point it at fixture trees. This file
+ * cache), /proc/pressure/memory (PSI) and the RSS (and, on request, the
+ * PSS) of a process tree, all under injectable roots so tests can point it at fixture trees. This file
  * opens, samples and closes the sources (probe_meminfo.c, probe_psi.c,
  * probe_cgroup.c, probe_tree.c; their shared state is in probe.h).
  *
  * It keeps descriptors open and re-reads them with pread: 1.3-2.7 us per
  * file against 9-23 us for open+read+close (research/probes.md 3.6), so a
  * whole sample of a trainer and 8 workers costs about 45 us. It does not
- * combine the figures into an effective RAM total (ram.c does), does not read
- * PSS (smaps_rollup costs 17 ms per GiB resident, probes.md 3.2), does not
- * poll or arm PSI triggers, and keeps no global state.
+ * combine the figures into an effective RAM total (ram.c does), reads PSS
+ * only when the context asks (mg__probe_tree_pss: smaps_rollup walks page
+ * tables, probe_tree.c), does not poll or arm PSI triggers, and keeps no
+ * global state.
  */
 #include "probe.h"
 
@@ -154,8 +155,7 @@ void mg__probe_close(mg__probe *p)
     close_fd(&p->loadavg_fd);
     mg__probe_cgroup_close(p);
     mg__probe_tree_clear(p);
-    free(p->pids);
-    free(p->fds);
+    free(p->members);
     free(p->buf);
     free(p);
 }

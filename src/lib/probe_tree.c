@@ -1,11 +1,25 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * probe_tree.c: the RSS of a process and all its descendants. Members are
- * found through /proc/PID/task/TID/children (or a scan of /proc where that
- * file is missing), rediscovered once a second and sooner when
+ * probe_tree.c: the memory of a process and all its descendants (or of its
+ * descendants only, for a supervisor that watches what it started). Members
+ * are found through /proc/PID/task/TID/children (or a scan of /proc where
+ * that file is missing), rediscovered once a second and sooner when
  * /proc/loadavg's last PID says something forked; each member's statm is
- * kept open (up to MAX_KEPT) and re-read with pread. RSS, not PSS
- * (smaps_rollup costs 17 ms per GiB resident, probes.md 3.2).
+ * kept open (up to MAX_KEPT) and re-read with pread.
+ *
+ * Two figures. The RSS sum, read at every sample, costs microseconds but
+ * counts a page shared by N members N times: forked workers share their
+ * parent's pages copy-on-write, so a parent and 4 workers read 5x what they
+ * use. It is an upper bound (PSS <= RSS for every process). The PSS sum,
+ * read only when the context asks (mg__probe_tree_pss: ctx.c asks when a
+ * budget is set and the RSS sum does not already prove it safe), counts a
+ * page shared by N processes 1/N in each, so the tree's pages once: it
+ * walks each member's page tables in the kernel, milliseconds per GiB
+ * resident (bench/sample.sh prints the cost next to the RSS path).
+ *
+ * It does not decide when PSS is worth its cost (ctx.c and policy.c do),
+ * does not keep smaps files open (see member_pss), and reads no other
+ * per-process file.
  */
 #include "probe.h"
 
@@ -14,8 +28,13 @@
 
 void mg__probe_tree_clear(mg__probe *p)
 {
-    for (size_t i = 0; i < p->nmembers; i++) close_fd(&p->fds[i]);
+    for (size_t i = 0; i < p->nmembers; i++) close_fd(&p->members[i].statm_fd);
     p->nmembers = 0;
+}
+
+static uint64_t add_sat(uint64_t a, uint64_t b)
+{
+    return a + b < a ? UINT64_MAX : a + b;
 }
 
 static bool has_member(const int *pids, size_t n, int pid)
@@ -162,34 +181,33 @@ static void discover(mg__probe *p)
     if (!discover_children(p, &pids, &n, &cap)) discover_scan(p, &pids, &n, &cap);
 
     /* Keep the statm fds of members still there; the first MAX_KEPT get one. */
-    int *fds = malloc(n * sizeof *fds);
-    if (!fds) {
+    mg__member *m = malloc(n * sizeof *m);
+    if (!m) {
         free(pids);
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        fds[i] = -1;
+        m[i] = (mg__member){pids[i], -1, false, 0};
         if (i >= MAX_KEPT) continue;
         for (size_t j = 0; j < p->nmembers; j++)
-            if (p->pids[j] == pids[i] && p->fds[j] >= 0) {
-                fds[i] = p->fds[j];
-                p->fds[j] = -1;
+            if (p->members[j].pid == pids[i] && p->members[j].statm_fd >= 0) {
+                m[i].statm_fd = p->members[j].statm_fd;
+                p->members[j].statm_fd = -1;
                 break;
             }
     }
+    free(pids);
     mg__probe_tree_clear(p);
-    free(p->pids);
-    free(p->fds);
-    p->pids = pids;
-    p->fds = fds;
+    free(p->members);
+    p->members = m;
     p->nmembers = n;
 }
 
 static void drop_member(mg__probe *p, size_t i)
 {
-    close_fd(&p->fds[i]);
-    memmove(p->pids + i, p->pids + i + 1, (p->nmembers - i - 1) * sizeof *p->pids);
-    memmove(p->fds + i, p->fds + i + 1, (p->nmembers - i - 1) * sizeof *p->fds);
+    close_fd(&p->members[i].statm_fd);
+    memmove(p->members + i, p->members + i + 1,
+            (p->nmembers - i - 1) * sizeof *p->members);
     p->nmembers--;
 }
 
@@ -199,16 +217,17 @@ static int member_rss(mg__probe *p, size_t i, uint64_t *rss)
 {
     char path[PATH_LEN], buf[256];
     ssize_t n;
-    if (i < MAX_KEPT && p->fds[i] < 0) {
-        if (mg__path(path, sizeof path, "%s/%d/statm", p->proc_root, p->pids[i]))
+    mg__member *m = &p->members[i];
+    if (i < MAX_KEPT && m->statm_fd < 0) {
+        if (mg__path(path, sizeof path, "%s/%d/statm", p->proc_root, m->pid))
             return MG_ENOSPC;
-        p->fds[i] = open_ro(path);
-        if (p->fds[i] < 0) return errno == ENOENT || errno == ESRCH ? MG_ESRCH : MG_EIO;
+        m->statm_fd = open_ro(path);
+        if (m->statm_fd < 0) return errno == ENOENT || errno == ESRCH ? MG_ESRCH : MG_EIO;
     }
     if (i < MAX_KEPT) {
-        n = mg__pread_single(p->fds[i], buf, sizeof buf);
+        n = mg__pread_single(m->statm_fd, buf, sizeof buf);
     } else {
-        if (mg__path(path, sizeof path, "%s/%d/statm", p->proc_root, p->pids[i]))
+        if (mg__path(path, sizeof path, "%s/%d/statm", p->proc_root, m->pid))
             return MG_ENOSPC;
         n = mg__read_file(path, buf, sizeof buf);
     }
@@ -251,7 +270,7 @@ int mg__probe_tree_pids(mg__probe *p, uint64_t now_ms, int *pids, size_t cap)
     if (p->nmembers == 0) return MG_ENOMEM; /* discover could not allocate */
     size_t first = p->descendants_only ? 1 : 0;
     size_t n = p->nmembers - first;
-    for (size_t i = 0; i < n && i < cap; i++) pids[i] = p->pids[first + i];
+    for (size_t i = 0; i < n && i < cap; i++) pids[i] = p->members[first + i].pid;
     return n > INT_MAX ? INT_MAX : (int)n;
 }
 
@@ -272,8 +291,8 @@ void mg__probe_tree(mg__probe *p, uint64_t now_ms, mg_snapshot *snap)
     uint64_t sum = 0;
     unsigned count = 0;
     for (size_t i = 0; i < p->nmembers;) {
-        uint64_t rss = 0;
-        int rc = member_rss(p, i, &rss);
+        mg__member *m = &p->members[i];
+        int rc = member_rss(p, i, &m->rss_bytes);
         if (rc == MG_ESRCH) {
             if (i == 0) {
                 mg__logf(&p->log, MG_LOG_WARN, "process %d is gone", p->root_pid);
@@ -284,18 +303,134 @@ void mg__probe_tree(mg__probe *p, uint64_t now_ms, mg_snapshot *snap)
             drop_member(p, i);
             continue;
         }
-        if (rc == 0 && i == 0 && p->descendants_only) {
-            /* the root: alive, not counted */
-        } else if (rc == 0) {
-            sum = sum + rss < sum ? UINT64_MAX : sum + rss;
+        /* Under descendants_only the root is read only to see it alive. */
+        m->rss_known = rc == 0 && !(i == 0 && p->descendants_only);
+        if (m->rss_known) {
+            sum = add_sat(sum, m->rss_bytes);
             count++;
-        } else {
-            mg__logf(&p->log, MG_LOG_DEBUG, "statm of %d: %s", p->pids[i],
-                     mg_strerror(rc));
+        } else if (rc != 0) {
+            mg__logf(&p->log, MG_LOG_DEBUG, "statm of %d: %s", m->pid, mg_strerror(rc));
         }
         i++;
     }
     t->known = true;
     t->nprocs = count;
     t->rss_bytes = sum;
+}
+
+/* ---- PSS ------------------------------------------------------------------ */
+
+/* Adds the kB of one line to *kb when it is a "Pss:" line ("Pss_Anon:",
+ * "SwapPss:" and the rest are other figures). */
+static void pss_line(const char *line, uint64_t *kb, bool *found)
+{
+    if (!starts_with(line, "Pss:")) return;
+    const char *q = line + 4;
+    uint64_t v;
+    if (mg__parse_u64(&q, &v) != 0) return;
+    while (*q == ' ' || *q == '\t') q++;
+    if (strncmp(q, "kB", 2) != 0) return;
+    *kb = add_sat(*kb, v);
+    *found = true;
+}
+
+/* Sums the "Pss:" lines of an smaps-style file, reading it in pieces
+ * through p->buf: smaps_rollup has one such line, smaps one per mapping and
+ * can be megabytes long. A line longer than the buffer (a mapping's path)
+ * is skipped: it is not a Pss line. Returns 0, MG_ESRCH (the process has
+ * no address space any more), MG_EPERM, MG_EIO, or MG_EPARSE when no Pss
+ * line was found. */
+static int sum_pss_lines(mg__probe *p, int fd, uint64_t *kb)
+{
+    char *buf = p->buf;
+    size_t cap = p->buf_len - 1, have = 0;
+    bool skipping = false, found = false;
+    *kb = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf + have, cap - have);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            if (errno == ESRCH) return MG_ESRCH;
+            return errno == EACCES || errno == EPERM ? MG_EPERM : MG_EIO;
+        }
+        if (n == 0) break;
+        have += (size_t)n;
+        buf[have] = '\0';
+        char *line = buf, *nl;
+        while ((nl = memchr(line, '\n', have - (size_t)(line - buf))) != NULL) {
+            *nl = '\0';
+            if (!skipping) pss_line(line, kb, &found);
+            skipping = false;
+            line = nl + 1;
+        }
+        size_t rest = have - (size_t)(line - buf);
+        if (rest == cap) {
+            skipping = true;
+            rest = 0;
+        }
+        memmove(buf, line, rest);
+        have = rest;
+    }
+    buf[have] = '\0';
+    if (have && !skipping) pss_line(buf, kb, &found);
+    return found ? 0 : MG_EPARSE;
+}
+
+/*
+ * PSS of one process, in bytes: its smaps_rollup (kernel 4.14+), else the
+ * sum over its smaps. Each read opens the file anew. A descriptor of these
+ * files is bound to the address space the process had at open time, not to
+ * the process: after an execve a kept one fails with ESRCH although the
+ * process lives on (and one opened while a vfork child shared its parent's
+ * memory would go on reading the parent's). Opening costs a path lookup, a
+ * few microseconds next to the page walk. Returns 0, MG_ESRCH when the
+ * process is gone or has no memory left (a zombie), or another negative
+ * code when its PSS cannot be read (permission, a kernel without smaps, a
+ * malformed file).
+ */
+static int member_pss(mg__probe *p, int pid, uint64_t *bytes)
+{
+    static const char *const names[] = {"smaps_rollup", "smaps"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        char path[PATH_LEN];
+        if (mg__path(path, sizeof path, "%s/%d/%s", p->proc_root, pid, names[k]))
+            return MG_ENOSPC;
+        int fd = open_ro(path);
+        if (fd < 0 && errno == ENOENT) continue;
+        if (fd < 0) {
+            if (errno == ESRCH) return MG_ESRCH;
+            return errno == EACCES || errno == EPERM ? MG_EPERM : MG_EIO;
+        }
+        uint64_t kb;
+        int rc = sum_pss_lines(p, fd, &kb);
+        close(fd);
+        if (rc == 0) *bytes = kb > UINT64_MAX / 1024u ? UINT64_MAX : kb * 1024u;
+        return rc;
+    }
+    /* Neither file: the process is gone, or this kernel has no smaps. */
+    return mg__probe_pid_exists(p, pid) ? MG_ENOENT : MG_ESRCH;
+}
+
+void mg__probe_tree_pss(mg__probe *p, mg_proctree *t)
+{
+    if (!t->known || p->root_gone) return;
+    uint64_t sum = 0;
+    unsigned unread = 0;
+    for (size_t i = 0; i < p->nmembers; i++) {
+        const mg__member *m = &p->members[i];
+        if (!m->rss_known) continue; /* not in the RSS sum either */
+        uint64_t b = 0;
+        int rc = member_pss(p, m->pid, &b);
+        if (rc == MG_ESRCH) continue; /* gone since its statm was read */
+        if (rc < 0) {
+            mg__logf(&p->log, MG_LOG_DEBUG, "PSS of %d: %s: counted with its RSS",
+                     m->pid, mg_strerror(rc));
+            b = m->rss_bytes;
+            unread++;
+        }
+        sum = add_sat(sum, b);
+    }
+    t->pss_known = true;
+    t->pss_bytes = sum;
+    t->pss_unread = unread;
 }

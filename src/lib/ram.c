@@ -6,9 +6,10 @@
  * Three limits can end a run: the machine (MemTotal vs MemAvailable), the
  * container's cgroup limit (its working set, usage minus inactive file
  * cache, as kubelet counts it), and the caller's budget (the process tree's
- * RSS). Each applicable one is evaluated and the one closest to full
- * decides, so a budget never hides a machine that is about to run out. It
- * does no I/O: the probes have already filled the snapshot.
+ * used_bytes: its PSS, or its RSS sum where that proves the budget safe;
+ * ctx.c decides which). Each applicable one is evaluated and the one
+ * closest to full decides, so a budget never hides a machine that is about
+ * to run out. It does no I/O: the probes have already filled the snapshot.
  */
 #include "internal.h"
 
@@ -49,7 +50,7 @@ void mg__ram_combine(mg_snapshot *snap, uint64_t ram_budget_bytes)
             return;
         }
         c[n++] = (candidate){MG_RAM_SOURCE_BUDGET, ram_budget_bytes,
-                             snap->tree.rss_bytes};
+                             snap->tree.used_bytes};
     }
     r->nlimits = n;
     if (n == 0) {

@@ -142,6 +142,21 @@ static void reason_obj(mg__tb *w, const mg_verdict *v)
     mg__tb_printf(w, "}");
 }
 
+/* {"pid", "descendants_only", "nprocs", "rss_bytes", "pss_bytes",
+ * "pss_unread", "used_bytes"}: the PSS pair is null when PSS was not read,
+ * and used_bytes is the figure judged against a budget. */
+static void process_tree_obj(mg__tb *w, const mg_proctree *t)
+{
+    mg__tb_printf(w, "{\"pid\":%d,\"descendants_only\":%s,\"nprocs\":%u,"
+                     "\"rss_bytes\":%" PRIu64 ",\"pss_bytes\":",
+                  t->pid, t->descendants_only ? "true" : "false", t->nprocs, t->rss_bytes);
+    if (t->pss_known)
+        mg__tb_printf(w, "%" PRIu64 ",\"pss_unread\":%u", t->pss_bytes, t->pss_unread);
+    else
+        mg__tb_printf(w, "null,\"pss_unread\":null");
+    mg__tb_printf(w, ",\"used_bytes\":%" PRIu64 "}", t->used_bytes);
+}
+
 int mg_format_json(const mg_config *cfg, const mg_snapshot *snap,
                    const mg_verdict *v, char *buf, size_t buf_len)
 {
@@ -160,8 +175,9 @@ int mg_format_json(const mg_config *cfg, const mg_snapshot *snap,
     mg__tb_init(&w, buf, buf_len);
     mg__num_locale l = mg__num_locale_begin();
 
-    mg__tb_printf(&w, "{\"time_ms\":%" PRIu64 ",\"level\":\"%s\",\"reason\":",
-                  snap->time_ms, mg_level_name(v->level));
+    mg__tb_printf(&w, "{\"time_ms\":%" PRIu64 ",\"sample_us\":%" PRIu64
+                      ",\"level\":\"%s\",\"reason\":",
+                  snap->time_ms, snap->sample_us, mg_level_name(v->level));
     reason_obj(&w, v);
 
     mg__tb_printf(&w, ",\"unknown\":[");
@@ -232,12 +248,8 @@ int mg_format_json(const mg_config *cfg, const mg_snapshot *snap,
     }
 
     mg__tb_printf(&w, ",\"process_tree\":");
-    if (snap->tree.known)
-        mg__tb_printf(&w,
-                      "{\"pid\":%d,\"nprocs\":%u,\"rss_bytes\":%" PRIu64 "}",
-                      snap->tree.pid, snap->tree.nprocs, snap->tree.rss_bytes);
-    else
-        mg__tb_printf(&w, "null");
+    if (snap->tree.known) process_tree_obj(&w, &snap->tree);
+    else mg__tb_printf(&w, "null");
 
     mg__tb_printf(&w, ",\"psi\":");
     if (snap->psi.known) {
