@@ -21,6 +21,17 @@
  *   helper_child workers N STEP_MB EVERY_MS CKPT
  *       forks N workers that allocate; the parent allocates nothing, and on
  *       a stop request kills its workers, writes CKPT and exits 75.
+ *   helper_child launcher wait|quit CODE STEP_MB EVERY_MS CKPT SAVE_MS
+ *       a launcher (torchrun's agent, an mp.spawn parent): it has no
+ *       handler for the checkpoint signal and forks one rank that runs the
+ *       alloc loop; on a request the rank takes SAVE_MS to save, writes
+ *       CKPT, acknowledges it (mg_stop_acknowledge) and exits 75. The
+ *       launcher exits CODE when the rank has exited ("wait"), or at once
+ *       when the stop file appears ("quit"), leaving the rank saving.
+ *   helper_child setsid exit|stay MB
+ *       forks a child that leaves the group with setsid(), ignores the
+ *       checkpoint signal and SIGHUP, allocates MB and sleeps. The parent
+ *       then exits 0 ("exit") or sleeps ("stay").
  *   helper_child sleep
  *       sleeps; on SIGINT prints "got SIGINT" and exits 130.
  *   helper_child exit CODE
@@ -28,6 +39,7 @@
 #include "memguard.h"
 
 #include <fcntl.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +78,70 @@ static void checkpoint(const char *path, long allocated_mb)
     if (rename(tmp, path) != 0) _exit(4);
 }
 
+/* The alloc loop of a trainer: on a request, take save_ms, write ckpt,
+ * acknowledge it when `ack`, exit 75; at cap_mb exit 0. */
+static int alloc_loop(mg_stop *stop, long step, long every, long cap, const char *ckpt,
+                      long save_ms, bool ack)
+{
+    long total = 0;
+    for (;;) {
+        if (mg_stop_requested(stop)) {
+            sleep_ms(save_ms);
+            checkpoint(ckpt, total);
+            if (ack && mg_stop_acknowledge(stop, ckpt) != 0) return 6;
+            return MG_EXIT_MEMSTOP;
+        }
+        if (total + step > cap) return 0;
+        grab(step);
+        total += step;
+        sleep_ms(every);
+    }
+}
+
+static bool exists(const char *path)
+{
+    return path && access(path, F_OK) == 0;
+}
+
+static int launcher(bool quit, int code, long step, long every, const char *ckpt, long save_ms)
+{
+    pid_t rank = fork();
+    if (rank < 0) return 3;
+    if (rank == 0) {
+        alarm(30); /* alarms are not inherited across fork */
+        mg_stop *stop = mg_stop_open(0, NULL);
+        _exit(stop ? alloc_loop(stop, step, every, 100000, ckpt, save_ms, true) : 5);
+    }
+    const char *stop_file = getenv("MEMGUARD_STOP_FILE");
+    for (;;) {
+        if (waitpid(rank, NULL, WNOHANG) == rank) return code;
+        if (quit && exists(stop_file)) return code;
+        sleep_ms(5);
+    }
+}
+
+static int setsid_child(bool stay, long mb)
+{
+    int p[2];
+    if (pipe(p) != 0) return 3;
+    pid_t kid = fork();
+    if (kid < 0) return 3;
+    if (kid == 0) {
+        alarm(30); /* alarms are not inherited across fork */
+        setsid();
+        signal(SIGUSR1, SIG_IGN);
+        signal(SIGHUP, SIG_IGN);
+        grab(mb);
+        char c = 1;
+        if (write(p[1], &c, 1) != 1) _exit(3);
+        for (;;) pause();
+    }
+    char c;
+    if (read(p[0], &c, 1) != 1) return 3;
+    if (!stay) return 0;
+    for (;;) pause();
+}
+
 static volatile sig_atomic_t got_int;
 static void on_int(int sig) { (void)sig; got_int = 1; }
 
@@ -87,18 +163,13 @@ int main(int argc, char **argv)
         if (strcmp(mode, "filestop") == 0) signal(SIGUSR1, SIG_IGN);
         mg_stop *stop = mg_stop_open(strcmp(mode, "filestop") == 0 ? -1 : 0, NULL);
         if (!stop) return 5;
-        long total = 0;
-        for (;;) {
-            if (mg_stop_requested(stop)) {
-                checkpoint(argv[4], total);
-                return MG_EXIT_MEMSTOP;
-            }
-            if (total + step > cap) return 0;
-            grab(step);
-            total += step;
-            sleep_ms(every);
-        }
+        return alloc_loop(stop, step, every, cap, argv[4], 0, false);
     }
+    if (strcmp(mode, "launcher") == 0 && argc == 8)
+        return launcher(strcmp(argv[2], "quit") == 0, atoi(argv[3]), atol(argv[4]),
+                        atol(argv[5]), argv[6], atol(argv[7]));
+    if (strcmp(mode, "setsid") == 0 && argc == 4)
+        return setsid_child(strcmp(argv[2], "stay") == 0, atol(argv[3]));
     if (strcmp(mode, "late") == 0 && argc == 5) {
         grab(atol(argv[3]));
         sleep_ms(atol(argv[2]));

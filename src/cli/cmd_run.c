@@ -5,6 +5,7 @@
  * supervise.c does the work. Everything the user can get wrong is rejected
  * here, before the command starts, with one line and exit status 2.
  */
+#define _GNU_SOURCE /* sigabbrev_np */
 #include "run.h"
 
 #include <errno.h>
@@ -78,24 +79,68 @@ static int ms_arg(const char *flag, const char *arg, uint32_t *out)
     return 0;
 }
 
+/* Signals that cannot mean "checkpoint": the uncatchable ones, job
+ * control, the child's status, the synchronous faults (a handler for them
+ * belongs to the runtime, not to a checkpoint), SIGPIPE, and the real-time
+ * signals glibc keeps for itself (32 and 33, below SIGRTMIN). */
+static bool refused_signal(int sig)
+{
+    switch (sig) {
+    case SIGKILL: case SIGSTOP: case SIGCHLD: case SIGCONT: case SIGTSTP: case SIGTTIN:
+    case SIGTTOU: case SIGSEGV: case SIGBUS: case SIGFPE: case SIGILL: case SIGTRAP:
+    case SIGSYS: case SIGABRT: case SIGPIPE:
+        return true;
+    default:
+        return sig < 1 || sig > SIGRTMAX || (sig > 31 && sig < SIGRTMIN);
+    }
+}
+
+/* Decimal digits only (no sign, blank or base prefix), lo..hi. */
+static bool parse_int_strict(const char *s, int lo, int hi, int *out)
+{
+    long v = 0;
+    if (!*s) return false;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9') return false;
+        v = v * 10 + (*s - '0');
+        if (v > hi) return false;
+    }
+    if (v < lo) return false;
+    *out = (int)v;
+    return true;
+}
+
+/* "USR1", "SIGUSR1", "usr1", "RTMIN+2" or a number. */
+static int signal_number(const char *arg)
+{
+    const char *n = strncasecmp(arg, "SIG", 3) == 0 ? arg + 3 : arg;
+    for (int sig = 1; sig < 32; sig++) {
+        const char *abbrev = sigabbrev_np(sig);
+        if (abbrev && strcasecmp(n, abbrev) == 0) return sig;
+    }
+    if (strncasecmp(n, "RTMIN+", 6) == 0) {
+        int off;
+        return parse_int_strict(n + 6, 0, SIGRTMAX - SIGRTMIN, &off) ? SIGRTMIN + off : -1;
+    }
+    int v;
+    return parse_int_strict(arg, 1, SIGRTMAX, &v) ? v : -1;
+}
+
 static int signal_arg(const char *arg, int *out)
 {
-    static const struct { const char *name; int sig; } names[] = {
-        {"HUP", SIGHUP}, {"INT", SIGINT}, {"QUIT", SIGQUIT}, {"USR1", SIGUSR1},
-        {"USR2", SIGUSR2}, {"TERM", SIGTERM}, {"ALRM", SIGALRM},
-    };
-    const char *n = strncasecmp(arg, "SIG", 3) == 0 ? arg + 3 : arg;
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strcasecmp(n, names[i].name) == 0) { *out = names[i].sig; return 0; }
-    char *end;
-    errno = 0;
-    long v = strtol(arg, &end, 10);
-    if (!errno && end != arg && !*end && v >= 1 && v <= SIGRTMAX && v != SIGKILL && v != SIGSTOP) {
-        *out = (int)v;
+    int sig = signal_number(arg);
+    if (sig > 0 && !refused_signal(sig)) {
+        *out = sig;
         return 0;
     }
-    return cli_usage_error("--signal '%s': expected USR1, USR2, TERM, INT, HUP, QUIT, ALRM "
-                           "or a signal number (not KILL or STOP)", arg);
+    char name[32];
+    if (sig > 0)
+        return cli_usage_error("--signal '%s': %s cannot mean \"checkpoint\" (not KILL, STOP, "
+                               "CHLD, CONT, TSTP, TTIN, TTOU, PIPE, the faults or 32-33); "
+                               "use USR1 (default), USR2, TERM, INT, HUP, ALRM or RTMIN+N",
+                               arg, signal_name(sig, name, sizeof name));
+    return cli_usage_error("--signal '%s': expected a signal name such as USR1, USR2, TERM, "
+                           "RTMIN+2, or its number", arg);
 }
 
 /* mlockall so memguard itself is never paged out while memory runs out,
@@ -225,8 +270,6 @@ int cmd_run(int argc, char **argv)
             return cli_usage_error("--on-warn '%s': expected the absolute path of an executable file",
                                    o.on_warn);
     }
-    if (o.stop_file && !*o.stop_file)
-        return cli_usage_error("--stop-file '': expected a path");
 
     mg_ctx *ctx = cli_open(&o.c, &status);
     if (!ctx) return status;

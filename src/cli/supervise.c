@@ -2,24 +2,37 @@
 /*
  * supervise.c: the heart of `memguard run`: start the command in its own
  * process group, watch memory at the library's adaptive interval, and when
- * it turns critical ask the command to checkpoint and stop (stop file +
- * signal), then escalate: SIGTERM after --grace, SIGKILL after
- * --kill-after, SIGKILL at once past a hard limit. It reaps, forwards
- * SIGINT / SIGTERM / SIGHUP / SIGQUIT, and returns the exit status.
+ * it turns critical ask the command to checkpoint and stop, then escalate:
+ * SIGTERM after --grace, SIGKILL after --kill-after, SIGKILL at once past a
+ * hard limit. It reaps, forwards SIGINT / SIGTERM / SIGHUP / SIGQUIT, and
+ * returns the exit status: 75 whenever the trainer acknowledged a good
+ * save, whatever a launcher made of its status.
  *
- * Signals are handled synchronously: they stay blocked and are read from a
- * signalfd in the poll loop, so no work ever happens in a signal handler
- * (the hang Lightning #21406 reports comes from saving inside one). The
- * escalation is a one-way state machine, RUNNING -> REQUESTED ->
- * TERMINATED -> KILLED, so SIGTERM is sent once and never looped on
- * (earlyoom #354 / #373: a SIGTERM-immune process was never killed).
+ * The request is the stop file (stopfile.c) plus the checkpoint signal,
+ * sent only to processes of the tree that catch it (SigCgt) at that moment,
+ * and again to any that installs a handler while the request is pending: a
+ * signal with its default action would kill torchrun's agent, an mp.spawn
+ * parent, a bash wrapper, a spawned DataLoader worker still starting, or a
+ * trainer that has not created its guard yet. Those read the stop file.
  *
- * Signals go to the child's process group with kill(-pgid). That cannot
- * hit a reused PID: while the leader is our unreaped child its PID, which
- * is the group's ID, cannot be handed out again, and after it is reaped the
- * kernel keeps the group's ID reserved as long as any member lives. PIDs
- * read from /proc are never signalled. memguard becomes a child subreaper,
- * so workers orphaned by the command are reparented to it and reaped.
+ * Signals to memguard itself are handled synchronously: every catchable one
+ * is blocked and read from a signalfd in the poll loop (SIGPIPE is ignored:
+ * `memguard run ... | head` must not kill the supervisor), so no stray
+ * signal can kill it and leave the trainer unguarded, and no work ever
+ * happens in a handler (the hang Lightning #21406 reports comes from saving
+ * inside one). SIGUSR1 to memguard is a manual request; the others that do
+ * not end the job are logged and ignored. The command gets the checkpoint
+ * signal as its parent-death signal, so even a SIGKILLed memguard leaves a
+ * trainer that saves and stops. The escalation is a one-way state machine,
+ * RUNNING -> REQUESTED -> TERMINATED -> KILLED, so SIGTERM is sent once and
+ * never looped on (earlyoom #354 / #373).
+ *
+ * Who gets signalled: the whole process group with kill(-pgid) while the
+ * leader is our unreaped child (its PID, the group's ID, cannot be reused
+ * then), and every descendant of memguard through a pidfd (members.c), so
+ * processes that left the group with setsid() are reached and a reused PID
+ * never is. memguard is a child subreaper: orphans come back to it, are
+ * counted, reaped, and stopped with the rest.
  */
 #define _GNU_SOURCE /* pipe2, signalfd: this file is Linux-only */
 #include "run.h"
@@ -66,11 +79,18 @@ typedef struct sup {
     uint64_t next_report_ms;
     pid_t hook;                 /* running --on-warn hook, 0 if none */
     uint64_t hook_deadline_ms;
-    char stop_file[PATH_MAX];
-    bool stop_file_made;
-    bool signal_deferred;       /* the request's signal waits for a handler */
+    stop_paths files;           /* the stop file and the acknowledgement */
+    uint64_t next_recheck_ms;   /* a pending request looks for new catchers */
+    struct sent { int pid; unsigned long long start; } *sent;
+    size_t nsent;               /* processes the request's signal reached */
+    member *mem;                /* MEMBERS_MAX, scratch for members_list */
+    struct sigaction orig_pipe; /* SIGPIPE as memguard found it */
     char reason[256];           /* of the last non-safe verdict */
 } sup;
+
+/* How often a pending request looks for processes that installed a
+ * handler for the checkpoint signal since it was sent. */
+#define RECHECK_MS 50u
 
 static uint64_t now_us(void)
 {
@@ -111,26 +131,53 @@ static void log_event(sup *s, const char *event, const char *extra, const mg_sna
 
 /* ---- signals to the child --------------------------------------------------- */
 
-static const char *sig_name(int sig)
-{
-    switch (sig) {
-    case SIGHUP: return "SIGHUP";
-    case SIGINT: return "SIGINT";
-    case SIGQUIT: return "SIGQUIT";
-    case SIGUSR1: return "SIGUSR1";
-    case SIGUSR2: return "SIGUSR2";
-    case SIGTERM: return "SIGTERM";
-    case SIGKILL: return "SIGKILL";
-    case SIGALRM: return "SIGALRM";
-    default: return "signal";
-    }
-}
-
 static void signal_group(sup *s, int sig)
 {
+    char name[32];
+    if (s->child_done) return; /* the group's ID may be reused now */
     if (kill(-s->child, sig) != 0 && errno != ESRCH)
-        say("cannot send %s to process group %d: %s", sig_name(sig), (int)s->child,
-            strerror(errno));
+        say("cannot send %s to process group %d: %s", signal_name(sig, name, sizeof name),
+            (int)s->child, strerror(errno));
+}
+
+static bool was_sent(const sup *s, const member *m)
+{
+    for (size_t i = 0; i < s->nsent; i++)
+        if (s->sent[i].pid == m->pid && s->sent[i].start == m->start) return true;
+    return false;
+}
+
+/* Sends sig to the members of the tree; with `catchers` only to those that
+ * handle it and have not had it yet. Returns how many got it. */
+static size_t signal_members(sup *s, int sig, bool catchers)
+{
+    size_t n = members_list(s->ctx, catchers ? sig : 0, (int)s->hook, s->mem, MEMBERS_MAX);
+    size_t got = 0;
+    for (size_t i = 0; i < n; i++) {
+        const member *m = &s->mem[i];
+        if (catchers && (!m->catches || was_sent(s, m))) continue;
+        if (member_signal(m, sig) != 0) continue;
+        got++;
+        if (catchers && s->nsent < MEMBERS_MAX)
+            s->sent[s->nsent++] = (struct sent){m->pid, m->start};
+    }
+    members_release(s->mem, n);
+    return got;
+}
+
+/* Ends the job: the group while its leader lives, and every member. */
+static void signal_all(sup *s, int sig)
+{
+    signal_group(s, sig);
+    signal_members(s, sig, false);
+}
+
+/* The number of live members of the tree, the hook left out. */
+static size_t members_alive(sup *s)
+{
+    size_t n = members_list(s->ctx, 0, (int)s->hook, s->mem, MEMBERS_MAX);
+    members_release(s->mem, n);
+    return n;
 }
 
 /* ---- acting on levels ---------------------------------------------------------- */
@@ -156,108 +203,72 @@ static bool past_hard_limit(const sup *s, const mg_snapshot *snap, char *why, si
 static void kill_now(sup *s, const char *why, uint64_t detect_us, const mg_snapshot *snap,
                      const mg_verdict *v)
 {
-    if (!s->o->dry_run) signal_group(s, SIGKILL);
+    if (!s->o->dry_run) signal_all(s, SIGKILL);
     double latency = (double)(now_us() - detect_us) / 1000.0;
     char extra[512], q[300];
     json_quote(q, sizeof q, why);
     snprintf(extra, sizeof extra, "\"why\":%s,\"hard\":true,\"dry_run\":%s,\"latency_ms\":%.3f",
              q, s->o->dry_run ? "true" : "false", latency);
     log_event(s, "kill", extra, snap, v);
-    say("%s%s: killing process group %d now (SIGKILL)", s->o->dry_run ? "dry run: " : "",
-        why, (int)s->child);
+    say("%s%s: killing pid %d and its whole tree now (SIGKILL)",
+        s->o->dry_run ? "dry run: " : "", why, (int)s->child);
     s->phase = PH_KILLED;
 }
 
-/* Creates the stop file atomically (temp + rename), so the child never
- * reads half of it. Its content is the reason, for humans. */
-static void make_stop_file(sup *s)
+/* Sends the request's signal to the catchers that have not had it yet,
+ * logging each late one. Returns how many got it. */
+static size_t send_request_signal(sup *s, bool late)
 {
-    char tmp[PATH_MAX + 8];
-    snprintf(tmp, sizeof tmp, "%s.tmp", s->stop_file);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        say("cannot create the stop file %s: %s (the signal still goes out)", tmp,
-            strerror(errno));
-        return;
+    size_t before = s->nsent;
+    size_t got = signal_members(s, s->o->signo, true);
+    char name[32];
+    for (size_t i = before; late && i < s->nsent; i++) {
+        char extra[96];
+        snprintf(extra, sizeof extra, "\"pid\":%d,\"signal\":%d", s->sent[i].pid, s->o->signo);
+        log_event(s, "signal", extra, NULL, NULL);
+        say("pid %d now handles %s: sent it", s->sent[i].pid,
+            signal_name(s->o->signo, name, sizeof name));
     }
-    char line[300];
-    int n = snprintf(line, sizeof line, "%s\n", s->reason);
-    ssize_t w = write(fd, line, (size_t)n);
-    close(fd);
-    if (w != n || rename(tmp, s->stop_file) != 0) {
-        say("cannot write the stop file %s: %s", s->stop_file, strerror(errno));
-        unlink(tmp);
-        return;
-    }
-    s->stop_file_made = true;
+    s->next_recheck_ms = now_ms() + RECHECK_MS;
+    return got;
 }
 
-/* A request can come while the command is still starting (a Python
- * trainer spends seconds importing torch; a sanitized build, tens of ms
- * before main), before it installs its handler: the signal's default
- * action would then kill it with nothing saved. So during its first
- * STARTUP_MS, a command whose leader neither catches nor ignores the
- * signal yet gets the stop file at once and the signal when it handles
- * it, or when the window ends. A command that never handles it is then
- * stopped by it as before, at most STARTUP_MS later; the hard limits act
- * at once either way. */
-#define STARTUP_MS 3000u
-
-/* Whether sig is safe to send to the leader: it has a handler for it or
- * ignores it (SigCgt / SigIgn), so the default action cannot kill it.
- * True when unknown: no reason to hold the signal back then. */
-static bool leader_handles(const sup *s, int sig)
-{
-    char path[64], buf[4096];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)s->child);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return true;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return true;
-    buf[n] = '\0';
-    const char *ign = strstr(buf, "\nSigIgn:"), *cgt = strstr(buf, "\nSigCgt:");
-    if (!ign || !cgt) return true;
-    unsigned long long mask = strtoull(ign + 8, NULL, 16) | strtoull(cgt + 8, NULL, 16);
-    return (mask >> (sig - 1)) & 1u;
-}
-
-static void send_request_signal(sup *s)
-{
-    if (now_ms() < s->t0_ms + STARTUP_MS && !leader_handles(s, s->o->signo)) {
-        s->signal_deferred = true;
-        return;
-    }
-    s->signal_deferred = false;
-    signal_group(s, s->o->signo);
-}
-
+/* The request: the stop file for every process of the tree, the signal for
+ * those that catch it. */
 static void request_stop(sup *s, uint64_t detect_us, const mg_snapshot *snap, const mg_verdict *v)
 {
+    size_t got = 0;
     if (!s->o->dry_run) {
-        make_stop_file(s);
-        send_request_signal(s);
+        int rc = stop_file_write(&s->files, s->reason);
+        if (rc < 0)
+            say("cannot write the stop file %s: %s (the signal still goes out)",
+                s->files.stop, strerror(-rc));
+        got = send_request_signal(s, false);
     }
     double latency = (double)(now_us() - detect_us) / 1000.0;
-    char extra[PATH_MAX + 1024], q[300], f[PATH_MAX + 8];
+    char extra[PATH_MAX + 1024], q[300], f[PATH_MAX + 8], name[32];
     json_quote(q, sizeof q, s->reason);
-    json_quote(f, sizeof f, s->stop_file);
+    json_quote(f, sizeof f, s->files.stop);
+    signal_name(s->o->signo, name, sizeof name);
     snprintf(extra, sizeof extra,
-             "\"reason\":%s,\"signal\":%d,\"signal_deferred\":%s,\"stop_file\":%s,"
-             "\"dry_run\":%s,\"latency_ms\":%.3f,\"grace_ms\":%" PRIu64,
-             q, s->o->signo, s->signal_deferred ? "true" : "false", f,
-             s->o->dry_run ? "true" : "false", latency, s->o->grace_ms);
+             "\"reason\":%s,\"signal\":%d,\"signal_name\":\"%s\",\"signalled\":%zu,"
+             "\"stop_file\":%s,\"dry_run\":%s,\"latency_ms\":%.3f,\"grace_ms\":%" PRIu64,
+             q, s->o->signo, name, got, f, s->o->dry_run ? "true" : "false", latency,
+             s->o->grace_ms);
     log_event(s, "request", extra, snap, v);
-    say("%scritical: %s; asking pid %d to checkpoint and stop (%s, stop file %s), "
-        "grace %.0f s",
-        s->o->dry_run ? "dry run: " : "", s->reason, (int)s->child, sig_name(s->o->signo),
-        s->stop_file, (double)s->o->grace_ms / 1000.0);
-    if (s->signal_deferred)
-        say("pid %d has no handler for %s yet (starting up): the signal follows when it has "
-            "one, within %.0f s of its start", (int)s->child, sig_name(s->o->signo),
-            STARTUP_MS / 1000.0);
+    say("%scritical: %s; asking pid %d to checkpoint and stop (stop file %s; %s to %zu "
+        "process%s that handle%s it), grace %.0f s",
+        s->o->dry_run ? "dry run: " : "", s->reason, (int)s->child, s->files.stop, name, got,
+        got == 1 ? "" : "es", got == 1 ? "s" : "", (double)s->o->grace_ms / 1000.0);
     s->phase = PH_REQUESTED;
     s->deadline_ms = now_ms() + s->o->grace_ms;
+}
+
+/* In a child of memguard before exec: the signal state memguard found. */
+static void restore_signals(const sup *s)
+{
+    sigaction(SIGPIPE, &s->orig_pipe, NULL);
+    sigprocmask(SIG_SETMASK, &s->orig_mask, NULL);
 }
 
 static void run_hook(sup *s, mg_level level)
@@ -274,7 +285,7 @@ static void run_hook(sup *s, mg_level level)
         setenv("MEMGUARD_LEVEL", mg_level_name(level), 1);
         setenv("MEMGUARD_REASON", s->reason, 1);
         setenv("MEMGUARD_PID", pidbuf, 1);
-        sigprocmask(SIG_SETMASK, &s->orig_mask, NULL);
+        restore_signals(s);
         execl(s->o->on_warn, s->o->on_warn, (char *)NULL);
         _exit(127);
     }
@@ -316,19 +327,19 @@ static uint32_t check(sup *s)
         s->next_report_ms = now + s->o->report_interval_ms;
     }
     char why[160];
-    if (level == MG_LEVEL_CRITICAL && s->phase < PH_KILLED &&
-        past_hard_limit(s, &snap, why, sizeof why)) {
-        kill_now(s, why, detect_us, &snap, &v);
-    } else if (level == MG_LEVEL_CRITICAL && s->phase == PH_RUNNING) {
-        /* Act on the first critical sample, after one re-read agrees (a
-         * page-cache burst can come and go between two reads). */
+    bool act = s->phase == PH_RUNNING ||
+               (s->phase < PH_KILLED && past_hard_limit(s, &snap, why, sizeof why));
+    if (level == MG_LEVEL_CRITICAL && act) {
+        /* Nothing is done on one reading: a re-read must agree (a
+         * page-cache burst can come and go between two reads; the tree's
+         * figure is then its PSS, see mg_proctree). */
         mg_sample(s->ctx, &snap);
         level = mg_classify(s->cfg, &snap, &s->st, &v);
         if (level == MG_LEVEL_CRITICAL) {
             reason_text(&v, s->reason, sizeof s->reason);
             if (past_hard_limit(s, &snap, why, sizeof why))
                 kill_now(s, why, detect_us, &snap, &v);
-            else
+            else if (s->phase == PH_RUNNING)
                 request_stop(s, detect_us, &snap, &v);
         }
     } else if (level == MG_LEVEL_WARN && s->phase == PH_RUNNING) {
@@ -342,11 +353,12 @@ static uint32_t check(sup *s)
 static void escalate(sup *s)
 {
     uint64_t now = now_ms();
-    if (s->signal_deferred && s->phase == PH_REQUESTED) send_request_signal(s);
+    if (s->phase == PH_REQUESTED && !s->o->dry_run && now >= s->next_recheck_ms)
+        send_request_signal(s, true);
     if (s->phase == PH_REQUESTED && now >= s->deadline_ms) {
         say("%spid %d still running %.0f s after the request: sending SIGTERM",
             s->o->dry_run ? "dry run: " : "", (int)s->child, (double)s->o->grace_ms / 1000.0);
-        if (!s->o->dry_run) signal_group(s, SIGTERM);
+        if (!s->o->dry_run) signal_all(s, SIGTERM);
         log_event(s, "term", s->o->dry_run ? "\"dry_run\":true" : "\"dry_run\":false", NULL,
                   NULL);
         s->phase = PH_TERMINATED;
@@ -355,7 +367,7 @@ static void escalate(sup *s)
         say("%spid %d still running %.0f s after SIGTERM: sending SIGKILL",
             s->o->dry_run ? "dry run: " : "", (int)s->child,
             (double)s->o->kill_after_ms / 1000.0);
-        if (!s->o->dry_run) signal_group(s, SIGKILL);
+        if (!s->o->dry_run) signal_all(s, SIGKILL);
         log_event(s, "kill", s->o->dry_run ? "\"hard\":false,\"dry_run\":true"
                                            : "\"hard\":false,\"dry_run\":false", NULL, NULL);
         s->phase = PH_KILLED;
@@ -384,21 +396,48 @@ static void reap(sup *s)
     }
 }
 
+/* SIGUSR1 to memguard: a manual "checkpoint and stop". */
+static void manual_request(sup *s, const struct signalfd_siginfo *si)
+{
+    if (s->phase != PH_RUNNING || s->child_done) {
+        say("SIGUSR1 from pid %u: a request is already under way", si->ssi_pid);
+        return;
+    }
+    snprintf(s->reason, sizeof s->reason, "checkpoint requested with SIGUSR1 to memguard by pid %u",
+             si->ssi_pid);
+    request_stop(s, now_us(), NULL, NULL);
+}
+
+static void handle_signal(sup *s, const struct signalfd_siginfo *si)
+{
+    int sig = (int)si->ssi_signo;
+    char name[32], extra[96];
+    signal_name(sig, name, sizeof name);
+    switch (sig) {
+    case SIGCHLD: reap(s); return;
+    case SIGUSR1: manual_request(s, si); return;
+    case SIGINT: case SIGTERM: case SIGHUP: case SIGQUIT:
+        if (s->child_done) return;
+        /* What the user sent memguard goes to the whole job. */
+        snprintf(extra, sizeof extra, "\"signal\":%d,\"from_pid\":%u", sig, si->ssi_pid);
+        log_event(s, "forward", extra, NULL, NULL);
+        signal_group(s, sig);
+        return;
+    /* Job control and terminal noise: nothing to say. */
+    case SIGCONT: case SIGTSTP: case SIGTTIN: case SIGTTOU: case SIGWINCH: case SIGURG:
+        return;
+    default:
+        snprintf(extra, sizeof extra, "\"signal\":%d,\"from_pid\":%u", sig, si->ssi_pid);
+        log_event(s, "ignored_signal", extra, NULL, NULL);
+        say("ignoring %s from pid %u (memguard keeps guarding pid %d)", name, si->ssi_pid,
+            (int)s->child);
+    }
+}
+
 static void handle_signals(sup *s)
 {
     struct signalfd_siginfo si;
-    while (read(s->sfd, &si, sizeof si) == (ssize_t)sizeof si) {
-        int sig = (int)si.ssi_signo;
-        if (sig == SIGCHLD) {
-            reap(s);
-        } else if (!s->child_done) {
-            /* Forward what the user sent memguard to the whole job. */
-            log_event(s, "forward", sig == SIGINT ? "\"signal\":2" : sig == SIGTERM
-                      ? "\"signal\":15" : sig == SIGHUP ? "\"signal\":1" : "\"signal\":3",
-                      NULL, NULL);
-            signal_group(s, sig);
-        }
-    }
+    while (read(s->sfd, &si, sizeof si) == (ssize_t)sizeof si) handle_signal(s, &si);
 }
 
 /* Waits up to timeout_ms for signals, handling them. */
@@ -421,10 +460,12 @@ static int spawn(sup *s)
     char sigbuf[16], pidbuf[32];
     snprintf(sigbuf, sizeof sigbuf, "%d", s->o->signo);
     snprintf(pidbuf, sizeof pidbuf, "%d", (int)getpid());
-    setenv("MEMGUARD_STOP_FILE", s->stop_file, 1);
+    setenv("MEMGUARD_STOP_FILE", s->files.stop, 1);
+    setenv("MEMGUARD_ACK_FILE", s->files.ack, 1);
     setenv("MEMGUARD_STOP_SIGNAL", sigbuf, 1);
     setenv("MEMGUARD_SUPERVISOR_PID", pidbuf, 1);
 
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         say("cannot fork: %s", strerror(errno));
@@ -432,6 +473,11 @@ static int spawn(sup *s)
     }
     if (pid == 0) {
         setpgid(0, 0);
+        /* If memguard dies (even SIGKILLed), the command gets the
+         * checkpoint signal: it saves and stops instead of running on
+         * unguarded. Checked after setting: memguard may be gone already. */
+        prctl(PR_SET_PDEATHSIG, s->o->signo);
+        if (getppid() != parent) _exit(MG_EXIT_ERROR);
         /* SIGTTOU is blocked here (inherited mask), so a member of a
          * background group may take the terminal. */
         if (s->tty_handoff) tcsetpgrp(STDIN_FILENO, getpid());
@@ -443,7 +489,7 @@ static int spawn(sup *s)
             (void)w;
             close(fd);
         }
-        sigprocmask(SIG_SETMASK, &s->orig_mask, NULL);
+        restore_signals(s);
         execvp(s->o->argv[0], s->o->argv);
         int e = errno;
         ssize_t w = write(ep[1], &e, sizeof e);
@@ -466,8 +512,23 @@ static int spawn(sup *s)
     return 0;
 }
 
-static int exit_status(const sup *s)
+/* The status from the acknowledgement, when the trainer wrote one: a good
+ * save, whatever a launcher (torchrun, mp.spawn) returned. 0 if none. */
+static int acknowledged(sup *s)
 {
+    char ckpt[PATH_MAX], extra[PATH_MAX + 64], q[PATH_MAX + 8];
+    if (!stop_ack_read(&s->files, ckpt, sizeof ckpt)) return 0;
+    json_quote(q, sizeof q, ckpt);
+    snprintf(extra, sizeof extra, "\"checkpoint\":%s", q);
+    log_event(s, "ack", extra, NULL, NULL);
+    say("pid %d saved %s and stopped (exit %d)", (int)s->child, ckpt, MG_EXIT_MEMSTOP);
+    return MG_EXIT_MEMSTOP;
+}
+
+static int exit_status(sup *s)
+{
+    int acked = acknowledged(s);
+    if (acked) return acked;
     int st = s->child_status;
     if (s->o->dry_run || s->phase == PH_RUNNING) {
         if (WIFEXITED(st)) return WEXITSTATUS(st);
@@ -489,20 +550,103 @@ static int exit_status(const sup *s)
     return MG_EXIT_MEMKILL;
 }
 
-/* After the command exits: members of its group still alive (workers it
- * left behind) get SIGTERM, then SIGKILL after --kill-after. */
-static void clean_up_group(sup *s)
+/* Waits until no member is left or the deadline passes, reaping. */
+static bool wait_members_gone(sup *s, uint64_t deadline)
 {
-    if (kill(-s->child, 0) != 0) return;
-    say("process group %d outlived its leader: sending SIGTERM", (int)s->child);
-    kill(-s->child, SIGTERM);
-    uint64_t deadline = now_ms() + s->o->kill_after_ms;
-    while (kill(-s->child, 0) == 0 && now_ms() < deadline) wait_events(s, 50);
-    if (kill(-s->child, 0) == 0) {
-        say("process group %d still alive: sending SIGKILL", (int)s->child);
-        kill(-s->child, SIGKILL);
-        for (int i = 0; i < 100 && kill(-s->child, 0) == 0; i++) wait_events(s, 20);
+    while (members_alive(s) > 0) {
+        if (now_ms() >= deadline) return false;
+        wait_events(s, 50);
+        if (s->phase == PH_REQUESTED && !s->o->dry_run && now_ms() >= s->next_recheck_ms)
+            send_request_signal(s, true);
     }
+    return true;
+}
+
+/* After the command exits: processes of its tree still alive (workers it
+ * left behind, ranks, processes that left its group) get the rest of
+ * --grace when a request is pending (ranks may still be saving), then
+ * SIGTERM, then SIGKILL after --kill-after. */
+static void clean_up_tree(sup *s)
+{
+    if (members_alive(s) == 0) return;
+    if (s->phase == PH_REQUESTED && now_ms() < s->deadline_ms) {
+        say("pid %d exited during the request; its other processes get the rest of the "
+            "grace time to save", (int)s->child);
+        if (wait_members_gone(s, s->deadline_ms)) return;
+    }
+    say("processes of pid %d's tree outlived it: sending SIGTERM", (int)s->child);
+    log_event(s, "cleanup", "\"signal\":15", NULL, NULL);
+    signal_members(s, SIGTERM, false);
+    if (wait_members_gone(s, now_ms() + s->o->kill_after_ms)) return;
+    say("processes of pid %d's tree still alive: sending SIGKILL", (int)s->child);
+    log_event(s, "cleanup", "\"signal\":9", NULL, NULL);
+    signal_members(s, SIGKILL, false);
+    wait_members_gone(s, now_ms() + 2000);
+}
+
+/* Every catchable signal goes to the signalfd, SIGPIPE is ignored. */
+static int take_signals(sup *s)
+{
+    sigset_t set;
+    sigfillset(&set);
+    sigdelset(&set, SIGKILL);
+    sigdelset(&set, SIGSTOP);
+    sigdelset(&set, SIGPIPE);
+    sigprocmask(SIG_BLOCK, &set, &s->orig_mask);
+    struct sigaction ign;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &ign, &s->orig_pipe);
+    s->sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (s->sfd >= 0) return 0;
+    say("cannot create a signalfd: %s", strerror(errno));
+    return MG_EXIT_ERROR;
+}
+
+static void log_start(sup *s)
+{
+    char extra[4200], q[4096];
+    size_t pos = 0;
+    q[0] = '\0';
+    for (char **a = s->o->argv; *a && pos < sizeof q - 600; a++) {
+        char one[512];
+        json_quote(one, sizeof one, *a);
+        pos += (size_t)snprintf(q + pos, sizeof q - pos, "%s%s", pos ? "," : "", one);
+    }
+    snprintf(extra, sizeof extra, "\"pid\":%d,\"command\":[%s],\"dry_run\":%s",
+             (int)s->child, q, s->o->dry_run ? "true" : "false");
+    log_event(s, "start", extra, NULL, NULL);
+}
+
+static void watch(sup *s)
+{
+    uint64_t next_sample = 0;
+    while (!s->child_done) {
+        uint64_t now = now_ms();
+        if (now >= next_sample && (s->phase < PH_KILLED || s->o->dry_run))
+            next_sample = now_ms() + check(s);
+        escalate(s);
+        if (s->child_done) break;
+        /* Once killed, nothing is left to decide: just wait for SIGCHLD. */
+        uint64_t wake = s->phase < PH_KILLED || s->o->dry_run ? next_sample : now_ms() + 1000;
+        if (s->phase == PH_REQUESTED || s->phase == PH_TERMINATED)
+            wake = wake < s->deadline_ms ? wake : s->deadline_ms;
+        if (s->phase == PH_REQUESTED && s->next_recheck_ms < wake) wake = s->next_recheck_ms;
+        if (s->hook && s->hook_deadline_ms < wake) wake = s->hook_deadline_ms;
+        now = now_ms();
+        wait_events(s, wake > now ? wake - now : 0);
+    }
+}
+
+static void log_exit(sup *s, int status)
+{
+    char extra[200];
+    int st = s->child_status;
+    snprintf(extra, sizeof extra,
+             "\"pid\":%d,\"code\":%d,\"signal\":%d,\"phase\":\"%s\",\"exit_status\":%d",
+             (int)s->child, WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+             WIFSIGNALED(st) ? WTERMSIG(st) : 0, phase_name[s->phase], status);
+    log_event(s, "exit", extra, NULL, NULL);
 }
 
 int supervise(const run_opts *o, mg_ctx *ctx)
@@ -513,82 +657,43 @@ int supervise(const run_opts *o, mg_ctx *ctx)
     s.cfg = mg_ctx_config(ctx);
     s.t0_ms = now_ms();
     s.sfd = -1;
-    if (o->stop_file) {
-        snprintf(s.stop_file, sizeof s.stop_file, "%s", o->stop_file);
-    } else {
-        const char *dir = getenv("XDG_RUNTIME_DIR");
-        snprintf(s.stop_file, sizeof s.stop_file, "%s/memguard-%d.stop",
-                 dir && *dir ? dir : "/tmp", (int)getpid());
-    }
-    unlink(s.stop_file); /* a stale request must not stop the new run */
-
+    int status = stop_paths_init(&s.files, o->stop_file);
+    if (status) return status;
     s.log = runlog_open(o->log_path);
-    if (!s.log) return cli_usage_error("--log '%s': %s", o->log_path, strerror(errno));
-
-    sigset_t set;
-    sigemptyset(&set);
-    int sigs[] = {SIGCHLD, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTTOU, SIGTTIN};
-    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaddset(&set, sigs[i]);
-    sigprocmask(SIG_BLOCK, &set, &s.orig_mask);
-    sigdelset(&set, SIGTTOU);
-    sigdelset(&set, SIGTTIN);
-    s.sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    /* Orphaned workers come back to us, so they are reaped and counted. */
+    if (!s.log) {
+        stop_paths_cleanup(&s.files);
+        return cli_usage_error("--log '%s': %s", o->log_path, strerror(errno));
+    }
+    s.sent = calloc(MEMBERS_MAX, sizeof *s.sent);
+    s.mem = calloc(MEMBERS_MAX, sizeof *s.mem);
+    if (!s.sent || !s.mem) {
+        say("out of memory");
+        status = MG_EXIT_ERROR;
+        goto out;
+    }
+    /* Orphaned workers come back to us, so they are reaped, counted and
+     * stopped with the rest. */
     prctl(PR_SET_CHILD_SUBREAPER, 1);
     s.tty_handoff = isatty(STDIN_FILENO) && tcgetpgrp(STDIN_FILENO) == getpgrp();
+    if ((status = take_signals(&s)) || (status = spawn(&s))) goto out;
 
-    int status = s.sfd < 0 ? MG_EXIT_ERROR : spawn(&s);
-    if (s.sfd < 0) say("cannot create a signalfd: %s", strerror(errno));
-    if (status) goto out;
-
-    if (mg_watch_pid(ctx, s.child) < 0) say("cannot watch pid %d", (int)s.child);
-    {
-        char extra[4200], q[4096];
-        size_t pos = 0;
-        q[0] = '\0';
-        for (char **a = o->argv; *a && pos < sizeof q - 600; a++) {
-            char one[512];
-            json_quote(one, sizeof one, *a);
-            pos += (size_t)snprintf(q + pos, sizeof q - pos, "%s%s", pos ? "," : "", one);
-        }
-        snprintf(extra, sizeof extra, "\"pid\":%d,\"command\":[%s],\"dry_run\":%s",
-                 (int)s.child, q, o->dry_run ? "true" : "false");
-        log_event(&s, "start", extra, NULL, NULL);
-    }
-
-    uint64_t next_sample = 0;
-    while (!s.child_done) {
-        uint64_t now = now_ms();
-        if (now >= next_sample && (s.phase < PH_KILLED || o->dry_run))
-            next_sample = now_ms() + check(&s);
-        escalate(&s);
-        if (s.child_done) break;
-        /* Once killed, nothing is left to decide: just wait for SIGCHLD. */
-        uint64_t wake = s.phase < PH_KILLED || o->dry_run ? next_sample : now_ms() + 1000;
-        if (s.phase == PH_REQUESTED || s.phase == PH_TERMINATED)
-            wake = wake < s.deadline_ms ? wake : s.deadline_ms;
-        if (s.hook && s.hook_deadline_ms < wake) wake = s.hook_deadline_ms;
-        if (s.signal_deferred && now_ms() + 10 < wake) wake = now_ms() + 10;
-        now = now_ms();
-        wait_events(&s, wake > now ? wake - now : 0);
-    }
+    /* memguard's descendants, not just the command's: a process that left
+     * the command's tree through setsid() and a dead parent comes back to
+     * us, and still counts. */
+    if (mg_watch_descendants(ctx, (int)getpid()) < 0) say("cannot watch the process tree");
+    log_start(&s);
+    watch(&s);
+    clean_up_tree(&s);
     status = exit_status(&s);
-    {
-        char extra[200];
-        int st = s.child_status;
-        snprintf(extra, sizeof extra,
-                 "\"pid\":%d,\"code\":%d,\"signal\":%d,\"phase\":\"%s\",\"exit_status\":%d",
-                 (int)s.child, WIFEXITED(st) ? WEXITSTATUS(st) : -1,
-                 WIFSIGNALED(st) ? WTERMSIG(st) : 0, phase_name[s.phase], status);
-        log_event(&s, "exit", extra, NULL, NULL);
-    }
-    clean_up_group(&s);
+    log_exit(&s, status);
 out:
     if (s.tty_handoff) tcsetpgrp(STDIN_FILENO, getpgrp()); /* SIGTTOU still blocked */
     while (s.hook && waitpid(s.hook, NULL, 0) < 0 && errno == EINTR) {}
-    if (s.stop_file_made) unlink(s.stop_file);
+    stop_paths_cleanup(&s.files);
     if (s.sfd >= 0) close(s.sfd);
     sigprocmask(SIG_SETMASK, &s.orig_mask, NULL);
     runlog_close(s.log);
+    free(s.sent);
+    free(s.mem);
     return status;
 }
