@@ -216,7 +216,7 @@ static void test_emergency(void)
         "Current epoch: 42\n"
         "Emergency save failed: not saved\n"
         "\n"
-        "Exiting safely...\n"
+        "Exiting WITHOUT a checkpoint\n"
         RULE;
     mg_format_emergency(&v, &EN_ASCII, 42, NULL, buf, sizeof buf);
     CHECK_STR(buf, en_ascii);
@@ -229,7 +229,7 @@ static void test_emergency(void)
         "現在のエポック: 42\n"
         "緊急保存失敗: 保存されていません\n"
         "\n"
-        "安全に終了します...\n"
+        "チェックポイントなしで終了します\n"
         RULE;
     mg_format_emergency(&v, &JA_ASCII, 42, NULL, buf, sizeof buf);
     CHECK_STR(buf, ja_ascii);
@@ -244,6 +244,27 @@ static void test_emergency(void)
         "Exiting safely...\n"
         RULE;
     mg_format_emergency(NULL, &EN_ASCII, -1, "ckpt.pth", buf, sizeof buf);
+    CHECK_STR(buf, bare);
+
+    /* A reason given as text (memguard run's stop file, another rank's),
+     * verbatim; an empty one leaves the line out. */
+    const char *text =
+        RULE
+        "[STOP] Emergency stop\n"
+        RULE
+        "Reason: [rank 1] [!] RAM usage high: 88.5% (1.77GB/2.0GB)\n"
+        "Current epoch: 3\n"
+        "[OK] Emergency save complete: e.pth\n"
+        "\n"
+        "Exiting safely...\n"
+        RULE;
+    n = mg_format_emergency_text("[rank 1] [!] RAM usage high: 88.5% (1.77GB/2.0GB)",
+                                     &EN_ASCII, 3, "e.pth", buf, sizeof buf);
+    CHECK_STR(buf, text);
+    CHECK_INT(n, (int)strlen(text));
+    mg_format_emergency_text("", &EN_ASCII, -1, "ckpt.pth", buf, sizeof buf);
+    CHECK_STR(buf, bare);
+    mg_format_emergency_text(NULL, &EN_ASCII, -1, "ckpt.pth", buf, sizeof buf);
     CHECK_STR(buf, bare);
 }
 

@@ -2,12 +2,15 @@
 /*
  * test_stop.c: the trainer's side of the memguard run protocol: the
  * checkpoint signal only sets a flag, the stop file is seen, the
- * environment is read as documented, bad values are refused, and closing
- * restores the handler that was there before.
+ * environment is read as documented, bad values are refused, closing
+ * restores the handler that was there before, the stop file's reason is
+ * read, and a save is acknowledged atomically without following links.
  */
 #include "mg_proc.h"
 
 #include "memguard.h"
+
+#include <sys/stat.h>
 
 static volatile sig_atomic_t previous_ran;
 static void previous_handler(int sig) { (void)sig; previous_ran = 1; }
@@ -79,10 +82,99 @@ static void test_signal_from_environment(void)
     mg_stop_close(NULL);
 }
 
+static void test_reason(void)
+{
+    char path[600], big[6000];
+    snprintf(path, sizeof path, "%s/stop-reason.request", MG_TMPDIR);
+    unlink(path);
+    setenv("MEMGUARD_STOP_FILE", path, 1);
+    mg_stop *s = mg_stop_open(-1, NULL);
+    unsetenv("MEMGUARD_STOP_FILE");
+    CHECK(s != NULL);
+    if (!s) return;
+    char r[64];
+    CHECK_INT(mg_stop_reason(s, r, sizeof r), 0); /* no file */
+    CHECK_STR(r, "");
+    write_file(path, "%s\nRAM usage high: 88.5%% (1.77GB/2.0GB)\n", MG_STOP_FILE_HEADER);
+    CHECK_INT(mg_stop_reason(s, r, sizeof r), 36);
+    CHECK_STR(r, "RAM usage high: 88.5% (1.77GB/2.0GB)");
+    CHECK_INT(mg_stop_reason(s, r, 5), 4); /* truncated to fit */
+    CHECK_STR(r, "RAM ");
+    write_file(path, "%s\n", MG_STOP_FILE_HEADER); /* no reason line */
+    CHECK_INT(mg_stop_reason(s, r, sizeof r), 0);
+    write_file(path, "something else\nreason\n"); /* not memguard's format */
+    CHECK_INT(mg_stop_reason(s, r, sizeof r), 0);
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    write_file(path, "%s\n%s\n", MG_STOP_FILE_HEADER, big);
+    CHECK(mg_stop_reason(s, r, sizeof r) == 63);
+    unlink(path);
+    CHECK(mkdir(path, 0700) == 0); /* a folder: no reason, no hang */
+    CHECK_INT(mg_stop_reason(s, r, sizeof r), 0);
+    rmdir(path);
+    CHECK(mkfifo(path, 0600) == 0); /* a FIFO: no reason, no hang */
+    CHECK_INT(mg_stop_reason(s, r, sizeof r), 0);
+    unlink(path);
+    CHECK_INT(mg_stop_reason(NULL, r, sizeof r), MG_EINVAL);
+    CHECK_INT(mg_stop_reason(s, NULL, 0), MG_EINVAL);
+    mg_stop_close(s);
+}
+
+static void test_acknowledge(void)
+{
+    char ack[600], ckpt[600], tmp[700], victim[600], real[4096];
+    snprintf(ack, sizeof ack, "%s/stop-test.ack", MG_TMPDIR);
+    snprintf(ckpt, sizeof ckpt, "%s/stop-test.pth", MG_TMPDIR);
+    snprintf(victim, sizeof victim, "%s/stop-test.victim", MG_TMPDIR);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", ack, (long)getpid());
+    unlink(ack);
+    unlink(tmp);
+    write_file(ckpt, "weights");
+    /* Not under memguard run: nothing to do, nothing written. */
+    unsetenv("MEMGUARD_ACK_FILE");
+    mg_stop *s = mg_stop_open(-1, NULL);
+    CHECK_INT(mg_stop_acknowledge(s, ckpt), 0);
+    CHECK(access(ack, F_OK) != 0);
+    mg_stop_close(s);
+
+    setenv("MEMGUARD_ACK_FILE", ack, 1);
+    s = mg_stop_open(-1, NULL);
+    unsetenv("MEMGUARD_ACK_FILE");
+    /* A link planted at the temporary's name is not written through. */
+    write_file(victim, "precious\n");
+    CHECK(symlink(victim, tmp) == 0);
+    CHECK_INT(mg_stop_acknowledge(s, ckpt), 0);
+    char buf[4200] = "";
+    FILE *f = fopen(ack, "r");
+    if (f) {
+        if (!fgets(buf, sizeof buf, f)) buf[0] = '\0';
+        fclose(f);
+    }
+    char want[4200];
+    CHECK(realpath(ckpt, real) != NULL);
+    snprintf(want, sizeof want, "%s\n", real);
+    CHECK_STR(buf, want);
+    f = fopen(victim, "r");
+    if (f) {
+        if (!fgets(buf, sizeof buf, f)) buf[0] = '\0';
+        fclose(f);
+    }
+    CHECK_STR(buf, "precious\n");
+    CHECK(access(tmp, F_OK) != 0);
+    CHECK_INT(mg_stop_acknowledge(s, ""), MG_EINVAL);
+    CHECK_INT(mg_stop_acknowledge(NULL, ckpt), MG_EINVAL);
+    mg_stop_close(s);
+    unlink(ack);
+    unlink(ckpt);
+    unlink(victim);
+}
+
 int main(void)
 {
     MG_RUN(test_signal_sets_flag_and_close_restores);
     MG_RUN(test_stop_file);
     MG_RUN(test_signal_from_environment);
+    MG_RUN(test_reason);
+    MG_RUN(test_acknowledge);
     return mg_test_exit();
 }

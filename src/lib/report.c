@@ -190,8 +190,12 @@ static int emergency(reason_writer reason_line, const void *arg, const mg_text_o
     else
         mg__tb_printf(&b, "%s\n", ja ? "緊急保存失敗: 保存されていません"
                                      : "Emergency save failed: not saved");
-    mg__tb_printf(&b, "\n%s\n" RULE,
-                  ja ? "安全に終了します..." : "Exiting safely...");
+    /* Without a checkpoint the exit is not a safe one: say so. */
+    if (saved_path)
+        mg__tb_printf(&b, "\n%s\n" RULE, ja ? "安全に終了します..." : "Exiting safely...");
+    else
+        mg__tb_printf(&b, "\n%s\n" RULE, ja ? "チェックポイントなしで終了します"
+                                          : "Exiting WITHOUT a checkpoint");
     mg__num_locale_end(l);
     return mg__tb_done(&b);
 }
