@@ -586,7 +586,16 @@ static void guarded(const char *name, const char *mg_opts, int want_rc, bool wan
     CHECK(has == want_file);
     if (want_file && has) {
         CHECK_CONTAINS(U.out, "(stop requested by memguard run)");
+        /* The reason memguard wrote into its stop file, in the banner. */
+        CHECK_CONTAINS(U.out, "Reason: ");
+        CHECK_CONTAINS(U.out, "RAM usage high: ");
         CHECK(exists(named));
+        /* The save was acknowledged: memguard names the file. */
+        char real[4096], said[4200];
+        if (realpath(named, real)) {
+            snprintf(said, sizeof said, "saved %s and stopped", real);
+            CHECK_CONTAINS(U.err, said);
+        }
         defer(name, "load %s emergency", named);
     }
     if (!want_file) {

@@ -216,10 +216,26 @@ bool guard_check(guard *g, guard_point where, long batch)
     return false;
 }
 
-const mg_verdict *guard_verdict(const guard *g, bool *requested)
+void guard_print_emergency(const guard *g, long epoch, const char *saved_path)
 {
-    if (requested) *requested = g->requested;
-    return &g->v;
+    static char banner[4096];
+    char reason[300] = "", shown[320] = "";
+    bool ja = g->txt.lang == MG_LANG_JA;
+    if (g->requested) {
+        printf(ja ? "（memguard run からの停止要求）\n" : "(stop requested by memguard run)\n");
+        if (mg_stop_reason(g->stop, reason, sizeof reason) > 0)
+            snprintf(shown, sizeof shown, "%s %s",
+                     g->txt.emoji ? "\xE2\x9A\xA0\xEF\xB8\x8F" : "[!]", reason);
+        mg_format_emergency_text(shown, &g->txt, epoch, saved_path, banner, sizeof banner);
+    } else {
+        mg_format_emergency(&g->v, &g->txt, epoch, saved_path, banner, sizeof banner);
+    }
+    fputs(banner, stdout);
+}
+
+int guard_acknowledge(const guard *g, const char *path)
+{
+    return mg_stop_acknowledge(g->stop, path);
 }
 
 const mg_config *guard_config(const guard *g) { return mg_ctx_config(g->ctx); }

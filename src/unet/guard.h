@@ -48,10 +48,15 @@ typedef enum guard_point { GP_EPOCH, GP_TRAIN, GP_EVAL } guard_point;
  * stop request from `memguard run`. */
 bool guard_check(guard *g, guard_point where, long batch);
 
-/* Why the guard said stop (the reason line of the emergency banner), and
- * the verdict behind it (level CRITICAL with the resource, or SAFE with
- * `requested` true for a request from memguard run). */
-const mg_verdict *guard_verdict(const guard *g, bool *requested);
+/* Prints the seed's emergency banner for the stop guard_check() reported:
+ * the reason is the verdict, or the one memguard run wrote into its stop
+ * file (with a line saying memguard run asked); saved_path NULL means the
+ * save failed. */
+void guard_print_emergency(const guard *g, long epoch, const char *saved_path);
+
+/* Tells memguard run (when it runs us) that `path` is a good checkpoint,
+ * so it exits 75 whatever launched us. 0 or a negative MG_E* code. */
+int guard_acknowledge(const guard *g, const char *path);
 
 /* The resolved configuration (thresholds in force). */
 const mg_config *guard_config(const guard *g);

@@ -302,8 +302,6 @@ static int save(trainer *t, const char *name, const char *kind)
 static int emergency(trainer *t, int epoch)
 {
     char name[64], path[1200], err[512];
-    bool requested;
-    const mg_verdict *v = guard_verdict(t->g, &requested);
     long page = sysconf(_SC_PAGESIZE);
     uintptr_t lo = ((uintptr_t)t->m->zero_lo + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
     uintptr_t hi = (uintptr_t)t->m->zero_hi & ~((uintptr_t)page - 1);
@@ -317,20 +315,19 @@ static int emergency(trainer *t, int epoch)
     unet_loader_export(&t->tl, t->st.loader);
     int rc = ckpt_save(t->ck, path, &t->st, err, sizeof err);
     if (rc < 0) fprintf(stderr, "unet-train: cannot save %s: %s\n", path, err);
-
-    static char banner[4096];
-    mg_text_opts txt = mg_text_opts_from_env(STDOUT_FILENO);
-    mg_verdict shown = *v;
-    if (requested) shown.level = MG_LEVEL_SAFE; /* the reason is the request itself */
-    mg_format_emergency(&shown, &txt, epoch + 1, rc == 0 ? path : NULL, banner, sizeof banner);
-    if (requested)
-        printf(txt.lang == MG_LANG_JA ? "（memguard run からの停止要求）\n"
-                                      : "(stop requested by memguard run)\n");
-    fputs(banner, stdout);
+    int ack = rc == 0 ? guard_acknowledge(t->g, path) : 0;
+    if (ack < 0)
+        fprintf(stderr, "unet-train: saved %s, but cannot tell memguard run so: %s\n", path,
+                mg_strerror(ack));
+    guard_print_emergency(t->g, epoch + 1, rc == 0 ? path : NULL);
+    if (rc < 0) {
+        fflush(stdout);
+        return UT_EXIT_ERROR;
+    }
     printf("resume with: unet-train --resume %s [same options; a smaller --batch is fine]\n",
            path);
     fflush(stdout);
-    return rc == 0 ? UT_EXIT_MEMSTOP : UT_EXIT_ERROR;
+    return UT_EXIT_MEMSTOP;
 }
 
 static FILE *open_csv(const char *out)
