@@ -4,6 +4,11 @@
 # python3-psutil), in the same run. Medians of interleaved rounds; ratios
 # are what to compare (these machines are shared and noisy).
 # Targets (issue 2): ram <= 1.3x bare, psutil >= 4x ram.
+# Then the process tree (issue 10): a parent sharing 1 GiB copy-on-write
+# with its forked children, trees of 1, 5 and 17 processes, one sample on
+# the RSS path (no budget) against one on the PSS path (smaps_rollup of
+# every member), medians, and the interval mg_next_poll_ms gives after a
+# PSS sample (10x its cost). Needs about 1.2 GiB of free RAM.
 # Usage: bench/sample.sh [BUILD_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,3 +42,15 @@ awk -v b="$bare" -v r="$ram" -v p="$py_ns" 'BEGIN{
   printf "ratio memguard RAM / bare pread : %.2fx (target <= 1.3x)\n", r/b;
   printf "ratio psutil / memguard RAM    : %.2fx (target >= 4x)\n", p/r;
   printf "ratio psutil / bare pread      : %.2fx (the most any meminfo reader can reach here)\n", p/b }'
+
+echo
+printf '%-34s %12s %12s %9s %14s %18s\n' "tree sharing 1 GiB (median)" "RSS path" "PSS path" \
+  "PSS/RSS" "RSS sum, PSS" "next poll (PSS)"
+for n in 1 5 17; do
+  t=$("$build/bench/bench_sample" tree "$n" 1024 15)
+  get() { awk -v k="$1" '$1==k{print $2}' <<<"$t"; }
+  awk -v n="$n" -v r="$(get tree_rss)" -v p="$(get tree_pss)" -v rm="$(get tree_rss_mib)" \
+      -v pm="$(get tree_pss_mib)" -v np="$(get tree_next_poll_ms)" 'BEGIN{
+    printf "%-34s %9.1f us %9.2f ms %8.0fx %7.0f,%5.0f MiB %15d ms\n",
+      n " process" (n == 1 ? "" : "es"), r / 1e3, p / 1e6, p / r, rm, pm, np }'
+done
