@@ -202,6 +202,10 @@ static void test_check_json_fixture(void)
     CHECK_NEAR(num(j, "process_tree.pid"), 4242, 0);
     CHECK_NEAR(num(j, "process_tree.nprocs"), 1, 0);
     CHECK_NEAR(num(j, "process_tree.rss_bytes"), 25600.0 * (double)sysconf(_SC_PAGESIZE), 0.5);
+    /* No budget: PSS is never read; the RSS sum is the figure. */
+    CHECK(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "process_tree"), "pss_bytes")));
+    CHECK_NEAR(num(j, "process_tree.used_bytes"), 25600.0 * (double)sysconf(_SC_PAGESIZE), 0.5);
+    CHECK(num(j, "sample_us") >= 0);
     CHECK_NEAR(num(j, "psi.some_avg10"), 1.5, 1e-9);
     CHECK_NEAR(num(j, "psi.full_avg10"), 0.25, 1e-9);
     CHECK_STR(str(j, "gpu_state"), "ok");
@@ -294,8 +298,34 @@ static void test_cgroup_limit_and_budget(void)
         CHECK_STR(str(cJSON_GetArrayItem(lim, 0), "source"), "meminfo");
         CHECK_NEAR(num(cJSON_GetArrayItem(lim, 0), "total_bytes"), 16.0 * GIB, 0.5);
         CHECK_STR(str(cJSON_GetArrayItem(lim, 1), "source"), "budget");
+        /* 86 % is past the warn line, so PSS was read; this fixture has no
+         * smaps files, so the process counts with its RSS. */
+        double rss = num(j, "process_tree.rss_bytes");
+        CHECK_NEAR(num(j, "process_tree.pss_bytes"), rss, 0.5);
+        CHECK_NEAR(num(j, "process_tree.pss_unread"), 1, 0);
+        CHECK_NEAR(num(j, "process_tree.used_bytes"), rss, 0.5);
         cJSON_Delete(j);
     }
+    /* With its smaps_rollup saying Pss 0.5 GiB, the budget judges that. */
+    char p[1024];
+    snprintf(p, sizeof p, "%s/4242/smaps_rollup", proc_root);
+    write_file(p, "00400000-7ffc1b5fe000 ---p 00000000 00:00 0  [rollup]\n"
+                  "Rss:  %llu kB\nPss:  524288 kB\nPss_Anon:  900000 kB\n",
+               (unsigned long long)(0.86 * GIB / 1024));
+    st = RUN(env2, "check", "--json", "--no-gpu", "--ram-budget", "1G");
+    j = parse_out();
+    if (j) {
+        CHECK_INT(st, 0);
+        CHECK_NEAR(num(j, "process_tree.pss_bytes"), 0.5 * GIB, 0.5);
+        CHECK_NEAR(num(j, "process_tree.pss_unread"), 0, 0);
+        CHECK_NEAR(num(j, "process_tree.used_bytes"), 0.5 * GIB, 0.5);
+        CHECK_NEAR(num(j, "ram.used_frac"), 0.5, 1e-9);
+        cJSON_Delete(j);
+    }
+    st = RUN(env2, "check", "--no-gpu", "--ram-budget", "1G");
+    CHECK_INT(st, 0);
+    CHECK_CONTAINS(R.out, "Process tree: pid 4242, 1 process, PSS 0.50GB (RSS sum 0.86GB)\n");
+    unlink(p);
 }
 
 /* No NVML, an NVML whose init fails, two GPUs of which the second decides,
