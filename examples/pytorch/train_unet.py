@@ -166,9 +166,10 @@ def loaders(cfg):
     n_val = max(1, int(round(len(ds) * cfg["VAL_SPLIT"])))
     train, val = random_split(ds, [len(ds) - n_val, n_val],
                               generator=torch.Generator().manual_seed(cfg["SEED"]))
+    # Workers need nothing from memguard: memguard run signals only the
+    # processes that catch the signal (this one, through its Guard).
     kw = dict(batch_size=cfg["BATCH"], num_workers=cfg["NUM_WORKERS"],
-              pin_memory=cfg["PIN_MEMORY"],
-              worker_init_fn=memguard.ignore_stop_signal if cfg["NUM_WORKERS"] else None)
+              pin_memory=cfg["PIN_MEMORY"])
     return DataLoader(train, shuffle=True, **kw), DataLoader(val, shuffle=False, **kw)
 
 

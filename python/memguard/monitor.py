@@ -19,12 +19,7 @@ from ._lib import MemguardError, parse_frac, parse_size
 from . import _torch
 
 
-# The rule and markers of libmemguard's texts (report.c), for the two texts
-# composed here; the cross mark is only this binding's (a failed save).
-_RULE = "=" * 60
-_WARN_EMOJI = "\u26a0\ufe0f"   # warning sign
-_STOP_EMOJI = "\U0001f6a8"     # rotating light
-_FAILED_EMOJI = "\u274c"       # cross mark
+_WARN_EMOJI = "\u26a0\ufe0f"  # the warning sign of libmemguard's texts (report.c)
 
 
 class Level(enum.IntEnum):
@@ -238,24 +233,12 @@ class Monitor:
                               path)
 
     def emergency_failed_text(self, epoch, path, error, reason="", stream=None):
-        """The emergency banner of a save that failed, composed here because
-        libmemguard's ends with "Exiting safely...", which a failed save is
-        not: the header, ``reason`` (as in emergency_text), the epoch, then
-        "Emergency save FAILED: PATH: ERROR" and that no checkpoint exists."""
-        t = self._opts(stream)
-        ja = t.lang == _lib.MG_LANG_JA
-        stop = _STOP_EMOJI if t.emoji else "[STOP]"
-        failed = _FAILED_EMOJI if t.emoji else "[FAILED]"
-        lines = [_RULE, f"{stop} {'緊急停止モード' if ja else 'Emergency stop'}", _RULE]
-        if reason:
-            lines.append(f"{'理由: ' if ja else 'Reason: '}{reason}")
-        if epoch >= 0:
-            lines.append(f"{'現在のエポック: ' if ja else 'Current epoch: '}{epoch}")
-        lines.append(f"{failed} {'緊急保存失敗' if ja else 'Emergency save FAILED'}: "
-                     f"{path}: {error}")
-        lines.append("チェックポイントは書かれていません。" if ja else "No checkpoint was written.")
-        lines.append(_RULE)
-        return "\n".join(lines) + "\n"
+        """The emergency banner of a save that failed (libmemguard's: "not
+        saved", "Exiting WITHOUT a checkpoint"), then the line it cannot
+        know: "Emergency save FAILED: PATH: ERROR"."""
+        ja = self._opts(stream).lang == _lib.MG_LANG_JA
+        return (self.emergency_text(epoch, None, stream=stream, reason=reason or "") +
+                f"{'緊急保存失敗' if ja else 'Emergency save FAILED'}: {path}: {error}\n")
 
     def check_memory_safety(self, threshold_gpu=0.90, threshold_ram=0.85):
         """The seed's call on this context; see memguard.check_memory_safety."""

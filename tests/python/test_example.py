@@ -92,9 +92,14 @@ class TestExample(unittest.TestCase):
 
     def test_memguard_run_budget_stops(self):
         r = self.example(*LEAK, supervise=["--ram-budget", "600M", "--grace", "30"])
-        self.assert_emergency(r)
+        name, _ = self.assert_emergency(r)
         self.assertIn("asking pid", r.stderr)
-        self.assertIn("saved and stopped", r.stderr)
+        # The trainer acknowledged the save: memguard run names the file.
+        self.assertIn(f"saved {os.path.join(self.dir, name)} and stopped (exit 75)", r.stderr)
+        # The reason memguard run wrote in the stop file is the banner's.
+        m = re.search(r"critical: (RAM usage high: [^;]*);", r.stderr)
+        self.assertTrue(m, r.stderr)
+        self.assertRegex(r.stdout, r"\nReason: \S+ " + re.escape(m.group(1)) + "\n")
 
 
 if __name__ == "__main__":

@@ -160,7 +160,7 @@ class TestEmergencySave(unittest.TestCase):
             path = os.path.join(d, "emergency_epoch3.pth")
             self.assertIn(f"Emergency save FAILED: {path}: [Errno 28] No space left on device\n",
                           text)
-            self.assertIn("No checkpoint was written.", text)
+            self.assertIn("Exiting WITHOUT a checkpoint", text)
             self.assertIn("Current epoch: 3", text)
             self.assertNotIn("Exiting safely", text)
             self.assertNotIn("Emergency save complete", text)

@@ -260,6 +260,7 @@ class TestAcknowledge(Tmp):
         self.assertIn(f"Emergency save FAILED: {path}: [Errno 28] No space left on device",
                       text)
         self.assertRegex(text, r"Reason: \S+ RAM usage high")
+        self.assertIn("Exiting WITHOUT a checkpoint", text)
         self.assertNotIn("Exiting safely", text)
 
     def test_failed_ack_still_exits_75(self):
