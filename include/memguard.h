@@ -330,8 +330,12 @@ typedef enum mg_gpu_state {
 typedef struct mg_snapshot {
     uint64_t time_ms;       /* CLOCK_MONOTONIC */
     uint64_t sample_us;     /* what taking this sample cost (wall clock,
-                             * mg_sample); mg_next_poll_ms keeps the interval
-                             * at 10x or more of it. 0 = not measured */
+                             * mg_sample); 0 = not measured */
+    uint64_t sample_backlog_us; /* sampling work of this context not yet paid
+                             * back at a tenth of the wall time since (a
+                             * leaky bucket: it drains 100 us per ms), this
+                             * sample included; mg_next_poll_ms paces the
+                             * next sample by it */
     mg_ram ram;
     mg_swap swap;
     mg_cgroup cgroup;
@@ -442,10 +446,14 @@ MG_API mg_level mg_classify(const mg_config *cfg, const mg_snapshot *snap,
                             mg_policy_state *st, mg_verdict *v);
 
 /* Milliseconds until the next sample: the smallest headroom to a stop
- * threshold divided by its fill rate, clamped to [min, max]_interval_ms,
- * and never less than 10x the cost of the sample given (snap->sample_us),
- * even above max_interval_ms, so sampling uses at most about a tenth of one
- * core: only a sample that read PSS costs that much. */
+ * threshold divided by its fill rate, clamped to [min, max]_interval_ms.
+ * Then, even above max_interval_ms, never so soon that the next sample
+ * (assumed to cost what this one did, snap->sample_us) would take the
+ * backlog (snap->sample_backlog_us) past 100 ms: sampling takes at most a
+ * tenth of one core plus a burst of 100 ms of work, so a tree crossing its
+ * thresholds is followed at the headroom's pace while a sustained costly
+ * reading settles at 10x its cost. Only samples that read PSS cost enough
+ * to matter. */
 MG_API uint32_t mg_next_poll_ms(const mg_config *cfg, const mg_snapshot *snap);
 
 /* The seed's call: is_safe is false when GPU >= threshold_gpu or RAM >=

@@ -572,24 +572,42 @@ static void test_budget_proven_safe(void)
     CHECK(!mg__budget_proven_safe(&z, 830, 1000));
 }
 
-/* The interval is never shorter than 10x what the sample cost. */
+/* The cost floor: a leaky bucket of sampling work that drains at a tenth of
+ * the wall time and holds a burst of 100 ms. */
 static void test_next_poll_cost_floor(void)
 {
     mg_config c = cfg_seed(); /* 100..1000 ms */
     mg_snapshot s = snap_ram(0.95); /* past stop: the minimum */
-    s.sample_us = 45;               /* an RSS sample: no effect */
+    s.sample_us = s.sample_backlog_us = 45;   /* an RSS sample: no effect */
     CHECK_INT(mg_next_poll_ms(&c, &s), 100);
-    s.sample_us = 20000;            /* a 20 ms PSS read: 200 ms */
+    s.sample_us = s.sample_backlog_us = 20000; /* a first 20 ms PSS read: */
+    CHECK_INT(mg_next_poll_ms(&c, &s), 100);   /* the burst covers it */
+    s.sample_backlog_us = 80000;               /* 80 + 20 ms: still room */
+    CHECK_INT(mg_next_poll_ms(&c, &s), 100);
+    s.sample_backlog_us = 100000;              /* full: 10x the cost */
     CHECK_INT(mg_next_poll_ms(&c, &s), 200);
-    s.sample_us = 20001;            /* rounded up */
+    s.sample_backlog_us = 100001;              /* rounded up */
     CHECK_INT(mg_next_poll_ms(&c, &s), 201);
-    s.sample_us = 300000;           /* beyond max_interval_ms too */
-    CHECK_INT(mg_next_poll_ms(&c, &s), 3000);
-    s = snap_ram(0.50);             /* headroom says max already */
+    s.sample_us = 300000;                      /* beyond max_interval_ms */
+    s.sample_backlog_us = 300000;
+    CHECK_INT(mg_next_poll_ms(&c, &s), 5000);
+    s = snap_ram(0.50);                        /* headroom says max already */
     s.sample_us = 50000;
+    s.sample_backlog_us = 100000;
     CHECK_INT(mg_next_poll_ms(&c, &s), 1000);
-    s.sample_us = UINT64_MAX;       /* garbage cannot wrap to 0 */
+    s.sample_us = UINT64_MAX;                  /* garbage cannot wrap to 0 */
     CHECK(mg_next_poll_ms(&c, &s) >= 1000);
+    s.sample_us = 0;
+    s.sample_backlog_us = UINT64_MAX;
+    CHECK(mg_next_poll_ms(&c, &s) >= 1000);
+
+    /* The steady state: cost C every T with the bucket full holds only
+     * when T = 10 C (the backlog drains T / 10 and gains C per sample). */
+    s = snap_ram(0.95);
+    s.sample_us = 7000;
+    s.sample_backlog_us = 100000;
+    c.min_interval_ms = 1;
+    CHECK_INT(mg_next_poll_ms(&c, &s), 70);
 }
 
 int main(void)

@@ -761,6 +761,7 @@ static void test_json_full(void)
     s.tree.rss_bytes = 5 * GIB;
     s.tree.used_bytes = 5 * GIB;
     s.sample_us = 321;
+    s.sample_backlog_us = 4321;
     s.psi.known = true;
     s.psi.some_avg10 = 0.5;
     s.psi.full_avg10 = 0.0;
@@ -769,9 +770,10 @@ static void test_json_full(void)
 
     cJSON *j = json_of(&c, &s, &v);
     if (!j) return;
-    CHECK_INT(count_keys(j), 14);
+    CHECK_INT(count_keys(j), 15);
     CHECK(is_num(j, "time_ms", 123456));
     CHECK(is_num(j, "sample_us", 321));
+    CHECK(is_num(j, "sample_backlog_us", 4321));
     CHECK(is_str(j, "level", "warn"));
     cJSON *r = get(j, "reason");
     CHECK(cJSON_IsObject(r));
@@ -900,7 +902,7 @@ static void test_json_unknown(void)
 
     cJSON *j = json_of(&c, &s, NULL); /* NULL verdict: classified inside */
     if (!j) return;
-    CHECK_INT(count_keys(j), 14);
+    CHECK_INT(count_keys(j), 15);
     CHECK(is_str(j, "level", "safe"));
     CHECK(is_null(j, "reason"));
     cJSON *u = get(j, "unknown");

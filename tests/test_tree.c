@@ -223,6 +223,12 @@ static void test_shared_pages_count_once(void)
     CHECK_NEAR((double)s.tree.pss_bytes / (double)parent_rss, 1.0, 0.05);
     CHECK(s.tree.pss_bytes >= (uint64_t)shared);
     CHECK(s.sample_us > 0);
+    /* Back to back, the backlog of sampling work grows by the new cost,
+     * less a tenth of the time between. */
+    mg_snapshot s2;
+    CHECK_INT(mg_sample(ctx, &s2), 0);
+    CHECK(s2.sample_backlog_us >= s2.sample_us);
+    CHECK(s2.sample_backlog_us <= s.sample_backlog_us + s2.sample_us);
     /* The budget's limit is judged on PSS. */
     bool found = false;
     for (unsigned i = 0; i < s.ram.nlimits; i++)

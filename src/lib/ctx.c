@@ -9,7 +9,9 @@
  * (policy.c) and the texts (report.c) never see the context.
  *
  * A sample measures its own cost (snapshot sample_us, wall clock: two
- * CLOCK_MONOTONIC reads, tens of ns) and decides the process tree's figure:
+ * CLOCK_MONOTONIC reads, tens of ns), keeps the backlog of sampling work
+ * that mg_next_poll_ms paces by (sample_backlog_us), and decides the
+ * process tree's figure:
  * the cheap RSS sum while it proves a budget safe, the PSS sum from there
  * on (tree_figure below; probe_tree.c says what each counts).
  */
@@ -39,6 +41,8 @@ struct mg_ctx {
     bool trainer_known;
     uint64_t trainer_allocated_bytes;
     uint64_t trainer_reserved_bytes;
+    uint64_t backlog_us;           /* mg_snapshot.sample_backlog_us */
+    uint64_t last_end_us;          /* when the last sample ended, 0 = none */
 };
 
 /* ---- configuration ------------------------------------------------------ */
@@ -225,6 +229,19 @@ static void tree_figure(mg_ctx *ctx, const mg_config *judge, mg_snapshot *out)
     t->used_bytes = t->pss_known ? t->pss_bytes : t->rss_bytes;
 }
 
+/* The leaky bucket of sampling work (policy.c, at_cost_floor): drained at a
+ * tenth of the time since the last sample ended, then this one's cost
+ * added. Returns the new backlog. */
+static uint64_t account_cost(mg_ctx *ctx, uint64_t t0, uint64_t t1)
+{
+    uint64_t idle = ctx->last_end_us && t0 > ctx->last_end_us ? t0 - ctx->last_end_us : 0;
+    uint64_t drained = idle / MG__SAMPLE_SHARE_DIV;
+    ctx->backlog_us = ctx->backlog_us > drained ? ctx->backlog_us - drained : 0;
+    ctx->backlog_us += t1 > t0 ? t1 - t0 : 0;
+    ctx->last_end_us = t1;
+    return ctx->backlog_us;
+}
+
 /* One sample, its tree figure decided for thresholds `judge`. */
 static int sample_for(mg_ctx *ctx, const mg_config *judge, mg_snapshot *out)
 {
@@ -246,6 +263,7 @@ static int sample_for(mg_ctx *ctx, const mg_config *judge, mg_snapshot *out)
     out->trainer_reserved_bytes = ctx->trainer_reserved_bytes;
     uint64_t t1 = mg__now_us();
     out->sample_us = t1 > t0 ? t1 - t0 : 0;
+    out->sample_backlog_us = account_cost(ctx, t0, t1);
     return 0;
 }
 

@@ -37,6 +37,12 @@ void mg__config_numbers(const mg_config *in, mg_config *out);
 
 /* ---- policy.c ---------------------------------------------------------- */
 
+/* Sampling's share of one core, as a divisor (a tenth), and the burst of
+ * sampling work allowed above it: the leaky bucket of
+ * mg_snapshot.sample_backlog_us (ctx.c fills it, mg_next_poll_ms obeys). */
+#define MG__SAMPLE_SHARE_DIV 10u
+#define MG__SAMPLE_BURST_US 100000u
+
 /* True when a tree figure of at most `used_upper` bytes against `budget`
  * (0 = none) is judged safe whatever its exact value: below warn_ram_frac
  * minus hysteresis_frac and clear of min_free_ram_bytes. Then the RSS sum

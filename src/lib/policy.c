@@ -211,20 +211,26 @@ static double headroom(double stop, uint64_t used, uint64_t total,
 }
 
 /*
- * A sample is never due sooner than MG__COST_FACTOR times what the last one
- * cost, so sampling takes at most 1/MG__COST_FACTOR of one core's time. The
- * RSS path costs microseconds and never reaches min_interval_ms this way;
- * a PSS read walks page tables (milliseconds per GiB resident in every
- * member, bench/sample.sh) and does. The floor wins over max_interval_ms:
- * sampling faster than a sample can be afforded would spend the core the
- * trainer needs, and a sample that slow is stale by its own length anyway.
+ * The cost of sampling, a leaky bucket: the backlog of sampling work drains
+ * at a tenth of the wall time (MG__SAMPLE_SHARE_DIV) and may hold a burst
+ * of MG__SAMPLE_BURST_US. The next sample, assumed to cost what the last
+ * did, is due no sooner than the backlog leaves room for it. Over any
+ * stretch of time sampling then takes at most 100 ms plus a tenth of it:
+ * while a tree crosses its thresholds samples follow the headroom's pace,
+ * and a reading that stays costly settles at 10x its cost. The RSS path
+ * (microseconds) never fills the bucket; a PSS read walks page tables
+ * (milliseconds per GiB resident in every member, bench/sample.sh) and can.
+ * The floor wins over max_interval_ms: sampling faster than that would
+ * spend the core the trainer needs, and such a sample is stale by its own
+ * length anyway.
  */
-#define MG__COST_FACTOR 10u
-
-static uint32_t at_cost_floor(uint32_t ms, uint64_t sample_us)
+static uint32_t at_cost_floor(uint32_t ms, uint64_t sample_us, uint64_t backlog_us)
 {
-    if (sample_us > UINT32_MAX) return UINT32_MAX; /* over an hour: garbage */
-    uint64_t floor_ms = (sample_us * MG__COST_FACTOR + 999u) / 1000u;
+    /* Over an hour of backlog is garbage, not a measurement. */
+    if (sample_us > UINT32_MAX || backlog_us > UINT32_MAX) return UINT32_MAX;
+    uint64_t need = backlog_us + sample_us;
+    if (need <= MG__SAMPLE_BURST_US) return ms;
+    uint64_t floor_ms = ((need - MG__SAMPLE_BURST_US) * MG__SAMPLE_SHARE_DIV + 999u) / 1000u;
     return ms < floor_ms ? (uint32_t)floor_ms : ms;
 }
 
@@ -283,5 +289,5 @@ uint32_t mg_next_poll_ms(const mg_config *cfg, const mg_snapshot *snap)
     if (!(best < (double)hi)) ms = hi;
     else if (best <= (double)lo) ms = lo;
     else ms = (uint32_t)best;
-    return at_cost_floor(ms, snap->sample_us);
+    return at_cost_floor(ms, snap->sample_us, snap->sample_backlog_us);
 }

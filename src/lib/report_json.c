@@ -176,8 +176,9 @@ int mg_format_json(const mg_config *cfg, const mg_snapshot *snap,
     mg__num_locale l = mg__num_locale_begin();
 
     mg__tb_printf(&w, "{\"time_ms\":%" PRIu64 ",\"sample_us\":%" PRIu64
-                      ",\"level\":\"%s\",\"reason\":",
-                  snap->time_ms, snap->sample_us, mg_level_name(v->level));
+                      ",\"sample_backlog_us\":%" PRIu64 ",\"level\":\"%s\",\"reason\":",
+                  snap->time_ms, snap->sample_us, snap->sample_backlog_us,
+                  mg_level_name(v->level));
     reason_obj(&w, v);
 
     mg__tb_printf(&w, ",\"unknown\":[");
