@@ -368,6 +368,27 @@ static void test_torchrun(void)
     run_scenario(&s, NULL);
 }
 
+/* d') torchrun again, now with memguard run asking (rank 1 keeps memory
+ * until the budget's stop threshold): the agent, which catches SIGTERM,
+ * SIGINT, SIGHUP and SIGQUIT but not the checkpoint signal, must not be
+ * sent it; the ranks must stop together and rank 0 save. */
+static void test_torchrun_request(void)
+{
+    static const scenario s = {
+        .name = "torchrun, request",
+        .script = "exec " RUN " --ram-budget 1400M --warn-ram 0.4 --stop-ram 0.5 --"
+                  " \"$PY\" -m torch.distributed.run --standalone --nproc_per_node=2"
+                  " --redirects 1 --tee 1 --log_dir \"$D/torchrun\" \"$T\" --out-dir \"$OUT\""
+                  " --epochs 6 --batch-sleep 0.05 --grow-rank 1 --grow-mib 32"
+                  " --grow-from-epoch 1",
+        .status = 75, .checkpoints = 1, .deadline_s = 120,
+        .must = {"[default0]:stop at epoch ", "[default1]:[rank 1] stop at epoch ",
+                 "Emergency save complete: ", "ChildFailedError"},
+        .must_not = {"Training finished", "(SIGUSR1)"},
+    };
+    run_scenario(&s, NULL);
+}
+
 /* e) torch.multiprocessing.spawn, two gloo ranks; rank 1 keeps memory until
  * memguard run's budget asks. mp.spawn's parent catches nothing and exits 1
  * (ProcessExitedException) when a rank exits 75; memguard run gives 75
@@ -476,6 +497,7 @@ int main(void)
     MG_RUN(test_forked_workers_exceed);
     MG_RUN(test_spawned_workers);
     MG_RUN(test_torchrun);
+    MG_RUN(test_torchrun_request);
     MG_RUN(test_mp_spawn);
     MG_RUN(test_bash_wrapper);
     MG_RUN(test_request_while_loading);
