@@ -623,6 +623,12 @@ MG_API int mg_parse_frac(const char *s, double *out);
 /* "4096", "512K", "512M", "8G", "1T" (binary units, optional "B"/"iB",
  * fractions such as "1.5G") -> bytes. MG_EPARSE / MG_ERANGE (0 or overflow). */
 MG_API int mg_parse_size(const char *s, uint64_t *out);
+/* Decimal digits only, at most `max` ("16"; not " 16", "+16", "0x10",
+ * "-0", "1e3") -> value. MG_EPARSE / MG_ERANGE. */
+MG_API int mg_parse_uint(const char *s, uint64_t max, uint64_t *out);
+/* "60" (seconds), "1.5s", "500ms", "2m", "1h" -> milliseconds, at most
+ * max_ms. The same strict decimal grammar. MG_EPARSE / MG_ERANGE. */
+MG_API int mg_parse_duration_ms(const char *s, uint64_t max_ms, uint64_t *out);
 
 #ifdef __cplusplus
 }

@@ -115,6 +115,14 @@ static inline int run_cli(const char *const *env, const char *const *args, int t
 
 #define RUN(envv, ...) run_cli(envv, (const char *const[]){__VA_ARGS__, NULL}, 20000)
 
+/* The number of lines in s (newlines, plus a last line without one). */
+static inline int mg_count_lines(const char *s)
+{
+    int n = 0;
+    for (const char *p = s; *p; p++) n += *p == '\n';
+    return n + (*s && s[strlen(s) - 1] != '\n');
+}
+
 static inline void write_file(const char *path, const char *fmt, ...)
 {
     FILE *f = fopen(path, "w");

@@ -140,7 +140,12 @@ static void test_bad_input_table(void)
         {{"check", "--warn-gpu"}, "option '--warn-gpu' needs a value"},
         {{"check", "extra"}, "unexpected argument 'extra'"},
         {{"watch", "--interval", "5"}, "--interval '5': expected milliseconds"},
-        {{"watch", "--count", "0"}, "--count '0': expected a positive number"},
+        {{"watch", "--count", "0"}, "--count '0': expected samples"},
+        {{"watch", "--count", "+3"}, "--count '+3'"},
+        {{"watch", "--interval", " 50"}, "--interval ' 50'"},
+        {{"check", "--pid", "0x10"}, "--pid '0x10'"},
+        {{"check", "--pid", "-0"}, "--pid '-0'"},
+        {{"check", "--pid", "4194303"}, "--pid 4194303: no such process"},
         {{"launch"}, "unknown command 'launch'"},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
@@ -150,7 +155,8 @@ static void test_bad_input_table(void)
         if (R.status != 2) MG_FAIL_("row %zu (%s %s): exit %d, want 2", i, args[0],
                                     args[1] ? args[1] : "", R.status);
         CHECK_CONTAINS(R.err, rows[i].needle);
-        CHECK_CONTAINS(R.err, "Try 'memguard --help'.");
+        CHECK_CONTAINS(R.err, "(try 'memguard --help')");
+        CHECK_INT(mg_count_lines(R.err), 1);
         CHECK_STR(R.out, "");
     }
     CHECK_INT(RUN(NULL, NULL), 2);

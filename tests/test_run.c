@@ -63,6 +63,11 @@ static void test_bad_options(void)
         {{"run"}, "missing COMMAND"},
         {{"run", "--"}, "missing COMMAND"},
         {{"run", "--grace", "soon", "--", "true"}, "--grace 'soon': expected a duration"},
+        {{"run", "--grace", "0x10", "--", "true"}, "--grace '0x10'"},
+        {{"run", "--grace", " 5", "--", "true"}, "--grace ' 5'"},
+        {{"run", "--grace", "-0", "--", "true"}, "--grace '-0'"},
+        {{"run", "--grace", "1e3", "--", "true"}, "--grace '1e3'"},
+        {{"run", "--report-interval", "+5", "--", "true"}, "--report-interval '+5'"},
         {{"run", "--kill-after", "-1", "--", "true"}, "--kill-after '-1'"},
         {{"run", "--signal", "KILL", "--", "true"}, "--signal 'KILL'"},
         {{"run", "--signal", "99", "--", "true"}, "--signal '99'"},
@@ -81,7 +86,8 @@ static void test_bad_options(void)
         run_cli(NULL, args, 10000);
         if (R.status != 2) MG_FAIL_("row %zu: exit %d, want 2; stderr: %s", i, R.status, R.err);
         CHECK_CONTAINS(R.err, rows[i].needle);
-        CHECK_CONTAINS(R.err, "Try 'memguard --help'.");
+        CHECK_CONTAINS(R.err, "(try 'memguard --help')");
+        CHECK_INT(mg_count_lines(R.err), 1);
     }
 }
 

@@ -63,9 +63,15 @@ int cli_common_option(cli_common *c, int opt, const char *arg);
  * sources. Returns 0 or the exit status after printing one line. */
 int cli_common_validate(cli_common *c);
 
-/* Prints "memguard: <message>" and "Try 'memguard --help'." to stderr and
- * returns MG_EXIT_USAGE. */
+/* Prints one line, "memguard: <message> (try 'memguard --help')", to
+ * stderr and returns MG_EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A whole number lo..hi in the library's strict grammar (mg_parse_uint),
+ * or the usage error "FLAG 'ARG': expected WHAT, a whole number from LO to
+ * HI" (its exit status returned). */
+int cli_uint_arg(const char *flag, const char *arg, uint64_t lo, uint64_t hi, const char *what,
+                 uint64_t *out);
 
 /* The unknown or malformed option getopt_long just rejected. */
 int cli_bad_option(char *const argv[], int opt);

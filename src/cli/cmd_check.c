@@ -81,5 +81,8 @@ int cmd_check(int argc, char **argv)
         }
     }
     mg_destroy(ctx);
+    /* Unknown is never "safe": RAM that could not be read is a runtime
+     * error (the report above says so). */
+    if (!status && (v.unknown & MG_UNKNOWN_RAM)) return MG_EXIT_ERROR;
     return status ? status : level_exit(level);
 }

@@ -42,41 +42,20 @@ enum {
     OPT_WARN_EVERY,
 };
 
-/* "60", "1.5", "90s", "500ms", "2m" -> milliseconds; seconds by default. */
-static int parse_duration_ms(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || errno || !isfinite(v) || v < 0) return -1;
-    double scale = 1000.0;
-    if (strcmp(end, "ms") == 0) scale = 1.0;
-    else if (strcmp(end, "s") == 0 || *end == '\0') scale = 1000.0;
-    else if (strcmp(end, "m") == 0) scale = 60000.0;
-    else return -1;
-    v *= scale;
-    if (v > 86400000.0 * 7) return -1; /* a week */
-    *out = (uint64_t)v;
-    return 0;
-}
-
 static int duration_arg(const char *flag, const char *arg, uint64_t *out)
 {
-    if (parse_duration_ms(arg, out) < 0)
-        return cli_usage_error("%s '%s': expected a duration such as 60, 1.5s, 500ms or 2m "
+    if (mg_parse_duration_ms(arg, 7u * 86400000u, out) < 0)
+        return cli_usage_error("%s '%s': expected a duration such as 60, 1.5s, 500ms, 2m or 1h "
                                "(seconds by default, at most a week)", flag, arg);
     return 0;
 }
 
 static int ms_arg(const char *flag, const char *arg, uint32_t *out)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(arg, &end, 10);
-    if (errno || end == arg || *end || v < 1 || v > 3600000)
-        return cli_usage_error("%s '%s': expected milliseconds from 1 to 3600000", flag, arg);
-    *out = (uint32_t)v;
-    return 0;
+    uint64_t v;
+    int rc = cli_uint_arg(flag, arg, 1, 3600000, "milliseconds", &v);
+    if (!rc) *out = (uint32_t)v;
+    return rc;
 }
 
 /* Signals that cannot mean "checkpoint": the uncatchable ones, job
@@ -95,17 +74,11 @@ static bool refused_signal(int sig)
     }
 }
 
-/* Decimal digits only (no sign, blank or base prefix), lo..hi. */
+/* A whole number lo..hi in the library's strict grammar. */
 static bool parse_int_strict(const char *s, int lo, int hi, int *out)
 {
-    long v = 0;
-    if (!*s) return false;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9') return false;
-        v = v * 10 + (*s - '0');
-        if (v > hi) return false;
-    }
-    if (v < lo) return false;
+    uint64_t v;
+    if (mg_parse_uint(s, (uint64_t)hi, &v) < 0 || v < (uint64_t)lo) return false;
     *out = (int)v;
     return true;
 }

@@ -82,21 +82,13 @@ int cmd_watch(int argc, char **argv)
     optind = 1;
     while ((opt = getopt_long(argc, argv, ":v", longopts, NULL)) != -1) {
         if (opt == OPT_INTERVAL || opt == OPT_COUNT) {
-            char *end;
-            errno = 0;
-            long v = strtol(optarg, &end, 10);
-            bool ok = !errno && end != optarg && !*end;
-            if (opt == OPT_INTERVAL) {
-                if (!ok || v < 10 || v > 3600000)
-                    return cli_usage_error("--interval '%s': expected milliseconds from 10 to 3600000",
-                                           optarg);
-                interval_ms = v;
-            } else {
-                if (!ok || v < 1)
-                    return cli_usage_error("--count '%s': expected a positive number of samples",
-                                           optarg);
-                count = v;
-            }
+            uint64_t v;
+            int rc = opt == OPT_INTERVAL
+                         ? cli_uint_arg("--interval", optarg, 10, 3600000, "milliseconds", &v)
+                         : cli_uint_arg("--count", optarg, 1, UINT32_MAX, "samples", &v);
+            if (rc) return rc;
+            if (opt == OPT_INTERVAL) interval_ms = (long)v;
+            else count = (long)v;
             continue;
         }
         int r = cli_common_option(&c, opt, optarg);

@@ -75,6 +75,14 @@ void cli_usage(FILE *out)
         out);
 }
 
+int cli_uint_arg(const char *flag, const char *arg, uint64_t lo, uint64_t hi, const char *what,
+                 uint64_t *out)
+{
+    if (mg_parse_uint(arg, hi, out) == 0 && *out >= lo) return 0;
+    return cli_usage_error("%s '%s': expected %s, a whole number from %llu to %llu", flag, arg,
+                           what, (unsigned long long)lo, (unsigned long long)hi);
+}
+
 int cli_usage_error(const char *fmt, ...)
 {
     va_list ap;
@@ -82,7 +90,7 @@ int cli_usage_error(const char *fmt, ...)
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fputs("\nTry 'memguard --help'.\n", stderr);
+    fputs(" (try 'memguard --help')\n", stderr);
     return MG_EXIT_USAGE;
 }
 
@@ -122,13 +130,9 @@ int cli_common_option(cli_common *c, int opt, const char *arg)
     case OPT_MIN_FREE_GPU: rc = size_arg("--min-free-gpu", arg, &c->cfg.min_free_gpu_bytes); break;
     case OPT_RAM_BUDGET: rc = size_arg("--ram-budget", arg, &c->cfg.ram_budget_bytes); break;
     case OPT_PID: {
-        char *end;
-        errno = 0;
-        long v = strtol(arg, &end, 10);
-        if (errno || end == arg || *end || v <= 0 || v > INT_MAX)
-            rc = cli_usage_error("--pid '%s': expected a process id (a positive integer)", arg);
-        else
-            c->cfg.pid = (int)v;
+        uint64_t v;
+        rc = cli_uint_arg("--pid", arg, 1, INT_MAX, "a process id", &v);
+        if (!rc) c->cfg.pid = (int)v;
         break;
     }
     case OPT_NO_GPU: c->cfg.no_gpu = true; break;
@@ -179,12 +183,34 @@ int cli_common_validate(cli_common *c)
     return 0;
 }
 
+/* The library's messages while the context opens are held back: when the
+ * open fails, the one line that says why is all the user sees; when it
+ * works, they are printed after all. */
+#define HELD_MAX 8
+static struct held {
+    bool holding;
+    int n;
+    char lines[HELD_MAX][300];
+} held;
+
 static void log_stderr(void *user, mg_log_level level, const char *msg)
 {
     (void)user;
     static const char *names[] = {"error", "warning", "info", "debug"};
-    fprintf(stderr, "memguard: %s: %s\n", names[level <= MG_LOG_DEBUG ? level : MG_LOG_DEBUG],
-            msg);
+    const char *name = names[level <= MG_LOG_DEBUG ? level : MG_LOG_DEBUG];
+    if (held.holding) {
+        if (held.n < HELD_MAX)
+            snprintf(held.lines[held.n++], sizeof held.lines[0], "memguard: %s: %s", name, msg);
+        return;
+    }
+    fprintf(stderr, "memguard: %s: %s\n", name, msg);
+}
+
+static void release_held(bool print)
+{
+    for (int i = 0; print && i < held.n; i++) fprintf(stderr, "%s\n", held.lines[i]);
+    held.holding = false;
+    held.n = 0;
 }
 
 mg_ctx *cli_open(cli_common *c, int *status)
@@ -194,12 +220,15 @@ mg_ctx *cli_open(cli_common *c, int *status)
     c->cfg.log_level = c->verbose >= 2 ? MG_LOG_DEBUG
                      : c->verbose == 1 ? MG_LOG_INFO : MG_LOG_WARN;
     c->cfg.lang = c->lang;
+    held.holding = true;
     mg_ctx *ctx = mg_create(&c->cfg, &err);
     if (ctx && c->cfg.pid > 0 && mg_watch_pid(ctx, c->cfg.pid) < 0) {
         mg_destroy(ctx);
+        release_held(false);
         *status = cli_usage_error("--pid %d: no such process", c->cfg.pid);
         return NULL;
     }
+    release_held(ctx != NULL);
     if (!ctx) {
         const char *root = getenv("MEMGUARD_PROC_ROOT");
         bool injected = root && *root;

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* strtod under the "C" numeric locale, for this thread only (textbuf.c's
  * switch, shared with the formatters). errno is cleared after the switch
@@ -137,5 +138,43 @@ int mg_parse_size(const char *s, uint64_t *out)
     }
     if (v == 0) return MG_ERANGE;
     *out = v;
+    return 0;
+}
+
+int mg_parse_uint(const char *s, uint64_t max, uint64_t *out)
+{
+    if (!s || !out) return MG_EINVAL;
+    if (!is_digit(s[0])) return MG_EPARSE;
+    uint64_t v = 0;
+    for (const char *p = s; *p; p++) {
+        if (!is_digit(*p)) return MG_EPARSE;
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10u) return MG_ERANGE;
+        v = v * 10u + d;
+    }
+    if (v > max) return MG_ERANGE;
+    *out = v;
+    return 0;
+}
+
+int mg_parse_duration_ms(const char *s, uint64_t max_ms, uint64_t *out)
+{
+    if (!s || !out) return MG_EINVAL;
+    bool frac;
+    size_t n = scan_decimal(s, &frac);
+    if (n == 0) return MG_EPARSE;
+    const char *unit = s + n;
+    double scale;
+    if (strcmp(unit, "ms") == 0) scale = 1.0;
+    else if (strcmp(unit, "s") == 0 || *unit == '\0') scale = 1000.0;
+    else if (strcmp(unit, "m") == 0) scale = 60000.0;
+    else if (strcmp(unit, "h") == 0) scale = 3600000.0;
+    else return MG_EPARSE;
+    errno = 0;
+    double v = strtod_c(s, NULL);
+    if (errno || !isfinite(v)) return MG_ERANGE;
+    v *= scale;
+    if (v > (double)max_ms) return MG_ERANGE;
+    *out = (uint64_t)v;
     return 0;
 }
