@@ -130,6 +130,53 @@ static void test_size(void)
 
 /* Under a locale whose decimal point is a comma, "0.9" still parses and
  * "0,9" still does not. Skipped when no such locale is installed. */
+static void test_uint(void)
+{
+    uint64_t v = 7;
+    CHECK_INT(mg_parse_uint("16", 100, &v), 0);
+    CHECK_U64(v, 16);
+    CHECK_INT(mg_parse_uint("0", 100, &v), 0);
+    CHECK_U64(v, 0);
+    CHECK_INT(mg_parse_uint("18446744073709551615", UINT64_MAX, &v), 0);
+    CHECK_U64(v, UINT64_MAX);
+    CHECK_INT(mg_parse_uint("18446744073709551616", UINT64_MAX, &v), MG_ERANGE);
+    CHECK_INT(mg_parse_uint("101", 100, &v), MG_ERANGE);
+    const char *bad[] = {"", " 16", "16 ", "+16", "-1", "-0", "0x10", "1e3", "1.0", "16k",
+                         "inf", "nan", "\t1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        v = 7;
+        if (mg_parse_uint(bad[i], UINT64_MAX, &v) != MG_EPARSE) MG_FAIL_("'%s' accepted", bad[i]);
+        CHECK_U64(v, 7); /* untouched on failure */
+    }
+    CHECK_INT(mg_parse_uint(NULL, 1, &v), MG_EINVAL);
+    CHECK_INT(mg_parse_uint("1", 1, NULL), MG_EINVAL);
+}
+
+static void test_duration(void)
+{
+    static const struct { const char *s; uint64_t ms; } ok[] = {
+        {"60", 60000}, {"1.5", 1500}, {"1.5s", 1500}, {"500ms", 500}, {"2m", 120000},
+        {"1h", 3600000}, {"0", 0}, {"0.001", 1},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        uint64_t v = 0;
+        CHECK_INT(mg_parse_duration_ms(ok[i].s, UINT64_MAX, &v), 0);
+        CHECK_U64(v, ok[i].ms);
+    }
+    const char *bad[] = {"", " 5", "5 ", "+5", "-0", "0x10", "1e3", "inf", "nan", "1.", ".5",
+                         "5sec", "5 s", "5d", "s"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint64_t v = 7;
+        if (mg_parse_duration_ms(bad[i], UINT64_MAX, &v) != MG_EPARSE)
+            MG_FAIL_("'%s' accepted", bad[i]);
+        CHECK_U64(v, 7);
+    }
+    uint64_t v;
+    CHECK_INT(mg_parse_duration_ms("8d", 1000, &v), MG_EPARSE);
+    CHECK_INT(mg_parse_duration_ms("2", 1000, &v), MG_ERANGE);
+    CHECK_INT(mg_parse_duration_ms("1", 1000, &v), 0);
+}
+
 static void test_locale_independent(void)
 {
     const char *names[] = {"de_DE.UTF-8", "de_DE.utf8", "fr_FR.UTF-8",
@@ -155,6 +202,8 @@ int main(void)
 {
     MG_RUN(test_frac);
     MG_RUN(test_size);
+    MG_RUN(test_uint);
+    MG_RUN(test_duration);
     MG_RUN(test_locale_independent);
     return mg_test_exit();
 }
