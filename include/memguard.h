@@ -400,6 +400,7 @@ MG_API void mg_set_trainer_memory(mg_ctx *ctx, uint64_t allocated_bytes,
 /* ------------------------------------------------------------------------- */
 
 typedef enum mg_level {
+    MG_LEVEL_ERROR = -1, /* mg_classify's NULL arguments: nothing judged */
     MG_LEVEL_SAFE = 0,
     MG_LEVEL_WARN = 1,
     MG_LEVEL_CRITICAL = 2
@@ -441,7 +442,9 @@ typedef struct mg_policy_state {
  * threshold or below its floor; warn if any is at or above its warn threshold
  * (or, once warned, has not dropped hysteresis_frac below it); else safe. The
  * worst resource is described in *v (may be NULL). `st` may be NULL for a
- * stateless check. cfg must be resolved (mg_ctx_config() is). */
+ * stateless check. Zero fields of cfg read as the defaults. A NULL cfg or
+ * snap returns MG_LEVEL_ERROR (== MG_EINVAL), never a level, with *v saying
+ * nothing was judged. */
 MG_API mg_level mg_classify(const mg_config *cfg, const mg_snapshot *snap,
                             mg_policy_state *st, mg_verdict *v);
 

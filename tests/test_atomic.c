@@ -60,6 +60,12 @@ static void test_abort_keeps_old(void)
     CHECK_INT(mg_atomic_write(&a, "half", 4), 0);
     mg_atomic_abort(&a);
     mg_atomic_abort(&a); /* twice is harmless */
+    /* A zero-initialised object was never opened: fd 0 is not its own. */
+    mg_atomic z;
+    memset(&z, 0, sizeof z);
+    bool fd0_open = fcntl(0, F_GETFD) >= 0;
+    mg_atomic_abort(&z);
+    if (fd0_open) CHECK(fcntl(0, F_GETFD) >= 0);
     read_all(path, got, sizeof got);
     CHECK_STR(got, "precious");
     CHECK_INT(temporaries(), 0);

@@ -168,7 +168,24 @@ static void test_zero_cfg_is_defaults(void)
     s = snap_gpu(0.91);
     CHECK_INT(mg_classify(&c, &s, NULL, NULL), MG_LEVEL_WARN);
     s = snap_ram(0.88);
-    CHECK_INT(mg_classify(NULL, &s, NULL, NULL), MG_LEVEL_CRITICAL);
+    CHECK_INT(mg_classify(&c, &s, NULL, NULL), MG_LEVEL_CRITICAL);
+}
+
+/* Nothing to judge is an error, never "safe". */
+static void test_null_is_an_error(void)
+{
+    mg_config c;
+    memset(&c, 0, sizeof c);
+    mg_snapshot s = snap_ram(0.5);
+    mg_verdict v;
+    memset(&v, 0xff, sizeof v);
+    CHECK_INT(mg_classify(NULL, &s, NULL, &v), MG_LEVEL_ERROR);
+    CHECK_INT(MG_LEVEL_ERROR, MG_EINVAL);
+    CHECK(mg_classify(NULL, &s, NULL, &v) < 0);
+    CHECK_INT((int)v.unknown, MG_UNKNOWN_RAM | MG_UNKNOWN_GPU);
+    CHECK_INT(mg_classify(&c, NULL, NULL, &v), MG_LEVEL_ERROR);
+    CHECK_INT(mg_classify(&c, NULL, NULL, NULL), MG_LEVEL_ERROR);
+    CHECK_STR(mg_level_name(MG_LEVEL_ERROR), "unknown");
 }
 
 static void test_ram_floor(void)
@@ -361,8 +378,8 @@ static void test_unknown_never_silently_safe(void)
     CHECK_INT(mg_classify(&c, &s, NULL, &v), MG_LEVEL_SAFE);
     CHECK_INT(v.unknown, MG_UNKNOWN_GPU);
 
-    /* No snapshot: everything unknown. */
-    CHECK_INT(mg_classify(&c, NULL, NULL, &v), MG_LEVEL_SAFE);
+    /* No snapshot: everything unknown, and an error rather than a level. */
+    CHECK_INT(mg_classify(&c, NULL, NULL, &v), MG_LEVEL_ERROR);
     CHECK_INT(v.unknown, MG_UNKNOWN_RAM | MG_UNKNOWN_GPU);
 }
 
@@ -617,6 +634,7 @@ int main(void)
     MG_RUN(test_gpu_boundaries);
     MG_RUN(test_custom_thresholds);
     MG_RUN(test_zero_cfg_is_defaults);
+    MG_RUN(test_null_is_an_error);
     MG_RUN(test_ram_floor);
     MG_RUN(test_gpu_floor);
     MG_RUN(test_hysteresis);

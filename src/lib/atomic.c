@@ -52,6 +52,7 @@ int mg_atomic_open(mg_atomic *a, const char *path)
 {
     if (!a) return MG_EINVAL;
     a->fd = -1;
+    a->tmp[0] = '\0';
     if (!path || !*path || mg__path(a->path, sizeof a->path, "%s", path) < 0 ||
         mg__path(a->tmp, sizeof a->tmp, "%s.tmp.%ld", path, (long)getpid()) < 0)
         return MG_EINVAL;
@@ -86,19 +87,18 @@ int mg_atomic_commit(mg_atomic *a)
     if (close(a->fd) != 0 && rc == 0) rc = from_errno(errno);
     a->fd = -1;
     if (rc == 0 && rename(a->tmp, a->path) != 0) rc = from_errno(errno);
-    if (rc < 0) {
-        unlink(a->tmp);
-        return rc;
-    }
-    return sync_dir(a->path);
+    if (rc < 0) unlink(a->tmp);
+    a->tmp[0] = '\0';
+    return rc < 0 ? rc : sync_dir(a->path);
 }
 
+/* A zero-initialised object (fd 0, no temporary name) was never opened:
+ * the temporary's name is what proves the descriptor is ours. */
 void mg_atomic_abort(mg_atomic *a)
 {
-    if (!a) return;
-    if (a->fd >= 0) {
-        close(a->fd);
-        a->fd = -1;
-        unlink(a->tmp);
-    }
+    if (!a || a->fd < 0 || a->tmp[0] == '\0') return;
+    close(a->fd);
+    a->fd = -1;
+    unlink(a->tmp);
+    a->tmp[0] = '\0';
 }

@@ -14,6 +14,7 @@
 #include "internal.h"
 
 #include <math.h>
+#include <string.h>
 
 const char *mg_level_name(mg_level level)
 {
@@ -21,6 +22,7 @@ const char *mg_level_name(mg_level level)
     case MG_LEVEL_SAFE: return "safe";
     case MG_LEVEL_WARN: return "warn";
     case MG_LEVEL_CRITICAL: return "critical";
+    case MG_LEVEL_ERROR: break;
     }
     return "unknown";
 }
@@ -102,6 +104,14 @@ static bool worse(const judged *a, const judged *b)
 mg_level mg_classify(const mg_config *cfg, const mg_snapshot *snap,
                      mg_policy_state *st, mg_verdict *v)
 {
+    if (!cfg || !snap) {
+        /* Nothing could be judged: an error, never "safe". */
+        if (v) {
+            memset(v, 0, sizeof *v);
+            v->unknown = MG_UNKNOWN_RAM | MG_UNKNOWN_GPU;
+        }
+        return MG_LEVEL_ERROR;
+    }
     mg_config c;
     mg__config_numbers(cfg, &c); /* zero fields read as their defaults */
     cfg = &c;
