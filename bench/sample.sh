@@ -7,8 +7,9 @@
 # Then the process tree (issue 10): a parent sharing 1 GiB copy-on-write
 # with its forked children, trees of 1, 5 and 17 processes, one sample on
 # the RSS path (no budget) against one on the PSS path (smaps_rollup of
-# every member), medians, and the interval mg_next_poll_ms gives after a
-# PSS sample (10x its cost). Needs about 1.2 GiB of free RAM.
+# every member), medians, and the interval mg_next_poll_ms settles at for
+# such PSS samples once the 100 ms burst of sampling work is spent (10x
+# their cost). Needs about 1.2 GiB of free RAM.
 # Usage: bench/sample.sh [BUILD_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,7 +46,7 @@ awk -v b="$bare" -v r="$ram" -v p="$py_ns" 'BEGIN{
 
 echo
 printf '%-34s %12s %12s %9s %14s %18s\n' "tree sharing 1 GiB (median)" "RSS path" "PSS path" \
-  "PSS/RSS" "RSS sum, PSS" "next poll (PSS)"
+  "PSS/RSS" "RSS sum, PSS" "PSS-paced poll"
 for n in 1 5 17; do
   t=$("$build/bench/bench_sample" tree "$n" 1024 15)
   get() { awk -v k="$1" '$1==k{print $2}' <<<"$t"; }

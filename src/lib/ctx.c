@@ -224,10 +224,10 @@ const mg_config *mg_ctx_config(const mg_ctx *ctx)
  *
  * PSS is not read merely because the tree has several processes: below the
  * line the level is safe whichever figure is read (PSS <= RSS), so PSS
- * would change only the number shown, at 26 ms a sample for 5 processes
- * sharing 1 GiB against 41 us for their RSS (bench/sample.sh); that cost
- * would also space out the samples of the machine's own RAM. Without a
- * budget nothing judges the tree, and PSS is never read.
+ * would change only the number shown, at 21-37 ms a sample for 5
+ * processes sharing 1 GiB against 30-41 us for their RSS (bench/sample.sh);
+ * that cost would also space out the samples of the machine's own RAM.
+ * Without a budget nothing judges the tree, and PSS is never read.
  */
 static void tree_figure(mg_ctx *ctx, const mg_config *judge, mg_snapshot *out)
 {

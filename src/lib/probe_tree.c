@@ -15,9 +15,10 @@
  * budget is set and the RSS sum does not already prove it safe), counts a
  * page shared by N processes 1/N in each, so the tree's pages once: it
  * walks each member's page tables in the kernel, 3-5 ms per GiB resident
- * in each member here (bench/sample.sh, a tree sharing 1 GiB: 3.1 ms for 1
- * process, 26 ms for 5, 70 ms for 17, against 10-210 us on the RSS path;
- * probes.md 3.2 measured 17 ms per GiB on another machine).
+ * in each member here (bench/sample.sh, a tree sharing 1 GiB, medians of 4
+ * runs on a shared machine: 3.1-9.2 ms for 1 process, 21-37 ms for 5,
+ * 70-100 ms for 17, against 9-210 us on the RSS path; probes.md 3.2
+ * measured 17 ms per GiB on another machine).
  *
  * It does not decide when PSS is worth its cost (ctx.c and policy.c do),
  * does not keep smaps files open (see member_pss), and reads no other
