@@ -48,7 +48,8 @@ static void status_line(const mg_snapshot *s, mg_level level)
     if (s->cgroup.known && s->cgroup.has_limit && s->cgroup.usage_known)
         printf("  cgroup %.1f/%.1fGB", gib(s->cgroup.usage_bytes), gib(s->cgroup.limit_bytes));
     if (s->tree.known)
-        printf("  tree %u proc %.2fGB", s->tree.nprocs, gib(s->tree.rss_bytes));
+        printf("  tree %u proc %.2fGB %s", s->tree.nprocs, gib(s->tree.used_bytes),
+               s->tree.pss_known ? "PSS" : "RSS");
     if (s->psi.known) printf("  psi %.2f", s->psi.some_avg10);
     for (unsigned i = 0; i < s->gpu_count; i++) {
         const mg_gpu *g = &s->gpus[i];
