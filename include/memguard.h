@@ -85,10 +85,11 @@ extern "C" {
     XX(ERANGE, -7, "value out of range")                                      \
     XX(ECONFIG, -8, "invalid configuration")                                  \
     XX(ESRCH, -9, "no such process")                                          \
-    XX(ENOSPC, -10, "buffer too small")                                       \
+    XX(ENOSPC, -10, "no space left on device")                                \
     XX(EPERM, -11, "permission denied")                                       \
     XX(ENOLIB, -12, "library not found")                                      \
-    XX(EGPU, -13, "GPU query failed")
+    XX(EGPU, -13, "GPU query failed")                                         \
+    XX(ENOBUFS, -14, "buffer too small")
 
 typedef enum mg_error {
     MG_OK = 0,

@@ -71,7 +71,7 @@ uint64_t mg__now_us(void);
 /* Reads a whole file through a descriptor kept open: pread from offset 0
  * until EOF (a /proc file can come back in several page-sized pieces) into
  * buf, NUL-terminated. Returns the length, or MG_EIO / MG_ESRCH (the process
- * behind a /proc/PID file has exited) / MG_ENOSPC (buf too small). */
+ * behind a /proc/PID file has exited) / MG_ENOBUFS (buf too small). */
 ssize_t mg__pread_all(int fd, char *buf, size_t buf_len);
 
 /* One pread from offset 0, for the files read on every sample: meminfo,
@@ -79,14 +79,14 @@ ssize_t mg__pread_all(int fd, char *buf, size_t buf_len);
  * kernel renders whole and hands out in one read when the buffer is large
  * enough. mg__pread_all's second, EOF-confirming pread costs another
  * syscall (0.8-1 us here, 20 % of a meminfo read); this skips it. Returns
- * the length, or as mg__pread_all (MG_ENOSPC when the buffer filled up). */
+ * the length, or as mg__pread_all (MG_ENOBUFS when the buffer filled up). */
 ssize_t mg__pread_single(int fd, char *buf, size_t buf_len);
 
 /* open(path, O_RDONLY | O_CLOEXEC), read it whole as above, close. Returns
- * the length or MG_ENOENT / MG_EPERM / MG_EIO / MG_ENOSPC. */
+ * the length or MG_ENOENT / MG_EPERM / MG_EIO / MG_ENOBUFS. */
 ssize_t mg__read_file(const char *path, char *buf, size_t buf_len);
 
-/* snprintf into a fixed buffer; returns MG_ENOSPC when it did not fit. */
+/* snprintf into a fixed buffer; returns MG_ENOBUFS when it did not fit. */
 int mg__path(char *buf, size_t buf_len, const char *fmt, ...) MG_PRINTF(3, 4);
 
 /* Parses an unsigned decimal at *s, skipping leading blanks, and advances
@@ -111,7 +111,7 @@ void mg__tb_printf(mg__tb *b, const char *fmt, ...) MG_PRINTF(2, 3);
 /* Appends n raw bytes, truncating like mg__tb_printf. */
 void mg__tb_put(mg__tb *b, const char *s, size_t n);
 /* The length the whole text needs, MG_EINVAL if a vsnprintf failed, or
- * MG_ENOSPC when it is beyond INT_MAX. */
+ * MG_ENOBUFS when it is beyond INT_MAX. */
 int mg__tb_done(const mg__tb *b);
 
 /* Switches the calling thread (only) to the "C" numeric locale, so "91.2"

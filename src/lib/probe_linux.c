@@ -23,7 +23,7 @@ ssize_t mg__probe_read_grow(mg__probe *p, const char *path)
 {
     for (;;) {
         ssize_t n = mg__read_file(path, p->buf, p->buf_len);
-        if (n != MG_ENOSPC || p->buf_len >= (16u << 20)) return n;
+        if (n != MG_ENOBUFS || p->buf_len >= (16u << 20)) return n;
         char *nb = realloc(p->buf, p->buf_len * 2);
         if (!nb) return MG_ENOMEM;
         p->buf = nb;

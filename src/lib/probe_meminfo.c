@@ -85,7 +85,7 @@ int mg__probe_meminfo(mg__probe *p, mg_snapshot *snap)
     snap->swap.known = false;
     ssize_t n = mg__pread_single(p->meminfo_fd, buf, sizeof buf);
     if (n < 0) {
-        why = n == MG_ENOSPC ? "larger than 8 KiB" : "read failed";
+        why = n == MG_ENOBUFS ? "larger than 8 KiB" : "read failed";
     } else {
         why = parse_meminfo(buf, (size_t)n, val, have);
     }

@@ -223,7 +223,7 @@ static int member_rss(mg__probe *p, size_t i, uint64_t *rss)
     mg__member *m = &p->members[i];
     if (i < MAX_KEPT && m->statm_fd < 0) {
         if (mg__path(path, sizeof path, "%s/%d/statm", p->proc_root, m->pid))
-            return MG_ENOSPC;
+            return MG_ENOBUFS;
         m->statm_fd = open_ro(path);
         if (m->statm_fd < 0) return errno == ENOENT || errno == ESRCH ? MG_ESRCH : MG_EIO;
     }
@@ -231,7 +231,7 @@ static int member_rss(mg__probe *p, size_t i, uint64_t *rss)
         n = mg__pread_single(m->statm_fd, buf, sizeof buf);
     } else {
         if (mg__path(path, sizeof path, "%s/%d/statm", p->proc_root, m->pid))
-            return MG_ENOSPC;
+            return MG_ENOBUFS;
         n = mg__read_file(path, buf, sizeof buf);
     }
     if (n == MG_ENOENT) return MG_ESRCH;
@@ -397,7 +397,7 @@ static int member_pss(mg__probe *p, int pid, uint64_t *bytes)
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
         char path[PATH_LEN];
         if (mg__path(path, sizeof path, "%s/%d/%s", p->proc_root, pid, names[k]))
-            return MG_ENOSPC;
+            return MG_ENOBUFS;
         int fd = open_ro(path);
         if (fd < 0 && errno == ENOENT) continue;
         if (fd < 0) {

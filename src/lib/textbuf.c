@@ -58,7 +58,7 @@ int mg__tb_done(const mg__tb *b)
 {
     if (b->bad) return MG_EINVAL;
     /* The public formatters return int, as snprintf does. */
-    if (b->pos > (size_t)INT_MAX) return MG_ENOSPC;
+    if (b->pos > (size_t)INT_MAX) return MG_ENOBUFS;
     return (int)b->pos;
 }
 

@@ -43,11 +43,11 @@ static int err_from_errno(int e)
 ssize_t mg__pread_all(int fd, char *buf, size_t buf_len)
 {
     size_t off = 0;
-    if (buf_len == 0) return MG_ENOSPC;
+    if (buf_len == 0) return MG_ENOBUFS;
     /* A single read of a large /proc file returns one page (4092 of 6000
      * bytes for a children list, measured), so read until EOF. */
     for (;;) {
-        if (off + 1 >= buf_len) return MG_ENOSPC;
+        if (off + 1 >= buf_len) return MG_ENOBUFS;
         ssize_t n = pread(fd, buf + off, buf_len - 1 - off, (off_t)off);
         if (n < 0) {
             if (errno == EINTR) continue;
@@ -62,14 +62,14 @@ ssize_t mg__pread_all(int fd, char *buf, size_t buf_len)
 
 ssize_t mg__pread_single(int fd, char *buf, size_t buf_len)
 {
-    if (buf_len < 2) return MG_ENOSPC;
+    if (buf_len < 2) return MG_ENOBUFS;
     for (;;) {
         ssize_t n = pread(fd, buf, buf_len - 1, 0);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return err_from_errno(errno);
         /* A full buffer may mean more is left: let the caller know rather
          * than parse a cut file. */
-        if ((size_t)n >= buf_len - 1) return MG_ENOSPC;
+        if ((size_t)n >= buf_len - 1) return MG_ENOBUFS;
         buf[n] = '\0';
         return n;
     }
@@ -90,7 +90,7 @@ int mg__path(char *buf, size_t buf_len, const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(buf, buf_len, fmt, ap);
     va_end(ap);
-    if (n < 0 || (size_t)n >= buf_len) return MG_ENOSPC;
+    if (n < 0 || (size_t)n >= buf_len) return MG_ENOBUFS;
     return 0;
 }
 

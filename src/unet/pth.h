@@ -58,7 +58,7 @@ size_t pth_save_scratch(const pv *root, const pth_save_opts *opts);
 /* Writes root to path (atomically, see above). scratch/scratch_len: a
  * caller buffer of at least pth_save_scratch() bytes; NULL makes pth_save
  * malloc it (normal checkpoints). Returns 0 or MG_EINVAL (bad tree, NULL
- * tensor data), MG_ENOSPC (scratch too small or disk full), MG_ENOMEM,
+ * tensor data), MG_ENOBUFS (scratch too small), MG_ENOSPC (disk full), MG_ENOMEM,
  * MG_EIO, MG_EPERM, MG_ENOENT, MG_ERANGE (too many entries); err (may be
  * NULL) gets one line. */
 int pth_save(const char *path, const pv *root, void *scratch, size_t scratch_len,

@@ -555,7 +555,7 @@ int pth_save(const char *path, const pv *root, void *scratch, size_t scratch_len
     } else if (scratch_len < need || ((uintptr_t)scratch & 7u)) {
         pw_err(err, err_len, "pth_save: scratch buffer of %zu bytes, need %zu (8-byte aligned)",
                scratch_len, need);
-        return MG_ENOSPC;
+        return MG_ENOBUFS;
     }
     pw_pk pk = {scratch, pklen, 0, 0, 0};
     pk_op(&pk, 0x80);
