@@ -9,6 +9,7 @@
 #include "mg_proc.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -449,10 +450,129 @@ static void test_watch(void)
     CHECK_CONTAINS(R.out, "RAM");
 }
 
+/* ---- every flag, every kind of bad value ---------------------------------------- */
+
+/* The names in a folder, sorted and joined, to compare before and after. */
+static void listing(const char *dir, char *out, size_t len)
+{
+    struct dirent **names;
+    int n = scandir(dir, &names, NULL, alphasort);
+    out[0] = '\0';
+    for (int i = 0; i < n; i++) {
+        size_t used = strlen(out);
+        snprintf(out + used, len - used, "%s/", names[i]->d_name);
+        free(names[i]);
+    }
+    if (n >= 0) free(names);
+}
+
+typedef struct flag_case {
+    const char *cmd;          /* check, watch, run */
+    const char *flag;
+    const char *bad[12];      /* NULL-terminated */
+} flag_case;
+
+#define FRAC_BAD {"", "x", "0", "1.5", "-0.5", "nan", "inf", "1e999", " 0.5", "0x1p-1", "50%%", NULL}
+#define SIZE_BAD {"", "x", "0", "-1", "nan", "99999999999T", "1.5.5G", " 8G", "8Q", "+8G", NULL}
+#define DUR_BAD {"", "x", "-1", "0x10", " 5", "1e3", "8d", "nan", "inf", "-0", "9999999999", NULL}
+#define MS_BAD {"", "0", "3600001", "-5", "abc", " 5", "+5", "0x10", "1e3", "99999999999", NULL}
+
+static const flag_case flag_cases[] = {
+    {"check", "--warn-gpu", FRAC_BAD}, {"check", "--stop-gpu", FRAC_BAD},
+    {"check", "--warn-ram", FRAC_BAD}, {"check", "--stop-ram", FRAC_BAD},
+    {"check", "--min-free-ram", SIZE_BAD}, {"check", "--min-free-gpu", SIZE_BAD},
+    {"check", "--ram-budget", SIZE_BAD},
+    {"check", "--pid", {"", "0", "-1", "x", "99999999999", " 5", "+5", "0x10", "4194303", NULL}},
+    {"check", "--lang", {"", "fr", "english", "e", NULL}},
+    {"watch", "--interval", {"", "9", "3600001", "-5", "x", " 50", "+50", "1e3", NULL}},
+    {"watch", "--count", {"", "0", "-1", "x", " 3", "+3", "99999999999", NULL}},
+    {"run", "--grace", DUR_BAD}, {"run", "--kill-after", DUR_BAD},
+    {"run", "--hook-timeout", DUR_BAD}, {"run", "--warn-every", DUR_BAD},
+    {"run", "--signal", {"", "KILL", "STOP", "CHLD", "0", "65", "x", " 10", "+10", "32", NULL}},
+    {"run", "--hard-ram", FRAC_BAD}, {"run", "--hard-gpu", FRAC_BAD},
+    {"run", "--on-warn", {"", "relative.sh", "/nonexistent/hook", "/etc/passwd", "/tmp", NULL}},
+    {"run", "--log", {"", "/nonexistent/dir/log", "/proc/version", "/dev/null", "/tmp",
+                      "link.log", NULL}},
+    {"run", "--report-interval", MS_BAD}, {"run", "--min-interval", MS_BAD},
+    {"run", "--max-interval", MS_BAD},
+    {"run", "--ram-fill-rate", SIZE_BAD}, {"run", "--swap-fill-rate", SIZE_BAD},
+    {"run", "--gpu-fill-rate", SIZE_BAD},
+    {"run", "--stop-file", {"", "dir/", NULL}},
+};
+
+/* Runs `memguard CMD FLAG VALUE [...]` in an empty folder and checks: exit 2,
+ * exactly one line on stderr naming the flag, nothing on stdout, and
+ * nothing created or changed in the folder (memguard run's private folders
+ * would land there too: TMPDIR points at it). */
+static void one_bad(const char *dir, const char *const *args, const char *flag)
+{
+    char before[4096], after[4096], tmpenv[600];
+    snprintf(tmpenv, sizeof tmpenv, "TMPDIR=%s", dir);
+    const char *env[] = {tmpenv, "XDG_RUNTIME_DIR", NULL};
+    listing(dir, before, sizeof before);
+    int st = run_cli(env, args, 10000);
+    listing(dir, after, sizeof after);
+    char shown[600] = "";
+    for (const char *const *a = args; *a; a++)
+        snprintf(shown + strlen(shown), sizeof shown - strlen(shown), "'%s' ", *a);
+    if (st != 2) MG_FAIL_("%s: exit %d, want 2; stderr: %s", shown, st, R.err);
+    if (mg_count_lines(R.err) != 1) MG_FAIL_("%s: %d lines on stderr:\n%s", shown,
+                                             mg_count_lines(R.err), R.err);
+    if (!strstr(R.err, flag)) MG_FAIL_("%s: stderr does not name %s: %s", shown, flag, R.err);
+    if (R.out[0]) MG_FAIL_("%s: stdout not empty: %s", shown, R.out);
+    if (strcmp(before, after) != 0) MG_FAIL_("%s: the folder changed: %s -> %s", shown,
+                                             before, after);
+}
+
+static void test_every_flag_bad_values(void)
+{
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/cli-flags", MG_TMPDIR);
+    mkdirs(dir);
+    char cwd[4096];
+    if (!getcwd(cwd, sizeof cwd) || chdir(dir) != 0) {
+        MG_FAIL_("cannot enter %s", dir);
+        return;
+    }
+    /* A symlink at the log's name is never followed. */
+    unlink("link.log");
+    unlink("target.log");
+    if (symlink("target.log", "link.log") != 0) MG_FAIL_("symlink: %s", strerror(errno));
+    int runs = 0;
+    for (size_t i = 0; i < sizeof flag_cases / sizeof flag_cases[0]; i++) {
+        const flag_case *fc = &flag_cases[i];
+        bool run = strcmp(fc->cmd, "run") == 0;
+        for (int k = 0; fc->bad[k]; k++, runs++) {
+            const char *a[] = {fc->cmd, fc->flag, fc->bad[k], run ? "--" : NULL, "true", NULL};
+            one_bad(dir, a, fc->flag);
+        }
+        /* Missing value: the flag last. */
+        const char *m[] = {fc->cmd, fc->flag, NULL};
+        one_bad(dir, m, fc->flag);
+        /* Given twice, each value good on its own. */
+        const char *good = strstr(fc->flag, "interval") ? "100"
+                         : strcmp(fc->flag, "--signal") == 0 ? "USR2"
+                         : strcmp(fc->flag, "--lang") == 0 ? "en"
+                         : strcmp(fc->flag, "--pid") == 0 ? "1"
+                         : strcmp(fc->flag, "--count") == 0 ? "1"
+                         : strstr(fc->flag, "-gpu") || strstr(fc->flag, "-ram") ? "0.95" : NULL;
+        if (!good) continue;
+        const char *d[] = {fc->cmd, fc->flag, good, fc->flag, good, run ? "--" : NULL, "true",
+                           NULL};
+        one_bad(dir, d, fc->flag);
+        runs += 2;
+    }
+    printf("# %d bad invocations, each one line, exit 2, nothing on disk\n", runs);
+    CHECK(access("target.log", F_OK) != 0);
+    unlink("link.log");
+    if (chdir(cwd) != 0) MG_FAIL_("cannot go back to %s", cwd);
+}
+
 int main(void)
 {
     MG_RUN(test_help_and_version);
     MG_RUN(test_bad_input_table);
+    MG_RUN(test_every_flag_bad_values);
     MG_RUN(test_bad_environment);
     MG_RUN(test_check_json_fixture);
     MG_RUN(test_check_levels);

@@ -9,6 +9,7 @@
 
 #include "memguard.h"
 
+#include <getopt.h>
 #include <stdio.h>
 
 /* Options every monitoring command accepts (long-only ones start at 256,
@@ -72,6 +73,14 @@ int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * HI" (its exit status returned). */
 int cli_uint_arg(const char *flag, const char *arg, uint64_t lo, uint64_t hi, const char *what,
                  uint64_t *out);
+
+/* getopt_long that also refuses an option with a value given twice (the
+ * later one would silently win). seen[] has one zeroed byte per entry of
+ * longopts. Returns getopt_long's value, or CLI_OPT_FAILED with *status set
+ * after one line on stderr. */
+#define CLI_OPT_FAILED (-2)
+int cli_next_option(int argc, char **argv, const char *shortopts, const struct option *longopts,
+                    unsigned char *seen, int *status);
 
 /* The unknown or malformed option getopt_long just rejected. */
 int cli_bad_option(char *const argv[], int opt);

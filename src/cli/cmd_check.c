@@ -38,7 +38,10 @@ int cmd_check(int argc, char **argv)
     int opt;
     opterr = 0;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, ":v", longopts, NULL)) != -1) {
+    unsigned char seen[sizeof longopts / sizeof longopts[0]] = {0};
+    int dup_status = 0;
+    while ((opt = cli_next_option(argc, argv, ":v", longopts, seen, &dup_status)) != -1) {
+        if (opt == CLI_OPT_FAILED) return dup_status;
         int r = cli_common_option(&c, opt, optarg);
         if (r < 0) return -1 - r;
         if (r == 0) return cli_bad_option(argv, opt);

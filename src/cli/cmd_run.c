@@ -177,7 +177,10 @@ int cmd_run(int argc, char **argv)
     optind = 1;
     /* "+": stop at the first non-option, so the command's own flags are
      * never taken for ours even without "--". */
-    while ((opt = getopt_long(argc, argv, "+:v", longopts, NULL)) != -1) {
+    unsigned char seen[sizeof longopts / sizeof longopts[0]] = {0};
+    int dup_status = 0;
+    while ((opt = cli_next_option(argc, argv, "+:v", longopts, seen, &dup_status)) != -1) {
+        if (opt == CLI_OPT_FAILED) return dup_status;
         switch (opt) {
         case OPT_GRACE: rc = duration_arg("--grace", optarg, &o.grace_ms); break;
         case OPT_KILL_AFTER: rc = duration_arg("--kill-after", optarg, &o.kill_after_ms); break;

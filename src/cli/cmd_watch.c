@@ -81,7 +81,10 @@ int cmd_watch(int argc, char **argv)
     int opt;
     opterr = 0;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, ":v", longopts, NULL)) != -1) {
+    unsigned char seen[sizeof longopts / sizeof longopts[0]] = {0};
+    int dup_status = 0;
+    while ((opt = cli_next_option(argc, argv, ":v", longopts, seen, &dup_status)) != -1) {
+        if (opt == CLI_OPT_FAILED) return dup_status;
         if (opt == OPT_INTERVAL || opt == OPT_COUNT) {
             uint64_t v;
             int rc = opt == OPT_INTERVAL

@@ -94,6 +94,21 @@ int cli_usage_error(const char *fmt, ...)
     return MG_EXIT_USAGE;
 }
 
+int cli_next_option(int argc, char **argv, const char *shortopts, const struct option *longopts,
+                    unsigned char *seen, int *status)
+{
+    int idx = -1;
+    int opt = getopt_long(argc, argv, shortopts, longopts, &idx);
+    if (opt < 0 || idx < 0 || longopts[idx].has_arg != required_argument) return opt;
+    if (seen[idx]) {
+        *status = cli_usage_error("--%s given twice ('%s'): give it once", longopts[idx].name,
+                                  optarg);
+        return CLI_OPT_FAILED;
+    }
+    seen[idx] = 1;
+    return opt;
+}
+
 int cli_bad_option(char *const argv[], int opt)
 {
     const char *word = argv[optind - 1];

@@ -87,7 +87,9 @@ const char *signal_name(int sig, char *buf, size_t len);
 typedef struct runlog runlog;
 
 /* Opens (appends to) the log; NULL path gives a log that drops everything.
- * Returns NULL with errno set when the file cannot be opened. */
+ * Returns NULL with errno set when the file cannot be opened: ELOOP for a
+ * symlink (never followed), EINVAL for what is not a writable regular
+ * file. */
 runlog *runlog_open(const char *path);
 void runlog_close(runlog *l);
 /* One event line: {"event":EVENT,"t_ms":T,<extra>,"sample":<json>}.

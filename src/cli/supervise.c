@@ -661,8 +661,11 @@ int supervise(const run_opts *o, mg_ctx *ctx)
     if (status) return status;
     s.log = runlog_open(o->log_path);
     if (!s.log) {
+        int e = errno;
         stop_paths_cleanup(&s.files);
-        return cli_usage_error("--log '%s': %s", o->log_path, strerror(errno));
+        return cli_usage_error("--log '%s': %s", o->log_path,
+                               e == EINVAL ? "not a writable regular file"
+                               : e == ELOOP ? "a symbolic link (not followed)" : strerror(e));
     }
     s.sent = calloc(MEMBERS_MAX, sizeof *s.sent);
     s.mem = calloc(MEMBERS_MAX, sizeof *s.mem);
