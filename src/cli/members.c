@@ -57,7 +57,8 @@ static ssize_t read_proc(int pid, const char *file, char *buf, size_t len)
 }
 
 /* ppid (field 4) and start time (field 22) from /proc/PID/stat, read after
- * the LAST ')' since the command name may hold ") ". */
+ * the LAST ')' since the command name may hold ") ". False for a zombie
+ * (state Z or X): it holds no memory and cannot be signalled any more. */
 static bool read_stat(int pid, int *ppid, unsigned long long *start)
 {
     char buf[1024];
@@ -68,6 +69,7 @@ static bool read_stat(int pid, int *ppid, unsigned long long *start)
     for (int field = 3; field <= 22; field++) {
         while (*p == ' ') p++;
         if (!*p) return false;
+        if (field == 3 && (*p == 'Z' || *p == 'X')) return false;
         if (field == 4) *ppid = atoi(p);
         if (field == 22) *start = strtoull(p, NULL, 10);
         while (*p && *p != ' ') p++;
