@@ -298,7 +298,13 @@ typedef struct mg_proctree {
     unsigned pss_unread;   /* members whose smaps could not be read (another
                             * user's process): counted with their RSS */
     uint64_t used_bytes;   /* the figure judged against the budget:
-                            * pss_bytes when pss_known, else rss_bytes */
+                            * pss_bytes when pss_known; the estimate when
+                            * used_estimated; else rss_bytes */
+    /* Between two PSS readings, above the line: the last PSS plus the RSS
+     * sum's growth since, capped at the RSS sum. A fresh PSS is read when
+     * that estimate reaches the stop line, so no critical or hard-limit
+     * verdict rests on it (mg_sample in ctx.c says why it holds). */
+    bool used_estimated;
 } mg_proctree;
 
 typedef struct mg_psi {
@@ -512,6 +518,12 @@ MG_API int mg_format_emergency_text(const char *reason, const mg_text_opts *t,
  * gpus, thresholds, unknown (see the man page for the schema). */
 MG_API int mg_format_json(const mg_config *cfg, const mg_snapshot *snap,
                           const mg_verdict *v, char *buf, size_t buf_len);
+
+/* s as a JSON string literal (RFC 8259, quotes included) in buf: control
+ * characters escaped, invalid UTF-8 as \ufffd, so the result is always
+ * valid JSON. When it does not fit it is cut at a character and still
+ * closed, and MG_ENOBUFS is returned; MG_EINVAL for NULLs or buf_len < 3. */
+MG_API int mg_json_quote(const char *s, char *buf, size_t buf_len);
 
 /* Short names: "safe" / "warn" / "critical", "meminfo" / "cgroup" /
  * "budget". Static storage. */

@@ -817,7 +817,7 @@ static void test_json_full(void)
     CHECK(is_num(cg, "inactive_file_bytes", (double)GIB));
 
     cJSON *pt = get(j, "process_tree");
-    CHECK_INT(count_keys(pt), 7);
+    CHECK_INT(count_keys(pt), 8);
     CHECK(is_num(pt, "pid", 77));
     CHECK(cJSON_IsFalse(get(pt, "descendants_only")));
     CHECK(is_num(pt, "nprocs", 4));
@@ -825,6 +825,7 @@ static void test_json_full(void)
     CHECK(is_null(pt, "pss_bytes"));
     CHECK(is_null(pt, "pss_unread"));
     CHECK(is_num(pt, "used_bytes", (double)(5 * GIB)));
+    CHECK(cJSON_IsFalse(get(pt, "used_estimated")));
 
     /* With PSS read, and a tree of descendants only. */
     s.tree.pss_known = true;
@@ -835,13 +836,25 @@ static void test_json_full(void)
     cJSON *j2 = json_of(&c, &s, &v);
     if (j2) {
         cJSON *pt2 = get(j2, "process_tree");
-        CHECK_INT(count_keys(pt2), 7);
+        CHECK_INT(count_keys(pt2), 8);
         CHECK(cJSON_IsTrue(get(pt2, "descendants_only")));
         CHECK(is_num(pt2, "rss_bytes", (double)(5 * GIB)));
         CHECK(is_num(pt2, "pss_bytes", (double)GIB));
         CHECK(is_num(pt2, "pss_unread", 1));
         CHECK(is_num(pt2, "used_bytes", (double)GIB));
         cJSON_Delete(j2);
+    }
+    /* Between two PSS readings: the estimate, named as such. */
+    s.tree.pss_known = false;
+    s.tree.used_estimated = true;
+    s.tree.used_bytes = 2 * GIB;
+    cJSON *j3 = json_of(&c, &s, &v);
+    if (j3) {
+        cJSON *pt3 = get(j3, "process_tree");
+        CHECK(cJSON_IsTrue(get(pt3, "used_estimated")));
+        CHECK(is_null(pt3, "pss_bytes"));
+        CHECK(is_num(pt3, "used_bytes", (double)(2 * GIB)));
+        cJSON_Delete(j3);
     }
 
     cJSON *psi = get(j, "psi");

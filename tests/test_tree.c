@@ -229,6 +229,12 @@ static void test_shared_pages_count_once(void)
     CHECK_INT(mg_sample(ctx, &s2), 0);
     CHECK(s2.sample_backlog_us >= s2.sample_us);
     CHECK(s2.sample_backlog_us <= s.sample_backlog_us + s2.sample_us);
+    /* Right after a PSS reading, below the stop line: the estimate (the
+     * last PSS plus the RSS sum's growth since), not another page walk. */
+    CHECK(s2.tree.used_estimated);
+    CHECK(!s2.tree.pss_known);
+    CHECK_NEAR((double)s2.tree.used_bytes / (double)s.tree.pss_bytes, 1.0, 0.01);
+    CHECK(s2.sample_us < s.sample_us);
     /* The budget's limit is judged on PSS. */
     bool found = false;
     for (unsigned i = 0; i < s.ram.nlimits; i++)
@@ -252,6 +258,12 @@ static void test_shared_pages_count_once(void)
     if (ctx && mg_watch_pid(ctx, t.parent) == 0 && mg_sample(ctx, &s) == 0) {
         CHECK(s.tree.pss_known);
         CHECK_INT(mg_classify(mg_ctx_config(ctx), &s, NULL, &v), MG_LEVEL_CRITICAL);
+        /* At the stop line the confirming re-read is a fresh PSS too,
+         * never the estimate. */
+        mg_snapshot again;
+        CHECK_INT(mg_sample(ctx, &again), 0);
+        CHECK(again.tree.pss_known);
+        CHECK(!again.tree.used_estimated);
         CHECK_INT(v.resource, MG_RES_RAM);
         CHECK_U64(v.total_bytes, 280 * MIB);
         CHECK_U64(v.used_bytes, s.tree.pss_bytes);

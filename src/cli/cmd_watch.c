@@ -49,7 +49,7 @@ static void status_line(const mg_snapshot *s, mg_level level)
         printf("  cgroup %.1f/%.1fGB", gib(s->cgroup.usage_bytes), gib(s->cgroup.limit_bytes));
     if (s->tree.known)
         printf("  tree %u proc %.2fGB %s", s->tree.nprocs, gib(s->tree.used_bytes),
-               s->tree.pss_known ? "PSS" : "RSS");
+               s->tree.pss_known ? "PSS" : s->tree.used_estimated ? "PSS~" : "RSS");
     if (s->psi.known) printf("  psi %.2f", s->psi.some_avg10);
     for (unsigned i = 0; i < s->gpu_count; i++) {
         const mg_gpu *g = &s->gpus[i];

@@ -65,17 +65,7 @@ void runlog_close(runlog *l)
 
 void json_quote(char *buf, size_t len, const char *s)
 {
-    size_t o = 0;
-    if (len < 3) { if (len) buf[0] = '\0'; return; }
-    buf[o++] = '"';
-    for (; *s && o + 8 < len; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') { buf[o++] = '\\'; buf[o++] = (char)ch; }
-        else if (ch < 0x20) o += (size_t)snprintf(buf + o, len - o, "\\u%04x", ch);
-        else buf[o++] = (char)ch;
-    }
-    buf[o++] = '"';
-    buf[o] = '\0';
+    mg_json_quote(s, buf, len); /* cut but still valid JSON when too long */
 }
 
 void runlog_event(runlog *l, const char *event, uint64_t t_ms, const char *extra,

@@ -43,6 +43,13 @@ struct mg_ctx {
     uint64_t trainer_reserved_bytes;
     uint64_t backlog_us;           /* mg_snapshot.sample_backlog_us */
     uint64_t last_end_us;          /* when the last sample ended, 0 = none */
+    /* The last PSS reading of the tree: the base of the estimate between
+     * readings (tree_figure). */
+    bool pss_base_known;
+    uint64_t pss_base_bytes;       /* the PSS sum then */
+    uint64_t rss_base_bytes;       /* the RSS sum of the same sample */
+    uint64_t pss_read_us;          /* when it was read */
+    uint64_t pss_cost_us;          /* what reading it cost */
 };
 
 /* ---- configuration ------------------------------------------------------ */
@@ -219,23 +226,67 @@ const mg_config *mg_ctx_config(const mg_ctx *ctx)
 /*
  * The tree's judged figure. With a budget, the RSS sum settles the budget
  * only while it proves it safe (mg__budget_proven_safe, under the
- * thresholds it will be judged with); from there on the PSS is read, so
- * every warn, critical or hard-limit decision from the budget is on PSS.
+ * thresholds it will be judged with). Above that line the figure is PSS:
+ * read afresh whenever the estimate below reaches the stop line (so every
+ * critical or hard-limit verdict, and the re-read that confirms it, is on a
+ * fresh PSS), and otherwise at most every PSS_REFRESH_FACTOR times what the
+ * last reading cost. Between readings it is the estimate
+ *
+ *     min(RSS sum, last PSS + growth of the RSS sum since that reading):
+ *
+ * a new private page raises both sums alike, a fork raises only the RSS
+ * sum (the estimate overshoots, which only brings the next fresh reading
+ * forward), and a shrinking RSS sum is not taken as shrinking PSS (a member
+ * that exits hands its shared pages to the others). What it misses is a
+ * copy-on-write break (a worker writing to pages it shares: PSS grows, RSS
+ * does not), which the periodic refresh catches. So a fast fill is
+ * followed at the RSS path's cost, microseconds (bench/sample.sh), instead
+ * of one page-table walk per sample, which at 3-100 ms (bench/sample.sh)
+ * let a 1 GB/s fill run from warn past the hard limit between two samples
+ * (test_run, test_budget_warn_request_checkpoint).
  *
  * PSS is not read merely because the tree has several processes: below the
- * line the level is safe whichever figure is read (PSS <= RSS), so PSS
- * would change only the number shown, at 21-37 ms a sample for 5
- * processes sharing 1 GiB against 30-41 us for their RSS (bench/sample.sh);
- * that cost would also space out the samples of the machine's own RAM.
+ * line the level is safe whichever figure is read (PSS <= RSS).
  * Without a budget nothing judges the tree, and PSS is never read.
  */
+#define PSS_REFRESH_FACTOR 10u
+
+static void read_pss(mg_ctx *ctx, mg_proctree *t)
+{
+    uint64_t t0 = mg__now_us();
+    mg__probe_tree_pss(ctx->probe, t);
+    uint64_t t1 = mg__now_us();
+    ctx->pss_base_known = t->pss_known;
+    ctx->pss_base_bytes = t->pss_bytes;
+    ctx->rss_base_bytes = t->rss_bytes;
+    ctx->pss_read_us = t1;
+    ctx->pss_cost_us = t1 > t0 ? t1 - t0 : 0;
+}
+
+static uint64_t pss_estimate(const mg_ctx *ctx, uint64_t rss)
+{
+    uint64_t grown = rss > ctx->rss_base_bytes ? rss - ctx->rss_base_bytes : 0;
+    uint64_t est = ctx->pss_base_bytes + grown;
+    return est < rss ? est : rss;
+}
+
 static void tree_figure(mg_ctx *ctx, const mg_config *judge, mg_snapshot *out)
 {
     mg_proctree *t = &out->tree;
     uint64_t budget = ctx->cfg.ram_budget_bytes;
-    if (t->known && budget && !mg__budget_proven_safe(judge, t->rss_bytes, budget))
-        mg__probe_tree_pss(ctx->probe, t);
-    t->used_bytes = t->pss_known ? t->pss_bytes : t->rss_bytes;
+    t->used_bytes = t->rss_bytes;
+    if (!t->known || !budget || mg__budget_proven_safe(judge, t->rss_bytes, budget)) return;
+    uint64_t now = mg__now_us();
+    bool fresh_due = !ctx->pss_base_known ||
+                     now - ctx->pss_read_us >= ctx->pss_cost_us * PSS_REFRESH_FACTOR;
+    uint64_t est = ctx->pss_base_known ? pss_estimate(ctx, t->rss_bytes) : t->rss_bytes;
+    if (fresh_due || !mg__budget_below_stop(judge, est, budget)) {
+        read_pss(ctx, t);
+        t->used_bytes = t->pss_known ? t->pss_bytes : t->rss_bytes;
+        return;
+    }
+    t->used_bytes = est;
+    t->used_estimated = true;
 }
 
 /* The leaky bucket of sampling work (policy.c, at_cost_floor): drained at a
@@ -286,6 +337,7 @@ int mg_watch_pid(mg_ctx *ctx, int pid)
     if (!ctx || pid < 0) return MG_EINVAL;
     int rc = mg__probe_set_pid(ctx->probe, pid);
     if (rc == 0) ctx->cfg.pid = pid;
+    ctx->pss_base_known = false;
     return rc;
 }
 
@@ -294,6 +346,7 @@ int mg_watch_descendants(mg_ctx *ctx, int pid)
     if (!ctx || pid < 0) return MG_EINVAL;
     int rc = mg__probe_set_descendants(ctx->probe, pid);
     if (rc == 0) ctx->cfg.pid = pid;
+    ctx->pss_base_known = false;
     return rc;
 }
 

@@ -48,6 +48,9 @@ void mg__config_numbers(const mg_config *in, mg_config *out);
  * minus hysteresis_frac and clear of min_free_ram_bytes. Then the RSS sum
  * (an upper bound) settles it and PSS need not be read. */
 bool mg__budget_proven_safe(const mg_config *cfg, uint64_t used_upper, uint64_t budget);
+/* Whether `used` of the budget is below stop_ram_frac and clear of the
+ * floor: neither critical nor a hard limit (which is never below stop). */
+bool mg__budget_below_stop(const mg_config *cfg, uint64_t used, uint64_t budget);
 
 /* ---- log.c ------------------------------------------------------------- */
 

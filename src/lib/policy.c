@@ -183,22 +183,33 @@ mg_level mg_classify(const mg_config *cfg, const mg_snapshot *snap,
     return best.level;
 }
 
+/* Whether `used` of `budget` is below the fraction `line` and clear of the
+ * floor. The fraction is computed as ram.c computes it, so a value below the
+ * line here is below it there, and so is any figure <= used. */
+static bool budget_below(const mg_config *c, uint64_t used, uint64_t budget, double line)
+{
+    double frac = (double)used / (double)budget;
+    if (!(frac < line)) return false;
+    uint64_t free_bytes = budget > used ? budget - used : 0;
+    return c->min_free_ram_bytes == 0 || free_bytes >= c->min_free_ram_bytes;
+}
+
 bool mg__budget_proven_safe(const mg_config *cfg, uint64_t used_upper, uint64_t budget)
 {
     mg_config c;
     mg__config_numbers(cfg, &c);
     if (budget == 0) return true; /* no budget, nothing to judge */
     /* judge() warns at warn_ram_frac, or warn_ram_frac - hysteresis_frac
-     * once warned; stop_ram_frac >= warn_ram_frac (mg_config_check). The
-     * fraction is computed as ram.c computes it, so a value below the line
-     * here is below it there, and any figure <= used_upper (PSS <= RSS)
-     * is too. */
+     * once warned; stop_ram_frac >= warn_ram_frac (mg_config_check). */
     double line = c.warn_ram_frac - (c.hysteresis_frac > 0.0 ? c.hysteresis_frac : 0.0);
-    double frac = (double)used_upper / (double)budget;
-    if (!(frac < line)) return false;
-    /* The floor applies to the budget's headroom as well. */
-    uint64_t free_bytes = budget > used_upper ? budget - used_upper : 0;
-    return c.min_free_ram_bytes == 0 || free_bytes >= c.min_free_ram_bytes;
+    return budget_below(&c, used_upper, budget, line);
+}
+
+bool mg__budget_below_stop(const mg_config *cfg, uint64_t used, uint64_t budget)
+{
+    mg_config c;
+    mg__config_numbers(cfg, &c);
+    return budget == 0 || budget_below(&c, used, budget, c.stop_ram_frac);
 }
 
 /* Seconds-to-milliseconds for `bytes` at `rate` bytes per second. */

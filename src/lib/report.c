@@ -349,6 +349,11 @@ static void format_tree(mg__tb *b, const mg_proctree *t)
     mg__tb_printf(b, "Process tree: %s %d, %u process%s, ",
                   t->descendants_only ? "below pid" : "pid", t->pid, t->nprocs,
                   t->nprocs == 1 ? "" : "es");
+    if (t->used_estimated) {
+        mg__tb_printf(b, "PSS about %.*fGB (RSS sum %.*fGB)\n", gb_dec(t->used_bytes),
+                      gb(t->used_bytes), gb_dec(t->rss_bytes), gb(t->rss_bytes));
+        return;
+    }
     if (!t->pss_known) {
         mg__tb_printf(b, "RSS %.*fGB\n", gb_dec(t->rss_bytes), gb(t->rss_bytes));
         return;
@@ -393,7 +398,8 @@ int mg_format_system_check(const mg_snapshot *snap, const mg_text_opts *t,
             break;
         case MG_RAM_SOURCE_BUDGET:
             mg__tb_printf(&b, "RAM limit: budget %.1fGB, process tree %s\n",
-                          gb(r->total_bytes), snap->tree.pss_known ? "PSS" : "RSS");
+                          gb(r->total_bytes),
+                          snap->tree.pss_known || snap->tree.used_estimated ? "PSS" : "RSS");
             break;
         case MG_RAM_SOURCE_MEMINFO:
         default:

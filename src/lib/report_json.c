@@ -51,6 +51,32 @@ static size_t utf8_seq(const unsigned char *s, size_t left)
     return n;
 }
 
+/* The JSON form of the character at p[0..left), at most 6 bytes into out:
+ * an escape, the bytes of a valid UTF-8 sequence, or \ufffd for a byte
+ * that starts none. Sets *used to the input bytes consumed. */
+static size_t json_unit(const unsigned char *p, size_t left, char out[6], size_t *used)
+{
+    unsigned char c = p[0];
+    *used = 1;
+    if (c == '"' || c == '\\') {
+        out[0] = '\\';
+        out[1] = (char)c;
+        return 2;
+    }
+    if (c < 0x20 || c == 0x7F) {
+        snprintf(out, 7, "\\u%04x", (unsigned)c);
+        return 6;
+    }
+    size_t k = utf8_seq(p, left);
+    if (k == 0) {
+        memcpy(out, "\\ufffd", 6);
+        return 6;
+    }
+    memcpy(out, p, k);
+    *used = k;
+    return k;
+}
+
 /* A JSON string from at most `cap` bytes of s (the fixed-size snapshot
  * fields need not be terminated). */
 static void jw_str(mg__tb *w, const char *s, size_t cap)
@@ -58,28 +84,33 @@ static void jw_str(mg__tb *w, const char *s, size_t cap)
     size_t n = strnlen(s, cap);
     const unsigned char *p = (const unsigned char *)s;
     mg__tb_put(w, "\"", 1);
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = p[i];
-        if (c == '"' || c == '\\') {
-            char esc[2] = {'\\', (char)c};
-            mg__tb_put(w, esc, 2);
-            i++;
-        } else if (c < 0x20 || c == 0x7F) {
-            mg__tb_printf(w, "\\u%04x", (unsigned)c);
-            i++;
-        } else {
-            size_t k = utf8_seq(p + i, n - i);
-            if (k == 0) {
-                mg__tb_put(w, "\\ufffd", 6);
-                i++;
-            } else {
-                mg__tb_put(w, s + i, k);
-                i += k;
-            }
-        }
+    for (size_t i = 0, used; i < n; i += used) {
+        char unit[6];
+        mg__tb_put(w, unit, json_unit(p + i, n - i, unit, &used));
     }
     mg__tb_put(w, "\"", 1);
+}
+
+int mg_json_quote(const char *s, char *buf, size_t buf_len)
+{
+    if (!s || !buf || buf_len < 3) return MG_EINVAL;
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s), o = 0;
+    buf[o++] = '"';
+    int rc = 0;
+    for (size_t i = 0, used; i < n; i += used) {
+        char unit[6];
+        size_t k = json_unit(p + i, n - i, unit, &used);
+        if (o + k + 2 > buf_len) { /* the closing quote and the NUL must fit */
+            rc = MG_ENOBUFS;
+            break;
+        }
+        memcpy(buf + o, unit, k);
+        o += k;
+    }
+    buf[o++] = '"';
+    buf[o] = '\0';
+    return rc;
 }
 
 static void jw_cstr(mg__tb *w, const char *s) { jw_str(w, s, strlen(s)); }
@@ -143,8 +174,9 @@ static void reason_obj(mg__tb *w, const mg_verdict *v)
 }
 
 /* {"pid", "descendants_only", "nprocs", "rss_bytes", "pss_bytes",
- * "pss_unread", "used_bytes"}: the PSS pair is null when PSS was not read,
- * and used_bytes is the figure judged against a budget. */
+ * "pss_unread", "used_bytes", "used_estimated"}: the PSS pair is null when
+ * PSS was not read in this sample, and used_bytes is the figure judged
+ * against a budget (an estimate from the last PSS when used_estimated). */
 static void process_tree_obj(mg__tb *w, const mg_proctree *t)
 {
     mg__tb_printf(w, "{\"pid\":%d,\"descendants_only\":%s,\"nprocs\":%u,"
@@ -154,7 +186,8 @@ static void process_tree_obj(mg__tb *w, const mg_proctree *t)
         mg__tb_printf(w, "%" PRIu64 ",\"pss_unread\":%u", t->pss_bytes, t->pss_unread);
     else
         mg__tb_printf(w, "null,\"pss_unread\":null");
-    mg__tb_printf(w, ",\"used_bytes\":%" PRIu64 "}", t->used_bytes);
+    mg__tb_printf(w, ",\"used_bytes\":%" PRIu64 ",\"used_estimated\":%s}", t->used_bytes,
+                  t->used_estimated ? "true" : "false");
 }
 
 int mg_format_json(const mg_config *cfg, const mg_snapshot *snap,
