@@ -1059,6 +1059,39 @@ static void test_json_escaping(void)
     cJSON_Delete(j);
 }
 
+/* mg_json_quote: always one valid JSON string, whatever the bytes, and
+ * still closed when cut. */
+static void test_json_quote(void)
+{
+    static const struct { const char *in, *out; } cases[] = {
+        {"plain", "\"plain\""},
+        {"a\"b\\c", "\"a\\\"b\\\\c\""},
+        {"tab\tnl\n", "\"tab\\u0009nl\\u000a\""},
+        {"bad\xff\xfe", "\"bad\\ufffd\\ufffd\""},
+        {"\xc3\xa9t\xc3", "\"\xc3\xa9t\\ufffd\""},  /* é, then a cut sequence */
+        {"\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\""}, /* a surrogate */
+        {"", "\"\""},
+    };
+    char buf[128];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        CHECK_INT(mg_json_quote(cases[i].in, buf, sizeof buf), 0);
+        CHECK_STR(buf, cases[i].out);
+        cJSON *j = cJSON_Parse(buf);
+        CHECK(j && cJSON_IsString(j));
+        cJSON_Delete(j);
+    }
+    /* Too long: cut at a character, closed, MG_ENOBUFS. */
+    char small[10];
+    CHECK_INT(mg_json_quote("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", small, sizeof small),
+              MG_ENOBUFS);
+    CHECK_STR(small, "\"\xc3\xa9\xc3\xa9\xc3\xa9\"");
+    cJSON *j = cJSON_Parse(small);
+    CHECK(j != NULL);
+    cJSON_Delete(j);
+    CHECK_INT(mg_json_quote("x", small, 2), MG_EINVAL);
+    CHECK_INT(mg_json_quote(NULL, small, sizeof small), MG_EINVAL);
+}
+
 int main(void)
 {
     MG_RUN(test_warning_seed);
@@ -1076,5 +1109,6 @@ int main(void)
     MG_RUN(test_json_unknown);
     MG_RUN(test_json_reason_ram_floor);
     MG_RUN(test_json_escaping);
+    MG_RUN(test_json_quote);
     return mg_test_exit();
 }
