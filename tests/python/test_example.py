@@ -91,7 +91,14 @@ class TestExample(unittest.TestCase):
         self.assertEqual(self.checkpoint("last.pth")["next_epoch"], 3)
 
     def test_memguard_run_budget_stops(self):
-        r = self.example(*LEAK, supervise=["--ram-budget", "600M", "--grace", "30"])
+        # memguard run samples the tree's PSS, at intervals of up to a second
+        # or two on a loaded machine, while this leak runs at up to 1 GB/s:
+        # the stop threshold (30 % of 2000M, ~22 batches in) lies 1.3 GiB
+        # below the hard limit, more than the 5 epochs can leak, so a late
+        # sample delays the stop but cannot turn it into a kill.
+        r = self.example("--leak-mb", "16", "--epochs", "5",
+                         supervise=["--ram-budget", "2000M", "--warn-ram", "0.25",
+                                    "--stop-ram", "0.3", "--grace", "30"])
         name, _ = self.assert_emergency(r)
         self.assertIn("asking pid", r.stderr)
         # The trainer acknowledged the save: memguard run names the file.
