@@ -14,7 +14,7 @@ import unittest
 
 import _support
 import memguard
-from memguard import _lib, stop
+from memguard import _lib
 
 HEADER = b"memguard stop request\n"
 REASON = "RAM usage high: 88.5% (1.77GB/2.0GB)"
