@@ -51,7 +51,7 @@ CFG = {
     "PIN_MEMORY": False,     # ...and no pinned memory
     # The seed's thresholds (batch 4 row of its table): warn / stop.
     "WARN_GPU": 0.90, "STOP_GPU": 0.92, "WARN_RAM": 0.85, "STOP_RAM": 0.88,
-    "RAM_BUDGET": None,      # e.g. "8G": judge this process tree's RSS against it
+    "RAM_BUDGET": None,      # e.g. "8G": judge this process tree's memory (PSS) against it
     "LEAK_MB": 0,            # demo/test only: keep this many MiB per train batch
 }
 

@@ -41,7 +41,8 @@ class Guard:
 
     Thresholds are used fractions (0..1 or "90%"): ``warn_gpu`` 0.90,
     ``stop_gpu`` 0.92, ``warn_ram`` 0.85, ``stop_ram`` 0.88. ``ram_budget``:
-    bytes or "8G", judged against this process tree's RSS. Cadence in
+    bytes or "8G", judged against this process tree's memory (shared pages
+    once: PSS, as memguard run counts it). Cadence in
     batches: ``check_train_every`` 10, ``check_eval_every`` 15.
     ``warn_every_s``: seconds between two repeats of the warning line while
     the level stays at warn (a new warning after safe prints at once).

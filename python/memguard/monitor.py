@@ -59,8 +59,9 @@ class Monitor:
     Thresholds are used fractions in (0, 1] (floats or strings such as
     "90%"); warn must not exceed stop. ``ram_budget``, ``min_free_ram`` and
     ``min_free_gpu`` are bytes (int) or sizes such as "8G". ``ram_budget``
-    judges the process tree's RSS (rooted at ``pid``, default this process)
-    against that many bytes, as ``memguard check --ram-budget`` does.
+    judges the process tree's memory (rooted at ``pid``, default this
+    process; PSS, so pages shared by forked workers count once) against that
+    many bytes, as ``memguard check --ram-budget`` does.
     ``no_gpu`` skips NVML. ``lang`` is 'en', 'ja' or None (from the locale).
     """
 
