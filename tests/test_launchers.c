@@ -316,20 +316,20 @@ static void test_forked_workers_fit(void)
     run_scenario(&s, check_fit_figures);
 }
 
-/* b) The same, with the trainer keeping 16 MiB more per batch (of at least
- * 100 ms) from epoch 1: the budget is truly exceeded partway; one
- * checkpoint, exit 75. The stop threshold (60 %, 720 MiB) lies 28 batches
- * (about 3 s) of growth below the hard limit (97 %), because memguard run
- * samples this tree's PSS at intervals of up to 1.1 s unloaded, 1.7 s and
- * more on a loaded machine (each sample costs it 20-120 ms and it waits 10
- * times that); at 32 MiB per 70 ms the run was killed between two samples. */
+/* b) The same, with the trainer keeping 32 MiB more per batch (of at least
+ * 50 ms) from epoch 1: the budget is truly exceeded partway; one
+ * checkpoint, exit 75. The stop threshold (60 %, 720 MiB) lies 14 batches
+ * of growth below the hard limit (97 %): a PSS reading of this tree costs
+ * 20-140 ms, and memguard run must follow the growth between two of them
+ * (before cb25d84 it sampled every 1-1.7 s on a loaded machine and killed
+ * this run without a checkpoint). */
 static void test_forked_workers_exceed(void)
 {
     static const scenario s = {
         .name = "forked workers, budget exceeded",
         .script = "exec " RUN " --ram-budget 1200M --warn-ram 0.55 --stop-ram 0.6 -- " TRAIN
-                  " --workers 4 --preload-mib 300 --epochs 6 --batch-sleep 0.1"
-                  " --grow-mib 16 --grow-from-epoch 1",
+                  " --workers 4 --preload-mib 300 --epochs 6 --batch-sleep 0.05"
+                  " --grow-mib 32 --grow-from-epoch 1",
         .status = 75, .checkpoints = 1, .deadline_s = 90,
         .must = {"stop at epoch ", "Reason: ", "Emergency save complete: "},
         .must_not = {"Training finished", "exited unexpectedly"},
