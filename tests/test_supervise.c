@@ -150,8 +150,13 @@ static void test_supervisor_killed(void)
     path_in_tmp(ck, sizeof ck, "pdeath.ckpt");
     unlink(ck);
     tick_sent_ms = 0;
+    /* A SIGKILLed memguard cannot remove its private folder: keep it in
+     * the test's own folder, not in /tmp. */
+    char tmpenv[600];
+    snprintf(tmpenv, sizeof tmpenv, "TMPDIR=%s", tmpdir);
+    const char *env[] = {tmpenv, "XDG_RUNTIME_DIR", NULL};
     const char *args[] = {"run", "--no-gpu", "--", MG_HELPER, "alloc", "1", "20", ck, NULL};
-    CHECK_INT(run_cli_tick(NULL, args, 10000, kill9_tick), 128 + SIGKILL);
+    CHECK_INT(run_cli_tick(env, args, 10000, kill9_tick), 128 + SIGKILL);
     for (int i = 0; i < 300 && ckpt_mb(ck) < 0; i++) {
         struct timespec ts = {0, 10 * 1000000L};
         nanosleep(&ts, NULL);
