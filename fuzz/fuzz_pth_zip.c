@@ -25,6 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int rc = pth_load_mem(data, size, &a, &root, err, sizeof err);
     if (rc != 0) {
         FZ_CHECK(rc < 0 && !a && !root && err[0], "failure %d without its message", rc);
+        if (getenv("FUZZ_VERBOSE")) fprintf(stderr, "pth_load_mem: %s\n", err);
         return 0;
     }
     FZ_CHECK(a && root, "success without a tree");

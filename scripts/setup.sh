@@ -15,10 +15,16 @@
 #   python3-torch, python3-numpy  the oracle: parity tests of the trainer and
 #                    the .pth files, the PyTorch side of the benchmarks, and
 #                    the Python binding's PyTorch example
+#   clang-14, libclang-rt-14-dev, libomp-14-dev  the fuzz harnesses (fuzz/,
+#                    scripts/fuzz.sh): clang with libFuzzer, whose runtime
+#                    (libclang_rt.fuzzer) and the ASan/UBSan runtimes are in
+#                    libclang-rt-14-dev, and clang's OpenMP (the trainer's
+#                    core is built again with clang for them)
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config libcjson-dev python3 python3-psutil go-md2man
-          libpng-dev libjpeg-dev zlib1g-dev python3-torch python3-numpy)
+          libpng-dev libjpeg-dev zlib1g-dev python3-torch python3-numpy
+          clang-14 libclang-rt-14-dev libomp-14-dev)
 
 missing=()
 for p in "${packages[@]}"; do
