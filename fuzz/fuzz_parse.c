@@ -7,7 +7,9 @@
  * the /proc/meminfo and /proc/pressure/memory readers, fed through a file
  * descriptor exactly as the probe reads them (mg__pread_single).
  *
- * Input: the first byte picks the target, the rest is the text. Besides
+ * Input: the first byte picks the target (its value modulo 8; for
+ * mg_parse_uint and mg_parse_duration_ms, its value / 8 picks the maximum),
+ * the rest is the text. Besides
  * "no crash, no UB", it checks what each parser promises: a fraction in
  * (0, 1], a size above 0, a value within the caller's maximum, a uint that
  * prints back as its digits, finite non-negative PSI figures.
@@ -48,12 +50,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-/* The caller's maxima: what cmd_run.c and common.c pass, and the edges. */
-static uint64_t pick_max(const char *s)
+/* The callers' maxima (cmd_run.c, common.c) and the edges of uint64_t,
+ * picked by the selector byte's upper bits. */
+static uint64_t max_pick;
+
+static uint64_t pick_max(void)
 {
     static const uint64_t maxima[] = {7u * 86400000u, 1000, 65535, UINT32_MAX,
                                       INT64_MAX, UINT64_MAX};
-    return maxima[strlen(s) % (sizeof maxima / sizeof maxima[0])];
+    return maxima[max_pick % (sizeof maxima / sizeof maxima[0])];
 }
 
 static void fuzz_frac(const char *s)
@@ -71,7 +76,7 @@ static void fuzz_size(const char *s)
 
 static void fuzz_uint(const char *s)
 {
-    uint64_t v = 0, max = pick_max(s);
+    uint64_t v = 0, max = pick_max();
     if (mg_parse_uint(s, max, &v) != 0) return;
     FZ_CHECK(v <= max, "'%s' -> %" PRIu64 " above %" PRIu64, s, v, max);
     /* digits only: it prints back as itself, leading zeros aside */
@@ -84,7 +89,7 @@ static void fuzz_uint(const char *s)
 
 static void fuzz_duration(const char *s)
 {
-    uint64_t v = 0, max = pick_max(s);
+    uint64_t v = 0, max = pick_max();
     if (mg_parse_duration_ms(s, max, &v) == 0)
         FZ_CHECK(v <= max, "'%s' -> %" PRIu64 " ms above %" PRIu64, s, v, max);
 }
@@ -139,6 +144,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1) return 0;
     unsigned target = data[0] % 8;
+    max_pick = data[0] / 8;
     data++;
     size--;
     if (target == 6) {
