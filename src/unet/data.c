@@ -93,22 +93,16 @@ static size_t image_stem_len(const char *name)
     return (size_t)(dot - name);
 }
 
-static int list_folder(const char *dir, const char *sub, struct listing *li, char *err,
-                       size_t errlen)
+/* The image files of folder `path` (regular files only: a folder or a
+ * FIFO named x.png is skipped, never opened), sorted by stem. */
+static int list_dir(const char *path, struct listing *li, char *err, size_t errlen)
 {
     memset(li, 0, sizeof *li);
-    char path[4096];
-    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, sub) >= sizeof path) {
-        errf(err, errlen, "%s: path too long", dir);
-        return MG_EINVAL;
-    }
     DIR *dp = opendir(path);
     if (!dp) {
         int e = errno;
         if (e == ENOENT || e == ENOTDIR) {
-            errf(err, errlen,
-                 "%s: folder not found (a data set needs %s/images/ and %s/masks/)", path,
-                 dir, dir);
+            errf(err, errlen, "%s: folder not found", path);
             return MG_ENOENT;
         }
         char buf[128];
@@ -168,14 +162,85 @@ static int list_folder(const char *dir, const char *sub, struct listing *li, cha
     /* Byte order, not the locale's collation: the same order everywhere. */
     if (li->n > 1)
         qsort(li->e, (size_t)li->n, sizeof *li->e, entry_cmp);
-    for (int i = 1; i < li->n; i++)
-        if (strcmp(li->e[i].stem, li->e[i - 1].stem) == 0) {
-            errf(err, errlen, "%s/%s: same stem as %s/%s (cannot pair)", path, li->e[i].name,
-                 path, li->e[i - 1].name);
-            listing_free(li);
-            return MG_EPARSE;
-        }
     return 0;
+}
+
+/* The first entry whose stem equals its predecessor's, or 0 if none. */
+static int first_dup(const struct listing *li)
+{
+    for (int i = 1; i < li->n; i++)
+        if (strcmp(li->e[i].stem, li->e[i - 1].stem) == 0)
+            return i;
+    return 0;
+}
+
+/* DIR/sub of a data set. */
+static int list_folder(const char *dir, const char *sub, struct listing *li, char *err,
+                       size_t errlen)
+{
+    memset(li, 0, sizeof *li);
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, sub) >= sizeof path) {
+        errf(err, errlen, "%s: path too long", dir);
+        return MG_EINVAL;
+    }
+    int rc = list_dir(path, li, err, errlen);
+    if (rc == MG_ENOENT)
+        errf(err, errlen, "%s: folder not found (a data set needs %s/images/ and %s/masks/)",
+             path, dir, dir);
+    if (rc)
+        return rc;
+    int i = first_dup(li);
+    if (i) {
+        errf(err, errlen, "%s/%s: same stem as %s/%s (cannot pair)", path, li->e[i].name,
+             path, li->e[i - 1].name);
+        listing_free(li);
+        return MG_EPARSE;
+    }
+    return 0;
+}
+
+int unet_list_images(const char *dir, char ***names, int *n, char *err, size_t errlen)
+{
+    *names = NULL;
+    *n = 0;
+    struct listing li;
+    int rc = list_dir(dir, &li, err, errlen);
+    if (rc)
+        return rc;
+    int i = first_dup(&li);
+    if (i) {
+        errf(err, errlen, "%s/%s: same stem as %s/%s (both would give %s.png)", dir,
+             li.e[i].name, dir, li.e[i - 1].name, li.e[i].stem);
+        listing_free(&li);
+        return MG_EPARSE;
+    }
+    if (li.n == 0) {
+        errf(err, errlen, "%s: no .png, .jpg or .jpeg images in it", dir);
+        listing_free(&li);
+        return MG_EINVAL;
+    }
+    char **v = malloc((size_t)li.n * sizeof *v);
+    if (!v) {
+        errf(err, errlen, "%s: out of memory listing files", dir);
+        listing_free(&li);
+        return MG_ENOMEM;
+    }
+    for (int k = 0; k < li.n; k++) {
+        v[k] = li.e[k].name; /* handed over */
+        li.e[k].name = NULL;
+    }
+    *n = li.n;
+    *names = v;
+    listing_free(&li);
+    return 0;
+}
+
+void unet_list_free(char **names, int n)
+{
+    for (int i = 0; names && i < n; i++)
+        free(names[i]);
+    free(names);
 }
 
 struct pairs {

@@ -88,6 +88,18 @@ int unet_data_count_folder(const char *dir, int *n, char *err, size_t errlen);
 int unet_data_load_folder(unet_data *d, const char *dir, int size, int channels,
                           char *err, size_t errlen);
 
+/* The images of one folder for `unet-train predict`: the names (not
+ * paths) of its .png, .jpg and .jpeg files (any case; regular files only,
+ * names starting with '.' skipped), sorted by stem in byte order. Each stem
+ * names one output, so two files with one stem are refused. On success
+ * *names holds *n strings (free with unet_list_free). Messages:
+ *   "DIR: folder not found"                                    MG_ENOENT
+ *   "DIR: cannot read folder: <strerror>"                      MG_EPERM / MG_EIO
+ *   "DIR/a.png: same stem as DIR/a.jpg (both would give a.png)" MG_EPARSE
+ *   "DIR: no .png, .jpg or .jpeg images in it"                 MG_EINVAL */
+int unet_list_images(const char *dir, char ***names, int *n, char *err, size_t errlen);
+void unet_list_free(char **names, int n);
+
 /* The built-in synthetic set: n samples, each 1 to 3 shapes (disc,
  * rectangle, triangle) of a bright textured colour over a darker textured
  * background (low-frequency waves plus pixel noise), the mask being the

@@ -11,6 +11,7 @@
  */
 #include "image.h"
 
+#include "fileio.h"
 #include "memguard.h"
 
 #include <errno.h>
@@ -300,9 +301,11 @@ int unet_image_load(const char *path, unet_image *img, char *err, size_t errlen)
         return MG_EINVAL;
     }
     memset(img, 0, sizeof *img);
-    FILE *f = fopen(path, "rb");
+    /* A FIFO or a folder named x.png is refused, never waited on. */
+    int rc0;
+    FILE *f = unet_fopen_regular(path, &rc0, err, errlen);
     if (!f)
-        return open_error(path, "cannot open", errno, err, errlen);
+        return rc0;
     unsigned char hdr[24];
     size_t got = fread(hdr, 1, sizeof hdr, f);
     int rc;
@@ -554,16 +557,28 @@ int unet_mask_load_u8(const char *path, int size, uint8_t *out, int *orig_w, int
 
 /* ---- PNG writer ----------------------------------------------------------- */
 
-int unet_png_write_gray8(const char *path, const uint8_t *px, int w, int h, char *err,
-                         size_t errlen)
+/* libpng's output goes through the atomic writer; the first failed write
+ * is kept and ends the image with png_error. */
+struct png_sink {
+    mg_atomic at;
+    int rc;
+};
+
+static void sink_write(png_structp png, png_bytep data, size_t len)
 {
-    if (!path || !px || w <= 0 || h <= 0) {
-        errf(err, errlen, "%s: invalid image %dx%d", path ? path : "(null)", w, h);
-        return MG_EINVAL;
-    }
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return open_error(path, "cannot create", errno, err, errlen);
+    struct png_sink *k = png_get_io_ptr(png);
+    if (k->rc == 0) k->rc = mg_atomic_write(&k->at, data, len);
+    if (k->rc != 0) png_error(png, mg_strerror(k->rc));
+}
+
+static void sink_flush(png_structp png)
+{
+    (void)png;
+}
+
+/* The rows of px as PNG into the sink; 0 or MG_EIO / MG_ENOMEM. */
+static int png_rows(struct png_sink *k, const uint8_t *px, int w, int h, char *msg, size_t len)
+{
     struct png_catch pc;
     pc.msg[0] = '\0';
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &pc, png_error_cb,
@@ -571,17 +586,15 @@ int unet_png_write_gray8(const char *path, const uint8_t *px, int w, int h, char
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!png || !info) {
         png_destroy_write_struct(&png, NULL);
-        fclose(f);
-        errf(err, errlen, "%s: PNG write failed: out of memory", path);
+        snprintf(msg, len, "out of memory");
         return MG_ENOMEM;
     }
     if (setjmp(pc.jb)) {
         png_destroy_write_struct(&png, &info);
-        fclose(f);
-        errf(err, errlen, "%s: PNG write failed: %s", path, pc.msg);
-        return MG_EIO;
+        snprintf(msg, len, "%s", pc.msg);
+        return k->rc ? k->rc : MG_EIO;
     }
-    png_init_io(png, f);
+    png_set_write_fn(png, k, sink_write, sink_flush);
     png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_GRAY,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);
@@ -589,8 +602,33 @@ int unet_png_write_gray8(const char *path, const uint8_t *px, int w, int h, char
         png_write_row(png, (png_const_bytep)(px + (size_t)y * (size_t)w));
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
-    /* fclose flushes: a full disk shows up here, not in libpng. */
-    if (fclose(f) != 0)
-        return open_error(path, "write failed", errno, err, errlen);
     return 0;
+}
+
+int unet_png_write_gray8(const char *path, const uint8_t *px, int w, int h, char *err,
+                         size_t errlen)
+{
+    if (!path || !px || w <= 0 || h <= 0) {
+        errf(err, errlen, "%s: invalid image %dx%d", path ? path : "(null)", w, h);
+        return MG_EINVAL;
+    }
+    struct png_sink k = {.rc = 0};
+    int rc = mg_atomic_open(&k.at, path);
+    if (rc != 0) {
+        /* open(2) is mg_atomic_open's last call: errno says why. */
+        int e = errno;
+        errf(err, errlen, "%s: cannot create: %s", path,
+             rc == MG_EINVAL ? "path too long" : strerror(e));
+        return rc;
+    }
+    char msg[256];
+    rc = png_rows(&k, px, w, h, msg, sizeof msg);
+    if (rc != 0) {
+        mg_atomic_abort(&k.at);
+        errf(err, errlen, "%s: PNG write failed: %s", path, msg);
+        return rc;
+    }
+    rc = mg_atomic_commit(&k.at);
+    if (rc != 0) errf(err, errlen, "%s: write failed: %s", path, mg_strerror(rc));
+    return rc;
 }

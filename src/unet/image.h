@@ -45,6 +45,8 @@ typedef struct unet_image {
 /* Decodes a PNG or JPEG file. On success *img owns its pixels. On failure
  * *img is zeroed and err says (formats, PATH is the path as given):
  *   "PATH: cannot open: <strerror>"                      MG_ENOENT / MG_EIO
+ *   "PATH: is a FIFO, expected a regular file"           MG_EINVAL
+ *     (or a folder, a device, a socket: never waited on)
  *   "PATH: not a PNG or JPEG file"                        MG_EPARSE
  *   "PATH: corrupt PNG: <libpng's message>"               MG_EPARSE
  *   "PATH: corrupt JPEG: <libjpeg's message>"             MG_EPARSE
@@ -89,9 +91,12 @@ int unet_mask_load_u8(const char *path, int size, uint8_t *out,
                       int *orig_w, int *orig_h, char *err, size_t errlen);
 
 /* Writes an 8-bit grayscale PNG (no interlace, default compression). px is
- * h x w bytes, row-major. Errors: "PATH: cannot create: <strerror>"
- * (MG_EIO / MG_ENOENT / MG_EPERM), "PATH: PNG write failed: <libpng's
- * message>" (MG_EIO). A failed write leaves a partial file behind. */
+ * h x w bytes, row-major. Atomically (mg_atomic_*: a temporary PATH.tmp.PID,
+ * fsync, rename): PATH holds either what it held before or the whole new
+ * image, and a symbolic link at PATH is replaced, never followed. Errors:
+ * "PATH: cannot create: <reason>" (MG_ENOENT / MG_EPERM / MG_EIO /
+ * MG_ENOSPC), "PATH: PNG write failed: <reason>" (MG_EIO / MG_ENOSPC /
+ * MG_ENOMEM), "PATH: write failed: <reason>" (the final rename or fsync). */
 int unet_png_write_gray8(const char *path, const uint8_t *px, int w, int h,
                          char *err, size_t errlen);
 

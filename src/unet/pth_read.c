@@ -19,6 +19,8 @@
  */
 #include "pth.h"
 
+#include "fileio.h"
+
 #include "memguard.h"
 
 #include <errno.h>
@@ -751,17 +753,15 @@ int pth_load(const char *path, pv_arena **out_arena, pv **out_root, char *err, s
         if (err && err_len) snprintf(err, err_len, "pth_load: NULL argument");
         return MG_EINVAL;
     }
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        int e = errno;
-        if (err && err_len) snprintf(err, err_len, "%s: %s", path, strerror(e));
-        return e == ENOENT ? MG_ENOENT : e == EACCES ? MG_EPERM : MG_EIO;
-    }
+    /* Non-blocking and regular only: a FIFO or a folder is refused, not
+     * waited on or read as empty. */
+    int rc0;
+    FILE *f = unet_fopen_regular(path, &rc0, err, err_len);
+    if (!f) return rc0;
     struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size < 0 ||
-        (uint64_t)sb.st_size > SIZE_MAX / 2) {
+    if (fstat(fileno(f), &sb) != 0 || sb.st_size < 0 || (uint64_t)sb.st_size > SIZE_MAX / 2) {
         fclose(f);
-        if (err && err_len) snprintf(err, err_len, "%s: not a regular file", path);
+        if (err && err_len) snprintf(err, err_len, "%s: too large to read", path);
         return MG_EIO;
     }
     size_t len = (size_t)sb.st_size;
