@@ -20,7 +20,7 @@
  * Every child runs in its own process group with a deadline; the group is
  * killed afterwards, so nothing outlives a check.
  */
-#include "mg_test.h"
+#include "mg_unet_run.h"
 
 #include "image.h"
 #include "data.h"
@@ -42,120 +42,8 @@
 
 #define PY_SCRIPT MG_SOURCE_DIR "/tests/py/check_ckpt.py"
 
-static char utrain[1024];  /* build/unet-train, next to MG_CLI */
 static char root[900];     /* everything this test writes */
 static bool have_torch;
-
-/* ---- children ------------------------------------------------------------------------ */
-
-typedef struct proc {
-    int status;        /* exit status, 128 + signal, or -1 (could not start) */
-    double wall_ms;
-    long maxrss_kb;    /* wait4's ru_maxrss of the child */
-    char out[65536];
-    char err[16384];
-} proc;
-
-static proc P;
-
-static double mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-/* Reads what is there; what does not fit the buffer is read and dropped
- * so the child never blocks on a full pipe. */
-static void drain(int fd, char *buf, size_t len, size_t *used)
-{
-    char junk[4096];
-    for (;;) {
-        ssize_t n;
-        if (*used + 1 < len) {
-            n = read(fd, buf + *used, len - 1 - *used);
-            if (n > 0) *used += (size_t)n;
-        } else {
-            n = read(fd, junk, sizeof junk);
-        }
-        if (n <= 0) break;
-    }
-    buf[*used] = '\0';
-}
-
-/* Runs argv[0] with argv (NULL-terminated) in its own process group; kills
- * the group after timeout_ms (a failed check) and after the child exits. */
-static int run_argv(const char *const *argv, int timeout_ms)
-{
-    int po[2], pe[2];
-    P.status = -1;
-    P.out[0] = P.err[0] = '\0';
-    P.maxrss_kb = 0;
-    if (pipe(po) || pipe(pe)) {
-        MG_FAIL_("pipe: %s", strerror(errno));
-        return -1;
-    }
-    double t0 = mono_ms();
-    pid_t pid = fork();
-    if (pid < 0) {
-        MG_FAIL_("fork: %s", strerror(errno));
-        return -1;
-    }
-    if (pid == 0) {
-        setpgid(0, 0);
-        dup2(po[1], 1);
-        dup2(pe[1], 2);
-        close(po[0]); close(pe[0]); close(po[1]); close(pe[1]);
-        setenv("OMP_NUM_THREADS", "2", 1);
-        setenv("LC_ALL", "C", 1);
-        unsetenv("TORCH_FORCE_WEIGHTS_ONLY_LOAD");
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    setpgid(pid, pid);
-    close(po[1]);
-    close(pe[1]);
-    fcntl(po[0], F_SETFL, O_NONBLOCK);
-    fcntl(pe[0], F_SETFL, O_NONBLOCK);
-    size_t no = 0, ne = 0;
-    int status = 0;
-    struct rusage ru;
-    memset(&ru, 0, sizeof ru);
-    for (;;) {
-        drain(po[0], P.out, sizeof P.out, &no);
-        drain(pe[0], P.err, sizeof P.err, &ne);
-        pid_t w = wait4(pid, &status, WNOHANG, &ru);
-        if (w == pid) break;
-        if (mono_ms() - t0 >= timeout_ms) {
-            kill(-pid, SIGKILL);
-            kill(pid, SIGKILL);
-            wait4(pid, &status, 0, &ru);
-            MG_FAIL_("%s timed out after %d ms; stderr:\n%s", argv[0], timeout_ms, P.err);
-            break;
-        }
-        struct timespec ts = {0, 5 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    kill(-pid, SIGKILL); /* anything the child left in its group */
-    P.wall_ms = mono_ms() - t0;
-    drain(po[0], P.out, sizeof P.out, &no);
-    drain(pe[0], P.err, sizeof P.err, &ne);
-    close(po[0]);
-    close(pe[0]);
-    P.maxrss_kb = ru.ru_maxrss;
-    P.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    return P.status;
-}
-
-static int run_ut_v(const char *const *args, int timeout_ms)
-{
-    const char *argv[64] = {utrain};
-    int i = 1;
-    for (const char *const *a = args; *a && i < 63; a++) argv[i++] = *a;
-    argv[i] = NULL;
-    return run_argv(argv, timeout_ms);
-}
-#define UT(timeout_ms, ...) run_ut_v((const char *const[]){__VA_ARGS__, NULL}, timeout_ms)
 
 /* Runs check_ckpt.py; returns its last stdout line as JSON (caller frees),
  * or NULL after a failed check saying why. */
@@ -216,103 +104,11 @@ static void dump_if_failed(const cJSON *j, int before)
 
 /* ---- files ------------------------------------------------------------------------------ */
 
-static void rm_rf(const char *p)
-{
-    struct stat sb;
-    if (lstat(p, &sb) != 0) return;
-    if (S_ISDIR(sb.st_mode)) {
-        DIR *d = opendir(p);
-        struct dirent *e;
-        while (d && (e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            char q[2048];
-            snprintf(q, sizeof q, "%s/%s", p, e->d_name);
-            rm_rf(q);
-        }
-        if (d) closedir(d);
-        rmdir(p);
-    } else {
-        unlink(p);
-    }
-}
-
-static void mkdirs(const char *path)
-{
-    char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') { *p = '\0'; mkdir(tmp, 0755); *p = '/'; }
-    mkdir(tmp, 0755);
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap + 1);
-    size_t k;
-    while (b && (k = fread(b + n, 1, cap - n, f)) > 0) {
-        n += k;
-        if (n == cap) {
-            char *nb = realloc(b, 2 * cap + 1);
-            if (!nb) { free(b); b = NULL; break; }
-            b = nb;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (b) b[n] = '\0';
-    if (len) *len = n;
-    return b;
-}
-
-static bool spit(const char *path, const void *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f) return false;
-    bool ok = fwrite(data, 1, n, f) == n;
-    return fclose(f) == 0 && ok;
-}
-
-static bool exists(const char *path)
-{
-    struct stat sb;
-    return stat(path, &sb) == 0;
-}
-
-/* A folder's plain files as "name size fnv1a\n" lines, sorted, to tell
- * whether anything in it changed. */
-static int cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
+/* A folder's plain files as "name type size hash" lines, to tell whether
+ * anything in it changed. */
 static void fingerprint(const char *dir, char *out, size_t len)
 {
-    char *names[256];
-    int n = 0;
-    out[0] = '\0';
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    while (d && n < 256 && (e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) names[n++] = strdup(e->d_name);
-    if (d) closedir(d);
-    qsort(names, (size_t)n, sizeof *names, cmp_names);
-    size_t used = 0;
-    for (int i = 0; i < n; i++) {
-        char p[1400];
-        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
-        size_t sz = 0;
-        char *b = slurp(p, &sz);
-        uint64_t h = 1469598103934665603ull;
-        for (size_t k = 0; b && k < sz; k++) h = (h ^ (uint8_t)b[k]) * 1099511628211ull;
-        free(b);
-        int w = snprintf(out + used, len - used, "%s %zu %016llx\n", names[i], sz,
-                         (unsigned long long)h);
-        if (w > 0 && (size_t)w < len - used) used += (size_t)w;
-        free(names[i]);
-    }
+    tree_list(dir, out, len);
 }
 
 /* A gray PNG of w x h with some structure. */
@@ -355,8 +151,8 @@ static void test_torch_available(void)
                  "python3-torch python3-numpy); exit %d:\n%s", MG_PYTHON, P.status, P.err);
     else
         printf("# torch %s", P.out);
-    if (access(utrain, X_OK) != 0)
-        MG_FAIL_("%s: %s (build the unet_train target)", utrain, strerror(errno));
+    if (access(unet_train_path(), X_OK) != 0)
+        MG_FAIL_("%s: %s (build the unet_train target)", unet_train_path(), strerror(errno));
 }
 
 static void test_train_synthetic_learns(void)
@@ -860,8 +656,8 @@ static void test_bad_flags(void)
     snprintf(ds, sizeof ds, "%d", depth);
     snprintf(ss, sizeof ss, "%d", size);
     UT(30000, "--synthetic", "8", "--depth", ds, "--img-size", ss, "--out", out);
-    snprintf(want, sizeof want, "image size %dx%d: expected a multiple of %d (2^depth)", size,
-             size, 1 << depth);
+    snprintf(want, sizeof want, "--img-size %d: expected a multiple of %d (2^depth, with "
+             "--depth %d)", size, 1 << depth, depth);
     expect_usage_error("img-size", want);
 
     UT(30000, "--synthetic", "8", "--batch", "0", "--out", out);
@@ -1010,10 +806,6 @@ static void test_plan_is_real(void)
 
 int main(void)
 {
-    snprintf(utrain, sizeof utrain, "%s", MG_CLI);
-    char *slash = strrchr(utrain, '/');
-    snprintf(slash ? slash + 1 : utrain, sizeof utrain - (size_t)(slash ? slash + 1 - utrain : 0),
-             "unet-train");
     snprintf(root, sizeof root, "%s/unet-train-e2e", MG_TMPDIR);
     rm_rf(root);
     mkdirs(root);

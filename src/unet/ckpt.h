@@ -14,13 +14,16 @@
  *                 [8 ints: the data loader's RNG and position], "best_dice",
  *                 "best_epoch", "kind" ("last", "best", "emergency"), and the
  *                 epoch's running sums "epoch_loss_sum", "epoch_bce_sum",
- *                 "epoch_dice_sum", "epoch_seconds", "epoch_images"}
+ *                 "epoch_dice_sum", "epoch_seconds", "epoch_images", and
+ *                 "metrics_row": the metrics.csv line of epoch "epoch", so
+ *                 a resume can restore a row a crash kept from the file)}
  * A bare state_dict (torch.save(model.state_dict())) and a dict with only
  * "model" load too, as weights without optimiser state.
  */
 #ifndef UNET_CKPT_H
 #define UNET_CKPT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,6 +44,9 @@ typedef struct run_cfg {
     char data[1024];        /* the data folder, "" for synthetic */
 } run_cfg;
 
+/* The longest metrics.csv line a checkpoint keeps, plus its NUL. */
+#define UT_ROW_CAP 512
+
 /* Where the run stands, beyond the weights and the optimiser. */
 typedef struct run_state {
     int64_t epoch;          /* epochs completed */
@@ -53,6 +59,8 @@ typedef struct run_state {
      * sums over its training batches so far. */
     double ep_loss, ep_bce, ep_dice, ep_seconds;
     int64_t ep_images;
+    /* metrics.csv's line for epoch `epoch` (no newline), "" when none. */
+    char metrics_row[UT_ROW_CAP];
 } run_state;
 
 /* A checkpoint writer built once at start-up: the whole dict as a tree
@@ -70,15 +78,39 @@ void ckpt_writer_free(ckpt_writer *w);
 int ckpt_save(ckpt_writer *w, const char *path, const run_state *st, char *err,
               size_t err_len);
 
-/* Reads the model configuration stored in a checkpoint's state_dict
- * (input channels, base width, depth), whatever wrote it. */
-int ckpt_peek(const char *path, unet_cfg *model, char *err, size_t err_len);
+/* ---- reading ------------------------------------------------------------ */
 
-/* Loads weights and BN buffers into m (whose configuration must match:
- * otherwise one line says what differs), the optimiser state when present
- * (*have_opt says so), and cfg / st when the file has them (*have_run).
- * Nothing in m changes unless the whole file is valid. */
-int ckpt_load(const char *path, unet *m, run_cfg *cfg, run_state *st, int *have_opt,
-              int *have_run, char *err, size_t err_len);
+/* A checkpoint file read into memory and checked; see ckpt_open. */
+typedef struct ckpt_file ckpt_file;
+
+/* What a checkpoint says about itself, every value range-checked. */
+typedef struct ckpt_info {
+    unet_cfg model;   /* input channels, base width, depth of its weights */
+    int img_size;     /* its config's img_size, 0 when it has none */
+    bool has_run;     /* it has our "resume" dict: st is where the run stood */
+    bool has_opt;     /* it has optimiser state (Adam moments) */
+    run_state st;     /* zeroed, best_dice and best_epoch -1, unless has_run */
+} ckpt_info;
+
+/* Reads path (a regular file: a FIFO or a folder is refused, never
+ * waited on) and checks what can be checked without a model: a UNet
+ * state_dict (ours, a bare torch.save(model.state_dict()), or a dict
+ * with "model"), every known "config" entry against the range of its
+ * flag (settings.h) and against the weights' shapes, and, in our own
+ * files, every value of "epoch" and "resume" (0 <= epoch <= 1000000, the
+ * loader state 8 integers, ...) and the optimiser's step counts. Returns
+ * 0 or a negative MG_E* code with one line in err, e.g.
+ *   "PATH: epoch is -5, expected an integer from 0 to 1000000"
+ *   "PATH: config.base is 'x', expected an integer from 8 to 256" */
+int ckpt_open(const char *path, ckpt_file **out, ckpt_info *info, char *err, size_t err_len);
+
+/* Loads the weights and BN buffers into m, whose configuration must be
+ * info.model (otherwise one line names the first tensor that differs),
+ * and the optimiser state when the file has one (else Adam starts from
+ * zero). Nothing in m changes unless every tensor fits. */
+int ckpt_apply(const ckpt_file *f, unet *m, char *err, size_t err_len);
+
+/* Frees the file's memory. NULL is fine. */
+void ckpt_close(ckpt_file *f);
 
 #endif /* UNET_CKPT_H */

@@ -90,6 +90,44 @@ static void *watcher(void *arg)
     return NULL;
 }
 
+/* The library's configuration for o: its thresholds, or the table row of
+ * its batch when none was given (*row then names it, else 0). */
+static int fill_config(const guard_opts *o, mg_config *cfg, int *row, char *err, size_t err_len)
+{
+    memset(cfg, 0, sizeof *cfg);
+    *row = 0;
+    bool given = o->warn_gpu || o->stop_gpu || o->warn_ram || o->stop_ram;
+    if (given) {
+        cfg->warn_gpu_frac = o->warn_gpu;
+        cfg->stop_gpu_frac = o->stop_gpu;
+        cfg->warn_ram_frac = o->warn_ram;
+        cfg->stop_ram_frac = o->stop_ram;
+    } else {
+        int r = table_row(o->batch);
+        *row = table[r].batch;
+        cfg->warn_gpu_frac = table[r].wg;
+        cfg->stop_gpu_frac = table[r].sg;
+        cfg->warn_ram_frac = table[r].wr;
+        cfg->stop_ram_frac = table[r].sr;
+    }
+    cfg->check_train_every = o->check_train;
+    cfg->check_eval_every = o->check_eval;
+    cfg->ram_budget_bytes = o->ram_budget;
+    char msg[256];
+    if (mg_config_check(cfg, msg, sizeof msg) < 0) {
+        snprintf(err, err_len, "thresholds: %s", msg);
+        return MG_ECONFIG;
+    }
+    return 0;
+}
+
+int guard_check_opts(const guard_opts *o, char *err, size_t err_len)
+{
+    mg_config cfg;
+    int row;
+    return fill_config(o, &cfg, &row, err, err_len);
+}
+
 guard *guard_open(const guard_opts *o, char *err, size_t err_len)
 {
     guard *g = calloc(1, sizeof *g);
@@ -98,27 +136,8 @@ guard *guard_open(const guard_opts *o, char *err, size_t err_len)
         return NULL;
     }
     g->o = *o;
-    mg_config cfg = {0};
-    bool given = o->warn_gpu || o->stop_gpu || o->warn_ram || o->stop_ram;
-    if (given) {
-        cfg.warn_gpu_frac = o->warn_gpu;
-        cfg.stop_gpu_frac = o->stop_gpu;
-        cfg.warn_ram_frac = o->warn_ram;
-        cfg.stop_ram_frac = o->stop_ram;
-    } else {
-        int r = table_row(o->batch);
-        g->row = table[r].batch;
-        cfg.warn_gpu_frac = table[r].wg;
-        cfg.stop_gpu_frac = table[r].sg;
-        cfg.warn_ram_frac = table[r].wr;
-        cfg.stop_ram_frac = table[r].sr;
-    }
-    cfg.check_train_every = o->check_train;
-    cfg.check_eval_every = o->check_eval;
-    cfg.ram_budget_bytes = o->ram_budget;
-    char msg[256];
-    if (mg_config_check(&cfg, msg, sizeof msg) < 0) {
-        snprintf(err, err_len, "thresholds: %s", msg);
+    mg_config cfg;
+    if (fill_config(o, &cfg, &g->row, err, err_len) < 0) {
         free(g);
         return NULL;
     }

@@ -29,6 +29,9 @@ typedef struct guard guard;
  * table when none were given) and starts the watcher thread. Returns NULL
  * with one line in err. */
 guard *guard_open(const guard_opts *o, char *err, size_t err_len);
+/* The checks of guard_open that need no monitor (thresholds in order,
+ * warn below stop): 0 or MG_ECONFIG with "thresholds: ..." in err. */
+int guard_check_opts(const guard_opts *o, char *err, size_t err_len);
 void guard_close(guard *g);
 
 /* The trainer's own memory (its arena) as the seed's "allocated /

@@ -1,14 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * main.c: the unet-train command line: `train` (the default), `predict`
- * and `plan`. It parses and validates flags with the library's strict
- * number parsers, prints one line plus "Try 'unet-train --help'." for
- * anything wrong (exit 2), and hands a filled options struct to train.c /
- * predict.c. Nothing here trains.
+ * and `plan`, and the --config INI file, which sets the same options.
+ * Every value is checked here with one grammar (the library's mg_parse_*
+ * for integers, sizes and fractions, settings.c's for reals) and one range
+ * table (settings.c); an option another job takes, an option given twice,
+ * a path that is empty, too long or looks like an option, are refused.
+ * Anything wrong is one line on stderr naming the option or the file and
+ * line, and exit status 2, before anything is created. The filled options
+ * go to train.c / predict.c / plan_run. Nothing here trains or writes.
  */
 #include "train.h"
 
+#include "fileio.h"
 #include "memguard.h"
+#include "settings.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -19,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 static void usage(FILE *f)
 {
@@ -65,12 +72,15 @@ static void usage(FILE *f)
 "      --batch B --img-size S [--base W] [--depth D] [--in-ch C]: bytes needed, nothing allocated\n"
 "\n"
 "      --help, --version\n"
-"Exit status: 0 done, 1 runtime error, 2 bad flags, data or checkpoint,\n"
-"75 stopped for memory after saving emergency_epochN.pth (resume with --resume).\n", f);
+"Exit status: 0 done, 1 runtime error, 2 bad flags, data or checkpoint (one line\n"
+"says which), 75 stopped for memory after saving emergency_epochN.pth.\n", f);
 }
 
+
+/* ---- messages ------------------------------------------------------------------ */
+
 /* Set while options come from --config, so errors name the file and line. */
-static char where[1200];
+static char where[UT_PATH_MAX + 64];
 
 static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int bad(const char *fmt, ...)
@@ -80,39 +90,35 @@ static int bad(const char *fmt, ...)
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fputs("\nTry 'unet-train --help'.\n", stderr);
+    fputc('\n', stderr);
     return UT_EXIT_USAGE;
 }
 
-static int int_arg(const char *flag, const char *s, long lo, long hi, int *out)
+/* A value as a message shows it: quoted, control bytes escaped, a long
+ * one cut, so the message stays one short line. Two calls per message at
+ * most (two buffers). */
+static const char *shown(const char *s)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return bad("%s '%s': expected an integer from %ld to %ld", flag, s, lo, hi);
-    *out = (int)v;
-    return 0;
+    static char buf[2][100];
+    static int next;
+    char *b = buf[next++ & 1];
+    size_t u = 0;
+    b[u++] = '\'';
+    for (const unsigned char *p = (const unsigned char *)s; *p && u < 80; p++) {
+        if (*p >= 0x20 && *p != 0x7f) b[u++] = (char)*p;
+        else u += (size_t)snprintf(b + u, sizeof buf[0] - u, "\\x%02x", *p);
+    }
+    snprintf(b + u, sizeof buf[0] - u, "%s'", strlen(s) > 80 && u >= 80 ? "..." : "");
+    return b;
 }
 
-static int real_arg(const char *flag, const char *s, double lo, double hi, bool lo_open,
-                    double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v) || v > hi || v < lo || (lo_open && v == lo))
-        return bad("%s '%s': expected a number in %s%g, %g]", flag, s, lo_open ? "(" : "[", lo,
-                   hi);
-    *out = v;
-    return 0;
-}
+/* ---- the options ----------------------------------------------------------------- */
 
 enum {
     O_DATA = 300, O_SYNTH, O_IMG, O_INCH, O_VAL, O_FLIP, O_SEED, O_BASE, O_DEPTH, O_EPOCHS,
     O_BATCH, O_LR, O_B1, O_B2, O_EPS, O_WD, O_OUT, O_RESUME, O_THREADS, O_PROGRESS, O_CKPT,
     O_INPUT, O_LOGITS, O_HELP, O_VERSION, O_WARN_GPU, O_STOP_GPU, O_WARN_RAM, O_STOP_RAM,
-    O_CHECK_TRAIN, O_CHECK_EVAL, O_RAM_BUDGET, O_NO_WATCHER, O_CONFIG
+    O_CHECK_TRAIN, O_CHECK_EVAL, O_RAM_BUDGET, O_NO_WATCHER, O_CONFIG, O_END
 };
 
 static const struct option longopts[] = {
@@ -152,189 +158,337 @@ static const struct option longopts[] = {
     {"version", no_argument, NULL, O_VERSION},
     {0, 0, 0, 0}};
 
+enum { J_TRAIN = 1, J_PREDICT = 2, J_PLAN = 4, J_ALL = 7 };
+
+static const char *job_name(unsigned job)
+{
+    return job == J_PREDICT ? "predict" : job == J_PLAN ? "plan" : "train";
+}
+
+/* The jobs an option is for. */
+static unsigned jobs_of(int opt)
+{
+    switch (opt) {
+    case O_CKPT: case O_INPUT: case O_LOGITS: return J_PREDICT;
+    case O_OUT: case O_THREADS: return J_TRAIN | J_PREDICT;
+    case O_BASE: case O_DEPTH: case O_INCH: return J_TRAIN | J_PLAN;
+    case O_IMG: case O_BATCH: case O_CONFIG: case O_HELP: case O_VERSION: return J_ALL;
+    default: return J_TRAIN;
+    }
+}
+
+static const struct option *opt_def(int opt)
+{
+    for (const struct option *q = longopts; q->name; q++)
+        if (q->val == opt) return q;
+    return NULL;
+}
+
 typedef struct cli {
+    unsigned job;
     train_opts t;
     predict_opts p;
     bool size_given, batch_given, out_given;
 } cli;
 
-static int frac_opt(const char *flag, const char *arg, double *out)
+/* ---- values ---------------------------------------------------------------------- */
+
+/* A path: not empty, not an option (a value "--img-size" means the value
+ * was left out), no control characters, shorter than UT_PATH_MAX. Copied,
+ * so nothing points into the caller's buffer (a --config line). */
+static int path_opt(const char *flag, const char *arg, char *dst)
 {
-    if (mg_parse_frac(arg, out) < 0)
-        return bad("%s '%s': expected a fraction in (0, 1], such as 0.9 or 90%%", flag, arg);
+    if (!*arg) return bad("--%s '': expected a path", flag);
+    if (arg[0] == '-')
+        return bad("--%s %s: expected a path, not an option (write ./%s for a file of that "
+                   "name)", flag, shown(arg), arg[1] == '-' ? "--name" : "-name");
+    for (const unsigned char *p = (const unsigned char *)arg; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return bad("--%s %s: a path with a control character is not accepted", flag,
+                       shown(arg));
+    if (strlen(arg) >= UT_PATH_MAX)
+        return bad("--%s %s: path too long (%zu bytes, at most %d)", flag, shown(arg),
+                   strlen(arg), UT_PATH_MAX - 1);
+    memcpy(dst, arg, strlen(arg) + 1);
     return 0;
 }
 
-/* Applies one option (from the command line or the config file). Returns 0,
- * or an exit status after printing; -1 means "done, exit 0" (--help). */
-static int set_opt(cli *k, int opt, const char *optarg)
+/* A number of the settings table (settings.h), by the option's name. */
+static int number_opt(const char *flag, const char *arg, double *out)
+{
+    char key[32];
+    size_t n = 0;
+    for (; flag[n] && n + 1 < sizeof key; n++) key[n] = flag[n] == '-' ? '_' : flag[n];
+    key[n] = '\0';
+    const ut_setting *s = ut_setting_find(key);
+    uint64_t u = 0;
+    double v = 0;
+    bool ok = s->integer ? mg_parse_uint(arg, (uint64_t)s->hi, &u) == 0 && ((v = (double)u), 1)
+                         : ut_parse_real(arg, &v) == 0;
+    if (!ok || !ut_setting_ok(s, v)) {
+        char allowed[96];
+        ut_setting_describe(s, allowed, sizeof allowed);
+        return bad("--%s %s: expected %s", flag, shown(arg), allowed);
+    }
+    *out = v;
+    return 0;
+}
+
+static int int_opt(const char *flag, const char *arg, int *out)
+{
+    double v;
+    int rc = number_opt(flag, arg, &v);
+    if (rc == 0) *out = (int)v;
+    return rc;
+}
+
+static int frac_opt(const char *flag, const char *arg, double *out)
+{
+    if (mg_parse_frac(arg, out) < 0)
+        return bad("--%s %s: expected a fraction in (0, 1], such as 0.9 or 90%%", flag,
+                   shown(arg));
+    return 0;
+}
+
+static int batch_opt(cli *k, const char *arg)
+{
+    k->batch_given = true;
+    k->t.batch_auto = strcmp(arg, "auto") == 0;
+    if (k->t.batch_auto) {
+        if (k->job != J_TRAIN)
+            return bad("--batch 'auto': %s takes a number from 1 to 4096", job_name(k->job));
+        return 0;
+    }
+    uint64_t v;
+    if (mg_parse_uint(arg, 4096, &v) < 0 || v < 1)
+        return bad("--batch %s: expected an integer from 1 to 4096%s", shown(arg),
+                   k->job == J_TRAIN ? ", or auto" : "");
+    k->t.run.batch = (int)v;
+    return 0;
+}
+
+static int seed_opt(run_cfg *c, const char *arg)
+{
+    if (mg_parse_uint(arg, UINT64_MAX, &c->seed) < 0)
+        return bad("--seed %s: expected an integer from 0 to 18446744073709551615", shown(arg));
+    return 0;
+}
+
+static int progress_opt(cli *k, const char *arg)
+{
+    if (strcmp(arg, "bar") == 0) k->t.progress = 1;
+    else if (strcmp(arg, "lines") == 0) k->t.progress = 0;
+    else return bad("--progress %s: expected bar or lines", shown(arg));
+    return 0;
+}
+
+static int budget_opt(cli *k, const char *arg)
+{
+    if (mg_parse_size(arg, &k->t.guard.ram_budget) < 0)
+        return bad("--ram-budget %s: expected a size above 0, such as 512M or 8G", shown(arg));
+    return 0;
+}
+
+static int cadence_opt(const char *flag, const char *arg, unsigned *out)
+{
+    int v = 0;
+    int rc = int_opt(flag, arg, &v);
+    if (rc == 0) *out = (unsigned)v;
+    return rc;
+}
+
+static int real_opt(const char *flag, const char *arg, double *out)
+{
+    return number_opt(flag, arg, out);
+}
+
+/* Applies one option (from the command line or the config file). Returns
+ * 0, or an exit status after printing; -1 means "done, exit 0" (--help). */
+static int set_opt(cli *k, int opt, const char *arg)
 {
     run_cfg *c = &k->t.run;
-    int rc = 0;
+    const char *f = opt_def(opt)->name;
     switch (opt) {
-    case O_DATA:
-        if (!*optarg) return bad("--data '': expected a folder");
-        snprintf(c->data, sizeof c->data, "%s", optarg);
-        break;
-    case O_SYNTH: rc = int_arg("--synthetic", optarg, 2, 1000000, &c->synthetic); break;
-    case O_IMG: rc = int_arg("--img-size", optarg, 8, 8192, &c->img_size); k->size_given = true; break;
-    case O_INCH: rc = int_arg("--in-ch", optarg, 1, 3, &c->model.in_ch);
-        if (!rc && c->model.in_ch == 2) rc = bad("--in-ch '2': expected 1 (gray) or 3 (RGB)");
-        break;
-    case O_VAL: rc = real_arg("--val-split", optarg, 0, 0.95, false, &c->val_split); break;
-    case O_FLIP: c->flip = 1; break;
-    case O_SEED: {
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(optarg, &end, 10);
-        if (errno || end == optarg || *end || optarg[0] == '-')
-            return bad("--seed '%s': expected a non-negative integer", optarg);
-        c->seed = v;
-        break;
-    }
-    case O_BASE: rc = int_arg("--base", optarg, 8, 256, &c->model.base); break;
-    case O_DEPTH: rc = int_arg("--depth", optarg, 1, 6, &c->model.depth); break;
-    case O_EPOCHS: rc = int_arg("--epochs", optarg, 1, 1000000, &c->epochs); break;
-    case O_BATCH:
-        k->batch_given = true;
-        if (strcmp(optarg, "auto") == 0) {
-            k->t.batch_auto = true;
-            break;
-        }
-        k->t.batch_auto = false;
-        {
-            char *end;
-            errno = 0;
-            long v = strtol(optarg, &end, 10);
-            if (errno || end == optarg || *end || v < 1 || v > 4096)
-                return bad("--batch '%s': expected an integer from 1 to 4096, or auto", optarg);
-            c->batch = (int)v;
-        }
-        break;
-    case O_LR: rc = real_arg("--lr", optarg, 0, 10, true, &c->lr); break;
-    case O_B1: rc = real_arg("--beta1", optarg, 0, 0.999999, false, &c->beta1); break;
-    case O_B2: rc = real_arg("--beta2", optarg, 0, 0.999999999, false, &c->beta2); break;
-    case O_EPS: rc = real_arg("--eps", optarg, 0, 1, true, &c->eps); break;
-    case O_WD: rc = real_arg("--weight-decay", optarg, 0, 1, false, &c->weight_decay); break;
-    case O_OUT:
-        if (!*optarg) return bad("--out '': expected a folder");
-        snprintf(k->t.out, sizeof k->t.out, "%s", optarg);
-        k->out_given = true;
-        break;
-    case O_RESUME: k->t.resume = strdup(optarg); break;
-    case O_THREADS: rc = int_arg("--threads", optarg, 1, 1024, &k->t.threads); break;
-    case O_PROGRESS:
-        if (strcmp(optarg, "bar") == 0) k->t.progress = 1;
-        else if (strcmp(optarg, "lines") == 0) k->t.progress = 0;
-        else return bad("--progress '%s': expected bar or lines", optarg);
-        break;
-    case O_CKPT: k->p.checkpoint = optarg; break;
-    case O_INPUT: k->p.input = optarg; break;
-    case O_LOGITS: k->p.logits = optarg; break;
-    case O_WARN_GPU: rc = frac_opt("--warn-gpu", optarg, &k->t.guard.warn_gpu); break;
-    case O_STOP_GPU: rc = frac_opt("--stop-gpu", optarg, &k->t.guard.stop_gpu); break;
-    case O_WARN_RAM: rc = frac_opt("--warn-ram", optarg, &k->t.guard.warn_ram); break;
-    case O_STOP_RAM: rc = frac_opt("--stop-ram", optarg, &k->t.guard.stop_ram); break;
-    case O_CHECK_TRAIN: {
-        int v = 0;
-        rc = int_arg("--check-train", optarg, 1, 1000000, &v);
-        k->t.guard.check_train = (unsigned)v;
-        break;
-    }
-    case O_CHECK_EVAL: {
-        int v = 0;
-        rc = int_arg("--check-eval", optarg, 1, 1000000, &v);
-        k->t.guard.check_eval = (unsigned)v;
-        break;
-    }
-    case O_RAM_BUDGET:
-        if (mg_parse_size(optarg, &k->t.guard.ram_budget) < 0)
-            rc = bad("--ram-budget '%s': expected a size above 0, such as 512M or 8G", optarg);
-        break;
-    case O_NO_WATCHER: k->t.guard.no_watcher = true; break;
+    case O_DATA: return path_opt(f, arg, c->data);
+    case O_OUT: k->out_given = true; return path_opt(f, arg, k->t.out);
+    case O_RESUME: return path_opt(f, arg, k->t.resume);
+    case O_CKPT: return path_opt(f, arg, k->p.checkpoint);
+    case O_INPUT: return path_opt(f, arg, k->p.input);
+    case O_LOGITS: return path_opt(f, arg, k->p.logits);
+    case O_SYNTH: return int_opt(f, arg, &c->synthetic);
+    case O_IMG: k->size_given = true; return int_opt(f, arg, &c->img_size);
+    case O_INCH: return int_opt(f, arg, &c->model.in_ch);
+    case O_BASE: return int_opt(f, arg, &c->model.base);
+    case O_DEPTH: return int_opt(f, arg, &c->model.depth);
+    case O_EPOCHS: return int_opt(f, arg, &c->epochs);
+    case O_THREADS: return int_opt(f, arg, &k->t.threads);
+    case O_VAL: return real_opt(f, arg, &c->val_split);
+    case O_LR: return real_opt(f, arg, &c->lr);
+    case O_B1: return real_opt(f, arg, &c->beta1);
+    case O_B2: return real_opt(f, arg, &c->beta2);
+    case O_EPS: return real_opt(f, arg, &c->eps);
+    case O_WD: return real_opt(f, arg, &c->weight_decay);
+    case O_SEED: return seed_opt(c, arg);
+    case O_BATCH: return batch_opt(k, arg);
+    case O_PROGRESS: return progress_opt(k, arg);
+    case O_WARN_GPU: return frac_opt(f, arg, &k->t.guard.warn_gpu);
+    case O_STOP_GPU: return frac_opt(f, arg, &k->t.guard.stop_gpu);
+    case O_WARN_RAM: return frac_opt(f, arg, &k->t.guard.warn_ram);
+    case O_STOP_RAM: return frac_opt(f, arg, &k->t.guard.stop_ram);
+    case O_CHECK_TRAIN: return cadence_opt(f, arg, &k->t.guard.check_train);
+    case O_CHECK_EVAL: return cadence_opt(f, arg, &k->t.guard.check_eval);
+    case O_RAM_BUDGET: return budget_opt(k, arg);
+    case O_FLIP: c->flip = 1; return 0;
+    case O_NO_WATCHER: k->t.guard.no_watcher = true; return 0;
     case O_HELP: usage(stdout); return -1;
     case O_VERSION: printf("unet-train %s\n", MG_VERSION_STRING); return -1;
     default: return bad("unknown option");
     }
-    return rc;
+}
+
+/* ---- --config ---------------------------------------------------------------------- */
+
+/* Strips blanks around s in place; returns the start. */
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t') s++;
+    size_t n = strlen(s);
+    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t')) s[--n] = '\0';
+    return s;
+}
+
+/* The option a config key names: the long option with '_' for '-', in
+ * any case (the seed's CFG names such as IMG_SIZE work). */
+static const struct option *key_option(const char *key)
+{
+    char name[32];
+    size_t n = 0;
+    for (; key[n]; n++) {
+        if (n + 1 >= sizeof name) return NULL;
+        name[n] = key[n] == '_' ? '-' : (char)(key[n] >= 'A' && key[n] <= 'Z' ? key[n] + 32 : key[n]);
+    }
+    name[n] = '\0';
+    for (const struct option *q = longopts; q->name; q++)
+        if (strcmp(q->name, name) == 0 && q->val != O_CONFIG && q->val != O_HELP &&
+            q->val != O_VERSION)
+            return q;
+    return NULL;
+}
+
+/* A boolean key: true/false (also yes/no, 1/0). */
+static int bool_key(cli *k, const struct option *o, const char *key, const char *v)
+{
+    if (strcasecmp(v, "true") == 0 || strcmp(v, "1") == 0 || strcasecmp(v, "yes") == 0)
+        return set_opt(k, o->val, NULL);
+    if (strcasecmp(v, "false") == 0 || strcmp(v, "0") == 0 || strcasecmp(v, "no") == 0)
+        return 0;
+    return bad("%s %s: expected true or false", key, shown(v));
+}
+
+/* One line of the file; seen[opt] holds the line that set opt. */
+static int config_line(cli *k, char *line, int lineno, int *seen)
+{
+    char *p = trim(line);
+    if (!*p || *p == '#' || *p == ';' || *p == '[') return 0;
+    char *eq = strchr(p, '=');
+    if (!eq) return bad("expected 'key = value'");
+    *eq = '\0';
+    char *key = trim(p), *v = trim(eq + 1);
+    size_t vl = strlen(v);
+    if (vl >= 2 && (*v == '"' || *v == '\'') && v[vl - 1] == *v) {
+        v[vl - 1] = '\0';
+        v++;
+    }
+    const struct option *o = key_option(key);
+    if (!o)
+        return bad("unknown key %s (keys are the long options, e.g. img_size, batch, warn_gpu, "
+                   "resume)", shown(key));
+    if (!(jobs_of(o->val) & k->job))
+        return bad("key %s is not a setting of %s", shown(key), job_name(k->job));
+    if (seen[o->val - O_DATA])
+        return bad("key %s given twice (first on line %d)", shown(key), seen[o->val - O_DATA]);
+    seen[o->val - O_DATA] = lineno;
+    return o->has_arg == no_argument ? bool_key(k, o, key, v) : set_opt(k, o->val, v);
 }
 
 /* --config FILE: "key = value" lines; '#' and ';' start comments, [sections]
- * are ignored. Keys are the long options with '_' for '-' (case does not
- * matter, so the seed's CFG names such as IMG_SIZE or RESUME work);
- * boolean flags take true/false. Flags given on the command line win: the
- * file is applied first. */
+ * are ignored. Boolean flags take true/false. Flags given on the command
+ * line win: the file is applied first. A line longer than 2047 characters
+ * or holding a NUL byte is refused (not split or cut). */
 static int load_config(cli *k, const char *path)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) return bad("--config '%s': %s", path, strerror(errno));
-    char line[2048];
-    int lineno = 0, rc = 0;
-    while (!rc && fgets(line, sizeof line, f)) {
-        lineno++;
-        char *p = line;
-        while (*p == ' ' || *p == '\t') p++;
-        if (!*p || *p == '\n' || *p == '#' || *p == ';' || *p == '[') continue;
-        char *eq = strchr(p, '=');
-        snprintf(where, sizeof where, "--config %s line %d: ", path, lineno);
-        if (!eq) {
-            rc = bad("expected 'key = value'");
-            break;
-        }
-        char *ke = eq;
-        while (ke > p && (ke[-1] == ' ' || ke[-1] == '\t')) ke--;
-        *ke = '\0';
-        char *v = eq + 1;
-        while (*v == ' ' || *v == '\t') v++;
-        char *ve = v + strlen(v);
-        while (ve > v && (ve[-1] == '\n' || ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
-            ve--;
-        *ve = '\0';
-        if (ve > v + 1 && (*v == '"' || *v == '\'') && ve[-1] == *v) {
-            ve[-1] = '\0';
-            v++;
-        }
-        char name[64];
-        size_t n = 0;
-        for (; p[n] && n + 1 < sizeof name; n++)
-            name[n] = p[n] == '_' ? '-' : (char)(p[n] >= 'A' && p[n] <= 'Z' ? p[n] + 32 : p[n]);
-        name[n] = '\0';
-        const struct option *o = NULL;
-        for (const struct option *q = longopts; q->name; q++)
-            if (strcmp(q->name, name) == 0) o = q;
-        if (!o || o->val == O_CONFIG || o->val == O_HELP || o->val == O_VERSION) {
-            rc = bad("unknown key '%s' (keys are the long options, e.g. img_size, batch, "
-                     "warn_gpu, resume)", p);
-            break;
-        }
-        if (o->has_arg == no_argument) {
-            if (strcasecmp(v, "true") == 0 || strcmp(v, "1") == 0 || strcasecmp(v, "yes") == 0)
-                rc = set_opt(k, o->val, NULL);
-            else if (!(strcasecmp(v, "false") == 0 || strcmp(v, "0") == 0 ||
-                       strcasecmp(v, "no") == 0))
-                rc = bad("%s '%s': expected true or false", p, v);
-        } else {
-            rc = set_opt(k, o->val, v);
-        }
+    char err[UT_PATH_MAX + 128], line[2048];
+    if (strlen(path) >= UT_PATH_MAX) return bad("--config %s: path too long", shown(path));
+    FILE *f = unet_fopen_regular(path, NULL, err, sizeof err);
+    if (!f) return bad("--config %s", err);
+    int seen[O_END - O_DATA] = {0}, lineno = 0, rc = 0;
+    while (rc == 0) {
+        int r = unet_read_line(f, line, sizeof line);
+        if (r == 0) break;
+        snprintf(where, sizeof where, "--config %s line %d: ", path, ++lineno);
+        if (r == UNET_LINE_LONG) rc = bad("longer than %zu characters", sizeof line - 1);
+        else if (r == UNET_LINE_NUL) rc = bad("holds a NUL byte");
+        else rc = config_line(k, line, lineno, seen);
     }
     fclose(f);
     where[0] = '\0';
     return rc < 0 ? UT_EXIT_USAGE : rc;
 }
 
-int main(int argc, char **argv)
+/* ---- the command line ----------------------------------------------------------------- */
+
+/* The option getopt_long stopped at, for messages. */
+static int getopt_error(int opt, char **argv)
 {
-    enum { TRAIN, PREDICT, PLAN } job = TRAIN;
-    int first = 1;
-    if (argc > 1 && argv[1][0] != '-') {
-        if (strcmp(argv[1], "train") == 0) job = TRAIN;
-        else if (strcmp(argv[1], "predict") == 0) job = PREDICT;
-        else if (strcmp(argv[1], "plan") == 0) job = PLAN;
-        else return bad("unknown command '%s': expected train, predict or plan", argv[1]);
-        first = 2;
+    const char *a = argv[optind - 1];
+    if (opt == ':') return bad("option %s needs a value", shown(a));
+    if (optopt >= O_DATA && optopt < O_END)
+        return bad("option --%s takes no value (%s)", opt_def(optopt)->name, shown(a));
+    return bad("unknown option %s", shown(a));
+}
+
+/* First pass: errors of form, and the --config file (so flags override it). */
+static int first_pass(cli *k, int argc, char **argv, int first)
+{
+    bool config_seen = false;
+    int opt, rc;
+    opterr = 0;
+    optind = first;
+    while ((opt = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+        if (opt == ':' || opt == '?') return getopt_error(opt, argv);
+        if (opt != O_CONFIG) continue;
+        if (config_seen) return bad("--config given twice");
+        config_seen = true;
+        if ((rc = load_config(k, optarg)) != 0) return rc;
     }
-    static cli k;
-    run_cfg *c = &k.t.run;
+    return 0;
+}
+
+/* Second pass: the flags themselves; each once, each for this job. */
+static int second_pass(cli *k, int argc, char **argv, int first)
+{
+    bool seen[O_END - O_DATA] = {false};
+    int opt;
+    optind = first;
+    while ((opt = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+        const char *name = opt_def(opt)->name;
+        if (opt == O_HELP || opt == O_VERSION) return set_opt(k, opt, optarg);
+        if (opt == O_CONFIG) continue;
+        if (!(jobs_of(opt) & k->job))
+            return bad("--%s is not an option of %s (see unet-train --help)", name,
+                       job_name(k->job));
+        if (seen[opt - O_DATA]) return bad("--%s given twice", name);
+        seen[opt - O_DATA] = true;
+        int rc = set_opt(k, opt, optarg);
+        if (rc) return rc;
+    }
+    if (optind < argc) return bad("unexpected argument %s", shown(argv[optind]));
+    return 0;
+}
+
+static void defaults(cli *k)
+{
+    run_cfg *c = &k->t.run;
     c->model = (unet_cfg){3, 16, 4};
     c->img_size = 128;
     c->batch = 4;
@@ -344,39 +498,45 @@ int main(int argc, char **argv)
     c->beta2 = 0.999;
     c->eps = 1e-8;
     c->val_split = 0.2;
-    snprintf(k.t.out, sizeof k.t.out, "runs/unet");
-    k.t.progress = -1;
+    snprintf(k->t.out, sizeof k->t.out, "runs/unet");
+    k->t.progress = -1;
+}
 
-    /* The config file first, so the flags override it. */
-    opterr = 0;
-    optind = first;
-    int opt, rc;
-    while ((opt = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
-        if (opt == O_CONFIG && (rc = load_config(&k, optarg)) != 0) return rc;
-        if (opt == ':') return bad("option '%s' needs a value", argv[optind - 1]);
-        if (opt == '?') return bad("unknown option '%s'", argv[optind - 1]);
-    }
-    optind = first;
-    while ((opt = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
-        if (opt == O_CONFIG) continue;
-        rc = set_opt(&k, opt, optarg);
-        if (rc < 0) return UT_EXIT_OK;
-        if (rc) return rc;
-    }
-    if (optind < argc) return bad("unexpected argument '%s'", argv[optind]);
+static int run_predict(cli *k)
+{
+    predict_opts *p = &k->p;
+    if (!p->checkpoint[0]) return bad("predict: --checkpoint FILE is required");
+    if (!p->input[0]) return bad("predict: --input DIR is required");
+    if (!k->out_given) return bad("predict: --out DIR is required");
+    snprintf(p->out, sizeof p->out, "%s", k->t.out);
+    p->img_size = k->size_given ? k->t.run.img_size : 0;
+    p->batch = k->t.run.batch;
+    p->threads = k->t.threads;
+    return predict_run(p);
+}
 
-    if (job == PLAN) return plan_run(&c->model, c->batch, c->img_size);
-    if (job == PREDICT) {
-        predict_opts *p = &k.p;
-        if (!p->checkpoint) return bad("predict: --checkpoint FILE is required");
-        if (!p->input) return bad("predict: --input DIR is required");
-        if (!k.out_given) return bad("predict: --out DIR is required");
-        p->out = k.t.out;
-        p->img_size = k.size_given ? c->img_size : 0;
-        p->batch = k.batch_given && !k.t.batch_auto ? c->batch : 4;
-        p->threads = k.t.threads;
-        return predict_run(p);
+int main(int argc, char **argv)
+{
+    static cli k;
+    int first = 1;
+    k.job = J_TRAIN;
+    if (argc > 1 && argv[1][0] != '-') {
+        if (strcmp(argv[1], "predict") == 0) k.job = J_PREDICT;
+        else if (strcmp(argv[1], "plan") == 0) k.job = J_PLAN;
+        else if (strcmp(argv[1], "train") != 0)
+            return bad("unknown command %s: expected train, predict or plan", shown(argv[1]));
+        first = 2;
     }
+    defaults(&k);
+    int rc = first_pass(&k, argc, argv, first);
+    if (rc == 0) rc = second_pass(&k, argc, argv, first);
+    if (rc) return rc < 0 ? UT_EXIT_OK : rc;
+    run_cfg *c = &k.t.run;
+    if (k.job != J_PREDICT && c->img_size % (1 << c->model.depth) != 0)
+        return bad("--img-size %d: expected a multiple of %d (2^depth, with --depth %d)",
+                   c->img_size, 1 << c->model.depth, c->model.depth);
+    if (k.job == J_PLAN) return plan_run(&c->model, c->batch, c->img_size);
+    if (k.job == J_PREDICT) return run_predict(&k);
     if (c->data[0] && c->synthetic)
         return bad("--data and --synthetic exclude each other: give one");
     if (!c->data[0] && !c->synthetic) c->synthetic = 240;

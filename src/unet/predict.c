@@ -6,201 +6,282 @@
  * resized back bilinearly, then thresholded at 0.5), and optionally the raw
  * logits at the model's size as one (N, 1, H, W) float32 .npy file, the
  * form the parity tests compare with PyTorch.
+ *
+ * Nothing the user has is destroyed: every check (the checkpoint, the
+ * images, an --out that is the --input folder, two images with one stem,
+ * a mask or the logits landing on the checkpoint) comes before --out is
+ * created or anything is written; masks and logits are written atomically
+ * (a temporary renamed over the final name), so a failure never leaves a
+ * half-written file under a final name.
+ *
+ * Not here: training, and any output other than the masks and the .npy.
  */
 #include "train.h"
 
 #include "image.h"
+#include "memguard.h"
+#include "outdir.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
 
-static int has_image_ext(const char *name)
+typedef struct pred {
+    const predict_opts *o;
+    char **files;       /* image names in --input, sorted */
+    int n;
+    ckpt_file *cf;
+    ckpt_info ci;
+    int size, batch;
+    unet *m;
+    mg_atomic npy;      /* the --logits temporary, fd -1 when none */
+    out_dir od;
+} pred;
+
+static int usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_err(const char *fmt, ...)
 {
-    const char *dot = strrchr(name, '.');
-    return dot && (strcasecmp(dot, ".png") == 0 || strcasecmp(dot, ".jpg") == 0 ||
-                   strcasecmp(dot, ".jpeg") == 0);
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("unet-train: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return UT_EXIT_USAGE;
 }
 
-static int cmp_str(const void *a, const void *b)
+/* Whether path's own directory entry (a link is not followed) is the file
+ * st describes: writing there would replace that file. */
+static bool entry_is(const char *path, const struct stat *st)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    struct stat sb;
+    return lstat(path, &sb) == 0 && sb.st_dev == st->st_dev && sb.st_ino == st->st_ino;
 }
 
-/* The image files of dir, sorted by name. */
-static char **list_images(const char *dir, int *n, char *err, size_t len)
+/* --out must not be --input (the masks would replace the images) and,
+ * when it exists, must be a folder. */
+static int check_out(const predict_opts *o)
 {
-    DIR *d = opendir(dir);
-    if (!d) {
-        snprintf(err, len, "--input %s: %s", dir, strerror(errno));
-        return NULL;
+    struct stat so, si;
+    if (stat(o->out, &so) != 0) return 0; /* created later */
+    if (!S_ISDIR(so.st_mode)) return usage_err("--out %s: %s", o->out, strerror(ENOTDIR));
+    if (stat(o->input, &si) == 0 && so.st_dev == si.st_dev && so.st_ino == si.st_ino)
+        return usage_err("--out %s is the --input folder: the masks would replace the images; "
+                         "choose another --out", o->out);
+    return 0;
+}
+
+/* No mask and no --logits may replace the checkpoint itself. */
+static int check_targets(const pred *p)
+{
+    const predict_opts *o = p->o;
+    struct stat ck;
+    if (stat(o->checkpoint, &ck) != 0) return 0;
+    if (o->logits[0] && entry_is(o->logits, &ck))
+        return usage_err("--logits %s is the --checkpoint file; choose another name", o->logits);
+    for (int i = 0; i < p->n; i++) {
+        char path[2 * UT_PATH_MAX + 8];
+        const char *dot = strrchr(p->files[i], '.');
+        snprintf(path, sizeof path, "%s/%.*s.png", o->out, (int)(dot - p->files[i]), p->files[i]);
+        if (entry_is(path, &ck))
+            return usage_err("--out %s: the mask of %s would replace the --checkpoint file %s",
+                             o->out, p->files[i], o->checkpoint);
     }
-    char **v = NULL;
-    int cap = 0;
-    *n = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] == '.' || !has_image_ext(e->d_name)) continue;
-        if (*n == cap) {
-            cap = cap ? 2 * cap : 64;
-            char **nv = realloc(v, (size_t)cap * sizeof *v);
-            if (!nv) break;
-            v = nv;
-        }
-        v[(*n)++] = strdup(e->d_name);
+    return 0;
+}
+
+/* --logits: a .npy name whose entry, if any, is a regular file or a link. */
+static int check_logits(const predict_opts *o)
+{
+    size_t l = strlen(o->logits);
+    if (l < 5 || strcasecmp(o->logits + l - 4, ".npy") != 0)
+        return usage_err("--logits %s: expected a file name ending in .npy", o->logits);
+    struct stat sb;
+    if (lstat(o->logits, &sb) == 0 && !S_ISREG(sb.st_mode) && !S_ISLNK(sb.st_mode))
+        return usage_err("--logits %s: exists and is not a regular file", o->logits);
+    return 0;
+}
+
+/* The checkpoint, the images and the image size. */
+static int check_inputs(pred *p)
+{
+    const predict_opts *o = p->o;
+    char err[2048];
+    if (ckpt_open(o->checkpoint, &p->cf, &p->ci, err, sizeof err) < 0)
+        return usage_err("--checkpoint %s", err);
+    if (unet_list_images(o->input, &p->files, &p->n, err, sizeof err) < 0)
+        return usage_err("--input %s", err);
+    p->size = o->img_size ? o->img_size : p->ci.img_size;
+    if (p->size <= 0)
+        return usage_err("--checkpoint %s has no image size in its config: give --img-size",
+                         o->checkpoint);
+    int unit = 1 << p->ci.model.depth;
+    if (o->img_size && o->img_size % unit)
+        return usage_err("--img-size %d: expected a multiple of %d (2^depth, the checkpoint's "
+                         "depth being %d)", o->img_size, unit, p->ci.model.depth);
+    p->batch = o->batch < p->n ? o->batch : p->n;
+    int rc = check_out(o);
+    if (rc == 0 && o->logits[0]) rc = check_logits(o);
+    return rc ? rc : check_targets(p);
+}
+
+/* The model at the checkpoint's configuration, with its weights. */
+static int make_model(pred *p)
+{
+    char err[2048];
+    if (unet_check(&p->ci.model, p->batch, p->size, p->size, err, sizeof err) < 0)
+        return usage_err("%s", err);
+    p->m = unet_create(&p->ci.model, p->batch, p->size, p->size, 0, err, sizeof err);
+    if (!p->m) {
+        fprintf(stderr, "unet-train: %s\n", err);
+        return UT_EXIT_ERROR;
     }
-    closedir(d);
-    if (*n == 0) {
-        snprintf(err, len, "--input %s: no .png, .jpg or .jpeg images in it", dir);
-        free(v);
-        return NULL;
-    }
-    qsort(v, (size_t)*n, sizeof *v, cmp_str);
-    return v;
+    if (ckpt_apply(p->cf, p->m, err, sizeof err) < 0) return usage_err("--checkpoint %s", err);
+    ckpt_close(p->cf);
+    p->cf = NULL;
+    return 0;
 }
 
 /* A .npy (format 1.0) header for float32 (n, 1, h, w), little-endian. */
-static int write_npy_header(FILE *f, int n, int h, int w)
+static int write_npy_header(mg_atomic *a, int n, int h, int w)
 {
-    char dict[128];
-    int dl = snprintf(dict, sizeof dict,
+    char hdr[192];
+    int dl = snprintf(hdr + 10, sizeof hdr - 10,
                       "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, 1, %d, %d), }", n,
                       h, w);
     int total = 10 + dl + 1;
     int pad = (64 - total % 64) % 64;
     unsigned short hl = (unsigned short)(dl + pad + 1);
-    fwrite("\x93NUMPY\x01\x00", 1, 8, f);
-    unsigned char le[2] = {(unsigned char)(hl & 0xff), (unsigned char)(hl >> 8)};
-    fwrite(le, 1, 2, f);
-    fwrite(dict, 1, (size_t)dl, f);
-    for (int i = 0; i < pad; i++) fputc(' ', f);
-    fputc('\n', f);
-    return ferror(f) ? -1 : 0;
+    memcpy(hdr, "\x93NUMPY\x01\x00", 8);
+    hdr[8] = (char)(hl & 0xff);
+    hdr[9] = (char)(hl >> 8);
+    memset(hdr + 10 + dl, ' ', (size_t)pad);
+    hdr[10 + dl + pad] = '\n';
+    return mg_atomic_write(a, hdr, (size_t)total + (size_t)pad);
+}
+
+/* The --logits temporary, opened before --out is created so that a bad
+ * --logits path is refused with nothing made. */
+static int open_logits(pred *p)
+{
+    const predict_opts *o = p->o;
+    if (!o->logits[0]) return 0;
+    int rc = mg_atomic_open(&p->npy, o->logits);
+    if (rc != 0) {
+        int e = errno; /* open(2) is mg_atomic_open's last call */
+        return usage_err("--logits %s: cannot create: %s", o->logits,
+                         rc == MG_EINVAL ? "path too long" : strerror(e));
+    }
+    if ((rc = write_npy_header(&p->npy, p->n, p->size, p->size)) != 0) {
+        fprintf(stderr, "unet-train: --logits %s: %s\n", o->logits, mg_strerror(rc));
+        return UT_EXIT_ERROR;
+    }
+    return 0;
+}
+
+/* One image's mask: sigmoid, resized to the image's size, 0 / 255. */
+static int write_mask(pred *p, const float *logits, const char *name, int w, int h)
+{
+    size_t hw = (size_t)p->size * (size_t)p->size, opx = (size_t)w * (size_t)h;
+    float *sig = malloc(hw * sizeof *sig), *big = malloc(opx * sizeof *big);
+    uint8_t *px = malloc(opx);
+    int rc = UT_EXIT_ERROR;
+    if (!sig || !big || !px) {
+        fprintf(stderr, "unet-train: out of memory for a %dx%d mask\n", w, h);
+        goto out;
+    }
+    for (size_t k = 0; k < hw; k++) sig[k] = 1.0f / (1.0f + expf(-logits[k]));
+    unet_resize_bilinear(sig, p->size, p->size, 1, big, w, h);
+    for (size_t k = 0; k < opx; k++) px[k] = big[k] > 0.5f ? 255 : 0;
+    char path[2 * UT_PATH_MAX + 8], err[2 * UT_PATH_MAX + 256];
+    const char *dot = strrchr(name, '.');
+    snprintf(path, sizeof path, "%s/%.*s.png", p->o->out, (int)(dot - name), name);
+    if (unet_png_write_gray8(path, px, w, h, err, sizeof err) < 0)
+        fprintf(stderr, "unet-train: %s\n", err);
+    else
+        rc = 0;
+out:
+    free(sig);
+    free(big);
+    free(px);
+    return rc;
+}
+
+/* Loads images [first, first + bn) into the model's input. */
+static int load_batch(pred *p, int first, int bn, int *ow, int *oh)
+{
+    size_t hw = (size_t)p->size * (size_t)p->size;
+    int ch = p->ci.model.in_ch;
+    for (int i = 0; i < bn; i++) {
+        char path[2 * UT_PATH_MAX + 8], err[2 * UT_PATH_MAX + 256];
+        snprintf(path, sizeof path, "%s/%s", p->o->input, p->files[first + i]);
+        if (unet_image_load_chw(path, p->size, ch, p->m->in_nchw + (size_t)i * hw * (size_t)ch,
+                                &ow[i], &oh[i], err, sizeof err) < 0)
+            return usage_err("--input %s", err);
+    }
+    return 0;
+}
+
+static int run_batches(pred *p)
+{
+    size_t hw = (size_t)p->size * (size_t)p->size;
+    static int ow[4096], oh[4096]; /* original sizes of one batch (--batch <= 4096) */
+    for (int first = 0; first < p->n; first += p->batch) {
+        int bn = p->n - first < p->batch ? p->n - first : p->batch;
+        int rc = load_batch(p, first, bn, ow, oh);
+        if (rc) return rc;
+        unet_forward(p->m, bn, false);
+        if (p->o->logits[0] &&
+            (rc = mg_atomic_write(&p->npy, p->m->logits_nchw, (size_t)bn * hw * sizeof(float)))) {
+            fprintf(stderr, "unet-train: --logits %s: %s\n", p->o->logits, mg_strerror(rc));
+            return UT_EXIT_ERROR;
+        }
+        for (int i = 0; i < bn; i++)
+            if ((rc = write_mask(p, p->m->logits_nchw + (size_t)i * hw, p->files[first + i],
+                                 ow[i], oh[i])))
+                return rc;
+    }
+    return 0;
+}
+
+static int predict_all(pred *p)
+{
+    char err[2 * UT_PATH_MAX + 256];
+    int rc = check_inputs(p);
+    if (rc == 0) rc = make_model(p);
+    if (rc == 0) rc = open_logits(p);
+    if (rc) return rc;
+    if (outdir_make(&p->od, "--out", p->o->out, err, sizeof err) < 0)
+        return usage_err("%s", err);
+    if ((rc = run_batches(p))) return rc;
+    if (p->o->logits[0] && (rc = mg_atomic_commit(&p->npy)) != 0) {
+        fprintf(stderr, "unet-train: --logits %s: %s\n", p->o->logits, mg_strerror(rc));
+        return UT_EXIT_ERROR;
+    }
+    printf("predicted %d masks into %s%s%s\n", p->n, p->o->out,
+           p->o->logits[0] ? ", logits in " : "", p->o->logits);
+    return UT_EXIT_OK;
 }
 
 int predict_run(const predict_opts *o)
 {
-    char err[1024];
     if (o->threads > 0) omp_set_num_threads(o->threads);
-    unet_cfg cfg;
-    if (ckpt_peek(o->checkpoint, &cfg, err, sizeof err) < 0) {
-        fprintf(stderr, "unet-train: --checkpoint %s\n", err);
-        return UT_EXIT_USAGE;
-    }
-    int n;
-    char **files = list_images(o->input, &n, err, sizeof err);
-    if (!files) {
-        fprintf(stderr, "unet-train: %s\n", err);
-        return UT_EXIT_USAGE;
-    }
-    /* The image size: asked for, else the checkpoint's own. */
-    run_cfg saved = {0};
-    int size = o->img_size;
-    int batch = o->batch > 0 ? o->batch : 4;
-    if (batch > n) batch = n;
-    unet *m = NULL;
-    int status = UT_EXIT_USAGE;
-    FILE *npy = NULL;
-    if (size == 0) {
-        /* Peek the config by loading into a minimal model first. */
-        unet *probe = unet_create(&cfg, 1, 1 << cfg.depth, 1 << cfg.depth, 0, err, sizeof err);
-        int ho, hr;
-        run_state st;
-        if (probe && ckpt_load(o->checkpoint, probe, &saved, &st, &ho, &hr, err, sizeof err) == 0)
-            size = saved.img_size;
-        unet_destroy(probe);
-        if (size <= 0) {
-            fprintf(stderr, "unet-train: --checkpoint %s has no image size in its config: give "
-                    "--img-size\n", o->checkpoint);
-            goto out;
-        }
-    }
-    m = unet_create(&cfg, batch, size, size, 0, err, sizeof err);
-    if (!m) {
-        fprintf(stderr, "unet-train: %s\n", err);
-        goto out;
-    }
-    int ho, hr;
-    if (ckpt_load(o->checkpoint, m, NULL, NULL, &ho, &hr, err, sizeof err) < 0) {
-        fprintf(stderr, "unet-train: --checkpoint %s\n", err);
-        goto out;
-    }
-    if (mkdir(o->out, 0755) != 0 && errno != EEXIST) {
-        fprintf(stderr, "unet-train: --out %s: %s\n", o->out, strerror(errno));
-        goto out;
-    }
-    if (o->logits) {
-        npy = fopen(o->logits, "wb");
-        if (!npy || write_npy_header(npy, n, size, size) < 0) {
-            fprintf(stderr, "unet-train: --logits %s: %s\n", o->logits, strerror(errno));
-            goto out;
-        }
-    }
-    status = UT_EXIT_ERROR;
-    size_t hw = (size_t)size * (size_t)size;
-    int ow[4096], oh[4096]; /* original sizes of one batch */
-    for (int first = 0; first < n; first += batch) {
-        int bn = n - first < batch ? n - first : batch;
-        for (int i = 0; i < bn; i++) {
-            char path[2048];
-            snprintf(path, sizeof path, "%s/%s", o->input, files[first + i]);
-            if (unet_image_load_chw(path, size, cfg.in_ch,
-                                    m->in_nchw + (size_t)i * hw * (size_t)cfg.in_ch, &ow[i],
-                                    &oh[i], err, sizeof err) < 0) {
-                fprintf(stderr, "unet-train: %s\n", err);
-                status = UT_EXIT_USAGE;
-                goto out;
-            }
-        }
-        unet_forward(m, bn, false);
-        if (npy && fwrite(m->logits_nchw, sizeof(float), (size_t)bn * hw, npy) != (size_t)bn * hw) {
-            fprintf(stderr, "unet-train: --logits %s: %s\n", o->logits, strerror(errno));
-            goto out;
-        }
-        for (int i = 0; i < bn; i++) {
-            const float *lg = m->logits_nchw + (size_t)i * hw;
-            float *sig = malloc(hw * sizeof *sig);
-            size_t opx = (size_t)ow[i] * (size_t)oh[i];
-            float *big = malloc(opx * sizeof *big);
-            uint8_t *px = malloc(opx);
-            if (!sig || !big || !px) {
-                free(sig);
-                free(big);
-                free(px);
-                fprintf(stderr, "unet-train: out of memory for a %dx%d mask\n", ow[i], oh[i]);
-                goto out;
-            }
-            for (size_t k = 0; k < hw; k++) sig[k] = 1.0f / (1.0f + expf(-lg[k]));
-            unet_resize_bilinear(sig, size, size, 1, big, ow[i], oh[i]);
-            for (size_t k = 0; k < opx; k++) px[k] = big[k] > 0.5f ? 255 : 0;
-            char path[2048], stem[1024];
-            snprintf(stem, sizeof stem, "%s", files[first + i]);
-            char *dot = strrchr(stem, '.');
-            if (dot) *dot = '\0';
-            snprintf(path, sizeof path, "%s/%s.png", o->out, stem);
-            int rc = unet_png_write_gray8(path, px, ow[i], oh[i], err, sizeof err);
-            free(sig);
-            free(big);
-            free(px);
-            if (rc < 0) {
-                fprintf(stderr, "unet-train: %s\n", err);
-                goto out;
-            }
-        }
-    }
-    printf("predicted %d masks into %s%s%s\n", n, o->out, o->logits ? ", logits in " : "",
-           o->logits ? o->logits : "");
-    status = UT_EXIT_OK;
-out:
-    if (npy && fclose(npy) != 0 && status == UT_EXIT_OK) status = UT_EXIT_ERROR;
-    unet_destroy(m);
-    for (int i = 0; i < n && files; i++) free(files[i]);
-    free(files);
-    return status;
+    pred p;
+    memset(&p, 0, sizeof p);
+    p.o = o;
+    p.npy.fd = -1;
+    p.od.lock_fd = -1;
+    int rc = predict_all(&p);
+    mg_atomic_abort(&p.npy); /* after a commit: nothing to do */
+    outdir_close(&p.od, rc != UT_EXIT_OK);
+    ckpt_close(p.cf);
+    unet_destroy(p.m);
+    unet_list_free(p.files, p.n);
+    return rc;
 }

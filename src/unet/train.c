@@ -2,19 +2,27 @@
 /*
  * train.c: the training loop of unet-train: data set and split, epochs of
  * training batches and a validation pass (loss, Dice, IoU), a progress
- * bar (plain lines when stdout is not a terminal), metrics.csv, and the
- * last.pth / best.pth checkpoints, written atomically. The memory guard
- * (guard.c) is asked at every batch boundary of both loops; when it says
- * stop, the loop writes emergency_epochN.pth from the buffers it already
- * has and exits with 75.
+ * bar (plain lines when stdout is not a terminal), and the last.pth /
+ * best.pth checkpoints, written atomically, each epoch's metrics.csv row
+ * after them. The memory guard (guard.c) is asked at every batch boundary
+ * of both loops; when it says stop, the loop writes emergency_epochN.pth
+ * from the buffers it already has and exits with 75.
+ *
+ * Start-up checks everything that can be checked before it costs memory
+ * or touches --out: the --resume file's values, the data set's size, and
+ * a memory plan that no RAM limit of this machine could hold (exit 2).
  *
  * It owns the order of things, not their substance: the model (model.c),
- * the data (data.c) and the file format (ckpt.c, pth_*.c) live elsewhere.
+ * the data (data.c), the output folder and its lock (outdir.c),
+ * metrics.csv (metrics.c) and the file format (ckpt*.c, pth_*.c) live
+ * elsewhere.
  */
 #include "train.h"
 
 #include "fpenv.h"
 #include "memguard.h"
+#include "metrics.h"
+#include "outdir.h"
 
 #include <sys/mman.h>
 
@@ -45,7 +53,9 @@ typedef struct trainer {
     run_state st;
     FILE *csv;
     bool bar;               /* a redrawn progress bar, else plain lines */
-    int out_made;           /* folders of --out this run created */
+    out_dir od;             /* --out, locked */
+    ckpt_file *rf;          /* the --resume file until it is applied */
+    ckpt_info ri;           /* what it says */
 } trainer;
 
 static double now_s(void)
@@ -58,87 +68,6 @@ static double now_s(void)
 static void say_err(const char *msg)
 {
     fprintf(stderr, "unet-train: %s\n", msg);
-}
-
-/* ---- the output folder -------------------------------------------------------- */
-
-/* Creates path and its missing parents; *made (may be NULL) gets how many
- * trailing components it created, so a failed start can take them away
- * again (unmake) instead of leaving an empty folder behind. */
-static int mkdir_p(const char *path, int *made, char *err, size_t len)
-{
-    char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    int n = 0;
-    for (char *p = tmp + 1; ; p++) {
-        if (*p == '/' || *p == '\0') {
-            char c = *p;
-            *p = '\0';
-            if (mkdir(tmp, 0755) == 0) {
-                n++;
-            } else if (errno != EEXIST) {
-                snprintf(err, len, "--out %s: cannot create %s: %s", path, tmp, strerror(errno));
-                return -1;
-            }
-            *p = c;
-            if (c == '\0') break;
-        }
-    }
-    if (made) *made = n;
-    return 0;
-}
-
-/* Removes the last `made` components of path, deepest first, each only if
- * it is still empty (rmdir refuses otherwise: nothing of the user's goes). */
-static void unmake(const char *path, int made)
-{
-    char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (int i = 0; i < made; i++) {
-        size_t l = strlen(tmp);
-        while (l > 1 && tmp[l - 1] == '/') tmp[--l] = '\0'; /* "runs/a/" */
-        if (rmdir(tmp) != 0) return;
-        char *slash = strrchr(tmp, '/');
-        if (!slash || slash == tmp) return;
-        *slash = '\0';
-    }
-}
-
-/* Fails now, with a clear message, what would otherwise fail at the
- * emergency: a folder we cannot write into, or without room for two
- * checkpoints (the new one is written next to the old one). Also removes
- * temporaries a killed save left behind ("<name>.pth.tmp.<pid>"). */
-static int prepare_out(const char *out, uint64_t ckpt_bytes, int *made, char *err, size_t len)
-{
-    if (mkdir_p(out, made, err, len) < 0) return -1;
-    char probe[1200];
-    snprintf(probe, sizeof probe, "%s/.unet-train-write-test.%ld", out, (long)getpid());
-    FILE *f = fopen(probe, "w");
-    if (!f || fputs("ok\n", f) < 0 || fclose(f) != 0) {
-        snprintf(err, len, "--out %s: not writable: %s", out, strerror(errno));
-        if (f) unlink(probe);
-        return -1;
-    }
-    unlink(probe);
-    struct statvfs vfs;
-    if (statvfs(out, &vfs) == 0) {
-        uint64_t avail = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
-        if (avail < 2 * ckpt_bytes + (16u << 20)) {
-            snprintf(err, len, "--out %s: %.1f MiB free, a checkpoint needs %.1f MiB (room for two "
-                     "plus 16 MiB is required)", out, (double)avail / MIB, (double)ckpt_bytes / MIB);
-            return -1;
-        }
-    }
-    DIR *d = opendir(out);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (!strstr(e->d_name, ".pth.tmp.")) continue;
-        char p[1400];
-        snprintf(p, sizeof p, "%s/%s", out, e->d_name);
-        unlink(p);
-    }
-    if (d) closedir(d);
-    return 0;
 }
 
 /* ---- progress ----------------------------------------------------------------- */
@@ -330,23 +259,12 @@ static int emergency(trainer *t, int epoch)
     return UT_EXIT_MEMSTOP;
 }
 
-static FILE *open_csv(const char *out)
-{
-    char path[1200];
-    snprintf(path, sizeof path, "%s/metrics.csv", out);
-    struct stat sb;
-    bool fresh = stat(path, &sb) != 0 || sb.st_size == 0;
-    FILE *f = fopen(path, "a");
-    if (f && fresh)
-        fprintf(f, "epoch,train_loss,train_bce,train_dice_loss,val_loss,val_dice,val_iou,"
-                   "train_images_per_s,epoch_seconds\n");
-    return f;
-}
-
 /* ---- set-up -------------------------------------------------------------------------- */
 
 static void trainer_close(trainer *t)
 {
+    ckpt_close(t->rf);
+    t->rf = NULL;
     if (t->csv) fclose(t->csv);
     guard_close(t->g);
     ckpt_writer_free(t->ck);
@@ -458,10 +376,145 @@ static void check_fit(const trainer *t)
            frac >= cfg->stop_ram_frac ? "stop the run and save it" : "warn");
 }
 
-static int trainer_open(trainer *t, const train_opts *o)
+/* The samples of the data set, counted without decoding anything. */
+static int count_samples(const run_cfg *c, int *n, char *err, size_t len)
 {
-    char err[4096];
+    if (c->synthetic > 0) {
+        *n = c->synthetic;
+        return 0;
+    }
+    return unet_data_count_folder(c->data, n, err, len);
+}
+
+/* Refuses, before anything is allocated or read, a run whose memory plan
+ * (the model's arena at this batch, batch 1 for --batch auto, plus the
+ * data set) exceeds this machine's RAM or its container's limit: it could
+ * never run. A plan above --ram-budget or a threshold still starts (the
+ * monitor then stops it with an emergency checkpoint, as the seed did). */
+static int check_plan(const trainer *t, int n, char *err, size_t len)
+{
+    const run_cfg *c = &t->c;
+    int batch = t->o->batch_auto ? 1 : c->batch;
+    unet_plan p = unet_plan_for(&c->model, batch, c->img_size, c->img_size);
+    uint64_t data = unet_data_bytes(n, c->img_size, c->model.in_ch);
+    uint64_t need = (uint64_t)p.total_bytes + data;
+    mg_snapshot s;
+    if (!ram_now(t, &s)) return 0;
+    for (unsigned l = 0; l < s.ram.nlimits && l < 3; l++) {
+        const struct mg_ram_limit *lim = &s.ram.limits[l];
+        if (lim->source == MG_RAM_SOURCE_BUDGET || need <= lim->total_bytes) continue;
+        snprintf(err, len, "--batch %d at --img-size %d plans %.1f MiB for the model and %.1f "
+                 "MiB for %d samples: more than all %.1f MiB of RAM (%s); choose a smaller "
+                 "--batch, --img-size%s", batch, c->img_size, (double)p.total_bytes / MIB,
+                 (double)data / MIB, n, (double)lim->total_bytes / MIB,
+                 mg_ram_source_name(lim->source), c->synthetic ? " or --synthetic" : " or --data");
+        return MG_ERANGE;
+    }
+    return 0;
+}
+
+/* The flags that would make the model the checkpoint's, as a message. */
+static void model_mismatch(const trainer *t, char *err, size_t len)
+{
+    const unet_cfg *f = &t->ri.model, *m = &t->c.model;
+    char pass[96] = "";
+    size_t u = 0;
+    if (f->in_ch != m->in_ch) u += (size_t)snprintf(pass + u, sizeof pass - u, " --in-ch %d", f->in_ch);
+    if (f->base != m->base) u += (size_t)snprintf(pass + u, sizeof pass - u, " --base %d", f->base);
+    if (f->depth != m->depth) snprintf(pass + u, sizeof pass - u, " --depth %d", f->depth);
+    snprintf(err, len, "--resume %s: the checkpoint is in_ch %d, base %d, depth %d: pass%s",
+             t->o->resume, f->in_ch, f->base, f->depth, pass);
+}
+
+/* --resume: read and check the file before anything else is done. */
+static int open_resume(trainer *t, char *err, size_t len)
+{
+    char msg[2048];
+    if (ckpt_open(t->o->resume, &t->rf, &t->ri, msg, sizeof msg) < 0) {
+        snprintf(err, len, "--resume %s", msg);
+        return MG_EPARSE;
+    }
+    const unet_cfg *f = &t->ri.model, *m = &t->c.model;
+    if (f->in_ch != m->in_ch || f->base != m->base || f->depth != m->depth) {
+        model_mismatch(t, err, len);
+        return MG_EINVAL;
+    }
+    if (t->ri.has_run && t->ri.st.epoch > t->c.epochs) {
+        snprintf(err, len, "--resume %s: it has %lld epochs done, more than --epochs %d: pass "
+                 "--epochs %lld or more", t->o->resume, (long long)t->ri.st.epoch, t->c.epochs,
+                 (long long)t->ri.st.epoch);
+        return MG_ERANGE;
+    }
+    return 0;
+}
+
+/* Everything that needs neither memory nor --out: the model's settings,
+ * the --resume file, the data set's size and the memory plan. */
+static int check_start(trainer *t, char *err, size_t len)
+{
+    const run_cfg *c = &t->c;
+    int n = 0;
+    if (unet_check(&c->model, c->batch, c->img_size, c->img_size, err, len) < 0) return MG_EINVAL;
+    if (t->o->resume[0] && open_resume(t, err, len) < 0) return MG_EINVAL;
+    guard_opts go = t->o->guard;
+    go.batch = c->batch;
+    if (guard_check_opts(&go, err, len) < 0) return MG_EINVAL;
+    if (count_samples(c, &n, err, len) < 0) return MG_EINVAL;
+    return check_plan(t, n, err, len);
+}
+
+/* The data set, its split and loaders, and --batch auto's pick (which
+ * measures RAM with the data in it). */
+static int load_data(trainer *t, char *err, size_t len)
+{
+    run_cfg *c = &t->c;
+    int rc = c->synthetic > 0
+                 ? unet_data_synthetic(&t->data, c->synthetic, c->img_size, c->model.in_ch,
+                                       c->seed, err, len)
+                 : unet_data_load_folder(&t->data, c->data, c->img_size, c->model.in_ch, err,
+                                         len);
+    if (rc < 0) return rc == MG_ENOMEM ? UT_EXIT_ERROR : UT_EXIT_USAGE;
+    if (unet_split_make(&t->split, t->data.n, c->val_split, c->seed, err, len) < 0)
+        return UT_EXIT_USAGE;
+    if (t->o->batch_auto && pick_batch(t, err, len) < 0) return UT_EXIT_USAGE;
+    unsigned flags = UNET_LOADER_SHUFFLE | (c->flip ? UNET_LOADER_FLIP_H | UNET_LOADER_FLIP_V : 0);
+    if (unet_loader_init(&t->tl, &t->data, t->split.train, t->split.n_train, c->batch, flags,
+                         c->seed, err, len) < 0)
+        return UT_EXIT_USAGE;
+    if (t->split.n_val > 0) {
+        if (unet_loader_init(&t->vl, &t->data, t->split.val, t->split.n_val, c->batch, 0, 0,
+                             err, len) < 0)
+            return UT_EXIT_USAGE;
+        t->have_val = true;
+    }
+    return 0;
+}
+
+/* The checked --resume file into the model and the loader; then it is
+ * freed. */
+static int apply_resume(trainer *t, char *err, size_t len)
+{
+    char msg[2048];
+    if (ckpt_apply(t->rf, t->m, msg, sizeof msg) < 0) {
+        snprintf(err, len, "--resume %s", msg);
+        return UT_EXIT_USAGE;
+    }
+    ckpt_close(t->rf);
+    t->rf = NULL;
+    if (t->ri.has_run) {
+        t->st = t->ri.st;
+        if (unet_loader_import(&t->tl, t->st.loader, msg, sizeof msg) < 0) {
+            snprintf(err, len, "--resume %s: %s", t->o->resume, msg);
+            return UT_EXIT_USAGE;
+        }
+    }
+    return 0;
+}
+
+static int trainer_open(trainer *t, const train_opts *o, char *err, size_t len)
+{
     memset(t, 0, sizeof *t);
+    t->od.lock_fd = -1;
     t->o = o;
     t->c = o->run;
     run_cfg *c = &t->c;
@@ -469,88 +522,29 @@ static int trainer_open(trainer *t, const train_opts *o)
     t->st.best_epoch = -1;
     t->bar = o->progress == 1 || (o->progress < 0 && isatty(STDOUT_FILENO));
 
-    if (unet_check(&c->model, c->batch, c->img_size, c->img_size, err, sizeof err) < 0) {
-        say_err(err);
-        return UT_EXIT_USAGE;
-    }
+    if (check_start(t, err, len) < 0) return UT_EXIT_USAGE;
     unet_plan plan = unet_plan_for(&c->model, c->batch, c->img_size, c->img_size);
     uint64_t ckpt_bytes = plan.params_floats * 3 * sizeof(float) + (1u << 20);
-    if (prepare_out(o->out, ckpt_bytes, &t->out_made, err, sizeof err) < 0) {
-        say_err(err);
-        return UT_EXIT_USAGE;
-    }
-    int rc = c->synthetic > 0
-                 ? unet_data_synthetic(&t->data, c->synthetic, c->img_size, c->model.in_ch,
-                                       c->seed, err, sizeof err)
-                 : unet_data_load_folder(&t->data, c->data, c->img_size, c->model.in_ch, err,
-                                         sizeof err);
-    if (rc < 0) {
-        say_err(err);
-        return rc == MG_ENOMEM ? UT_EXIT_ERROR : UT_EXIT_USAGE;
-    }
-    if (unet_split_make(&t->split, t->data.n, c->val_split, c->seed, err, sizeof err) < 0) {
-        say_err(err);
-        return UT_EXIT_USAGE;
-    }
-    if (o->batch_auto && pick_batch(t, err, sizeof err) < 0) {
-        say_err(err);
-        return UT_EXIT_USAGE;
-    }
+    if (outdir_open_run(&t->od, o->out, ckpt_bytes, err, len) < 0) return UT_EXIT_USAGE;
+    int rc = load_data(t, err, len);
+    if (rc) return rc;
     guard_opts go = o->guard;
     go.batch = c->batch;
-    t->g = guard_open(&go, err, sizeof err);
-    if (!t->g) {
-        say_err(err);
-        return UT_EXIT_USAGE;
-    }
+    t->g = guard_open(&go, err, len);
+    if (!t->g) return UT_EXIT_USAGE;
     check_fit(t);
-    unsigned flags = UNET_LOADER_SHUFFLE | (c->flip ? UNET_LOADER_FLIP_H | UNET_LOADER_FLIP_V : 0);
-    if (unet_loader_init(&t->tl, &t->data, t->split.train, t->split.n_train, c->batch, flags,
-                         c->seed, err, sizeof err) < 0) {
-        say_err(err);
-        return UT_EXIT_USAGE;
-    }
-    if (t->split.n_val > 0) {
-        if (unet_loader_init(&t->vl, &t->data, t->split.val, t->split.n_val, c->batch, 0, 0,
-                             err, sizeof err) < 0) {
-            say_err(err);
-            return UT_EXIT_USAGE;
-        }
-        t->have_val = true;
-    }
-    t->m = unet_create(&c->model, c->batch, c->img_size, c->img_size, c->seed, err, sizeof err);
-    if (!t->m) {
-        say_err(err);
-        return UT_EXIT_ERROR;
-    }
+    t->m = unet_create(&c->model, c->batch, c->img_size, c->img_size, c->seed, err, len);
+    if (!t->m) return UT_EXIT_ERROR;
     guard_set_trainer_memory(t->g, t->m->plan.total_bytes, t->m->plan.total_bytes);
-    t->ck = ckpt_writer_new(t->m, c, err, sizeof err);
-    if (!t->ck) {
-        say_err(err);
-        return UT_EXIT_ERROR;
-    }
-    if (o->resume) {
-        run_cfg saved = *c;
-        int have_opt, have_run;
-        rc = ckpt_load(o->resume, t->m, &saved, &t->st, &have_opt, &have_run, err, sizeof err);
-        if (rc < 0) {
-            fprintf(stderr, "unet-train: --resume %s\n", err);
-            return UT_EXIT_USAGE;
-        }
-        if (have_run && unet_loader_import(&t->tl, t->st.loader, err, sizeof err) < 0) {
-            fprintf(stderr, "unet-train: --resume %s: %s\n", o->resume, err);
-            return UT_EXIT_USAGE;
-        }
-        if (!have_run) t->st.epoch = t->st.batch = 0;
-        printf("resumed from %s: epoch %lld, batch %lld%s\n", o->resume,
-               (long long)t->st.epoch, (long long)t->st.batch,
-               have_opt ? "" : " (weights only: no optimiser state in the file)");
-    }
-    t->csv = open_csv(o->out);
-    if (!t->csv) {
-        fprintf(stderr, "unet-train: cannot open %s/metrics.csv: %s\n", o->out, strerror(errno));
-        return UT_EXIT_USAGE;
-    }
+    t->ck = ckpt_writer_new(t->m, c, err, len);
+    if (!t->ck) return UT_EXIT_ERROR;
+    if (t->rf && (rc = apply_resume(t, err, len)) != 0) return rc;
+    t->csv = metrics_open(o->out, t->st.epoch, t->st.metrics_row, err, len);
+    if (!t->csv) return UT_EXIT_USAGE;
+    if (o->resume[0])
+        printf("resumed from %s: epoch %lld, batch %lld%s\n", o->resume, (long long)t->st.epoch,
+               (long long)t->st.batch,
+               t->ri.has_opt ? "" : " (weights only: no optimiser state in the file)");
     return 0;
 }
 
@@ -578,6 +572,65 @@ static void print_header(const trainer *t)
     fflush(stdout);
 }
 
+/* The row of metrics.csv for the epoch just completed (epoch + 1). */
+static void format_row(trainer *t, int epoch, const epoch_stats *tr, const epoch_stats *va,
+                       double rate)
+{
+    snprintf(t->st.metrics_row, sizeof t->st.metrics_row,
+             "%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.2f,%.2f", epoch + 1, tr->loss, tr->bce,
+             tr->dice_loss, va->loss, va->dice, va->iou, rate, tr->seconds + va->seconds);
+}
+
+/* After an epoch: the run state moves on, the checkpoints are written,
+ * and only then the epoch's metrics.csv row (so a row always has its
+ * checkpoint; the checkpoint keeps the row for a crash in between). */
+static int end_epoch(trainer *t, int epoch, const epoch_stats *tr, const epoch_stats *va)
+{
+    double rate = tr->seconds > 0 ? tr->images / tr->seconds : 0;
+    printf("epoch %d/%d  train loss %.4f  val loss %.4f  dice %.4f  iou %.4f  %.1f img/s  "
+           "%.1f s\n", epoch + 1, t->c.epochs, tr->loss, va->loss, va->dice, va->iou, rate,
+           tr->seconds + va->seconds);
+    format_row(t, epoch, tr, va, rate);
+    t->st.epoch = epoch + 1;
+    t->st.batch = 0;
+    t->st.ep_loss = t->st.ep_bce = t->st.ep_dice = t->st.ep_seconds = 0;
+    t->st.ep_images = 0;
+    bool best = t->have_val && va->dice > t->st.best_dice;
+    if (best) {
+        t->st.best_dice = va->dice;
+        t->st.best_epoch = epoch + 1;
+    }
+    if (save(t, "last.pth", "last") < 0 || (best && save(t, "best.pth", "best") < 0))
+        return UT_EXIT_ERROR;
+    if (metrics_append(t->csv, t->st.metrics_row) != 0) {
+        fprintf(stderr, "unet-train: cannot write %s/metrics.csv: %s\n", t->o->out,
+                strerror(errno));
+        return UT_EXIT_ERROR;
+    }
+    fflush(stdout);
+    return UT_EXIT_OK;
+}
+
+static int run_epochs(trainer *t)
+{
+    for (int epoch = (int)t->st.epoch; epoch < t->c.epochs; epoch++) {
+        if (guard_check(t->g, GP_EPOCH, -1)) return emergency(t, epoch);
+        /* A resumed run continues its epoch where the checkpoint left it. */
+        if (t->st.batch == 0) unet_loader_begin_epoch(&t->tl);
+        epoch_stats tr = {0}, va = {NAN, NAN, NAN, NAN, NAN, 0, 0};
+        if (train_epoch(t, epoch, &tr) || (t->have_val && eval_epoch(t, epoch, &va)))
+            return emergency(t, epoch);
+        int rc = end_epoch(t, epoch, &tr, &va);
+        if (rc != UT_EXIT_OK) return rc;
+    }
+    printf("done: %s/last.pth", t->o->out);
+    if (t->st.best_epoch > 0)
+        printf(", %s/best.pth (epoch %lld, dice %.4f)", t->o->out, (long long)t->st.best_epoch,
+               t->st.best_dice);
+    printf("\n");
+    return UT_EXIT_OK;
+}
+
 int train_run(const train_opts *o)
 {
     /* The checkpoint signal's flag-only handler goes in first: a request
@@ -588,59 +641,20 @@ int train_run(const train_opts *o)
     if (o->threads > 0) omp_set_num_threads(o->threads);
     fpenv_flush_denormals();
     trainer t;
-    int rc = trainer_open(&t, o);
+    char err[4096];
+    int rc = trainer_open(&t, o, err, sizeof err);
     if (rc != 0) {
+        say_err(err);
         trainer_close(&t);
-        unmake(o->out, t.out_made); /* a failed start leaves no empty --out */
+        outdir_close(&t.od, true); /* a failed start leaves no lock and no empty --out */
         mg_stop_close(early);
         return rc;
     }
     print_header(&t);
     guard_print_start(t.g);
-    const run_cfg *c = &t.c;
-    rc = UT_EXIT_OK;
-    for (int epoch = (int)t.st.epoch; epoch < c->epochs; epoch++) {
-        if (guard_check(t.g, GP_EPOCH, -1)) {
-            rc = emergency(&t, epoch);
-            break;
-        }
-        /* A resumed run continues its epoch where the checkpoint left it. */
-        if (t.st.batch == 0) unet_loader_begin_epoch(&t.tl);
-        epoch_stats tr = {0}, va = {NAN, NAN, NAN, NAN, NAN, 0, 0};
-        if (train_epoch(&t, epoch, &tr) || (t.have_val && eval_epoch(&t, epoch, &va))) {
-            rc = emergency(&t, epoch);
-            break;
-        }
-        double rate = tr.seconds > 0 ? tr.images / tr.seconds : 0;
-        printf("epoch %d/%d  train loss %.4f  val loss %.4f  dice %.4f  iou %.4f  %.1f img/s  "
-               "%.1f s\n", epoch + 1, c->epochs, tr.loss, va.loss, va.dice, va.iou, rate,
-               tr.seconds + va.seconds);
-        fprintf(t.csv, "%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.2f,%.2f\n", epoch + 1, tr.loss, tr.bce,
-                tr.dice_loss, va.loss, va.dice, va.iou, rate, tr.seconds + va.seconds);
-        fflush(t.csv);
-        t.st.epoch = epoch + 1;
-        t.st.batch = 0;
-        t.st.ep_loss = t.st.ep_bce = t.st.ep_dice = t.st.ep_seconds = 0;
-        t.st.ep_images = 0;
-        bool best = t.have_val && va.dice > t.st.best_dice;
-        if (best) {
-            t.st.best_dice = va.dice;
-            t.st.best_epoch = epoch + 1;
-        }
-        if (save(&t, "last.pth", "last") < 0 || (best && save(&t, "best.pth", "best") < 0)) {
-            rc = UT_EXIT_ERROR;
-            break;
-        }
-        fflush(stdout);
-    }
-    if (rc == UT_EXIT_OK) {
-        printf("done: %s/last.pth", o->out);
-        if (t.st.best_epoch > 0)
-            printf(", %s/best.pth (epoch %lld, dice %.4f)", o->out, (long long)t.st.best_epoch,
-                   t.st.best_dice);
-        printf("\n");
-    }
+    rc = run_epochs(&t);
     trainer_close(&t);
+    outdir_close(&t.od, false);
     mg_stop_close(early);
     return rc;
 }

@@ -19,21 +19,24 @@ enum {
     UT_EXIT_MEMSTOP = 75 /* stopped for memory after a good checkpoint */
 };
 
+/* Paths are at most UT_PATH_MAX - 1 bytes (main.c refuses longer ones). */
+#define UT_PATH_MAX 1024
+
 typedef struct train_opts {
     run_cfg run;          /* model, data and optimiser settings */
-    char out[1024];       /* --out folder */
+    char out[UT_PATH_MAX];    /* --out folder */
     int threads;          /* 0 = OpenMP's default */
     int progress;         /* -1 auto (bar on a terminal), 0 lines, 1 bar */
-    const char *resume;   /* --resume FILE or NULL */
+    char resume[UT_PATH_MAX]; /* --resume FILE, "" for none */
     guard_opts guard;     /* thresholds, cadence, budget, watcher */
     bool batch_auto;      /* --batch auto: the largest that stays below warn */
 } train_opts;
 
 typedef struct predict_opts {
-    const char *checkpoint;
-    const char *input;    /* folder of images */
-    const char *out;      /* folder for the PNG masks */
-    const char *logits;   /* .npy file for the raw logits, or NULL */
+    char checkpoint[UT_PATH_MAX];
+    char input[UT_PATH_MAX];  /* folder of images */
+    char out[UT_PATH_MAX];    /* folder for the PNG masks */
+    char logits[UT_PATH_MAX]; /* .npy file for the raw logits, "" for none */
     int img_size;         /* 0 = from the checkpoint's config */
     int batch;
     int threads;

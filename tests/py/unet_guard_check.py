@@ -100,11 +100,13 @@ def cmd_equal(args):
 
 
 def cmd_loaddir(args):
-    """Every name ending in .pth loads as a checkpoint; counts strays."""
+    """Every name ending in .pth loads as a checkpoint; counts strays. A
+    killed run leaves its .lock (free again: the kernel dropped the flock)."""
     names = sorted(os.listdir(args[0]))
     pth = [n for n in names if n.endswith(".pth")]
     tmp = [n for n in names if ".pth.tmp." in n]
-    other = [n for n in names if n not in pth and n not in tmp and n != "metrics.csv"]
+    other = [n for n in names
+             if n not in pth and n not in tmp and n not in ("metrics.csv", ".lock")]
     if other:
         fail(f"unexpected names {other}")
     for n in pth:
