@@ -498,6 +498,8 @@ static const flag_case flag_cases[] = {
     {"run", "--ram-fill-rate", SIZE_BAD}, {"run", "--swap-fill-rate", SIZE_BAD},
     {"run", "--gpu-fill-rate", SIZE_BAD},
     {"run", "--stop-file", {"", "dir/", NULL}},
+    {"run", "--plot", {"", "-", "dir/", "/nonexistent/dir/p.svg", "/tmp", "/dev/null", "link.log",
+                       NULL}},
 };
 
 /* Runs `memguard CMD FLAG VALUE [...]` in an empty folder and checks: exit 2,

@@ -103,5 +103,6 @@ int print_formatted(int n, char *buf, size_t len);
 int cmd_check(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 
 #endif /* MG_CLI_H */

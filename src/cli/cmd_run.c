@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE /* sigabbrev_np */
 #include "run.h"
+#include "plot.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -40,6 +41,7 @@ enum {
     OPT_SWAP_FILL,
     OPT_GPU_FILL,
     OPT_WARN_EVERY,
+    OPT_PLOT,
 };
 
 static int duration_arg(const char *flag, const char *arg, uint64_t *out)
@@ -116,6 +118,63 @@ static int signal_arg(const char *arg, int *out)
                            "RTMIN+2, or its number", arg);
 }
 
+/* --plot FILE: checks FILE before the command starts and, without --log,
+ * gives the run an unnamed temporary log in FILE's folder (removed from
+ * the folder at once, so nothing is left whatever happens to memguard).
+ * *log_size is the size --log's file had, to tell this run's lines from
+ * those of earlier runs. Returns 0 or the exit status after one line. */
+static int plot_setup(run_opts *o, off_t *log_size)
+{
+    struct stat st;
+    bool have_log = o->log_path && stat(o->log_path, &st) == 0;
+    if (strcmp(o->plot_path, "-") == 0)
+        return cli_usage_error("--plot '-': expected a file name (stdout belongs to the command)");
+    if (o->log_path && strcmp(o->log_path, o->plot_path) == 0)
+        return cli_usage_error("--plot '%s': that is the --log file; name another file",
+                               o->plot_path);
+    int rc = plot_check_output("--plot", o->plot_path, have_log ? &st : NULL);
+    if (rc) return rc;
+    *log_size = have_log ? st.st_size : 0;
+    if (o->log_path) return 0;
+    char tmp[PATH_MAX];
+    const char *slash = strrchr(o->plot_path, '/');
+    int n = snprintf(tmp, sizeof tmp, "%.*s.memguard-log-XXXXXX",
+                     slash ? (int)(slash - o->plot_path + 1) : 0, o->plot_path);
+    if (n < 0 || (size_t)n >= sizeof tmp)
+        return cli_usage_error("--plot '%s': name too long", o->plot_path);
+    o->log_fd = mkostemp(tmp, O_CLOEXEC);
+    if (o->log_fd < 0)
+        return cli_usage_error("--plot '%s': cannot make a temporary log next to it: %s",
+                               o->plot_path, strerror(errno));
+    unlink(tmp);
+    return 0;
+}
+
+/* After the run: draws its log into --plot's file. Nothing is drawn when
+ * the run logged nothing (it never started: that was said already); a
+ * failure is reported and leaves memguard's exit status, the command's
+ * outcome, as it is. */
+static void plot_run_log(run_opts *o, off_t log_size)
+{
+    munlockall(); /* reading a long log must not count against RLIMIT_MEMLOCK */
+    int fd = o->log_fd >= 0 ? o->log_fd
+                            : open(o->log_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY |
+                                                    O_NOFOLLOW);
+    o->log_fd = -1;
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= log_size)) {
+        close(fd);
+        return;
+    }
+    if (fd < 0 || lseek(fd, 0, SEEK_SET) < 0) {
+        fprintf(stderr, "memguard: --plot '%s': not written: cannot read the log back: %s\n",
+                o->plot_path, strerror(errno));
+        if (fd >= 0) close(fd);
+        return;
+    }
+    plot_fd_to_file(fd, o->log_path ? o->log_path : "the run's log", 0, false, o->plot_path);
+}
+
 /* mlockall so memguard itself is never paged out while memory runs out,
  * and oom_score_adj -100 (earlyoom's value, not -1000: a leak in memguard
  * must not make the kernel kill everything else first). Both are
@@ -162,8 +221,10 @@ int cmd_run(int argc, char **argv)
         {"swap-fill-rate", required_argument, NULL, OPT_SWAP_FILL},
         {"gpu-fill-rate", required_argument, NULL, OPT_GPU_FILL},
         {"warn-every", required_argument, NULL, OPT_WARN_EVERY},
+        {"plot", required_argument, NULL, OPT_PLOT},
         {0, 0, 0, 0}};
     run_opts o = {0};
+    o.log_fd = -1;
     o.grace_ms = 60000;
     o.kill_after_ms = 10000;
     o.signo = SIGUSR1;
@@ -198,6 +259,7 @@ int cmd_run(int argc, char **argv)
         case OPT_ON_WARN: o.on_warn = optarg; break;
         case OPT_DRY_RUN: o.dry_run = true; break;
         case OPT_LOG: o.log_path = optarg; break;
+        case OPT_PLOT: o.plot_path = optarg; break;
         case OPT_STOP_FILE: o.stop_file = optarg; break;
         case OPT_REPORT_INTERVAL: rc = ms_arg("--report-interval", optarg, &o.report_interval_ms); break;
         case OPT_MIN_INTERVAL: rc = ms_arg("--min-interval", optarg, &o.c.cfg.min_interval_ms); break;
@@ -247,10 +309,17 @@ int cmd_run(int argc, char **argv)
                                    o.on_warn);
     }
 
+    off_t log_size = 0;
+    if (o.plot_path && (status = plot_setup(&o, &log_size))) return status;
+
     mg_ctx *ctx = cli_open(&o.c, &status);
-    if (!ctx) return status;
+    if (!ctx) {
+        if (o.log_fd >= 0) close(o.log_fd);
+        return status;
+    }
     protect_self(o.c.verbose);
     status = supervise(&o, ctx);
     mg_destroy(ctx);
+    if (o.plot_path) plot_run_log(&o, log_size);
     return status;
 }

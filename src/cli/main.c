@@ -17,9 +17,10 @@ int main(int argc, char **argv)
         {"check", cmd_check},
         {"watch", cmd_watch},
         {"run", cmd_run},
+        {"plot", cmd_plot},
     };
     if (argc < 2)
-        return cli_usage_error("missing command: expected check, watch or run");
+        return cli_usage_error("missing command: expected check, watch, run or plot");
     const char *cmd = argv[1];
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         cli_usage(stdout);
@@ -31,5 +32,5 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].run(argc - 1, argv + 1);
-    return cli_usage_error("unknown command '%s': expected check, watch or run", cmd);
+    return cli_usage_error("unknown command '%s': expected check, watch, run or plot", cmd);
 }

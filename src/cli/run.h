@@ -26,6 +26,9 @@ typedef struct run_opts {
     uint64_t hook_timeout_ms;   /* a hook still running then is killed */
     bool dry_run;
     const char *log_path;       /* --log, or NULL */
+    int log_fd;                 /* the log when --plot has no --log: an unnamed
+                                   temporary file; else -1 */
+    const char *plot_path;      /* --plot, or NULL */
     uint32_t report_interval_ms;/* one sample line in the log this often */
     const char *stop_file;      /* --stop-file, or NULL: a default path */
     uint64_t warn_every_ms;     /* warning lines at most this often */
@@ -91,6 +94,9 @@ typedef struct runlog runlog;
  * symlink (never followed), EINVAL for what is not a writable regular
  * file. */
 runlog *runlog_open(const char *path);
+/* A log that writes to fd (open for writing, close-on-exec), which it
+ * takes over. NULL when out of memory (fd is closed). */
+runlog *runlog_open_fd(int fd);
 void runlog_close(runlog *l);
 /* One event line: {"event":EVENT,"t_ms":T,<extra>,"sample":<json>}.
  * `extra` is a JSON fragment of members without braces (may be NULL or

@@ -56,6 +56,17 @@ runlog *runlog_open(const char *path)
     return l;
 }
 
+runlog *runlog_open_fd(int fd)
+{
+    runlog *l = calloc(1, sizeof *l);
+    if (!l) {
+        close(fd);
+        return NULL;
+    }
+    l->fd = fd;
+    return l;
+}
+
 void runlog_close(runlog *l)
 {
     if (!l) return;

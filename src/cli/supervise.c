@@ -322,7 +322,7 @@ static uint32_t check(sup *s)
     if (level != MG_LEVEL_SAFE) reason_text(&v, s->reason, sizeof s->reason);
 
     uint64_t now = now_ms();
-    if (s->o->log_path && now >= s->next_report_ms) {
+    if ((s->o->log_path || s->o->log_fd >= 0) && now >= s->next_report_ms) {
         log_event(s, "sample", NULL, &snap, &v);
         s->next_report_ms = now + s->o->report_interval_ms;
     }
@@ -613,8 +613,11 @@ static void log_start(sup *s)
         json_quote(one, sizeof one, *a);
         pos += (size_t)snprintf(q + pos, sizeof q - pos, "%s%s", pos ? "," : "", one);
     }
-    snprintf(extra, sizeof extra, "\"pid\":%d,\"command\":[%s],\"dry_run\":%s",
-             (int)s->child, q, s->o->dry_run ? "true" : "false");
+    snprintf(extra, sizeof extra,
+             "\"pid\":%d,\"command\":[%s],\"dry_run\":%s,\"hard_ram_frac\":%.6g,"
+             "\"hard_gpu_frac\":%.6g",
+             (int)s->child, q, s->o->dry_run ? "true" : "false", s->o->hard_ram_frac,
+             s->o->hard_gpu_frac);
     log_event(s, "start", extra, NULL, NULL);
 }
 
@@ -659,7 +662,13 @@ int supervise(const run_opts *o, mg_ctx *ctx)
     s.sfd = -1;
     int status = stop_paths_init(&s.files, o->stop_file);
     if (status) return status;
-    s.log = runlog_open(o->log_path);
+    s.log = o->log_fd >= 0 ? runlog_open_fd(fcntl(o->log_fd, F_DUPFD_CLOEXEC, 0))
+                           : runlog_open(o->log_path);
+    if (!s.log && o->log_fd >= 0) {
+        say("out of memory");
+        stop_paths_cleanup(&s.files);
+        return MG_EXIT_ERROR;
+    }
     if (!s.log) {
         int e = errno;
         stop_paths_cleanup(&s.files);
