@@ -16,7 +16,8 @@
  *     == cg/memory.max
  *     max
  * A section's bytes run to the next line that starts with "== "; paths
- * start with proc/ or cg/ and use [A-Za-z0-9._-] components (no "..").
+ * start with proc/ or cg/ and use [A-Za-z0-9._-] components (no "..", at
+ * most 8 deep; at most 64 sections).
  * Seeds are the fixture trees of tests/fixtures (fuzz/tools/make_seeds.py).
  *
  * Checks: no crash or UB, every log message is one line, the level is a
@@ -27,8 +28,10 @@
 
 #include <limits.h>
 
-#define MAX_SECTIONS 96
-#define MAX_MADE 512
+#define MAX_SECTIONS 64
+#define MAX_DEPTH 8
+/* every section makes at most MAX_DEPTH folders and one file */
+#define MAX_MADE (MAX_SECTIONS * (MAX_DEPTH + 1))
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -44,7 +47,7 @@ static const uint8_t *next_header(const uint8_t *p, const uint8_t *end)
 }
 
 /* What this input created, removed in reverse order afterwards. */
-static char made[MAX_MADE][512];
+static char made[MAX_MADE][4400];
 static size_t nmade;
 
 static void remember(const char *path)
@@ -61,10 +64,11 @@ static void remove_made(void)
 }
 
 /* A relative path the harness may create: proc/... or cg/..., components
- * of [A-Za-z0-9._-] that are not "." or "..", at most 16 deep. */
+ * of [A-Za-z0-9._-] that are not "." or "..", at most MAX_DEPTH deep and
+ * 200 bytes long. */
 static int safe_path(const char *p)
 {
-    if (strncmp(p, "proc", 4) != 0 && strncmp(p, "cg", 2) != 0) return 0;
+    if (strlen(p) > 200 || (strncmp(p, "proc", 4) != 0 && strncmp(p, "cg", 2) != 0)) return 0;
     int depth = 0;
     const char *c = p;
     while (*c) {
@@ -78,7 +82,7 @@ static int safe_path(const char *p)
                   (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
                 return 0;
         }
-        if (++depth > 16) return 0;
+        if (++depth > MAX_DEPTH) return 0;
         c = end ? end + 1 : c + n;
     }
     return depth >= 2 || strcmp(p, "proc") == 0 || strcmp(p, "cg") == 0;
