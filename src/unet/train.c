@@ -590,6 +590,7 @@ static int end_epoch(trainer *t, int epoch, const epoch_stats *tr, const epoch_s
     printf("epoch %d/%d  train loss %.4f  val loss %.4f  dice %.4f  iou %.4f  %.1f img/s  "
            "%.1f s\n", epoch + 1, t->c.epochs, tr->loss, va->loss, va->dice, va->iou, rate,
            tr->seconds + va->seconds);
+    fflush(stdout); /* the epoch's result shows now, not after its saves */
     format_row(t, epoch, tr, va, rate);
     t->st.epoch = epoch + 1;
     t->st.batch = 0;
