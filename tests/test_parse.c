@@ -175,6 +175,9 @@ static void test_duration(void)
     CHECK_INT(mg_parse_duration_ms("8d", 1000, &v), MG_EPARSE);
     CHECK_INT(mg_parse_duration_ms("2", 1000, &v), MG_ERANGE);
     CHECK_INT(mg_parse_duration_ms("1", 1000, &v), 0);
+    /* Near 2^64 the double cannot say "at most max": refused, not UB. */
+    CHECK_INT(mg_parse_duration_ms("18446744073709552", UINT64_MAX, &v), MG_ERANGE);
+    CHECK_INT(mg_parse_duration_ms("99999999999999999999h", UINT64_MAX, &v), MG_ERANGE);
 }
 
 static void test_locale_independent(void)

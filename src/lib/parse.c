@@ -174,7 +174,8 @@ int mg_parse_duration_ms(const char *s, uint64_t max_ms, uint64_t *out)
     double v = strtod_c(s, NULL);
     if (errno || !isfinite(v)) return MG_ERANGE;
     v *= scale;
-    if (v > (double)max_ms) return MG_ERANGE;
+    /* (double)max_ms may round up to 2^64, which no uint64_t holds. */
+    if (v > (double)max_ms || v >= 18446744073709551616.0) return MG_ERANGE;
     *out = (uint64_t)v;
     return 0;
 }

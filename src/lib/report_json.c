@@ -51,11 +51,13 @@ static size_t utf8_seq(const unsigned char *s, size_t left)
     return n;
 }
 
-/* The JSON form of the character at p[0..left), at most 6 bytes into out:
- * an escape, the bytes of a valid UTF-8 sequence, or \ufffd for a byte
- * that starts none. Sets *used to the input bytes consumed. */
+/* The JSON form of the character at p[0..left), at most 6 bytes into out
+ * (not terminated): an escape, the bytes of a valid UTF-8 sequence, or
+ * \ufffd for a byte that starts none. Sets *used to the input bytes
+ * consumed. */
 static size_t json_unit(const unsigned char *p, size_t left, char out[6], size_t *used)
 {
+    static const char hex[] = "0123456789abcdef";
     unsigned char c = p[0];
     *used = 1;
     if (c == '"' || c == '\\') {
@@ -64,7 +66,9 @@ static size_t json_unit(const unsigned char *p, size_t left, char out[6], size_t
         return 2;
     }
     if (c < 0x20 || c == 0x7F) {
-        snprintf(out, 7, "\\u%04x", (unsigned)c);
+        memcpy(out, "\\u00", 4);
+        out[4] = hex[c >> 4];
+        out[5] = hex[c & 15];
         return 6;
     }
     size_t k = utf8_seq(p, left);
