@@ -68,10 +68,12 @@ static void usage(FILE *f)
 "      --batch auto      the largest batch whose planned memory stays below warn\n"
 "predict:\n"
 "      --checkpoint FILE --input DIR --out DIR [--logits FILE.npy] [--img-size S] [--batch B]\n"
+"      [--threads N]: one STEM.png per image; --out must not be --input\n"
 "plan:\n"
 "      --batch B --img-size S [--base W] [--depth D] [--in-ch C]: bytes needed, nothing allocated\n"
 "\n"
 "      --help, --version\n"
+"Each option once, and only to a command that takes it; integers are plain digits.\n"
 "Exit status: 0 done, 1 runtime error, 2 bad flags, data or checkpoint (one line\n"
 "says which), 75 stopped for memory after saving emergency_epochN.pth.\n", f);
 }
@@ -103,12 +105,13 @@ static const char *shown(const char *s)
     static int next;
     char *b = buf[next++ & 1];
     size_t u = 0;
+    const unsigned char *p = (const unsigned char *)s;
     b[u++] = '\'';
-    for (const unsigned char *p = (const unsigned char *)s; *p && u < 80; p++) {
+    for (; *p && u < 80; p++) {
         if (*p >= 0x20 && *p != 0x7f) b[u++] = (char)*p;
         else u += (size_t)snprintf(b + u, sizeof buf[0] - u, "\\x%02x", *p);
     }
-    snprintf(b + u, sizeof buf[0] - u, "%s'", strlen(s) > 80 && u >= 80 ? "..." : "");
+    snprintf(b + u, sizeof buf[0] - u, "%s'", *p ? "..." : "");
     return b;
 }
 
@@ -200,8 +203,8 @@ static int path_opt(const char *flag, const char *arg, char *dst)
 {
     if (!*arg) return bad("--%s '': expected a path", flag);
     if (arg[0] == '-')
-        return bad("--%s %s: expected a path, not an option (write ./%s for a file of that "
-                   "name)", flag, shown(arg), arg[1] == '-' ? "--name" : "-name");
+        return bad("--%s %s: expected a path, not an option (a file whose name starts with '-' "
+                   "is written ./NAME)", flag, shown(arg));
     for (const unsigned char *p = (const unsigned char *)arg; *p; p++)
         if (*p < 0x20 || *p == 0x7f)
             return bad("--%s %s: a path with a control character is not accepted", flag,
@@ -223,8 +226,13 @@ static int number_opt(const char *flag, const char *arg, double *out)
     const ut_setting *s = ut_setting_find(key);
     uint64_t u = 0;
     double v = 0;
-    bool ok = s->integer ? mg_parse_uint(arg, (uint64_t)s->hi, &u) == 0 && ((v = (double)u), 1)
-                         : ut_parse_real(arg, &v) == 0;
+    bool ok;
+    if (s->integer) {
+        ok = mg_parse_uint(arg, (uint64_t)s->hi, &u) == 0;
+        v = (double)u;
+    } else {
+        ok = ut_parse_real(arg, &v) == 0;
+    }
     if (!ok || !ut_setting_ok(s, v)) {
         char allowed[96];
         ut_setting_describe(s, allowed, sizeof allowed);
