@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ckpt.c: the trainer's checkpoint dict (see ckpt.h) on top of the .pth
- * writer and reader. The writer's tree is built once and points at the
- * model's arrays, so a save copies no tensor and allocates nothing; the
- * reader validates everything before it touches the model.
+ * ckpt.c: writing the trainer's checkpoint dict (see ckpt.h) with the .pth
+ * writer. The writer's tree is built once and points at the model's
+ * arrays, so a save copies no tensor and allocates nothing. Reading it
+ * back, with every value checked, is ckpt_read.c.
  */
 #include "ckpt.h"
 

@@ -14,8 +14,10 @@
  * it is read, so nothing outside the allowlist is ever "called". All input
  * is untrusted: every read is bounds-checked, sizes are overflow-checked,
  * pops never cross a MARK, and the tree stays acyclic and at most
- * PV_MAX_DEPTH deep (pyval.c). It does not byte-swap big-endian files,
- * convert dtypes, or materialise non-contiguous views.
+ * PV_MAX_DEPTH deep (pyval.c). pth_load opens only a regular file, and
+ * without blocking (fileio.c): a FIFO or a folder is refused, not waited on.
+ * It does not byte-swap big-endian files, convert dtypes, or materialise
+ * non-contiguous views.
  */
 #include "pth.h"
 
