@@ -3,7 +3,7 @@
  * fuzz_pickle.c: libFuzzer harness for the pickle machine of the .pth
  * reader (src/unet/pth_read.c, pk_run and its opcodes, the global
  * allowlist, persistent storage ids, tensor rebuilds) and for what the
- * trainer makes of the tree (src/unet/ckpt.c: ckpt_open, ckpt_apply).
+ * trainer makes of the tree (src/unet/ckpt_read.c: ckpt_open, ckpt_apply).
  *
  * The fuzzed bytes are the pickle, not the zip: the harness wraps them in
  * a valid zip ("archive/data.pkl", "archive/version", "archive/data/<i>")
@@ -19,6 +19,7 @@
  * A tree that loads is walked and saved back (fuzz_pv.h); then the zip is
  * written to a file and given to ckpt_open, and when that finds a small
  * UNet (base 8 or 16, depth 1 or 2) to ckpt_apply on a model of that shape.
+ * FUZZ_VERBOSE=1 in the environment prints why an input was refused.
  */
 #include "fuzz_pv.h"
 

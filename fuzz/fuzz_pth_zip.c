@@ -9,7 +9,8 @@
  * checkpoints written by torch.save and by Python's zipfile
  * (fuzz/tools/make_seeds.py). A tree that loads is walked and saved back
  * (fuzz_pv.h). Mutations of the pickle itself rarely survive the CRC here;
- * fuzz_pickle.c covers the pickle machine.
+ * fuzz_pickle.c covers the pickle machine. FUZZ_VERBOSE=1 in the
+ * environment prints why an input was refused.
  */
 #include "fuzz_pv.h"
 
