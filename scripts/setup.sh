@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
-# setup.sh: installs what memguard needs to build, test and benchmark on
-# Debian 12, through apt-get, only when something is missing. Idempotent:
-# a second run installs nothing and says so. Run as root (or with sudo).
+# setup.sh [main|test]: installs what memguard needs on Debian 12, through
+# apt-get, only when something is missing. Idempotent: a second run
+# installs nothing and says so. Run as root (or with sudo).
+#   main   what the main job (scripts/demo.sh) needs to build memguard and
+#          unet-train and run the demo: compiler, CMake, pkg-config, libpng,
+#          libjpeg, zlib, cJSON
+#   test   (the default) that and everything the tests, benchmarks, man
+#          pages and fuzzing need (scripts/test.sh)
 #
-# Why each package is here:
+# Why each package is here (main_packages first):
 #   build-essential, cmake, pkg-config  compiler, build system, .pc lookup
-#   libcjson-dev     the tests parse `memguard check --json` with a real
-#                    JSON parser (cJSON) instead of string matching
+#   libcjson-dev     `memguard plot` reads the run log with cJSON (libcjson1
+#                    at run time); the tests parse `memguard check --json`
+#                    with it instead of string matching
 #   python3-psutil   the benchmark measures psutil.virtual_memory() side by
 #                    side with libmemguard (Debian's python3 at /usr/bin)
 #   go-md2man        renders the Markdown man page docs/memguard.1.md
@@ -20,11 +26,24 @@
 #                    (libclang_rt.fuzzer) and the ASan/UBSan runtimes are in
 #                    libclang-rt-14-dev, and clang's OpenMP (the trainer's
 #                    core is built again with clang for them)
+#   librsvg2-bin, libxml2-dev  test_plot renders every SVG of `memguard plot`
+#                    with rsvg-convert and parses it with libxml2
+#   python3-venv, python3-setuptools, python3-wheel  test_install: pip
+#                    install of the binding into a fresh venv, offline
 set -euo pipefail
+
+main_packages=(build-essential cmake pkg-config libcjson-dev libpng-dev libjpeg-dev zlib1g-dev)
 
 packages=(build-essential cmake pkg-config libcjson-dev python3 python3-psutil go-md2man
           libpng-dev libjpeg-dev zlib1g-dev python3-torch python3-numpy
           clang-14 libclang-rt-14-dev libomp-14-dev)
+packages+=(librsvg2-bin libxml2-dev python3-venv python3-setuptools python3-wheel)
+
+case "${1:-test}" in
+    main) packages=("${main_packages[@]}") ;;
+    test) ;;
+    *) echo "setup: '$1': expected main or test (default: test)" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do

@@ -4,10 +4,10 @@
 # suite once more. Exits non-zero when anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh test
 
 echo "== build and test (build/)"
-scripts/build.sh build
+scripts/build.sh build -DMG_TESTS=ON   # the demo builds build/ without the tests
 (cd build && ctest --output-on-failure -j2 --timeout 300)
 
 echo "== build and test with ASan + UBSan (build-asan/)"

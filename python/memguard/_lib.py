@@ -198,9 +198,9 @@ def find_library(env=None, package_dir=None, prefix_dirs=None, use_ldconfig=True
     """Path (or ldconfig name) of libmemguard, in this order:
 
     1. ``$MEMGUARD_LIBRARY`` when set: it must exist, nothing else is tried;
-    2. next to this package (a wheel or an in-tree copy);
+    2. next to this package (pip install builds it and puts it there);
     3. the install prefix's library folders (``cmake --install`` puts the
-       library in PREFIX/lib, the package in PREFIX/lib/python3/...);
+       library in PREFIX/lib, the package in PREFIX/lib/python3.X/...);
     4. the dynamic linker's cache (``ctypes.util.find_library``).
 
     Raises MemguardError(MG_ENOLIB) listing every place looked at.

@@ -375,7 +375,7 @@ static void draw_marks(plot_buf *b, const panel *p, const marks *ms)
                            "<line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" y2=\"%.2f\" stroke=\"%s\" "
                            "stroke-width=\"1.5\" stroke-dasharray=\"6 4\"/>\n",
                         m->kind, m->v, p->x, y, p->x + p->w, y, m->color);
-        text(b, p->x + p->w + 8, ly[i], 11, m->color, NULL, "bold", m->label);
+        text(b, p->x + p->w + 12, ly[i], 11, m->color, NULL, "bold", m->label);
         plot_buf_printf(b, "</g>\n");
     }
 }
