@@ -35,7 +35,11 @@ ROOT = os.path.dirname(HERE)
 
 def version():
     """The project's version: CMakeLists.txt's project() line, the one copy."""
-    with open(os.path.join(ROOT, "CMakeLists.txt"), encoding="utf-8") as f:
+    path = os.path.join(ROOT, "CMakeLists.txt")
+    if not os.path.isfile(path):
+        raise SystemExit(f"memguard: {path} not found: the package is built from a memguard "
+                         "checkout (python/ beside src/, include/ and CMakeLists.txt)")
+    with open(path, encoding="utf-8") as f:
         return re.search(r"project\(memguard VERSION ([0-9.]+)", f.read()).group(1)
 
 
