@@ -387,7 +387,7 @@ typedef struct legend {
     double x0, right;
 } legend;
 
-static void legend_item(plot_buf *b, legend *l, const char *color, bool dashed, const char *label)
+static void legend_item(plot_buf *b, legend *l, const char *color, const char *label)
 {
     double w = 22 + text_w(label, 12) + 16;
     if (l->x + w > l->right && l->x > l->x0) {
@@ -395,9 +395,7 @@ static void legend_item(plot_buf *b, legend *l, const char *color, bool dashed, 
         l->y += 18;
     }
     plot_buf_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
-                       "stroke-width=\"3\"%s/>\n",
-                    l->x, l->y - 4, l->x + 16, l->y - 4, color,
-                    dashed ? " stroke-dasharray=\"4 3\"" : "");
+                       "stroke-width=\"3\"/>\n", l->x, l->y - 4, l->x + 16, l->y - 4, color);
     text(b, l->x + 22, l->y, 12, C_TEXT, NULL, NULL, label);
     l->x += w;
 }
@@ -416,7 +414,7 @@ static double peak(const plot_series *s, double *when)
     return best;
 }
 
-/* "--ram-budget 235 MiB" or "cgroup 2-4 GiB". */
+/* "--ram-budget 235 MiB", or "cgroup 2 GiB to 4 GiB" when the limit changed. */
 static void limit_label(char *buf, size_t len, const plot_series *s)
 {
     char lo[32], hi[32];
@@ -432,7 +430,8 @@ static void limit_label(char *buf, size_t len, const plot_series *s)
 
 /* ---- the panels --------------------------------------------------------------------------- */
 
-/* Top of a fraction axis: 100 %, or more when a value passed it. */
+/* Top of a fraction axis: 100 %, or past the highest value (rounded up to
+ * a tenth) when one went over. */
 static double frac_top(const plot_series *s, size_t n)
 {
     double top = 1.0, when;
@@ -443,13 +442,13 @@ static double frac_top(const plot_series *s, size_t n)
     return top;
 }
 
-static double panel_head(plot_buf *b, double y, const char *title, legend *l)
+/* A panel's title at y, and its legend starting below it. */
+static void panel_head(plot_buf *b, double y, const char *title, legend *l)
 {
     text(b, ML - 60, y + 22, 14, C_TITLE, NULL, "bold", title);
     l->x0 = l->x = ML - 60;
     l->right = W - 24;
     l->y = y + 44;
-    return y;
 }
 
 /* The panel's box, drawn behind what follows it in the document. */
@@ -491,9 +490,9 @@ static double draw_ram(plot_buf *b, const plot_run *r, double y, double t1, cons
             size_t n = strlen(lab);
             snprintf(lab + n, sizeof lab - n, " (peak %s)", pk);
         }
-        legend_item(b, &l, series_color(i), false, lab);
+        legend_item(b, &l, series_color(i), lab);
     }
-    if (!r->nram) legend_item(b, &l, C_AXIS, false, "no RAM readings in the log");
+    if (!r->nram) legend_item(b, &l, C_AXIS, "no RAM readings in the log");
     panel p = {"ram", ML, l.y + 14, PW, 220, 0, t1, 0, frac_top(r->ram, r->nram), AX_FRAC};
     panel_open(b, &p, 1.0);
     for (size_t i = 0; i < r->nram; i++) draw_series(b, &p, &r->ram[i], series_color(i), 2, true, false);
@@ -532,13 +531,13 @@ static double draw_tree(plot_buf *b, const plot_run *r, double y, double t1, con
     } else {
         snprintf(lab, sizeof lab, "judged: no readings in the log");
     }
-    legend_item(b, &l, palette[0], false, lab);
-    legend_item(b, &l, palette[7], false, "RSS sum (shared pages once per process)");
-    if (r->tree_pss.n) legend_item(b, &l, palette[2], false, "PSS read");
+    legend_item(b, &l, palette[0], lab);
+    legend_item(b, &l, palette[7], "RSS sum (a shared page counted in every process)");
+    if (r->tree_pss.n) legend_item(b, &l, palette[2], "PSS read");
     if (!isnan(r->budget)) {
         fmt_bytes(v, sizeof v, r->budget);
         snprintf(lab, sizeof lab, "--ram-budget %s", v);
-        legend_item(b, &l, C_HARD, false, lab);
+        legend_item(b, &l, C_HARD, lab);
     }
     double top = tree_top(r), unit = 1;
     while (top / unit >= 1024) unit *= 1024;
@@ -593,7 +592,7 @@ static double draw_gpu(plot_buf *b, const plot_run *r, double y, double t1, cons
         fmt_pct(pk, sizeof pk, v);
         snprintf(lab, sizeof lab, "%s %s (peak %s)", r->gpu[i].name,
                  isnan(r->gpu[i].total_hi) ? "" : size, isnan(v) ? "none" : pk);
-        legend_item(b, &l, series_color(i), false, lab);
+        legend_item(b, &l, series_color(i), lab);
     }
     panel p = {"gpu", ML, l.y + 14, PW, 170, 0, t1, 0, frac_top(r->gpu, r->ngpu), AX_FRAC};
     panel_open(b, &p, 1.0);
