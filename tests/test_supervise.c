@@ -244,6 +244,25 @@ static void test_rank_saves_after_launcher_quits(void)
     no_helper_left();
 }
 
+/* A trainer whose first reading is already past the budget's hard limit
+ * (one big allocation) is asked first and saves: the budget's hard limit
+ * kills only 2 s after a request, never before one. */
+static void test_budget_hard_asks_first(void)
+{
+    char ck[600], log[600];
+    path_in_tmp(ck, sizeof ck, "hardfirst.ckpt");
+    path_in_tmp(log, sizeof log, "hardfirst.jsonl");
+    unlink(ck);
+    unlink(log);
+    CHECK_INT(RUN(NULL, "run", "--no-gpu", "--ram-budget", "100M", "--min-interval", "5",
+                  "--log", log, "--", MG_HELPER, "alloc", "150", "10", ck), 75);
+    CHECK_INT((int)ckpt_mb(ck), 150);
+    load_log(log);
+    CHECK(ev_find("request", 0) > 0);
+    CHECK(ev_find("kill", 0) < 0);
+    no_helper_left();
+}
+
 /* ---- processes that leave the group ------------------------------------------- */
 
 static void test_setsid_leftover_stopped(void)
@@ -430,6 +449,7 @@ int main(void)
     MG_RUN(test_handler_after_4s);
     MG_RUN(test_ack_wins_over_launcher);
     MG_RUN(test_rank_saves_after_launcher_quits);
+    MG_RUN(test_budget_hard_asks_first);
     MG_RUN(test_setsid_leftover_stopped);
     MG_RUN(test_setsid_counted_and_killed);
     MG_RUN(test_private_folder);

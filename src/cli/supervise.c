@@ -81,6 +81,7 @@ typedef struct sup {
     uint64_t hook_deadline_ms;
     stop_paths files;           /* the stop file and the acknowledgement */
     uint64_t next_recheck_ms;   /* a pending request looks for new catchers */
+    uint64_t budget_kill_ms;    /* the budget's hard limit kills from then on */
     struct sent { int pid; unsigned long long start; } *sent;
     size_t nsent;               /* processes the request's signal reached */
     member *mem;                /* MEMBERS_MAX, scratch for members_list */
@@ -91,6 +92,15 @@ typedef struct sup {
 /* How often a pending request looks for processes that installed a
  * handler for the checkpoint signal since it was sent. */
 #define RECHECK_MS 50u
+
+/* The budget's hard limit kills no sooner than this after the request,
+ * which goes out first even when the first confirmed reading is already
+ * past it: a fast fill can cross from the stop line past the hard one
+ * between the two reads that confirm it (each a page-table walk, 10-40 ms
+ * on a loaded machine: test_run, test_workers_are_counted), and a kill
+ * before any request loses the run. The machine's, the cgroup's and the
+ * GPUs' hard limits still kill at once. */
+#define BUDGET_HARD_AFTER_MS 2000u
 
 static uint64_t now_us(void)
 {
@@ -182,22 +192,27 @@ static size_t members_alive(sup *s)
 
 /* ---- acting on levels ---------------------------------------------------------- */
 
-static bool past_hard_limit(const sup *s, const mg_snapshot *snap, char *why, size_t len)
+/* Which hard limit a reading is past. The budget's is the caller's own
+ * line, not the machine's: memory past it does not freeze anything, so it
+ * waits for the request to have had a chance (BUDGET_HARD_AFTER_MS). */
+enum hard { HARD_NONE, HARD_BUDGET, HARD_NOW };
+
+static enum hard past_hard_limit(const sup *s, const mg_snapshot *snap, char *why, size_t len)
 {
     if (snap->ram.known && snap->ram.used_frac >= s->o->hard_ram_frac) {
         snprintf(why, len, "RAM %.1f%% >= hard limit %.1f%%", 100.0 * snap->ram.used_frac,
                  100.0 * s->o->hard_ram_frac);
-        return true;
+        return snap->ram.source == MG_RAM_SOURCE_BUDGET ? HARD_BUDGET : HARD_NOW;
     }
     for (unsigned i = 0; i < snap->gpu_count; i++) {
         const mg_gpu *g = &snap->gpus[i];
         if (g->known && g->used_frac >= s->o->hard_gpu_frac) {
             snprintf(why, len, "GPU %u %.1f%% >= hard limit %.1f%%", g->index,
                      100.0 * g->used_frac, 100.0 * s->o->hard_gpu_frac);
-            return true;
+            return HARD_NOW;
         }
     }
-    return false;
+    return HARD_NONE;
 }
 
 static void kill_now(sup *s, const char *why, uint64_t detect_us, const mg_snapshot *snap,
@@ -262,6 +277,7 @@ static void request_stop(sup *s, uint64_t detect_us, const mg_snapshot *snap, co
         got == 1 ? "" : "es", got == 1 ? "s" : "", (double)s->o->grace_ms / 1000.0);
     s->phase = PH_REQUESTED;
     s->deadline_ms = now_ms() + s->o->grace_ms;
+    s->budget_kill_ms = now_ms() + BUDGET_HARD_AFTER_MS;
 }
 
 /* In a child of memguard before exec: the signal state memguard found. */
@@ -332,12 +348,14 @@ static uint32_t check(sup *s)
     if (level == MG_LEVEL_CRITICAL && act) {
         /* Nothing is done on one reading: a re-read must agree (a
          * page-cache burst can come and go between two reads; the tree's
-         * figure is then its PSS, see mg_proctree). */
+         * figure is then a fresh PSS, see mg_proctree). */
         mg_sample(s->ctx, &snap);
         level = mg_classify(s->cfg, &snap, &s->st, &v);
         if (level == MG_LEVEL_CRITICAL) {
             reason_text(&v, s->reason, sizeof s->reason);
-            if (past_hard_limit(s, &snap, why, sizeof why))
+            enum hard h = past_hard_limit(s, &snap, why, sizeof why);
+            if (h == HARD_NOW || (h == HARD_BUDGET && s->phase != PH_RUNNING &&
+                                  now_ms() >= s->budget_kill_ms))
                 kill_now(s, why, detect_us, &snap, &v);
             else if (s->phase == PH_RUNNING)
                 request_stop(s, detect_us, &snap, &v);
