@@ -178,6 +178,15 @@ static void test_duration(void)
     /* Near 2^64 the double cannot say "at most max": refused, not UB. */
     CHECK_INT(mg_parse_duration_ms("18446744073709552", UINT64_MAX, &v), MG_ERANGE);
     CHECK_INT(mg_parse_duration_ms("99999999999999999999h", UINT64_MAX, &v), MG_ERANGE);
+    /* Above 2^53 a double cannot tell max from max + 1: the result is
+     * compared as an integer (fuzz/crashes/fuzz_parse: 9223372036854775 s
+     * became 2^63 ms, one above INT64_MAX, and passed). */
+    v = 0;
+    int rc = mg_parse_duration_ms("9223372036854775", INT64_MAX, &v);
+    CHECK(rc == MG_ERANGE || (rc == 0 && v <= INT64_MAX));
+    CHECK_INT(mg_parse_duration_ms("1152921504606846976ms", 1ull << 60, &v), 0);
+    CHECK_U64(v, 1ull << 60);
+    CHECK_INT(mg_parse_duration_ms("1152921504606846976ms", (1ull << 60) - 1, &v), MG_ERANGE);
 }
 
 static void test_locale_independent(void)

@@ -174,8 +174,11 @@ int mg_parse_duration_ms(const char *s, uint64_t max_ms, uint64_t *out)
     double v = strtod_c(s, NULL);
     if (errno || !isfinite(v)) return MG_ERANGE;
     v *= scale;
-    /* (double)max_ms may round up to 2^64, which no uint64_t holds. */
-    if (v > (double)max_ms || v >= 18446744073709551616.0) return MG_ERANGE;
-    *out = (uint64_t)v;
+    /* Compared as integers: (double)max_ms rounds above 2^53, and may round
+     * up to 2^64, which no uint64_t holds. */
+    if (!(v < 18446744073709551616.0)) return MG_ERANGE;
+    uint64_t ms = (uint64_t)v;
+    if (ms > max_ms) return MG_ERANGE;
+    *out = ms;
     return 0;
 }
