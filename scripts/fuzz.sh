@@ -92,8 +92,9 @@ for h in "${harnesses[@]}"; do
     log=build-fuzz/$h.log
     rc=0
     "build-fuzz/$h" "${args[@]}" "$work" "fuzz/corpus/$h" >"$log" 2>&1 || rc=$?
-    # the last status line: "#N DONE cov: ..." or, in fork mode, "#N: cov: ..."
-    last=$(grep -E '^#[0-9]+(:|[[:space:]]+DONE)[[:space:]]+cov:' "$log" | tail -1 || true)
+    # the last status line: "#N DONE cov: ..." (or NEW, pulse... before a
+    # crash) or, in fork mode, "#N: cov: ..."
+    last=$(grep -E '^#[0-9]+(:|[[:space:]]+[A-Z]+)[[:space:]]+cov:' "$log" | tail -1 || true)
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     [ -n "$execs" ] || execs=$(sed -n 's/^#\([0-9]*\).*/\1/p' <<<"$last")
     cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh: every test. Installs what is missing, builds, runs the whole
 # ctest suite, then builds again with AddressSanitizer + UBSan and runs the
-# suite once more. Exits non-zero when anything fails.
+# suite once more, then fuzzes each libFuzzer harness of fuzz/ for 15 s
+# (scripts/fuzz.sh). Exits non-zero when anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh test
@@ -15,3 +16,6 @@ scripts/build.sh build-asan -DMG_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd build-asan && ctest --output-on-failure -j2 --timeout 600)
+
+echo "== fuzz each harness for 15 s (build-fuzz/)"
+scripts/fuzz.sh 15
