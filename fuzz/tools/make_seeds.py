@@ -8,13 +8,13 @@ python3-torch (torch.save's own checkpoints), build/unet-train (a real
 checkpoint of the trainer, from scripts/build.sh), and cc with libpng and
 libjpeg (fuzz/tools/make_image_seeds.c writes the images). Every seed is
 small (a few KiB; the one real checkpoint pickle is 16 KiB) and the
-layouts follow each harness's header comment. Existing seeds are replaced.
+layouts follow each harness's header comment. Existing seeds are replaced,
+but for the regress-* inputs of fixed crashes.
 """
 import collections
 import io
 import os
 import pickle
-import shutil
 import struct
 import subprocess
 import sys
@@ -27,9 +27,13 @@ FIXTURES = os.path.join(ROOT, "tests", "fixtures")
 
 
 def corpus(name):
+    """The seed folder of a harness, emptied but for its regress-* inputs
+    (crashes once found, fuzz/crashes/README.md)."""
     d = os.path.join(CORPUS, name)
-    shutil.rmtree(d, ignore_errors=True)
-    os.makedirs(d)
+    os.makedirs(d, exist_ok=True)
+    for f in os.listdir(d):
+        if not f.startswith("regress-"):
+            os.remove(os.path.join(d, f))
     return d
 
 
