@@ -15,7 +15,7 @@
  * prints back as its digits, finite non-negative PSI figures.
  */
 #include "fuzz_util.h"
-#include "probe.h"
+#include "linux/probe.h"
 
 #include <inttypes.h>
 #include <math.h>

@@ -22,7 +22,33 @@ static void path_in_tmp(char *buf, size_t len, const char *name)
     snprintf(buf, len, "%s/%s", tmpdir, name);
 }
 
-/* Helper processes still alive (the tests' own children included). */
+/* Whether process `pid` carries this test's tag in its environment: ctest
+ * runs test_run and test_supervise side by side, and each must count only
+ * the helpers it started. */
+static bool has_our_tag(const char *pid)
+{
+    char p[300], env[65536], tag[64];
+    snprintf(p, sizeof p, "/proc/%s/environ", pid);
+    snprintf(tag, sizeof tag, "MG_TEST_TAG=%ld", (long)getpid());
+    FILE *f = fopen(p, "r");
+    if (!f) return false;
+    size_t k = fread(env, 1, sizeof env - 1, f);
+    fclose(f);
+    env[k] = '\0';
+    for (size_t i = 0; i < k; i += strlen(env + i) + 1)
+        if (strcmp(env + i, tag) == 0) return true;
+    return false;
+}
+
+/* Tags this test's environment, so every helper it starts inherits it. */
+static void tag_our_helpers(void)
+{
+    char v[32];
+    snprintf(v, sizeof v, "%ld", (long)getpid());
+    setenv("MG_TEST_TAG", v, 1);
+}
+
+/* Helper processes of this test still alive (its own children included). */
 static int helpers_alive(void)
 {
     DIR *d = opendir("/proc");
@@ -48,7 +74,7 @@ static int helpers_alive(void)
             }
             fclose(f);
         }
-        if (strcmp(cmd, MG_HELPER) == 0 && state != 'Z') n++;
+        if (strcmp(cmd, MG_HELPER) == 0 && state != 'Z' && has_our_tag(e->d_name)) n++;
     }
     if (d) closedir(d);
     return n;

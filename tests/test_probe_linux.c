@@ -12,6 +12,7 @@
  * files. Every child is killed and reaped; alarm() bounds each test.
  */
 #include "internal.h"
+#include "posix/posix.h"
 #include "mg_test.h"
 
 #include <dirent.h>

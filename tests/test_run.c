@@ -327,6 +327,7 @@ int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "%s/run-tests", MG_TMPDIR);
     mkdirs(tmpdir);
+    tag_our_helpers();
     MG_RUN(test_passthrough_and_exec_failures);
     MG_RUN(test_ctrl_c_reaches_child);
     MG_RUN(test_bad_options);

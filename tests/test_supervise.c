@@ -442,6 +442,7 @@ int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "%s/supervise-tests", MG_TMPDIR);
     mkdirs(tmpdir);
+    tag_our_helpers();
     MG_RUN(test_every_signal_to_supervisor);
     MG_RUN(test_closed_pipe);
     MG_RUN(test_supervisor_killed);

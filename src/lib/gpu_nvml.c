@@ -24,8 +24,8 @@
  * devices live in the struct open() allocates.
  */
 #include "internal.h"
+#include "posix/posix.h"
 
-#include <dlfcn.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,7 +127,7 @@ _Static_assert(sizeof(void *) == sizeof(fn_void),
 
 static bool resolve(void *dl, const char *name, void *fnptr)
 {
-    void *p = dlsym(dl, name);
+    void *p = mg__dl_sym(dl, name);
     if (!p) return false;
     memcpy(fnptr, &p, sizeof p);
     return true;
@@ -314,7 +314,7 @@ static void nvml_close(void *state)
     nvml_state *st = state;
     if (!st) return;
     st->fn.shutdown();
-    dlclose(st->dl);
+    mg__dl_close(st->dl);
     free(st);
 }
 
@@ -327,11 +327,9 @@ static int nvml_open(void **state, const char *library, const char *visible,
 
     /* RTLD_LOCAL: NVML's symbols must not satisfy anyone else's lookups.
      * RTLD_NOW: a broken library fails here, not at the first query. */
-    void *dl = dlopen(library, RTLD_NOW | RTLD_LOCAL);
+    void *dl = mg__dl_open(library);
     if (!dl) {
-        const char *e = dlerror();
-        mg__logf(log, MG_LOG_INFO, "nvml: cannot load %s: %s", library,
-                 e ? e : "unknown error");
+        mg__logf(log, MG_LOG_INFO, "nvml: cannot load %s: %s", library, mg__dl_error());
         return 0;
     }
 
@@ -342,7 +340,7 @@ static int nvml_open(void **state, const char *library, const char *visible,
         mg__logf(log, MG_LOG_WARN,
                  "nvml: %s has no symbol %s; not an NVML library?", library,
                  missing);
-        dlclose(dl);
+        mg__dl_close(dl);
         return 0;
     }
 
@@ -353,7 +351,7 @@ static int nvml_open(void **state, const char *library, const char *visible,
         mg__logf(log, MG_LOG_INFO, "nvml: init failed: %s (%d)",
                  nvml_err(&fn, rc), rc);
         *why = MG_GPU_NO_DRIVER;
-        dlclose(dl);
+        mg__dl_close(dl);
         return 0;
     }
 
@@ -372,7 +370,7 @@ static int nvml_open(void **state, const char *library, const char *visible,
         free(devs);
         free(st);
         fn.shutdown();
-        dlclose(dl);
+        mg__dl_close(dl);
         return MG_ENOMEM;
     }
     for (unsigned i = 0; i < n; i++) {

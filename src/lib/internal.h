@@ -14,11 +14,9 @@
 
 #include "memguard.h"
 
-#include <locale.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
 #if defined(__GNUC__)
 #define MG_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
@@ -26,7 +24,7 @@
 #define MG_PRINTF(fmt, args)
 #endif
 
-/* ---- ctx.c ------------------------------------------------------------- */
+/* ---- config.c ---------------------------------------------------------- */
 
 /* The numeric part of mg_config_resolve(): every zero threshold, cadence,
  * interval and rate takes its default. No environment is read, so the pure
@@ -34,6 +32,12 @@
 void mg__config_defaults(mg_config *c);
 /* *out = *in (zero config when NULL) with mg__config_defaults applied. */
 void mg__config_numbers(const mg_config *in, mg_config *out);
+
+/* ---- ctx.c ------------------------------------------------------------- */
+
+/* One sample whose process-tree figure is decided for the thresholds of
+ * `judge` (mg_sample: the context's own). */
+int mg__sample_for(mg_ctx *ctx, const mg_config *judge, mg_snapshot *out);
 
 /* ---- policy.c ---------------------------------------------------------- */
 
@@ -67,27 +71,9 @@ void mg__logf(const mg__log *log, mg_log_level level, const char *fmt, ...)
 
 /* ---- util.c ------------------------------------------------------------ */
 
-/* Milliseconds and microseconds on CLOCK_MONOTONIC. */
+/* Milliseconds and microseconds on a monotonic clock (posix/files.c). */
 uint64_t mg__now_ms(void);
 uint64_t mg__now_us(void);
-
-/* Reads a whole file through a descriptor kept open: pread from offset 0
- * until EOF (a /proc file can come back in several page-sized pieces) into
- * buf, NUL-terminated. Returns the length, or MG_EIO / MG_ESRCH (the process
- * behind a /proc/PID file has exited) / MG_ENOBUFS (buf too small). */
-ssize_t mg__pread_all(int fd, char *buf, size_t buf_len);
-
-/* One pread from offset 0, for the files read on every sample: meminfo,
- * statm, PSI and the cgroup counters are "single show" seq files, which the
- * kernel renders whole and hands out in one read when the buffer is large
- * enough. mg__pread_all's second, EOF-confirming pread costs another
- * syscall (0.8-1 us here, 20 % of a meminfo read); this skips it. Returns
- * the length, or as mg__pread_all (MG_ENOBUFS when the buffer filled up). */
-ssize_t mg__pread_single(int fd, char *buf, size_t buf_len);
-
-/* open(path, O_RDONLY | O_CLOEXEC), read it whole as above, close. Returns
- * the length or MG_ENOENT / MG_EPERM / MG_EIO / MG_ENOBUFS. */
-ssize_t mg__read_file(const char *path, char *buf, size_t buf_len);
 
 /* snprintf into a fixed buffer; returns MG_ENOBUFS when it did not fit. */
 int mg__path(char *buf, size_t buf_len, const char *fmt, ...) MG_PRINTF(3, 4);
@@ -121,8 +107,8 @@ int mg__tb_done(const mg__tb *b);
  * is written and read with a dot whatever the program's locale; _end puts
  * back what _begin found. Always pair them in the same function. */
 typedef struct mg__num_locale {
-    locale_t c;   /* the "C" object, (locale_t)0 when it could not be made */
-    locale_t old; /* the thread's locale before */
+    void *c;   /* the "C" locale_t, NULL when it could not be made */
+    void *old; /* the thread's locale_t before */
 } mg__num_locale;
 
 mg__num_locale mg__num_locale_begin(void);

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * textbuf.c: the one text builder behind every formatter (report.c,
- * report_json.c), and the switch to the "C" numeric locale that the
- * formatters and the number parsers (parse.c) run under.
+ * report_json.c). The switch to the "C" numeric locale that the formatters
+ * and the number parsers (parse.c) run under is the platform's
+ * (posix/locale.c).
  *
  * The builder appends into a buffer the caller owns and follows snprintf's
  * rule: the buffer is always NUL-terminated (when it has a byte at all),
@@ -60,25 +61,4 @@ int mg__tb_done(const mg__tb *b)
     /* The public formatters return int, as snprintf does. */
     if (b->pos > (size_t)INT_MAX) return MG_ENOBUFS;
     return (int)b->pos;
-}
-
-/* ---- the "C" numeric locale ----------------------------------------------- */
-
-mg__num_locale mg__num_locale_begin(void)
-{
-    mg__num_locale l;
-    /* uselocale() changes the calling thread only, unlike setlocale(), so a
-     * program running in a German locale keeps it everywhere else. If the
-     * locale object cannot be made (out of memory), the current locale is
-     * kept: in the common case it is "C" anyway. */
-    l.c = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
-    l.old = l.c ? uselocale(l.c) : (locale_t)0;
-    return l;
-}
-
-void mg__num_locale_end(mg__num_locale l)
-{
-    if (!l.c) return;
-    uselocale(l.old);
-    freelocale(l.c);
 }

@@ -13,6 +13,7 @@
 #define MG_PROBE_H
 
 #include "internal.h"
+#include "posix/posix.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -206,7 +207,5 @@ void mg__probe_cgroup_close(mg__probe *p);
 void mg__probe_tree(mg__probe *p, uint64_t now_ms, mg_snapshot *snap);
 void mg__probe_tree_clear(mg__probe *p);
 bool mg__probe_pid_exists(const mg__probe *p, int pid);
-/* Reads a whole file into p->buf (grown on need); its length or an error. */
-ssize_t mg__probe_read_grow(mg__probe *p, const char *path);
 
 #endif /* MG_PROBE_H */

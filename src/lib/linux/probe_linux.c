@@ -17,20 +17,6 @@
  */
 #include "probe.h"
 
-/* Reads a file into p->buf, growing it: a children list of 1000 pids is
- * about 6000 bytes (probes.md 3.3). */
-ssize_t mg__probe_read_grow(mg__probe *p, const char *path)
-{
-    for (;;) {
-        ssize_t n = mg__read_file(path, p->buf, p->buf_len);
-        if (n != MG_ENOBUFS || p->buf_len >= (16u << 20)) return n;
-        char *nb = realloc(p->buf, p->buf_len * 2);
-        if (!nb) return MG_ENOMEM;
-        p->buf = nb;
-        p->buf_len *= 2;
-    }
-}
-
 /* pid 0 = the calling process as proc_root sees it: readlink of self, else
  * self/stat's first field, else getpid() (a fixture proc root may have no
  * self at all). */

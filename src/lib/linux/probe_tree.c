@@ -104,7 +104,7 @@ static bool discover_children(mg__probe *p, int **pids, size_t *n, size_t *cap)
             if (mg__path(cpath, sizeof cpath, "%s/%s/children", path,
                          e->d_name) != 0)
                 continue;
-            if (mg__probe_read_grow(p, cpath) < 0) continue;
+            if (mg__read_file_grow(cpath, &p->buf, &p->buf_len) < 0) continue;
             any_file = true;
             if (!add_pid_list(p->buf, pids, n, cap)) break;
         }

@@ -65,9 +65,9 @@ static void read_mount_roots(mg__probe *p, char *root_v2, char *root_v1,
 {
     char path[PATH_LEN];
     bool got_v2 = false, got_v1 = false;
-    /* A busy host's mountinfo can run to hundreds of KiB: mg__probe_read_grow. */
+    /* A busy host's mountinfo can run to hundreds of KiB: mg__read_file_grow. */
     if (mg__path(path, sizeof path, "%s/self/mountinfo", p->proc_root) != 0 ||
-        mg__probe_read_grow(p, path) < 0) {
+        mg__read_file_grow(path, &p->buf, &p->buf_len) < 0) {
         mg__logf(&p->log, MG_LOG_DEBUG, "no %s: cgroup mount roots taken as /",
                  path);
         return;
