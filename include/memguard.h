@@ -100,6 +100,10 @@ typedef enum mg_error {
 
 /* Human text for an MG_E* code ("unknown error" for anything else). Static
  * storage, never NULL. */
+/* The version of the library actually loaded (MG_VERSION_STRING is the
+ * header's): "0.1.0". Static storage. A binding or a program built against
+ * one header can check what it runs with. */
+MG_API const char *mg_version(void);
 MG_API const char *mg_strerror(int err);
 /* The code's name, e.g. "MG_EPARSE". Static storage, never NULL. */
 MG_API const char *mg_err_name(int err);
@@ -534,6 +538,12 @@ MG_API const char *mg_ram_source_name(mg_ram_source source);
 /* The trainer's side of `memguard run`                                      */
 /* ------------------------------------------------------------------------- */
 
+/* The names of the environment variables of the protocol below. */
+#define MG_ENV_STOP_FILE "MEMGUARD_STOP_FILE"
+#define MG_ENV_ACK_FILE "MEMGUARD_ACK_FILE"
+#define MG_ENV_STOP_SIGNAL "MEMGUARD_STOP_SIGNAL"
+#define MG_ENV_SUPERVISOR_PID "MEMGUARD_SUPERVISOR_PID"
+
 /* memguard run tells its command, in the environment: MEMGUARD_STOP_FILE
  * (a path that appears when memory is critical), MEMGUARD_ACK_FILE (where
  * the trainer acknowledges a good save) and MEMGUARD_STOP_SIGNAL (the number
@@ -605,9 +615,16 @@ MG_API void mg_stop_close(mg_stop *s);
  * Caller-allocated and allocation-free, so an emergency save can use it
  * when memory is short. Not thread-safe per object. */
 typedef struct mg_atomic {
-    int fd;               /* -1 when not open */
     char path[4096];      /* the final name */
     char tmp[4096 + 32];  /* the temporary name */
+    /* The platform's open file: a descriptor (-1 when not open) on POSIX,
+     * room for a HANDLE elsewhere; the reserve keeps the struct's size the
+     * same on every platform. Not for the caller. */
+    union {
+        int fd;
+        void *handle;
+        uint64_t reserved[4];
+    } os;
 } mg_atomic;
 
 /* Creates the temporary file (O_EXCL, mode 0644). MG_ENOENT / MG_EPERM /

@@ -25,7 +25,7 @@ static void path_in_tmp(char *buf, size_t len, const char *name)
 /* Whether process `pid` carries this test's tag in its environment: ctest
  * runs test_run and test_supervise side by side, and each must count only
  * the helpers it started. */
-static bool has_our_tag(const char *pid)
+static inline bool has_our_tag(const char *pid)
 {
     char p[300], env[65536], tag[64];
     snprintf(p, sizeof p, "/proc/%s/environ", pid);
@@ -41,7 +41,7 @@ static bool has_our_tag(const char *pid)
 }
 
 /* Tags this test's environment, so every helper it starts inherits it. */
-static void tag_our_helpers(void)
+static inline void tag_our_helpers(void)
 {
     char v[32];
     snprintf(v, sizeof v, "%ld", (long)getpid());

@@ -747,6 +747,7 @@ int main(void)
         perror("mkdtemp");
         return 1;
     }
+    tag_our_helpers();
     snprintf(env_nvml, sizeof env_nvml, "MEMGUARD_NVML_LIBRARY=%s", MG_FAKE_NVML);
     MG_RUN(test_plot_of_a_real_run);
     MG_RUN(test_long_log_keeps_its_peak);

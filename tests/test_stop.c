@@ -82,6 +82,12 @@ static void test_signal_from_environment(void)
     mg_stop_close(NULL);
 }
 
+/* The loaded library says its version, the header's. */
+static void test_version(void)
+{
+    CHECK_STR(mg_version(), MG_VERSION_STRING);
+}
+
 static void test_reason(void)
 {
     char path[600], big[6000];
@@ -174,6 +180,7 @@ int main(void)
     MG_RUN(test_signal_sets_flag_and_close_restores);
     MG_RUN(test_stop_file);
     MG_RUN(test_signal_from_environment);
+    MG_RUN(test_version);
     MG_RUN(test_reason);
     MG_RUN(test_acknowledge);
     return mg_test_exit();

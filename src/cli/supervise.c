@@ -478,10 +478,10 @@ static int spawn(sup *s)
     char sigbuf[16], pidbuf[32];
     snprintf(sigbuf, sizeof sigbuf, "%d", s->o->signo);
     snprintf(pidbuf, sizeof pidbuf, "%d", (int)getpid());
-    setenv("MEMGUARD_STOP_FILE", s->files.stop, 1);
-    setenv("MEMGUARD_ACK_FILE", s->files.ack, 1);
-    setenv("MEMGUARD_STOP_SIGNAL", sigbuf, 1);
-    setenv("MEMGUARD_SUPERVISOR_PID", pidbuf, 1);
+    setenv(MG_ENV_STOP_FILE, s->files.stop, 1);
+    setenv(MG_ENV_ACK_FILE, s->files.ack, 1);
+    setenv(MG_ENV_STOP_SIGNAL, sigbuf, 1);
+    setenv(MG_ENV_SUPERVISOR_PID, pidbuf, 1);
 
     pid_t parent = getpid();
     pid_t pid = fork();

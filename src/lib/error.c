@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * error.c: text and names for the MG_E* codes, generated from the one table
+ * error.c: the library's version (mg_version) and the text and names for
+ * the MG_E* codes, generated from the one table
  * in memguard.h so the three can never disagree.
  */
 #include "memguard.h"
@@ -26,3 +27,5 @@ const char *mg_err_name(int err)
     default: return "MG_UNKNOWN";
     }
 }
+
+const char *mg_version(void) { return MG_VERSION_STRING; }

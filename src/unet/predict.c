@@ -275,7 +275,7 @@ int predict_run(const predict_opts *o)
     pred p;
     memset(&p, 0, sizeof p);
     p.o = o;
-    p.npy.fd = -1;
+    p.npy.os.fd = -1;
     p.od.lock_fd = -1;
     int rc = predict_all(&p);
     mg_atomic_abort(&p.npy); /* after a commit: nothing to do */

@@ -51,23 +51,23 @@ static int sync_dir(const char *path)
 int mg_atomic_open(mg_atomic *a, const char *path)
 {
     if (!a) return MG_EINVAL;
-    a->fd = -1;
+    a->os.fd = -1;
     a->tmp[0] = '\0';
     if (!path || !*path || mg__path(a->path, sizeof a->path, "%s", path) < 0 ||
         mg__path(a->tmp, sizeof a->tmp, "%s.tmp.%ld", path, (long)getpid()) < 0)
         return MG_EINVAL;
     /* A temporary of ours from an earlier failed attempt is stale. */
     unlink(a->tmp);
-    a->fd = open(a->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    return a->fd < 0 ? from_errno(errno) : 0;
+    a->os.fd = open(a->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    return a->os.fd < 0 ? from_errno(errno) : 0;
 }
 
 int mg_atomic_write(mg_atomic *a, const void *buf, size_t len)
 {
-    if (!a || a->fd < 0 || (!buf && len)) return MG_EINVAL;
+    if (!a || a->os.fd < 0 || (!buf && len)) return MG_EINVAL;
     const char *p = buf;
     while (len > 0) {
-        ssize_t n = write(a->fd, p, len);
+        ssize_t n = write(a->os.fd, p, len);
         if (n < 0) {
             if (errno == EINTR) continue;
             return from_errno(errno);
@@ -81,11 +81,11 @@ int mg_atomic_write(mg_atomic *a, const void *buf, size_t len)
 
 int mg_atomic_commit(mg_atomic *a)
 {
-    if (!a || a->fd < 0) return MG_EINVAL;
+    if (!a || a->os.fd < 0) return MG_EINVAL;
     int rc = 0;
-    if (fsync(a->fd) != 0) rc = from_errno(errno);
-    if (close(a->fd) != 0 && rc == 0) rc = from_errno(errno);
-    a->fd = -1;
+    if (fsync(a->os.fd) != 0) rc = from_errno(errno);
+    if (close(a->os.fd) != 0 && rc == 0) rc = from_errno(errno);
+    a->os.fd = -1;
     if (rc == 0 && rename(a->tmp, a->path) != 0) rc = from_errno(errno);
     if (rc < 0) unlink(a->tmp);
     a->tmp[0] = '\0';
@@ -96,9 +96,9 @@ int mg_atomic_commit(mg_atomic *a)
  * the temporary's name is what proves the descriptor is ours. */
 void mg_atomic_abort(mg_atomic *a)
 {
-    if (!a || a->fd < 0 || a->tmp[0] == '\0') return;
-    close(a->fd);
-    a->fd = -1;
+    if (!a || a->os.fd < 0 || a->tmp[0] == '\0') return;
+    close(a->os.fd);
+    a->os.fd = -1;
     unlink(a->tmp);
     a->tmp[0] = '\0';
 }

@@ -52,7 +52,7 @@ mg_stop *mg_stop_open(int signo, int *err)
     int dummy;
     if (!err) err = &dummy;
     if (signo == 0) {
-        const char *e = getenv("MEMGUARD_STOP_SIGNAL");
+        const char *e = getenv(MG_ENV_STOP_SIGNAL);
         char *end;
         long v = e && *e ? strtol(e, &end, 10) : SIGUSR1;
         signo = (e && *e && (*end || v <= 0 || v >= MAX_SIG)) ? -2 : (int)v;
@@ -66,7 +66,7 @@ mg_stop *mg_stop_open(int signo, int *err)
         *err = MG_ENOMEM;
         return NULL;
     }
-    if (!env_copy("MEMGUARD_STOP_FILE", &s->file) || !env_copy("MEMGUARD_ACK_FILE", &s->ack)) {
+    if (!env_copy(MG_ENV_STOP_FILE, &s->file) || !env_copy(MG_ENV_ACK_FILE, &s->ack)) {
         free(s->file);
         free(s);
         *err = MG_ENOMEM;
