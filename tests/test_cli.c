@@ -181,6 +181,22 @@ static void test_bad_environment(void)
     const char *e4[] = {env, NULL};
     CHECK_INT(RUN(e4, "check"), 2);
     CHECK_CONTAINS(R.err, "it must hold a meminfo file");
+    CHECK_INT(mg_count_lines(R.err), 1); /* the library's own lines held back */
+
+    /* RAM that cannot be judged is never "safe": a budget on a process
+     * whose /proc entry holds nothing leaves RAM unknown, and check exits
+     * 1 (a source could not be read), not 0. */
+    char root[600], pid_dir[700], meminfo[700];
+    snprintf(root, sizeof root, "%s/cli-unknown-ram", MG_TMPDIR);
+    snprintf(pid_dir, sizeof pid_dir, "%s/4242", root);
+    snprintf(meminfo, sizeof meminfo, "%s/meminfo", root);
+    mkdirs(pid_dir);
+    write_file(meminfo, "MemTotal: 16777216 kB\nMemFree: 8388608 kB\nMemAvailable: 8388608 kB\n");
+    char env5[700];
+    snprintf(env5, sizeof env5, "MEMGUARD_PROC_ROOT=%s", root);
+    const char *e5[] = {env5, NULL};
+    CHECK_INT(RUN(e5, "check", "--no-gpu", "--pid", "4242", "--ram-budget", "1G"), 1);
+    CHECK_CONTAINS(R.out, "RAM could not be read");
 }
 
 /* JSON against a fixture: 16 GiB machine, 4 GiB available, a cgroup with no
