@@ -134,8 +134,8 @@ static double bench_table(int convt_op, const layer *tab, int n)
         int oh = convt_op ? 2 * l->hw : l->hw;
         shape so = {l->co, BATCH, oh, oh};
         size_t nw = (size_t)l->ci * (size_t)l->co * (convt_op ? 4u : 9u);
-        size_t ns = convt_op ? convt2x2_scratch_floats(s, l->co, omp_get_max_threads())
-                             : conv3x3_scratch_floats(s, l->co, omp_get_max_threads());
+        size_t ns = convt_op ? convt2x2_scratch_floats(s, l->co)
+                             : conv3x3_scratch_floats(s, l->co);
         float *in = rand_tensor(s), *din = rand_tensor(s);
         float *out = rand_tensor(so), *dout = rand_tensor(so);
         float *w = fvec(nw), *dw = fvec(nw), *bias = fvec((size_t)l->co),

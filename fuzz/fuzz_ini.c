@@ -17,7 +17,7 @@
 #pragma clang diagnostic push
 #pragma clang diagnostic ignored "-Wshadow" /* its set_opt's optarg: getopt's */
 #define main unet_train_main
-#include "../src/unet/main.c"
+#include "../src/unet/app/main.c"
 #undef main
 #pragma clang diagnostic pop
 

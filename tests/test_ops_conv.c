@@ -259,9 +259,9 @@ static void vs_ref(const conv__kernel *K, enum op op, int b, int ci, int co, int
     shape s = {ci, b, h, w_};
     shape so = out_shape(op, s, co);
     size_t nw = w_floats(op, ci, co);
-    size_t ns = op == OP_C3 ? conv3x3_scratch_floats(s, co, 1)
-                : op == OP_CT ? convt2x2_scratch_floats(s, co, 1)
-                              : conv1x1_scratch_floats(s, co, 1);
+    size_t ns = op == OP_C3 ? conv3x3_scratch_floats(s, co)
+                : op == OP_CT ? convt2x2_scratch_floats(s, co)
+                              : conv1x1_scratch_floats(s, co);
     float *in = rand_tensor(s), *dout = rand_tensor(so), *w = rand_vec(nw);
     float *bias = rand_vec((size_t)co), *scratch = filled(ns, NAN);
     float *o_r = falloc(shape_floats(so)), *o_a = filled(shape_floats(so), SENTINEL);
@@ -397,8 +397,8 @@ static void grads_with(int nt, float *dw3, float *dwt, float *dbt, float *dw1, f
         in3 = rand_tensor(s3), do3 = rand_tensor((shape){32, 3, 24, 20});
         int_ = rand_tensor(st), dot = rand_tensor((shape){16, 2, 20, 22});
         in1 = rand_tensor(s1), do1 = rand_tensor((shape){1, 3, 9, 13});
-        size_t n = conv3x3_scratch_floats(s3, 32, nt);
-        size_t m = convt2x2_scratch_floats(st, 16, nt);
+        size_t n = conv3x3_scratch_floats(s3, 32);
+        size_t m = convt2x2_scratch_floats(st, 16);
         scratch = falloc(n > m ? n : m);
     }
     omp_set_num_threads(nt);

@@ -24,6 +24,7 @@
 #include "fileio.h"
 
 #include "memguard.h"
+#include "pickle_op.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -552,13 +553,13 @@ static int pk_run(pr_pk *k, pv **out)
         int rc = 0;
         size_t first = 0;
         switch (op) {
-        case 0x80: /* PROTO */
+        case PKL_PROTO:
             if ((rc = pk_need(k, 1))) return rc;
             if (arg[0] > 2)
                 return PK_FAIL(k, MG_EPARSE, "pickle protocol %u (torch.save writes 2)", arg[0]);
             k->pos += 1;
             break;
-        case '.': { /* STOP */
+        case PKL_STOP: {
             pv *r = pk_pop(k);
             if (!r || k->nmarks) return PK_FAIL(k, MG_EPARSE, "STOP with %s",
                                                 r ? "an open MARK" : "an empty stack");
@@ -567,7 +568,7 @@ static int pk_run(pr_pk *k, pv **out)
             *out = r;
             return 0;
         }
-        case '(': /* MARK */
+        case PKL_MARK:
             if (k->nmarks == k->mcap) {
                 size_t cap = k->mcap ? k->mcap * 2 : 32;
                 size_t *m = realloc(k->marks, cap * sizeof *m);
@@ -577,35 +578,35 @@ static int pk_run(pr_pk *k, pv **out)
             }
             k->marks[k->nmarks++] = k->sp;
             break;
-        case 'c': rc = pk_global(k); break;
-        case 'R': rc = pk_reduce(k); break;
-        case 'Q': rc = pk_persid(k); break;
-        case 'b': { /* BUILD: only an OrderedDict's _metadata, dropped */
+        case PKL_GLOBAL: rc = pk_global(k); break;
+        case PKL_REDUCE: rc = pk_reduce(k); break;
+        case PKL_BINPERSID: rc = pk_persid(k); break;
+        case PKL_BUILD: { /* only an OrderedDict's _metadata, dropped */
             pv *state = pk_pop(k), *inst = pk_top(k);
             if (!state || !inst || inst->kind != PV_ODICT)
                 return PK_FAIL(k, MG_EPARSE, "BUILD on something other than an OrderedDict");
             break;
         }
-        case ')': rc = pk_push(k, pv_tuple(A)); break;
-        case 't':
+        case PKL_EMPTY_TUPLE: rc = pk_push(k, pv_tuple(A)); break;
+        case PKL_TUPLE:
             if ((rc = pk_pop_mark(k, &first))) return rc;
             rc = pk_tuple_from(k, first);
             break;
-        case 0x85: case 0x86: case 0x87: {
-            size_t n = op - 0x84;
+        case PKL_TUPLE1: case PKL_TUPLE2: case PKL_TUPLE3: {
+            size_t n = op - PKL_TUPLE1 + 1u;
             if (k->sp < pk_fence(k) + n) return PK_FAIL(k, MG_EPARSE, "TUPLE%zu on a short stack", n);
             rc = pk_tuple_from(k, k->sp - n);
             break;
         }
-        case '}': rc = pk_push(k, pv_dict(A)); break;
-        case ']': rc = pk_push(k, pv_list(A)); break;
-        case 's': { /* SETITEM */
+        case PKL_EMPTY_DICT: rc = pk_push(k, pv_dict(A)); break;
+        case PKL_EMPTY_LIST: rc = pk_push(k, pv_list(A)); break;
+        case PKL_SETITEM: {
             pv *v = pk_pop(k), *key = pk_pop(k), *d = pk_top(k);
             if (!v || !key || !d) return PK_FAIL(k, MG_EPARSE, "SETITEM on a short stack");
             rc = pk_edit_rc(k, pv__dict_push(d, key, v), "SETITEM");
             break;
         }
-        case 'u': { /* SETITEMS */
+        case PKL_SETITEMS: {
             if ((rc = pk_pop_mark(k, &first))) return rc;
             pv *d = first > pk_fence(k) ? k->stack[first - 1] : NULL;
             if (!d || (k->sp - first) % 2) return PK_FAIL(k, MG_EPARSE, "SETITEMS needs a dict "
@@ -615,13 +616,13 @@ static int pk_run(pr_pk *k, pv **out)
             k->sp = first;
             break;
         }
-        case 'a': { /* APPEND */
+        case PKL_APPEND: {
             pv *v = pk_pop(k), *l = pk_top(k);
             if (!v || !l || l->kind != PV_LIST) return PK_FAIL(k, MG_EPARSE, "APPEND needs a list");
             rc = pk_edit_rc(k, pv_append(l, v), "APPEND");
             break;
         }
-        case 'e': { /* APPENDS */
+        case PKL_APPENDS: {
             if ((rc = pk_pop_mark(k, &first))) return rc;
             pv *l = first > pk_fence(k) ? k->stack[first - 1] : NULL;
             if (!l || l->kind != PV_LIST) return PK_FAIL(k, MG_EPARSE, "APPENDS needs a list");
@@ -630,25 +631,25 @@ static int pk_run(pr_pk *k, pv **out)
             k->sp = first;
             break;
         }
-        case 'N': rc = pk_push(k, pv_none(A)); break;
-        case 0x88: rc = pk_push(k, pv_bool(A, 1)); break;
-        case 0x89: rc = pk_push(k, pv_bool(A, 0)); break;
-        case 'K':
+        case PKL_NONE: rc = pk_push(k, pv_none(A)); break;
+        case PKL_NEWTRUE: rc = pk_push(k, pv_bool(A, 1)); break;
+        case PKL_NEWFALSE: rc = pk_push(k, pv_bool(A, 0)); break;
+        case PKL_BININT1:
             if ((rc = pk_need(k, 1))) return rc;
             k->pos += 1;
             rc = pk_push(k, pv_int(A, arg[0]));
             break;
-        case 'M':
+        case PKL_BININT2:
             if ((rc = pk_need(k, 2))) return rc;
             k->pos += 2;
             rc = pk_push(k, pv_int(A, rd16(arg)));
             break;
-        case 'J':
+        case PKL_BININT:
             if ((rc = pk_need(k, 4))) return rc;
             k->pos += 4;
             rc = pk_push(k, pv_int(A, (int32_t)rd32(arg)));
             break;
-        case 0x8A: { /* LONG1 */
+        case PKL_LONG1: {
             if ((rc = pk_need(k, 1))) return rc;
             unsigned n = arg[0];
             if ((rc = pk_need(k, 1 + (uint64_t)n))) return rc;
@@ -662,7 +663,7 @@ static int pk_run(pr_pk *k, pv **out)
             rc = pk_push(k, pv_int(A, v));
             break;
         }
-        case 'G': { /* BINFLOAT, big-endian */
+        case PKL_BINFLOAT: { /* big-endian */
             if ((rc = pk_need(k, 8))) return rc;
             uint64_t u = 0;
             for (int i = 0; i < 8; i++) u = u << 8 | arg[i];
@@ -672,7 +673,7 @@ static int pk_run(pr_pk *k, pv **out)
             rc = pk_push(k, pv_float(A, d));
             break;
         }
-        case 'X': { /* BINUNICODE */
+        case PKL_BINUNICODE: {
             if ((rc = pk_need(k, 4))) return rc;
             uint32_t n = rd32(arg);
             if ((rc = pk_need(k, 4 + (uint64_t)n))) return rc;
@@ -680,22 +681,22 @@ static int pk_run(pr_pk *k, pv **out)
             rc = pk_push(k, pv_strn(A, (const char *)arg + 4, n));
             break;
         }
-        case 'q':
+        case PKL_BINPUT:
             if ((rc = pk_need(k, 1))) return rc;
             k->pos += 1;
             rc = pk_memo_put(k, arg[0]);
             break;
-        case 'r':
+        case PKL_LONG_BINPUT:
             if ((rc = pk_need(k, 4))) return rc;
             k->pos += 4;
             rc = pk_memo_put(k, rd32(arg));
             break;
-        case 'h':
+        case PKL_BINGET:
             if ((rc = pk_need(k, 1))) return rc;
             k->pos += 1;
             rc = pk_memo_get(k, arg[0]);
             break;
-        case 'j':
+        case PKL_LONG_BINGET:
             if ((rc = pk_need(k, 4))) return rc;
             k->pos += 4;
             rc = pk_memo_get(k, rd32(arg));

@@ -19,6 +19,9 @@
  *                 a resume can restore a row a crash kept from the file)}
  * A bare state_dict (torch.save(model.state_dict())) and a dict with only
  * "model" load too, as weights without optimiser state.
+ *
+ * Not here: the run's settings and position themselves (run_state.h), the
+ * file format (pth.h).
  */
 #ifndef UNET_CKPT_H
 #define UNET_CKPT_H
@@ -27,41 +30,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "data.h"
 #include "model.h"
-
-/* The settings a run was started with, kept in "config". */
-typedef struct run_cfg {
-    unet_cfg model;
-    int img_size;
-    int batch;
-    int epochs;
-    double lr, beta1, beta2, eps, weight_decay;
-    double val_split;
-    uint64_t seed;
-    int flip;
-    int synthetic;          /* samples of the built-in set, 0 = a folder */
-    char data[1024];        /* the data folder, "" for synthetic */
-} run_cfg;
-
-/* The longest metrics.csv line a checkpoint keeps, plus its NUL. */
-#define UT_ROW_CAP 512
-
-/* Where the run stands, beyond the weights and the optimiser. */
-typedef struct run_state {
-    int64_t epoch;          /* epochs completed */
-    int64_t batch;          /* batches of the epoch in progress done */
-    uint64_t loader[UNET_LOADER_STATE_WORDS];
-    double best_dice;       /* best validation Dice so far, -1 if none */
-    int64_t best_epoch;
-    char kind[32];          /* "last", "best", "emergency" */
-    /* The epoch in progress, so a resumed epoch reports the same means:
-     * sums over its training batches so far. */
-    double ep_loss, ep_bce, ep_dice, ep_seconds;
-    int64_t ep_images;
-    /* metrics.csv's line for epoch `epoch` (no newline), "" when none. */
-    char metrics_row[UT_ROW_CAP];
-} run_state;
+#include "run_state.h"
 
 /* A checkpoint writer built once at start-up: the whole dict as a tree
  * whose tensors point at the model's own arrays and whose scalars are

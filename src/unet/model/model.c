@@ -18,7 +18,6 @@
 #include "rng.h"
 
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,13 +115,6 @@ static void build_table(unet *m)
     m->plan.train_floats = t;
 }
 
-const param *unet_param(const unet *m, const char *name)
-{
-    for (int i = 0; i < m->nparams; i++)
-        if (strcmp(m->p[i].name, name) == 0) return &m->p[i];
-    return NULL;
-}
-
 static float *P(unet *m, int idx) { return m->params + m->p[idx].off; }
 static float *G(unet *m, int idx) { return m->grads + m->p[idx].off; }
 
@@ -151,8 +143,7 @@ static shape level_shape(const unet_cfg *c, int level, int batch, int h, int w)
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
 /* Scratch of the largest op; every op runs alone, so one buffer serves. */
-static size_t scratch_floats(const unet_backend *be, const unet_cfg *c, int batch, int h, int w,
-                             int nthreads)
+static size_t scratch_floats(const unet_backend *be, const unet_cfg *c, int batch, int h, int w)
 {
     size_t s = 0;
     for (int i = 0; i <= c->depth; i++) {
@@ -160,24 +151,24 @@ static size_t scratch_floats(const unet_backend *be, const unet_cfg *c, int batc
         shape in = i == 0 ? (shape){c->in_ch, batch, h, w} : level_shape(c, i - 1, batch, h, w);
         in.h = o.h;
         in.w = o.w;
-        s = max_sz(s, be->conv3x3_scratch(in, o.c, nthreads));
-        s = max_sz(s, be->conv3x3_scratch(o, o.c, nthreads));
+        s = max_sz(s, be->conv3x3_scratch(in, o.c));
+        s = max_sz(s, be->conv3x3_scratch(o, o.c));
         s = max_sz(s, be->bn_scratch(o));
         if (i < c->depth) {
             shape cat = o;
             cat.c = 2 * o.c;
-            s = max_sz(s, be->conv3x3_scratch(cat, o.c, nthreads));
+            s = max_sz(s, be->conv3x3_scratch(cat, o.c));
             shape deeper = level_shape(c, i + 1, batch, h, w);
-            s = max_sz(s, be->convt2x2_scratch(deeper, o.c, nthreads));
+            s = max_sz(s, be->convt2x2_scratch(deeper, o.c));
         }
     }
-    s = max_sz(s, be->conv1x1_scratch(level_shape(c, 0, batch, h, w), 1, nthreads));
+    s = max_sz(s, be->conv1x1_scratch(level_shape(c, 0, batch, h, w), 1));
     s = max_sz(s, be->loss_scratch(batch, h * w));
     return s;
 }
 
 /* Lays out (or, with base NULL, measures) every region of the arena. */
-static void layout(unet *m, bump *b, int nthreads)
+static void layout(unet *m, bump *b)
 {
     const unet_cfg *c = &m->cfg;
     size_t (*const act)(shape) = m->be->act_floats;
@@ -275,7 +266,7 @@ static void layout(unet *m, bump *b, int nthreads)
     m->plan.grad_bytes = b->used - u0;
 
     u0 = b->used;
-    m->scratch = take_f(b, scratch_floats(m->be, c, B, H, W, nthreads));
+    m->scratch = take_f(b, scratch_floats(m->be, c, B, H, W));
     m->plan.scratch_bytes = b->used - u0;
 
     u0 = b->used;
@@ -318,7 +309,7 @@ unet_plan unet_plan_for(const unet_cfg *cfg, int batch, int h, int w)
     m->be = unet_backend_cpu();
     build_table(m);
     bump b = {NULL, 0};
-    layout(m, &b, omp_get_max_threads());
+    layout(m, &b);
     plan = m->plan;
     free(m);
     return plan;
@@ -373,8 +364,7 @@ unet *unet_create(const unet_cfg *cfg, int batch, int h, int w, uint64_t seed, c
     m->be = unet_backend_cpu();
     build_table(m);
     bump b = {NULL, 0};
-    int nt = omp_get_max_threads();
-    layout(m, &b, nt);
+    layout(m, &b);
     m->arena = aligned_alloc(ALIGN, m->plan.total_bytes);
     if (!m->arena) {
         snprintf(msg, msg_len, "cannot allocate %.1f MiB for batch %d at %dx%d",
@@ -386,7 +376,7 @@ unet *unet_create(const unet_cfg *cfg, int batch, int h, int w, uint64_t seed, c
      * and BN's bias and running mean start at 0. */
     m->be->zero(m->arena, m->plan.total_bytes);
     b = (bump){m->arena, 0};
-    layout(m, &b, nt);
+    layout(m, &b);
     init_params(m, seed);
     return m;
 }

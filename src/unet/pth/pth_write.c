@@ -15,6 +15,7 @@
 #include "pth.h"
 
 #include "memguard.h"
+#include "pickle_op.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -55,26 +56,27 @@ static void pk_put(pw_pk *p, const void *b, size_t n)
     p->len += n;
 }
 
-static void pk_op(pw_pk *p, unsigned char op)
+static void pk_op(pw_pk *p, enum pickle_op op)
 {
-    pk_put(p, &op, 1);
+    unsigned char b = (unsigned char)op;
+    pk_put(p, &b, 1);
 }
 
 static void pk_int(pw_pk *p, int64_t v)
 {
     unsigned char b[10];
     if (v >= 0 && v <= 0xFF) {
-        b[0] = 'K';                       /* BININT1 */
+        b[0] = PKL_BININT1;                       /* BININT1 */
         b[1] = (unsigned char)v;
         pk_put(p, b, 2);
     } else if (v >= 0 && v <= 0xFFFF) {
-        b[0] = 'M';                       /* BININT2 */
+        b[0] = PKL_BININT2;                       /* BININT2 */
         b[1] = (unsigned char)(v & 0xFF);
         b[2] = (unsigned char)(v >> 8);
         pk_put(p, b, 3);
     } else if (v >= INT32_MIN && v <= INT32_MAX) {
         uint32_t u = (uint32_t)(int32_t)v;
-        b[0] = 'J';                       /* BININT, signed LE */
+        b[0] = PKL_BININT;                       /* BININT, signed LE */
         for (int i = 0; i < 4; i++) b[1 + i] = (unsigned char)(u >> (8 * i));
         pk_put(p, b, 5);
     } else {
@@ -87,7 +89,7 @@ static void pk_int(pw_pk *p, int64_t v)
             if (v >= lo && v <= hi) break;
             n++;
         }
-        b[0] = 0x8A;
+        b[0] = PKL_LONG1;
         b[1] = (unsigned char)n;
         for (int i = 0; i < n; i++) b[2 + i] = (unsigned char)(u >> (8 * i));
         pk_put(p, b, (size_t)n + 2);
@@ -99,7 +101,7 @@ static void pk_float(pw_pk *p, double d)
     uint64_t u;
     memcpy(&u, &d, 8);
     unsigned char b[9];
-    b[0] = 'G';                           /* BINFLOAT: big-endian */
+    b[0] = PKL_BINFLOAT;                           /* BINFLOAT: big-endian */
     for (int i = 0; i < 8; i++) b[1 + i] = (unsigned char)(u >> (56 - 8 * i));
     pk_put(p, b, 9);
 }
@@ -111,7 +113,7 @@ static void pk_str(pw_pk *p, const char *s, size_t len)
         return;
     }
     unsigned char b[5];
-    b[0] = 'X';                           /* BINUNICODE: u32 LE length */
+    b[0] = PKL_BINUNICODE;                           /* BINUNICODE: u32 LE length */
     for (int i = 0; i < 4; i++) b[1 + i] = (unsigned char)((uint32_t)len >> (8 * i));
     pk_put(p, b, 5);
     pk_put(p, s, len);
@@ -124,29 +126,29 @@ static void pk_cstr(pw_pk *p, const char *s)
 
 static void pk_global(pw_pk *p, const char *mod, const char *name)
 {
-    pk_op(p, 'c');
+    pk_op(p, PKL_GLOBAL);
     pk_put(p, mod, strlen(mod));
-    pk_op(p, '\n');
+    pk_put(p, "\n", 1);
     pk_put(p, name, strlen(name));
-    pk_op(p, '\n');
+    pk_put(p, "\n", 1);
 }
 
 static void pk_int_tuple(pw_pk *p, const int64_t *v, int n)
 {
     if (n == 0) {
-        pk_op(p, ')');                    /* EMPTY_TUPLE */
+        pk_op(p, PKL_EMPTY_TUPLE);                    /* EMPTY_TUPLE */
         return;
     }
-    if (n > 3) pk_op(p, '(');
+    if (n > 3) pk_op(p, PKL_MARK);
     for (int i = 0; i < n; i++) pk_int(p, v[i]);
-    pk_op(p, n == 1 ? 0x85 : n == 2 ? 0x86 : n == 3 ? 0x87 : 't');
+    pk_op(p, n == 1 ? PKL_TUPLE1 : n == 2 ? PKL_TUPLE2 : n == 3 ? PKL_TUPLE3 : PKL_TUPLE);
 }
 
 static void pk_empty_odict(pw_pk *p)
 {
     pk_global(p, "collections", "OrderedDict");
-    pk_op(p, ')');
-    pk_op(p, 'R');
+    pk_op(p, PKL_EMPTY_TUPLE);
+    pk_op(p, PKL_REDUCE);
 }
 
 /* numel * itemsize of a tensor to write, or -1 when invalid/overflowing. */
@@ -178,22 +180,22 @@ static void pk_tensor(pw_pk *p, const pv_tensor *t)
     char key[24];
     snprintf(key, sizeof key, "%llu", (unsigned long long)p->nstor++);
     pk_global(p, "torch._utils", "_rebuild_tensor_v2");
-    pk_op(p, '(');                        /* args tuple */
-    pk_op(p, '(');                        /* persistent id tuple */
+    pk_op(p, PKL_MARK);                        /* args tuple */
+    pk_op(p, PKL_MARK);                        /* persistent id tuple */
     pk_cstr(p, "storage");
     pk_global(p, "torch", pv_dtype_storage(t->dtype));
     pk_cstr(p, key);                      /* zip entry data/<key> */
     pk_cstr(p, "cpu");
     pk_int(p, pv_numel(t));               /* storage size in elements */
-    pk_op(p, 't');
-    pk_op(p, 'Q');                        /* BINPERSID */
+    pk_op(p, PKL_TUPLE);
+    pk_op(p, PKL_BINPERSID);                        /* BINPERSID */
     pk_int(p, 0);                         /* storage offset */
     pk_int_tuple(p, t->shape, t->ndim);
     pk_int_tuple(p, stride, t->ndim);
-    pk_op(p, 0x89);                       /* requires_grad = False */
+    pk_op(p, PKL_NEWFALSE);                       /* requires_grad = False */
     pk_empty_odict(p);                    /* backward_hooks */
-    pk_op(p, 't');
-    pk_op(p, 'R');
+    pk_op(p, PKL_TUPLE);
+    pk_op(p, PKL_REDUCE);
 }
 
 static void pk_value(pw_pk *p, const pv *v, int depth)
@@ -203,8 +205,8 @@ static void pk_value(pw_pk *p, const pv *v, int depth)
         return;
     }
     switch (v->kind) {
-    case PV_NONE: pk_op(p, 'N'); break;
-    case PV_BOOL: pk_op(p, v->u.b ? 0x88 : 0x89); break;
+    case PV_NONE: pk_op(p, PKL_NONE); break;
+    case PV_BOOL: pk_op(p, v->u.b ? PKL_NEWTRUE : PKL_NEWFALSE); break;
     case PV_INT: pk_int(p, v->u.i); break;
     case PV_FLOAT: pk_float(p, v->u.f); break;
     case PV_STR: pk_str(p, v->u.str.s, v->u.str.len); break;
@@ -212,27 +214,27 @@ static void pk_value(pw_pk *p, const pv *v, int depth)
     case PV_TUPLE: {
         size_t n = v->u.c.n;
         if (n == 0) {
-            pk_op(p, ')');
+            pk_op(p, PKL_EMPTY_TUPLE);
             break;
         }
-        if (n > 3) pk_op(p, '(');
+        if (n > 3) pk_op(p, PKL_MARK);
         for (size_t i = 0; i < n; i++) pk_value(p, v->u.c.items[i], depth + 1);
-        pk_op(p, n == 1 ? 0x85 : n == 2 ? 0x86 : n == 3 ? 0x87 : 't');
+        pk_op(p, n == 1 ? PKL_TUPLE1 : n == 2 ? PKL_TUPLE2 : n == 3 ? PKL_TUPLE3 : PKL_TUPLE);
         break;
     }
     case PV_LIST:
-        pk_op(p, ']');
+        pk_op(p, PKL_EMPTY_LIST);
         if (v->u.c.n) {
-            pk_op(p, '(');
+            pk_op(p, PKL_MARK);
             for (size_t i = 0; i < v->u.c.n; i++) pk_value(p, v->u.c.items[i], depth + 1);
-            pk_op(p, 'e');                /* APPENDS */
+            pk_op(p, PKL_APPENDS);                /* APPENDS */
         }
         break;
     case PV_DICT: case PV_ODICT:
         if (v->kind == PV_ODICT) pk_empty_odict(p);
-        else pk_op(p, '}');
+        else pk_op(p, PKL_EMPTY_DICT);
         if (v->u.c.n) {
-            pk_op(p, '(');
+            pk_op(p, PKL_MARK);
             for (size_t i = 0; i < v->u.c.n; i++) {
                 const pv *k = v->u.c.items[i];
                 if (!k || (k->kind != PV_STR && k->kind != PV_INT)) {
@@ -242,7 +244,7 @@ static void pk_value(pw_pk *p, const pv *v, int depth)
                 pk_value(p, k, depth + 1);
                 pk_value(p, v->u.c.vals[i], depth + 1);
             }
-            pk_op(p, 'u');                /* SETITEMS */
+            pk_op(p, PKL_SETITEMS);                /* SETITEMS */
         }
         break;
     default: p->bad = 1; break;           /* reader-internal kinds */
@@ -264,10 +266,10 @@ static const char *pw_archive(const pth_save_opts *o)
 static size_t pw_count(const pv *root, uint64_t *ntensors)
 {
     pw_pk p = {0};
-    pk_op(&p, 0x80);
-    pk_op(&p, 2);
+    pk_op(&p, PKL_PROTO);
+    pk_put(&p, "\x02", 1);          /* protocol 2, as torch.save */
     pk_value(&p, root, 0);
-    pk_op(&p, '.');
+    pk_op(&p, PKL_STOP);
     *ntensors = p.nstor;
     return p.bad ? 0 : p.len;
 }
@@ -558,10 +560,10 @@ int pth_save(const char *path, const pv *root, void *scratch, size_t scratch_len
         return MG_ENOBUFS;
     }
     pw_pk pk = {scratch, pklen, 0, 0, 0};
-    pk_op(&pk, 0x80);
-    pk_op(&pk, 2);
+    pk_op(&pk, PKL_PROTO);
+    pk_put(&pk, "\x02", 1);          /* protocol 2, as torch.save */
     pk_value(&pk, root, 0);
-    pk_op(&pk, '.');
+    pk_op(&pk, PKL_STOP);
 
     pw_zip z; /* ~9 KiB of stack: two paths and one header buffer */
     memset(&z, 0, sizeof z);

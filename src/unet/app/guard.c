@@ -259,14 +259,3 @@ int guard_acknowledge(const guard *g, const char *path)
 
 const mg_config *guard_config(const guard *g) { return mg_ctx_config(g->ctx); }
 
-int guard_table_row(const guard *g) { return g->row; }
-
-bool guard_ram_now(guard *g, uint64_t *used, uint64_t *total)
-{
-    mg_snapshot s;
-    mg_sample(g->ctx, &s);
-    if (!s.ram.known) return false;
-    *used = s.ram.used_bytes;
-    *total = s.ram.total_bytes;
-    return true;
-}

@@ -25,13 +25,20 @@
  * - Results are reproducible for given inputs and independent of the
  *   thread count (the CPU backend's reductions use fixed partitions).
  *
- * What a device backend adds and this table does not yet carry: the
- * arena in device memory, and copies of the parameters to the host around
- * a checkpoint save or load (ckpt.c reads unet.params). Both are the
- * model's and the checkpoint's only contact with memory; the loop, the
- * plan and the checkpoint format need nothing else.
+ * What this table does not carry yet: memory. The arena is host memory,
+ * and code outside the table reads and writes it directly: the training
+ * loop (train.c) fills the input and target batches, reads the logits for
+ * the validation scores and madvise()s the activations away; predict.c
+ * loads its images into the input batch and writes the logits to .npy and
+ * the masks from them; the checkpoint
+ * (ckpt.c, ckpt_read.c) reads and writes unet.params. A device backend
+ * needs an allocator and host copies at each of those points first.
  *
- * Not here: the ops themselves (ops_*.c, adam.c), the CPU table
+ * It lives in cpu/ beside the one backend that fills it, because its
+ * types (shape, loss_parts, adam_scalars) are the CPU ops' own; the model
+ * (model/) includes it from here.
+ *
+ * Not here: the ops themselves (conv/, ops/), the CPU table
  * (backend_cpu.c).
  */
 #ifndef UNET_BACKEND_H
@@ -60,9 +67,9 @@ typedef struct unet_backend {
     void (*zero)(void *p, size_t bytes);
 
     /* ---- scratch sizes (floats), for the plan ---- */
-    size_t (*conv3x3_scratch)(shape s, int co, int nthreads);
-    size_t (*convt2x2_scratch)(shape s, int co, int nthreads);
-    size_t (*conv1x1_scratch)(shape s, int co, int nthreads);
+    size_t (*conv3x3_scratch)(shape s, int co);
+    size_t (*convt2x2_scratch)(shape s, int co);
+    size_t (*conv1x1_scratch)(shape s, int co);
     size_t (*bn_scratch)(shape s);
     size_t (*loss_scratch)(int n, int hw);
     size_t (*loss_state)(int n);

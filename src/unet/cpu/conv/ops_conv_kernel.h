@@ -3,7 +3,8 @@
  * ops_conv_kernel.h: what a SIMD convolution kernel (ops_conv_avx2.c,
  * ops_conv_avx512.c) gives the shared driver (ops_conv_drive.c), and the
  * driver's nine ops over it. Internal to the convolution files and their
- * tests; the model sees ops_conv.h only.
+ * tests: outside them only backend_cpu.c includes a convolution header,
+ * ops_conv.h (the model sees backend.h).
  *
  * Every op of ops_conv.h is one of two loops over the blocked layout:
  * - a forward-type op (conv3x3 forward and backward-data, the transposed
@@ -117,18 +118,6 @@ typedef struct conv__dwview {
     float *w;
     ptrdiff_t so, si, st;
 } conv__dwview;
-
-/* Packs weights into dst[group][cb][tap][i 8][o lanes] for the forward-type
- * microkernels: groups of G output blocks, each group's lanes its real
- * blocks x 8 rounded up to `round` (8 for AVX2 ymm, 16 for AVX-512 zmm),
- * i over one input block; 0 outside [0,nout) x [0,nin). Groups before the
- * last are full, so group k starts at k * G*8 * blocks(nin)*8 * ntaps. */
-void conv__pack(float *dst, conv__wview w, int nout, int nin, int ntaps, int G, int round);
-
-/* Sums weight-gradient partials part[chunk][group][cb][tap][i 8][o G*8]
- * over the chunks, in chunk order, into dw (part is clobbered). */
-void conv__dw_reduce(float *part, int nchunks, int nout, int nin, int ntaps, int G,
-                     conv__dwview dw);
 
 /* The kernels, or NULL where they are not compiled (off x86). */
 const conv__kernel *conv__kernel_avx2(void);

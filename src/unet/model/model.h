@@ -157,7 +157,6 @@ unet *unet_create(const unet_cfg *cfg, int batch, int h, int w, uint64_t seed, c
 void unet_destroy(unet *m);
 
 /* The parameter named `name`, or NULL. */
-const param *unet_param(const unet *m, const char *name);
 
 /* Forward pass on m->in_nchw (the first `batch` images, batch <= m->batch)
  * in training mode (batch statistics, running stats updated) or eval mode

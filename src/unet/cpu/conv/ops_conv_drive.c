@@ -23,7 +23,13 @@ static int blocks(int c) { return conv__blocks(c); }
 /* Lanes of group k (nb real blocks): nb*8 rounded up to `round`. */
 static int lanes(int nb, int round) { return (nb * CB + round - 1) / round * round; }
 
-void conv__pack(float *dst, conv__wview w, int nout, int nin, int ntaps, int G, int round)
+/* Packs weights into dst[group][cb][tap][i 8][o lanes] for the forward-type
+ * microkernels: groups of G output blocks, each group's lanes its real
+ * blocks x 8 rounded up to `round` (8 for AVX2 ymm, 16 for AVX-512 zmm),
+ * i over one input block; 0 outside [0,nout) x [0,nin). Groups before the
+ * last are full, so group k starts at k * G*8 * blocks(nin)*8 * ntaps. */
+static void conv__pack(float *dst, conv__wview w, int nout, int nin, int ntaps, int G,
+                       int round)
 {
     const int nob = blocks(nout), nib = blocks(nin);
     const int ngroups = (nob + G - 1) / G;
@@ -44,8 +50,10 @@ void conv__pack(float *dst, conv__wview w, int nout, int nin, int ntaps, int G, 
         }
 }
 
-void conv__dw_reduce(float *part, int nchunks, int nout, int nin, int ntaps, int G,
-                     conv__dwview dw)
+/* Sums weight-gradient partials part[chunk][group][cb][tap][i 8][o G*8]
+ * over the chunks, in chunk order, into dw (part is clobbered). */
+static void conv__dw_reduce(float *part, int nchunks, int nout, int nin, int ntaps, int G,
+                            conv__dwview dw)
 {
     const int nob = blocks(nout), nib = blocks(nin);
     const int ngroups = (nob + G - 1) / G;

@@ -20,8 +20,8 @@
  *   inputs, and does not depend on the thread count either: reductions (dW,
  *   db) run over a fixed partition of the pixels chosen from the shape only
  *   and are summed in chunk order.
- * - Kernels, checked at run time: AVX-512 (avx512f+FMA) when the CPU has
- *   it, else AVX2+FMA, else the naive reference. UNET_KERNELS=ref|avx2|avx512
+ * - Kernels, checked at run time: AVX-512 (avx512f+avx512vl+FMA) when the
+ *   CPU has it, else AVX2+FMA, else the naive reference. UNET_KERNELS=ref|avx2|avx512
  *   in the environment forces one (a level the CPU lacks falls back to the
  *   best one it has), for debugging and tests.
  */
@@ -35,9 +35,9 @@
 /* ---- conv3x3, stride 1, pad 1, no bias -------------------------------- */
 
 /* Scratch for any of the three conv3x3 calls on input shape s with co
- * outputs. nthreads is accepted for planning symmetry; the size does not
- * depend on it (the reduction partition is thread-count independent). */
-size_t conv3x3_scratch_floats(shape s, int co, int nthreads);
+ * outputs. It does not depend on the thread count (the reduction partition
+ * is thread-count independent). */
+size_t conv3x3_scratch_floats(shape s, int co);
 
 /* out (co,B,H,W) = w (co,Ci,3,3) * in (Ci,B,H,W) */
 void conv3x3_forward(float *out, const float *in, shape s, const float *w, int co,
@@ -54,7 +54,7 @@ void conv3x3_backward_weight(float *dw, const float *dout, const float *in, shap
 
 /* ---- ConvTranspose2d, kernel 2, stride 2, bias ------------------------ */
 
-size_t convt2x2_scratch_floats(shape s, int co, int nthreads);
+size_t convt2x2_scratch_floats(shape s, int co);
 
 /* out (co,B,2H,2W) = w (Ci,co,2,2) scattered from in (Ci,B,H,W) + bias (co) */
 void convt2x2_forward(float *out, const float *in, shape s, const float *w, const float *bias,
@@ -71,7 +71,7 @@ void convt2x2_backward_weight(float *dw, float *db, const float *dout, const flo
 
 /* ---- conv1x1, bias (co may be 1: the logit) --------------------------- */
 
-size_t conv1x1_scratch_floats(shape s, int co, int nthreads);
+size_t conv1x1_scratch_floats(shape s, int co);
 
 /* out (co,B,H,W) = w (co,Ci,1,1) * in (Ci,B,H,W) + bias (co) */
 void conv1x1_forward(float *out, const float *in, shape s, const float *w, const float *bias,
@@ -111,7 +111,8 @@ void conv1x1_backward_data_ref(float *din, const float *dout, shape s, const flo
 void conv1x1_backward_weight_ref(float *dw, float *db, const float *dout, const float *in,
                                  shape s, int co);
 
-/* Scratch layout sizes, shared by ops_conv.c (planning) and the kernels. */
+/* Scratch layout sizes, shared by ops_conv.c (planning) and the driver
+ * (ops_conv_drive.c); no kernel calls it. */
 size_t conv__dw_chunks(int tasks, int rows);
 
 /* Output blocks per work group of the SIMD forward loops (AVX-512: one or

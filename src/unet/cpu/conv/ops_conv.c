@@ -124,24 +124,21 @@ static size_t wpack(int nout, int nin, int taps)
 
 static size_t bias_pad(int co) { return grp_ch(co) + CB; }
 
-size_t conv3x3_scratch_floats(shape s, int co, int nthreads)
+size_t conv3x3_scratch_floats(shape s, int co)
 {
-    (void)nthreads;
     return max3(wpack(co, s.c, 9), /* forward weights */
                 wpack(s.c, co, 9), /* backward-data weights */
                 dw_floats(s, co, 9));
 }
 
-size_t convt2x2_scratch_floats(shape s, int co, int nthreads)
+size_t convt2x2_scratch_floats(shape s, int co)
 {
-    (void)nthreads;
     return max3(bias_pad(co) + 4 * wpack(co, s.c, 1), /* bias + weights */
                 wpack(s.c, co, 4), dw_floats(s, co, 4));
 }
 
-size_t conv1x1_scratch_floats(shape s, int co, int nthreads)
+size_t conv1x1_scratch_floats(shape s, int co)
 {
-    (void)nthreads;
     return max3(bias_pad(co) + wpack(co, s.c, 1), wpack(s.c, co, 1), dw_floats(s, co, 1));
 }
 

@@ -196,11 +196,6 @@ int unet_loader_batches_left(const unet_loader *l);
  * batch of an epoch (it is kept, not dropped), 0 when the epoch is done. */
 int unet_loader_next(unet_loader *l, float *x, float *y);
 
-/* Fills positions [first, first + count) of the current epoch's order, with
- * the flips of those positions, without moving the cursor. Returns the
- * number filled (clipped at n), 0 if first is out of range. */
-int unet_loader_fill(const unet_loader *l, int first, int count, float *x, float *y);
-
 /* Whether position p of this epoch is flipped (bit 0 horizontal, bit 1
  * vertical); for tests and logs. */
 unsigned unet_loader_flips(const unet_loader *l, int p);

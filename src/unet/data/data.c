@@ -822,7 +822,10 @@ static void fill_one(const unet_data *d, int s, unsigned flips, const float *lut
     }
 }
 
-int unet_loader_fill(const unet_loader *l, int first, int count, float *x, float *y)
+/* Fills positions [first, first + count) of the current epoch's order, with
+ * the flips of those positions, without moving the cursor. Returns the
+ * number filled (clipped at n), 0 if first is out of range. */
+static int unet_loader_fill(const unet_loader *l, int first, int count, float *x, float *y)
 {
     if (first < 0 || first >= l->n || count <= 0)
         return 0;

@@ -64,15 +64,7 @@ int guard_acknowledge(const guard *g, const char *path);
 /* The resolved configuration (thresholds in force). */
 const mg_config *guard_config(const guard *g);
 
-/* Which row of the seed's batch-size table was used, or 0 when thresholds
- * came from flags. */
-int guard_table_row(const guard *g);
-
 /* The warn threshold of RAM in the seed's table for this batch size. */
 double guard_table_warn_ram(int batch);
-
-/* The effective RAM figures now (for --batch auto): used and total bytes of
- * the limit closest to full. Returns false when RAM is unknown. */
-bool guard_ram_now(guard *g, uint64_t *used, uint64_t *total);
 
 #endif /* UNET_GUARD_H */

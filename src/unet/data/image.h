@@ -67,9 +67,6 @@ void unet_resize_bilinear(const float *src, int sw, int sh, int c,
 void unet_resize_nearest_u8(const uint8_t *src, int sw, int sh,
                             uint8_t *dst, int dw, int dh);
 
-/* The source index torch's "nearest" picks for output index dst. */
-int unet_nearest_index(int dst, int in_size, int out_size);
-
 /* The training pipeline for one image: decode, resize to size x size
  * (bilinear), convert to `channels` (1: ITU-R 601 luma 0.299 R + 0.587 G +
  * 0.114 B, like PIL "L" but on floats; 3: gray is replicated), alpha dropped,

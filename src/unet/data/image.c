@@ -409,7 +409,8 @@ void unet_resize_bilinear(const float *src, int sw, int sh, int c, float *dst, i
     free(xt);
 }
 
-int unet_nearest_index(int dst, int in_size, int out_size)
+/* The source index torch's "nearest" picks for output index dst. */
+static int unet_nearest_index(int dst, int in_size, int out_size)
 {
     /* torch's nearest_idx: identity and exact 2x upsampling are special
      * cased; otherwise floorf(dst * scale) with a float scale. */
