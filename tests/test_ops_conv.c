@@ -17,6 +17,7 @@
 
 #include <omp.h>
 
+#include "isa.h"
 #include "layout.h"
 #include "ops_conv_kernel.h"
 
@@ -455,11 +456,11 @@ static void test_dispatch_override(void)
 {
     const char *old = getenv("UNET_KERNELS");
     char *keep = old ? strdup(old) : NULL;
-    const char *best = conv__have_avx512() ? "avx512" : conv__have_avx2() ? "avx2" : "ref";
+    const char *best = unet_isa_avx512() ? "avx512" : unet_isa_avx2_fma() ? "avx2" : "ref";
     setenv("UNET_KERNELS", "ref", 1);
     CHECK_STR(conv_kernels_name(), "ref");
     setenv("UNET_KERNELS", "avx2", 1);
-    CHECK_STR(conv_kernels_name(), conv__have_avx2() ? "avx2" : "ref");
+    CHECK_STR(conv_kernels_name(), unet_isa_avx2_fma() ? "avx2" : "ref");
     setenv("UNET_KERNELS", "avx512", 1);
     CHECK_STR(conv_kernels_name(), best);
     unsetenv("UNET_KERNELS");

@@ -8,39 +8,11 @@
  * forces one for debugging. Also sizes the caller's scratch, for whichever
  * kernel runs. No arithmetic happens here.
  */
+#include "isa.h"
 #include "ops_conv_kernel.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-#if defined(__x86_64__) || defined(__i386__)
-#define HAVE_X86 1
-#else
-#define HAVE_X86 0
-#endif
-
-int conv__have_avx2(void)
-{
-#if HAVE_X86
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-#else
-    return 0;
-#endif
-}
-
-/* The AVX-512 kernels use avx512f (+vl, implied by every avx512f CPU that
- * matters here but checked anyway) and FMA. */
-int conv__have_avx512(void)
-{
-#if HAVE_X86
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
-           && __builtin_cpu_supports("fma");
-#else
-    return 0;
-#endif
-}
 
 enum level { LVL_REF, LVL_AVX2, LVL_AVX512 };
 
@@ -55,9 +27,9 @@ static enum level kernel_level(void)
         cap = LVL_REF;
     else if (k && strcmp(k, "avx2") == 0)
         cap = LVL_AVX2;
-    if (cap >= LVL_AVX512 && conv__have_avx512())
+    if (cap >= LVL_AVX512 && unet_isa_avx512())
         return LVL_AVX512;
-    if (cap >= LVL_AVX2 && conv__have_avx2())
+    if (cap >= LVL_AVX2 && unet_isa_avx2_fma())
         return LVL_AVX2;
     return LVL_REF;
 }
@@ -81,17 +53,6 @@ static size_t max3(size_t a, size_t b, size_t c)
     return m > c ? m : c;
 }
 
-/* Chunks of B*H rows for a weight-gradient op with `tasks` (output pair or
- * group, input block) tasks: enough to give >= 32 tasks, so 2..16 threads balance even
- * on the first layer (one pair, one block), never more than the rows. A
- * function of the shape only, so dW does not depend on the thread count. */
-size_t conv__dw_chunks(int tasks, int rows)
-{
-    int n = (32 + tasks - 1) / tasks;
-    if (n > rows)
-        n = rows;
-    return (size_t)(n < 1 ? 1 : n);
-}
 
 /* Output channels rounded up to whole AVX-512 groups (2 or 4 blocks). */
 static size_t grp_ch(int c)

@@ -91,11 +91,6 @@ void conv1x1_backward_weight(float *dw, float *db, const float *dout, const floa
 const char *conv_kernels_name(void);
 
 /* ---- internal: the implementations, for tests and bench only ----------- */
-/* The naive reference: same contracts as the calls above, no scratch. The
- * SIMD kernels run through ops_conv_kernel.h's driver; each may only run
- * where its conv__have_*() is true. */
-int conv__have_avx2(void);
-int conv__have_avx512(void);
 
 void conv3x3_forward_ref(float *out, const float *in, shape s, const float *w, int co);
 void conv3x3_backward_data_ref(float *din, const float *dout, shape s, const float *w, int co);

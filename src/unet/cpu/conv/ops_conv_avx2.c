@@ -33,6 +33,7 @@
  * reference (ops_conv_ref.c).
  */
 #include "ops_conv_kernel.h"
+#include "isa.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 
@@ -415,7 +416,7 @@ static int group_pair(int nob)
 
 static const conv__kernel avx2 = {
     .name = "AVX2",
-    .have = conv__have_avx2,
+    .have = unet_isa_avx2_fma,
     .fwd_row = fwd_row,
     .run_dw = run_dw,
     .bias_grad = bias_grad,

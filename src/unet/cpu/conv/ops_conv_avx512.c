@@ -52,6 +52,7 @@
  * tricks, no bf16.
  */
 #include "ops_conv_kernel.h"
+#include "isa.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 
@@ -443,7 +444,7 @@ Z512 static void bias_grad(float *db, const float *dout, shape so)
 
 static const conv__kernel avx512 = {
     .name = "AVX-512",
-    .have = conv__have_avx512,
+    .have = unet_isa_avx512,
     .fwd_row = fwd_row,
     .run_dw = run_dw,
     .bias_grad = bias_grad,

@@ -20,6 +20,18 @@
 
 static int blocks(int c) { return conv__blocks(c); }
 
+/* Chunks of B*H rows for a weight-gradient op with `tasks` (output pair or
+ * group, input block) tasks: enough to give >= 32 tasks, so 2..16 threads balance even
+ * on the first layer (one pair, one block), never more than the rows. A
+ * function of the shape only, so dW does not depend on the thread count. */
+size_t conv__dw_chunks(int tasks, int rows)
+{
+    int n = (32 + tasks - 1) / tasks;
+    if (n > rows)
+        n = rows;
+    return (size_t)(n < 1 ? 1 : n);
+}
+
 /* Lanes of group k (nb real blocks): nb*8 rounded up to `round`. */
 static int lanes(int nb, int round) { return (nb * CB + round - 1) / round * round; }
 

@@ -5,6 +5,7 @@
  * 28 bytes per parameter, so it is memory-bound; the AVX2+FMA build mostly
  * matters because the portable build would call fmaf() per element.
  */
+#include "isa.h"
 #include "adam.h"
 
 #include <math.h>
@@ -13,13 +14,8 @@
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define ADAM_AVX2 __attribute__((target("avx2,fma")))
-static int adam_have_fma(void)
-{
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
 #else
 #define ADAM_AVX2
-static int adam_have_fma(void) { return 0; }
 #endif
 
 adam_scalars adam_scalars_for(const adam_hparams *h, int64_t step)
@@ -78,7 +74,7 @@ void adam_update(float *restrict p, const float *restrict g, float *restrict m,
         return;
     }
     adam_scalars kk = *k;
-    int fma = adam_have_fma();
+    int fma = unet_isa_avx2_fma();
     long chunks = (long)((n + ADAM_CHUNK - 1) / ADAM_CHUNK);
 #pragma omp parallel for schedule(static)
     for (long c = 0; c < chunks; c++) {

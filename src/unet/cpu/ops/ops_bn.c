@@ -18,6 +18,7 @@
  * - Elementwise passes (y, dx) are split by rows of units; any split gives
  *   the same bits.
  */
+#include "isa.h"
 #include "ops_bn.h"
 
 #include <math.h>
@@ -32,10 +33,8 @@
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define BN_AVX2 __attribute__((target("avx2")))
-static int bn_have_avx2(void) { return __builtin_cpu_supports("avx2"); }
 #else
 #define BN_AVX2
-static int bn_have_avx2(void) { return 0; }
 #endif
 #define BN_INLINE static inline __attribute__((always_inline))
 
@@ -296,7 +295,7 @@ void bn_relu_forward(float *restrict y, const float *restrict x, shape s,
         return;
     }
     int nb = shape_blocks(s), units = nb * s.b, rows = units * s.h;
-    int avx = bn_have_avx2();
+    int avx = unet_isa_avx2();
     size_t rstride = (size_t)(s.w + 2) * CB;
     double *slots = bn_slots(scratch);
 #pragma omp parallel
@@ -395,7 +394,7 @@ void bn_relu_backward(float *restrict dx, float *restrict dgamma, float *restric
         return;
     }
     int nb = shape_blocks(s), units = nb * s.b, rows = units * s.h;
-    int avx = bn_have_avx2();
+    int avx = unet_isa_avx2();
     size_t rstride = (size_t)(s.w + 2) * CB;
     double *slots = bn_slots(scratch);
     double n = (double)s.b * (double)s.h * (double)s.w;
@@ -515,7 +514,7 @@ void bn_relu_apply(float *restrict y, const float *restrict x, shape s,
         return;
     }
     int rows = shape_blocks(s) * s.b * s.h;
-    int avx = bn_have_avx2();
+    int avx = unet_isa_avx2();
     /* The last phase of bn_relu_forward, with the same lane arithmetic. */
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < rows; i++) {
@@ -562,7 +561,7 @@ void bn_relu_forward_eval(float *restrict y, const float *restrict x, shape s,
         return;
     }
     int rows = shape_blocks(s) * s.b * s.h;
-    int avx = bn_have_avx2();
+    int avx = unet_isa_avx2();
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < rows; i++) {
         int u = i / s.h, r = i % s.h;

@@ -6,6 +6,7 @@
  * 8-lane compare/select over 4 input pixels, which GCC vectorises from
  * the plain lane loops below (no intrinsics).
  */
+#include "isa.h"
 #include "ops_pool.h"
 
 #include <stdint.h>
@@ -14,10 +15,8 @@
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define POOL_AVX2 __attribute__((target("avx2")))
-static int pool_have_avx2(void) { return __builtin_cpu_supports("avx2"); }
 #else
 #define POOL_AVX2
-static int pool_have_avx2(void) { return 0; }
 #endif
 #define POOL_INLINE static inline __attribute__((always_inline))
 
@@ -97,7 +96,7 @@ void maxpool2x2_forward(float *restrict y, const float *restrict x, shape s)
     }
     shape o = maxpool2x2_shape(s);
     int rows = shape_blocks(s) * s.b * o.h;
-    int avx = pool_have_avx2();
+    int avx = unet_isa_avx2();
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < rows; i++) {
         int u = i / o.h, r = i % o.h; /* unit = block * B + image */
@@ -140,7 +139,7 @@ void maxpool2x2_backward(float *restrict dx, const float *restrict dy,
     /* One task per dx row pair, plus the floored last row when H is odd. */
     int ph = (s.h + 1) / 2;
     int rows = shape_blocks(s) * s.b * ph;
-    int avx = pool_have_avx2();
+    int avx = unet_isa_avx2();
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < rows; i++) {
         int u = i / ph, r = i % ph;
