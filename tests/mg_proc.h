@@ -38,10 +38,22 @@ static inline double mono_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* Reads what the pipe holds into buf (NUL-terminated); once buf is full the
+ * rest is read and dropped, so a chatty child never blocks on a full pipe
+ * until the timeout. */
 static inline void read_into(int fd, char *buf, size_t len, size_t *used)
 {
     ssize_t n;
-    while (*used + 1 < len && (n = read(fd, buf + *used, len - 1 - *used)) > 0) *used += (size_t)n;
+    for (;;) {
+        if (*used + 1 < len) {
+            n = read(fd, buf + *used, len - 1 - *used);
+            if (n <= 0) break;
+            *used += (size_t)n;
+        } else {
+            char drop[4096];
+            if (read(fd, drop, sizeof drop) <= 0) break;
+        }
+    }
     buf[*used] = '\0';
 }
 

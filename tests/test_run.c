@@ -26,6 +26,11 @@ static void test_passthrough_and_exec_failures(void)
 {
     CHECK_INT(RUN(NULL, "run", "--", MG_HELPER, "exit", "3"), 3);
     CHECK_INT(RUN(NULL, "run", "--no-gpu", MG_HELPER, "exit", "0"), 0);
+    /* A chatty command (300 KB on stdout, more than the test keeps) runs to
+     * its end: its output passes through and the pipe never fills up. */
+    CHECK_INT(RUN(NULL, "run", "--no-gpu", "--", "/bin/sh", "-c",
+                  "head -c 300000 /dev/zero | tr '\\0' x"), 0);
+    CHECK(strlen(R.out) > 60000 && R.wall_ms < 10000);
     CHECK_INT(RUN(NULL, "run", "--", "/nonexistent/trainer"), 127);
     CHECK_CONTAINS(R.err, "cannot run '/nonexistent/trainer'");
     char noexec[600];
