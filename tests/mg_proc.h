@@ -8,6 +8,7 @@
 #ifndef MG_PROC_H
 #define MG_PROC_H
 
+#include "mg_files.h"
 #include "mg_test.h"
 
 #include <errno.h>
@@ -146,13 +147,5 @@ static inline void write_file(const char *path, const char *fmt, ...)
     fclose(f);
 }
 
-static inline void mkdirs(const char *path)
-{
-    char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') { *p = '\0'; mkdir(tmp, 0755); *p = '/'; }
-    mkdir(tmp, 0755);
-}
 
 #endif /* MG_PROC_H */

@@ -13,6 +13,7 @@
 #ifndef MG_UNET_RUN_H
 #define MG_UNET_RUN_H
 
+#include "mg_files.h"
 #include "mg_test.h"
 
 #include <dirent.h>
@@ -166,34 +167,7 @@ static inline int run_ut_v(const char *const *args, int timeout_ms)
 
 /* ---- files ------------------------------------------------------------------------ */
 
-static inline void rm_rf(const char *p)
-{
-    struct stat sb;
-    if (lstat(p, &sb) != 0) return;
-    if (S_ISDIR(sb.st_mode)) {
-        chmod(p, 0755); /* a test may have taken write permission away */
-        DIR *d = opendir(p);
-        struct dirent *e;
-        while (d && (e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-            char q[4400];
-            if ((size_t)snprintf(q, sizeof q, "%s/%s", p, e->d_name) < sizeof q) rm_rf(q);
-        }
-        if (d) closedir(d);
-        rmdir(p);
-    } else {
-        unlink(p);
-    }
-}
 
-static inline void mkdirs(const char *path)
-{
-    char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s", path) >= sizeof tmp) return;
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') { *p = '\0'; mkdir(tmp, 0755); *p = '/'; }
-    mkdir(tmp, 0755);
-}
 
 static inline char *slurp(const char *path, size_t *len)
 {

@@ -6,6 +6,7 @@
  * MG_PYTHON), walks the bad-data table message by message, and checks the
  * split, the epoch cursor, flips, the synthetic set and exact resume.
  */
+#include "mg_files.h"
 #include "mg_test.h"
 
 #include "data.h"
@@ -46,12 +47,6 @@ static void mkdir_p(const char *rel)
     mkdir(q, 0755);
 }
 
-static void rm_rf(const char *abs)
-{
-    char cmd[1300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", abs);
-    CHECK_INT(system(cmd), 0);
-}
 
 /* Writes a PNG: rows are in libpng's packed format for (color, depth). */
 static int write_png(const char *rel, int w, int h, int color, int depth, const uint8_t *data,
@@ -1279,7 +1274,7 @@ int main(void)
     MG_RUN(test_resume);
     MG_RUN(test_synthetic);
     if (mg_test_failed_tests == 0)
-        rm_rf(g_tmp);
+        mg_rm_rf(g_tmp);
     else
         printf("# files kept in %s\n", g_tmp);
     return mg_test_exit();

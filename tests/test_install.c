@@ -23,6 +23,7 @@
  * cannot be loaded into python or linked without the ASan runtime.
  */
 #define _GNU_SOURCE
+#include "mg_files.h"
 #include "mg_test.h"
 
 #include <dirent.h>
@@ -104,25 +105,6 @@ static void write_text(const char *path, const char *text)
     fclose(f);
 }
 
-static void rm_rf(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0) return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        struct dirent *e;
-        while (d && (e = readdir(d))) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            char p[4200];
-            snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-            rm_rf(p);
-        }
-        if (d) closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
 
 /* ---- a prefix install ------------------------------------------------------------- */
 
@@ -309,6 +291,6 @@ int main(void)
     MG_RUN(test_prefix_install);
     MG_RUN(test_pip_install_python_folder);
     MG_RUN(test_pip_install_checkout_root);
-    rm_rf(tmp);
+    mg_rm_rf(tmp);
     return mg_test_exit();
 }

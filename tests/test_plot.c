@@ -21,25 +21,6 @@
 
 /* ---- files -------------------------------------------------------------------- */
 
-static void rm_rf(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0) return;
-    if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(path);
-        struct dirent *e;
-        while (d && (e = readdir(d))) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            char p[1200];
-            snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-            rm_rf(p);
-        }
-        if (d) closedir(d);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
 
 /* The names in tmpdir, sorted, each followed by a space. */
 static void listing(char *buf, size_t len)
@@ -759,6 +740,6 @@ int main(void)
     MG_RUN(test_run_plot_without_log);
     for (int i = 0; i < EV.n; i++) cJSON_Delete(EV.items[i]);
     xmlCleanupParser();
-    rm_rf(tmpdir);
+    mg_rm_rf(tmpdir);
     return mg_test_exit();
 }

@@ -394,7 +394,7 @@ static void test_predict_config_paths(void)
     CHECK(exists(p));
     at(p, sizeof p, "cfg.npy");
     CHECK(exists(p));
-    rm_rf(masks);
+    mg_rm_rf(masks);
     unlink(p);
     unlink(ini);
 }
@@ -439,7 +439,7 @@ static void test_predict_same_stem(void)
                        "stem_masks", "--threads", "1"};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) push(&a, v[i]);
     expect_refusal("predict a.png + a.jpg", &a, "stems/a.png: same stem as stems/a.jpg");
-    rm_rf(d);
+    mg_rm_rf(d);
 }
 
 /* A FIFO named like an image is skipped, not waited on. */
@@ -458,8 +458,8 @@ static void test_predict_fifo_image(void)
     CHECK_INT(P.status, 0);
     CHECK_CONTAINS(P.out, "predicted 1 masks");
     at(p, sizeof p, "fifo_masks");
-    rm_rf(p);
-    rm_rf(d);
+    mg_rm_rf(p);
+    mg_rm_rf(d);
 }
 
 /* ---- the --out lock -------------------------------------------------------------------- */
@@ -542,7 +542,7 @@ static void test_out_lock(void)
     unlink(lock);
     CHECK(symlink("a_file.txt", lock) == 0);
     expect_refusal(".lock a symbolic link", &a, "its .lock is a symbolic link");
-    rm_rf(out);
+    mg_rm_rf(out);
 }
 
 /* ---- metrics.csv ----------------------------------------------------------------------- */
@@ -619,7 +619,7 @@ static void test_metrics_resume(void)
                        "--resume", last};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) push(&a, v[i]);
     expect_refusal("foreign metrics.csv", &a, "metrics.csv: its first line is not");
-    rm_rf(out);
+    mg_rm_rf(out);
 }
 
 /* ---- checkpoint values ------------------------------------------------------------------ */
@@ -755,7 +755,7 @@ static void test_plan_first(void)
 int main(void)
 {
     snprintf(root, sizeof root, "%s/unet-cli", MG_TMPDIR);
-    rm_rf(root);
+    mg_rm_rf(root);
     mkdirs(root);
     signal(SIGPIPE, SIG_IGN);
     if (access(unet_train_path(), X_OK) != 0) {

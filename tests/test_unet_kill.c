@@ -239,7 +239,7 @@ static void test_torch_loads(void)
 int main(void)
 {
     snprintf(root, sizeof root, "%s/unet-kill", MG_TMPDIR);
-    rm_rf(root);
+    mg_rm_rf(root);
     mkdirs(root);
     snprintf(out, sizeof out, "%s/out", root);
     snprintf(deferred, sizeof deferred, "%s/deferred.txt", root);

@@ -807,7 +807,7 @@ static void test_plan_is_real(void)
 int main(void)
 {
     snprintf(root, sizeof root, "%s/unet-train-e2e", MG_TMPDIR);
-    rm_rf(root);
+    mg_rm_rf(root);
     mkdirs(root);
     signal(SIGPIPE, SIG_IGN);
     double t0 = mono_ms();

@@ -8,6 +8,7 @@
  * It does not decode formats itself (image.c does), print, or keep global
  * state; all randomness comes from unet_rng instances the caller seeds.
  */
+#include "errf.h"
 #include "data.h"
 
 #include "image.h"
@@ -28,17 +29,6 @@
 #include <omp.h>
 #endif
 
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* Largest set accepted: keeps every index product inside int and size_t. */
 #define MAX_SAMPLES (1 << 24)
@@ -102,13 +92,13 @@ static int list_dir(const char *path, struct listing *li, char *err, size_t errl
     if (!dp) {
         int e = errno;
         if (e == ENOENT || e == ENOTDIR) {
-            errf(err, errlen, "%s: folder not found", path);
+            unet_errf(err, errlen, "%s: folder not found", path);
             return MG_ENOENT;
         }
         char buf[128];
         if (strerror_r(e, buf, sizeof buf) != 0)
             snprintf(buf, sizeof buf, "errno %d", e);
-        errf(err, errlen, "%s: cannot read folder: %s", path, buf);
+        unet_errf(err, errlen, "%s: cannot read folder: %s", path, buf);
         return e == EACCES ? MG_EPERM : MG_EIO;
     }
     int rc = 0;
@@ -128,7 +118,7 @@ static int list_dir(const char *path, struct listing *li, char *err, size_t errl
             continue;
         if (li->n == li->cap) {
             if (li->cap >= MAX_SAMPLES) {
-                errf(err, errlen, "%s: more than %d image files", path, MAX_SAMPLES);
+                unet_errf(err, errlen, "%s: more than %d image files", path, MAX_SAMPLES);
                 rc = MG_ERANGE;
                 break;
             }
@@ -154,7 +144,7 @@ static int list_dir(const char *path, struct listing *li, char *err, size_t errl
     }
     closedir(dp);
     if (rc == MG_ENOMEM)
-        errf(err, errlen, "%s: out of memory listing files", path);
+        unet_errf(err, errlen, "%s: out of memory listing files", path);
     if (rc) {
         listing_free(li);
         return rc;
@@ -181,18 +171,18 @@ static int list_folder(const char *dir, const char *sub, struct listing *li, cha
     memset(li, 0, sizeof *li);
     char path[4096];
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, sub) >= sizeof path) {
-        errf(err, errlen, "%s: path too long", dir);
+        unet_errf(err, errlen, "%s: path too long", dir);
         return MG_EINVAL;
     }
     int rc = list_dir(path, li, err, errlen);
     if (rc == MG_ENOENT)
-        errf(err, errlen, "%s: folder not found (a data set needs %s/images/ and %s/masks/)",
+        unet_errf(err, errlen, "%s: folder not found (a data set needs %s/images/ and %s/masks/)",
              path, dir, dir);
     if (rc)
         return rc;
     int i = first_dup(li);
     if (i) {
-        errf(err, errlen, "%s/%s: same stem as %s/%s (cannot pair)", path, li->e[i].name,
+        unet_errf(err, errlen, "%s/%s: same stem as %s/%s (cannot pair)", path, li->e[i].name,
              path, li->e[i - 1].name);
         listing_free(li);
         return MG_EPARSE;
@@ -210,19 +200,19 @@ int unet_list_images(const char *dir, char ***names, int *n, char *err, size_t e
         return rc;
     int i = first_dup(&li);
     if (i) {
-        errf(err, errlen, "%s/%s: same stem as %s/%s (both would give %s.png)", dir,
+        unet_errf(err, errlen, "%s/%s: same stem as %s/%s (both would give %s.png)", dir,
              li.e[i].name, dir, li.e[i - 1].name, li.e[i].stem);
         listing_free(&li);
         return MG_EPARSE;
     }
     if (li.n == 0) {
-        errf(err, errlen, "%s: no .png, .jpg or .jpeg images in it", dir);
+        unet_errf(err, errlen, "%s: no .png, .jpg or .jpeg images in it", dir);
         listing_free(&li);
         return MG_EINVAL;
     }
     char **v = malloc((size_t)li.n * sizeof *v);
     if (!v) {
-        errf(err, errlen, "%s: out of memory listing files", dir);
+        unet_errf(err, errlen, "%s: out of memory listing files", dir);
         listing_free(&li);
         return MG_ENOMEM;
     }
@@ -285,7 +275,7 @@ static int scan_pairs(const char *dir, int *count, struct pairs *p, char *err, s
         return rc;
     }
     if (im.n == 0 && mk.n == 0) {
-        errf(err, errlen, "%s: no images (%s/images/ has no .png, .jpg or .jpeg files)", dir,
+        unet_errf(err, errlen, "%s: no images (%s/images/ has no .png, .jpg or .jpeg files)", dir,
              dir);
         rc = MG_EINVAL;
         goto out;
@@ -296,14 +286,14 @@ static int scan_pairs(const char *dir, int *count, struct pairs *p, char *err, s
     while (i < im.n || j < mk.n) {
         int c = i == im.n ? 1 : j == mk.n ? -1 : strcmp(im.e[i].stem, mk.e[j].stem);
         if (c < 0) {
-            errf(err, errlen,
+            unet_errf(err, errlen,
                  "%s/images/%s: image has no mask (looked for masks/%s.png, .jpg or .jpeg)",
                  dir, im.e[i].name, im.e[i].stem);
             rc = MG_ENOENT;
             goto out;
         }
         if (c > 0) {
-            errf(err, errlen,
+            unet_errf(err, errlen,
                  "%s/masks/%s: mask has no image (looked for images/%s.png, .jpg or .jpeg)",
                  dir, mk.e[j].name, mk.e[j].stem);
             rc = MG_ENOENT;
@@ -334,7 +324,7 @@ static int scan_pairs(const char *dir, int *count, struct pairs *p, char *err, s
         }
         if (rc) {
             pairs_free(p);
-            errf(err, errlen, "%s: out of memory listing files", dir);
+            unet_errf(err, errlen, "%s: out of memory listing files", dir);
         }
     }
 out:
@@ -346,7 +336,7 @@ out:
 int unet_data_count_folder(const char *dir, int *n, char *err, size_t errlen)
 {
     if (!dir || !n) {
-        errf(err, errlen, "invalid argument");
+        unet_errf(err, errlen, "invalid argument");
         return MG_EINVAL;
     }
     *n = 0;
@@ -369,11 +359,11 @@ void unet_data_free(unet_data *d)
 static int check_shape(int size, int channels, int min_size, char *err, size_t errlen)
 {
     if (size < min_size || size > MAX_SIZE) {
-        errf(err, errlen, "image size %d is out of range [%d, %d]", size, min_size, MAX_SIZE);
+        unet_errf(err, errlen, "image size %d is out of range [%d, %d]", size, min_size, MAX_SIZE);
         return MG_EINVAL;
     }
     if (channels != 1 && channels != 3) {
-        errf(err, errlen, "channels must be 1 or 3, not %d", channels);
+        unet_errf(err, errlen, "channels must be 1 or 3, not %d", channels);
         return MG_EINVAL;
     }
     return 0;
@@ -384,13 +374,13 @@ static int alloc_pixels(unet_data *d, int n, int size, int channels, char *err, 
     size_t plane = (size_t)size * (size_t)size;
     uint64_t need = (uint64_t)n * plane * (uint64_t)(channels + 1);
     if (need > (uint64_t)SIZE_MAX / 2) {
-        errf(err, errlen, "data set of %d x %dx%d is too large for memory", n, size, size);
+        unet_errf(err, errlen, "data set of %d x %dx%d is too large for memory", n, size, size);
         return MG_ENOMEM;
     }
     d->img = malloc((size_t)n * plane * (size_t)channels);
     d->mask = malloc((size_t)n * plane);
     if (!d->img || !d->mask) {
-        errf(err, errlen, "out of memory for %d samples of %dx%d (%.1f MB)", n, size, size,
+        unet_errf(err, errlen, "out of memory for %d samples of %dx%d (%.1f MB)", n, size, size,
              (double)need / 1e6);
         free(d->img);
         free(d->mask);
@@ -407,7 +397,7 @@ int unet_data_load_folder(unet_data *d, const char *dir, int size, int channels,
                           size_t errlen)
 {
     if (!d || !dir) {
-        errf(err, errlen, "invalid argument");
+        unet_errf(err, errlen, "invalid argument");
         return MG_EINVAL;
     }
     memset(d, 0, sizeof *d);
@@ -455,7 +445,7 @@ int unet_data_load_folder(unet_data *d, const char *dir, int size, int channels,
 #pragma omp atomic write
                     first_bad = i;
                     bad_rc = r;
-                    errf(err, errlen, "%s", msg);
+                    unet_errf(err, errlen, "%s", msg);
                 }
             }
         }
@@ -594,12 +584,12 @@ int unet_data_synthetic(unet_data *d, int n, int size, int channels, uint64_t se
                         char *err, size_t errlen)
 {
     if (!d) {
-        errf(err, errlen, "invalid argument");
+        unet_errf(err, errlen, "invalid argument");
         return MG_EINVAL;
     }
     memset(d, 0, sizeof *d);
     if (n <= 0 || n > MAX_SAMPLES) {
-        errf(err, errlen, "synthetic sample count %d is out of range [1, %d]", n, MAX_SAMPLES);
+        unet_errf(err, errlen, "synthetic sample count %d is out of range [1, %d]", n, MAX_SAMPLES);
         return MG_EINVAL;
     }
     int rc = check_shape(size, channels, 8, err, errlen);
@@ -628,23 +618,23 @@ int unet_split_make(unet_split *sp, int n, double val_frac, uint64_t seed, char 
                     size_t errlen)
 {
     if (!sp) {
-        errf(err, errlen, "invalid argument");
+        unet_errf(err, errlen, "invalid argument");
         return MG_EINVAL;
     }
     memset(sp, 0, sizeof *sp);
     if (!(val_frac >= 0.0 && val_frac < 1.0)) {
-        errf(err, errlen, "validation fraction %g is out of range [0, 1)", val_frac);
+        unet_errf(err, errlen, "validation fraction %g is out of range [0, 1)", val_frac);
         return MG_ERANGE;
     }
     if (n <= 0) {
-        errf(err, errlen, "no samples to split");
+        unet_errf(err, errlen, "no samples to split");
         return MG_EINVAL;
     }
     int nv = (int)floor(val_frac * n + 0.5);
     if (val_frac > 0.0 && nv < 1)
         nv = 1;
     if (val_frac > 0.0 && n < 2) {
-        errf(err, errlen,
+        unet_errf(err, errlen,
              "cannot split %d sample into training and validation (need at least 2)", n);
         return MG_EINVAL;
     }
@@ -652,7 +642,7 @@ int unet_split_make(unet_split *sp, int n, double val_frac, uint64_t seed, char 
         nv = n - 1;
     int *perm = malloc(sizeof(int) * (size_t)n);
     if (!perm) {
-        errf(err, errlen, "out of memory splitting %d samples", n);
+        unet_errf(err, errlen, "out of memory splitting %d samples", n);
         return MG_ENOMEM;
     }
     for (int i = 0; i < n; i++)
@@ -668,7 +658,7 @@ int unet_split_make(unet_split *sp, int n, double val_frac, uint64_t seed, char 
         free(perm);
         free(train);
         free(val);
-        errf(err, errlen, "out of memory splitting %d samples", n);
+        unet_errf(err, errlen, "out of memory splitting %d samples", n);
         return MG_ENOMEM;
     }
     if (nv > 0)
@@ -703,21 +693,21 @@ int unet_loader_init(unet_loader *l, const unet_data *d, const int *idx, int n, 
                      unsigned flags, uint64_t seed, char *err, size_t errlen)
 {
     if (!l || !d) {
-        errf(err, errlen, "invalid argument");
+        unet_errf(err, errlen, "invalid argument");
         return MG_EINVAL;
     }
     memset(l, 0, sizeof *l);
     if (batch < 1) {
-        errf(err, errlen, "batch size %d must be at least 1", batch);
+        unet_errf(err, errlen, "batch size %d must be at least 1", batch);
         return MG_EINVAL;
     }
     if (n <= 0 || !idx) {
-        errf(err, errlen, "empty sample list");
+        unet_errf(err, errlen, "empty sample list");
         return MG_EINVAL;
     }
     for (int i = 0; i < n; i++)
         if (idx[i] < 0 || idx[i] >= d->n) {
-            errf(err, errlen, "sample index %d out of range [0, %d)", idx[i], d->n);
+            unet_errf(err, errlen, "sample index %d out of range [0, %d)", idx[i], d->n);
             return MG_ERANGE;
         }
     l->idx = malloc(sizeof(int) * (size_t)n);
@@ -726,7 +716,7 @@ int unet_loader_init(unet_loader *l, const unet_data *d, const int *idx, int n, 
         free(l->idx);
         free(l->order);
         l->idx = l->order = NULL;
-        errf(err, errlen, "out of memory for a loader of %d samples", n);
+        unet_errf(err, errlen, "out of memory for a loader of %d samples", n);
         return MG_ENOMEM;
     }
     memcpy(l->idx, idx, sizeof(int) * (size_t)n);
@@ -868,24 +858,24 @@ int unet_loader_import(unet_loader *l, const uint64_t st[UNET_LOADER_STATE_WORDS
                        size_t errlen)
 {
     if (st[0] != 1) {
-        errf(err, errlen, "resume state: unknown format version %llu",
+        unet_errf(err, errlen, "resume state: unknown format version %llu",
              (unsigned long long)st[0]);
         return MG_EPARSE;
     }
     if (st[7] != (uint64_t)l->n) {
-        errf(err, errlen,
+        unet_errf(err, errlen,
              "resume state: walks %llu samples but this run has %d (different data or split?)",
              (unsigned long long)st[7], l->n);
         return MG_EINVAL;
     }
     if (st[6] > (uint64_t)l->n || (st[5] == 0 && st[6] != 0)) {
-        errf(err, errlen, "resume state: position %llu is past the %d samples of an epoch",
+        unet_errf(err, errlen, "resume state: position %llu is past the %d samples of an epoch",
              (unsigned long long)st[6], l->n);
         return MG_EPARSE;
     }
     unet_rng r;
     if (unet_rng_set_state(&r, st + 1) != 0) {
-        errf(err, errlen, "resume state: rng state is all zero");
+        unet_errf(err, errlen, "resume state: rng state is all zero");
         return MG_EPARSE;
     }
     l->rng = r;

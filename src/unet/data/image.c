@@ -9,6 +9,7 @@
  * the longjmp is either volatile or lives in memory behind a pointer we
  * passed to the library, as C11 7.13.2.1 requires.
  */
+#include "errf.h"
 #include "image.h"
 
 #include "fileio.h"
@@ -26,17 +27,6 @@
 #include <jerror.h>
 #include <png.h>
 
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* "cannot open" with errno mapped to our codes. strerror_r (XSI) because
  * the data loader decodes files on several threads at once. */
@@ -45,7 +35,7 @@ static int open_error(const char *path, const char *what, int e, char *err, size
     char buf[128];
     if (strerror_r(e, buf, sizeof buf) != 0)
         snprintf(buf, sizeof buf, "errno %d", e);
-    errf(err, errlen, "%s: %s: %s", path, what, buf);
+    unet_errf(err, errlen, "%s: %s: %s", path, what, buf);
     if (e == ENOENT || e == ENOTDIR)
         return MG_ENOENT;
     if (e == EACCES || e == EPERM)
@@ -55,7 +45,7 @@ static int open_error(const char *path, const char *what, int e, char *err, size
 
 static int too_large(const char *path, uint64_t w, uint64_t h, char *err, size_t errlen)
 {
-    errf(err, errlen, "%s: image too large (%llux%llu, limit %llu pixels)", path,
+    unet_errf(err, errlen, "%s: image too large (%llux%llu, limit %llu pixels)", path,
          (unsigned long long)w, (unsigned long long)h,
          (unsigned long long)UNET_IMAGE_MAX_PIXELS);
     return MG_ERANGE;
@@ -90,13 +80,13 @@ static int load_png(FILE *f, const char *path, unet_image *img, char *err, size_
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &pc, png_error_cb,
                                              png_warning_cb);
     if (!png) {
-        errf(err, errlen, "%s: out of memory decoding PNG", path);
+        unet_errf(err, errlen, "%s: out of memory decoding PNG", path);
         return MG_ENOMEM;
     }
     png_infop info = png_create_info_struct(png);
     if (!info) {
         png_destroy_read_struct(&png, NULL, NULL);
-        errf(err, errlen, "%s: out of memory decoding PNG", path);
+        unet_errf(err, errlen, "%s: out of memory decoding PNG", path);
         return MG_ENOMEM;
     }
     unsigned char *volatile raw = NULL;
@@ -110,7 +100,7 @@ static int load_png(FILE *f, const char *path, unet_image *img, char *err, size_
         free(rows);
         free(px);
         if (rc == 0) {
-            errf(err, errlen, "%s: corrupt PNG: %s", path, pc.msg);
+            unet_errf(err, errlen, "%s: corrupt PNG: %s", path, pc.msg);
             rc = MG_EPARSE;
         }
         return rc;
@@ -143,7 +133,7 @@ static int load_png(FILE *f, const char *path, unet_image *img, char *err, size_
     rows = malloc(sizeof(png_bytep) * h);
     px = malloc(sizeof(float) * (size_t)w * h * (size_t)c);
     if (!raw || !rows || !px) {
-        errf(err, errlen, "%s: out of memory decoding %ux%u", path, (unsigned)w, (unsigned)h);
+        unet_errf(err, errlen, "%s: out of memory decoding %ux%u", path, (unsigned)w, (unsigned)h);
         rc = MG_ENOMEM;
         longjmp(pc.jb, 1);
     }
@@ -226,10 +216,10 @@ static int load_jpeg(FILE *f, const char *path, unet_image *img, char *err, size
     if (setjmp(jc.jb)) {
         if (rc == 0) {
             if (jc.code == JERR_EMPTY_IMAGE)
-                errf(err, errlen, "%s: zero-size image (%ux%u)", path,
+                unet_errf(err, errlen, "%s: zero-size image (%ux%u)", path,
                      (unsigned)ci.image_width, (unsigned)ci.image_height);
             else
-                errf(err, errlen, "%s: corrupt JPEG: %s", path, jc.msg);
+                unet_errf(err, errlen, "%s: corrupt JPEG: %s", path, jc.msg);
             rc = MG_EPARSE;
         }
         jpeg_destroy_decompress(&ci);
@@ -241,12 +231,12 @@ static int load_jpeg(FILE *f, const char *path, unet_image *img, char *err, size
     jpeg_stdio_src(&ci, f);
     (void)jpeg_read_header(&ci, TRUE);
     if (ci.jpeg_color_space == JCS_CMYK || ci.jpeg_color_space == JCS_YCCK) {
-        errf(err, errlen, "%s: CMYK JPEG is not supported (convert it to RGB)", path);
+        unet_errf(err, errlen, "%s: CMYK JPEG is not supported (convert it to RGB)", path);
         rc = MG_EPARSE;
         longjmp(jc.jb, 1);
     }
     if (ci.image_width == 0 || ci.image_height == 0) {
-        errf(err, errlen, "%s: zero-size image (%ux%u)", path, (unsigned)ci.image_width,
+        unet_errf(err, errlen, "%s: zero-size image (%ux%u)", path, (unsigned)ci.image_width,
              (unsigned)ci.image_height);
         rc = MG_EPARSE;
         longjmp(jc.jb, 1);
@@ -262,7 +252,7 @@ static int load_jpeg(FILE *f, const char *path, unet_image *img, char *err, size
     row = malloc(w * (size_t)c);
     px = malloc(sizeof(float) * w * h * (size_t)c);
     if (!row || !px) {
-        errf(err, errlen, "%s: out of memory decoding %zux%zu", path, w, h);
+        unet_errf(err, errlen, "%s: out of memory decoding %zux%zu", path, w, h);
         rc = MG_ENOMEM;
         longjmp(jc.jb, 1);
     }
@@ -297,7 +287,7 @@ static uint32_t be32(const unsigned char *p)
 int unet_image_load(const char *path, unet_image *img, char *err, size_t errlen)
 {
     if (!img || !path) {
-        errf(err, errlen, "%s: invalid argument", path ? path : "(null)");
+        unet_errf(err, errlen, "%s: invalid argument", path ? path : "(null)");
         return MG_EINVAL;
     }
     memset(img, 0, sizeof *img);
@@ -315,7 +305,7 @@ int unet_image_load(const char *path, unet_image *img, char *err, size_t errlen)
          * IHDR data"; read the header ourselves to say what is wrong. */
         if (got == 24 && memcmp(hdr + 12, "IHDR", 4) == 0
             && (be32(hdr + 16) == 0 || be32(hdr + 20) == 0)) {
-            errf(err, errlen, "%s: zero-size image (%ux%u)", path, (unsigned)be32(hdr + 16),
+            unet_errf(err, errlen, "%s: zero-size image (%ux%u)", path, (unsigned)be32(hdr + 16),
                  (unsigned)be32(hdr + 20));
             rc = MG_EPARSE;
         } else {
@@ -328,12 +318,12 @@ int unet_image_load(const char *path, unet_image *img, char *err, size_t errlen)
     } else if (ferror(f)) {
         rc = open_error(path, "cannot read", errno, err, errlen);
     } else {
-        errf(err, errlen, "%s: not a PNG or JPEG file", path);
+        unet_errf(err, errlen, "%s: not a PNG or JPEG file", path);
         rc = MG_EPARSE;
     }
     fclose(f);
     if (rc == 0 && (img->w <= 0 || img->h <= 0)) {
-        errf(err, errlen, "%s: zero-size image (%dx%d)", path, img->w, img->h);
+        unet_errf(err, errlen, "%s: zero-size image (%dx%d)", path, img->w, img->h);
         unet_image_free(img);
         rc = MG_EPARSE;
     }
@@ -448,7 +438,7 @@ int unet_image_load_u8(const char *path, int size, int channels, uint8_t *out, i
                        int *orig_h, char *err, size_t errlen)
 {
     if (size <= 0 || (channels != 1 && channels != 3) || !out) {
-        errf(err, errlen, "%s: invalid size %d or channels %d", path ? path : "(null)", size,
+        unet_errf(err, errlen, "%s: invalid size %d or channels %d", path ? path : "(null)", size,
              channels);
         return MG_EINVAL;
     }
@@ -463,7 +453,7 @@ int unet_image_load_u8(const char *path, int size, int channels, uint8_t *out, i
     size_t plane = (size_t)size * (size_t)size;
     float *rs = malloc(sizeof(float) * plane * (size_t)img.c);
     if (!rs) {
-        errf(err, errlen, "%s: out of memory resizing to %dx%d", path, size, size);
+        unet_errf(err, errlen, "%s: out of memory resizing to %dx%d", path, size, size);
         unet_image_free(&img);
         return MG_ENOMEM;
     }
@@ -499,14 +489,14 @@ int unet_image_load_chw(const char *path, int size, int channels, float *out, in
                         int *orig_h, char *err, size_t errlen)
 {
     if (size <= 0 || (channels != 1 && channels != 3) || !out) {
-        errf(err, errlen, "%s: invalid size %d or channels %d", path ? path : "(null)", size,
+        unet_errf(err, errlen, "%s: invalid size %d or channels %d", path ? path : "(null)", size,
              channels);
         return MG_EINVAL;
     }
     size_t n = (size_t)size * (size_t)size * (size_t)channels;
     uint8_t *u = malloc(n);
     if (!u) {
-        errf(err, errlen, "%s: out of memory", path);
+        unet_errf(err, errlen, "%s: out of memory", path);
         return MG_ENOMEM;
     }
     int rc = unet_image_load_u8(path, size, channels, u, orig_w, orig_h, err, errlen);
@@ -521,7 +511,7 @@ int unet_mask_load_u8(const char *path, int size, uint8_t *out, int *orig_w, int
                       char *err, size_t errlen)
 {
     if (size <= 0 || !out) {
-        errf(err, errlen, "%s: invalid size %d", path ? path : "(null)", size);
+        unet_errf(err, errlen, "%s: invalid size %d", path ? path : "(null)", size);
         return MG_EINVAL;
     }
     unet_image img;
@@ -535,7 +525,7 @@ int unet_mask_load_u8(const char *path, int size, uint8_t *out, int *orig_w, int
     size_t n = (size_t)img.w * (size_t)img.h;
     uint8_t *bin = malloc(n);
     if (!bin) {
-        errf(err, errlen, "%s: out of memory", path);
+        unet_errf(err, errlen, "%s: out of memory", path);
         unet_image_free(&img);
         return MG_ENOMEM;
     }
@@ -610,7 +600,7 @@ int unet_png_write_gray8(const char *path, const uint8_t *px, int w, int h, char
                          size_t errlen)
 {
     if (!path || !px || w <= 0 || h <= 0) {
-        errf(err, errlen, "%s: invalid image %dx%d", path ? path : "(null)", w, h);
+        unet_errf(err, errlen, "%s: invalid image %dx%d", path ? path : "(null)", w, h);
         return MG_EINVAL;
     }
     struct png_sink k = {.rc = 0};
@@ -618,7 +608,7 @@ int unet_png_write_gray8(const char *path, const uint8_t *px, int w, int h, char
     if (rc != 0) {
         /* open(2) is mg_atomic_open's last call: errno says why. */
         int e = errno;
-        errf(err, errlen, "%s: cannot create: %s", path,
+        unet_errf(err, errlen, "%s: cannot create: %s", path,
              rc == MG_EINVAL ? "path too long" : strerror(e));
         return rc;
     }
@@ -626,10 +616,10 @@ int unet_png_write_gray8(const char *path, const uint8_t *px, int w, int h, char
     rc = png_rows(&k, px, w, h, msg, sizeof msg);
     if (rc != 0) {
         mg_atomic_abort(&k.at);
-        errf(err, errlen, "%s: PNG write failed: %s", path, msg);
+        unet_errf(err, errlen, "%s: PNG write failed: %s", path, msg);
         return rc;
     }
     rc = mg_atomic_commit(&k.at);
-    if (rc != 0) errf(err, errlen, "%s: write failed: %s", path, mg_strerror(rc));
+    if (rc != 0) unet_errf(err, errlen, "%s: write failed: %s", path, mg_strerror(rc));
     return rc;
 }
