@@ -94,8 +94,6 @@ mg_text_opts cli_text_opts(const cli_common *c);
 
 void cli_usage(FILE *out);
 
-/* check's exit status for a level: 0 safe, 3 warn, 4 critical. */
-int level_exit(mg_level level);
 /* Prints a formatter's output (n is its return value); 0 or exit status 1
  * with one line on stderr when it failed or was truncated. */
 int print_formatted(int n, char *buf, size_t len);

@@ -9,7 +9,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 
-int level_exit(mg_level level)
+static int level_exit(mg_level level)
 {
     return level == MG_LEVEL_CRITICAL ? MG_EXIT_CRITICAL
          : level == MG_LEVEL_WARN ? MG_EXIT_WARN : MG_EXIT_OK;

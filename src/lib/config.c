@@ -24,7 +24,7 @@ static const char *env_or(const char *given, const char *env, const char *def)
     return (e && *e) ? e : def;
 }
 
-void mg__config_defaults(mg_config *c)
+static void config_defaults(mg_config *c)
 {
     if (c->warn_gpu_frac == 0) c->warn_gpu_frac = MG_DEFAULT_WARN_GPU;
     if (c->stop_gpu_frac == 0) c->stop_gpu_frac = MG_DEFAULT_STOP_GPU;
@@ -47,7 +47,7 @@ void mg__config_numbers(const mg_config *in, mg_config *out)
 {
     mg_config zero = {0};
     *out = in ? *in : zero;
-    mg__config_defaults(out);
+    config_defaults(out);
 }
 
 void mg_config_resolve(const mg_config *in, mg_config *out)

@@ -26,11 +26,10 @@
 
 /* ---- config.c ---------------------------------------------------------- */
 
-/* The numeric part of mg_config_resolve(): every zero threshold, cadence,
- * interval and rate takes its default. No environment is read, so the pure
- * modules (policy, reports) can call it on whatever config they are given. */
-void mg__config_defaults(mg_config *c);
-/* *out = *in (zero config when NULL) with mg__config_defaults applied. */
+/* The numeric part of mg_config_resolve(): *out = *in (a zero config when
+ * NULL) with every zero threshold, cadence, interval and rate at its
+ * default. No environment is read, so the pure modules (policy, reports)
+ * can call it on whatever config they are given. */
 void mg__config_numbers(const mg_config *in, mg_config *out);
 
 /* ---- ctx.c ------------------------------------------------------------- */

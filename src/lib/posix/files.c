@@ -44,7 +44,10 @@ static int err_from_errno(int e)
     }
 }
 
-ssize_t mg__pread_all(int fd, char *buf, size_t buf_len)
+/* Reads a whole file through a descriptor: pread from offset 0 until EOF
+ * (a /proc file can come back in several page-sized pieces) into buf,
+ * NUL-terminated. Returns the length or mg__pread_single's errors. */
+static ssize_t pread_all(int fd, char *buf, size_t buf_len)
 {
     size_t off = 0;
     if (buf_len == 0) return MG_ENOBUFS;
@@ -83,7 +86,7 @@ ssize_t mg__read_file(const char *path, char *buf, size_t buf_len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return err_from_errno(errno);
-    ssize_t n = mg__pread_all(fd, buf, buf_len);
+    ssize_t n = pread_all(fd, buf, buf_len);
     close(fd);
     return n;
 }

@@ -14,18 +14,13 @@
 
 /* ---- files.c ----------------------------------------------------------- */
 
-/* Reads a whole file through a descriptor kept open: pread from offset 0
- * until EOF (a /proc file can come back in several page-sized pieces) into
- * buf, NUL-terminated. Returns the length, or MG_EIO / MG_ESRCH (the process
- * behind a /proc/PID file has exited) / MG_ENOBUFS (buf too small). */
-ssize_t mg__pread_all(int fd, char *buf, size_t buf_len);
-
 /* One pread from offset 0, for the files read on every sample: meminfo,
  * statm, PSI and the cgroup counters are "single show" seq files, which the
  * kernel renders whole and hands out in one read when the buffer is large
- * enough. mg__pread_all's second, EOF-confirming pread costs another
- * syscall (0.8-1 us here, 20 % of a meminfo read); this skips it. Returns
- * the length, or as mg__pread_all (MG_ENOBUFS when the buffer filled up). */
+ * enough. Reading to EOF would cost a second, EOF-confirming pread (0.8-1
+ * us here, 20 % of a meminfo read); this skips it. Returns the length
+ * (buf NUL-terminated), or MG_EIO / MG_ESRCH (the process behind a
+ * /proc/PID file has exited) / MG_ENOBUFS when the buffer filled up. */
 ssize_t mg__pread_single(int fd, char *buf, size_t buf_len);
 
 /* open(path, O_RDONLY | O_CLOEXEC), read it whole as above, close. Returns
