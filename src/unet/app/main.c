@@ -32,6 +32,7 @@ static void usage(FILE *f)
     fputs(
 "Usage: unet-train [train] [OPTIONS]      train a UNet for binary segmentation\n"
 "       unet-train predict --checkpoint FILE --input DIR --out DIR [--logits FILE.npy]\n"
+"                          [--overlay DIR]\n"
 "       unet-train plan --batch B --img-size S [--base W --depth D --in-ch C]\n"
 "\n"
 "Data:\n"
@@ -51,7 +52,7 @@ static void usage(FILE *f)
 "      --lr F            Adam learning rate (default 0.001)\n"
 "      --beta1 F --beta2 F --eps F --weight-decay F   (torch's defaults)\n"
 "Run:\n"
-"      --out DIR         last.pth, best.pth, metrics.csv (default runs/unet)\n"
+"      --out DIR         last.pth, best.pth, metrics.csv, curves.svg (default runs/unet)\n"
 "      --resume FILE     continue from a checkpoint (ours or a PyTorch state_dict)\n"
 "      --threads N       OpenMP threads (default: all cores)\n"
 "      --progress bar|lines  progress display (default: bar on a terminal)\n"
@@ -68,7 +69,8 @@ static void usage(FILE *f)
 "      --batch auto      the largest batch whose planned memory stays below warn\n"
 "predict:\n"
 "      --checkpoint FILE --input DIR --out DIR [--logits FILE.npy] [--img-size S] [--batch B]\n"
-"      [--threads N]: one STEM.png per image; --out must not be --input\n"
+"      [--threads N] [--overlay DIR]: one STEM.png mask per image; --overlay DIR also\n"
+"      writes DIR/STEM.png, the image with its mask's outline in red; neither may be --input\n"
 "plan:\n"
 "      --batch B --img-size S [--base W] [--depth D] [--in-ch C]: bytes needed, nothing allocated\n"
 "\n"
@@ -120,7 +122,7 @@ static const char *shown(const char *s)
 enum {
     O_DATA = 300, O_SYNTH, O_IMG, O_INCH, O_VAL, O_FLIP, O_SEED, O_BASE, O_DEPTH, O_EPOCHS,
     O_BATCH, O_LR, O_B1, O_B2, O_EPS, O_WD, O_OUT, O_RESUME, O_THREADS, O_PROGRESS, O_CKPT,
-    O_INPUT, O_LOGITS, O_HELP, O_VERSION, O_WARN_GPU, O_STOP_GPU, O_WARN_RAM, O_STOP_RAM,
+    O_INPUT, O_LOGITS, O_OVERLAY, O_HELP, O_VERSION, O_WARN_GPU, O_STOP_GPU, O_WARN_RAM, O_STOP_RAM,
     O_CHECK_TRAIN, O_CHECK_EVAL, O_RAM_BUDGET, O_NO_WATCHER, O_CONFIG, O_END
 };
 
@@ -148,6 +150,7 @@ static const struct option longopts[] = {
     {"checkpoint", required_argument, NULL, O_CKPT},
     {"input", required_argument, NULL, O_INPUT},
     {"logits", required_argument, NULL, O_LOGITS},
+    {"overlay", required_argument, NULL, O_OVERLAY},
     {"warn-gpu", required_argument, NULL, O_WARN_GPU},
     {"stop-gpu", required_argument, NULL, O_STOP_GPU},
     {"warn-ram", required_argument, NULL, O_WARN_RAM},
@@ -172,7 +175,7 @@ static const char *job_name(unsigned job)
 static unsigned jobs_of(int opt)
 {
     switch (opt) {
-    case O_CKPT: case O_INPUT: case O_LOGITS: return J_PREDICT;
+    case O_CKPT: case O_INPUT: case O_LOGITS: case O_OVERLAY: return J_PREDICT;
     case O_OUT: case O_THREADS: return J_TRAIN | J_PREDICT;
     case O_BASE: case O_DEPTH: case O_INCH: return J_TRAIN | J_PLAN;
     case O_IMG: case O_BATCH: case O_CONFIG: case O_HELP: case O_VERSION: return J_ALL;
@@ -323,6 +326,7 @@ static int set_opt(cli *k, int opt, const char *arg)
     case O_CKPT: return path_opt(f, arg, k->p.checkpoint);
     case O_INPUT: return path_opt(f, arg, k->p.input);
     case O_LOGITS: return path_opt(f, arg, k->p.logits);
+    case O_OVERLAY: return path_opt(f, arg, k->p.overlay);
     case O_SYNTH: return int_opt(f, arg, &c->synthetic);
     case O_IMG: k->size_given = true; return int_opt(f, arg, &c->img_size);
     case O_INCH: return int_opt(f, arg, &c->model.in_ch);

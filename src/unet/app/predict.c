@@ -5,16 +5,22 @@
  * PNG mask per image, at the image's own size (the probability map is
  * resized back bilinearly, then thresholded at 0.5), and optionally the raw
  * logits at the model's size as one (N, 1, H, W) float32 .npy file, the
- * form the parity tests compare with PyTorch.
+ * form the parity tests compare with PyTorch, and optionally (--overlay
+ * DIR) DIR/STEM.png: the image as decoded, at its own size, in RGB (gray
+ * replicated, alpha dropped), with the outline of its mask in red: the
+ * mask's pixels with a 4-neighbour outside the mask or outside the image.
  *
  * Nothing the user has is destroyed: every check (the checkpoint, the
- * images, an --out that is the --input folder, two images with one stem,
- * a mask or the logits landing on the checkpoint) comes before --out is
- * created or anything is written; masks and logits are written atomically
+ * images, an --out or --overlay that is the --input folder, an --overlay
+ * that is --out, two images with one stem, a mask, an overlay or the
+ * logits landing on the checkpoint) comes before --out or --overlay is
+ * created or anything is written; masks, overlays and logits are written
+ * atomically
  * (a temporary renamed over the final name), so a failure never leaves a
  * half-written file under a final name.
  *
- * Not here: training, and any output other than the masks and the .npy.
+ * Not here: training, and any output other than the masks, the overlays
+ * and the .npy.
  */
 #include "train.h"
 
@@ -26,6 +32,7 @@
 #include <math.h>
 #include <omp.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +49,7 @@ typedef struct pred {
     unet *m;
     mg_atomic npy;      /* the --logits temporary, fd -1 when none */
     out_dir od;
+    out_dir ovd;        /* --overlay's folder */
 } pred;
 
 static int usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -64,17 +72,45 @@ static bool entry_is(const char *path, const struct stat *st)
     return lstat(path, &sb) == 0 && sb.st_dev == st->st_dev && sb.st_ino == st->st_ino;
 }
 
-/* --out must not be --input (the masks would replace the images) and,
- * when it exists, must be a folder. */
+/* Whether two paths name one existing file. */
+static bool same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
+/* An output folder (`flag` --out or --overlay) must not be --input (its
+ * PNGs would replace the images) and, when it exists, must be a folder. */
+static int check_dir(const predict_opts *o, const char *flag, const char *dir)
+{
+    struct stat so;
+    if (stat(dir, &so) != 0) return 0; /* created later */
+    if (!S_ISDIR(so.st_mode)) return usage_err("%s %s: %s", flag, dir, strerror(ENOTDIR));
+    if (same_file(dir, o->input))
+        return usage_err("%s %s is the --input folder: its PNGs would replace the images; "
+                         "choose another %s", flag, dir, flag);
+    return 0;
+}
+
+/* --out, and --overlay, which must not be --out either (an overlay would
+ * replace the mask of its image). */
 static int check_out(const predict_opts *o)
 {
-    struct stat so, si;
-    if (stat(o->out, &so) != 0) return 0; /* created later */
-    if (!S_ISDIR(so.st_mode)) return usage_err("--out %s: %s", o->out, strerror(ENOTDIR));
-    if (stat(o->input, &si) == 0 && so.st_dev == si.st_dev && so.st_ino == si.st_ino)
-        return usage_err("--out %s is the --input folder: the masks would replace the images; "
-                         "choose another --out", o->out);
+    int rc = check_dir(o, "--out", o->out);
+    if (rc || !o->overlay[0]) return rc;
+    if ((rc = check_dir(o, "--overlay", o->overlay))) return rc;
+    if (strcmp(o->overlay, o->out) == 0 || same_file(o->overlay, o->out))
+        return usage_err("--overlay %s is the --out folder: the overlays would replace the "
+                         "masks; choose another --overlay", o->overlay);
     return 0;
+}
+
+/* dir/STEM.png for image `name` (its extension replaced). */
+static void png_path(char *path, size_t len, const char *dir, const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    snprintf(path, len, "%s/%.*s.png", dir, (int)(dot - name), name);
 }
 
 /* No mask and no --logits may replace the checkpoint itself. */
@@ -87,11 +123,14 @@ static int check_targets(const pred *p)
         return usage_err("--logits %s is the --checkpoint file; choose another name", o->logits);
     for (int i = 0; i < p->n; i++) {
         char path[2 * UT_PATH_MAX + 8];
-        const char *dot = strrchr(p->files[i], '.');
-        snprintf(path, sizeof path, "%s/%.*s.png", o->out, (int)(dot - p->files[i]), p->files[i]);
+        png_path(path, sizeof path, o->out, p->files[i]);
         if (entry_is(path, &ck))
             return usage_err("--out %s: the mask of %s would replace the --checkpoint file %s",
                              o->out, p->files[i], o->checkpoint);
+        png_path(path, sizeof path, o->overlay, p->files[i]);
+        if (o->overlay[0] && entry_is(path, &ck))
+            return usage_err("--overlay %s: the overlay of %s would replace the --checkpoint "
+                             "file %s", o->overlay, p->files[i], o->checkpoint);
     }
     return 0;
 }
@@ -185,7 +224,62 @@ static int open_logits(pred *p)
     return 0;
 }
 
-/* One image's mask: sigmoid, resized to the image's size, 0 / 255. */
+/* Whether mask pixel (x, y) is on its outline: in the mask, with a
+ * 4-neighbour outside the mask or outside the image. */
+static bool on_outline(const uint8_t *mask, int w, int h, int x, int y)
+{
+    const uint8_t *m = mask + (size_t)y * (size_t)w + (size_t)x;
+    return *m && (x == 0 || y == 0 || x == w - 1 || y == h - 1 || !m[-1] || !m[1] ||
+                  !m[-(ptrdiff_t)w] || !m[w]);
+}
+
+/* The image as decoded into RGB bytes (gray replicated, alpha dropped). */
+static void to_rgb(const unet_image *im, uint8_t *rgb)
+{
+    size_t n = (size_t)im->w * (size_t)im->h;
+    for (size_t k = 0; k < n; k++)
+        for (int c = 0; c < 3; c++) {
+            float v = im->px[k * (size_t)im->c + (size_t)(im->c >= 3 ? c : 0)];
+            rgb[3 * k + (size_t)c] = (uint8_t)lrintf(v * 255.0f);
+        }
+}
+
+/* --overlay: the image with its mask's outline (mask: w x h, 0 / 255) in
+ * red, as DIR/STEM.png. The image is decoded again here, at its own size. */
+static int write_overlay(pred *p, const char *name, const uint8_t *mask, int w, int h)
+{
+    char path[2 * UT_PATH_MAX + 8], err[2 * UT_PATH_MAX + 256];
+    unet_image im;
+    snprintf(path, sizeof path, "%s/%s", p->o->input, name);
+    if (unet_image_load(path, &im, err, sizeof err) < 0) return usage_err("--input %s", err);
+    uint8_t *rgb = im.w == w && im.h == h ? malloc((size_t)w * (size_t)h * 3) : NULL;
+    int rc = UT_EXIT_ERROR;
+    if (!rgb) {
+        fprintf(stderr, "unet-train: %s: no memory for a %dx%d overlay, or the image changed\n",
+                path, w, h);
+        goto out;
+    }
+    to_rgb(&im, rgb);
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            if (on_outline(mask, w, h, x, y)) {
+                uint8_t *q = rgb + 3 * ((size_t)y * (size_t)w + (size_t)x);
+                q[0] = 255;
+                q[1] = q[2] = 0;
+            }
+    png_path(path, sizeof path, p->o->overlay, name);
+    if (unet_png_write_rgb8(path, rgb, w, h, err, sizeof err) < 0)
+        fprintf(stderr, "unet-train: %s\n", err);
+    else
+        rc = 0;
+out:
+    free(rgb);
+    unet_image_free(&im);
+    return rc;
+}
+
+/* One image's mask: sigmoid, resized to the image's size, 0 / 255; and
+ * its overlay when asked for. */
 static int write_mask(pred *p, const float *logits, const char *name, int w, int h)
 {
     size_t hw = (size_t)p->size * (size_t)p->size, opx = (size_t)w * (size_t)h;
@@ -200,12 +294,11 @@ static int write_mask(pred *p, const float *logits, const char *name, int w, int
     unet_resize_bilinear(sig, p->size, p->size, 1, big, w, h);
     for (size_t k = 0; k < opx; k++) px[k] = big[k] > 0.5f ? 255 : 0;
     char path[2 * UT_PATH_MAX + 8], err[2 * UT_PATH_MAX + 256];
-    const char *dot = strrchr(name, '.');
-    snprintf(path, sizeof path, "%s/%.*s.png", p->o->out, (int)(dot - name), name);
+    png_path(path, sizeof path, p->o->out, name);
     if (unet_png_write_gray8(path, px, w, h, err, sizeof err) < 0)
         fprintf(stderr, "unet-train: %s\n", err);
     else
-        rc = 0;
+        rc = p->o->overlay[0] ? write_overlay(p, name, px, w, h) : 0;
 out:
     free(sig);
     free(big);
@@ -257,15 +350,17 @@ static int predict_all(pred *p)
     if (rc == 0) rc = make_model(p);
     if (rc == 0) rc = open_logits(p);
     if (rc) return rc;
-    if (outdir_make(&p->od, "--out", p->o->out, err, sizeof err) < 0)
+    if (outdir_make(&p->od, "--out", p->o->out, err, sizeof err) < 0 ||
+        (p->o->overlay[0] && outdir_make(&p->ovd, "--overlay", p->o->overlay, err, sizeof err) < 0))
         return usage_err("%s", err);
     if ((rc = run_batches(p))) return rc;
     if (p->o->logits[0] && (rc = mg_atomic_commit(&p->npy)) != 0) {
         fprintf(stderr, "unet-train: --logits %s: %s\n", p->o->logits, mg_strerror(rc));
         return UT_EXIT_ERROR;
     }
-    printf("predicted %d masks into %s%s%s\n", p->n, p->o->out,
-           p->o->logits[0] ? ", logits in " : "", p->o->logits);
+    printf("predicted %d masks into %s%s%s%s%s\n", p->n, p->o->out,
+           p->o->logits[0] ? ", logits in " : "", p->o->logits,
+           p->o->overlay[0] ? ", outlines in " : "", p->o->overlay);
     return UT_EXIT_OK;
 }
 
@@ -277,8 +372,10 @@ int predict_run(const predict_opts *o)
     p.o = o;
     p.npy.os.fd = -1;
     p.od.lock_fd = -1;
+    p.ovd.lock_fd = -1;
     int rc = predict_all(&p);
     mg_atomic_abort(&p.npy); /* after a commit: nothing to do */
+    outdir_close(&p.ovd, rc != UT_EXIT_OK);
     outdir_close(&p.od, rc != UT_EXIT_OK);
     ckpt_close(p.cf);
     unet_destroy(p.m);

@@ -6,7 +6,8 @@
  * best.pth checkpoints, written atomically, each epoch's metrics.csv row
  * after them. The memory guard (guard.c) is asked at every batch boundary
  * of both loops; when it says stop, the loop writes emergency_epochN.pth
- * from the buffers it already has and exits with 75.
+ * from the buffers it already has, marks the stop in curves.svg and exits
+ * with 75.
  *
  * Start-up checks everything that can be checked before it costs memory
  * or touches --out: the --resume file's values, the data set's size, and
@@ -19,6 +20,7 @@
  */
 #include "train.h"
 
+#include "curves.h"
 #include "fpenv.h"
 #include "memguard.h"
 #include "metrics.h"
@@ -222,6 +224,15 @@ static int save(trainer *t, const char *name, const char *kind)
     return 0;
 }
 
+/* OUT/curves.svg from metrics.csv, the stop marked at stop_epoch (0:
+ * none). A plot that cannot be written is said, and training goes on. */
+static void draw_curves(const trainer *t, int stop_epoch)
+{
+    char err[1400];
+    if (curves_write(t->o->out, stop_epoch, err, sizeof err) < 0)
+        fprintf(stderr, "unet-train: cannot draw the curves (training goes on): %s\n", err);
+}
+
 /* The emergency stop: the current batch is finished; give memory back
  * before writing (the activations and their gradients are not needed for
  * a checkpoint: MADV_DONTNEED returns their pages at once; the data set
@@ -249,6 +260,7 @@ static int emergency(trainer *t, int epoch)
         fprintf(stderr, "unet-train: saved %s, but cannot tell memguard run so: %s\n", path,
                 mg_strerror(ack));
     guard_print_emergency(t->g, epoch + 1, rc == 0 ? path : NULL);
+    draw_curves(t, epoch + 1);
     if (rc < 0) {
         fflush(stdout);
         return UT_EXIT_ERROR;
@@ -568,7 +580,7 @@ static void print_header(const trainer *t)
            (double)p->total_bytes / MIB, (double)p->param_bytes / MIB, (double)p->act_bytes / MIB,
            (double)p->grad_bytes / MIB, (double)p->scratch_bytes / MIB,
            (double)unet_data_bytes(t->data.n, c->img_size, c->model.in_ch) / MIB);
-    printf("output: %s (last.pth, best.pth, metrics.csv)\n", t->o->out);
+    printf("output: %s (last.pth, best.pth, metrics.csv, curves.svg)\n", t->o->out);
     fflush(stdout);
 }
 
@@ -608,6 +620,7 @@ static int end_epoch(trainer *t, int epoch, const epoch_stats *tr, const epoch_s
                 strerror(errno));
         return UT_EXIT_ERROR;
     }
+    draw_curves(t, 0);
     fflush(stdout);
     return UT_EXIT_OK;
 }

@@ -37,6 +37,7 @@ typedef struct predict_opts {
     char input[UT_PATH_MAX];  /* folder of images */
     char out[UT_PATH_MAX];    /* folder for the PNG masks */
     char logits[UT_PATH_MAX]; /* .npy file for the raw logits, "" for none */
+    char overlay[UT_PATH_MAX]; /* folder for the outline overlays, "" for none */
     int img_size;         /* 0 = from the checkpoint's config */
     int batch;
     int threads;

@@ -567,8 +567,10 @@ static void sink_flush(png_structp png)
     (void)png;
 }
 
-/* The rows of px as PNG into the sink; 0 or MG_EIO / MG_ENOMEM. */
-static int png_rows(struct png_sink *k, const uint8_t *px, int w, int h, char *msg, size_t len)
+/* The rows of px (ch bytes a pixel: 1 gray, 3 RGB) as PNG into the sink;
+ * 0 or MG_EIO / MG_ENOMEM. */
+static int png_rows(struct png_sink *k, const uint8_t *px, int w, int h, int ch, char *msg,
+                    size_t len)
 {
     struct png_catch pc;
     pc.msg[0] = '\0';
@@ -586,18 +588,20 @@ static int png_rows(struct png_sink *k, const uint8_t *px, int w, int h, char *m
         return k->rc ? k->rc : MG_EIO;
     }
     png_set_write_fn(png, k, sink_write, sink_flush);
-    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_GRAY,
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8,
+                 ch == 3 ? PNG_COLOR_TYPE_RGB : PNG_COLOR_TYPE_GRAY,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);
     for (int y = 0; y < h; y++)
-        png_write_row(png, (png_const_bytep)(px + (size_t)y * (size_t)w));
+        png_write_row(png, (png_const_bytep)(px + (size_t)y * (size_t)w * (size_t)ch));
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
     return 0;
 }
 
-int unet_png_write_gray8(const char *path, const uint8_t *px, int w, int h, char *err,
-                         size_t errlen)
+/* unet_png_write_gray8 and unet_png_write_rgb8: ch bytes a pixel. */
+static int png_write(const char *path, const uint8_t *px, int w, int h, int ch, char *err,
+                     size_t errlen)
 {
     if (!path || !px || w <= 0 || h <= 0) {
         unet_errf(err, errlen, "%s: invalid image %dx%d", path ? path : "(null)", w, h);
@@ -613,7 +617,7 @@ int unet_png_write_gray8(const char *path, const uint8_t *px, int w, int h, char
         return rc;
     }
     char msg[256];
-    rc = png_rows(&k, px, w, h, msg, sizeof msg);
+    rc = png_rows(&k, px, w, h, ch, msg, sizeof msg);
     if (rc != 0) {
         mg_atomic_abort(&k.at);
         unet_errf(err, errlen, "%s: PNG write failed: %s", path, msg);
@@ -622,4 +626,16 @@ int unet_png_write_gray8(const char *path, const uint8_t *px, int w, int h, char
     rc = mg_atomic_commit(&k.at);
     if (rc != 0) unet_errf(err, errlen, "%s: write failed: %s", path, mg_strerror(rc));
     return rc;
+}
+
+int unet_png_write_gray8(const char *path, const uint8_t *px, int w, int h, char *err,
+                         size_t errlen)
+{
+    return png_write(path, px, w, h, 1, err, errlen);
+}
+
+int unet_png_write_rgb8(const char *path, const uint8_t *px, int w, int h, char *err,
+                        size_t errlen)
+{
+    return png_write(path, px, w, h, 3, err, errlen);
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * image.h: reading PNG and JPEG files into float pixels, resizing them the
- * way PyTorch does, and writing 8-bit gray PNGs (predicted masks).
+ * way PyTorch does, and writing 8-bit gray PNGs (predicted masks) and RGB
+ * PNGs (predict's outline overlays).
  *
  * Decoding: PNG of every colour type and bit depth (gray, gray+alpha, RGB,
  * RGBA, palette, with or without tRNS, 1 to 16 bits, interlaced or not) and
@@ -96,5 +97,10 @@ int unet_mask_load_u8(const char *path, int size, uint8_t *out,
  * MG_ENOMEM), "PATH: write failed: <reason>" (the final rename or fsync). */
 int unet_png_write_gray8(const char *path, const uint8_t *px, int w, int h,
                          char *err, size_t errlen);
+
+/* The same for an 8-bit RGB PNG (predict's --overlay): px is h x w x 3
+ * bytes, row-major, R G B interleaved. Written and refused as above. */
+int unet_png_write_rgb8(const char *path, const uint8_t *px, int w, int h,
+                        char *err, size_t errlen);
 
 #endif /* UNET_IMAGE_H */
