@@ -255,7 +255,7 @@ static void test_train_synthetic_learns(void)
         if (de->d_name[0] == '.') MG_FAIL_("hidden file left behind: %s", de->d_name);
     }
     if (dd) closedir(dd);
-    CHECK_INT(files, 3); /* last.pth, best.pth, metrics.csv */
+    CHECK_INT(files, 4); /* last.pth, best.pth, metrics.csv, curves.svg */
     run_ok = mg_test_failed_checks == before;
 }
 
