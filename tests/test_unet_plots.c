@@ -5,7 +5,9 @@
  * is mapped back through its panel's data-* scales to the number in
  * metrics.csv; a run stopped for memory (a resume under a 1 MiB
  * --ram-budget) carries the stop line at its epoch; a run without a
- * validation set has no val series and says so; each is rendered to PNG
+ * validation set has no val series and says so (and a link at curves.svg
+ * is replaced, not followed; a dead run's curves.svg.tmp.PID is removed);
+ * each is rendered to PNG
  * by rsvg-convert (librsvg) to prove it draws (skipped, with a message,
  * where rsvg-convert is missing). predict --overlay: one RGB PNG per
  * image at the image's size, red exactly on the outline of predict's own
@@ -272,12 +274,30 @@ static void test_curves_of_a_stop(void)
     xmlFreeDoc(doc);
 }
 
+/* Also: a curves.svg that is a symbolic link is replaced, its target
+ * untouched; a dead run's curves.svg.tmp.PID is removed at the start. */
 static void test_curves_without_validation(void)
 {
-    char dir[1000];
+    char dir[1000], svg[1100], target[1100], dead_tmp[1100];
     snprintf(dir, sizeof dir, "%s/noval", root);
+    snprintf(svg, sizeof svg, "%s/curves.svg", dir);
+    snprintf(target, sizeof target, "%s/not-a-plot", root);
+    mkdirs(dir);
+    CHECK(spit(target, "keep", 4));
+    CHECK(symlink(target, svg) == 0);
+    pid_t dead = fork();
+    if (dead == 0) _exit(0);
+    waitpid(dead, NULL, 0);
+    snprintf(dead_tmp, sizeof dead_tmp, "%s/curves.svg.tmp.%ld", dir, (long)dead);
+    CHECK(spit(dead_tmp, "x", 1));
     UT(60000, TINY, "--epochs", "2", "--val-split", "0", "--out", dir);
     CHECK_INT(P.status, 0);
+    struct stat sb;
+    CHECK(lstat(svg, &sb) == 0 && S_ISREG(sb.st_mode));
+    char *kept = slurp(target, NULL);
+    CHECK_STR(kept, "keep");
+    free(kept);
+    CHECK(!exists(dead_tmp));
     xmlFreeDoc(check_curves(dir, false));
 }
 

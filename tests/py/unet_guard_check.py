@@ -11,8 +11,9 @@
       Every tensor of "model" and of "optimizer" state bitwise equal
       (torch.equal, same dtype and shape), same param_groups, same epoch.
   unet_guard_check.py loaddir DIR
-      Every DIR/*.pth loads (strict); other names only *.pth.tmp.* strays
-      and metrics.csv. Prints "OK pth=N tmp=T".
+      Every DIR/*.pth loads (strict); other names only *.pth.tmp.* and
+      curves.svg.tmp.* strays, metrics.csv and curves.svg. Prints "OK pth=N
+      tmp=T".
   unet_guard_check.py make-sd OUT IN_CH BASE DEPTH SEED
       torch.save(UNet(IN_CH, BASE, DEPTH).state_dict(), OUT), weights only.
   unet_guard_check.py batch FILE
@@ -104,9 +105,9 @@ def cmd_loaddir(args):
     killed run leaves its .lock (free again: the kernel dropped the flock)."""
     names = sorted(os.listdir(args[0]))
     pth = [n for n in names if n.endswith(".pth")]
-    tmp = [n for n in names if ".pth.tmp." in n]
-    other = [n for n in names
-             if n not in pth and n not in tmp and n not in ("metrics.csv", ".lock")]
+    tmp = [n for n in names if ".pth.tmp." in n or n.startswith("curves.svg.tmp.")]
+    other = [n for n in names if n not in pth and n not in tmp
+             and n not in ("metrics.csv", "curves.svg", ".lock")]
     if other:
         fail(f"unexpected names {other}")
     for n in pth:

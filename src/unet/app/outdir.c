@@ -2,7 +2,7 @@
 /*
  * outdir.c: see outdir.h. mkdir -p with a count of what it made, the
  * flock on OUT/.lock, the write and room checks, and the removal of dead
- * runs' checkpoint temporaries. It never follows a symbolic link inside
+ * runs' checkpoint and curves.svg temporaries. It never follows a symbolic link inside
  * OUT (O_NOFOLLOW, AT_SYMLINK_NOFOLLOW) and never removes what it cannot
  * prove is a leftover of unet-train.
  */
@@ -224,8 +224,10 @@ static int room_test(const out_dir *d, uint64_t ckpt_bytes, char *err, size_t le
 bool outdir_temp_name(const char *name, long *pid)
 {
     const char *t = strstr(name, ".pth.tmp.");
-    if (!t || t == name) return false;
-    const char *p = t + strlen(".pth.tmp.");
+    const char *p = t && t != name ? t + strlen(".pth.tmp.") : NULL;
+    if (strncmp(name, "curves.svg.tmp.", strlen("curves.svg.tmp.")) == 0)
+        p = name + strlen("curves.svg.tmp.");
+    if (!p) return false;
     long v = 0;
     int n = 0;
     for (; *p >= '0' && *p <= '9' && n < 10; p++, n++) v = v * 10 + (*p - '0');
@@ -234,8 +236,9 @@ bool outdir_temp_name(const char *name, long *pid)
     return true;
 }
 
-/* Removes NAME.pth.tmp.PID regular files whose PID is gone: a save killed
- * half-way. A live PID's temporary may be a save in progress. */
+/* Removes NAME.pth.tmp.PID and curves.svg.tmp.PID regular files whose PID
+ * is gone: a save killed half-way. A live PID's temporary may be a save in
+ * progress. */
 static void remove_dead_temps(const out_dir *d)
 {
     DIR *dir = opendir(d->path);

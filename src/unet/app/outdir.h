@@ -15,7 +15,8 @@
  * Nothing here follows a symbolic link inside OUT or removes a path that
  * unet-train did not create: the folders removed are the ones this job
  * made (and only when empty), the temporaries removed are
- * "NAME.pth.tmp.PID" regular files whose PID no longer exists.
+ * "NAME.pth.tmp.PID" and "curves.svg.tmp.PID" regular files whose PID no
+ * longer exists.
  */
 #ifndef UNET_OUTDIR_H
 #define UNET_OUTDIR_H
@@ -48,7 +49,8 @@ int outdir_open_run(out_dir *d, const char *path, uint64_t ckpt_bytes, char *err
 void outdir_close(out_dir *d, bool failed);
 
 /* Whether name is a temporary that mg_atomic_* leaves when its writer is
- * killed ("last.pth.tmp.4242"), with the writer's pid. */
+ * killed ("last.pth.tmp.4242", "curves.svg.tmp.4242"), with the writer's
+ * pid. */
 bool outdir_temp_name(const char *name, long *pid);
 
 #endif /* UNET_OUTDIR_H */
