@@ -13,8 +13,7 @@
 #define _GNU_SOURCE
 #include "mg_run.h"
 
-#include <libxml/parser.h>
-#include <libxml/tree.h>
+#include "mg_svg.h"
 #include <sys/types.h>
 
 #define PX_TOL 0.011 /* the SVG prints coordinates with two decimals */
@@ -95,10 +94,6 @@ static int run_prog(const char *const *argv, int timeout_ms)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static uint32_t be32(const unsigned char *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 /* Renders svg with librsvg and checks the PNG: its signature, and the
  * size the SVG asked for. */
@@ -125,82 +120,14 @@ static void check_renders(const char *svg, double width, double height)
 
 /* ---- the SVG ------------------------------------------------------------------- */
 
-static double attr_num(xmlNode *n, const char *name)
-{
-    xmlChar *v = n ? xmlGetProp(n, (const xmlChar *)name) : NULL;
-    double d = v ? strtod((const char *)v, NULL) : NAN;
-    xmlFree(v);
-    return d;
-}
 
-static bool attr_is(xmlNode *n, const char *name, const char *want)
-{
-    xmlChar *v = xmlGetProp(n, (const xmlChar *)name);
-    bool eq = v && strcmp((const char *)v, want) == 0;
-    xmlFree(v);
-    return eq;
-}
 
-static bool is_elem(xmlNode *n, const char *name)
-{
-    return n->type == XML_ELEMENT_NODE && strcmp((const char *)n->name, name) == 0;
-}
 
-/* The first element below n (n included) named `name` whose `attr` is
- * `val` (any when attr is NULL). */
-static xmlNode *find(xmlNode *n, const char *name, const char *attr, const char *val)
-{
-    for (; n; n = n->next) {
-        if (is_elem(n, name) && (!attr || attr_is(n, attr, val))) return n;
-        xmlNode *c = find(n->children, name, attr, val);
-        if (c) return c;
-    }
-    return NULL;
-}
 
-/* Every element below n (not n's siblings) named `name` with attr = val. */
-static int find_all(xmlNode *n, const char *name, const char *attr, const char *val,
-                    xmlNode **out, int cap)
-{
-    int k = 0;
-    for (xmlNode *c = n ? n->children : NULL; c; c = c->next) {
-        if (is_elem(c, name) && (!attr || attr_is(c, attr, val)) && k < cap) out[k++] = c;
-        k += find_all(c, name, attr, val, out + k, cap - k);
-    }
-    return k;
-}
 
-/* All the text below n, concatenated. */
-static void text_of(xmlNode *n, char *buf, size_t len)
-{
-    xmlChar *t = xmlNodeGetContent(n);
-    snprintf(buf, len, "%s", t ? (const char *)t : "");
-    xmlFree(t);
-}
 
-typedef struct panel {
-    xmlNode *g;
-    double x, y, w, h, t0, t1, v0, v1;
-} panel;
 
-static panel get_panel(xmlNode *root, const char *id)
-{
-    panel p = {0};
-    p.g = find(root, "g", "id", id);
-    CHECK(p.g != NULL);
-    p.x = attr_num(p.g, "data-x");
-    p.y = attr_num(p.g, "data-y");
-    p.w = attr_num(p.g, "data-w");
-    p.h = attr_num(p.g, "data-h");
-    p.t0 = attr_num(p.g, "data-t0");
-    p.t1 = attr_num(p.g, "data-t1");
-    p.v0 = attr_num(p.g, "data-v0");
-    p.v1 = attr_num(p.g, "data-v1");
-    return p;
-}
 
-static double px(const panel *p, double t) { return p->x + (t - p->t0) / (p->t1 - p->t0) * p->w; }
-static double py(const panel *p, double v) { return p->y + p->h - (v - p->v0) / (p->v1 - p->v0) * p->h; }
 
 typedef struct pts {
     double x[8192], y[8192];
@@ -235,15 +162,6 @@ static void drawn(const panel *p, const char *key)
     }
 }
 
-static xmlDoc *load_svg(const char *path)
-{
-    xmlDoc *doc = xmlReadFile(path, NULL, XML_PARSE_NONET);
-    if (!doc) { MG_FAIL_("%s is not well-formed XML", path); return NULL; }
-    xmlNode *root = xmlDocGetRootElement(doc);
-    CHECK(root && is_elem(root, "svg"));
-    CHECK(root && root->ns && strcmp((const char *)root->ns->href, "http://www.w3.org/2000/svg") == 0);
-    return doc;
-}
 
 /* Every point of series key must be the log's (t, value) pair in order. */
 static void check_series(const panel *p, const char *key, const double *t, const double *v, int n)

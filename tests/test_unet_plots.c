@@ -21,8 +21,7 @@
 #include "image.h"
 #include "mg_unet_run.h"
 
-#include <libxml/parser.h>
-#include <libxml/tree.h>
+#include "mg_svg.h"
 #include <math.h>
 
 static char root[800], run_dir[900];
@@ -57,62 +56,12 @@ static void read_csv(const char *dir, csv_rows *r)
 
 /* ---- the SVG ------------------------------------------------------------------------ */
 
-static bool is_elem(xmlNode *n, const char *name)
-{
-    return n->type == XML_ELEMENT_NODE && strcmp((const char *)n->name, name) == 0;
-}
 
-static bool attr_is(xmlNode *n, const char *name, const char *want)
-{
-    xmlChar *v = xmlGetProp(n, (const xmlChar *)name);
-    bool eq = v && strcmp((const char *)v, want) == 0;
-    xmlFree(v);
-    return eq;
-}
 
-static double attr_num(xmlNode *n, const char *name)
-{
-    xmlChar *v = n ? xmlGetProp(n, (const xmlChar *)name) : NULL;
-    double d = v ? strtod((const char *)v, NULL) : NAN;
-    xmlFree(v);
-    return d;
-}
 
-/* The first element at or below n (and n's later siblings) named `name`
- * whose `attr` is `val` (any when attr is NULL). */
-static xmlNode *find(xmlNode *n, const char *name, const char *attr, const char *val)
-{
-    for (; n; n = n->next) {
-        if (is_elem(n, name) && (!attr || attr_is(n, attr, val))) return n;
-        xmlNode *c = find(n->children, name, attr, val);
-        if (c) return c;
-    }
-    return NULL;
-}
 
-typedef struct panel {
-    xmlNode *g;
-    double x, y, w, h, t0, t1, v0, v1;
-} panel;
 
-static panel get_panel(xmlNode *svg, const char *id)
-{
-    panel p = {0};
-    p.g = find(svg, "g", "id", id);
-    if (!p.g) { MG_FAIL_("no panel %s", id); return p; }
-    p.x = attr_num(p.g, "data-x");
-    p.y = attr_num(p.g, "data-y");
-    p.w = attr_num(p.g, "data-w");
-    p.h = attr_num(p.g, "data-h");
-    p.t0 = attr_num(p.g, "data-t0");
-    p.t1 = attr_num(p.g, "data-t1");
-    p.v0 = attr_num(p.g, "data-v0");
-    p.v1 = attr_num(p.g, "data-v1");
-    return p;
-}
 
-static double px(const panel *p, double t) { return p->x + (t - p->t0) / (p->t1 - p->t0) * p->w; }
-static double py(const panel *p, double v) { return p->y + p->h - (v - p->v0) / (p->v1 - p->v0) * p->h; }
 
 /* Series `key` of panel p must be the polyline of metrics.csv's column. */
 static void check_series(const panel *p, const char *key, const csv_rows *r, int col)
@@ -139,28 +88,8 @@ static void check_series(const panel *p, const char *key, const csv_rows *r, int
     xmlFree(pts);
 }
 
-static xmlDoc *load_svg(const char *path)
-{
-    xmlDoc *doc = xmlReadFile(path, NULL, XML_PARSE_NONET);
-    if (!doc) { MG_FAIL_("%s is not well-formed XML", path); return NULL; }
-    xmlNode *svg = xmlDocGetRootElement(doc);
-    CHECK(svg && is_elem(svg, "svg"));
-    CHECK(svg && svg->ns && strcmp((const char *)svg->ns->href, "http://www.w3.org/2000/svg") == 0);
-    return doc;
-}
 
-/* All the text of the document, for its labels. */
-static void all_text(xmlDoc *doc, char *buf, size_t len)
-{
-    xmlChar *t = xmlNodeGetContent(xmlDocGetRootElement(doc));
-    snprintf(buf, len, "%s", t ? (const char *)t : "");
-    xmlFree(t);
-}
 
-static uint32_t be32(const unsigned char *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 /* rsvg-convert renders svg into a PNG of the SVG's size (760 x 640). */
 static void check_renders(const char *svg)
@@ -205,7 +134,7 @@ static xmlDoc *check_curves(const char *dir, bool val)
         else
             CHECK(!find(top, "g", "data-key", KEYS[k]));
     }
-    all_text(doc, text, sizeof text);
+    text_of(xmlDocGetRootElement(doc), text, sizeof text);
     CHECK_CONTAINS(text, "epoch");
     CHECK_CONTAINS(text, "train loss");
     if (val) {
@@ -269,7 +198,7 @@ static void test_curves_of_a_stop(void)
         CHECK(px(&p, 3) < p.x + p.w); /* inside the frame, not on it */
     }
     char text[8192];
-    all_text(doc, text, sizeof text);
+    text_of(xmlDocGetRootElement(doc), text, sizeof text);
     CHECK_CONTAINS(text, "emergency_epoch3.pth");
     xmlFreeDoc(doc);
 }
