@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz_runlog.c: libFuzzer harness for the JSON-lines log of `memguard run
- * --log` (src/cli/runlog.c: json_quote, runlog_event, and the library's
+ * --log` (src/cli/runlog.c: runlog_event, and the library's
  * mg_format_json inside each sample line). Every line it writes must be
  * one valid JSON text (fuzz_json.h: cJSON, UTF-8, no raw control bytes),
  * whatever the strings and readings were.
@@ -192,7 +192,7 @@ static void ev_start(rd *r, uint64_t t)
     for (unsigned i = 0; i < argc && pos < sizeof q - 600; i++) {
         char one[512];
         rd_str(r, arg);
-        json_quote(one, sizeof one, arg);
+        mg_json_quote(arg, one, sizeof one);
         pos += (size_t)snprintf(q + pos, sizeof q - pos, "%s%s", pos ? "," : "", one);
     }
     snprintf(extra, sizeof extra, "\"pid\":%d,\"command\":[%s],\"dry_run\":%s", 1234, q,
@@ -207,7 +207,7 @@ static void ev_reason(rd *r, uint64_t t, const char *event, const mg_config *cfg
     char reason[256], stop[256], q[300], f[PATH_MAX + 8], extra[PATH_MAX + 1024];
     rd_str(r, reason);
     rd_str(r, stop);
-    json_quote(q, sizeof q, reason);
+    mg_json_quote(reason, q, sizeof q);
     if (strcmp(event, "warn") == 0) {
         snprintf(extra, 400, "\"reason\":%s", q);
         runlog_event(rlog, event, t, extra, cfg, snap, v);
@@ -218,7 +218,7 @@ static void ev_reason(rd *r, uint64_t t, const char *event, const mg_config *cfg
         runlog_event(rlog, event, t, extra, cfg, snap, v);
         check_log(event, "why", reason, NULL, NULL);
     } else {
-        json_quote(f, sizeof f, stop);
+        mg_json_quote(stop, f, sizeof f);
         snprintf(extra, sizeof extra,
                  "\"reason\":%s,\"signal\":%d,\"signal_name\":\"%s\",\"signalled\":%zu,"
                  "\"stop_file\":%s,\"dry_run\":%s,\"latency_ms\":%.3f,\"grace_ms\":%" PRIu64,
@@ -232,7 +232,7 @@ static void ev_ack(rd *r, uint64_t t)
 {
     char ckpt[256], q[PATH_MAX + 8], extra[PATH_MAX + 64];
     rd_str(r, ckpt);
-    json_quote(q, sizeof q, ckpt);
+    mg_json_quote(ckpt, q, sizeof q);
     snprintf(extra, sizeof extra, "\"checkpoint\":%s", q);
     runlog_event(rlog, "ack", t, extra, NULL, NULL, NULL);
     check_log("ack", "checkpoint", ckpt, NULL, NULL);

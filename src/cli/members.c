@@ -91,7 +91,8 @@ static bool descends_from_us(int pid)
     return false;
 }
 
-bool member_catches(int pid, int sig)
+/* Whether pid has a handler for sig now (SigCgt). */
+static bool member_catches(int pid, int sig)
 {
     char buf[4096];
     if (read_proc(pid, "status", buf, sizeof buf) <= 0) return false;

@@ -77,8 +77,6 @@ typedef struct member {
  * hook), each pinned and checked to be ours; `catches` is about sig (0:
  * not asked). Returns how many were put in out[0..cap). */
 size_t members_list(mg_ctx *ctx, int sig, int exclude, member *out, size_t cap);
-/* Whether pid has a handler for sig now (SigCgt). */
-bool member_catches(int pid, int sig);
 /* Sends sig through the pin. 0 or -errno (-ESRCH: it is gone). */
 int member_signal(const member *m, int sig);
 void members_release(member *m, size_t n);
@@ -103,7 +101,5 @@ void runlog_close(runlog *l);
  * empty); `snap` may be NULL. */
 void runlog_event(runlog *l, const char *event, uint64_t t_ms, const char *extra,
                   const mg_config *cfg, const mg_snapshot *snap, const mg_verdict *v);
-/* Escapes s as a JSON string (with quotes) into buf. */
-void json_quote(char *buf, size_t len, const char *s);
 
 #endif /* MG_RUN_H */

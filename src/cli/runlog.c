@@ -74,11 +74,6 @@ void runlog_close(runlog *l)
     free(l);
 }
 
-void json_quote(char *buf, size_t len, const char *s)
-{
-    mg_json_quote(s, buf, len); /* cut but still valid JSON when too long */
-}
-
 void runlog_event(runlog *l, const char *event, uint64_t t_ms, const char *extra,
                   const mg_config *cfg, const mg_snapshot *snap, const mg_verdict *v)
 {

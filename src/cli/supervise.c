@@ -221,7 +221,7 @@ static void kill_now(sup *s, const char *why, uint64_t detect_us, const mg_snaps
     if (!s->o->dry_run) signal_all(s, SIGKILL);
     double latency = (double)(now_us() - detect_us) / 1000.0;
     char extra[512], q[300];
-    json_quote(q, sizeof q, why);
+    mg_json_quote(why, q, sizeof q);
     snprintf(extra, sizeof extra, "\"why\":%s,\"hard\":true,\"dry_run\":%s,\"latency_ms\":%.3f",
              q, s->o->dry_run ? "true" : "false", latency);
     log_event(s, "kill", extra, snap, v);
@@ -262,8 +262,8 @@ static void request_stop(sup *s, uint64_t detect_us, const mg_snapshot *snap, co
     }
     double latency = (double)(now_us() - detect_us) / 1000.0;
     char extra[PATH_MAX + 1024], q[300], f[PATH_MAX + 8], name[32];
-    json_quote(q, sizeof q, s->reason);
-    json_quote(f, sizeof f, s->files.stop);
+    mg_json_quote(s->reason, q, sizeof q);
+    mg_json_quote(s->files.stop, f, sizeof f);
     signal_name(s->o->signo, name, sizeof name);
     snprintf(extra, sizeof extra,
              "\"reason\":%s,\"signal\":%d,\"signal_name\":\"%s\",\"signalled\":%zu,"
@@ -320,7 +320,7 @@ static void warn(sup *s, mg_level level, const mg_snapshot *snap, const mg_verdi
     mg_format_warning(v, &t, -1, buf, sizeof buf);
     fprintf(stderr, "memguard: %s", buf);
     char extra[400], q[300];
-    json_quote(q, sizeof q, s->reason);
+    mg_json_quote(s->reason, q, sizeof q);
     snprintf(extra, sizeof extra, "\"reason\":%s", q);
     log_event(s, "warn", extra, snap, v);
     run_hook(s, level);
@@ -536,7 +536,7 @@ static int acknowledged(sup *s)
 {
     char ckpt[PATH_MAX], extra[PATH_MAX + 64], q[PATH_MAX + 8];
     if (!stop_ack_read(&s->files, ckpt, sizeof ckpt)) return 0;
-    json_quote(q, sizeof q, ckpt);
+    mg_json_quote(ckpt, q, sizeof q);
     snprintf(extra, sizeof extra, "\"checkpoint\":%s", q);
     log_event(s, "ack", extra, NULL, NULL);
     say("pid %d saved %s and stopped (exit %d)", (int)s->child, ckpt, MG_EXIT_MEMSTOP);
@@ -628,7 +628,7 @@ static void log_start(sup *s)
     q[0] = '\0';
     for (char **a = s->o->argv; *a && pos < sizeof q - 600; a++) {
         char one[512];
-        json_quote(one, sizeof one, *a);
+        mg_json_quote(*a, one, sizeof one);
         pos += (size_t)snprintf(q + pos, sizeof q - pos, "%s%s", pos ? "," : "", one);
     }
     snprintf(extra, sizeof extra,
