@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,14 @@ static double gib(uint64_t b)
     return (double)b / (1024.0 * 1024.0 * 1024.0);
 }
 
+/* " +210MB/s full~12s" when the figure grows (mg_fill), else nothing. */
+static void fill_text(const mg_fill *f)
+{
+    if (!f->known || !(f->rate_bytes_per_s > 0.0) || !isfinite(f->seconds_to_full)) return;
+    printf(" +%.0fMB/s full~%.0fs", f->rate_bytes_per_s / (1024.0 * 1024.0),
+           f->seconds_to_full);
+}
+
 static void status_line(const mg_snapshot *s, mg_level level)
 {
     time_t now = time(NULL);
@@ -42,6 +51,7 @@ static void status_line(const mg_snapshot *s, mg_level level)
                gib(s->ram.total_bytes), mg_ram_source_name(s->ram.source));
     else
         printf("  RAM unknown");
+    if (s->ram.known) fill_text(&s->ram.fill);
     if (s->swap.known && s->swap.total_bytes)
         printf("  swap %.1f/%.1fGB", gib(s->swap.total_bytes - s->swap.free_bytes),
                gib(s->swap.total_bytes));
@@ -54,19 +64,16 @@ static void status_line(const mg_snapshot *s, mg_level level)
     for (unsigned i = 0; i < s->gpu_count; i++) {
         const mg_gpu *g = &s->gpus[i];
         if (g->known)
+        {
             printf("  GPU%u %5.1f%% %.1f/%.1fGB", g->index, 100.0 * g->used_frac,
                    gib(g->total_bytes - g->free_bytes), gib(g->total_bytes));
+            fill_text(&g->fill);
+        }
         else
             printf("  GPU%u unknown", g->index);
     }
     if (s->gpu_count == 0) printf("  GPU none");
     printf("  %s\n", mg_level_name(level));
-}
-
-static void sleep_ms(uint32_t ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000u), (long)(ms % 1000u) * 1000000L};
-    nanosleep(&ts, NULL); /* EINTR on Ctrl-C ends it early: that is wanted */
 }
 
 int cmd_watch(int argc, char **argv)
@@ -128,7 +135,7 @@ int cmd_watch(int argc, char **argv)
             status_line(&snap, level);
         if (status) break;
         if (count && n + 1 >= count) break;
-        sleep_ms(interval_ms ? (uint32_t)interval_ms : mg_next_poll_ms(cfg, &snap));
+        cli_sleep_ms(interval_ms ? (uint32_t)interval_ms : mg_next_poll_ms(cfg, &snap));
     }
     mg_destroy(ctx);
     return status;
