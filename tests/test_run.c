@@ -316,7 +316,8 @@ static void test_dry_run(void)
     no_helper_left();
 }
 
-/* --on-warn runs the hook with the documented environment. */
+/* --on-warn runs the hook with the documented environment (thresholds
+ * only: at this ramp the prediction would make the first warn critical). */
 static void test_on_warn_hook(void)
 {
     char hook[600], out[600], ck[600];
@@ -328,7 +329,7 @@ static void test_on_warn_hook(void)
                out);
     chmod(hook, 0755);
     CHECK_INT(RUN(NULL, "run", "--no-gpu", "--ram-budget", "400M", "--warn-ram", "0.5",
-                  "--min-interval", "5", "--on-warn", hook, "--",
+                  "--no-predict", "--min-interval", "5", "--on-warn", hook, "--",
                   MG_HELPER, "alloc", "10", "20", ck), 75);
     FILE *f = NULL;
     for (int i = 0; i < 100 && !(f = fopen(out, "r")); i++) {
