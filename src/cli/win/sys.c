@@ -5,14 +5,10 @@
  * they cut short. Windows runs a console handler on a thread of its own,
  * so the handler sets the flag and an event the sleep waits on; it returns
  * TRUE (handled) so the loop can end and `watch` exits 0 as on Linux. It
- * does not remove the handler: the program ends after the loop. Also the
- * names of signals that `memguard plot` writes for a log's events.
+ * does not remove the handler: the program ends after the loop.
  */
 #include "cli.h"
 
-#include "run.h"
-
-#include <signal.h>
 #include <windows.h>
 
 static volatile LONG stop_flag;
@@ -42,23 +38,4 @@ void cli_sleep_ms(uint32_t ms)
 {
     if (wake) WaitForSingleObject(wake, ms);
     else Sleep(ms);
-}
-
-/* The C runtime's signal names ("SIGBREAK"), else "signal N" (a Linux
- * log's SIGUSR1, 10, reads "signal 10" here). */
-const char *signal_name(int sig, char *buf, size_t len)
-{
-    static const struct {
-        int sig;
-        const char *name;
-    } names[] = {{SIGINT, "SIGINT"}, {SIGILL, "SIGILL"}, {SIGFPE, "SIGFPE"},
-                 {SIGSEGV, "SIGSEGV"}, {SIGTERM, "SIGTERM"}, {SIGBREAK, "SIGBREAK"},
-                 {SIGABRT, "SIGABRT"}};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (names[i].sig == sig) {
-            snprintf(buf, len, "%s", names[i].name);
-            return buf;
-        }
-    snprintf(buf, len, "signal %d", sig);
-    return buf;
 }
