@@ -2,9 +2,9 @@
 /*
  * cmd_watch.c: `memguard watch`: one status line per sample (RAM, swap,
  * cgroup, process tree, each GPU, level) at the library's adaptive interval
- * or a fixed --interval, until --count samples or Ctrl-C (exit 0). The
- * signal handler only sets a flag; the loop notices it after its sleep,
- * which nanosleep cuts short.
+ * or a fixed --interval, until --count samples or Ctrl-C (exit 0). Ctrl-C
+ * only sets a flag; it cuts the loop's sleep short and the loop ends there
+ * (the platform's part is posix/sys.c or win/sys.c).
  */
 #include "cli.h"
 
@@ -12,18 +12,9 @@
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static volatile sig_atomic_t stop_flag;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
 
 static double gib(uint64_t b)
 {
@@ -112,18 +103,13 @@ int cmd_watch(int argc, char **argv)
     mg_ctx *ctx = cli_open(&c, &status);
     if (!ctx) return status;
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli_catch_interrupt();
     setvbuf(stdout, NULL, _IOLBF, 0);
 
     const mg_config *cfg = mg_ctx_config(ctx);
     mg_policy_state st = {0};
     static char buf[32768];
-    for (long n = 0; !stop_flag && (count == 0 || n < count); n++) {
+    for (long n = 0; !cli_interrupted() && (count == 0 || n < count); n++) {
         mg_snapshot snap;
         mg_verdict v;
         mg_sample(ctx, &snap);

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 void cli_usage(FILE *out)
@@ -86,12 +85,6 @@ void cli_usage(FILE *out)
 "Exit status of run: COMMAND's own; 75 it saved and stopped on request; 76\n"
 "memguard had to stop it; 126/127 cannot execute / not found; 128+N signal N.\n",
         out);
-}
-
-void cli_sleep_ms(uint32_t ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000u), (long)(ms % 1000u) * 1000000L};
-    nanosleep(&ts, NULL); /* EINTR (Ctrl-C in watch) ends it early: wanted */
 }
 
 int cli_duration_arg(const char *flag, const char *arg, uint64_t *out)

@@ -33,6 +33,7 @@ const char *mg_ram_source_name(mg_ram_source source)
     case MG_RAM_SOURCE_MEMINFO: return "meminfo";
     case MG_RAM_SOURCE_CGROUP: return "cgroup";
     case MG_RAM_SOURCE_BUDGET: return "budget";
+    case MG_RAM_SOURCE_COMMIT: return "commit";
     }
     return "unknown";
 }
@@ -302,7 +303,8 @@ uint32_t mg_next_poll_ms(const mg_config *cfg, const mg_snapshot *snap)
     /* Every RAM limit counts: a budget far from full in fraction can still
      * be the one with the fewest bytes left (300 MB of budget vs 20 GB of
      * machine). */
-    unsigned nl = snap->ram.nlimits < 3 ? snap->ram.nlimits : 3;
+    const unsigned cap = (unsigned)(sizeof snap->ram.limits / sizeof snap->ram.limits[0]);
+    unsigned nl = snap->ram.nlimits < cap ? snap->ram.nlimits : cap;
     for (unsigned i = 0; snap->ram.known && i < nl; i++) {
         const struct mg_ram_limit *l = &snap->ram.limits[i];
         uint64_t avail = l->total_bytes > l->used_bytes ? l->total_bytes - l->used_bytes : 0;

@@ -97,7 +97,8 @@ static void note_ram(mg__trend *tr, mg_snapshot *snap)
     r->fill = (mg_fill){false, 0.0, INFINITY};
     r->fill_source = r->source;
     if (!r->known) return;
-    unsigned nl = r->nlimits < 3 ? r->nlimits : 3;
+    const unsigned cap = (unsigned)(sizeof r->limits / sizeof r->limits[0]);
+    unsigned nl = r->nlimits < cap ? r->nlimits : cap;
     for (unsigned i = 0; i < nl; i++) {
         const struct mg_ram_limit *l = &r->limits[i];
         if ((unsigned)l->source >= MG__RAM_SOURCES) continue;

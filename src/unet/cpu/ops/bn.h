@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ops_bn.h: BatchNorm2d fused with the ReLU that follows it, on the blocked
+ * bn.h: BatchNorm2d fused with the ReLU that follows it, on the blocked
  * layout of layout.h: the training forward (batch statistics, running-stat
  * update), its backward, and the eval forward from running statistics.
  * It does not do BN without ReLU, affine=False, or momentum=None
@@ -13,7 +13,7 @@
  * in double with the unbiased variance var*n/(n-1). Results agree with
  * torch to ~1e-6 relative (tests/test_ops_bn.c).
  *
- * Conventions (the same as ops_conv.h):
+ * Conventions (the same as conv.h):
  * - `s` is the activation shape (C,B,H,W); x, y, dy, dx are blocked,
  *   zero-bordered tensors of that shape. Per-channel arrays (gamma, beta,
  *   mean, rstd, running stats, dgamma, dbeta) have s.c entries, no padding.
@@ -35,8 +35,8 @@
  * the backward also reads the pre-BN input x and the post-ReLU output y,
  * which the model keeps anyway (y is the next conv's input).
  */
-#ifndef UNET_OPS_BN_H
-#define UNET_OPS_BN_H
+#ifndef UNET_BN_H
+#define UNET_BN_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -85,16 +85,17 @@ void bn_relu_backward_ref(float *restrict dx, float *restrict dgamma, float *res
                           const float *restrict y, shape s, const float *restrict gamma,
                           const float *restrict mean, const float *restrict rstd);
 
-/* Eval forward from running statistics (model.eval()):
- *   y (C,B,H,W) = relu(gamma * (x - running_mean) / sqrt(running_var + eps)
- *                      + beta), x (C,B,H,W). Stores nothing. */
 /* y (C,B,H,W) = relu(bn(x)) from the batch statistics a training forward
- * kept (mean, rstd): its output stage alone, bitwise the same, so the
- * model can recompute a ReLU output in backward instead of storing it. */
+ * kept (mean, rstd): its output stage alone, bitwise the same (one code
+ * for both in bn.c, at every UNET_KERNELS level; test_ops_bn checks), so
+ * the model can recompute a ReLU output in backward instead of storing it. */
 void bn_relu_apply(float *restrict y, const float *restrict x, shape s,
                    const float *restrict gamma, const float *restrict beta,
                    const float *restrict mean, const float *restrict rstd);
 
+/* Eval forward from running statistics (model.eval()):
+ *   y (C,B,H,W) = relu(gamma * (x - running_mean) / sqrt(running_var + eps)
+ *                      + beta), x (C,B,H,W). Stores nothing. */
 void bn_relu_forward_eval(float *restrict y, const float *restrict x, shape s,
                           const float *restrict gamma, const float *restrict beta,
                           const float *restrict running_mean,
@@ -104,4 +105,4 @@ void bn_relu_forward_eval_ref(float *restrict y, const float *restrict x, shape 
                               const float *restrict running_mean,
                               const float *restrict running_var, double eps);
 
-#endif /* UNET_OPS_BN_H */
+#endif /* UNET_BN_H */
