@@ -10,6 +10,7 @@
  */
 #include "mg_test.h"
 
+#include "backend_cpu.h"
 #include "model.h"
 
 #include <string.h>
@@ -65,7 +66,7 @@ static void adam(float *p, const float *g, float *m, float *v, size_t n, const a
 
 static unet_backend tracing(void)
 {
-    unet_backend t = *cpu; /* layout and sizes: the CPU's own */
+    unet_backend t = *cpu; /* memory, layout and sizes: the CPU's own */
     t.conv3x3_forward = c3f, t.conv3x3_backward_data = c3d, t.conv3x3_backward_weight = c3w;
     t.convt2x2_forward = ctf, t.convt2x2_backward_data = ctd, t.convt2x2_backward_weight = ctw;
     t.conv1x1_forward = c1f, t.conv1x1_backward_data = c1d, t.conv1x1_backward_weight = c1w;
@@ -79,17 +80,17 @@ static unet_backend tracing(void)
 static unet *step(const unet_backend *be, const unet_cfg *cfg, int B, int S, double *loss)
 {
     char msg[256];
-    unet *m = unet_create(cfg, B, S, S, 11, msg, sizeof msg);
+    unet *m = unet_create(cfg, B, S, S, 11, be, msg, sizeof msg);
     if (!m) {
         MG_FAIL_("unet_create: %s", msg);
         return NULL;
     }
-    m->be = be;
     size_t px = (size_t)B * (size_t)S * (size_t)S;
+    float *in = unet_input_host(m), *target = unet_target_host(m);
     for (size_t i = 0; i < px * (size_t)cfg->in_ch; i++)
-        m->in_nchw[i] = (float)((i * 7919u) % 1000u) / 1000.0f - 0.5f;
+        in[i] = (float)((i * 7919u) % 1000u) / 1000.0f - 0.5f;
     for (size_t i = 0; i < px; i++)
-        m->target_nchw[i] = (i * 31u) % 7u < 3u ? 1.0f : 0.0f;
+        target[i] = (i * 31u) % 7u < 3u ? 1.0f : 0.0f;
     unet_forward(m, B, true);
     *loss = unet_loss(m, B, NULL, NULL);
     unet_backward(m, B);
@@ -137,7 +138,8 @@ static void test_every_op_through_the_table(void)
     /* The same numbers, to the bit. */
     CHECK(memcmp(&l_cpu, &l_tr, sizeof l_cpu) == 0);
     size_t px = (size_t)(B * S * S);
-    CHECK(memcmp(a->logits_nchw, b->logits_nchw, px * sizeof(float)) == 0);
+    CHECK(memcmp(unet_logits_host(a, B), unet_logits_host(b, B), px * sizeof(float)) == 0);
+    /* The CPU arena is host-visible: its gradients and weights read directly. */
     CHECK(memcmp(a->grads, b->grads, a->plan.params_floats * sizeof(float)) == 0);
     CHECK(memcmp(a->params, b->params, a->plan.params_floats * sizeof(float)) == 0);
     printf("# %d conv3x3 forwards, %d BN applies, %d Adam tensors through the table\n",

@@ -26,8 +26,6 @@
 #include "metrics.h"
 #include "outdir.h"
 
-#include <sys/mman.h>
-
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -49,6 +47,7 @@ typedef struct trainer {
     unet_split split;
     unet_loader tl, vl;
     bool have_val;
+    const unet_backend *be; /* the model's */
     unet *m;
     ckpt_writer *ck;
     guard *g;
@@ -124,7 +123,7 @@ static bool train_epoch(trainer *t, int epoch, epoch_stats *es)
     int done = (int)st->batch, total = done + unet_loader_batches_left(&t->tl);
     bool stop = false;
     int bn;
-    while ((bn = unet_loader_next(&t->tl, m->in_nchw, m->target_nchw)) > 0) {
+    while ((bn = unet_loader_next(&t->tl, unet_input_host(m), unet_target_host(m))) > 0) {
         unet_forward(m, bn, true);
         double bce, dl;
         double loss = unet_loss(m, bn, &bce, &dl);
@@ -180,14 +179,16 @@ static bool eval_epoch(trainer *t, int epoch, epoch_stats *es)
     int total = unet_loader_batches_left(&t->vl), bn;
     int hw = m->h * m->w;
     bool stop = false;
-    while ((bn = unet_loader_next(&t->vl, m->in_nchw, m->target_nchw)) > 0) {
+    const float *target = unet_target_host(m);
+    while ((bn = unet_loader_next(&t->vl, unet_input_host(m), unet_target_host(m))) > 0) {
         unet_forward(m, bn, false);
         double loss = unet_loss(m, bn, NULL, NULL);
+        const float *logits = unet_logits_host(m, bn);
         sum += loss * bn;
         for (int i = 0; i < bn; i++) {
             double d, u;
-            hard_scores(m->logits_nchw + (size_t)i * (size_t)hw,
-                        m->target_nchw + (size_t)i * (size_t)hw, hw, &d, &u);
+            hard_scores(logits + (size_t)i * (size_t)hw, target + (size_t)i * (size_t)hw, hw,
+                        &d, &u);
             sd += d;
             si += u;
         }
@@ -235,18 +236,16 @@ static void draw_curves(const trainer *t, int stop_epoch)
 
 /* The emergency stop: the current batch is finished; give memory back
  * before writing (the activations and their gradients are not needed for
- * a checkpoint: MADV_DONTNEED returns their pages at once; the data set
- * is freed), write emergency_epochN.pth from the buffers that exist
- * (ckpt_save allocates nothing large), print the seed's banner, and return
- * the "saved and stopped for memory" status. */
+ * a checkpoint: unet_release_activations hands them to the backend, which
+ * on the CPU returns their pages at once; the data set is freed), write
+ * emergency_epochN.pth from the buffers that exist (ckpt_save allocates
+ * nothing large: its host mirror, if the backend needs one, was reserved
+ * at start-up), print the seed's banner, and return the "saved and
+ * stopped for memory" status. */
 static int emergency(trainer *t, int epoch)
 {
     char name[64], path[1200], err[512];
-    long page = sysconf(_SC_PAGESIZE);
-    uintptr_t lo = ((uintptr_t)t->m->zero_lo + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
-    uintptr_t hi = (uintptr_t)t->m->zero_hi & ~((uintptr_t)page - 1);
-    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
-    t->m->cur_batch = -1; /* the zeroed pages must be set up again if used */
+    unet_release_activations(t->m);
     unet_data_free(&t->data);
 
     snprintf(name, sizeof name, "emergency_epoch%d.pth", epoch + 1);
@@ -337,7 +336,7 @@ static int pick_batch(trainer *t, char *err, size_t len)
     const struct mg_ram_limit *best_lim = NULL;
     for (int b = 1; b <= 4096; b++) {
         double warn = t->o->guard.warn_ram > 0 ? t->o->guard.warn_ram : guard_table_warn_ram(b);
-        unet_plan p = unet_plan_for(&c->model, b, c->img_size, c->img_size);
+        unet_plan p = unet_plan_for(&c->model, b, c->img_size, c->img_size, t->be);
         const struct mg_ram_limit *lim = NULL;
         double frac = plan_frac(&s, p.total_bytes, &lim);
         if (frac >= warn) break; /* the plan grows with b; the table only gets stricter */
@@ -348,7 +347,7 @@ static int pick_batch(trainer *t, char *err, size_t len)
         best_lim = lim;
     }
     if (best == 0) {
-        unet_plan p = unet_plan_for(&c->model, 1, c->img_size, c->img_size);
+        unet_plan p = unet_plan_for(&c->model, 1, c->img_size, c->img_size, t->be);
         snprintf(err, len, "--batch auto: even batch 1 needs %.1f MiB, but only %.1f MiB are left "
                  "below the RAM warn threshold (%.1f MiB of %.1f MiB in use, limit: %s)",
                  (double)p.total_bytes / MIB,
@@ -375,7 +374,7 @@ static void check_fit(const trainer *t)
     mg_snapshot s;
     if (!ram_now(t, &s)) return;
     const mg_config *cfg = guard_config(t->g);
-    unet_plan p = unet_plan_for(&t->c.model, t->c.batch, t->c.img_size, t->c.img_size);
+    unet_plan p = unet_plan_for(&t->c.model, t->c.batch, t->c.img_size, t->c.img_size, t->be);
     const struct mg_ram_limit *lim = NULL;
     double frac = plan_frac(&s, p.total_bytes, &lim);
     if (frac < cfg->warn_ram_frac || !lim) return;
@@ -407,7 +406,7 @@ static int check_plan(const trainer *t, int n, char *err, size_t len)
 {
     const run_cfg *c = &t->c;
     int batch = t->o->batch_auto ? 1 : c->batch;
-    unet_plan p = unet_plan_for(&c->model, batch, c->img_size, c->img_size);
+    unet_plan p = unet_plan_for(&c->model, batch, c->img_size, c->img_size, t->be);
     uint64_t data = unet_data_bytes(n, c->img_size, c->model.in_ch);
     uint64_t need = (uint64_t)p.total_bytes + data;
     mg_snapshot s;
@@ -528,6 +527,7 @@ static int trainer_open(trainer *t, const train_opts *o, char *err, size_t len)
     memset(t, 0, sizeof *t);
     t->od.lock_fd = -1;
     t->o = o;
+    t->be = ut_backend(o->backend);
     t->c = o->run;
     run_cfg *c = &t->c;
     t->st.best_dice = -1;
@@ -535,7 +535,7 @@ static int trainer_open(trainer *t, const train_opts *o, char *err, size_t len)
     t->bar = o->progress == 1 || (o->progress < 0 && isatty(STDOUT_FILENO));
 
     if (check_start(t, err, len) < 0) return UT_EXIT_USAGE;
-    unet_plan plan = unet_plan_for(&c->model, c->batch, c->img_size, c->img_size);
+    unet_plan plan = unet_plan_for(&c->model, c->batch, c->img_size, c->img_size, t->be);
     uint64_t ckpt_bytes = plan.params_floats * 3 * sizeof(float) + (1u << 20);
     if (outdir_open_run(&t->od, o->out, ckpt_bytes, err, len) < 0) return UT_EXIT_USAGE;
     int rc = load_data(t, err, len);
@@ -545,7 +545,7 @@ static int trainer_open(trainer *t, const train_opts *o, char *err, size_t len)
     t->g = guard_open(&go, err, len);
     if (!t->g) return UT_EXIT_USAGE;
     check_fit(t);
-    t->m = unet_create(&c->model, c->batch, c->img_size, c->img_size, c->seed, err, len);
+    t->m = unet_create(&c->model, c->batch, c->img_size, c->img_size, c->seed, t->be, err, len);
     if (!t->m) return UT_EXIT_ERROR;
     guard_set_trainer_memory(t->g, t->m->plan.total_bytes, t->m->plan.total_bytes);
     t->ck = ckpt_writer_new(t->m, c, err, len);
@@ -682,7 +682,7 @@ int plan_run(const unet_cfg *cfg, int batch, int img_size)
         say_err(err);
         return UT_EXIT_USAGE;
     }
-    unet_plan p = unet_plan_for(cfg, batch, img_size, img_size);
+    unet_plan p = unet_plan_for(cfg, batch, img_size, img_size, unet_backend_cpu());
     printf("UNet depth %d, base %d, %d input channel%s: %zu parameters\n", cfg->depth, cfg->base,
            cfg->in_ch, cfg->in_ch > 1 ? "s" : "", p.train_floats);
     printf("batch %d at %dx%d:\n", batch, img_size, img_size);
