@@ -109,7 +109,7 @@ typedef struct unet_backend {
     size_t (*loss_scratch)(int n, int hw);
     size_t (*loss_state)(int n);
 
-    /* ---- convolutions: the contracts of ops_conv.h ---- */
+    /* ---- convolutions: the contracts of cpu/conv/conv.h ---- */
     void (*conv3x3_forward)(float *out, const float *in, shape s, const float *w, int co,
                             float *scratch);
     void (*conv3x3_backward_data)(float *din, const float *dout, shape s, const float *w, int co,
@@ -129,7 +129,7 @@ typedef struct unet_backend {
     void (*conv1x1_backward_weight)(float *dw, float *db, const float *dout, const float *in,
                                     shape s, int co, float *scratch);
 
-    /* ---- BatchNorm + ReLU, pooling, add: the contracts of ops_bn.h, ops_pool.h ---- */
+    /* ---- BatchNorm + ReLU, pooling, add: the contracts of cpu/ops/bn.h, pool.h ---- */
     void (*bn_relu_forward)(float *y, const float *x, shape s, const float *gamma,
                             const float *beta, float *mean, float *rstd, float *running_mean,
                             float *running_var, int64_t *num_batches_tracked, double momentum,
@@ -147,7 +147,7 @@ typedef struct unet_backend {
     /* dst (shape s) += src (shape s) */
     void (*add)(float *dst, const float *src, shape s);
 
-    /* ---- loss (NCHW) and optimiser (flat parameter arrays): ops_loss.h, adam.h ---- */
+    /* ---- loss (NCHW) and optimiser (flat parameter arrays): cpu/ops/loss.h, adam.h ---- */
     loss_parts (*loss_forward)(const float *logits, const float *target, int n, int hw,
                                float *state, float *scratch);
     void (*loss_backward)(float *dlogits, const float *logits, const float *target, int n,

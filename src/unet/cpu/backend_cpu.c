@@ -2,7 +2,7 @@
 /*
  * backend_cpu.c: the CPU backend's table (backend.h): the arena in host
  * memory, the channel-blocked, zero-bordered layout of layout.h and the
- * kernels of ops_*.c and adam.c, which pick AVX-512, AVX2 or plain C at
+ * kernels of conv/ and ops/, which pick AVX-512, AVX2 or plain C at
  * run time themselves. Only glue lives here: the memory section (the one
  * place that allocates, copies and gives back arena memory, so a port to
  * another system changes it here) and the few layout helpers the table
@@ -17,11 +17,11 @@
 #include <unistd.h>
 
 #include "adam.h"
+#include "bn.h"
+#include "conv.h"
 #include "layout.h"
-#include "ops_bn.h"
-#include "ops_conv.h"
-#include "ops_loss.h"
-#include "ops_pool.h"
+#include "loss.h"
+#include "pool.h"
 
 static const char *cpu_name(void)
 {
