@@ -3,11 +3,12 @@
  * test_backend.c: the model reaches every op through its backend table
  * (backend.h) and nothing else, so another backend can take the CPU's
  * place. A tracing backend forwards each op to the CPU table and counts
- * it; a training step (forward, loss, backward, Adam) on it must call
+ * it (mg_backend_wrap.h); a training step (forward, loss, backward, Adam) on it must call
  * each op as often as the architecture says (a call that bypassed the
  * table would be missing from the count) and give bitwise the same
  * logits, loss, gradients and parameters as the CPU backend itself.
  */
+#include "mg_backend_wrap.h"
 #include "mg_test.h"
 
 #include "backend_cpu.h"
@@ -16,65 +17,13 @@
 #include <string.h>
 
 static const unet_backend *cpu;
-
-enum { C3F, C3D, C3W, CTF, CTD, CTW, C1F, C1D, C1W, BNF, BNE, BNA, BNB, MPF, MPB, ADD, LF, LB,
-       ADAM, NOPS };
 static int calls[NOPS];
 
-/* clang-format off */
-static void c3f(float *o, const float *i, shape s, const float *w, int co, float *sc)
-{ calls[C3F]++; cpu->conv3x3_forward(o, i, s, w, co, sc); }
-static void c3d(float *o, const float *i, shape s, const float *w, int co, float *sc)
-{ calls[C3D]++; cpu->conv3x3_backward_data(o, i, s, w, co, sc); }
-static void c3w(float *dw, const float *d, const float *i, shape s, int co, float *sc)
-{ calls[C3W]++; cpu->conv3x3_backward_weight(dw, d, i, s, co, sc); }
-static void ctf(float *o, const float *i, shape s, const float *w, const float *b, int co, float *sc)
-{ calls[CTF]++; cpu->convt2x2_forward(o, i, s, w, b, co, sc); }
-static void ctd(float *o, const float *i, shape s, const float *w, int co, float *sc)
-{ calls[CTD]++; cpu->convt2x2_backward_data(o, i, s, w, co, sc); }
-static void ctw(float *dw, float *db, const float *d, const float *i, shape s, int co, float *sc)
-{ calls[CTW]++; cpu->convt2x2_backward_weight(dw, db, d, i, s, co, sc); }
-static void c1f(float *o, const float *i, shape s, const float *w, const float *b, int co, float *sc)
-{ calls[C1F]++; cpu->conv1x1_forward(o, i, s, w, b, co, sc); }
-static void c1d(float *o, const float *i, shape s, const float *w, int co, float *sc)
-{ calls[C1D]++; cpu->conv1x1_backward_data(o, i, s, w, co, sc); }
-static void c1w(float *dw, float *db, const float *d, const float *i, shape s, int co, float *sc)
-{ calls[C1W]++; cpu->conv1x1_backward_weight(dw, db, d, i, s, co, sc); }
-static void bnf(float *y, const float *x, shape s, const float *g, const float *b, float *m,
-                float *r, float *rm, float *rv, int64_t *n, double mo, double e, float *sc)
-{ calls[BNF]++; cpu->bn_relu_forward(y, x, s, g, b, m, r, rm, rv, n, mo, e, sc); }
-static void bne(float *y, const float *x, shape s, const float *g, const float *b,
-                const float *rm, const float *rv, double e)
-{ calls[BNE]++; cpu->bn_relu_forward_eval(y, x, s, g, b, rm, rv, e); }
-static void bna(float *y, const float *x, shape s, const float *g, const float *b,
-                const float *m, const float *r)
-{ calls[BNA]++; cpu->bn_relu_apply(y, x, s, g, b, m, r); }
-static void bnb(float *dx, float *dg, float *db, const float *dy, const float *x, const float *y,
-                shape s, const float *g, const float *m, const float *r, float *sc)
-{ calls[BNB]++; cpu->bn_relu_backward(dx, dg, db, dy, x, y, s, g, m, r, sc); }
-static void mpf(float *y, const float *x, shape s) { calls[MPF]++; cpu->maxpool2x2_forward(y, x, s); }
-static void mpb(float *dx, const float *dy, const float *x, shape s)
-{ calls[MPB]++; cpu->maxpool2x2_backward(dx, dy, x, s); }
-static void add(float *d, const float *s_, shape s) { calls[ADD]++; cpu->add(d, s_, s); }
-static loss_parts lf(const float *l, const float *t, int n, int hw, float *st, float *sc)
-{ calls[LF]++; return cpu->loss_forward(l, t, n, hw, st, sc); }
-static void lb(float *d, const float *l, const float *t, int n, int hw, const float *st)
-{ calls[LB]++; cpu->loss_backward(d, l, t, n, hw, st); }
-static void adam(float *p, const float *g, float *m, float *v, size_t n, const adam_scalars *k)
-{ calls[ADAM]++; cpu->adam_update(p, g, m, v, n, k); }
-/* clang-format on */
+static void wrap_enter(int op) { calls[op]++; }
+static void wrap_leave(int op) { (void)op; }
 
-static unet_backend tracing(void)
-{
-    unet_backend t = *cpu; /* memory, layout and sizes: the CPU's own */
-    t.conv3x3_forward = c3f, t.conv3x3_backward_data = c3d, t.conv3x3_backward_weight = c3w;
-    t.convt2x2_forward = ctf, t.convt2x2_backward_data = ctd, t.convt2x2_backward_weight = ctw;
-    t.conv1x1_forward = c1f, t.conv1x1_backward_data = c1d, t.conv1x1_backward_weight = c1w;
-    t.bn_relu_forward = bnf, t.bn_relu_forward_eval = bne, t.bn_relu_apply = bna;
-    t.bn_relu_backward = bnb, t.maxpool2x2_forward = mpf, t.maxpool2x2_backward = mpb;
-    t.add = add, t.loss_forward = lf, t.loss_backward = lb, t.adam_update = adam;
-    return t;
-}
+/* The CPU table, every entry that touches the arena counted. */
+static unet_backend tracing(void) { return wrap_table(cpu); }
 
 /* One training step and one eval forward of a fresh model on `be`. */
 static unet *step(const unet_backend *be, const unet_cfg *cfg, int B, int S, double *loss)

@@ -21,6 +21,7 @@
  * Not here: op-by-op coverage of the table (test_backend.c traces every
  * op), the numerics against PyTorch (test_unet_parity.c).
  */
+#include "mg_backend_wrap.h"
 #include "mg_unet_run.h"
 
 #include "backend_cpu.h"
@@ -58,13 +59,6 @@ static void fence_set(int prot)
         }
 }
 
-#define FENCED(call)                                                                        \
-    do {                                                                                    \
-        fence_set(PROT_READ | PROT_WRITE);                                                  \
-        call;                                                                               \
-        fence_set(PROT_NONE);                                                               \
-    } while (0)
-
 static const char *f_name(void) { return "fenced"; }
 
 static void *f_alloc(size_t bytes)
@@ -98,74 +92,31 @@ static void stop_check(void)
     if (stop_at && ++adam_calls == stop_at) raise(SIGUSR1);
 }
 
-/* clang-format off */
-static void f_upload(void *d, const void *h, size_t n) { FENCED(cpu->upload(d, h, n)); }
-static void f_download(void *h, const void *s, size_t n) { FENCED(cpu->download(h, s, n)); }
-static void f_zero(void *p, size_t n) { FENCED(cpu->zero(p, n)); }
-static void f_discard(void *p, size_t n) { FENCED(cpu->discard(p, n)); }
-static void f_sync(void) { FENCED(cpu->sync()); }
-static void f_from(float *d, shape s, const float *n) { FENCED(cpu->from_nchw(d, s, n)); }
-static void f_to(float *n, shape s, const float *d) { FENCED(cpu->to_nchw(n, s, d)); }
-static void f_reuse(float *t, shape s) { FENCED(cpu->reuse(t, s)); }
-static void c3f(float *o, const float *i, shape s, const float *w, int co, float *sc)
-{ FENCED(cpu->conv3x3_forward(o, i, s, w, co, sc)); }
-static void c3d(float *o, const float *i, shape s, const float *w, int co, float *sc)
-{ FENCED(cpu->conv3x3_backward_data(o, i, s, w, co, sc)); }
-static void c3w(float *dw, const float *d, const float *i, shape s, int co, float *sc)
-{ FENCED(cpu->conv3x3_backward_weight(dw, d, i, s, co, sc)); }
-static void ctf(float *o, const float *i, shape s, const float *w, const float *b, int co, float *sc)
-{ FENCED(cpu->convt2x2_forward(o, i, s, w, b, co, sc)); }
-static void ctd(float *o, const float *i, shape s, const float *w, int co, float *sc)
-{ FENCED(cpu->convt2x2_backward_data(o, i, s, w, co, sc)); }
-static void ctw(float *dw, float *db, const float *d, const float *i, shape s, int co, float *sc)
-{ FENCED(cpu->convt2x2_backward_weight(dw, db, d, i, s, co, sc)); }
-static void c1f(float *o, const float *i, shape s, const float *w, const float *b, int co, float *sc)
-{ FENCED(cpu->conv1x1_forward(o, i, s, w, b, co, sc)); }
-static void c1d(float *o, const float *i, shape s, const float *w, int co, float *sc)
-{ FENCED(cpu->conv1x1_backward_data(o, i, s, w, co, sc)); }
-static void c1w(float *dw, float *db, const float *d, const float *i, shape s, int co, float *sc)
-{ FENCED(cpu->conv1x1_backward_weight(dw, db, d, i, s, co, sc)); }
-static void bnf(float *y, const float *x, shape s, const float *g, const float *b, float *m,
-                float *r, float *rm, float *rv, int64_t *n, double mo, double e, float *sc)
-{ FENCED(cpu->bn_relu_forward(y, x, s, g, b, m, r, rm, rv, n, mo, e, sc)); }
-static void bne(float *y, const float *x, shape s, const float *g, const float *b,
-                const float *rm, const float *rv, double e)
-{ FENCED(cpu->bn_relu_forward_eval(y, x, s, g, b, rm, rv, e)); }
-static void bna(float *y, const float *x, shape s, const float *g, const float *b,
-                const float *m, const float *r)
-{ FENCED(cpu->bn_relu_apply(y, x, s, g, b, m, r)); }
-static void bnb(float *dx, float *dg, float *db, const float *dy, const float *x, const float *y,
-                shape s, const float *g, const float *m, const float *r, float *sc)
-{ FENCED(cpu->bn_relu_backward(dx, dg, db, dy, x, y, s, g, m, r, sc)); }
-static void mpf(float *y, const float *x, shape s) { FENCED(cpu->maxpool2x2_forward(y, x, s)); }
-static void mpb(float *dx, const float *dy, const float *x, shape s)
-{ FENCED(cpu->maxpool2x2_backward(dx, dy, x, s)); }
-static void add(float *d, const float *s_, shape s) { FENCED(cpu->add(d, s_, s)); }
-static loss_parts lf(const float *l, const float *t, int n, int hw, float *st, float *sc)
-{ loss_parts r; FENCED(r = cpu->loss_forward(l, t, n, hw, st, sc)); return r; }
-static void lb(float *d, const float *l, const float *t, int n, int hw, const float *st)
-{ FENCED(cpu->loss_backward(d, l, t, n, hw, st)); }
-static void f_adam(float *p, const float *g, float *m, float *v, size_t n, const adam_scalars *k)
-{ FENCED(cpu->adam_update(p, g, m, v, n, k)); stop_check(); }
-static void c_adam(float *p, const float *g, float *m, float *v, size_t n, const adam_scalars *k)
-{ cpu->adam_update(p, g, m, v, n, k); stop_check(); }
-/* clang-format on */
+static void wrap_enter(int op)
+{
+    (void)op;
+    fence_set(PROT_READ | PROT_WRITE);
+}
 
-/* Host staging stays the CPU's (host memory); sizes and channels() are
- * arithmetic on pointers, never a dereference, so they stay the CPU's. */
+static void wrap_leave(int op)
+{
+    fence_set(PROT_NONE);
+    if (op == ADAM) stop_check();
+}
+
+static void c_adam(float *p, const float *g, float *m, float *v, size_t n, const adam_scalars *k)
+{
+    cpu->adam_update(p, g, m, v, n, k);
+    stop_check();
+}
+
+/* Every entry that touches the arena opens the fence around the CPU's
+ * (mg_backend_wrap.h); the arena is the fenced one, the host may not
+ * touch it; host staging stays the CPU's (host memory). */
 static unet_backend fenced(void)
 {
-    unet_backend t = *cpu;
-    t.name = f_name, t.alloc = f_alloc, t.free = f_free, t.upload = f_upload;
-    t.download = f_download, t.zero = f_zero, t.discard = f_discard, t.sync = f_sync;
-    t.host_visible = false;
-    t.from_nchw = f_from, t.to_nchw = f_to, t.reuse = f_reuse;
-    t.conv3x3_forward = c3f, t.conv3x3_backward_data = c3d, t.conv3x3_backward_weight = c3w;
-    t.convt2x2_forward = ctf, t.convt2x2_backward_data = ctd, t.convt2x2_backward_weight = ctw;
-    t.conv1x1_forward = c1f, t.conv1x1_backward_data = c1d, t.conv1x1_backward_weight = c1w;
-    t.bn_relu_forward = bnf, t.bn_relu_forward_eval = bne, t.bn_relu_apply = bna;
-    t.bn_relu_backward = bnb, t.maxpool2x2_forward = mpf, t.maxpool2x2_backward = mpb;
-    t.add = add, t.loss_forward = lf, t.loss_backward = lb, t.adam_update = f_adam;
+    unet_backend t = wrap_table(cpu);
+    t.name = f_name, t.alloc = f_alloc, t.free = f_free, t.host_visible = false;
     return t;
 }
 

@@ -5,7 +5,7 @@
  * short-lived libmemguard context of its own (no GPU), so it needs no
  * guard to exist yet.
  *
- * Not here: the memory plan (model.c) and the monitor (guard.c).
+ * Not here: the memory plan (model/plan.c) and the monitor (guard.c).
  */
 #include "batch_fit.h"
 

@@ -12,11 +12,11 @@
  * or touches --out: the --resume file's values, the data set's size, and
  * a memory plan that no RAM limit of this machine could hold (exit 2).
  *
- * It owns the order of things, not their substance: the model (model.c),
- * the data (data/), the output folder and its lock (outdir.c), the batch
- * size against RAM (batch_fit.c), the progress bar (progress.c),
- * metrics.csv (metrics.c) and the file format (ckpt/, pth/) live
- * elsewhere.
+ * It owns the order of things, not their substance: the model (model/)
+ * and its backend (the CPU's, cpu/, unless train_opts names another), the
+ * data (data/), the output folder and its lock (outdir.c), the batch size
+ * against RAM (batch_fit.c), the progress bar (progress.c), metrics.csv
+ * (metrics.c) and the file format (ckpt/, pth/) live elsewhere.
  */
 #include "train.h"
 

@@ -5,6 +5,8 @@
  * reference kernels picked at run time (conv/, ops/), OpenMP threads.
  * The application picks it and hands it to the model; nothing below the
  * application names it.
+ *
+ * Not here: the contract it keeps (backend.h), its kernels (conv/, ops/).
  */
 #ifndef UNET_BACKEND_CPU_H
 #define UNET_BACKEND_CPU_H

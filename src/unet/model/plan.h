@@ -3,7 +3,8 @@
  * plan.h: the model's own interface between its files, for model.c: the
  * parameter table and the weights' first values (params.c), and the
  * arena's layout (plan.c). Nothing outside model/ includes it; model.h is
- * the model's public face.
+ * the model's public face. Not here: allocation (model.c asks the
+ * backend), the backend's own layout of a tensor (act_floats).
  */
 #ifndef UNET_PLAN_H
 #define UNET_PLAN_H
