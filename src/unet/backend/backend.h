@@ -2,12 +2,14 @@
 /*
  * backend.h: the device boundary of unet-train. The model (model/) says
  * what to compute, in which order, into which region of its arena; a
- * backend says where that memory lives and how each op runs on it. The
- * model touches the arena only through this table: it allocates it, moves
- * data in and out of it, and runs every op through it; it never reads or
- * writes a tensor itself. The CPU backend (cpu/backend_cpu.h) fills the
- * table; tests/test_backend_fenced.c proves the claim with a backend whose
- * arena the host cannot touch.
+ * backend says where that memory lives and how each op runs on it.
+ * Nothing reaches the arena but through this table: the model allocates
+ * it, moves data in and out of it and runs every op through it, and
+ * neither the model nor the trainer, the checkpoint or predict reads or
+ * writes a tensor itself, unless host_visible says the host may (then the
+ * staging and the checkpoint use the arena in place). The CPU backend
+ * (cpu/backend_cpu.h) fills the table; tests/test_backend_fenced.c proves
+ * the claim with a backend whose arena the host cannot touch.
  *
  * The contract, which a second backend (CUDA with cuDNN / cuBLAS, say)
  * must keep:
@@ -17,8 +19,8 @@
  *   unless host_visible says it may dereference the arena (the CPU).
  *   The model keeps three host staging buffers, input, target and logits
  *   (model.h: unet_input_host ...); the checkpoint keeps a host mirror of
- *   the parameters and Adam's moments (ckpt.h), reserved at start-up so
- *   an emergency save allocates nothing.
+ *   the parameters, Adam's moments and BN's counters (ckpt.h), reserved
+ *   at start-up so an emergency save allocates nothing.
  * - Activations are `float *` into regions sized by act_floats() in the
  *   backend's own layout. `shape` (tensor.h) is logical (C,B,H,W); only
  *   the backend knows strides, padding or borders. A concat along C is

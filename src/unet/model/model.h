@@ -117,8 +117,9 @@ typedef struct unet {
     int ntrain;                 /* trainable tensors */
     unet_plan plan;
 
-    /* The arena (backend memory: the host dereferences none of these
-     * pointers unless be->host_visible). */
+    /* The arena and every pointer into it, from here to loss_state
+     * (backend memory: the host dereferences none of them unless
+     * be->host_visible). */
     void *arena;                /* one allocation, from be->alloc */
     float *params;              /* state_dict floats, in state_dict order */
     float *grads;               /* same offsets as params */
