@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * backend_cpu.c: the CPU backend's table (backend.h): the channel-blocked,
- * zero-bordered layout of layout.h and the kernels of ops_*.c and adam.c,
- * which pick AVX-512, AVX2 or plain C at run time themselves. Only glue
- * lives here: the few layout helpers the table needs beyond layout.h.
+ * zero-bordered layout of layout.h and the kernels of conv/ and ops/,
+ * which pick AVX-512, AVX2 or plain C at run time themselves (isa.c).
+ * Only glue lives here: the few layout helpers the table needs beyond
+ * layout.h.
  */
 #include "backend.h"
 
