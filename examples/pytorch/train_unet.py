@@ -58,7 +58,10 @@ CFG = {
 }
 
 
-# ---- model (research/torch_unet_ref.py) -------------------------------------------
+# ---- model ------------------------------------------------------------------------
+# unet-train's model: the same modules, names and arithmetic as its parity
+# reference, tests/py/unet_ref.py (tests/python/test_example_model.py checks
+# that they agree). Kept here so that this script stands alone.
 
 def block(cin, cout):
     return nn.Sequential(
