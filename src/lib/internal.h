@@ -55,6 +55,14 @@ int mg__sample_for(mg_ctx *ctx, const mg_config *judge, mg_snapshot *out);
  * minus hysteresis_frac and clear of min_free_ram_bytes. Then the RSS sum
  * (an upper bound) settles it and PSS need not be read. */
 bool mg__budget_proven_safe(const mg_config *cfg, uint64_t used_upper, uint64_t budget);
+/* stop_text.c: the reason in a stop file's NUL-terminated text, copied
+ * into buf (truncated to fit): its length, 0 when the header is wrong or
+ * there is none. */
+int mg__stop_reason_text(const char *text, char *buf, size_t buf_len);
+/* Writes the acknowledgement at `ack` (the checkpoint's absolute path and
+ * a newline) through mg_atomic: 0 or its error. */
+int mg__stop_ack_write(const char *ack, const char *checkpoint);
+
 /* Whether `used` of the budget is below stop_ram_frac and clear of the
  * floor: neither critical nor a hard limit (which is never below stop). */
 bool mg__budget_below_stop(const mg_config *cfg, uint64_t used, uint64_t budget);
