@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz_pickle.c: libFuzzer harness for the pickle machine of the .pth
- * reader (src/unet/pth_read.c, pk_run and its opcodes, the global
- * allowlist, persistent storage ids, tensor rebuilds) and for what the
- * trainer makes of the tree (src/unet/ckpt_read.c: ckpt_open, ckpt_apply).
+ * reader (src/unet/pth/pickle_read.c, pk_run and its opcode handlers,
+ * the global allowlist, persistent storage ids, tensor rebuilds) and for
+ * what the trainer makes of the tree (src/unet/ckpt/ckpt_read.c:
+ * ckpt_open, ckpt_apply).
  *
  * The fuzzed bytes are the pickle, not the zip: the harness wraps them in
  * a valid zip ("archive/data.pkl", "archive/version", "archive/data/<i>")
@@ -23,6 +24,7 @@
  */
 #include "fuzz_pv.h"
 
+#include "backend_cpu.h"
 #include "ckpt.h"
 #include "model.h"
 
@@ -113,7 +115,7 @@ static unet *model_for(const unet_cfg *c)
         return NULL;
     unet **slot = &models[c->in_ch == 3][c->base == 16][c->depth == 2];
     char msg[256];
-    if (!*slot) *slot = unet_create(c, 1, 16, 16, 1, msg, sizeof msg);
+    if (!*slot) *slot = unet_create(c, 1, 16, 16, 1, unet_backend_cpu(), msg, sizeof msg);
     FZ_CHECK(*slot, "unet_create %d/%d/%d: %s", c->in_ch, c->base, c->depth, msg);
     return *slot;
 }
