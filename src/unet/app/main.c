@@ -7,13 +7,15 @@
  * table (settings.c); an option another job takes, an option given twice,
  * a path that is empty, too long or looks like an option, are refused.
  * Anything wrong is one line on stderr naming the option or the file and
- * line, and exit status 2, before anything is created. The filled options
- * go to train.c / predict.c / plan_run. Nothing here trains or writes,
- * and the file's syntax (lines, comments, quotes) is config_file.c's.
+ * line (or UNET_KERNELS), and exit status 2, before anything is created.
+ * The filled options go to train.c / predict.c / plan_run. Nothing here
+ * trains or writes, and the file's syntax (lines, comments, quotes) is
+ * config_file.c's.
  */
 #include "train.h"
 
 #include "config_file.h"
+#include "isa.h" /* UNET_KERNELS, checked before any job */
 #include "memguard.h"
 #include "settings.h"
 
@@ -538,6 +540,8 @@ int main(int argc, char **argv)
     int rc = first_pass(&k, argc, argv, first);
     if (rc == 0) rc = second_pass(&k, argc, argv, first);
     if (rc) return rc < 0 ? UT_EXIT_OK : rc;
+    char kerr[160];
+    if (unet_kernels_check(kerr, sizeof kerr) < 0) return bad("%s", kerr);
     run_cfg *c = &k.t.run;
     if (k.job != J_PREDICT && c->img_size % (1 << c->model.depth) != 0)
         return bad("--img-size %d: expected a multiple of %d (2^depth, with --depth %d)",
