@@ -284,8 +284,11 @@ typedef struct mg_swap {
 } mg_swap;
 
 typedef struct mg_cgroup {
-    bool known;              /* the caller's memory cgroup was found */
-    int version;             /* 1 or 2 */
+    bool known;              /* the caller's memory cgroup was found
+                              * (Windows: the process is in a job) */
+    int version;             /* 1 or 2; 0 = a Windows job object, whose
+                              * path and limit_path read "job" and whose
+                              * usage is its processes' commit */
     char path[256];          /* cgroup path, e.g. "/user.slice/run-1.scope" */
     bool has_limit;          /* false: unlimited up to the mount point */
     uint64_t limit_bytes;    /* smallest limit on the walk up the hierarchy */

@@ -132,6 +132,13 @@ void mg__num_locale_end(mg__num_locale l);
 
 /* ---- report.c: the reason of a verdict ------------------------------------ */
 
+/* Where the machine's RAM figures come from, as the system check names it. */
+#ifdef _WIN32
+#define MG__MACHINE_RAM_SOURCE "GlobalMemoryStatusEx"
+#else
+#define MG__MACHINE_RAM_SOURCE "/proc/meminfo"
+#endif
+
 /* Appends the reason a verdict gives, without marker, "[Batch N] " prefix
  * or newline, e.g. "GPU usage high: 91.2% (10.94GB/12.0GB)" or "RAM free
  * below floor: 1.50GB free, floor 2.0GB"; Japanese for MG_LANG_JA, English
