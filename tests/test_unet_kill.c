@@ -22,6 +22,7 @@
  */
 #include "mg_unet_run.h"
 
+#include "backend_cpu.h"
 #include "ckpt.h"
 #include "model.h"
 #include "outdir.h"
@@ -168,7 +169,7 @@ static void test_kills(void)
     srand(seed);
     char err[512];
     unet_cfg cfg = {3, 16, 3};
-    model = unet_create(&cfg, 1, 32, 32, 0, err, sizeof err);
+    model = unet_create(&cfg, 1, 32, 32, 0, unet_backend_cpu(), err, sizeof err);
     if (!model) {
         MG_FAIL_("unet_create: %s", err);
         return;

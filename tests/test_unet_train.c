@@ -22,6 +22,7 @@
  */
 #include "mg_unet_run.h"
 
+#include "backend_cpu.h"
 #include "image.h"
 #include "data.h"
 #include "model.h"
@@ -773,7 +774,7 @@ static void test_plan_is_real(void)
         return;
     }
     /* the printed plan is the library's plan for the printed model */
-    unet_plan p = unet_plan_for(&cfg, B, S, S);
+    unet_plan p = unet_plan_for(&cfg, B, S, S, unet_backend_cpu());
     CHECK_U64(total, p.total_bytes);
     CHECK_NEAR(param_mib, (double)p.param_bytes / 1048576.0, 0.05);
 
