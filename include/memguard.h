@@ -210,8 +210,10 @@ typedef struct mg_config {
     mg_lang lang;                  /* text of mg_check_memory_safety() */
     /* Injectable sources. NULL = the environment variable in brackets, and
      * when that is unset or empty, the system default. */
-    const char *proc_root;         /* [MEMGUARD_PROC_ROOT] "/proc" */
-    const char *cgroup_root;       /* [MEMGUARD_CGROUP_ROOT] "/sys/fs/cgroup" */
+    const char *proc_root;         /* [MEMGUARD_PROC_ROOT] "/proc" (Linux;
+                                    * Windows ignores it) */
+    const char *cgroup_root;       /* [MEMGUARD_CGROUP_ROOT] "/sys/fs/cgroup"
+                                    * (Linux; Windows ignores it) */
     const char *nvml_library;      /* [MEMGUARD_NVML_LIBRARY] "libnvidia-ml.so.1";
                                     * Windows: "nvml.dll" from System32 or
                                     * NVIDIA Corporation\NVSMI */

@@ -75,6 +75,7 @@ mg_text_opts mg_text_opts_from_env(int fd)
     mg_text_opts t = {MG_LANG_EN, false};
     const char *msg = first_env("LC_ALL", "LC_MESSAGES", "LANG");
     if (msg && msg[0] == 'j' && msg[1] == 'a') t.lang = MG_LANG_JA;
+    else if (!msg && mg__user_lang_ja()) t.lang = MG_LANG_JA;
 
     const char *ctype = first_env("LC_ALL", "LC_CTYPE", "LANG");
     t.emoji = ctype && names_utf8(ctype);

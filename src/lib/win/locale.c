@@ -11,13 +11,14 @@
  * locales (mingw-w64's _configthreadlocale returns -1 there), so the
  * switch is then process-wide for the microseconds of a formatting call:
  * another thread formatting a number at that moment would write a dot.
- * It touches no other category.
+ * It touches no other category. Also the user's language when no locale
+ * variable names one: the Windows display language.
  *
  * mg__num_locale's fields here: c is the earlier _configthreadlocale mode
  * plus 2 (NULL = nothing switched), old a malloc'ed copy of the earlier
  * LC_NUMERIC name.
  */
-#include "internal.h"
+#include "win/win.h"
 
 #include <locale.h>
 #include <stdint.h>
@@ -51,4 +52,10 @@ void mg__num_locale_end(mg__num_locale l)
     int mode = (int)(intptr_t)l.c - 2;
     if (mode == _DISABLE_PER_THREAD_LOCALE) _configthreadlocale(mode);
     free(l.old);
+}
+
+/* Windows users set no LANG: their display language says it. */
+bool mg__user_lang_ja(void)
+{
+    return PRIMARYLANGID(GetUserDefaultUILanguage()) == LANG_JAPANESE;
 }
