@@ -811,7 +811,7 @@ int main(void)
     mg_rm_rf(root);
     mkdirs(root);
     signal(SIGPIPE, SIG_IGN);
-    double t0 = mono_ms();
+    double t0 = mg_mono_ms();
     MG_RUN(test_torch_available);
     MG_RUN(test_train_synthetic_learns);
     MG_RUN(test_checkpoint_loads_in_torch);
@@ -821,6 +821,6 @@ int main(void)
     MG_RUN(test_bad_flags);
     MG_RUN(test_bad_resume);
     MG_RUN(test_plan_is_real);
-    printf("# %.1f s\n", (mono_ms() - t0) / 1000);
+    printf("# %.1f s\n", (mg_mono_ms() - t0) / 1000);
     return mg_test_exit();
 }

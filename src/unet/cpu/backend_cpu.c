@@ -2,10 +2,10 @@
 /*
  * backend_cpu.c: the CPU backend's table (backend.h): the arena in host
  * memory, the channel-blocked, zero-bordered layout of layout.h and the
- * kernels of conv/ and ops/, which pick AVX-512, AVX2 or plain C at
- * run time themselves. Only glue lives here: the memory section (the one
- * place that allocates, copies and gives back arena memory, so a port to
- * another system changes it here) and the few layout helpers the table
+ * kernels of conv/ and ops/, which pick AVX-512, AVX2 or plain C at run
+ * time themselves (isa.c). Only glue lives here: the memory section (the
+ * one place that allocates, copies and gives back arena memory, so a port
+ * to another system changes it here) and the few layout helpers the table
  * needs beyond layout.h.
  */
 #include "backend_cpu.h"
