@@ -223,8 +223,10 @@ typedef struct mg_config {
     mg_lang lang;                  /* text of mg_check_memory_safety() */
     /* Injectable sources. NULL = the environment variable in brackets, and
      * when that is unset or empty, the system default. */
-    const char *proc_root;         /* [MEMGUARD_PROC_ROOT] "/proc" */
-    const char *cgroup_root;       /* [MEMGUARD_CGROUP_ROOT] "/sys/fs/cgroup" */
+    const char *proc_root;         /* [MEMGUARD_PROC_ROOT] "/proc" (Linux;
+                                    * Windows ignores it) */
+    const char *cgroup_root;       /* [MEMGUARD_CGROUP_ROOT] "/sys/fs/cgroup"
+                                    * (Linux; Windows ignores it) */
     const char *nvml_library;      /* [MEMGUARD_NVML_LIBRARY] "libnvidia-ml.so.1";
                                     * Windows: "nvml.dll" from System32 or
                                     * NVIDIA Corporation\NVSMI */
@@ -315,8 +317,11 @@ typedef struct mg_swap {
 } mg_swap;
 
 typedef struct mg_cgroup {
-    bool known;              /* the caller's memory cgroup was found */
-    int version;             /* 1 or 2 */
+    bool known;              /* the caller's memory cgroup was found
+                              * (Windows: the process is in a job) */
+    int version;             /* 1 or 2; 0 = a Windows job object, whose
+                              * path and limit_path read "job" and whose
+                              * usage is its processes' commit */
     char path[256];          /* cgroup path, e.g. "/user.slice/run-1.scope" */
     bool has_limit;          /* false: unlimited up to the mount point */
     uint64_t limit_bytes;    /* smallest limit on the walk up the hierarchy */

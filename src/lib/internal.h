@@ -164,7 +164,19 @@ typedef struct mg__num_locale {
 mg__num_locale mg__num_locale_begin(void);
 void mg__num_locale_end(mg__num_locale l);
 
+/* Whether the user's language, when no LC_ALL / LC_MESSAGES / LANG says
+ * one, is Japanese: never on POSIX (no variable is the C locale); on
+ * Windows, whose users set no such variable, the UI language. */
+bool mg__user_lang_ja(void);
+
 /* ---- report.c: the reason of a verdict ------------------------------------ */
+
+/* Where the machine's RAM figures come from, as the system check names it. */
+#ifdef _WIN32
+#define MG__MACHINE_RAM_SOURCE "GlobalMemoryStatusEx"
+#else
+#define MG__MACHINE_RAM_SOURCE "/proc/meminfo"
+#endif
 
 /* Appends the reason a verdict gives, without marker, "[Batch N] " prefix
  * or newline, e.g. "GPU usage high: 91.2% (10.94GB/12.0GB)" or "RAM free
