@@ -311,6 +311,13 @@ static const char *status_words(int st)
     }
 }
 
+/* A path's last part (the path itself when it ends in '/'; NULL stays). */
+static const char *file_name(const char *path)
+{
+    const char *slash = path ? strrchr(path, '/') : NULL;
+    return slash && slash[1] ? slash + 1 : path;
+}
+
 /* The text of an event line, from the line's own fields. */
 static void event_text(const cJSON *j, const char *kind, plot_run *r, char *out, size_t len)
 {
@@ -330,10 +337,13 @@ static void event_text(const cJSON *j, const char *kind, plot_run *r, char *out,
     } else if (strcmp(kind, "ack") == 0) {
         clean_text(a, sizeof a, str_member(j, "checkpoint"));
         snprintf(out, len, "checkpoint %s", a);
+    } else if (strcmp(kind, "continue") == 0) {
+        clean_text(a, sizeof a, file_name(str_member(j, "checkpoint")));
+        char n[120];
+        clean_text(n, sizeof n, str_member(j, "note"));
+        snprintf(out, len, "checkpoint %s, continuing%s%s", a, n[0] ? ": " : "", n);
     } else if (strcmp(kind, "restart") == 0) {
-        const char *res = str_member(j, "resume");
-        const char *slash = res ? strrchr(res, '/') : NULL;
-        clean_text(a, sizeof a, slash && slash[1] ? slash + 1 : res);
+        clean_text(a, sizeof a, file_name(str_member(j, "resume")));
         num_member(j, "attempt", 1, 1e6, &x, why, sizeof why);
         snprintf(out, len, "restart %.0f from %s", x, a);
     } else if (strcmp(kind, "term") == 0) {
@@ -423,7 +433,7 @@ static bool known_event(const char *e)
 {
     static const char *const names[] = {"start", "sample", "warn", "request", "signal", "ack",
                                         "term", "kill", "cleanup", "forward", "ignored_signal",
-                                        "restart", "exit"};
+                                        "restart", "continue", "exit"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(e, names[i]) == 0) return true;
     return false;

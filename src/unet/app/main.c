@@ -71,6 +71,9 @@ static void usage(FILE *f)
 "      --no-watcher      no background watcher thread between checks\n"
 "      --no-predict      act at the thresholds only, not ahead of a fast fill\n"
 "      --batch auto      the largest batch whose planned memory stays below warn\n"
+"      --on-memory stop|shrink  at the stop threshold: save and exit 75 (stop, the\n"
+"                        default), or save and go on at a smaller batch (shrink:\n"
+"                        8 -> 6 -> 4 -> 2 -> 1, or what fits below warn)\n"
 "predict:\n"
 "      --checkpoint FILE --input DIR --out DIR [--logits FILE.npy] [--img-size S] [--batch B]\n"
 "      [--threads N] [--overlay DIR]: one STEM.png mask per image; --overlay DIR also\n"
@@ -127,7 +130,8 @@ enum {
     O_DATA = 300, O_SYNTH, O_IMG, O_INCH, O_VAL, O_FLIP, O_SEED, O_BASE, O_DEPTH, O_EPOCHS,
     O_BATCH, O_LR, O_B1, O_B2, O_EPS, O_WD, O_OUT, O_RESUME, O_THREADS, O_PROGRESS, O_CKPT,
     O_INPUT, O_LOGITS, O_OVERLAY, O_HELP, O_VERSION, O_WARN_GPU, O_STOP_GPU, O_WARN_RAM, O_STOP_RAM,
-    O_CHECK_TRAIN, O_CHECK_EVAL, O_RAM_BUDGET, O_NO_WATCHER, O_NO_PREDICT, O_CONFIG, O_END
+    O_CHECK_TRAIN, O_CHECK_EVAL, O_RAM_BUDGET, O_NO_WATCHER, O_NO_PREDICT, O_ON_MEMORY, O_CONFIG,
+    O_END
 };
 
 static const struct option longopts[] = {
@@ -164,6 +168,7 @@ static const struct option longopts[] = {
     {"ram-budget", required_argument, NULL, O_RAM_BUDGET},
     {"no-watcher", no_argument, NULL, O_NO_WATCHER},
     {"no-predict", no_argument, NULL, O_NO_PREDICT},
+    {"on-memory", required_argument, NULL, O_ON_MEMORY},
     {"config", required_argument, NULL, O_CONFIG},
     {"help", no_argument, NULL, O_HELP},
     {"version", no_argument, NULL, O_VERSION},
@@ -298,6 +303,14 @@ static int progress_opt(cli *k, const char *arg)
     return 0;
 }
 
+static int on_memory_opt(cli *k, const char *arg)
+{
+    if (strcmp(arg, "stop") == 0) k->t.shrink = false;
+    else if (strcmp(arg, "shrink") == 0) k->t.shrink = true;
+    else return bad("--on-memory %s: expected stop or shrink", shown(arg));
+    return 0;
+}
+
 static int budget_opt(cli *k, const char *arg)
 {
     if (mg_parse_size(arg, &k->t.guard.ram_budget) < 0)
@@ -355,6 +368,7 @@ static int set_opt(cli *k, int opt, const char *arg)
     case O_CHECK_TRAIN: return cadence_opt(f, arg, &k->t.guard.check_train);
     case O_CHECK_EVAL: return cadence_opt(f, arg, &k->t.guard.check_eval);
     case O_RAM_BUDGET: return budget_opt(k, arg);
+    case O_ON_MEMORY: return on_memory_opt(k, arg);
     case O_FLIP: c->flip = 1; return 0;
     case O_NO_WATCHER: k->t.guard.no_watcher = true; return 0;
     case O_NO_PREDICT: k->t.guard.no_predict = true; return 0;

@@ -6,7 +6,8 @@
  * metrics.csv row after them. The memory guard (guard.c) is asked at every
  * batch boundary of both loops; when it says stop, the loop writes
  * emergency_epochN.pth from the buffers it already has, marks the stop in
- * curves.svg and exits with 75.
+ * curves.svg and exits with 75, or with --on-memory shrink goes on at a
+ * smaller batch from the same sample (shrink.c).
  *
  * Start-up checks everything that can be checked before it costs memory
  * or touches --out: the --resume file's values, the data set's size, and
@@ -16,7 +17,8 @@
  * and its backend (the CPU's, cpu/, unless train_opts names another), the
  * data (data/), the output folder and its lock (outdir.c), the batch size
  * against RAM (batch_fit.c), the progress bar (progress.c), metrics.csv
- * (metrics.c) and the file format (ckpt/, pth/) live elsewhere.
+ * (metrics.c), the shrink (shrink.c), the UNET_TRAIN_TRACE test hook
+ * (trace.c) and the file format (ckpt/, pth/) live elsewhere.
  */
 #include "train.h"
 
@@ -27,6 +29,8 @@
 #include "metrics.h"
 #include "outdir.h"
 #include "progress.h"
+#include "shrink.h"
+#include "trace.h"
 
 #include <errno.h>
 #include <math.h>
@@ -37,6 +41,8 @@
 #include <unistd.h>
 
 #define MIB (1024.0 * 1024.0)
+/* Not an exit status: the stop was answered by a shrink, the run goes on. */
+#define UT_GO_ON (-1)
 
 typedef struct trainer {
     const train_opts *o;
@@ -55,6 +61,7 @@ typedef struct trainer {
     out_dir od;             /* --out, locked */
     ckpt_file *rf;          /* the --resume file until it is applied */
     ckpt_info ri;           /* what it says */
+    trace tr;               /* UNET_TRAIN_TRACE */
 } trainer;
 
 static void say_err(const char *msg)
@@ -85,6 +92,7 @@ static bool train_epoch(trainer *t, int epoch, epoch_stats *es)
     bool stop = false;
     int bn;
     while ((bn = unet_loader_next(&t->tl, unet_input_host(m), unet_target_host(m))) > 0) {
+        trace_batch(&t->tr, &t->tl, bn);
         unet_forward(m, bn, true);
         double bce, dl;
         double loss = unet_loss(m, bn, &bce, &dl);
@@ -199,26 +207,25 @@ static void draw_curves(const trainer *t, int stop_epoch)
         fprintf(stderr, "unet-train: cannot draw the curves (training goes on): %s\n", err);
 }
 
-/* The emergency stop: the current batch is finished; give memory back
- * before writing (the activations and their gradients are not needed for
- * a checkpoint: unet_release_activations hands them to the backend, which
- * on the CPU returns their pages at once; the data set is freed), write
- * emergency_epochN.pth from the buffers that exist (ckpt_save allocates
- * nothing large: its host mirror, if the backend needs one, was reserved
- * at start-up), print the seed's banner, and return the "saved and
- * stopped for memory" status. */
-static int emergency(trainer *t, int epoch)
+/* emergency_epochN.pth (path, 1200 bytes) from the buffers that exist
+ * (ckpt_save allocates nothing large: its host mirror, if the backend
+ * needs one, was reserved at start-up). 0 or the save's error, said. */
+static int emergency_save(trainer *t, int epoch, char *path)
 {
-    char name[64], path[1200], err[512];
-    unet_release_activations(t->m);
-    unet_data_free(&t->data);
-
-    snprintf(name, sizeof name, "emergency_epoch%d.pth", epoch + 1);
-    snprintf(path, sizeof path, "%s/%s", t->o->out, name);
+    char err[512];
+    snprintf(path, 1200, "%s/emergency_epoch%d.pth", t->o->out, epoch + 1);
     snprintf(t->st.kind, sizeof t->st.kind, "emergency");
     unet_loader_export(&t->tl, t->st.loader);
     int rc = ckpt_save(t->ck, path, &t->st, err, sizeof err);
     if (rc < 0) fprintf(stderr, "unet-train: cannot save %s: %s\n", path, err);
+    return rc;
+}
+
+/* After the emergency save (rc its result): tells memguard run, prints
+ * the seed's banner, and returns the "saved and stopped for memory"
+ * status (1 when the save failed). */
+static int emergency_stop(trainer *t, int epoch, int rc, const char *path)
+{
     int ack = rc == 0 ? guard_acknowledge(t->g, path) : 0;
     if (ack < 0)
         fprintf(stderr, "unet-train: saved %s, but cannot tell memguard run so: %s\n", path,
@@ -235,6 +242,62 @@ static int emergency(trainer *t, int epoch)
     return UT_EXIT_MEMSTOP;
 }
 
+/* The emergency stop: the current batch is finished; give memory back
+ * before writing (the activations and their gradients are not needed for
+ * a checkpoint: unet_release_activations hands them to the backend, which
+ * on the CPU returns their pages at once; the data set is freed), write
+ * emergency_epochN.pth and stop. */
+static int emergency(trainer *t, int epoch)
+{
+    char path[1200];
+    unet_release_activations(t->m);
+    unet_data_free(&t->data);
+    return emergency_stop(t, epoch, emergency_save(t, epoch, path), path);
+}
+
+/* --on-memory shrink, after the emergency save at `path`: the model at a
+ * smaller batch from that file, the loaders and the guard told, memguard
+ * run answered. 0, or -1 (said) when the run must stop instead. */
+static int shrink(trainer *t, int epoch, const char *path)
+{
+    char err[2400], reason[400], note[64];
+    int from = t->c.batch;
+    guard_reason(t->g, reason, sizeof reason);
+    int to = shrink_model(&t->m, &t->ck, &t->c, t->be, &t->o->guard, path, err, sizeof err);
+    if (to == 0) {
+        printf("[memguard] batch %d: cannot go on smaller (%s): stopping\n", from, err);
+        return -1;
+    }
+    unet_loader_set_batch(&t->tl, to);
+    if (t->have_val) unet_loader_set_batch(&t->vl, to);
+    snprintf(note, sizeof note, "batch %d -> %d", from, to);
+    int rc = guard_continue(t->g, path, note);
+    if (rc < 0) {
+        fprintf(stderr, "unet-train: cannot tell memguard run that the run goes on: %s\n",
+                mg_strerror(rc));
+        return -1;
+    }
+    shrink_at at = {epoch + 1, t->st.batch ? t->tl.pos : 0, t->tl.n, from, to, path, reason};
+    shrink_report(t->o->out, &at);
+    guard_set_batch(t->g, to);
+    guard_set_trainer_memory(t->g, t->m->plan.total_bytes, t->m->plan.total_bytes);
+    return 0;
+}
+
+/* The guard said stop: stop, or with --on-memory shrink (when memguard run,
+ * if it asked, takes that answer) save and go on smaller. UT_GO_ON or the
+ * exit status. */
+static int on_stop(trainer *t, int epoch)
+{
+    if (!t->o->shrink || !guard_may_continue(t->g)) return emergency(t, epoch);
+    char path[1200];
+    unet_release_activations(t->m);
+    int rc = emergency_save(t, epoch, path);
+    if (rc == 0 && shrink(t, epoch, path) == 0) return UT_GO_ON;
+    unet_data_free(&t->data);
+    return emergency_stop(t, epoch, rc, path);
+}
+
 /* ---- set-up -------------------------------------------------------------------------- */
 
 static void trainer_close(trainer *t)
@@ -243,6 +306,7 @@ static void trainer_close(trainer *t)
     t->rf = NULL;
     if (t->csv) fclose(t->csv);
     guard_close(t->g);
+    trace_close(&t->tr);
     ckpt_writer_free(t->ck);
     unet_destroy(t->m);
     unet_loader_free(&t->tl);
@@ -365,6 +429,7 @@ static int trainer_open(trainer *t, const train_opts *o, char *err, size_t len)
 {
     memset(t, 0, sizeof *t);
     t->od.lock_fd = -1;
+    t->tr.fd = -1;
     t->o = o;
     t->be = ut_backend(o->backend);
     t->c = o->run;
@@ -373,7 +438,7 @@ static int trainer_open(trainer *t, const train_opts *o, char *err, size_t len)
     t->st.best_epoch = -1;
     t->prog = progress_make(o->progress, t->c.epochs);
 
-    if (check_start(t, err, len) < 0) return UT_EXIT_USAGE;
+    if (check_start(t, err, len) < 0 || trace_open(&t->tr, err, len) < 0) return UT_EXIT_USAGE;
     unet_plan plan = unet_plan_for(&c->model, c->batch, c->img_size, c->img_size, t->be);
     uint64_t ckpt_bytes = plan.params_floats * 3 * sizeof(float) + (1u << 20);
     if (outdir_open_run(&t->od, o->out, ckpt_bytes, err, len) < 0) return UT_EXIT_USAGE;
@@ -464,16 +529,27 @@ static int end_epoch(trainer *t, int epoch, const epoch_stats *tr, const epoch_s
     return UT_EXIT_OK;
 }
 
+/* One epoch's check at its start, its training from where the loader is,
+ * and its validation; a stop answered by a shrink goes on from there.
+ * UT_EXIT_OK when the epoch is done, else the exit status. */
+static int run_epoch(trainer *t, int epoch, epoch_stats *tr, epoch_stats *va)
+{
+    int rc;
+    while (guard_check(t->g, GP_EPOCH, -1))
+        if ((rc = on_stop(t, epoch)) != UT_GO_ON) return rc;
+    /* A resumed run continues its epoch where the checkpoint left it. */
+    if (t->st.batch == 0) unet_loader_begin_epoch(&t->tl);
+    while (train_epoch(t, epoch, tr) || (t->have_val && eval_epoch(t, epoch, va)))
+        if ((rc = on_stop(t, epoch)) != UT_GO_ON) return rc;
+    return UT_EXIT_OK;
+}
+
 static int run_epochs(trainer *t)
 {
     for (int epoch = (int)t->st.epoch; epoch < t->c.epochs; epoch++) {
-        if (guard_check(t->g, GP_EPOCH, -1)) return emergency(t, epoch);
-        /* A resumed run continues its epoch where the checkpoint left it. */
-        if (t->st.batch == 0) unet_loader_begin_epoch(&t->tl);
         epoch_stats tr = {0}, va = {NAN, NAN, NAN, NAN, NAN, 0, 0};
-        if (train_epoch(t, epoch, &tr) || (t->have_val && eval_epoch(t, epoch, &va)))
-            return emergency(t, epoch);
-        int rc = end_epoch(t, epoch, &tr, &va);
+        int rc = run_epoch(t, epoch, &tr, &va);
+        if (rc == UT_EXIT_OK) rc = end_epoch(t, epoch, &tr, &va);
         if (rc != UT_EXIT_OK) return rc;
     }
     printf("done: %s/last.pth", t->o->out);

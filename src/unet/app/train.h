@@ -31,6 +31,7 @@ typedef struct train_opts {
     char resume[UT_PATH_MAX]; /* --resume FILE, "" for none */
     guard_opts guard;     /* thresholds, cadence, budget, watcher */
     bool batch_auto;      /* --batch auto: the largest that stays below warn */
+    bool shrink;          /* --on-memory shrink: go on at a smaller batch (shrink.h) */
     const unet_backend *backend; /* NULL: the CPU (the command line's only one) */
 } train_opts;
 

@@ -86,6 +86,14 @@ void unet_loader_begin_epoch(unet_loader *l)
     l->pos = 0;
 }
 
+int unet_loader_set_batch(unet_loader *l, int batch)
+{
+    if (!l || batch < 1)
+        return MG_EINVAL;
+    l->batch = batch;
+    return 0;
+}
+
 int unet_loader_batches_left(const unet_loader *l)
 {
     if (l->epoch == 0 || l->pos >= l->n)
