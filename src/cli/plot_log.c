@@ -242,7 +242,8 @@ static plot_series *ram_series(plot_run *r, const char *source)
         if (strcmp(r->ram[i].key, key) == 0) return &r->ram[i];
     if (r->nram == PLOT_MAX_LIMITS) return NULL;
     const char *name = strcmp(source, "meminfo") == 0 ? "machine"
-                     : strcmp(source, "budget") == 0 ? "--ram-budget" : source;
+                     : strcmp(source, "budget") == 0 ? "--ram-budget"
+                     : strcmp(source, "commit") == 0 ? "commit limit" : source;
     series_init(&r->ram[r->nram], key, name);
     return &r->ram[r->nram++];
 }

@@ -60,7 +60,7 @@ typedef struct sup {
 /* ---- supervise_log.c: both halves' messages and log lines -------------- */
 
 /* "memguard: <text>" on stderr. */
-void sup_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void sup_say(const char *fmt, ...) CLI_PRINTF(1, 2);
 /* One line of the run's log, stamped with the time since the start. */
 void sup_log(sup *s, const char *event, const char *extra, const mg_snapshot *snap,
              const mg_verdict *v);
