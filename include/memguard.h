@@ -618,6 +618,11 @@ MG_API const char *mg_ram_source_name(mg_ram_source source);
 #define MG_ENV_ACK_FILE "MEMGUARD_ACK_FILE"
 #define MG_ENV_STOP_SIGNAL "MEMGUARD_STOP_SIGNAL"
 #define MG_ENV_SUPERVISOR_PID "MEMGUARD_SUPERVISOR_PID"
+/* Set by `memguard run --restart N` for the command it starts: which start
+ * this is (0 the first, 1.. the restarts), and on a restart the checkpoint
+ * the previous start saved and acknowledged, to resume from. */
+#define MG_ENV_ATTEMPT "MEMGUARD_ATTEMPT"
+#define MG_ENV_RESUME "MEMGUARD_RESUME"
 /* Windows only: the name of the stop event, and the prefix of the "armed"
  * events (see below). */
 #define MG_ENV_STOP_EVENT "MEMGUARD_STOP_EVENT"
