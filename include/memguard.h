@@ -8,9 +8,14 @@
  * a sample as SAFE / WARN / CRITICAL with a pure function, and formats the
  * seed's reports (English or Japanese) into buffers the caller owns. It never
  * prints, exits or aborts; errors are negative MG_E* codes and diagnostics go
- * through the log callback in mg_config. It keeps no global state: everything
- * lives in an mg_ctx. It does not act (no signals, no checkpoints): that is the
- * job of the programs built on it.
+ * through the log callback in mg_config. Everything it measures and decides
+ * lives in an mg_ctx; the one piece of process-wide state is the stop flag of
+ * mg_stop_open (signal dispositions are process-wide themselves). The
+ * monitor does not act (it sends no signal and saves nothing): the programs
+ * built on it do, and for them the library has two helpers, mg_stop_* (the
+ * trainer's side of `memguard run`'s stop request: a signal handler that only
+ * sets a flag, and the stop file) and mg_atomic_* (a checkpoint written so
+ * that its final name never holds a torn file).
  *
  * Worked example: one check at the seed's thresholds, printed by the caller.
  *
@@ -613,6 +618,11 @@ MG_API const char *mg_ram_source_name(mg_ram_source source);
 #define MG_ENV_ACK_FILE "MEMGUARD_ACK_FILE"
 #define MG_ENV_STOP_SIGNAL "MEMGUARD_STOP_SIGNAL"
 #define MG_ENV_SUPERVISOR_PID "MEMGUARD_SUPERVISOR_PID"
+/* Set by `memguard run --restart N` for the command it starts: which start
+ * this is (0 the first, 1.. the restarts), and on a restart the checkpoint
+ * the previous start saved and acknowledged, to resume from. */
+#define MG_ENV_ATTEMPT "MEMGUARD_ATTEMPT"
+#define MG_ENV_RESUME "MEMGUARD_RESUME"
 /* Windows only: the name of the stop event, and the prefix of the "armed"
  * events (see below). */
 #define MG_ENV_STOP_EVENT "MEMGUARD_STOP_EVENT"

@@ -330,6 +330,12 @@ static void event_text(const cJSON *j, const char *kind, plot_run *r, char *out,
     } else if (strcmp(kind, "ack") == 0) {
         clean_text(a, sizeof a, str_member(j, "checkpoint"));
         snprintf(out, len, "checkpoint %s", a);
+    } else if (strcmp(kind, "restart") == 0) {
+        const char *res = str_member(j, "resume");
+        const char *slash = res ? strrchr(res, '/') : NULL;
+        clean_text(a, sizeof a, slash && slash[1] ? slash + 1 : res);
+        num_member(j, "attempt", 1, 1e6, &x, why, sizeof why);
+        snprintf(out, len, "restart %.0f from %s", x, a);
     } else if (strcmp(kind, "term") == 0) {
         snprintf(out, len, "%sSIGTERM to the tree: --grace ran out", dry ? "dry run: " : "");
     } else if (strcmp(kind, "kill") == 0) {
@@ -417,7 +423,7 @@ static bool known_event(const char *e)
 {
     static const char *const names[] = {"start", "sample", "warn", "request", "signal", "ack",
                                         "term", "kill", "cleanup", "forward", "ignored_signal",
-                                        "exit"};
+                                        "restart", "exit"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(e, names[i]) == 0) return true;
     return false;

@@ -35,6 +35,7 @@ typedef struct sup_os sup_os; /* the platform's own state */
 
 typedef struct sup {
     const run_opts *o;
+    run_attempt *att;           /* which start of the command this is */
     mg_ctx *ctx;
     const mg_config *cfg;
     runlog *log;
