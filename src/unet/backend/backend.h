@@ -8,7 +8,7 @@
  * neither the model nor the trainer, the checkpoint or predict reads or
  * writes a tensor itself, unless host_visible says the host may (then the
  * staging and the checkpoint use the arena in place). The CPU backend
- * (cpu/backend_cpu.h) fills the table; tests/test_backend_fenced.c proves
+ * (cpu/backend_cpu.h) fills the table; tests/unet/backend/test_backend_fenced.c proves
  * the claim with a backend whose arena the host cannot touch.
  *
  * The contract, which a second backend (CUDA with cuDNN / cuBLAS, say)
