@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# win-deps.sh TOOLCHAIN [DIR]: builds the image libraries unet-train.exe needs
-# (libpng, libjpeg-turbo) for Windows with the mingw-w64 cross compiler, from
-# Debian's own source packages, into DIR/prefix (default build-win/deps; a
-# build-* folder, so git ignores it). TOOLCHAIN is the project's CMake
-# toolchain file for mingw-w64. zlib is Debian's libz-mingw-w64-dev (the
-# only one of the three Debian ships built for mingw).
+# win-deps.sh [DIR]: builds, for the Windows cross build, the libraries that
+# Debian has no mingw-w64 build of: libpng and libjpeg-turbo (unet-train's
+# images) and cJSON (`memguard plot`, the tests). It compiles Debian's own
+# source packages with the mingw-w64 cross compiler (the toolchain file
+# cmake/mingw-w64.cmake, or $MG_WIN_TOOLCHAIN) into DIR/prefix (default
+# build-win/deps: a build-* folder, so git ignores it). zlib is Debian's
+# libz-mingw-w64-dev, used as it is (its zlib.pc is copied beside the others).
 #
 # The sources come through a private apt configuration under DIR/apt
 # (deb-src lines for bookworm and bookworm-security, its own lists and
-# cache): nothing under /etc is read for sources or written. apt checks them
-# against the signed indexes. dpkg-source applies Debian's patches, so the
-# decoders are Debian's, and the Windows trainer decodes every image to the
-# same bytes as the Linux one (test_unet_win_image checks it).
+# cache): nothing under /etc is read for sources or written. apt checks the
+# files against the signed indexes. dpkg-source applies Debian's patches, so
+# the decoders are Debian's, and the Windows trainer decodes every image to
+# the same bytes as the Linux one (test_unet_win_image checks it).
 #
 # Idempotent: when DIR/prefix holds a build of these exact versions (its
 # stamp file), it prints the versions and does nothing else. It does not
@@ -27,18 +28,19 @@ set -euo pipefail
 
 PNG_SRC=libpng1.6 PNG_VERSION=1.6.39-2+deb12u5
 JPEG_SRC=libjpeg-turbo JPEG_VERSION=1:2.1.5-2
+CJSON_SRC=cjson CJSON_VERSION=1.7.15-1+deb12u4
 MINGW=/usr/x86_64-w64-mingw32
 
-if [ $# -lt 1 ] || [ $# -gt 2 ]; then
-    echo "usage: win-deps.sh TOOLCHAIN [DIR]   (DIR defaults to build-win/deps)" >&2
+if [ $# -gt 1 ]; then
+    echo "usage: win-deps.sh [DIR]   (DIR defaults to build-win/deps)" >&2
     exit 2
 fi
-tc=$(realpath "$1")
+dir=$(realpath -m "${1:-build-win/deps}")
 cd "$(dirname "$0")/.."
-dir=$(realpath -m "${2:-build-win/deps}")
+tc=$(realpath -m "${MG_WIN_TOOLCHAIN:-cmake/mingw-w64.cmake}")
 prefix=$dir/prefix
 stamp="$prefix/.memguard-deps"
-want="$PNG_SRC=$PNG_VERSION $JPEG_SRC=$JPEG_VERSION zlib=$(dpkg-query -W -f='${Version}' libz-mingw-w64-dev 2>/dev/null || echo missing)"
+want="$PNG_SRC=$PNG_VERSION $JPEG_SRC=$JPEG_VERSION $CJSON_SRC=$CJSON_VERSION zlib=$(dpkg-query -W -f='${Version}' libz-mingw-w64-dev 2>/dev/null || echo missing)"
 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     echo "win-deps: already built in $prefix: $want"
@@ -51,7 +53,7 @@ for tool in x86_64-w64-mingw32-gcc-posix dpkg-source cmake; do
     fi
 done
 if [ ! -f "$MINGW/lib/libz.a" ] || [ ! -f "$tc" ]; then
-    echo "win-deps: need $MINGW/lib/libz.a (libz-mingw-w64-dev) and the toolchain file '$1'" >&2
+    echo "win-deps: need $MINGW/lib/libz.a (libz-mingw-w64-dev) and the toolchain file $tc" >&2
     exit 1
 fi
 echo "win-deps: building $want into $prefix"
@@ -68,17 +70,18 @@ A=(-o "Dir::Etc::SourceList=$apt/sources.list" -o Dir::Etc::SourceParts=/nonexis
    -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o Debug::NoLocking=1
    -o APT::Sandbox::User=root -qq)
 apt-get "${A[@]}" update
-rm -rf "$dir/src" "$dir/build-jpeg" "$dir/build-png" "$prefix" "$dir/dpkg-source.log"
+rm -rf "$dir/src" "$dir"/build-* "$prefix" "$dir/dpkg-source.log"
 mkdir -p "$dir/src"
 (cd "$dir/src" && apt-get "${A[@]}" source --download-only \
-    "$PNG_SRC=$PNG_VERSION" "$JPEG_SRC=$JPEG_VERSION" &&
+    "$PNG_SRC=$PNG_VERSION" "$JPEG_SRC=$JPEG_VERSION" "$CJSON_SRC=$CJSON_VERSION" &&
     for dsc in ./*.dsc; do dpkg-source -q -x "$dsc" >>../dpkg-source.log 2>&1 ||
         { cat ../dpkg-source.log >&2; exit 1; }; done)
 png_dir=$(echo "$dir"/src/libpng1.6-*/)
 jpeg_dir=$(echo "$dir"/src/libjpeg-turbo-*/)
+cjson_dir=$(echo "$dir"/src/cjson-*/)
 
-common=(-DCMAKE_TOOLCHAIN_FILE="$tc" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix"
-        -DCMAKE_INSTALL_LIBDIR="$prefix/lib")  # libjpeg-turbo takes a relative one from the cwd
+common=(-DCMAKE_TOOLCHAIN_FILE="$tc" -DMG_WIN_DEPS_PREFIX="$prefix" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix"
+        -DCMAKE_INSTALL_LIBDIR="$prefix/lib" -Wno-dev -Wno-deprecated --no-warn-unused-cli)  # libjpeg-turbo takes a relative one from the cwd
 cmake -S "$jpeg_dir" -B "$dir/build-jpeg" "${common[@]}" -DENABLE_SHARED=OFF -DWITH_SIMD=OFF \
     -DWITH_TURBOJPEG=OFF >/dev/null
 cmake --build "$dir/build-jpeg" -j2 --target install >/dev/null
@@ -86,5 +89,11 @@ cmake -S "$png_dir" -B "$dir/build-png" "${common[@]}" -DPNG_SHARED=OFF -DPNG_TE
     -DPNG_EXECUTABLES=OFF -DZLIB_LIBRARY="$MINGW/lib/libz.a" \
     -DZLIB_INCLUDE_DIR="$MINGW/include" >/dev/null
 cmake --build "$dir/build-png" -j2 --target install >/dev/null
+cmake -S "$cjson_dir" -B "$dir/build-cjson" "${common[@]}" -DBUILD_SHARED_LIBS=OFF \
+    -DENABLE_CJSON_TEST=OFF -DENABLE_CJSON_UTILS=OFF >/dev/null
+cmake --build "$dir/build-cjson" -j2 --target install >/dev/null
+# libpng.pc requires zlib.pc: Debian's, beside the others (the toolchain
+# file lets pkg-config see this prefix only).
+cp "$MINGW/lib/pkgconfig/zlib.pc" "$prefix/lib/pkgconfig/"
 echo "$want" >"$stamp"
 echo "win-deps: built $want in $(($(date +%s) - t0)) s"
