@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz_ini.c: libFuzzer harness for unet-train's INI reader (--config FILE:
- * load_config and set_opt in src/unet/main.c), which parses "key = value"
- * lines, comments, [sections], quotes and every option's value.
+ * src/unet/app/config_file.c's lines, comments, [sections] and quotes, and
+ * load_config and set_opt in src/unet/app/main.c, every option's value).
  *
- * The reader is static in main.c and has no API of its own, so this file
+ * load_config is static in main.c and has no API of its own, so this file
  * includes main.c whole, with its main() renamed, and calls load_config on
  * a file holding the fuzzed bytes, once for each job (train, predict,
  * plan: each accepts its own keys), after main()'s defaults. Afterwards it reads the paths the way

@@ -8,11 +8,12 @@
  * a path that is empty, too long or looks like an option, are refused.
  * Anything wrong is one line on stderr naming the option or the file and
  * line, and exit status 2, before anything is created. The filled options
- * go to train.c / predict.c / plan_run. Nothing here trains or writes.
+ * go to train.c / predict.c / plan_run. Nothing here trains or writes,
+ * and the file's syntax (lines, comments, quotes) is config_file.c's.
  */
 #include "train.h"
 
-#include "fileio.h"
+#include "config_file.h"
 #include "memguard.h"
 #include "settings.h"
 
@@ -360,15 +361,6 @@ static int set_opt(cli *k, int opt, const char *arg)
 
 /* ---- --config ---------------------------------------------------------------------- */
 
-/* Strips blanks around s in place; returns the start. */
-static char *trim(char *s)
-{
-    while (*s == ' ' || *s == '\t') s++;
-    size_t n = strlen(s);
-    while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t')) s[--n] = '\0';
-    return s;
-}
-
 /* The option a config key names: the long option with '_' for '-', in
  * any case (the seed's CFG names such as IMG_SIZE work). */
 static const struct option *key_option(const char *key)
@@ -397,30 +389,37 @@ static int bool_key(cli *k, const struct option *o, const char *key, const char 
     return bad("%s %s: expected true or false", key, shown(v));
 }
 
-/* One line of the file; seen[opt] holds the line that set opt. */
-static int config_line(cli *k, char *line, int lineno, int *seen)
+/* The --config file being applied: the options it fills, and the line
+ * that set each option (a key given twice names the first). */
+typedef struct config_run {
+    cli *k;
+    const char *path;
+    int seen[O_END - O_DATA];
+} config_run;
+
+/* Messages name the file and line from here on. */
+static void config_where(const char *path, int lineno)
 {
-    char *p = trim(line);
-    if (!*p || *p == '#' || *p == ';' || *p == '[') return 0;
-    char *eq = strchr(p, '=');
-    if (!eq) return bad("expected 'key = value'");
-    *eq = '\0';
-    char *key = trim(p), *v = trim(eq + 1);
-    size_t vl = strlen(v);
-    if (vl >= 2 && (*v == '"' || *v == '\'') && v[vl - 1] == *v) {
-        v[vl - 1] = '\0';
-        v++;
-    }
+    snprintf(where, sizeof where, "--config %s line %d: ", path, lineno);
+}
+
+/* One "key = value" of the file (config_file.c has the syntax). */
+static int config_pair(void *arg, int lineno, char *key, char *v)
+{
+    config_run *r = arg;
+    cli *k = r->k;
+    config_where(r->path, lineno);
     const struct option *o = key_option(key);
     if (!o)
         return bad("unknown key %s (keys are the long options, e.g. img_size, batch, warn_gpu, "
                    "resume)", shown(key));
     if (!(jobs_of(o->val) & k->job))
         return bad("key %s is not a setting of %s", shown(key), job_name(k->job));
-    if (seen[o->val - O_DATA])
-        return bad("key %s given twice (first on line %d)", shown(key), seen[o->val - O_DATA]);
-    seen[o->val - O_DATA] = lineno;
-    return o->has_arg == no_argument ? bool_key(k, o, key, v) : set_opt(k, o->val, v);
+    if (r->seen[o->val - O_DATA])
+        return bad("key %s given twice (first on line %d)", shown(key), r->seen[o->val - O_DATA]);
+    r->seen[o->val - O_DATA] = lineno;
+    int rc = o->has_arg == no_argument ? bool_key(k, o, key, v) : set_opt(k, o->val, v);
+    return rc < 0 ? UT_EXIT_USAGE : rc;
 }
 
 /* --config FILE: "key = value" lines; '#' and ';' start comments, [sections]
@@ -429,22 +428,15 @@ static int config_line(cli *k, char *line, int lineno, int *seen)
  * or holding a NUL byte is refused (not split or cut). */
 static int load_config(cli *k, const char *path)
 {
-    char err[UT_PATH_MAX + 128], line[2048];
+    char err[UT_PATH_MAX + 128];
     if (strlen(path) >= UT_PATH_MAX) return bad("--config %s: path too long", shown(path));
-    FILE *f = unet_fopen_regular(path, NULL, err, sizeof err);
-    if (!f) return bad("--config %s", err);
-    int seen[O_END - O_DATA] = {0}, lineno = 0, rc = 0;
-    while (rc == 0) {
-        int r = unet_read_line(f, line, sizeof line);
-        if (r == 0) break;
-        snprintf(where, sizeof where, "--config %s line %d: ", path, ++lineno);
-        if (r == UNET_LINE_LONG) rc = bad("longer than %zu characters", sizeof line - 1);
-        else if (r == UNET_LINE_NUL) rc = bad("holds a NUL byte");
-        else rc = config_line(k, line, lineno, seen);
-    }
-    fclose(f);
+    config_run r = {.k = k, .path = path};
+    int lineno = 0;
+    int rc = config_file_read(path, config_pair, &r, &lineno, err, sizeof err);
+    if (rc < 0 && lineno > 0) config_where(path, lineno);
+    if (rc < 0) rc = lineno > 0 ? bad("%s", err) : bad("--config %s", err);
     where[0] = '\0';
-    return rc < 0 ? UT_EXIT_USAGE : rc;
+    return rc;
 }
 
 /* ---- the command line ----------------------------------------------------------------- */

@@ -1,43 +1,41 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * train.c: the training loop of unet-train: data set and split, epochs of
- * training batches and a validation pass (loss, Dice, IoU), a progress
- * bar (plain lines when stdout is not a terminal), and the last.pth /
- * best.pth checkpoints, written atomically, each epoch's metrics.csv row
- * after them. The memory guard (guard.c) is asked at every batch boundary
- * of both loops; when it says stop, the loop writes emergency_epochN.pth
- * from the buffers it already has, marks the stop in curves.svg and exits
- * with 75.
+ * training batches and a validation pass (loss, Dice, IoU), and the
+ * last.pth / best.pth checkpoints, written atomically, each epoch's
+ * metrics.csv row after them. The memory guard (guard.c) is asked at every
+ * batch boundary of both loops; when it says stop, the loop writes
+ * emergency_epochN.pth from the buffers it already has, marks the stop in
+ * curves.svg and exits with 75.
  *
  * Start-up checks everything that can be checked before it costs memory
  * or touches --out: the --resume file's values, the data set's size, and
  * a memory plan that no RAM limit of this machine could hold (exit 2).
  *
  * It owns the order of things, not their substance: the model (model.c),
- * the data (data.c), the output folder and its lock (outdir.c),
- * metrics.csv (metrics.c) and the file format (ckpt*.c, pth_*.c) live
+ * the data (data/), the output folder and its lock (outdir.c), the batch
+ * size against RAM (batch_fit.c), the progress bar (progress.c),
+ * metrics.csv (metrics.c) and the file format (ckpt/, pth/) live
  * elsewhere.
  */
 #include "train.h"
 
+#include "batch_fit.h"
 #include "curves.h"
 #include "fpenv.h"
 #include "memguard.h"
 #include "metrics.h"
 #include "outdir.h"
+#include "progress.h"
 
 #include <sys/mman.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <time.h>
 #include <unistd.h>
 
 #define MIB (1024.0 * 1024.0)
@@ -54,52 +52,15 @@ typedef struct trainer {
     guard *g;
     run_state st;
     FILE *csv;
-    bool bar;               /* a redrawn progress bar, else plain lines */
+    progress prog;          /* the bar or lines */
     out_dir od;             /* --out, locked */
     ckpt_file *rf;          /* the --resume file until it is applied */
     ckpt_info ri;           /* what it says */
 } trainer;
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void say_err(const char *msg)
 {
     fprintf(stderr, "unet-train: %s\n", msg);
-}
-
-/* ---- progress ----------------------------------------------------------------- */
-
-static void progress(trainer *t, const char *phase, int epoch, int done, int total, double loss,
-                     double imgs, double t0)
-{
-    double el = now_s() - t0;
-    double rate = el > 0 ? imgs / el : 0;
-    double eta = done > 0 ? el / done * (total - done) : 0;
-    if (t->bar) {
-        int width = 24, fill = total ? done * width / total : width;
-        char bar[32];
-        for (int i = 0; i < width; i++) bar[i] = i < fill ? '#' : '.';
-        bar[width] = '\0';
-        printf("\r  %-5s epoch %d/%d [%s] %d/%d loss %.4f %6.1f img/s ETA %d:%02d ", phase,
-               epoch + 1, t->c.epochs, bar, done, total, loss, rate, (int)eta / 60,
-               (int)eta % 60);
-        fflush(stdout);
-    } else if (done == total || done % 10 == 0) {
-        /* A log file gets a line every 10 batches, not a redrawn bar. */
-        printf("  %s epoch %d/%d batch %d/%d loss %.4f %.1f img/s ETA %ds\n", phase, epoch + 1,
-               t->c.epochs, done, total, loss, rate, (int)eta);
-        fflush(stdout); /* `tail -f` of a log shows it now, not at the epoch's end */
-    }
-}
-
-static void progress_end(trainer *t)
-{
-    if (t->bar) printf("\r%100s\r", "");
 }
 
 /* ---- one epoch ------------------------------------------------------------------ */
@@ -120,7 +81,7 @@ static bool train_epoch(trainer *t, int epoch, epoch_stats *es)
     unet *m = t->m;
     const run_cfg *c = &t->c;
     run_state *st = &t->st;
-    double t0 = now_s() - st->ep_seconds;
+    double t0 = progress_now_s() - st->ep_seconds;
     int done = (int)st->batch, total = done + unet_loader_batches_left(&t->tl);
     bool stop = false;
     int bn;
@@ -135,15 +96,15 @@ static bool train_epoch(trainer *t, int epoch, epoch_stats *es)
         st->ep_dice += dl * bn;
         st->ep_images += bn;
         st->batch = ++done;
-        st->ep_seconds = now_s() - t0;
-        progress(t, "train", epoch, done, total, st->ep_loss / (double)st->ep_images,
+        st->ep_seconds = progress_now_s() - t0;
+        progress_show(&t->prog, "train", epoch, done, total, st->ep_loss / (double)st->ep_images,
                  (double)st->ep_images, t0);
         if (guard_check(t->g, GP_TRAIN, done)) {
             stop = true;
             break;
         }
     }
-    progress_end(t);
+    progress_end(&t->prog);
     double n = (double)st->ep_images;
     es->loss = n > 0 ? st->ep_loss / n : NAN;
     es->bce = n > 0 ? st->ep_bce / n : NAN;
@@ -174,7 +135,7 @@ static void hard_scores(const float *logit, const float *target, int hw, double 
 static bool eval_epoch(trainer *t, int epoch, epoch_stats *es)
 {
     unet *m = t->m;
-    double t0 = now_s(), sum = 0, sd = 0, si = 0;
+    double t0 = progress_now_s(), sum = 0, sd = 0, si = 0;
     int images = 0, done = 0;
     unet_loader_begin_epoch(&t->vl);
     int total = unet_loader_batches_left(&t->vl), bn;
@@ -193,18 +154,18 @@ static bool eval_epoch(trainer *t, int epoch, epoch_stats *es)
         }
         images += bn;
         done++;
-        progress(t, "val", epoch, done, total, sum / images, images, t0);
+        progress_show(&t->prog, "val", epoch, done, total, sum / images, images, t0);
         if (guard_check(t->g, GP_EVAL, done)) {
             stop = true;
             break;
         }
     }
-    progress_end(t);
+    progress_end(&t->prog);
     es->loss = images ? sum / images : NAN;
     es->dice = images ? sd / images : NAN;
     es->iou = images ? si / images : NAN;
     es->images = images;
-    es->seconds = now_s() - t0;
+    es->seconds = progress_now_s() - t0;
     return stop;
 }
 
@@ -287,107 +248,6 @@ static void trainer_close(trainer *t)
     unet_data_free(&t->data);
 }
 
-/* --batch auto: the largest batch whose planned peak (the arena plan on
- * top of what is in use now, the loaded data set included) stays below the
- * RAM warn threshold, with the seed's table row for that batch when no
- * thresholds were given. The plan is exact and linear in the batch, so
- * this needs no trial allocation. */
-/* RAM in use now and the limit that applies (machine, cgroup or budget). */
-static bool ram_now(const trainer *t, mg_snapshot *s)
-{
-    mg_config mc = {0};
-    mc.ram_budget_bytes = t->o->guard.ram_budget;
-    mc.no_gpu = true;
-    int e;
-    mg_ctx *ctx = mg_create(&mc, &e);
-    bool ok = ctx && mg_sample(ctx, s) == 0 && s->ram.known;
-    mg_destroy(ctx);
-    return ok;
-}
-
-/* The fullest any RAM limit would be with `plan` more bytes in use. Every
- * limit must hold the plan (the machine, a cgroup, the budget), not only
- * the one fullest now: before the model exists the machine is often fuller
- * in fraction than a budget that the model alone will overflow. */
-static double plan_frac(const mg_snapshot *s, uint64_t plan, const struct mg_ram_limit **which)
-{
-    double frac = 0;
-    for (unsigned l = 0; l < s->ram.nlimits && l < 3; l++) {
-        const struct mg_ram_limit *lim = &s->ram.limits[l];
-        double f = (double)(lim->used_bytes + plan) / (double)lim->total_bytes;
-        if (f >= frac) {
-            frac = f;
-            if (which) *which = lim;
-        }
-    }
-    return frac;
-}
-
-static int pick_batch(trainer *t, char *err, size_t len)
-{
-    run_cfg *c = &t->c;
-    mg_snapshot s;
-    if (!ram_now(t, &s)) {
-        snprintf(err, len, "--batch auto: RAM cannot be measured here; give --batch N");
-        return -1;
-    }
-    int best = 0;
-    double best_frac = 0, best_warn = 0;
-    uint64_t best_plan = 0;
-    const struct mg_ram_limit *best_lim = NULL;
-    for (int b = 1; b <= 4096; b++) {
-        double warn = t->o->guard.warn_ram > 0 ? t->o->guard.warn_ram : guard_table_warn_ram(b);
-        unet_plan p = unet_plan_for(&c->model, b, c->img_size, c->img_size);
-        const struct mg_ram_limit *lim = NULL;
-        double frac = plan_frac(&s, p.total_bytes, &lim);
-        if (frac >= warn) break; /* the plan grows with b; the table only gets stricter */
-        best = b;
-        best_frac = frac;
-        best_warn = warn;
-        best_plan = p.total_bytes;
-        best_lim = lim;
-    }
-    if (best == 0) {
-        unet_plan p = unet_plan_for(&c->model, 1, c->img_size, c->img_size);
-        snprintf(err, len, "--batch auto: even batch 1 needs %.1f MiB, but only %.1f MiB are left "
-                 "below the RAM warn threshold (%.1f MiB of %.1f MiB in use, limit: %s)",
-                 (double)p.total_bytes / MIB,
-                 fmax(0.0, guard_table_warn_ram(1) * (double)s.ram.total_bytes -
-                               (double)s.ram.used_bytes) / MIB,
-                 (double)s.ram.used_bytes / MIB, (double)s.ram.total_bytes / MIB,
-                 mg_ram_source_name(s.ram.source));
-        return -1;
-    }
-    printf("batch auto: %d (RAM in use %.1f MiB of %.1f MiB, limit %s; batch %d plans %.1f MiB, "
-           "reaching %.1f%% < warn %.0f%%)\n", best, (double)best_lim->used_bytes / MIB,
-           (double)best_lim->total_bytes / MIB, mg_ram_source_name(best_lim->source), best,
-           (double)best_plan / MIB, 100.0 * best_frac, 100.0 * best_warn);
-    c->batch = best;
-    return 0;
-}
-
-/* Says before anything is allocated when the planned memory will not fit
- * below the thresholds in force, so the user learns it in a second rather
- * than at the first check. Training still starts: the monitor stops it
- * safely if the plan was right. */
-static void check_fit(const trainer *t)
-{
-    mg_snapshot s;
-    if (!ram_now(t, &s)) return;
-    const mg_config *cfg = guard_config(t->g);
-    unet_plan p = unet_plan_for(&t->c.model, t->c.batch, t->c.img_size, t->c.img_size);
-    const struct mg_ram_limit *lim = NULL;
-    double frac = plan_frac(&s, p.total_bytes, &lim);
-    if (frac < cfg->warn_ram_frac || !lim) return;
-    printf("note: batch %d plans %.1f MiB; with %.1f MiB in use that is %.0f%% of %.1f MiB (%s), "
-           "at or above the %s threshold (%.0f%%): the monitor will %s. A smaller --batch, or "
-           "--batch auto, fits.\n", t->c.batch, (double)p.total_bytes / MIB,
-           (double)lim->used_bytes / MIB, 100.0 * frac, (double)lim->total_bytes / MIB,
-           mg_ram_source_name(lim->source), frac >= cfg->stop_ram_frac ? "stop" : "warn",
-           100.0 * (frac >= cfg->stop_ram_frac ? cfg->stop_ram_frac : cfg->warn_ram_frac),
-           frac >= cfg->stop_ram_frac ? "stop the run and save it" : "warn");
-}
-
 /* The samples of the data set, counted without decoding anything. */
 static int count_samples(const run_cfg *c, int *n, char *err, size_t len)
 {
@@ -396,33 +256,6 @@ static int count_samples(const run_cfg *c, int *n, char *err, size_t len)
         return 0;
     }
     return unet_data_count_folder(c->data, n, err, len);
-}
-
-/* Refuses, before anything is allocated or read, a run whose memory plan
- * (the model's arena at this batch, batch 1 for --batch auto, plus the
- * data set) exceeds this machine's RAM or its container's limit: it could
- * never run. A plan above --ram-budget or a threshold still starts (the
- * monitor then stops it with an emergency checkpoint, as the seed did). */
-static int check_plan(const trainer *t, int n, char *err, size_t len)
-{
-    const run_cfg *c = &t->c;
-    int batch = t->o->batch_auto ? 1 : c->batch;
-    unet_plan p = unet_plan_for(&c->model, batch, c->img_size, c->img_size);
-    uint64_t data = unet_data_bytes(n, c->img_size, c->model.in_ch);
-    uint64_t need = (uint64_t)p.total_bytes + data;
-    mg_snapshot s;
-    if (!ram_now(t, &s)) return 0;
-    for (unsigned l = 0; l < s.ram.nlimits && l < 3; l++) {
-        const struct mg_ram_limit *lim = &s.ram.limits[l];
-        if (lim->source == MG_RAM_SOURCE_BUDGET || need <= lim->total_bytes) continue;
-        snprintf(err, len, "--batch %d at --img-size %d plans %.1f MiB for the model and %.1f "
-                 "MiB for %d samples: more than all %.1f MiB of RAM (%s); choose a smaller "
-                 "--batch, --img-size%s", batch, c->img_size, (double)p.total_bytes / MIB,
-                 (double)data / MIB, n, (double)lim->total_bytes / MIB,
-                 mg_ram_source_name(lim->source), c->synthetic ? " or --synthetic" : " or --data");
-        return MG_ERANGE;
-    }
-    return 0;
 }
 
 /* The flags that would make the model the checkpoint's, as a message. */
@@ -472,7 +305,8 @@ static int check_start(trainer *t, char *err, size_t len)
     go.batch = c->batch;
     if (guard_check_opts(&go, err, len) < 0) return MG_EINVAL;
     if (count_samples(c, &n, err, len) < 0) return MG_EINVAL;
-    return check_plan(t, n, err, len);
+    return batch_fit_check_plan(c, t->o->batch_auto ? 1 : c->batch, n, t->o->guard.ram_budget,
+                                err, len);
 }
 
 /* The data set, its split and loaders, and --batch auto's pick (which
@@ -488,7 +322,7 @@ static int load_data(trainer *t, char *err, size_t len)
     if (rc < 0) return rc == MG_ENOMEM ? UT_EXIT_ERROR : UT_EXIT_USAGE;
     if (unet_split_make(&t->split, t->data.n, c->val_split, c->seed, err, len) < 0)
         return UT_EXIT_USAGE;
-    if (t->o->batch_auto && pick_batch(t, err, len) < 0) return UT_EXIT_USAGE;
+    if (t->o->batch_auto && batch_fit_auto(c, &t->o->guard, err, len) < 0) return UT_EXIT_USAGE;
     unsigned flags = UNET_LOADER_SHUFFLE | (c->flip ? UNET_LOADER_FLIP_H | UNET_LOADER_FLIP_V : 0);
     if (unet_loader_init(&t->tl, &t->data, t->split.train, t->split.n_train, c->batch, flags,
                          c->seed, err, len) < 0)
@@ -532,7 +366,7 @@ static int trainer_open(trainer *t, const train_opts *o, char *err, size_t len)
     run_cfg *c = &t->c;
     t->st.best_dice = -1;
     t->st.best_epoch = -1;
-    t->bar = o->progress == 1 || (o->progress < 0 && isatty(STDOUT_FILENO));
+    t->prog = progress_make(o->progress, t->c.epochs);
 
     if (check_start(t, err, len) < 0) return UT_EXIT_USAGE;
     unet_plan plan = unet_plan_for(&c->model, c->batch, c->img_size, c->img_size);
@@ -544,7 +378,7 @@ static int trainer_open(trainer *t, const train_opts *o, char *err, size_t len)
     go.batch = c->batch;
     t->g = guard_open(&go, err, len);
     if (!t->g) return UT_EXIT_USAGE;
-    check_fit(t);
+    batch_fit_note(c, o->guard.ram_budget, guard_config(t->g));
     t->m = unet_create(&c->model, c->batch, c->img_size, c->img_size, c->seed, err, len);
     if (!t->m) return UT_EXIT_ERROR;
     guard_set_trainer_memory(t->g, t->m->plan.total_bytes, t->m->plan.total_bytes);

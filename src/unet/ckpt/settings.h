@@ -15,7 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Samples of a data set, at most (data.c refuses more files too). */
+/* Samples of a data set, at most (folder.c refuses more files too). */
 #define UT_MAX_SAMPLES (1 << 24)
 
 typedef struct ut_setting {

@@ -6,7 +6,7 @@
  * text lines with a length limit.
  *
  * Not here: writing (pth_write.c and image.c go through mg_atomic_*, so a
- * final name never holds a torn file) and folder listings (data.c).
+ * final name never holds a torn file) and folder listings (folder.c).
  */
 #ifndef UNET_FILEIO_H
 #define UNET_FILEIO_H

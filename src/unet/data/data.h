@@ -4,6 +4,9 @@
  * draws a synthetic set), keeps every sample resized to size x size as bytes,
  * splits it into train and validation, and fills NCHW float batches, with
  * an epoch cursor whose state fits in a few integers for exact resume.
+ * One file per concern: dataset.c (a folder's set, its byte count),
+ * synthetic.c, split.c, loader.c (the cursor), and folder.c (the one
+ * image-folder lister, for the set and for predict's --input).
  *
  * Typical use (errors omitted; every call returning int gives 0 or a
  * negative MG_E* code and, where it takes err, one line of text):

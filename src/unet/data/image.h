@@ -10,7 +10,7 @@
  * The format is chosen by the file's magic bytes, not by its extension.
  * Samples become floats in [0, 1] (v / 255 or v / 65535), interleaved HWC.
  *
- * Resizing: bilinear as torch.nn.functional.interpolate(mode="bilinear",
+ * Resizing (resize.c): bilinear as torch.nn.functional.interpolate(mode="bilinear",
  * align_corners=False, antialias=False) on float input, and nearest as
  * interpolate(mode="nearest") (src = min(floor(dst * in/out), in - 1), with
  * the scale computed in float like torch's CPU kernel), so masks and images
