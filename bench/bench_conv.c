@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * bench_conv.c: times the convolutions of ops_conv.h on the UNet's layer
+ * bench_conv.c: times the convolutions of conv.h on the UNet's layer
  * shapes at B=8, 128x128 (research/cnn-in-c.md 4), with 1 and 2 threads:
  * GFLOPS per op (median of REPS runs after a warm-up), and the ms one
  * training step spends in conv3x3 and convT fwd+bwd. Also the naive
@@ -20,7 +20,7 @@
 #include <time.h>
 
 #include "layout.h"
-#include "ops_conv.h"
+#include "conv.h"
 
 #define REPS 5
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_ops_bn.c: BatchNorm2d + ReLU (ops_bn.c). Optimised against the naive
+ * test_ops_bn.c: BatchNorm2d + ReLU (bn.c). Optimised against the naive
  * reference on odd shapes (padded channels included), finite differences of
  * the backward in double, parity with PyTorch 1.13 through
  * tests/py/ref_ops.py, bitwise determinism across runs and thread counts,
@@ -14,7 +14,7 @@
 #include "layout.h"
 #include "mg_ops_test.h"
 #include "model.h" /* BN_EPS, BN_MOMENTUM */
-#include "ops_bn.h"
+#include "bn.h"
 
 /* ---- BN fixtures --------------------------------------------------------- */
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_ops_conv.c: the convolutions of ops_conv.h.
+ * test_ops_conv.c: the convolutions of conv.h.
  * - Finite differences on every reference op: L = sum(r * out) with random
  *   r, central differences in double, against the backward ops.
  * - Every AVX2 and every AVX-512 kernel against its reference on odd
@@ -19,7 +19,7 @@
 
 #include "isa.h"
 #include "layout.h"
-#include "ops_conv_kernel.h"
+#include "kernel.h"
 
 #define SENTINEL 3.25f
 

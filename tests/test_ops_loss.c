@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_ops_loss.c: BCEWithLogits + soft Dice (ops_loss.c). Optimised
+ * test_ops_loss.c: BCEWithLogits + soft Dice (loss.c). Optimised
  * against the double-precision reference, finite differences in double,
  * parity with research/torch_unet_ref.py's bce_dice_loss in PyTorch 1.13
  * (value, parts, gradient), extreme logits, and bitwise determinism across
@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "mg_ops_test.h"
-#include "ops_loss.h"
+#include "loss.h"
 
 /* ---- loss fixtures -------------------------------------------------------- */
 

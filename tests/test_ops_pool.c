@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_ops_pool.c: MaxPool2d 2x2 stride 2 (ops_pool.c). Optimised against
+ * test_ops_pool.c: MaxPool2d 2x2 stride 2 (pool.c). Optimised against
  * the naive reference on even and odd sizes (odd sizes floor), with many
  * ties (quantised inputs) and NaN; parity with PyTorch 1.13 for values and
  * for which tied element gets the gradient; bitwise determinism across
@@ -13,7 +13,7 @@
 
 #include "layout.h"
 #include "mg_ops_test.h"
-#include "ops_pool.h"
+#include "pool.h"
 
 /* Input with many ties: values from {-1, 0, 1, 2} * 0.5 when `ties`. */
 static float *pool_input(shape s, int ties)

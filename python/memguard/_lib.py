@@ -156,33 +156,42 @@ def absolute_library_env(env, cwd=None):
         env[LIBRARY_ENV] = os.path.join(os.getcwd() if cwd is None else cwd, value)
 
 
-def _library_names():
-    if sys.platform == "win32":
+def _library_names(platform=sys.platform):
+    if platform == "win32":
         return ["memguard.dll", "libmemguard.dll"]
-    if sys.platform == "darwin":
+    if platform == "darwin":
         return ["libmemguard.0.dylib", "libmemguard.dylib"]
     return ["libmemguard.so.0", "libmemguard.so"]
 
 
-def _prefix_dirs(package_dir):
+def _prefix_dirs(package_dir, platform=sys.platform):
     """Library folders of the install prefixes, most specific first: the
     ``lib`` folder above this package (PREFIX/lib/pythonX.Y/site-packages/
     memguard), then sys.prefix, sys.base_prefix and /usr/local, each with
-    Debian's multiarch subfolder."""
+    Debian's multiarch subfolder. On Windows the DLL is in the prefix's
+    ``bin`` folder instead (where CMake installs a DLL): PREFIX\\bin beside
+    the ``lib`` (or ``Lib``) folder above the package, then sys.prefix's and
+    sys.base_prefix's ``bin``."""
+    windows = platform == "win32"
     dirs = []
-    arch = sysconfig.get_config_var("MULTIARCH") or ""
+    arch = "" if windows else sysconfig.get_config_var("MULTIARCH") or ""
     d = os.path.abspath(package_dir)
     while True:
         parent = os.path.dirname(d)
         if parent == d:
             break
-        if os.path.basename(parent) in ("lib", "lib64"):
-            dirs.append(parent)
-            if arch:
-                dirs.append(os.path.join(parent, arch))
+        if os.path.basename(parent).lower() in ("lib", "lib64"):
+            if windows:
+                dirs.append(os.path.join(os.path.dirname(parent), "bin"))
+            else:
+                dirs.append(parent)
+                if arch:
+                    dirs.append(os.path.join(parent, arch))
         d = parent
-    for prefix in (sys.prefix, sys.base_prefix, "/usr/local"):
-        for lib in ("lib", "lib64"):
+    prefixes = (sys.prefix, sys.base_prefix) if windows else (sys.prefix, sys.base_prefix,
+                                                                "/usr/local")
+    for prefix in prefixes:
+        for lib in ("bin",) if windows else ("lib", "lib64"):
             dirs.append(os.path.join(prefix, lib))
             if arch:
                 dirs.append(os.path.join(prefix, lib, arch))
@@ -194,32 +203,37 @@ def _prefix_dirs(package_dir):
     return out
 
 
-def find_library(env=None, package_dir=None, prefix_dirs=None, use_ldconfig=True):
+def find_library(env=None, package_dir=None, prefix_dirs=None, use_ldconfig=True,
+                 platform=sys.platform):
     """Path (or ldconfig name) of libmemguard, in this order:
 
     1. ``$MEMGUARD_LIBRARY`` when set: it must exist, nothing else is tried;
-    2. next to this package (pip install builds it and puts it there);
+    2. next to this package (pip install builds it and puts it there; the
+       Windows release zip has libmemguard.dll there);
     3. the install prefix's library folders (``cmake --install`` puts the
-       library in PREFIX/lib, the package in PREFIX/lib/python3.X/...);
-    4. the dynamic linker's cache (``ctypes.util.find_library``).
+       library in PREFIX/lib, on Windows the DLL in PREFIX\\bin, the package
+       in PREFIX/lib/python3.X/...);
+    4. the dynamic linker's cache (``ctypes.util.find_library``; PATH on
+       Windows).
 
     Raises MemguardError(MG_ENOLIB) listing every place looked at.
     The parameters exist for tests; the defaults are the real environment.
     """
     env = os.environ if env is None else env
+    names = _library_names(platform)
     explicit = env.get(LIBRARY_ENV, "")
     if explicit:
         if os.path.isfile(explicit):
             return explicit
         raise MemguardError(MG_ENOLIB, f"{LIBRARY_ENV}={explicit!r}: no such file "
-                            "(it must name libmemguard.so itself, e.g. build/libmemguard.so)")
+                            f"(it must name {names[-1]} itself, e.g. build/{names[-1]})")
     if package_dir is None:
         package_dir = os.path.dirname(os.path.abspath(__file__))
     if prefix_dirs is None:
-        prefix_dirs = _prefix_dirs(package_dir)
+        prefix_dirs = _prefix_dirs(package_dir, platform)
     tried = []
     for d in [package_dir] + list(prefix_dirs):
-        for name in _library_names():
+        for name in names:
             path = os.path.join(d, name)
             tried.append(path)
             if os.path.isfile(path):
@@ -228,10 +242,11 @@ def find_library(env=None, package_dir=None, prefix_dirs=None, use_ldconfig=True
         found = ctypes.util.find_library("memguard")
         if found:
             return found
-        tried.append("the dynamic linker's cache (ldconfig)")
+        tried.append("the folders on PATH" if platform == "win32"
+                     else "the dynamic linker's cache (ldconfig)")
     raise MemguardError(MG_ENOLIB, "libmemguard not found; set " + LIBRARY_ENV +
-                        " to the path of libmemguard.so (the build writes "
-                        "build/libmemguard.so) or install it with `cmake --install`. "
+                        f" to the path of {names[-1]} (the build writes "
+                        f"build/{names[-1]}) or install it with `cmake --install`. "
                         "Looked at: " + ", ".join(tried))
 
 

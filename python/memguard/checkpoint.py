@@ -8,14 +8,25 @@ plus at worst a stray temporary. Nothing large is allocated here.
 """
 
 import os
+import sys
+
+
+def _fsync_flags(directory, platform=sys.platform):
+    """os.open flags to fsync a file or folder, or None when it cannot be
+    done: Windows cannot open a folder, and its fsync (FlushFileBuffers)
+    fails on a file opened read-only (errno 13), so a file is opened for
+    writing there (never created or truncated). Linux fsyncs read-only."""
+    if directory:
+        return os.O_RDONLY | os.O_DIRECTORY if hasattr(os, "O_DIRECTORY") else None
+    if platform == "win32":
+        return os.O_RDWR | getattr(os, "O_BINARY", 0)
+    return os.O_RDONLY
 
 
 def _fsync_path(path, directory=False):
-    flags = os.O_RDONLY
-    if directory:
-        if not hasattr(os, "O_DIRECTORY"):  # Windows cannot open a folder
-            return
-        flags |= os.O_DIRECTORY
+    flags = _fsync_flags(directory)
+    if flags is None:
+        return
     fd = os.open(path, flags)
     try:
         os.fsync(fd)

@@ -1,27 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * cmd_run.c: `memguard run [OPTIONS] -- COMMAND [ARGS...]`: option parsing
- * and validation, self-protection (memory lock, oom_score_adj), then
- * supervise.c does the work. Everything the user can get wrong is rejected
- * here, before the command starts, with one line and exit status 2.
+ * and validation, the platform's self-protection (run_os_protect_self:
+ * memory lock, oom_score_adj), then supervise.c does the work. Everything
+ * the user can get wrong is rejected here, before the command starts, with
+ * one line and exit status 2. The checkpoint signal's names are the
+ * platform's (run_os_signal_arg).
  */
-#define _GNU_SOURCE /* sigabbrev_np */
 #include "run.h"
 #include "plot.h"
 
 #include <errno.h>
 #include <getopt.h>
-#include <limits.h>
-#include <math.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <fcntl.h>
 
 enum {
     OPT_GRACE = 400,
@@ -60,64 +54,6 @@ static int ms_arg(const char *flag, const char *arg, uint32_t *out)
     return rc;
 }
 
-/* Signals that cannot mean "checkpoint": the uncatchable ones, job
- * control, the child's status, the synchronous faults (a handler for them
- * belongs to the runtime, not to a checkpoint), SIGPIPE, and the real-time
- * signals glibc keeps for itself (32 and 33, below SIGRTMIN). */
-static bool refused_signal(int sig)
-{
-    switch (sig) {
-    case SIGKILL: case SIGSTOP: case SIGCHLD: case SIGCONT: case SIGTSTP: case SIGTTIN:
-    case SIGTTOU: case SIGSEGV: case SIGBUS: case SIGFPE: case SIGILL: case SIGTRAP:
-    case SIGSYS: case SIGABRT: case SIGPIPE:
-        return true;
-    default:
-        return sig < 1 || sig > SIGRTMAX || (sig > 31 && sig < SIGRTMIN);
-    }
-}
-
-/* A whole number lo..hi in the library's strict grammar. */
-static bool parse_int_strict(const char *s, int lo, int hi, int *out)
-{
-    uint64_t v;
-    if (mg_parse_uint(s, (uint64_t)hi, &v) < 0 || v < (uint64_t)lo) return false;
-    *out = (int)v;
-    return true;
-}
-
-/* "USR1", "SIGUSR1", "usr1", "RTMIN+2" or a number. */
-static int signal_number(const char *arg)
-{
-    const char *n = strncasecmp(arg, "SIG", 3) == 0 ? arg + 3 : arg;
-    for (int sig = 1; sig < 32; sig++) {
-        const char *abbrev = sigabbrev_np(sig);
-        if (abbrev && strcasecmp(n, abbrev) == 0) return sig;
-    }
-    if (strncasecmp(n, "RTMIN+", 6) == 0) {
-        int off;
-        return parse_int_strict(n + 6, 0, SIGRTMAX - SIGRTMIN, &off) ? SIGRTMIN + off : -1;
-    }
-    int v;
-    return parse_int_strict(arg, 1, SIGRTMAX, &v) ? v : -1;
-}
-
-static int signal_arg(const char *arg, int *out)
-{
-    int sig = signal_number(arg);
-    if (sig > 0 && !refused_signal(sig)) {
-        *out = sig;
-        return 0;
-    }
-    char name[32];
-    if (sig > 0)
-        return cli_usage_error("--signal '%s': %s cannot mean \"checkpoint\" (not KILL, STOP, "
-                               "CHLD, CONT, TSTP, TTIN, TTOU, PIPE, the faults or 32-33); "
-                               "use USR1 (default), USR2, TERM, INT, HUP, ALRM or RTMIN+N",
-                               arg, signal_name(sig, name, sizeof name));
-    return cli_usage_error("--signal '%s': expected a signal name such as USR1, USR2, TERM, "
-                           "RTMIN+2, or its number", arg);
-}
-
 /* --plot FILE: checks FILE before the command starts and, without --log,
  * gives the run an unnamed temporary log in FILE's folder (removed from
  * the folder at once, so nothing is left whatever happens to memguard).
@@ -136,17 +72,11 @@ static int plot_setup(run_opts *o, off_t *log_size)
     if (rc) return rc;
     *log_size = have_log ? st.st_size : 0;
     if (o->log_path) return 0;
-    char tmp[PATH_MAX];
-    const char *slash = strrchr(o->plot_path, '/');
-    int n = snprintf(tmp, sizeof tmp, "%.*s.memguard-log-XXXXXX",
-                     slash ? (int)(slash - o->plot_path + 1) : 0, o->plot_path);
-    if (n < 0 || (size_t)n >= sizeof tmp)
-        return cli_usage_error("--plot '%s': name too long", o->plot_path);
-    o->log_fd = mkostemp(tmp, O_CLOEXEC);
+    o->log_fd = run_os_temp_beside(o->plot_path);
     if (o->log_fd < 0)
         return cli_usage_error("--plot '%s': cannot make a temporary log next to it: %s",
-                               o->plot_path, strerror(errno));
-    unlink(tmp);
+                               o->plot_path, errno == ENAMETOOLONG ? "name too long"
+                                                                   : strerror(errno));
     return 0;
 }
 
@@ -156,13 +86,10 @@ static int plot_setup(run_opts *o, off_t *log_size)
  * outcome, as it is. */
 static void plot_run_log(run_opts *o, off_t log_size)
 {
-    munlockall(); /* reading a long log must not count against RLIMIT_MEMLOCK */
-    int fd = o->log_fd >= 0 ? o->log_fd
-                            : open(o->log_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY |
-                                                    O_NOFOLLOW);
+    run_os_unprotect_memory();
+    int fd = o->log_fd >= 0 ? o->log_fd : run_os_open_read(o->log_path);
     o->log_fd = -1;
-    struct stat st;
-    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= log_size)) {
+    if (fd >= 0 && run_os_regular_size(fd) <= log_size) {
         close(fd);
         return;
     }
@@ -173,31 +100,6 @@ static void plot_run_log(run_opts *o, off_t log_size)
         return;
     }
     plot_fd_to_file(fd, o->log_path ? o->log_path : "the run's log", 0, false, o->plot_path);
-}
-
-/* mlockall so memguard itself is never paged out while memory runs out,
- * and oom_score_adj -100 (earlyoom's value, not -1000: a leak in memguard
- * must not make the kernel kill everything else first). Both are
- * best-effort: an unprivileged user still gets a working supervisor. */
-static void protect_self(int verbose)
-{
-    struct rlimit rl;
-    /* MCL_FUTURE under a small RLIMIT_MEMLOCK would make later mmaps fail;
-     * ONFAULT locks only pages we touch, so RSS does not grow by the size
-     * of every mapped library. */
-    if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 &&
-        (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= (64u << 20))) {
-        if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0 && verbose)
-            fprintf(stderr, "memguard: info: mlockall: %s\n", strerror(errno));
-    } else if (verbose) {
-        fprintf(stderr, "memguard: info: not locking memory: RLIMIT_MEMLOCK too small\n");
-    }
-    int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        if (write(fd, "-100", 4) != 4 && verbose)
-            fprintf(stderr, "memguard: info: oom_score_adj: %s\n", strerror(errno));
-        close(fd);
-    }
 }
 
 int cmd_run(int argc, char **argv)
@@ -227,7 +129,7 @@ int cmd_run(int argc, char **argv)
     o.log_fd = -1;
     o.grace_ms = 60000;
     o.kill_after_ms = 10000;
-    o.signo = SIGUSR1;
+    o.signo = run_os_default_signal();
     o.hard_ram_frac = 0.97;
     o.hard_gpu_frac = 0.98;
     o.hook_timeout_ms = 10000;
@@ -247,7 +149,7 @@ int cmd_run(int argc, char **argv)
         case OPT_KILL_AFTER: rc = duration_arg("--kill-after", optarg, &o.kill_after_ms); break;
         case OPT_HOOK_TIMEOUT: rc = duration_arg("--hook-timeout", optarg, &o.hook_timeout_ms); break;
         case OPT_WARN_EVERY: rc = duration_arg("--warn-every", optarg, &o.warn_every_ms); break;
-        case OPT_SIGNAL: rc = signal_arg(optarg, &o.signo); break;
+        case OPT_SIGNAL: rc = run_os_signal_arg(optarg, &o.signo); break;
         case OPT_HARD_RAM:
         case OPT_HARD_GPU: {
             double *dst = opt == OPT_HARD_RAM ? &o.hard_ram_frac : &o.hard_gpu_frac;
@@ -302,9 +204,7 @@ int cmd_run(int argc, char **argv)
         return cli_usage_error("--hard-gpu %g is below --stop-gpu %g: the hard limit must come last",
                                o.hard_gpu_frac, r.stop_gpu_frac);
     if (o.on_warn) {
-        struct stat st;
-        if (o.on_warn[0] != '/' || stat(o.on_warn, &st) != 0 || !S_ISREG(st.st_mode) ||
-            access(o.on_warn, X_OK) != 0)
+        if (!run_os_hook_ok(o.on_warn))
             return cli_usage_error("--on-warn '%s': expected the absolute path of an executable file",
                                    o.on_warn);
     }
@@ -317,7 +217,7 @@ int cmd_run(int argc, char **argv)
         if (o.log_fd >= 0) close(o.log_fd);
         return status;
     }
-    protect_self(o.c.verbose);
+    run_os_protect_self(o.c.verbose);
     status = supervise(&o, ctx);
     mg_destroy(ctx);
     if (o.plot_path) plot_run_log(&o, log_size);

@@ -1,25 +1,30 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * run.h: the pieces of `memguard run` and what they share: the options
- * (cmd_run.c parses them), the supervisor (supervise.c: spawn, watch,
- * request, escalate, reap), the protocol's files (stopfile.c), the
- * processes it may signal (members.c) and the JSON-lines event log
- * (runlog.c).
+ * (cmd_run.c parses them), the supervisor (supervise.c and the platform's
+ * half, see supervise.h), the protocol's files (stopfile.c), the JSON-lines
+ * event log (runlog.c), and the few file and process operations that differ
+ * between POSIX and Windows (posix/run_os.c, win/run_os.c; on Linux also
+ * the processes it may signal, posix/members.c). The files outside those
+ * folders call no system interface that differs between the two.
  */
 #ifndef MG_RUN_H
 #define MG_RUN_H
 
 #include "cli.h"
 
-#include <limits.h>
 #include <stdint.h>
-#include <sys/types.h>
+
+/* Room for a path in memguard run's buffers, on every platform (Windows'
+ * MAX_PATH of 260 is too small for a UTF-8 path under a Japanese home). */
+#define RUN_PATH_MAX 4096
 
 typedef struct run_opts {
     cli_common c;
     uint64_t grace_ms;          /* --grace: request -> SIGTERM */
     uint64_t kill_after_ms;     /* --kill-after: SIGTERM -> SIGKILL */
-    int signo;                  /* --signal: the checkpoint request */
+    int signo;                  /* --signal: the checkpoint request
+                                   (Windows: SIGBREAK, CTRL_BREAK_EVENT) */
     double hard_ram_frac;       /* --hard-ram: kill at once */
     double hard_gpu_frac;       /* --hard-gpu */
     const char *on_warn;        /* --on-warn: absolute path, or NULL */
@@ -41,11 +46,11 @@ int supervise(const run_opts *o, mg_ctx *ctx);
 /* ---- stopfile.c ---------------------------------------------------------- */
 
 typedef struct stop_paths {
-    char dir[PATH_MAX];     /* the private folder, when memguard made one */
+    char dir[RUN_PATH_MAX];     /* the private folder, when memguard made one */
     bool dir_made;
-    char stop[PATH_MAX];    /* MEMGUARD_STOP_FILE */
-    char ack[PATH_MAX];     /* MEMGUARD_ACK_FILE */
-    bool stop_made;         /* the stop file is ours to remove */
+    char stop[RUN_PATH_MAX];    /* MEMGUARD_STOP_FILE */
+    char ack[RUN_PATH_MAX];     /* MEMGUARD_ACK_FILE */
+    bool stop_made;             /* the stop file is ours to remove */
 } stop_paths;
 
 /* The private folder and its two names, or --stop-file PATH (user_path)
@@ -61,27 +66,63 @@ bool stop_ack_read(const stop_paths *p, char *ckpt, size_t len);
  * private folder). */
 void stop_paths_cleanup(stop_paths *p);
 
-/* ---- members.c ----------------------------------------------------------- */
+/* ---- posix/run_os.c, win/run_os.c: what differs by platform ------------ */
 
-#define MEMBERS_MAX 4096
-
-/* One process of the watched tree, pinned by a pidfd. */
-typedef struct member {
-    int pid;
-    int pidfd;                /* -1 on kernels without pidfds */
-    unsigned long long start; /* start time (clock ticks after boot) */
-    bool catches;             /* the signal asked about is in its SigCgt */
-} member;
-
-/* The live descendants of memguard now, `exclude` left out (the --on-warn
- * hook), each pinned and checked to be ours; `catches` is about sig (0:
- * not asked). Returns how many were put in out[0..cap). */
-size_t members_list(mg_ctx *ctx, int sig, int exclude, member *out, size_t cap);
-/* Sends sig through the pin. 0 or -errno (-ESRCH: it is gone). */
-int member_signal(const member *m, int sig);
-void members_release(member *m, size_t n);
+/* A monotonic clock, in microseconds. */
+uint64_t run_os_now_us(void);
+/* The checkpoint signal when --signal is not given: SIGUSR1, or SIGBREAK
+ * (CTRL_BREAK_EVENT) on Windows. */
+int run_os_default_signal(void);
+/* --signal's value (a name or number). 0, or the usage error's status. */
+int run_os_signal_arg(const char *arg, int *out);
 /* "SIGUSR1", "SIGRTMIN+2", "signal 99". */
 const char *signal_name(int sig, char *buf, size_t len);
+/* Whether path is absolute here ("/x"; "C:\x" or "\\server\x"). */
+bool run_os_path_absolute(const char *path);
+/* Whether c separates folders in a path ('/'; also '\\' on Windows), and
+ * the separator memguard writes. */
+bool run_os_is_sep(char c);
+char run_os_sep(void);
+/* --on-warn's value: an absolute path to an executable file. */
+bool run_os_hook_ok(const char *path);
+/* Best-effort protection of memguard itself (memory lock, OOM score). */
+void run_os_protect_self(int verbose);
+/* Reading a long log must not count against the memory lock. */
+void run_os_unprotect_memory(void);
+
+/* Opens the log for appending: a regular file that is writable, never
+ * through a symlink and never blocking on a FIFO. -1 with errno ELOOP for a
+ * link, EINVAL for anything else that is not a writable regular file. */
+int run_os_log_open(const char *path);
+/* An unnamed temporary file beside `name` (for --plot without --log), open
+ * for reading and writing, gone whatever happens to memguard. -1 + errno. */
+int run_os_temp_beside(const char *name);
+/* A second descriptor of fd that the command does not inherit. */
+int run_os_dup(int fd);
+/* Opens a log to read it back (no link followed, no FIFO blocking). */
+int run_os_open_read(const char *path);
+/* The size of the regular file open as fd; -1 for anything else. */
+long long run_os_regular_size(int fd);
+
+/* At most len - 1 bytes of the regular file at path, NUL-terminated,
+ * without following a symlink or blocking on a FIFO; with `own`, only a
+ * file of this user. -1 when there is no such file. */
+long run_os_read_small(const char *path, char *buf, size_t len, bool own);
+/* Whether anything (a link included) is at path. */
+bool run_os_exists(const char *path);
+/* Removes the file (never a folder) at path: 0 or -errno. */
+int run_os_unlink(const char *path);
+/* Makes a private folder for the stop file and the acknowledgement (only
+ * this user may use it), its path in dir. 0, or the exit status after one
+ * line on stderr. */
+int run_os_private_dir(char *dir, size_t len);
+/* Removes the private folder, and first the temporaries a killed trainer
+ * left there ("ack.tmp.PID"); says so on stderr when it cannot. */
+void run_os_private_dir_remove(const char *dir);
+/* Writes n bytes as the file path through a temporary of its own in the
+ * same folder, renamed into place (no link followed, never half a file).
+ * 0 or -errno. */
+int run_os_write_replace(const char *path, const char *text, size_t n);
 
 /* ---- runlog.c ----------------------------------------------------------- */
 

@@ -4,13 +4,12 @@
  * (start, sample, warn, request, term, kill, exit) with the readings of the
  * moment (the library's JSON), so a run can be replayed or plotted. Lines
  * are written with one write(2) each, so a crash never leaves half a line
- * in the middle of the file. It decides nothing.
+ * in the middle of the file. Opening the file safely is the platform's
+ * (run_os_log_open). It decides nothing.
  */
 #include "run.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,32 +21,12 @@ struct runlog {
     char line[40000];
 };
 
-/* Opens the log for appending: a regular file with some write permission
- * bit, never through a symlink (O_NOFOLLOW) and never blocking on a FIFO.
- * errno says why not: ELOOP for a link, EINVAL for anything that is not a
- * writable regular file (/proc/version, a device). */
-static int open_log(const char *path)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK |
-                            O_NOCTTY, 0644);
-    if (fd < 0) return -1;
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || !(st.st_mode & 0222)) {
-        close(fd);
-        errno = EINVAL;
-        return -1;
-    }
-    int fl = fcntl(fd, F_GETFL);
-    if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
-    return fd;
-}
-
 runlog *runlog_open(const char *path)
 {
     runlog *l = calloc(1, sizeof *l);
     if (!l) return NULL;
     l->fd = -1;
-    if (path && (l->fd = open_log(path)) < 0) {
+    if (path && (l->fd = run_os_log_open(path)) < 0) {
         int e = errno;
         free(l);
         errno = e;

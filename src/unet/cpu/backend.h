@@ -49,7 +49,7 @@
 
 #include "adam.h"
 #include "layout.h" /* shape */
-#include "ops_loss.h" /* loss_parts */
+#include "loss.h" /* loss_parts */
 
 typedef struct unet_backend {
     const char *(*name)(void); /* e.g. "cpu-avx512", for logs */
@@ -74,7 +74,7 @@ typedef struct unet_backend {
     size_t (*loss_scratch)(int n, int hw);
     size_t (*loss_state)(int n);
 
-    /* ---- convolutions: the contracts of ops_conv.h ---- */
+    /* ---- convolutions: the contracts of conv.h ---- */
     void (*conv3x3_forward)(float *out, const float *in, shape s, const float *w, int co,
                             float *scratch);
     void (*conv3x3_backward_data)(float *din, const float *dout, shape s, const float *w, int co,
@@ -94,7 +94,7 @@ typedef struct unet_backend {
     void (*conv1x1_backward_weight)(float *dw, float *db, const float *dout, const float *in,
                                     shape s, int co, float *scratch);
 
-    /* ---- BatchNorm + ReLU, pooling, add: the contracts of ops_bn.h, ops_pool.h ---- */
+    /* ---- BatchNorm + ReLU, pooling, add: the contracts of bn.h, pool.h ---- */
     void (*bn_relu_forward)(float *y, const float *x, shape s, const float *gamma,
                             const float *beta, float *mean, float *rstd, float *running_mean,
                             float *running_var, int64_t *num_batches_tracked, double momentum,
@@ -112,7 +112,7 @@ typedef struct unet_backend {
     /* dst (shape s) += src (shape s) */
     void (*add)(float *dst, const float *src, shape s);
 
-    /* ---- loss (NCHW) and optimiser (flat parameter arrays): ops_loss.h, adam.h ---- */
+    /* ---- loss (NCHW) and optimiser (flat parameter arrays): loss.h, adam.h ---- */
     loss_parts (*loss_forward)(const float *logits, const float *target, int n, int hw,
                                float *state, float *scratch);
     void (*loss_backward)(float *dlogits, const float *logits, const float *target, int n,
@@ -122,7 +122,7 @@ typedef struct unet_backend {
 } unet_backend;
 
 /* The CPU backend: AVX-512, AVX2 or reference kernels picked at run time
- * (ops_conv.h), OpenMP threads. */
+ * (conv.h), OpenMP threads. */
 const unet_backend *unet_backend_cpu(void);
 
 #endif /* UNET_BACKEND_H */

@@ -9,9 +9,9 @@
 
 #include <string.h>
 
-#include "ops_bn.h"
-#include "ops_conv.h"
-#include "ops_pool.h"
+#include "bn.h"
+#include "conv.h"
+#include "pool.h"
 
 static const char *cpu_name(void)
 {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * members.c: the processes `memguard run` may signal: every descendant of
+ * posix/members.c: the processes `memguard run` may signal: every descendant of
  * memguard (the command, its workers, ranks, and processes that left the
  * command's group with setsid() or setpgid(), which the kernel hands back
  * to memguard as their child subreaper), as the library's tree discovery
@@ -16,7 +16,7 @@
  * It reads and signals; what to send when is supervise.c's decision.
  */
 #define _GNU_SOURCE
-#include "run.h"
+#include "members.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -138,16 +138,4 @@ void members_release(member *m, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (m[i].pidfd >= 0) close(m[i].pidfd);
-}
-
-const char *signal_name(int sig, char *buf, size_t len)
-{
-    const char *abbrev = sig > 0 && sig < SIGRTMIN ? sigabbrev_np(sig) : NULL;
-    if (abbrev)
-        snprintf(buf, len, "SIG%s", abbrev);
-    else if (sig >= SIGRTMIN && sig <= SIGRTMAX)
-        snprintf(buf, len, "SIGRTMIN+%d", sig - SIGRTMIN);
-    else
-        snprintf(buf, len, "signal %d", sig);
-    return buf;
 }

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ops_pool.c: 2x2 stride-2 max pooling on the blocked layout (see
- * ops_pool.h for semantics and why backward recomputes the argmax).
- * SIMD runs across the 8 channels of a block: one output pixel is one
- * 8-lane compare/select over 4 input pixels, which GCC vectorises from
- * the plain lane loops below (no intrinsics).
+ * pool.c: 2x2 stride-2 max pooling on the blocked layout (see pool.h for
+ * semantics and why backward recomputes the argmax). SIMD runs across the 8
+ * channels of a block: one output pixel is one 8-lane compare/select over 4
+ * input pixels, which GCC vectorises from the plain lane loops below (no
+ * intrinsics).
  */
 #include "isa.h"
-#include "ops_pool.h"
+#include "pool.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,12 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ops_conv_kernel.h: what a SIMD convolution kernel (ops_conv_avx2.c,
- * ops_conv_avx512.c) gives the shared driver (ops_conv_drive.c), and the
- * driver's nine ops over it. Internal to the convolution files and their
- * tests: outside them only backend_cpu.c includes a convolution header,
- * ops_conv.h (the model sees backend.h).
+ * kernel.h: what a SIMD convolution kernel (avx2.c, avx512.c) gives the
+ * shared driver (drive.c), and the driver's nine ops over it. Internal to
+ * the convolution files and their tests: outside them only backend_cpu.c
+ * includes a convolution header, conv.h (the model sees backend.h).
  *
- * Every op of ops_conv.h is one of two loops over the blocked layout:
+ * Every op of conv.h is one of two loops over the blocked layout:
  * - a forward-type op (conv3x3 forward and backward-data, the transposed
  *   conv's forward and backward-data, conv1x1's): out = bias + the sum
  *   over input blocks, taps and lanes of packed weights x shifted inputs,
@@ -18,10 +17,10 @@
  * threads; a kernel runs the rows and the dW loop (and the bias gradient)
  * with its own registers and tile sizes.
  */
-#ifndef UNET_OPS_CONV_KERNEL_H
-#define UNET_OPS_CONV_KERNEL_H
+#ifndef UNET_CONV_KERNEL_H
+#define UNET_CONV_KERNEL_H
 
-#include "ops_conv.h"
+#include "conv.h"
 
 /* Strides of one blocked tensor, in floats. */
 typedef struct conv__geo {
@@ -123,7 +122,7 @@ typedef struct conv__dwview {
 const conv__kernel *conv__kernel_avx2(void);
 const conv__kernel *conv__kernel_avx512(void);
 
-/* The nine ops of ops_conv.h on kernel k (same contracts). */
+/* The nine ops of conv.h on kernel k (same contracts). */
 void conv__3x3_forward(const conv__kernel *k, float *out, const float *in, shape s,
                        const float *w, int co, float *scratch);
 void conv__3x3_backward_data(const conv__kernel *k, float *din, const float *dout, shape s,
@@ -143,4 +142,4 @@ void conv__1x1_backward_data(const conv__kernel *k, float *din, const float *dou
 void conv__1x1_backward_weight(const conv__kernel *k, float *dw, float *db, const float *dout,
                                const float *in, shape s, int co, float *scratch);
 
-#endif /* UNET_OPS_CONV_KERNEL_H */
+#endif /* UNET_CONV_KERNEL_H */

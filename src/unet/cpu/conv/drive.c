@@ -1,12 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ops_conv_drive.c: the nine convolution ops of ops_conv.h for any SIMD
- * kernel (ops_conv_kernel.h): the geometry of each op as descriptors,
- * the packing of PyTorch-order weights into the kernel's register tiles,
- * and the sum of the per-chunk weight-gradient partials back into
- * PyTorch order. Plain C, no intrinsics: the kernels (ops_conv_avx2.c,
- * ops_conv_avx512.c) run the two hot loops; what is here is geometry and
- * memory moves the compiler vectorises well enough.
+ * drive.c: the nine convolution ops of conv.h for any SIMD kernel
+ * (kernel.h): the geometry of each op as descriptors, the packing of
+ * PyTorch-order weights into the kernel's register tiles, and the sum of
+ * the per-chunk weight-gradient partials back into PyTorch order. Plain C,
+ * no intrinsics: the kernels (avx2.c, avx512.c) run the two hot loops; what
+ * is here is geometry and memory moves the compiler vectorises well enough.
  *
  * Packing and the reduction run in parallel over (output group, input
  * block) tiles. They used to be serial loops calling a getter per
@@ -14,9 +13,9 @@
  * threads (perf, Zen 5), with the second thread spinning in libgomp.
  *
  * Not here: the arithmetic (the kernel files), dispatch and scratch
- * sizing (ops_conv.c), the reference (ops_conv_ref.c).
+ * sizing (conv.c), the reference (ref.c).
  */
-#include "ops_conv_kernel.h"
+#include "kernel.h"
 
 static int blocks(int c) { return conv__blocks(c); }
 

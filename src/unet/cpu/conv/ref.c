@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ops_conv_ref.c: naive reference loops for every convolution in
- * ops_conv.h, written straight from the definitions with shape_at(). They
- * are the test oracle and the fallback on CPUs without AVX2/FMA, so they
- * favour being obviously right: sums run in double, in a fixed order, one
- * output element per loop iteration (OpenMP over outputs only, so results
- * are bitwise reproducible for any thread count). No blocking, no SIMD.
+ * ref.c: naive reference loops for every convolution in conv.h, written
+ * straight from the definitions with shape_at(). They are the test oracle
+ * and the fallback on CPUs without AVX2/FMA, so they favour being obviously
+ * right: sums run in double, in a fixed order, one output element per loop
+ * iteration (OpenMP over outputs only, so results are bitwise reproducible
+ * for any thread count). No blocking, no SIMD.
  */
-#include "ops_conv.h"
+#include "conv.h"
 
 #include <string.h>
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ops_loss.h: the training loss of research/torch_unet_ref.py,
+ * loss.h: the training loss of research/torch_unet_ref.py,
  *
  *     loss = BCEWithLogits(x, t)  (mean over all N*H*W pixels)
  *          + mean over images i of (1 - (2 I_i + 1) / (D_i + 1)),
@@ -22,8 +22,8 @@
  * reduced in chunk order, so results are bitwise the same for any thread
  * count. No allocation.
  */
-#ifndef UNET_OPS_LOSS_H
-#define UNET_OPS_LOSS_H
+#ifndef UNET_LOSS_H
+#define UNET_LOSS_H
 
 #include <stddef.h>
 
@@ -57,4 +57,4 @@ void bce_dice_backward_ref(float *restrict dlogits, const float *restrict logits
                            const float *restrict target, int n, int hw,
                            const float *restrict state);
 
-#endif /* UNET_OPS_LOSS_H */
+#endif /* UNET_LOSS_H */

@@ -1,10 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ops_conv_avx2.c: the AVX2+FMA convolution kernel on the blocked layout:
- * the two loops of ops_conv_kernel.h (fwd_row, run_dw) and the bias
- * gradient. Compiled for plain x86-64 (target attributes, no global
- * -mavx2); the dispatcher in ops_conv.c uses it only when the CPU has AVX2
- * and FMA.
+ * avx2.c: the AVX2+FMA convolution kernel on the blocked layout: the two
+ * loops of kernel.h (fwd_row, run_dw) and the bias gradient. Compiled for
+ * plain x86-64 (target attributes, no global -mavx2); the dispatcher in
+ * conv.c uses it only when the CPU has AVX2 and FMA.
  *
  * Two microkernels serve all nine ops (research/cnn-in-c.md 3.4, 5.2):
  * - out_tile: NO output-channel blocks x NP output pixels: 4 x 3 where a
@@ -29,10 +28,10 @@
  * step in all, negligible against 36 GFLOP).
  *
  * Not here: each op's geometry, weight packing and the dW reduction
- * (ops_conv_drive.c), dispatch and scratch sizing (ops_conv.c), the
- * reference (ops_conv_ref.c).
+ * (drive.c), dispatch and scratch sizing (conv.c), the
+ * reference (ref.c).
  */
-#include "ops_conv_kernel.h"
+#include "kernel.h"
 #include "isa.h"
 
 #if defined(__x86_64__) || defined(__i386__)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ops_pool.h: MaxPool2d(kernel 2, stride 2) forward and backward on the
+ * pool.h: MaxPool2d(kernel 2, stride 2) forward and backward on the
  * blocked layout of layout.h. Odd sizes are floored like PyTorch: the last
  * row / column of an odd input is never selected and gets zero gradient.
  * It does not do other kernel sizes, padding, dilation or ceil_mode.
@@ -16,15 +16,15 @@
  * 3 compares per window and saves B*C*H*W/4 bytes of indices per level, so
  * there is no *_bytes helper: the pool stores 0 bytes.
  *
- * Conventions (as ops_conv.h): s is the input shape (C,B,H,W), the output
+ * Conventions (as conv.h): s is the input shape (C,B,H,W), the output
  * shape is maxpool2x2_shape(s); only interiors are written; no scratch; no
  * aliasing between outputs and inputs. Threads: OpenMP over rows; every
  * output element is computed independently, so results are bitwise the
  * same for any thread count. AVX2 build of the same C at run time;
  * UNET_KERNELS=ref forces the *_ref versions.
  */
-#ifndef UNET_OPS_POOL_H
-#define UNET_OPS_POOL_H
+#ifndef UNET_POOL_H
+#define UNET_POOL_H
 
 #include "layout.h"
 
@@ -47,4 +47,4 @@ void maxpool2x2_backward(float *restrict dx, const float *restrict dy,
 void maxpool2x2_backward_ref(float *restrict dx, const float *restrict dy,
                              const float *restrict x, shape s);
 
-#endif /* UNET_OPS_POOL_H */
+#endif /* UNET_POOL_H */

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ops_conv_avx512.c: the AVX-512 (avx512f + FMA) convolution kernel on the
- * blocked layout of layout.h: the two loops of ops_conv_kernel.h (fwd_row,
- * run_dw) and the bias gradient, which ops_conv_drive.c turns into the
- * nine ops of ops_conv.h. Compiled for plain x86-64 (target attributes, no
- * global -mavx512f); the dispatcher in ops_conv.c uses it only when the
- * CPU has avx512f, and falls back to AVX2 / the reference otherwise.
+ * avx512.c: the AVX-512 (avx512f + FMA) convolution kernel on the blocked
+ * layout of layout.h: the two loops of kernel.h (fwd_row, run_dw) and the
+ * bias gradient, which drive.c turns into the nine ops of conv.h. Compiled
+ * for plain x86-64 (target attributes, no global -mavx512f); the dispatcher
+ * in conv.c uses it only when the CPU has avx512f, and falls back to AVX2 /
+ * the reference otherwise.
  *
  * The layout keeps 8 channels per block, so a 512-bit register holds TWO
  * consecutive output blocks (16 output channels), living in two separate
@@ -47,11 +47,11 @@
  * (other summation order); both are within 1e-5 of the reference.
  *
  * Not here: each op's geometry, weight packing and the dW reduction
- * (ops_conv_drive.c), dispatch and scratch sizing (ops_conv.c), AVX2
- * (ops_conv_avx2.c), the reference (ops_conv_ref.c). No AVX-512 frequency
+ * (drive.c), dispatch and scratch sizing (conv.c), AVX2
+ * (avx2.c), the reference (ref.c). No AVX-512 frequency
  * tricks, no bf16.
  */
-#include "ops_conv_kernel.h"
+#include "kernel.h"
 #include "isa.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -77,7 +77,7 @@
 
 static int blocks(int c) { return conv__blocks(c); }
 
-/* Blocks per output group: see conv__group in ops_conv.h. */
+/* Blocks per output group: see conv__group in conv.h. */
 static int group_of(int nob) { return conv__group(nob); }
 
 /* ---- output-stationary microkernel (forward-type ops) -------------------------- */

@@ -1,15 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ops_conv.c: the public convolution calls of ops_conv.h. Each one runs
- * the shared driver (ops_conv_drive.c) on the AVX-512 kernel
- * (ops_conv_avx512.c) when the CPU has avx512f, else on the AVX2+FMA
- * kernel (ops_conv_avx2.c) when it has both, else the naive reference
- * (ops_conv_ref.c); UNET_KERNELS=ref|avx2|avx512
- * forces one for debugging. Also sizes the caller's scratch, for whichever
- * kernel runs. No arithmetic happens here.
+ * conv.c: the public convolution calls of conv.h. Each one runs the shared
+ * driver (drive.c) on the AVX-512 kernel (avx512.c) when the CPU has
+ * avx512f, else on the AVX2+FMA kernel (avx2.c) when it has both, else the
+ * naive reference (ref.c); UNET_KERNELS=ref|avx2|avx512 forces one for
+ * debugging. Also sizes the caller's scratch, for whichever kernel runs. No
+ * arithmetic happens here.
  */
 #include "isa.h"
-#include "ops_conv_kernel.h"
+#include "kernel.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ops_bn.h: BatchNorm2d fused with the ReLU that follows it, on the blocked
+ * bn.h: BatchNorm2d fused with the ReLU that follows it, on the blocked
  * layout of layout.h: the training forward (batch statistics, running-stat
  * update), its backward, and the eval forward from running statistics.
  * It does not do BN without ReLU, affine=False, or momentum=None
@@ -13,7 +13,7 @@
  * in double with the unbiased variance var*n/(n-1). Results agree with
  * torch to ~1e-6 relative (tests/test_ops_bn.c).
  *
- * Conventions (the same as ops_conv.h):
+ * Conventions (the same as conv.h):
  * - `s` is the activation shape (C,B,H,W); x, y, dy, dx are blocked,
  *   zero-bordered tensors of that shape. Per-channel arrays (gamma, beta,
  *   mean, rstd, running stats, dgamma, dbeta) have s.c entries, no padding.
@@ -35,8 +35,8 @@
  * the backward also reads the pre-BN input x and the post-ReLU output y,
  * which the model keeps anyway (y is the next conv's input).
  */
-#ifndef UNET_OPS_BN_H
-#define UNET_OPS_BN_H
+#ifndef UNET_BN_H
+#define UNET_BN_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -104,4 +104,4 @@ void bn_relu_forward_eval_ref(float *restrict y, const float *restrict x, shape 
                               const float *restrict running_mean,
                               const float *restrict running_var, double eps);
 
-#endif /* UNET_OPS_BN_H */
+#endif /* UNET_BN_H */

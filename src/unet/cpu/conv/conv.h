@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ops_conv.h: the trainer's convolutions on the blocked layout of layout.h:
+ * conv.h: the trainer's convolutions on the blocked layout of layout.h:
  * conv3x3 (stride 1, pad 1, no bias), ConvTranspose2d 2x2 stride 2 (bias)
  * and conv1x1 (bias), each as forward / backward-data / backward-weight.
  *
@@ -25,8 +25,8 @@
  *   in the environment forces one (a level the CPU lacks falls back to the
  *   best one it has), for debugging and tests.
  */
-#ifndef UNET_OPS_CONV_H
-#define UNET_OPS_CONV_H
+#ifndef UNET_CONV_H
+#define UNET_CONV_H
 
 #include <stddef.h>
 
@@ -106,8 +106,8 @@ void conv1x1_backward_data_ref(float *din, const float *dout, shape s, const flo
 void conv1x1_backward_weight_ref(float *dw, float *db, const float *dout, const float *in,
                                  shape s, int co);
 
-/* Scratch layout sizes, shared by ops_conv.c (planning) and the driver
- * (ops_conv_drive.c); no kernel calls it. */
+/* Scratch layout sizes, shared by conv.c (planning) and the driver
+ * (drive.c); no kernel calls it. */
 size_t conv__dw_chunks(int tasks, int rows);
 
 /* Output blocks per work group of the SIMD forward loops (AVX-512: one or
@@ -117,4 +117,4 @@ size_t conv__dw_chunks(int tasks, int rows);
  * the dW partition stays thread-count independent. */
 static inline int conv__group(int nob) { return nob >= 4 ? 4 : 2; }
 
-#endif /* UNET_OPS_CONV_H */
+#endif /* UNET_CONV_H */

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ops_bn.c: BatchNorm2d + ReLU on the blocked layout (see ops_bn.h for the
- * formulas and what is kept for backward). It does not allocate; all
- * partial sums live in the caller's scratch.
+ * bn.c: BatchNorm2d + ReLU on the blocked layout (see bn.h for the formulas
+ * and what is kept for backward). It does not allocate; all partial sums
+ * live in the caller's scratch.
  *
  * Work is split into units, one per (channel block, image): a padded plane
  * of (H+2)(W+2)*8 floats, 540 KB at 128x128, which fits the 2 MB L2 here.
@@ -19,7 +19,7 @@
  *   the same bits.
  */
 #include "isa.h"
-#include "ops_bn.h"
+#include "bn.h"
 
 #include <math.h>
 #include <stdint.h>

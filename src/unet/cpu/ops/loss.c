@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ops_loss.c: BCEWithLogits + soft Dice (see ops_loss.h). The loss touches
- * N*H*W values once per step (131072 at B=8, 128x128), so it is written for
+ * loss.c: BCEWithLogits + soft Dice (see loss.h). The loss touches N*H*W
+ * values once per step (131072 at B=8, 128x128), so it is written for
  * exactness and determinism first: one expf and one log1pf per pixel,
  * chunked partial sums in double, chunks reduced in order.
  */
-#include "ops_loss.h"
+#include "loss.h"
 
 #include <math.h>
 #include <stdint.h>
