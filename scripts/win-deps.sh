@@ -1,99 +1,128 @@
 #!/usr/bin/env bash
-# win-deps.sh [DIR]: builds, for the Windows cross build, the libraries that
-# Debian has no mingw-w64 build of: libpng and libjpeg-turbo (unet-train's
-# images) and cJSON (`memguard plot`, the tests). It compiles Debian's own
-# source packages with the mingw-w64 cross compiler (the toolchain file
-# cmake/mingw-w64.cmake, or $MG_WIN_TOOLCHAIN) into DIR/prefix (default
-# build-win/deps: a build-* folder, so git ignores it). zlib is Debian's
-# libz-mingw-w64-dev, used as it is (its zlib.pc is copied beside the others).
+# win-deps.sh [DIR]: the libraries of the Windows cross build that Debian
+# ships no mingw-w64 package of, cross-built from Debian's own source
+# packages into DIR/deps/prefix (default build-win/), where
+# cmake/mingw-w64.cmake finds them. Static libraries only, so the programs
+# import nothing but system DLLs.
+#   cJSON          `memguard plot` reads the run log with it; the tests parse
+#                  `memguard check --json` with it
+#   libpng         unet-train reads PNG images and masks, writes PNG masks
+#   libjpeg-turbo  unet-train reads JPEG images
+# zlib is Debian's libz-mingw-w64-dev, as it is; its zlib.pc is copied
+# beside the others (libpng.pc requires it, and the toolchain file lets
+# pkg-config see this prefix only).
 #
-# The sources come through a private apt configuration under DIR/apt
-# (deb-src lines for bookworm and bookworm-security, its own lists and
-# cache): nothing under /etc is read for sources or written. apt checks the
-# files against the signed indexes. dpkg-source applies Debian's patches, so
-# the decoders are Debian's, and the Windows trainer decodes every image to
-# the same bytes as the Linux one (test_unet_win_image checks it).
+# Which version: the one installed on this machine (libcjson-dev,
+# libpng-dev, libjpeg62-turbo-dev), so Linux and Windows build the same
+# source. Where apt can no longer download that one (the mirror keeps the
+# newest of each suite only: libpng 1.6.39-2+deb12u4 was installed here and
+# gone), the newest version the Sources index lists that downloads, and it
+# says so. Every library's exact version is printed, built or not. Debian's
+# patches are applied (dpkg-source), so the decoders are Debian's:
+# test_unet_win_image checks that unet-train.exe decodes every test image to
+# the same bytes as the Linux build. libjpeg-turbo is built WITH_SIMD=OFF (no
+# nasm): its SIMD and C paths decode to the same bytes, which that test
+# checks against Debian's SIMD build on Linux.
 #
-# Idempotent: when DIR/prefix holds a build of these exact versions (its
-# stamp file), it prints the versions and does nothing else. It does not
-# install packages (scripts/setup.sh win does) and does not build memguard.
-#
-# The versions are pinned and printed. libpng 1.6.39-2+deb12u6 is listed in
-# bookworm-security but its files answered 404 on this mirror (see
-# ../shared/research/windows.md), so deb12u5 from bookworm is the pin.
-# libjpeg-turbo is built WITH_SIMD=OFF (no nasm needed): its SIMD and C
-# paths decode to the same bytes, which the image test checks against the
-# Linux build (that uses Debian's SIMD library).
+# The sources come through a private apt configuration under DIR/deps/apt
+# (nothing under /etc is written). Idempotent: a library already in the
+# prefix at the version wanted is not built again. Needs dpkg-dev and the
+# cross compiler (scripts/setup.sh win).
 set -euo pipefail
-
-PNG_SRC=libpng1.6 PNG_VERSION=1.6.39-2+deb12u5
-JPEG_SRC=libjpeg-turbo JPEG_VERSION=1:2.1.5-2
-CJSON_SRC=cjson CJSON_VERSION=1.7.15-1+deb12u4
-MINGW=/usr/x86_64-w64-mingw32
-
-if [ $# -gt 1 ]; then
-    echo "usage: win-deps.sh [DIR]   (DIR defaults to build-win/deps)" >&2
-    exit 2
-fi
-dir=$(realpath -m "${1:-build-win/deps}")
 cd "$(dirname "$0")/.."
-tc=$(realpath -m "${MG_WIN_TOOLCHAIN:-cmake/mingw-w64.cmake}")
-prefix=$dir/prefix
-stamp="$prefix/.memguard-deps"
-want="$PNG_SRC=$PNG_VERSION $JPEG_SRC=$JPEG_VERSION $CJSON_SRC=$CJSON_VERSION zlib=$(dpkg-query -W -f='${Version}' libz-mingw-w64-dev 2>/dev/null || echo missing)"
+out=${1:-build-win}
+deps=$(realpath -m "$out/deps")
+prefix=$deps/prefix
+stamps=$prefix/share/memguard-deps
+toolchain=$PWD/cmake/mingw-w64.cmake
+mingw=/usr/x86_64-w64-mingw32
+mkdir -p "$deps/apt/lists/partial" "$deps/apt/cache/archives/partial" "$deps/src" "$stamps"
+apt_opts=(-o "Dir::Etc::SourceList=$deps/apt/sources.list" -o Dir::Etc::SourceParts=/nonexistent
+          -o "Dir::State::Lists=$deps/apt/lists" -o "Dir::Cache=$deps/apt/cache"
+          -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
 
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-    echo "win-deps: already built in $prefix: $want"
-    exit 0
-fi
-for tool in x86_64-w64-mingw32-gcc-posix dpkg-source cmake; do
-    if ! command -v "$tool" >/dev/null; then
-        echo "win-deps: $tool is missing; run scripts/setup.sh win first" >&2
+apt_update() {
+    if [ ! -s "$deps/apt/sources.list" ]; then
+        printf '%s\n' "deb-src http://deb.debian.org/debian bookworm main" \
+            "deb-src http://deb.debian.org/debian-security bookworm-security main" \
+            > "$deps/apt/sources.list"
+        apt-get "${apt_opts[@]}" -qq update >&2
+    fi
+}
+
+# versions SOURCE BINARY: the installed version of BINARY first (if any),
+# then the versions of SOURCE that the Sources index lists, newest first.
+versions() {
+    dpkg-query -W -f='${Version}\n' "$2" 2>/dev/null || true
+    apt_update
+    apt-cache "${apt_opts[@]}" showsrc "$1" 2>/dev/null | sed -n 's/^Version: //p' |
+        sort -r -V -u
+}
+
+# fetch SOURCE VERSION: downloads and unpacks the source package (apt
+# checks the files against the signed Sources index; dpkg-source then only
+# warns that it has no key for the .dsc's own signature); prints its folder.
+fetch() {
+    local src=$1 version=$2
+    local dir=$deps/src/$src-${version//:/_} # no colon: make cannot take one
+    if [ ! -d "$dir" ]; then
+        apt_update
+        (cd "$deps/src" && apt-get "${apt_opts[@]}" -qq source --download-only "$src=$version" &&
+         dpkg-source -x "${src}_${version#*:}.dsc" "$dir" >/dev/null 2>&1) >/dev/null 2>&1 ||
+            return 1
+    fi
+    echo "$dir"
+}
+
+# cmake_lib NAME SRC_DIR CMAKE_ARGS...: configure, build and install one
+# CMake-built library into the prefix. The libdir is absolute: libjpeg-turbo
+# reads a relative one against the current folder.
+cmake_lib() {
+    local name=$1 srcdir=$2
+    shift 2
+    rm -rf "$deps/build-$name"
+    cmake -S "$srcdir" -B "$deps/build-$name" -DCMAKE_TOOLCHAIN_FILE="$toolchain" \
+        -DMG_WIN_DEPS_PREFIX="$prefix" -DCMAKE_BUILD_TYPE=Release \
+        -DCMAKE_INSTALL_PREFIX="$prefix" -DCMAKE_INSTALL_LIBDIR="$prefix/lib" \
+        -Wno-dev -Wno-deprecated "$@" >/dev/null
+    cmake --build "$deps/build-$name" -j2 --target install >/dev/null
+}
+
+# dep NAME SOURCE BINARY CMAKE_ARGS...: NAME built from SOURCE at the
+# installed version of BINARY (or the newest that downloads), unless the
+# prefix has it already.
+dep() {
+    local name=$1 src=$2 bin=$3 want stamp="" dir="" v t0
+    shift 3
+    want=$(dpkg-query -W -f='${Version}' "$bin" 2>/dev/null || echo -)
+    # the stamp: the installed version it was built for, the version built
+    [ -f "$stamps/$name" ] && stamp=$(cat "$stamps/$name")
+    if [ -n "$stamp" ] && { [ "$want" = - ] || [ "${stamp%% *}" = "$want" ]; }; then
+        echo "win-deps: $name: Debian $src ${stamp#* } (built)"
+        return
+    fi
+    for v in $(versions "$src" "$bin"); do
+        dir=$(fetch "$src" "$v") && break
+        dir=""
+    done
+    if [ -z "$dir" ]; then
+        echo "win-deps: cannot download Debian's $src source package (any version)" >&2
         exit 1
     fi
-done
-if [ ! -f "$MINGW/lib/libz.a" ] || [ ! -f "$tc" ]; then
-    echo "win-deps: need $MINGW/lib/libz.a (libz-mingw-w64-dev) and the toolchain file $tc" >&2
-    exit 1
-fi
-echo "win-deps: building $want into $prefix"
-t0=$(date +%s)
+    [ "$want" != - ] && [ "$v" != "$want" ] &&
+        echo "win-deps: $name: the installed $bin $want is no longer downloadable"
+    t0=$(date +%s)
+    cmake_lib "$name" "$dir" "$@"
+    echo "$want $v" >"$stamps/$name"
+    echo "win-deps: $name: Debian $src $v, built in $(($(date +%s) - t0)) s"
+}
 
-# The private apt configuration: its own sources, lists and cache.
-apt=$dir/apt
-mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$dir/src"
-cat >"$apt/sources.list" <<EOF
-deb-src http://deb.debian.org/debian bookworm main
-deb-src http://deb.debian.org/debian-security bookworm-security main
-EOF
-A=(-o "Dir::Etc::SourceList=$apt/sources.list" -o Dir::Etc::SourceParts=/nonexistent
-   -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o Debug::NoLocking=1
-   -o APT::Sandbox::User=root -qq)
-apt-get "${A[@]}" update
-rm -rf "$dir/src" "$dir"/build-* "$prefix" "$dir/dpkg-source.log"
-mkdir -p "$dir/src"
-(cd "$dir/src" && apt-get "${A[@]}" source --download-only \
-    "$PNG_SRC=$PNG_VERSION" "$JPEG_SRC=$JPEG_VERSION" "$CJSON_SRC=$CJSON_VERSION" &&
-    for dsc in ./*.dsc; do dpkg-source -q -x "$dsc" >>../dpkg-source.log 2>&1 ||
-        { cat ../dpkg-source.log >&2; exit 1; }; done)
-png_dir=$(echo "$dir"/src/libpng1.6-*/)
-jpeg_dir=$(echo "$dir"/src/libjpeg-turbo-*/)
-cjson_dir=$(echo "$dir"/src/cjson-*/)
-
-common=(-DCMAKE_TOOLCHAIN_FILE="$tc" -DMG_WIN_DEPS_PREFIX="$prefix" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX="$prefix"
-        -DCMAKE_INSTALL_LIBDIR="$prefix/lib" -Wno-dev -Wno-deprecated --no-warn-unused-cli)  # libjpeg-turbo takes a relative one from the cwd
-cmake -S "$jpeg_dir" -B "$dir/build-jpeg" "${common[@]}" -DENABLE_SHARED=OFF -DWITH_SIMD=OFF \
-    -DWITH_TURBOJPEG=OFF >/dev/null
-cmake --build "$dir/build-jpeg" -j2 --target install >/dev/null
-cmake -S "$png_dir" -B "$dir/build-png" "${common[@]}" -DPNG_SHARED=OFF -DPNG_TESTS=OFF \
-    -DPNG_EXECUTABLES=OFF -DZLIB_LIBRARY="$MINGW/lib/libz.a" \
-    -DZLIB_INCLUDE_DIR="$MINGW/include" >/dev/null
-cmake --build "$dir/build-png" -j2 --target install >/dev/null
-cmake -S "$cjson_dir" -B "$dir/build-cjson" "${common[@]}" -DBUILD_SHARED_LIBS=OFF \
-    -DENABLE_CJSON_TEST=OFF -DENABLE_CJSON_UTILS=OFF >/dev/null
-cmake --build "$dir/build-cjson" -j2 --target install >/dev/null
-# libpng.pc requires zlib.pc: Debian's, beside the others (the toolchain
-# file lets pkg-config see this prefix only).
-cp "$MINGW/lib/pkgconfig/zlib.pc" "$prefix/lib/pkgconfig/"
-echo "$want" >"$stamp"
-echo "win-deps: built $want in $(($(date +%s) - t0)) s"
+dep cjson cjson libcjson-dev -DBUILD_SHARED_LIBS=OFF -DENABLE_CJSON_TEST=OFF \
+    -DENABLE_CJSON_UTILS=OFF -DENABLE_CUSTOM_COMPILER_FLAGS=OFF -DENABLE_TARGET_EXPORT=OFF
+dep libjpeg libjpeg-turbo libjpeg62-turbo-dev -DENABLE_SHARED=OFF -DWITH_SIMD=OFF \
+    -DWITH_TURBOJPEG=OFF
+dep libpng libpng1.6 libpng-dev -DPNG_SHARED=OFF -DPNG_TESTS=OFF -DPNG_EXECUTABLES=OFF \
+    -DZLIB_LIBRARY="$mingw/lib/libz.a" -DZLIB_INCLUDE_DIR="$mingw/include"
+cp "$mingw/lib/pkgconfig/zlib.pc" "$prefix/lib/pkgconfig/"
+echo "win-deps: zlib: Debian libz-mingw-w64-dev $(dpkg-query -W -f='${Version}' libz-mingw-w64-dev)"
+echo "win-deps: $prefix ready"
