@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz_pickle.c: libFuzzer harness for the pickle machine of the .pth
- * reader (src/unet/pth_read.c, pk_run and its opcodes, the global
- * allowlist, persistent storage ids, tensor rebuilds) and for what the
- * trainer makes of the tree (src/unet/ckpt_read.c: ckpt_open, ckpt_apply).
+ * reader (src/unet/pth/pickle_read.c, pk_run and its opcode handlers,
+ * the global allowlist, persistent storage ids, tensor rebuilds) and for
+ * what the trainer makes of the tree (src/unet/ckpt/ckpt_read.c:
+ * ckpt_open, ckpt_apply).
  *
  * The fuzzed bytes are the pickle, not the zip: the harness wraps them in
  * a valid zip ("archive/data.pkl", "archive/version", "archive/data/<i>")

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz_pth_zip.c: libFuzzer harness for the .pth reader as a whole, zip
- * container first (src/unet/pth_read.c: end of central directory, zip64
+ * container first (src/unet/pth/zip_read.c: end of central directory, zip64
  * records, central directory entries, local headers, CRC-32, the version
  * record), then the pickle when the mutation left the CRCs intact.
  *

@@ -58,7 +58,7 @@ extern "C" {
 #define MG_API __declspec(dllexport)
 #elif defined(_WIN32) && defined(MG_USING_SHARED)
 #define MG_API __declspec(dllimport)
-#elif defined(__GNUC__)
+#elif defined(__GNUC__) && !defined(_WIN32)
 #define MG_API __attribute__((visibility("default")))
 #else
 #define MG_API
@@ -212,7 +212,9 @@ typedef struct mg_config {
      * when that is unset or empty, the system default. */
     const char *proc_root;         /* [MEMGUARD_PROC_ROOT] "/proc" */
     const char *cgroup_root;       /* [MEMGUARD_CGROUP_ROOT] "/sys/fs/cgroup" */
-    const char *nvml_library;      /* [MEMGUARD_NVML_LIBRARY] "libnvidia-ml.so.1" */
+    const char *nvml_library;      /* [MEMGUARD_NVML_LIBRARY] "libnvidia-ml.so.1";
+                                    * Windows: "nvml.dll" from System32 or
+                                    * NVIDIA Corporation\NVSMI */
     const char *visible_devices;   /* [CUDA_VISIBLE_DEVICES] all devices */
     mg_log_fn log_fn;              /* NULL = diagnostics are dropped */
     void *log_user;                /* passed to log_fn */
@@ -234,9 +236,16 @@ MG_API int mg_config_check(const mg_config *cfg, char *msg, size_t msg_len);
 
 /* Which limit set ram.total_bytes (the one closest to full decides). */
 typedef enum mg_ram_source {
-    MG_RAM_SOURCE_MEMINFO = 0, /* /proc/meminfo MemTotal and MemAvailable */
-    MG_RAM_SOURCE_CGROUP = 1,  /* the container's effective cgroup limit */
-    MG_RAM_SOURCE_BUDGET = 2   /* the caller's budget vs the tree's used_bytes */
+    MG_RAM_SOURCE_MEMINFO = 0, /* the machine: /proc/meminfo MemTotal and
+                                * MemAvailable; on Windows
+                                * GlobalMemoryStatusEx's physical memory */
+    MG_RAM_SOURCE_CGROUP = 1,  /* the container's effective cgroup limit; on
+                                * Windows the memory limit of the job object
+                                * the process runs in */
+    MG_RAM_SOURCE_BUDGET = 2,  /* the caller's budget vs the tree's used_bytes */
+    MG_RAM_SOURCE_COMMIT = 3   /* Windows: the commit charge vs the commit
+                                * limit (RAM + page files), where allocations
+                                * (and CUDA's pinned host memory) fail */
 } mg_ram_source;
 
 typedef struct mg_ram {
@@ -246,19 +255,26 @@ typedef struct mg_ram {
     uint64_t available_bytes; /* total - used, 0 when over */
     uint64_t used_bytes;
     double used_frac;         /* used / total, may exceed 1 */
-    /* Every limit that applies (machine, cgroup, budget), the deciding one
-     * included: the poll interval follows the one with the least headroom
-     * in bytes, which need not be the fullest in fraction. */
+    /* Every limit that applies (machine, commit, cgroup, budget), the
+     * deciding one included: the poll interval follows the one with the
+     * least headroom in bytes, which need not be the fullest in fraction. */
     unsigned nlimits;
     struct mg_ram_limit {
         mg_ram_source source;
         uint64_t total_bytes;
         uint64_t used_bytes;
-    } limits[3];
+    } limits[4];
     /* The machine's own figures, whatever the source. */
     bool meminfo_known;
-    uint64_t mem_total_bytes;     /* MemTotal */
-    uint64_t mem_available_bytes; /* MemAvailable (estimated on kernels < 3.14) */
+    uint64_t mem_total_bytes;     /* MemTotal (Windows: ullTotalPhys) */
+    uint64_t mem_available_bytes; /* MemAvailable (estimated on kernels < 3.14;
+                                   * Windows: ullAvailPhys) */
+    /* Windows' commit charge (GetPerformanceInfo CommitTotal) and commit
+     * limit (CommitLimit: RAM plus page files). Unknown on Linux, whose
+     * overcommit has no such line. */
+    bool commit_known;
+    uint64_t commit_used_bytes;
+    uint64_t commit_limit_bytes;
 } mg_ram;
 
 typedef struct mg_swap {
@@ -530,7 +546,7 @@ MG_API int mg_format_json(const mg_config *cfg, const mg_snapshot *snap,
 MG_API int mg_json_quote(const char *s, char *buf, size_t buf_len);
 
 /* Short names: "safe" / "warn" / "critical", "meminfo" / "cgroup" /
- * "budget". Static storage. */
+ * "budget" / "commit". Static storage. */
 MG_API const char *mg_level_name(mg_level level);
 MG_API const char *mg_ram_source_name(mg_ram_source source);
 

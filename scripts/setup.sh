@@ -6,7 +6,10 @@
 #          unet-train and run the demo: compiler, CMake, pkg-config, libpng,
 #          libjpeg, zlib, cJSON
 #   test   (the default) that and everything the tests, benchmarks, man
-#          pages and fuzzing need (scripts/test.sh)
+#          pages and fuzzing need (scripts/test.sh), and the win set
+#   win    the Windows cross build and Wine (scripts/test-win.sh); as part
+#          of test, a machine that cannot install them says so in one line
+#          and the Windows tests are skipped
 #
 # Why each package is here (main_packages first):
 #   build-essential, cmake, pkg-config  compiler, build system, .pc lookup
@@ -30,6 +33,13 @@
 #                    with rsvg-convert and parses it with libxml2
 #   python3-venv, python3-setuptools, python3-wheel  test_install: pip
 #                    install of the binding into a fresh venv, offline
+#   win_packages:
+#   gcc-mingw-w64-x86-64, libz-mingw-w64-dev  the Windows cross compiler
+#                    (mingw-w64) and its zlib
+#   wine, wine64     runs the Windows tests (64-bit only; the "wine32 is
+#                    missing" notice is harmless)
+#   dpkg-dev         dpkg-source unpacks the Debian source packages that
+#                    scripts/win-deps.sh cross-builds (cJSON)
 set -euo pipefail
 
 main_packages=(build-essential cmake pkg-config libcjson-dev libpng-dev libjpeg-dev zlib1g-dev)
@@ -39,30 +49,48 @@ packages=(build-essential cmake pkg-config libcjson-dev python3 python3-psutil g
           clang-14 libclang-rt-14-dev libomp-14-dev)
 packages+=(librsvg2-bin libxml2-dev python3-venv python3-setuptools python3-wheel)
 
-case "${1:-test}" in
-    main) packages=("${main_packages[@]}") ;;
-    test) ;;
-    *) echo "setup: '$1': expected main or test (default: test)" >&2; exit 2 ;;
-esac
+win_packages=(gcc-mingw-w64-x86-64 libz-mingw-w64-dev wine wine64 dpkg-dev)
 
-missing=()
-for p in "${packages[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-        missing+=("$p")
+# missing PACKAGE...: prints those not installed
+missing() {
+    for p in "$@"; do
+        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+            printf '%s\n' "$p"
+        fi
+    done
+}
+
+# install WHAT PACKAGE...: installs the missing ones; fails when it cannot
+install() {
+    local what=$1
+    shift
+    local todo
+    mapfile -t todo < <(missing "$@")
+    if [ ${#todo[@]} -eq 0 ]; then
+        echo "setup: all $# $what packages already installed"
+        return 0
     fi
-done
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "setup: missing $what packages: ${todo[*]}; run as root (or: sudo $0)" >&2
+        return 1
+    fi
+    echo "setup: installing ${todo[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends "${todo[@]}" &&
+        echo "setup: done"
+}
 
-if [ ${#missing[@]} -eq 0 ]; then
-    echo "setup: all ${#packages[@]} packages already installed"
-    exit 0
-fi
+# The Windows set, as part of test: optional, one line when it fails.
+install_win_optional() {
+    if ! install Windows "${win_packages[@]}"; then
+        echo "setup: the Windows cross build's packages could not be installed;" \
+             "scripts/test.sh skips the Windows tests"
+    fi
+}
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "setup: missing packages: ${missing[*]}; run as root (or: sudo $0)" >&2
-    exit 1
-fi
-echo "setup: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}"
-echo "setup: done"
+case "${1:-test}" in
+    main) install main "${main_packages[@]}" ;;
+    test) install test "${packages[@]}" && install_win_optional ;;
+    win) install Windows "${win_packages[@]}" ;;
+    *) echo "setup: '$1': expected main, test or win (default: test)" >&2; exit 2 ;;
+esac

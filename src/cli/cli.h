@@ -2,7 +2,8 @@
 /*
  * cli.h: what the memguard subcommands share: the options common to every
  * command, the one-line usage error, and opening a context with a stderr
- * logger. Each subcommand lives in its own cmd_*.c file.
+ * logger, and the little `watch` needs of the system (posix/sys.c,
+ * win/sys.c). Each subcommand lives in its own cmd_*.c file.
  */
 #ifndef MG_CLI_H
 #define MG_CLI_H
@@ -10,7 +11,17 @@
 #include "memguard.h"
 
 #include <getopt.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
+
+/* printf-style checking; mingw-w64 builds with its own (GNU) printf family
+ * (__USE_MINGW_ANSI_STDIO), whose archetype is gnu_printf there. */
+#if defined(__MINGW32__)
+#define CLI_PRINTF(fmt, args) __attribute__((format(gnu_printf, fmt, args)))
+#else
+#define CLI_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#endif
 
 /* Options every monitoring command accepts (long-only ones start at 256,
  * earlyoom's convention, so they never collide with a short letter). */
@@ -66,7 +77,7 @@ int cli_common_validate(cli_common *c);
 
 /* Prints one line, "memguard: <message> (try 'memguard --help')", to
  * stderr and returns MG_EXIT_USAGE. */
-int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int cli_usage_error(const char *fmt, ...) CLI_PRINTF(1, 2);
 
 /* A whole number lo..hi in the library's strict grammar (mg_parse_uint),
  * or the usage error "FLAG 'ARG': expected WHAT, a whole number from LO to
@@ -97,6 +108,15 @@ void cli_usage(FILE *out);
 /* Prints a formatter's output (n is its return value); 0 or exit status 1
  * with one line on stderr when it failed or was truncated. */
 int print_formatted(int n, char *buf, size_t len);
+
+/* ---- posix/sys.c, win/sys.c: what `watch` needs of the system ------------ */
+
+/* From now on Ctrl-C (and SIGTERM; on Windows Ctrl+Break and closing the
+ * console) only sets the flag that cli_interrupted() reads. */
+void cli_catch_interrupt(void);
+bool cli_interrupted(void);
+/* Sleeps ms milliseconds, or less when interrupted meanwhile. */
+void cli_sleep_ms(uint32_t ms);
 
 int cmd_check(int argc, char **argv);
 int cmd_watch(int argc, char **argv);

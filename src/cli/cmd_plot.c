@@ -7,60 +7,21 @@
  * its name atomically (mg_atomic: a temporary, fsync, rename), never
  * through a symlink and never over the log itself. Lines of the log that
  * are not valid are skipped and counted on stderr; a log without one valid
- * line is bad input (exit 2). Reading is plot_log.c, drawing plot_svg.c.
+ * line is bad input (exit 2). Reading is plot_log.c, drawing plot_svg.c,
+ * opening the log and checking the output name the platform's
+ * plot_file.c.
  */
 #include "cli.h"
 #include "plot.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 enum { OPT_RUN = 500 };
-
-/* The folder part of path ("." when it has none). */
-static void folder_of(const char *path, char *dir, size_t len)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash) snprintf(dir, len, ".");
-    else if (slash == path) snprintf(dir, len, "/");
-    else snprintf(dir, len, "%.*s", (int)(slash - path), path);
-}
-
-int plot_check_output(const char *flag, const char *path, const struct stat *in_st)
-{
-    struct stat st;
-    char dir[PATH_MAX];
-    if (strcmp(path, "-") == 0) return 0;
-    if (!*path || path[strlen(path) - 1] == '/')
-        return cli_usage_error("%s '%s': expected a file name", flag, path);
-    if (lstat(path, &st) == 0) {
-        if (S_ISLNK(st.st_mode))
-            return cli_usage_error("%s '%s': a symbolic link (not followed; remove it or "
-                                   "name another file)", flag, path);
-        if (S_ISDIR(st.st_mode))
-            return cli_usage_error("%s '%s': a folder, expected a file name", flag, path);
-        if (!S_ISREG(st.st_mode))
-            return cli_usage_error("%s '%s': not a regular file (a FIFO, device or socket)",
-                                   flag, path);
-        if (in_st && st.st_dev == in_st->st_dev && st.st_ino == in_st->st_ino)
-            return cli_usage_error("%s '%s': that is the log itself; name another file", flag,
-                                   path);
-    } else if (errno != ENOENT) {
-        return cli_usage_error("%s '%s': %s", flag, path, strerror(errno));
-    }
-    folder_of(path, dir, sizeof dir);
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return cli_usage_error("%s '%s': no such folder '%s'", flag, path, dir);
-    if (access(dir, W_OK | X_OK) != 0)
-        return cli_usage_error("%s '%s': the folder '%s' is not writable", flag, path, dir);
-    return 0;
-}
 
 static int write_svg(const char *out_path, const plot_buf *svg)
 {
@@ -98,8 +59,7 @@ static void report_skips(const char *name, const plot_stats *st, unsigned which,
 int plot_fd_to_file(int fd, const char *name, unsigned which, bool note_runs,
                     const char *out_path)
 {
-    int fl = fcntl(fd, F_GETFL);
-    if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    plot_fd_blocking(fd);
     FILE *f = fdopen(fd, "r");
     if (!f) {
         close(fd);
@@ -145,26 +105,6 @@ static int default_output(const char *log, char *out, size_t len)
     return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
-/* Opens the log without blocking on a FIFO and checks it is a regular
- * file. Returns the fd, or -1 after one line (*status set). */
-static int open_log(const char *path, struct stat *st, int *status)
-{
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        *status = cli_usage_error("plot: LOG '%s': %s", path, strerror(errno));
-        return -1;
-    }
-    if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
-        bool dir = S_ISDIR(st->st_mode);
-        close(fd);
-        *status = cli_usage_error("plot: LOG '%s': %s", path,
-                                  dir ? "a folder, expected the file memguard run --log wrote"
-                                      : "not a regular file (a FIFO, device or socket)");
-        return -1;
-    }
-    return fd;
-}
-
 int cmd_plot(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -207,10 +147,10 @@ int cmd_plot(int argc, char **argv)
             return cli_usage_error("plot: LOG '%s': name too long", log);
         out = derived;
     }
-    struct stat st;
-    int fd = open_log(log, &st, &status);
+    plot_file_id id;
+    int fd = plot_open_log(log, &id, &status);
     if (fd < 0) return status;
-    if ((status = plot_check_output("-o", out, &st))) {
+    if ((status = plot_check_output("-o", out, &id))) {
         close(fd);
         return status;
     }

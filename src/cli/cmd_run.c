@@ -68,7 +68,8 @@ static int plot_setup(run_opts *o, off_t *log_size)
     if (o->log_path && strcmp(o->log_path, o->plot_path) == 0)
         return cli_usage_error("--plot '%s': that is the --log file; name another file",
                                o->plot_path);
-    int rc = plot_check_output("--plot", o->plot_path, have_log ? &st : NULL);
+    plot_file_id id = {have_log ? (uint64_t)st.st_dev : 0, have_log ? (uint64_t)st.st_ino : 0};
+    int rc = plot_check_output("--plot", o->plot_path, have_log ? &id : NULL);
     if (rc) return rc;
     *log_size = have_log ? st.st_size : 0;
     if (o->log_path) return 0;

@@ -2,27 +2,18 @@
 /*
  * cmd_watch.c: `memguard watch`: one status line per sample (RAM, swap,
  * cgroup, process tree, each GPU, level) at the library's adaptive interval
- * or a fixed --interval, until --count samples or Ctrl-C (exit 0). The
- * signal handler only sets a flag; the loop notices it after its sleep,
- * which nanosleep cuts short.
+ * or a fixed --interval, until --count samples or Ctrl-C (exit 0). Ctrl-C
+ * only sets a flag; it cuts the loop's sleep short and the loop ends there
+ * (the platform's part is posix/sys.c or win/sys.c).
  */
 #include "cli.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static volatile sig_atomic_t stop_flag;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    stop_flag = 1;
-}
 
 static double gib(uint64_t b)
 {
@@ -63,12 +54,6 @@ static void status_line(const mg_snapshot *s, mg_level level)
     printf("  %s\n", mg_level_name(level));
 }
 
-static void sleep_ms(uint32_t ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000u), (long)(ms % 1000u) * 1000000L};
-    nanosleep(&ts, NULL); /* EINTR on Ctrl-C ends it early: that is wanted */
-}
-
 int cmd_watch(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -105,18 +90,13 @@ int cmd_watch(int argc, char **argv)
     mg_ctx *ctx = cli_open(&c, &status);
     if (!ctx) return status;
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    cli_catch_interrupt();
     setvbuf(stdout, NULL, _IOLBF, 0);
 
     const mg_config *cfg = mg_ctx_config(ctx);
     mg_policy_state st = {0};
     static char buf[32768];
-    for (long n = 0; !stop_flag && (count == 0 || n < count); n++) {
+    for (long n = 0; !cli_interrupted() && (count == 0 || n < count); n++) {
         mg_snapshot snap;
         mg_verdict v;
         mg_sample(ctx, &snap);
@@ -128,7 +108,7 @@ int cmd_watch(int argc, char **argv)
             status_line(&snap, level);
         if (status) break;
         if (count && n + 1 >= count) break;
-        sleep_ms(interval_ms ? (uint32_t)interval_ms : mg_next_poll_ms(cfg, &snap));
+        cli_sleep_ms(interval_ms ? (uint32_t)interval_ms : mg_next_poll_ms(cfg, &snap));
     }
     mg_destroy(ctx);
     return status;

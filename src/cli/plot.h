@@ -10,10 +10,12 @@
 #ifndef MG_PLOT_H
 #define MG_PLOT_H
 
+#include "cli.h"
+
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
-#include <sys/stat.h>
 
 #define PLOT_MAX_LIMITS 4     /* RAM limits weighed: meminfo, cgroup, budget */
 #define PLOT_MAX_GPUS 16
@@ -87,7 +89,7 @@ typedef struct plot_buf {
     bool failed;        /* out of memory: the text is incomplete */
 } plot_buf;
 
-void plot_buf_printf(plot_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void plot_buf_printf(plot_buf *b, const char *fmt, ...) CLI_PRINTF(2, 3);
 void plot_buf_put(plot_buf *b, const char *s, size_t n);
 /* Appends s with XML's special characters escaped. */
 void plot_buf_xml(plot_buf *b, const char *s);
@@ -95,11 +97,28 @@ void plot_buf_xml(plot_buf *b, const char *s);
 /* Draws the run as one SVG document (UTF-8, no external references). */
 void plot_svg(const plot_run *r, plot_buf *out);
 
+/* ---- posix/plot_file.c, win/plot_file.c ------------------------------------ */
+
+/* What tells two names of one file apart from two files: device and inode
+ * on POSIX, volume serial number and file index on Windows. */
+typedef struct plot_file_id {
+    uint64_t dev, ino;
+} plot_file_id;
+
 /* Checks an output path before anything is written: "-" (stdout), or a
  * name whose folder exists and that is absent or a regular file, never a
- * symlink, and not the input (in_st, may be NULL). Returns 0, or the exit
+ * symlink, and not the input (in, may be NULL). Returns 0, or the exit
  * status after one line naming `flag`. */
-int plot_check_output(const char *flag, const char *path, const struct stat *in_st);
+int plot_check_output(const char *flag, const char *path, const plot_file_id *in);
+
+/* Opens the log for reading without blocking on a FIFO and checks it is a
+ * regular file. Returns the descriptor (and *id), or -1 after one line
+ * (*status set). */
+int plot_open_log(const char *path, plot_file_id *id, int *status);
+
+/* Makes reads on fd block again (POSIX: clears O_NONBLOCK; Windows: no
+ * such mode, nothing to do). */
+void plot_fd_blocking(int fd);
 
 /* Reads run `which` of the log open on fd and writes its SVG to out_path
  * (atomically; "-" is stdout). `name` is the log's name for messages.

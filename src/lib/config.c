@@ -17,6 +17,14 @@
 
 /* ---- configuration ------------------------------------------------------ */
 
+/* NVML's library; on Windows win/dl.c looks for a bare name in NVIDIA's
+ * folders only. */
+#ifdef _WIN32
+#define NVML_DEFAULT "nvml.dll"
+#else
+#define NVML_DEFAULT "libnvidia-ml.so.1"
+#endif
+
 static const char *env_or(const char *given, const char *env, const char *def)
 {
     if (given) return given;
@@ -55,8 +63,7 @@ void mg_config_resolve(const mg_config *in, mg_config *out)
     mg__config_numbers(in, out);
     out->proc_root = env_or(out->proc_root, "MEMGUARD_PROC_ROOT", "/proc");
     out->cgroup_root = env_or(out->cgroup_root, "MEMGUARD_CGROUP_ROOT", "/sys/fs/cgroup");
-    out->nvml_library = env_or(out->nvml_library, "MEMGUARD_NVML_LIBRARY",
-                               "libnvidia-ml.so.1");
+    out->nvml_library = env_or(out->nvml_library, "MEMGUARD_NVML_LIBRARY", NVML_DEFAULT);
     /* CUDA_VISIBLE_DEVICES set to "" hides every device, so unset and
      * empty differ here, unlike the MEMGUARD_* variables. */
     if (!out->visible_devices) out->visible_devices = getenv("CUDA_VISIBLE_DEVICES");

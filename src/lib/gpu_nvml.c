@@ -24,7 +24,6 @@
  * devices live in the struct open() allocates.
  */
 #include "internal.h"
-#include "posix/posix.h"
 
 #include <stdbool.h>
 #include <stdlib.h>

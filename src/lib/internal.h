@@ -18,7 +18,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#if defined(__GNUC__)
+/* mingw-w64 builds with its own (GNU) printf family (__USE_MINGW_ANSI_STDIO),
+ * whose archetype is gnu_printf there. */
+#if defined(__MINGW32__)
+#define MG_PRINTF(fmt, args) __attribute__((format(gnu_printf, fmt, args)))
+#elif defined(__GNUC__)
 #define MG_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 #else
 #define MG_PRINTF(fmt, args)
@@ -70,7 +74,8 @@ void mg__logf(const mg__log *log, mg_log_level level, const char *fmt, ...)
 
 /* ---- util.c ------------------------------------------------------------ */
 
-/* Milliseconds and microseconds on a monotonic clock (posix/files.c). */
+/* Milliseconds and microseconds on a monotonic clock (posix/files.c,
+ * win/clock.c). */
 uint64_t mg__now_ms(void);
 uint64_t mg__now_us(void);
 
@@ -80,6 +85,18 @@ int mg__path(char *buf, size_t buf_len, const char *fmt, ...) MG_PRINTF(3, 4);
 /* Parses an unsigned decimal at *s, skipping leading blanks, and advances
  * *s past it. Returns 0 or MG_EPARSE / MG_ERANGE. */
 int mg__parse_u64(const char **s, uint64_t *out);
+
+/* ---- posix/dl.c, win/dl.c: the dynamic loader ------------------------------ */
+
+/* The one place the library touches the loader (NVML is loaded at run
+ * time). POSIX: dlopen(name, RTLD_NOW | RTLD_LOCAL), dlsym, dlclose, and
+ * dlerror's text (or "unknown error"). Windows: a bare name is looked for
+ * in NVIDIA's places only (System32, then NVIDIA Corporation\NVSMI under
+ * Program Files), a path as given; never the current folder or PATH. */
+void *mg__dl_open(const char *name);
+void *mg__dl_sym(void *lib, const char *symbol);
+void mg__dl_close(void *lib);
+const char *mg__dl_error(void);
 
 /* ---- textbuf.c: text builder and numeric locale -------------------------- */
 

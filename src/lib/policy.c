@@ -33,6 +33,7 @@ const char *mg_ram_source_name(mg_ram_source source)
     case MG_RAM_SOURCE_MEMINFO: return "meminfo";
     case MG_RAM_SOURCE_CGROUP: return "cgroup";
     case MG_RAM_SOURCE_BUDGET: return "budget";
+    case MG_RAM_SOURCE_COMMIT: return "commit";
     }
     return "unknown";
 }

@@ -3,9 +3,11 @@
  * ram.c: turns the raw RAM figures of one sample into the one number the
  * policy judges: the used fraction of the effective total.
  *
- * Three limits can end a run: the machine (MemTotal vs MemAvailable), the
- * container's cgroup limit (its working set, usage minus inactive file
- * cache, as kubelet counts it), and the caller's budget (the process tree's
+ * Four limits can end a run: the machine (MemTotal vs MemAvailable), on
+ * Windows the commit limit (the commit charge against RAM plus page files),
+ * the container's cgroup limit (its working set, usage minus inactive file
+ * cache, as kubelet counts it; on Windows a job object's limit against its
+ * processes' commit), and the caller's budget (the process tree's
  * used_bytes: its PSS, or its RSS sum where that proves the budget safe;
  * ctx.c decides which). Each applicable one is evaluated and the one
  * closest to full decides, so a budget never hides a machine that is about
@@ -33,6 +35,11 @@ void mg__ram_combine(mg_snapshot *snap, uint64_t ram_budget_bytes)
         c[n++] = (candidate){MG_RAM_SOURCE_MEMINFO, r->mem_total_bytes,
                              r->mem_total_bytes - avail};
     }
+    /* Windows: the commit charge against the commit limit (RAM + page
+     * files), where allocations fail whatever RAM is free. */
+    if (r->commit_known && r->commit_limit_bytes > 0)
+        c[n++] = (candidate){MG_RAM_SOURCE_COMMIT, r->commit_limit_bytes,
+                             r->commit_used_bytes};
     /* A limit at or above the machine's RAM can never bind first. */
     const mg_cgroup *cg = &snap->cgroup;
     if (cg->known && cg->has_limit && cg->usage_known && cg->limit_bytes > 0 &&

@@ -245,7 +245,7 @@ int mg_format_json(const mg_config *cfg, const mg_snapshot *snap,
         else mg__tb_printf(&w, "null");
         /* Every limit that was weighed, not only the one that decided. */
         mg__tb_printf(&w, ",\"limits\":[");
-        for (unsigned i = 0; i < r->nlimits && i < 3; i++)
+        for (unsigned i = 0; i < r->nlimits && i < 4; i++)
             mg__tb_printf(&w, "%s{\"source\":\"%s\",\"total_bytes\":%" PRIu64
                               ",\"used_bytes\":%" PRIu64 "}",
                           i ? "," : "", mg_ram_source_name(r->limits[i].source),

@@ -4,7 +4,7 @@
  * loaded at run time so the library neither links nor requires the NVIDIA
  * driver: gpu_nvml.c). It only wraps dlopen/dlsym/dlclose/dlerror.
  */
-#include "posix/posix.h"
+#include "internal.h"
 
 #include <dlfcn.h>
 

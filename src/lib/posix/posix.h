@@ -2,8 +2,8 @@
 /*
  * posix.h: what the POSIX layer of libmemguard gives the platform probes
  * (linux/): whole-file reads through descriptors kept open, with POSIX's
- * ssize_t, and the dynamic loader. The portable files never include it, so
- * internal.h stays free of POSIX types.
+ * ssize_t. The portable files never include it, so internal.h stays free
+ * of POSIX types.
  */
 #ifndef MG_POSIX_H
 #define MG_POSIX_H
@@ -32,14 +32,5 @@ ssize_t mg__read_file(const char *path, char *buf, size_t buf_len);
  * (probes.md 3.3), a busy host's mountinfo hundreds of KiB. Returns the
  * length, MG_ENOMEM, or mg__read_file's errors. */
 ssize_t mg__read_file_grow(const char *path, char **buf, size_t *buf_len);
-
-/* ---- dl.c -------------------------------------------------------------- */
-
-/* dlopen(name, RTLD_NOW | RTLD_LOCAL), dlsym, dlclose, and dlerror's text
- * (or "unknown error"): the one place the library touches the loader. */
-void *mg__dl_open(const char *name);
-void *mg__dl_sym(void *lib, const char *symbol);
-void mg__dl_close(void *lib);
-const char *mg__dl_error(void);
 
 #endif /* MG_POSIX_H */

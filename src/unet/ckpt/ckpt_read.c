@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ckpt_read.c: reading a checkpoint back (see ckpt.h): the file is loaded
- * once (pth_read.c), every value the trainer will act on is checked
+ * once (pth/), every value the trainer will act on is checked
  * against its range before anyone uses it, and only then are the weights
  * copied into a model. A value out of range, of the wrong type, or a
  * config that disagrees with the weights is refused with one line naming

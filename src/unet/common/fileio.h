@@ -5,8 +5,8 @@
  * neither hangs the program nor is read as if it were empty, and reading
  * text lines with a length limit.
  *
- * Not here: writing (pth_write.c and image.c go through mg_atomic_*, so a
- * final name never holds a torn file) and folder listings (folder.c).
+ * Not here: writing (pth/zip_write.c and image.c go through mg_atomic_*,
+ * so a final name never holds a torn file) and folder listings (folder.c).
  */
 #ifndef UNET_FILEIO_H
 #define UNET_FILEIO_H

@@ -3,12 +3,12 @@
  * pickle_op.h: the pickle opcodes that PyTorch's torch.save writes
  * (protocol 2) and that this folder reads and writes, by name, with the
  * byte each is in the stream (CPython's Lib/pickletools.py names). Both
- * pth_read.c (the reader's dispatch in pk_run) and pth_write.c use these
- * names, so the two cannot disagree about a byte.
+ * pickle_read.c (the reader's dispatch in pk_step) and pickle_write.c use
+ * these names, so the two cannot disagree about a byte.
  *
- * Not here: what an opcode does (pth_read.c), which opcodes the writer
- * chooses for a value (pth_write.c). An opcode missing from this list is
- * one the reader refuses.
+ * Not here: what an opcode does (pickle_read.c), which opcodes the writer
+ * chooses for a value (pickle_write.c). An opcode missing from this list
+ * is one the reader refuses.
  */
 #ifndef UNET_PICKLE_OP_H
 #define UNET_PICKLE_OP_H

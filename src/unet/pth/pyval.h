@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * pyval.h: a small tree of Python values, the common language of the .pth
- * writer (pth_write.c) and reader (pth_read.c). A tree holds None, bool,
- * int (int64), float (double), str, tensors, list, tuple, dict and
- * OrderedDict (keys: str or int only).
+ * writer (pickle_write.c, zip_write.c) and reader (pickle_read.c,
+ * zip_read.c). A tree holds None, bool, int (int64), float (double), str,
+ * tensors, list, tuple, dict and OrderedDict (keys: str or int only).
  *
  * All nodes of a tree live in one pv_arena and are freed together with
  * pv_arena_free(); there is no per-node free. A tensor node only points at
@@ -164,7 +164,7 @@ const pv_tensor *pv_get_tensor(const pv *d, const char *key, pv_dtype dtype,
  * floats by bit pattern. */
 int pv_equal(const pv *a, const pv *b);
 
-/* For pth_read.c only: a node of any kind (internal ones included), and a
+/* For pickle_read.c only: a node of any kind (internal ones included), and a
  * dict insert that keeps duplicate keys (a loaded dict is never searched
  * while it is built, so this stays linear on hostile input). */
 pv *pv__node(pv_arena *a, pv_kind kind);
