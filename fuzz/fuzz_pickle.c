@@ -24,6 +24,7 @@
  */
 #include "fuzz_pv.h"
 
+#include "backend_cpu.h"
 #include "ckpt.h"
 #include "model.h"
 
@@ -114,7 +115,7 @@ static unet *model_for(const unet_cfg *c)
         return NULL;
     unet **slot = &models[c->in_ch == 3][c->base == 16][c->depth == 2];
     char msg[256];
-    if (!*slot) *slot = unet_create(c, 1, 16, 16, 1, msg, sizeof msg);
+    if (!*slot) *slot = unet_create(c, 1, 16, 16, 1, unet_backend_cpu(), msg, sizeof msg);
     FZ_CHECK(*slot, "unet_create %d/%d/%d: %s", c->in_ch, c->base, c->depth, msg);
     return *slot;
 }

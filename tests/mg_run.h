@@ -63,17 +63,7 @@ static int helpers_alive(void)
         size_t k = fread(cmd, 1, sizeof cmd - 1, f);
         fclose(f);
         cmd[k] = '\0';
-        char st[300], state = '?';
-        snprintf(st, sizeof st, "/proc/%s/stat", e->d_name);
-        f = fopen(st, "r");
-        if (f) {
-            char line[1024];
-            if (fgets(line, sizeof line, f)) {
-                char *rp = strrchr(line, ')');
-                if (rp && rp[1]) state = rp[2];
-            }
-            fclose(f);
-        }
+        char state = mg_proc_state((pid_t)atol(e->d_name)); /* 0: gone meanwhile */
         if (strcmp(cmd, MG_HELPER) == 0 && state != 'Z' && has_our_tag(e->d_name)) n++;
     }
     if (d) closedir(d);

@@ -5,16 +5,18 @@
  * which the group is SIGKILLed (and it is killed after the child exits in
  * any case, so nothing outlives a check), stdout and stderr drained so the
  * child never blocks on a full pipe, wait4's peak RSS, and an optional
- * hook called every 5 ms that may signal the child. Also the file helpers
- * these tests share: rm -rf, mkdir -p, whole-file read and write, and a
- * listing of a folder tree (names, types, sizes, content hashes) to prove
- * that a refused command created or changed nothing.
+ * hook called every 5 ms that may signal the child (support/proc.h runs
+ * it). Also the file helpers these tests share: rm -rf, mkdir -p,
+ * whole-file read and write, and a listing of a folder tree (names, types,
+ * sizes, content hashes) to prove that a refused command created or
+ * changed nothing.
  */
 #ifndef MG_UNET_RUN_H
 #define MG_UNET_RUN_H
 
 #include "mg_files.h"
 #include "mg_test.h"
+#include "support/proc.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -43,102 +45,25 @@ static proc P;
 static const char *P_cwd;
 static void (*P_tick)(double elapsed_ms);
 
-static inline double mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
+/* The environment of every child these tests start. */
+static const char *const P_env[] = {"OMP_NUM_THREADS=2", "LC_ALL=C",
+                                    "TORCH_FORCE_WEIGHTS_ONLY_LOAD", NULL};
 
-/* Reads what is there; what does not fit the buffer is read and dropped
- * so the child never blocks on a full pipe. */
-static inline void drain(int fd, char *buf, size_t len, size_t *used)
-{
-    char junk[4096];
-    for (;;) {
-        ssize_t n;
-        if (*used + 1 < len) {
-            n = read(fd, buf + *used, len - 1 - *used);
-            if (n > 0) *used += (size_t)n;
-        } else {
-            n = read(fd, junk, sizeof junk);
-        }
-        if (n <= 0) break;
-    }
-    buf[*used] = '\0';
-}
-
-static inline void child_exec(const char *const *argv, int po, int pe)
-{
-    setpgid(0, 0);
-    dup2(po, 1);
-    dup2(pe, 2);
-    if (P_cwd && chdir(P_cwd) != 0) _exit(126);
-    setenv("OMP_NUM_THREADS", "2", 1);
-    setenv("LC_ALL", "C", 1);
-    unsetenv("TORCH_FORCE_WEIGHTS_ONLY_LOAD");
-    execv(argv[0], (char *const *)argv);
-    _exit(127);
-}
-
-/* Runs argv[0] with argv (NULL-terminated) in its own process group; kills
- * the group after timeout_ms (a failed check) and after the child exits. */
+/* Runs argv[0] with argv (NULL-terminated) in its own process group,
+ * through support/proc.h; kills the group after timeout_ms (a failed
+ * check) and after the child exits. */
 static inline int run_argv(const char *const *argv, int timeout_ms)
 {
-    int po[2], pe[2];
-    P.status = -1;
-    P.out[0] = P.err[0] = '\0';
-    P.maxrss_kb = 0;
-    if (pipe(po) || pipe(pe)) {
-        MG_FAIL_("pipe: %s", strerror(errno));
-        return -1;
-    }
-    double t0 = mono_ms();
-    pid_t pid = fork();
-    if (pid < 0) {
-        MG_FAIL_("fork: %s", strerror(errno));
-        return -1;
-    }
-    if (pid == 0) {
-        close(po[0]);
-        close(pe[0]);
-        child_exec(argv, po[1], pe[1]);
-    }
-    setpgid(pid, pid);
-    P.pid = pid;
-    close(po[1]);
-    close(pe[1]);
-    fcntl(po[0], F_SETFL, O_NONBLOCK);
-    fcntl(pe[0], F_SETFL, O_NONBLOCK);
-    size_t no = 0, ne = 0;
-    int status = 0;
-    struct rusage ru;
-    memset(&ru, 0, sizeof ru);
-    for (;;) {
-        drain(po[0], P.out, sizeof P.out, &no);
-        drain(pe[0], P.err, sizeof P.err, &ne);
-        pid_t w = wait4(pid, &status, WNOHANG, &ru);
-        if (w == pid) break;
-        double el = mono_ms() - t0;
-        if (P_tick) P_tick(el);
-        if (el >= timeout_ms) {
-            kill(-pid, SIGKILL);
-            kill(pid, SIGKILL);
-            wait4(pid, &status, 0, &ru);
-            MG_FAIL_("%s timed out after %d ms; stderr:\n%s", argv[0], timeout_ms, P.err);
-            break;
-        }
-        struct timespec ts = {0, 5 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    kill(-pid, SIGKILL); /* anything the child left in its group */
-    P.wall_ms = mono_ms() - t0;
-    drain(po[0], P.out, sizeof P.out, &no);
-    drain(pe[0], P.err, sizeof P.err, &ne);
-    close(po[0]);
-    close(pe[0]);
-    P.maxrss_kb = ru.ru_maxrss;
-    P.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    mg_proc_opts o = {.argv = argv, .env_base = P_env, .cwd = P_cwd, .new_pgrp = 1,
+                      .timeout_ms = timeout_ms, .tick = P_tick, .out = P.out,
+                      .out_cap = sizeof P.out, .err = P.err, .err_cap = sizeof P.err,
+                      .pid_at = &P.pid};
+    mg_proc_res r;
+    P.status = mg_proc_run(&o, &r);
+    if (r.status == -1) MG_FAIL_("%s could not be run: %s", argv[0], strerror(r.errnum));
+    if (r.timed_out) MG_FAIL_("%s timed out after %d ms; stderr:\n%s", argv[0], timeout_ms, P.err);
+    P.wall_ms = r.wall_ms;
+    P.maxrss_kb = r.maxrss_kb;
     return P.status;
 }
 

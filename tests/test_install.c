@@ -25,6 +25,7 @@
 #define _GNU_SOURCE
 #include "mg_files.h"
 #include "mg_test.h"
+#include "support/proc.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -39,54 +40,19 @@ static char tmp[512], prefix[600], out[200000];
 
 /* ---- running commands ------------------------------------------------------------ */
 
-/* Runs argv in dir with "K=V" environment overrides ("K" unsets K), in
- * its own process group, output (stdout and stderr) into out[]. Kills
- * the group after deadline_s. Returns the exit status, or -1. */
+/* Runs argv (looked up in PATH) in dir with "K=V" environment overrides
+ * ("K" unsets K), in its own process group, output (stdout and stderr)
+ * into out[] (support/proc.h). Kills the group after deadline_s. Returns
+ * the exit status, or -1. */
 static int run(const char *dir, const char *const *env, const char *const *argv, int deadline_s)
 {
-    char log[700];
-    snprintf(log, sizeof log, "%s/command.out", tmp);
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        setpgid(0, 0);
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd < 0 || chdir(dir) != 0) _exit(126);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        for (const char *const *e = env; e && *e; e++) {
-            char kv[4200];
-            snprintf(kv, sizeof kv, "%s", *e);
-            char *eq = strchr(kv, '=');
-            if (eq) { *eq = '\0'; setenv(kv, eq + 1, 1); } else unsetenv(kv);
-        }
-        execvp(argv[0], (char *const *)argv);
-        perror(argv[0]);
-        _exit(127);
-    }
-    setpgid(pid, pid);
-    time_t end = time(NULL) + deadline_s;
-    int status = 0;
-    for (;;) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid) break;
-        if (r < 0 && errno != EINTR) return -1;
-        if (time(NULL) >= end) {
-            MG_FAIL_("%s ran past %d s: killing it", argv[0], deadline_s);
-            kill(-pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            break;
-        }
-        struct timespec ts = {0, 50 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    kill(-pid, SIGKILL); /* stragglers of the group; ESRCH when none */
-    FILE *f = fopen(log, "r");
-    size_t n = f ? fread(out, 1, sizeof out - 1, f) : 0;
-    out[n] = '\0';
-    if (f) fclose(f);
-    unlink(log);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    mg_proc_opts o = {.argv = argv, .search_path = 1, .env = env, .cwd = dir, .new_pgrp = 1,
+                      .timeout_ms = deadline_s * 1000, .poll_ms = 50, .out = out,
+                      .out_cap = sizeof out, .merge_err = 1};
+    mg_proc_res r;
+    mg_proc_run(&o, &r);
+    if (r.timed_out) MG_FAIL_("%s ran past %d s: killed it", argv[0], deadline_s);
+    return r.status;
 }
 
 /* A command's exit status against the one wanted; its output when not. */
@@ -240,11 +206,11 @@ static void pip_case(const char *name, const char *src)
                          "PIP_DISABLE_PIP_VERSION_CHECK=1", NULL};
     const char *mkvenv[] = {MG_PYTHON, "-m", "venv", "--system-site-packages", venv, NULL};
     EXPECT(run(tmp, env, mkvenv, 120), 0, "python3 -m venv");
-    double t0 = (double)time(NULL);
+    double t0 = mg_mono_ms();
     const char *install[] = {pip, "install", "--no-build-isolation", "--no-index",
                              "--no-cache-dir", src, NULL};
     EXPECT(run(work, env, install, 240), 0, "pip install");
-    printf("# pip install %s: %.0f s\n", src, (double)time(NULL) - t0);
+    printf("# pip install %s: %.0f s\n", src, (mg_mono_ms() - t0) / 1000);
     CHECK_CONTAINS(out, "Successfully installed memguard");
     checkout_untouched();
     snprintf(script, sizeof script, "%s/guard_check.py", work);

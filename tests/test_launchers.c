@@ -23,6 +23,7 @@
  */
 #define _GNU_SOURCE
 #include "mg_test.h"
+#include "support/proc.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -59,11 +60,10 @@ typedef struct scenario {
     const char *first, *then; /* when set: both in the output, in this order */
 } scenario;
 
+/* Seconds of the monotonic clock. */
 static double now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return mg_mono_ms() / 1000;
 }
 
 /* ---- processes ------------------------------------------------------------ */

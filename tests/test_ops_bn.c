@@ -4,7 +4,8 @@
  * reference on odd shapes (padded channels included), finite differences of
  * the backward in double, parity with PyTorch 1.13 through
  * tests/py/ref_ops.py, bitwise determinism across runs and thread counts,
- * and that the border is never written. It fails, with a message, when
+ * bn_relu_apply equal bit for bit to the forward's output, and that the
+ * border is never written. It fails, with a message, when
  * python3 or torch is missing.
  */
 #include <omp.h>
@@ -309,11 +310,44 @@ static void test_bn_deterministic(void)
     bn_free(&k);
 }
 
+/* bn_relu_apply with the statistics bn_relu_forward kept gives the
+ * forward's output bit for bit (the model recomputes the ReLU output from
+ * them in backward), for the optimised kernels and, under
+ * UNET_KERNELS=ref, for the reference; padded channels included. */
+static void test_bn_apply_is_forward(void)
+{
+    static const shape shapes[] = {{24, 3, 7, 5}, {5, 2, 9, 4}, {16, 1, 33, 17}};
+    static const char *const levels[] = {NULL, "ref"};
+    const char *old = getenv("UNET_KERNELS");
+    char keep[32] = "";
+    if (old) snprintf(keep, sizeof keep, "%s", old);
+    for (size_t li = 0; li < 2; li++)
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            if (levels[li]) setenv("UNET_KERNELS", levels[li], 1);
+            else unsetenv("UNET_KERNELS");
+            shape s = shapes[si];
+            bn_case k = bn_make(s);
+            bn_out o;
+            bn_run(&k, &o, 0);
+            float *ya = sentinel(s);
+            bn_relu_apply(ya, k.x, s, k.gamma, k.beta, o.mean, o.rstd);
+            if (memcmp(ya, o.y, shape_floats(s) * sizeof(float)) != 0)
+                MG_FAIL_("%s, shape C%d B%d %dx%d: apply differs from forward",
+                         levels[li] ? levels[li] : "default kernels", s.c, s.b, s.h, s.w);
+            free(ya);
+            bn_out_free(&o);
+            bn_free(&k);
+        }
+    if (old) setenv("UNET_KERNELS", keep, 1);
+    else unsetenv("UNET_KERNELS");
+}
+
 int main(void)
 {
     MG_RUN(test_bn_opt_matches_ref);
     MG_RUN(test_bn_finite_differences);
     MG_RUN(test_bn_matches_torch);
     MG_RUN(test_bn_deterministic);
+    MG_RUN(test_bn_apply_is_forward);
     return mg_test_exit();
 }

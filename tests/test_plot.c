@@ -62,38 +62,23 @@ static void tmp_name(char *buf, size_t len, const char *name) { path_in_tmp(buf,
 
 /* ---- another program (rsvg-convert) ------------------------------------------- */
 
-/* Runs argv with stdout and stderr into tmpdir/prog.out; kills it after
- * timeout_ms. Returns its exit status, or -1. */
+/* Runs argv (support/proc.h) with stdout and stderr as one stream, shown
+ * when there is any; kills it after timeout_ms. Returns its exit status
+ * (128 + N for signal N), or -1 past the timeout. */
 static int run_prog(const char *const *argv, int timeout_ms)
 {
-    char out[700];
-    tmp_name(out, sizeof out, "prog.out");
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) { dup2(fd, 1); dup2(fd, 2); }
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
+    static char msg[65536];
+    mg_proc_opts o = {.argv = argv, .timeout_ms = timeout_ms, .out = msg,
+                      .out_cap = sizeof msg, .merge_err = 1};
+    mg_proc_res r;
+    mg_proc_run(&o, &r);
+    if (r.timed_out) {
+        MG_FAIL_("%s ran past %d ms", argv[0], timeout_ms);
+        return -1;
     }
-    int status = 0;
-    double t0 = mono_ms();
-    while (waitpid(pid, &status, WNOHANG) == 0) {
-        if (mono_ms() - t0 > timeout_ms) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            MG_FAIL_("%s ran past %d ms", argv[0], timeout_ms);
-            return -1;
-        }
-        struct timespec ts = {0, 5000000L};
-        nanosleep(&ts, NULL);
-    }
-    char *msg = slurp(out, NULL);
-    if (msg && *msg) printf("# %s: %s", argv[0], msg);
-    free(msg);
-    unlink(out);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (*msg) printf("# %s: %s", argv[0], msg);
+    return r.status;
 }
-
 
 /* Renders svg with librsvg and checks the PNG: its signature, and the
  * size the SVG asked for. */
@@ -356,9 +341,9 @@ static void test_long_log_keeps_its_peak(void)
                  total, NULL);
     exit_line(f, 20000 * 50.0, 0);
     fclose(f);
-    double t0 = mono_ms();
+    double t0 = mg_mono_ms();
     CHECK_INT(RUN(NULL, "plot", log, "-o", svg), 0);
-    printf("# 20000 samples plotted in %.0f ms\n", mono_ms() - t0);
+    printf("# 20000 samples plotted in %.0f ms\n", mg_mono_ms() - t0);
     xmlDoc *doc = load_svg(svg);
     if (!doc) return;
     xmlNode *root = xmlDocGetRootElement(doc);

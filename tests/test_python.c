@@ -11,55 +11,36 @@
  */
 #define _GNU_SOURCE
 #include "mg_test.h"
+#include "support/proc.h"
 
-#include <errno.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define DEADLINE_S 110 /* under ctest's 120 s */
 
 static char lib_path[4096];
 
+/* The unittest run (its output is ours), in its own process group; past
+ * the deadline: SIGTERM to the group, 2 s, SIGKILL (support/proc.h).
+ * Returns its exit status, or -1. */
 static int run_suite(void)
 {
-    char tests_dir[4096];
+    char tests_dir[4096], lib_env[4200], tmp_env[4200];
     snprintf(tests_dir, sizeof tests_dir, "%s/tests/python", MG_SOURCE_DIR);
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        setpgid(0, 0);
-        setenv("MEMGUARD_LIBRARY", lib_path, 1);
-        setenv("MEMGUARD_CLI", MG_CLI, 1);
-        setenv("TMPDIR", MG_TMPDIR, 1);
-        unsetenv("MEMGUARD_STOP_FILE");
-        unsetenv("MEMGUARD_STOP_SIGNAL");
-        execl(MG_PYTHON, MG_PYTHON, "-m", "unittest", "discover", "-s", tests_dir, "-v",
-              (char *)NULL);
-        perror("exec " MG_PYTHON);
-        _exit(127);
+    snprintf(lib_env, sizeof lib_env, "MEMGUARD_LIBRARY=%s", lib_path);
+    snprintf(tmp_env, sizeof tmp_env, "TMPDIR=%s", MG_TMPDIR);
+    const char *const env[] = {lib_env, "MEMGUARD_CLI=" MG_CLI, tmp_env, "MEMGUARD_STOP_FILE",
+                               "MEMGUARD_STOP_SIGNAL", NULL};
+    const char *const argv[] = {MG_PYTHON, "-m", "unittest", "discover", "-s", tests_dir, "-v",
+                                NULL};
+    mg_proc_opts o = {.argv = argv, .env = env, .new_pgrp = 1, .timeout_ms = DEADLINE_S * 1000,
+                      .term_grace_ms = 2000, .poll_ms = 100};
+    mg_proc_res r;
+    mg_proc_run(&o, &r);
+    if (r.timed_out) {
+        fprintf(stderr, "  python tests still running after %d s: killed them\n", DEADLINE_S);
+        return -1;
     }
-    setpgid(pid, pid); /* both sides: no race with the kill below */
-    time_t end = time(NULL) + DEADLINE_S;
-    int status = 0;
-    for (;;) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid) break;
-        if (r < 0 && errno != EINTR) return -1;
-        if (time(NULL) >= end) {
-            fprintf(stderr, "  python tests still running after %d s: killing them\n",
-                    DEADLINE_S);
-            kill(-pid, SIGTERM);
-            sleep(2);
-            kill(-pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            return -1;
-        }
-        usleep(100 * 1000);
-    }
-    kill(-pid, SIGKILL); /* any straggler of the group; ESRCH when none */
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return r.status;
 }
 
 static void test_python_suite(void)

@@ -46,8 +46,8 @@ static void signal_tick(double el)
         struct timespec ts = {0, 100 * 1000000L}; /* the helper's handler */
         nanosleep(&ts, NULL);
         kill(R.pid, tick_sig);
-        tick_sent_ms = mono_ms();
-    } else if (tick_sent_ms > 0 && mono_ms() - tick_sent_ms > 300) {
+        tick_sent_ms = mg_mono_ms();
+    } else if (tick_sent_ms > 0 && mg_mono_ms() - tick_sent_ms > 300) {
         kill(R.pid, SIGINT);
         tick_sent_ms = -1;
     }
@@ -138,7 +138,7 @@ static void kill9_tick(double el)
         struct timespec ts = {0, 300 * 1000000L};
         nanosleep(&ts, NULL);
         kill(R.pid, SIGKILL);
-        tick_sent_ms = mono_ms();
+        tick_sent_ms = mg_mono_ms();
     }
 }
 

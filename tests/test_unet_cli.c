@@ -300,7 +300,7 @@ static void test_flag_table(void)
         MG_FAIL_("needs the set-up's checkpoint");
         return;
     }
-    double t0 = mono_ms();
+    double t0 = mg_mono_ms();
     const unsigned jobs[] = {TR, PR, PL};
     for (size_t i = 0; i < NFLAGS; i++)
         for (int j = 0; j < 3; j++) {
@@ -321,7 +321,7 @@ static void test_flag_table(void)
     push(&a, "--bogus");
     expect_refusal("unknown option", &a, "unknown option '--bogus'");
     printf("# %d refusals checked (%d wrong) in %.1f s\n", cases_run, cases_bad,
-           (mono_ms() - t0) / 1000);
+           (mg_mono_ms() - t0) / 1000);
 }
 
 /* ---- --config ----------------------------------------------------------------------------- */
@@ -468,23 +468,19 @@ static void test_predict_fifo_image(void)
  * /dev/null); returns its pid. */
 static pid_t spawn_ut(const char *const *args)
 {
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open("/dev/null", O_WRONLY);
-        const char *argv[64] = {unet_train_path()};
-        int i = 1;
-        for (; args[i - 1] && i < 63; i++) argv[i] = args[i - 1];
-        argv[i] = NULL;
-        child_exec(argv, fd, fd);
-    }
-    if (pid > 0) setpgid(pid, pid);
-    return pid;
+    const char *argv[64] = {unet_train_path()};
+    int i = 1;
+    for (; args[i - 1] && i < 63; i++) argv[i] = args[i - 1];
+    argv[i] = NULL;
+    mg_proc_opts o = {.argv = argv, .env_base = P_env, .cwd = P_cwd, .new_pgrp = 1,
+                      .discard_output = 1};
+    return mg_proc_spawn(&o);
 }
 
 /* Waits until path holds `text` (up to ms). */
 static bool wait_for_text(const char *path, const char *text, int ms)
 {
-    for (double t0 = mono_ms(); mono_ms() - t0 < ms;) {
+    for (double t0 = mg_mono_ms(); mg_mono_ms() - t0 < ms;) {
         char *s = slurp(path, NULL);
         bool ok = s && strstr(s, text);
         free(s);
@@ -762,7 +758,7 @@ int main(void)
         printf("not ok 1 - %s not built\n", unet_train_path());
         return 1;
     }
-    double t0 = mono_ms();
+    double t0 = mg_mono_ms();
     MG_RUN(test_setup);
     MG_RUN(test_predict_config_paths);
     MG_RUN(test_predict_out_is_input);
@@ -776,6 +772,6 @@ int main(void)
     MG_RUN(test_plan_first);
     MG_RUN(test_config_file);
     MG_RUN(test_flag_table);
-    printf("# %.1f s\n", (mono_ms() - t0) / 1000);
+    printf("# %.1f s\n", (mg_mono_ms() - t0) / 1000);
     return mg_test_exit();
 }

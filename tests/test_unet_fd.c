@@ -22,6 +22,7 @@
  */
 #include "mg_test.h"
 
+#include "backend_cpu.h"
 #include "model.h"
 #include "rng.h"
 
@@ -79,7 +80,7 @@ static void test_whole_model_gradients(void)
     unet_cfg cfg = {1, 8, 2};
     const int B = 2, S = 16;
     char msg[256];
-    unet *m = unet_create(&cfg, B, S, S, 7, msg, sizeof msg);
+    unet *m = unet_create(&cfg, B, S, S, 7, unet_backend_cpu(), msg, sizeof msg);
     if (!m) {
         MG_FAIL_("unet_create: %s", msg);
         return;
@@ -88,13 +89,14 @@ static void test_whole_model_gradients(void)
      * loss has both BCE and Dice gradient everywhere. */
     unet_rng r;
     unet_rng_seed(&r, 3);
+    float *in = unet_input_host(m), *target = unet_target_host(m);
     for (int b = 0; b < B; b++)
         for (int y = 0; y < S; y++)
             for (int x = 0; x < S; x++) {
                 double cx = 5 + 6 * b, d = hypot(x - cx, y - 8.0);
                 size_t i = (size_t)((b * S + y) * S + x);
-                m->in_nchw[i] = (float)(exp(-d * d / 18.0) + 0.3 * unet_rng_uniform(&r));
-                m->target_nchw[i] = d < 4.0 ? 1.0f : 0.0f;
+                in[i] = (float)(exp(-d * d / 18.0) + 0.3 * unet_rng_uniform(&r));
+                target[i] = d < 4.0 ? 1.0f : 0.0f;
             }
     loss_at(m, B);
     unet_backward(m, B);

@@ -16,6 +16,7 @@
  */
 #define _GNU_SOURCE
 #include "mg_test.h"
+#include "support/proc.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -50,28 +51,6 @@ static ut_result U;
 
 typedef void (*ut_tick)(double elapsed_ms);
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-/* Reads what is there; keeps the first len-1 bytes, drains the rest so the
- * child never blocks on a full pipe. */
-static void drain(int fd, char *buf, size_t len, size_t *used)
-{
-    char scratch[4096];
-    for (;;) {
-        ssize_t n;
-        if (*used + 1 < len) n = read(fd, buf + *used, len - 1 - *used);
-        else n = read(fd, scratch, sizeof scratch);
-        if (n <= 0) break;
-        if (*used + 1 < len) *used += (size_t)n;
-    }
-    buf[*used] = '\0';
-}
-
 static void read_status(pid_t pid)
 {
     char path[64], line[256];
@@ -88,83 +67,33 @@ static void read_status(pid_t pid)
 
 /* Runs prog with args (NULL-terminated) in a new process group, "K=V"
  * environment overrides (a bare "K" unsets), an optional RLIMIT_AS (0 =
- * none), a tick every 2 ms. The group is SIGKILLed on timeout and once the
- * program has exited. */
+ * none), a tick every 2 ms, through support/proc.h. The group is
+ * SIGKILLed on timeout and once the program has exited. */
 static int run_prog(const char *prog, const char *const *env, const char *const *args,
                     int timeout_ms, ut_tick tick, uint64_t as_limit)
 {
-    int po[2], pe[2];
-    if (pipe(po) || pipe(pe)) return -1;
+    static const char *const base[] = {"LC_ALL=C", "LANG", "LC_MESSAGES", "MEMGUARD_STOP_FILE",
+                                       "MEMGUARD_STOP_SIGNAL", NULL};
+    const char *argv[96] = {prog};
+    int i = 1;
+    for (const char *const *a = args; *a && i < 95; a++) argv[i++] = *a;
+    argv[i] = NULL;
     U.vmpeak_kb = U.vmhwm_kb = 0;
-    double t0 = now_ms();
-    pid_t pid = fork();
-    if (pid == 0) {
-        setpgid(0, 0);
-        dup2(po[1], 1);
-        dup2(pe[1], 2);
-        close(po[0]); close(pe[0]); close(po[1]); close(pe[1]);
-        setenv("LC_ALL", "C", 1);
-        unsetenv("LANG");
-        unsetenv("LC_MESSAGES");
-        unsetenv("MEMGUARD_STOP_FILE");
-        unsetenv("MEMGUARD_STOP_SIGNAL");
-        for (const char *const *e = env; e && *e; e++) {
-            char kv[2800];
-            snprintf(kv, sizeof kv, "%s", *e);
-            char *eq = strchr(kv, '=');
-            if (eq) { *eq = '\0'; setenv(kv, eq + 1, 1); } else unsetenv(kv);
-        }
-        if (as_limit) {
-            struct rlimit rl = {(rlim_t)as_limit, (rlim_t)as_limit};
-            if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(126);
-        }
-        const char *argv[96] = {prog};
-        int i = 1;
-        for (const char *const *a = args; *a && i < 95; a++) argv[i++] = *a;
-        argv[i] = NULL;
-        execv(prog, (char *const *)argv);
-        _exit(127);
-    }
-    setpgid(pid, pid);
-    U.pid = pid;
-    close(po[1]);
-    close(pe[1]);
-    fcntl(po[0], F_SETFL, O_NONBLOCK);
-    fcntl(pe[0], F_SETFL, O_NONBLOCK);
-    U.nout = U.nerr = 0;
-    U.out[0] = U.err[0] = '\0';
-    int status = 0;
-    bool timed_out = false;
-    for (;;) {
-        drain(po[0], U.out, sizeof U.out, &U.nout);
-        drain(pe[0], U.err, sizeof U.err, &U.nerr);
-        read_status(pid);
-        pid_t w = waitpid(pid, &status, WNOHANG);
-        if (w == pid) break;
-        double el = now_ms() - t0;
-        if (tick) tick(el);
-        if (el >= timeout_ms) {
-            kill(-pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            timed_out = true;
-            break;
-        }
-        struct timespec ts = {0, 2 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    kill(-pid, SIGKILL); /* anything the program left in its group */
-    U.wall_ms = now_ms() - t0;
-    drain(po[0], U.out, sizeof U.out, &U.nout);
-    drain(pe[0], U.err, sizeof U.err, &U.nerr);
-    close(po[0]);
-    close(pe[0]);
-    if (timed_out) {
+    mg_proc_opts o = {.argv = argv, .env_base = base, .env = env, .new_pgrp = 1,
+                      .as_limit = as_limit, .timeout_ms = timeout_ms, .poll_ms = 2,
+                      .out = U.out, .out_cap = sizeof U.out, .err = U.err,
+                      .err_cap = sizeof U.err, .pid_at = &U.pid, .sample = read_status,
+                      .tick = tick};
+    mg_proc_res r;
+    U.status = mg_proc_run(&o, &r);
+    U.wall_ms = r.wall_ms;
+    U.nout = r.nout;
+    U.nerr = r.nerr;
+    if (r.timed_out) {
         MG_FAIL_("%s timed out after %d ms; stdout tail:\n%s\nstderr:\n%s", prog, timeout_ms,
                  U.nout > 2000 ? U.out + U.nout - 2000 : U.out, U.err);
         U.status = -1;
-        return -1;
     }
-    U.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     return U.status;
 }
 
@@ -965,9 +894,9 @@ static void test_torch_checks(void)
 static double t_start;
 #define RUN_T(fn)                                                                             \
     do {                                                                                      \
-        double t_ = now_ms();                                                                 \
+        double t_ = mg_mono_ms();                                                             \
         MG_RUN(fn);                                                                            \
-        printf("# %s: %.1f s\n", #fn, (now_ms() - t_) / 1000.0);                              \
+        printf("# %s: %.1f s\n", #fn, (mg_mono_ms() - t_) / 1000.0);                          \
     } while (0)
 
 int main(void)
@@ -985,7 +914,7 @@ int main(void)
     }
     signal(SIGPIPE, SIG_IGN);
     snprintf(DEFER, sizeof DEFER, "%s/deferred.txt", TMP);
-    t_start = now_ms();
+    t_start = mg_mono_ms();
     RUN_T(measure_baseline);
     RUN_T(test_levels_budget);
     RUN_T(test_resume_exact);
@@ -998,6 +927,6 @@ int main(void)
     RUN_T(test_config_ini);
     RUN_T(test_batch_auto);
     RUN_T(test_torch_checks);
-    printf("# %.1f s\n", (now_ms() - t_start) / 1000.0);
+    printf("# %.1f s\n", (mg_mono_ms() - t_start) / 1000.0);
     return mg_test_exit();
 }

@@ -22,6 +22,7 @@
  */
 #include "mg_unet_run.h"
 
+#include "backend_cpu.h"
 #include "ckpt.h"
 #include "model.h"
 #include "outdir.h"
@@ -168,12 +169,12 @@ static void test_kills(void)
     srand(seed);
     char err[512];
     unet_cfg cfg = {3, 16, 3};
-    model = unet_create(&cfg, 1, 32, 32, 0, err, sizeof err);
+    model = unet_create(&cfg, 1, 32, 32, 0, unet_backend_cpu(), err, sizeof err);
     if (!model) {
         MG_FAIL_("unet_create: %s", err);
         return;
     }
-    double t0 = mono_ms();
+    double t0 = mg_mono_ms();
     bool have_last = false;
     int late = 0;
     for (int i = 0; i < KILLS; i++) {
@@ -183,7 +184,7 @@ static void test_kills(void)
         if (i % 10 == 9) keep_for_torch(i);
     }
     printf("# %d kills in %.1f s, %d within %d ms after an epoch line, %d during a save (a "
-           "temporary left)\n", KILLS, (mono_ms() - t0) / 1000, late, LATE_MS, temps_seen);
+           "temporary left)\n", KILLS, (mg_mono_ms() - t0) / 1000, late, LATE_MS, temps_seen);
     CHECK(late > 0);
     unet_destroy(model);
 }
@@ -248,10 +249,10 @@ int main(void)
         printf("not ok 1 - %s not built\n", unet_train_path());
         return 1;
     }
-    double t0 = mono_ms();
+    double t0 = mg_mono_ms();
     MG_RUN(test_kills);
     MG_RUN(test_clean_end);
     MG_RUN(test_torch_loads);
-    printf("# %.1f s\n", (mono_ms() - t0) / 1000);
+    printf("# %.1f s\n", (mg_mono_ms() - t0) / 1000);
     return mg_test_exit();
 }

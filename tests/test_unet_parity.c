@@ -18,6 +18,7 @@
  */
 #include "mg_test.h"
 
+#include "backend_cpu.h"
 #include "model.h"
 
 #include <errno.h>
@@ -126,23 +127,23 @@ static void test_parity_one_config(int B, int S, int C, int base, int depth, dou
 
     unet_cfg cfg = {C, base, depth};
     char msg[256];
-    unet *m = unet_create(&cfg, B, S, S, 1, msg, sizeof msg);
+    unet *m = unet_create(&cfg, B, S, S, 1, unet_backend_cpu(), msg, sizeof msg);
     CHECK(m != NULL);
     if (!m) { printf("# %s\n", msg); return; }
-    unet_plan plan = unet_plan_for(&cfg, B, S, S);
+    unet_plan plan = unet_plan_for(&cfg, B, S, S, unet_backend_cpu());
     CHECK_U64(plan.total_bytes, m->plan.total_bytes);
     CHECK_INT(m->nparams, 12 * (2 * depth + 1) + 2 * depth + 2);
 
     load_params(m, "params");
     size_t px = (size_t)B * (size_t)S * (size_t)S;
-    load("x.bin", m->in_nchw, 4, px * (size_t)C);
-    load("t.bin", m->target_nchw, 4, px);
+    load("x.bin", unet_input_host(m), 4, px * (size_t)C);
+    load("t.bin", unet_target_host(m), 4, px);
 
     /* Eval-mode logits first (the running stats are the initial ones). */
     float *want = malloc(px * sizeof *want);
     unet_forward(m, B, false);
     load("out/eval_logits.bin", want, 4, px);
-    double e = rel_err(m->logits_nchw, want, px, 1e-2);
+    double e = rel_err(unet_logits_host(m, B), want, px, 1e-2);
     printf("# eval logits max rel err %.3g\n", e);
     CHECK(e < 1e-4);
 
@@ -163,7 +164,7 @@ static void test_parity_one_config(int B, int S, int C, int base, int depth, dou
         unet_backward(m, B);
         if (step == 0) {
             load("out/logits.bin", want, 4, px);
-            e = rel_err(m->logits_nchw, want, px, 1e-2);
+            e = rel_err(unet_logits_host(m, B), want, px, 1e-2);
             printf("# train logits max rel err %.3g\n", e);
             CHECK(e < 1e-4);
             CHECK(compare_all(m, "grad", m->grads, true, 1e-3));
@@ -208,9 +209,9 @@ static void test_parity_default_width(void) { test_parity_one_config(2, 64, 3, 1
 static void test_plan_is_linear_in_batch(void)
 {
     unet_cfg cfg = {3, 16, 4};
-    unet_plan p1 = unet_plan_for(&cfg, 1, 128, 128);
-    unet_plan p2 = unet_plan_for(&cfg, 2, 128, 128);
-    unet_plan p8 = unet_plan_for(&cfg, 8, 128, 128);
+    unet_plan p1 = unet_plan_for(&cfg, 1, 128, 128, unet_backend_cpu());
+    unet_plan p2 = unet_plan_for(&cfg, 2, 128, 128, unet_backend_cpu());
+    unet_plan p8 = unet_plan_for(&cfg, 8, 128, 128, unet_backend_cpu());
     CHECK_U64(p1.params_floats, 1942577 + 2944);
     CHECK_U64(p1.train_floats, 1942577);
     /* Activations and their gradients scale with the batch. */

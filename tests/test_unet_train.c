@@ -22,6 +22,7 @@
  */
 #include "mg_unet_run.h"
 
+#include "backend_cpu.h"
 #include "image.h"
 #include "data.h"
 #include "model.h"
@@ -773,7 +774,7 @@ static void test_plan_is_real(void)
         return;
     }
     /* the printed plan is the library's plan for the printed model */
-    unet_plan p = unet_plan_for(&cfg, B, S, S);
+    unet_plan p = unet_plan_for(&cfg, B, S, S, unet_backend_cpu());
     CHECK_U64(total, p.total_bytes);
     CHECK_NEAR(param_mib, (double)p.param_bytes / 1048576.0, 0.05);
 
@@ -810,7 +811,7 @@ int main(void)
     mg_rm_rf(root);
     mkdirs(root);
     signal(SIGPIPE, SIG_IGN);
-    double t0 = mono_ms();
+    double t0 = mg_mono_ms();
     MG_RUN(test_torch_available);
     MG_RUN(test_train_synthetic_learns);
     MG_RUN(test_checkpoint_loads_in_torch);
@@ -820,6 +821,6 @@ int main(void)
     MG_RUN(test_bad_flags);
     MG_RUN(test_bad_resume);
     MG_RUN(test_plan_is_real);
-    printf("# %.1f s\n", (mono_ms() - t0) / 1000);
+    printf("# %.1f s\n", (mg_mono_ms() - t0) / 1000);
     return mg_test_exit();
 }

@@ -2,8 +2,9 @@
 # unet_win.sh LINUX_BUILD WIN_BUILD WINE OBJDUMP: test_unet_win, the Windows
 # trainer against the Linux one in the same test run (ctest of the Windows
 # cross build; scripts/test-win.sh gives the Linux build folder). Checks:
-#   1. imports: unet-train.exe and memguard.exe import only Windows' own
-#      DLLs (those in the Wine prefix's system32) and libmemguard.dll;
+#   1. imports: unet-train.exe, memguard.exe and libmemguard.dll import
+#      only Windows' own DLLs (those in the Wine prefix's system32) and
+#      libmemguard.dll;
 #   2. images: the Linux build's unet_imgtool writes 14 PNG/JPEG files; both
 #      builds decode them with image.c (floats, the training pipeline, the
 #      mask pipeline): every byte equal;
@@ -47,7 +48,7 @@ export OMP_WAIT_POLICY=PASSIVE WINEDEBUG=-all
 # 1. imports
 ls "${WINEPREFIX:-$HOME/.wine}/drive_c/windows/system32" >"$t/system32.txt"
 seen=""
-for exe in unet-train.exe memguard.exe; do
+for exe in unet-train.exe memguard.exe libmemguard.dll; do
     dlls=$("$objdump" -p "$win/$exe" | sed -n 's/^\s*DLL Name: //p')
     [ -n "$dlls" ] || bad "$exe: objdump lists no imports"
     for dll in $dlls; do

@@ -5,7 +5,7 @@
  * short-lived libmemguard context of its own (no GPU), so it needs no
  * guard to exist yet.
  *
- * Not here: the memory plan (model.c) and the monitor (guard.c).
+ * Not here: the memory plan (model/plan.c) and the monitor (guard.c).
  */
 #include "batch_fit.h"
 
@@ -48,7 +48,8 @@ static double plan_frac(const mg_snapshot *s, uint64_t plan, const struct mg_ram
     return frac;
 }
 
-int batch_fit_auto(run_cfg *c, const guard_opts *go, char *err, size_t len)
+int batch_fit_auto(run_cfg *c, const unet_backend *be, const guard_opts *go, char *err,
+                   size_t len)
 {
     mg_snapshot s;
     if (!ram_now(go->ram_budget, &s)) {
@@ -61,7 +62,7 @@ int batch_fit_auto(run_cfg *c, const guard_opts *go, char *err, size_t len)
     const struct mg_ram_limit *best_lim = NULL;
     for (int b = 1; b <= 4096; b++) {
         double warn = go->warn_ram > 0 ? go->warn_ram : guard_table_warn_ram(b);
-        unet_plan p = unet_plan_for(&c->model, b, c->img_size, c->img_size);
+        unet_plan p = unet_plan_for(&c->model, b, c->img_size, c->img_size, be);
         const struct mg_ram_limit *lim = NULL;
         double frac = plan_frac(&s, p.total_bytes, &lim);
         if (frac >= warn) break; /* the plan grows with b; the table only gets stricter */
@@ -72,7 +73,7 @@ int batch_fit_auto(run_cfg *c, const guard_opts *go, char *err, size_t len)
         best_lim = lim;
     }
     if (best == 0) {
-        unet_plan p = unet_plan_for(&c->model, 1, c->img_size, c->img_size);
+        unet_plan p = unet_plan_for(&c->model, 1, c->img_size, c->img_size, be);
         snprintf(err, len, "--batch auto: even batch 1 needs %.1f MiB, but only %.1f MiB are left "
                  "below the RAM warn threshold (%.1f MiB of %.1f MiB in use, limit: %s)",
                  (double)p.total_bytes / MIB,
@@ -90,11 +91,12 @@ int batch_fit_auto(run_cfg *c, const guard_opts *go, char *err, size_t len)
     return 0;
 }
 
-void batch_fit_note(const run_cfg *c, uint64_t ram_budget, const mg_config *cfg)
+void batch_fit_note(const run_cfg *c, const unet_backend *be, uint64_t ram_budget,
+                    const mg_config *cfg)
 {
     mg_snapshot s;
     if (!ram_now(ram_budget, &s)) return;
-    unet_plan p = unet_plan_for(&c->model, c->batch, c->img_size, c->img_size);
+    unet_plan p = unet_plan_for(&c->model, c->batch, c->img_size, c->img_size, be);
     const struct mg_ram_limit *lim = NULL;
     double frac = plan_frac(&s, p.total_bytes, &lim);
     if (frac < cfg->warn_ram_frac || !lim) return;
@@ -107,10 +109,10 @@ void batch_fit_note(const run_cfg *c, uint64_t ram_budget, const mg_config *cfg)
            frac >= cfg->stop_ram_frac ? "stop the run and save it" : "warn");
 }
 
-int batch_fit_check_plan(const run_cfg *c, int batch, int n, uint64_t ram_budget, char *err,
-                         size_t len)
+int batch_fit_check_plan(const run_cfg *c, const unet_backend *be, int batch, int n,
+                         uint64_t ram_budget, char *err, size_t len)
 {
-    unet_plan p = unet_plan_for(&c->model, batch, c->img_size, c->img_size);
+    unet_plan p = unet_plan_for(&c->model, batch, c->img_size, c->img_size, be);
     uint64_t data = unet_data_bytes(n, c->img_size, c->model.in_ch);
     uint64_t need = (uint64_t)p.total_bytes + data;
     mg_snapshot s;

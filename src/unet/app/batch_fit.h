@@ -2,16 +2,21 @@
 /*
  * batch_fit.h: a batch size against the RAM limits in force (the
  * machine, a cgroup, --ram-budget), before anything is allocated, from
- * the model's exact memory plan (unet_plan_for) and RAM in use now:
+ * the model's exact memory plan (unet_plan_for on the run's backend) and
+ * RAM in use now:
  * --batch auto's pick, the note that a given batch will reach a
  * threshold, and the refusal of a plan no RAM of this machine could hold.
  *
- * Not here: the plan itself (model.c), the per-batch threshold table and
- * the monitoring while the run goes (guard.c).
+ * Every plan is counted against RAM, which is where the CPU backend keeps
+ * its arena; a device backend's arena would need the device's figures.
+ *
+ * Not here: the plan itself (model/plan.c), the per-batch threshold table
+ * and the monitoring while the run goes (guard.c).
  */
 #ifndef UNET_BATCH_FIT_H
 #define UNET_BATCH_FIT_H
 
+#include "backend.h"
 #include "guard.h"
 #include "run_state.h"
 
@@ -25,20 +30,22 @@
  * exact and linear in the batch, so this needs no trial allocation.
  * Returns -1 with one line in err when RAM cannot be measured or even
  * batch 1 does not fit. */
-int batch_fit_auto(run_cfg *c, const guard_opts *go, char *err, size_t len);
+int batch_fit_auto(run_cfg *c, const unet_backend *be, const guard_opts *go, char *err,
+                   size_t len);
 
 /* Prints a note when c->batch's plan will reach the warn or stop
  * threshold of cfg (the guard's), so the user learns it in a second
  * rather than at the first check. Training still starts: the monitor
  * stops it safely if the plan was right. */
-void batch_fit_note(const run_cfg *c, uint64_t ram_budget, const mg_config *cfg);
+void batch_fit_note(const run_cfg *c, const unet_backend *be, uint64_t ram_budget,
+                    const mg_config *cfg);
 
 /* Refuses (MG_ERANGE, one line in err) a plan at `batch` plus a data set
  * of n samples that exceeds this machine's RAM or its container's limit:
  * it could never run. A plan above the budget or a threshold is 0 (the
  * monitor then stops it with an emergency checkpoint, as the seed did),
  * and so is RAM that cannot be measured. */
-int batch_fit_check_plan(const run_cfg *c, int batch, int n, uint64_t ram_budget, char *err,
-                         size_t len);
+int batch_fit_check_plan(const run_cfg *c, const unet_backend *be, int batch, int n,
+                         uint64_t ram_budget, char *err, size_t len);
 
 #endif /* UNET_BATCH_FIT_H */

@@ -178,7 +178,8 @@ static int make_model(pred *p)
     char err[2048];
     if (unet_check(&p->ci.model, p->batch, p->size, p->size, err, sizeof err) < 0)
         return usage_err("%s", err);
-    p->m = unet_create(&p->ci.model, p->batch, p->size, p->size, 0, err, sizeof err);
+    p->m = unet_create(&p->ci.model, p->batch, p->size, p->size, 0, ut_backend(p->o->backend),
+                       err, sizeof err);
     if (!p->m) {
         fprintf(stderr, "unet-train: %s\n", err);
         return UT_EXIT_ERROR;
@@ -308,15 +309,16 @@ out:
     return rc;
 }
 
-/* Loads images [first, first + bn) into the model's input. */
+/* Loads images [first, first + bn) into the model's input staging. */
 static int load_batch(pred *p, int first, int bn, int *ow, int *oh)
 {
     size_t hw = (size_t)p->size * (size_t)p->size;
     int ch = p->ci.model.in_ch;
+    float *in = unet_input_host(p->m);
     for (int i = 0; i < bn; i++) {
         char path[2 * UT_PATH_MAX + 8], err[2 * UT_PATH_MAX + 256];
         snprintf(path, sizeof path, "%s/%s", p->o->input, p->files[first + i]);
-        if (unet_image_load_chw(path, p->size, ch, p->m->in_nchw + (size_t)i * hw * (size_t)ch,
+        if (unet_image_load_chw(path, p->size, ch, in + (size_t)i * hw * (size_t)ch,
                                 &ow[i], &oh[i], err, sizeof err) < 0)
             return usage_err("--input %s", err);
     }
@@ -332,13 +334,14 @@ static int run_batches(pred *p)
         int rc = load_batch(p, first, bn, ow, oh);
         if (rc) return rc;
         unet_forward(p->m, bn, false);
+        const float *logits = unet_logits_host(p->m, bn);
         if (p->o->logits[0] &&
-            (rc = mg_atomic_write(&p->npy, p->m->logits_nchw, (size_t)bn * hw * sizeof(float)))) {
+            (rc = mg_atomic_write(&p->npy, logits, (size_t)bn * hw * sizeof(float)))) {
             fprintf(stderr, "unet-train: --logits %s: %s\n", p->o->logits, mg_strerror(rc));
             return UT_EXIT_ERROR;
         }
         for (int i = 0; i < bn; i++)
-            if ((rc = write_mask(p, p->m->logits_nchw + (size_t)i * hw, p->files[first + i],
+            if ((rc = write_mask(p, logits + (size_t)i * hw, p->files[first + i],
                                  ow[i], oh[i])))
                 return rc;
     }

@@ -12,11 +12,11 @@
  * or touches --out: the --resume file's values, the data set's size, and
  * a memory plan that no RAM limit of this machine could hold (exit 2).
  *
- * It owns the order of things, not their substance: the model (model.c),
- * the data (data/), the output folder and its lock (outdir.c), the batch
- * size against RAM (batch_fit.c), the progress bar (progress.c),
- * metrics.csv (metrics.c) and the file format (ckpt/, pth/) live
- * elsewhere.
+ * It owns the order of things, not their substance: the model (model/)
+ * and its backend (the CPU's, cpu/, unless train_opts names another), the
+ * data (data/), the output folder and its lock (outdir.c), the batch size
+ * against RAM (batch_fit.c), the progress bar (progress.c), metrics.csv
+ * (metrics.c) and the file format (ckpt/, pth/) live elsewhere.
  */
 #include "train.h"
 
@@ -27,8 +27,6 @@
 #include "metrics.h"
 #include "outdir.h"
 #include "progress.h"
-
-#include <sys/mman.h>
 
 #include <errno.h>
 #include <math.h>
@@ -47,6 +45,7 @@ typedef struct trainer {
     unet_split split;
     unet_loader tl, vl;
     bool have_val;
+    const unet_backend *be; /* the model's */
     unet *m;
     ckpt_writer *ck;
     guard *g;
@@ -85,7 +84,7 @@ static bool train_epoch(trainer *t, int epoch, epoch_stats *es)
     int done = (int)st->batch, total = done + unet_loader_batches_left(&t->tl);
     bool stop = false;
     int bn;
-    while ((bn = unet_loader_next(&t->tl, m->in_nchw, m->target_nchw)) > 0) {
+    while ((bn = unet_loader_next(&t->tl, unet_input_host(m), unet_target_host(m))) > 0) {
         unet_forward(m, bn, true);
         double bce, dl;
         double loss = unet_loss(m, bn, &bce, &dl);
@@ -141,14 +140,16 @@ static bool eval_epoch(trainer *t, int epoch, epoch_stats *es)
     int total = unet_loader_batches_left(&t->vl), bn;
     int hw = m->h * m->w;
     bool stop = false;
-    while ((bn = unet_loader_next(&t->vl, m->in_nchw, m->target_nchw)) > 0) {
+    const float *target = unet_target_host(m);
+    while ((bn = unet_loader_next(&t->vl, unet_input_host(m), unet_target_host(m))) > 0) {
         unet_forward(m, bn, false);
         double loss = unet_loss(m, bn, NULL, NULL);
+        const float *logits = unet_logits_host(m, bn);
         sum += loss * bn;
         for (int i = 0; i < bn; i++) {
             double d, u;
-            hard_scores(m->logits_nchw + (size_t)i * (size_t)hw,
-                        m->target_nchw + (size_t)i * (size_t)hw, hw, &d, &u);
+            hard_scores(logits + (size_t)i * (size_t)hw, target + (size_t)i * (size_t)hw, hw,
+                        &d, &u);
             sd += d;
             si += u;
         }
@@ -196,18 +197,16 @@ static void draw_curves(const trainer *t, int stop_epoch)
 
 /* The emergency stop: the current batch is finished; give memory back
  * before writing (the activations and their gradients are not needed for
- * a checkpoint: MADV_DONTNEED returns their pages at once; the data set
- * is freed), write emergency_epochN.pth from the buffers that exist
- * (ckpt_save allocates nothing large), print the seed's banner, and return
- * the "saved and stopped for memory" status. */
+ * a checkpoint: unet_release_activations hands them to the backend, which
+ * on the CPU returns their pages at once; the data set is freed), write
+ * emergency_epochN.pth from the buffers that exist (ckpt_save allocates
+ * nothing large: its host mirror, if the backend needs one, was reserved
+ * at start-up), print the seed's banner, and return the "saved and
+ * stopped for memory" status. */
 static int emergency(trainer *t, int epoch)
 {
     char name[64], path[1200], err[512];
-    long page = sysconf(_SC_PAGESIZE);
-    uintptr_t lo = ((uintptr_t)t->m->zero_lo + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
-    uintptr_t hi = (uintptr_t)t->m->zero_hi & ~((uintptr_t)page - 1);
-    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
-    t->m->cur_batch = -1; /* the zeroed pages must be set up again if used */
+    unet_release_activations(t->m);
     unet_data_free(&t->data);
 
     snprintf(name, sizeof name, "emergency_epoch%d.pth", epoch + 1);
@@ -305,8 +304,8 @@ static int check_start(trainer *t, char *err, size_t len)
     go.batch = c->batch;
     if (guard_check_opts(&go, err, len) < 0) return MG_EINVAL;
     if (count_samples(c, &n, err, len) < 0) return MG_EINVAL;
-    return batch_fit_check_plan(c, t->o->batch_auto ? 1 : c->batch, n, t->o->guard.ram_budget,
-                                err, len);
+    return batch_fit_check_plan(c, t->be, t->o->batch_auto ? 1 : c->batch, n,
+                                t->o->guard.ram_budget, err, len);
 }
 
 /* The data set, its split and loaders, and --batch auto's pick (which
@@ -322,7 +321,8 @@ static int load_data(trainer *t, char *err, size_t len)
     if (rc < 0) return rc == MG_ENOMEM ? UT_EXIT_ERROR : UT_EXIT_USAGE;
     if (unet_split_make(&t->split, t->data.n, c->val_split, c->seed, err, len) < 0)
         return UT_EXIT_USAGE;
-    if (t->o->batch_auto && batch_fit_auto(c, &t->o->guard, err, len) < 0) return UT_EXIT_USAGE;
+    if (t->o->batch_auto && batch_fit_auto(c, t->be, &t->o->guard, err, len) < 0)
+        return UT_EXIT_USAGE;
     unsigned flags = UNET_LOADER_SHUFFLE | (c->flip ? UNET_LOADER_FLIP_H | UNET_LOADER_FLIP_V : 0);
     if (unet_loader_init(&t->tl, &t->data, t->split.train, t->split.n_train, c->batch, flags,
                          c->seed, err, len) < 0)
@@ -362,6 +362,7 @@ static int trainer_open(trainer *t, const train_opts *o, char *err, size_t len)
     memset(t, 0, sizeof *t);
     t->od.lock_fd = -1;
     t->o = o;
+    t->be = ut_backend(o->backend);
     t->c = o->run;
     run_cfg *c = &t->c;
     t->st.best_dice = -1;
@@ -369,7 +370,7 @@ static int trainer_open(trainer *t, const train_opts *o, char *err, size_t len)
     t->prog = progress_make(o->progress, t->c.epochs);
 
     if (check_start(t, err, len) < 0) return UT_EXIT_USAGE;
-    unet_plan plan = unet_plan_for(&c->model, c->batch, c->img_size, c->img_size);
+    unet_plan plan = unet_plan_for(&c->model, c->batch, c->img_size, c->img_size, t->be);
     uint64_t ckpt_bytes = plan.params_floats * 3 * sizeof(float) + (1u << 20);
     if (outdir_open_run(&t->od, o->out, ckpt_bytes, err, len) < 0) return UT_EXIT_USAGE;
     int rc = load_data(t, err, len);
@@ -378,8 +379,8 @@ static int trainer_open(trainer *t, const train_opts *o, char *err, size_t len)
     go.batch = c->batch;
     t->g = guard_open(&go, err, len);
     if (!t->g) return UT_EXIT_USAGE;
-    batch_fit_note(c, o->guard.ram_budget, guard_config(t->g));
-    t->m = unet_create(&c->model, c->batch, c->img_size, c->img_size, c->seed, err, len);
+    batch_fit_note(c, t->be, o->guard.ram_budget, guard_config(t->g));
+    t->m = unet_create(&c->model, c->batch, c->img_size, c->img_size, c->seed, t->be, err, len);
     if (!t->m) return UT_EXIT_ERROR;
     guard_set_trainer_memory(t->g, t->m->plan.total_bytes, t->m->plan.total_bytes);
     t->ck = ckpt_writer_new(t->m, c, err, len);
@@ -516,7 +517,7 @@ int plan_run(const unet_cfg *cfg, int batch, int img_size)
         say_err(err);
         return UT_EXIT_USAGE;
     }
-    unet_plan p = unet_plan_for(cfg, batch, img_size, img_size);
+    unet_plan p = unet_plan_for(cfg, batch, img_size, img_size, unet_backend_cpu());
     printf("UNet depth %d, base %d, %d input channel%s: %zu parameters\n", cfg->depth, cfg->base,
            cfg->in_ch, cfg->in_ch > 1 ? "s" : "", p.train_floats);
     printf("batch %d at %dx%d:\n", batch, img_size, img_size);

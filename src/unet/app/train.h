@@ -8,6 +8,7 @@
 #ifndef UNET_TRAIN_H
 #define UNET_TRAIN_H
 
+#include "backend_cpu.h"
 #include "ckpt.h"
 #include "guard.h"
 
@@ -30,6 +31,7 @@ typedef struct train_opts {
     char resume[UT_PATH_MAX]; /* --resume FILE, "" for none */
     guard_opts guard;     /* thresholds, cadence, budget, watcher */
     bool batch_auto;      /* --batch auto: the largest that stays below warn */
+    const unet_backend *backend; /* NULL: the CPU (the command line's only one) */
 } train_opts;
 
 typedef struct predict_opts {
@@ -41,7 +43,14 @@ typedef struct predict_opts {
     int img_size;         /* 0 = from the checkpoint's config */
     int batch;
     int threads;
+    const unet_backend *backend; /* NULL: the CPU */
 } predict_opts;
+
+/* The backend a job runs on. */
+static inline const unet_backend *ut_backend(const unet_backend *be)
+{
+    return be ? be : unet_backend_cpu();
+}
 
 int train_run(const train_opts *o);
 int predict_run(const predict_opts *o);

@@ -2,8 +2,11 @@
 /*
  * ckpt.c: writing the trainer's checkpoint dict (see ckpt.h) with the .pth
  * writer. The writer's tree is built once and points at the model's
- * arrays, so a save copies no tensor and allocates nothing. Reading it
- * back, with every value checked, is ckpt_read.c.
+ * arrays when the backend lets the host read them, else at a host mirror
+ * of the parameters, Adam's moments and BN's counters reserved here, into
+ * which a save downloads them first (llm.c's device_to_file, without its
+ * allocation); either way a save allocates nothing. Reading it back, with
+ * every value checked, is ckpt_read.c.
  */
 #include "ckpt.h"
 
@@ -27,6 +30,12 @@ struct ckpt_writer {
     pv *ep_loss, *ep_bce, *ep_dice, *ep_seconds, *ep_images, *row;
     void *scratch;
     size_t scratch_len;
+    /* The host mirror (NULL when the backend is host-visible): params,
+     * adam_m, adam_v (params_floats each), then the counters. */
+    void *mirror;
+    size_t mirror_len;
+    float *params, *adam_m, *adam_v;
+    int64_t *counts;
 };
 
 static pv *tensor_of(pv_arena *a, const param *p, const void *data)
@@ -68,6 +77,42 @@ oom:
     return NULL;
 }
 
+/* Where the tree's tensors point: the model's arrays when the host may
+ * read them, else a mirror reserved now. 0 or -1 (no memory). */
+static int place_tensors(ckpt_writer *w, const unet *m)
+{
+    const unet_backend *be = m->be;
+    if (be->host_visible) {
+        w->params = m->params;
+        w->adam_m = m->adam_m;
+        w->adam_v = m->adam_v;
+        w->counts = m->counts;
+        return 0;
+    }
+    size_t pf = m->plan.params_floats * sizeof(float);
+    size_t at = (3 * pf + sizeof(int64_t) - 1) / sizeof(int64_t) * sizeof(int64_t);
+    w->mirror_len = at + (size_t)m->plan.ncounts * sizeof(int64_t);
+    w->mirror = be->alloc_host(w->mirror_len);
+    if (!w->mirror) return -1;
+    w->params = w->mirror;
+    w->adam_m = w->params + m->plan.params_floats;
+    w->adam_v = w->adam_m + m->plan.params_floats;
+    w->counts = (int64_t *)(void *)((char *)w->mirror + at);
+    return 0;
+}
+
+/* The model's state into the mirror, when there is one. */
+static void download_state(const ckpt_writer *w)
+{
+    const unet *m = w->m;
+    if (!w->mirror) return;
+    size_t pf = m->plan.params_floats * sizeof(float);
+    m->be->download(w->params, m->params, pf);
+    m->be->download(w->adam_m, m->adam_m, pf);
+    m->be->download(w->adam_v, m->adam_v, pf);
+    m->be->download(w->counts, m->counts, (size_t)m->plan.ncounts * sizeof(int64_t));
+}
+
 ckpt_writer *ckpt_writer_new(const unet *m, const run_cfg *cfg, char *err, size_t err_len)
 {
     ckpt_writer *w = calloc(1, sizeof *w);
@@ -75,20 +120,21 @@ ckpt_writer *ckpt_writer_new(const unet *m, const run_cfg *cfg, char *err, size_
     if (!a) goto oom;
     w->arena = a;
     w->m = m;
+    if (place_tensors(w, m) < 0) goto oom;
     pv *root = pv_dict(a), *model = pv_odict(a), *opt = pv_dict(a), *state = pv_dict(a);
     pv *groups = pv_list(a), *group = pv_dict(a), *params = pv_list(a), *betas = pv_tuple(a);
     if (!root || !model || !opt || !state || !groups || !group || !params || !betas) goto oom;
     for (int i = 0; i < m->nparams; i++) {
         const param *p = &m->p[i];
-        const void *data = p->kind == PK_BN_COUNT ? (const void *)&m->counts[p->off]
-                                                  : (const void *)(m->params + p->off);
+        const void *data = p->kind == PK_BN_COUNT ? (const void *)(w->counts + p->off)
+                                                  : (const void *)(w->params + p->off);
         SET(model, p->name, tensor_of(a, p, data));
         if (p->trainable < 0) continue;
         pv *st = pv_dict(a);
         if (!st) goto oom;
         SET(st, "step", pv_tensor_new(a, PV_F32, 0, NULL, &w->step_f));
-        SET(st, "exp_avg", tensor_of(a, p, m->adam_m + p->off));
-        SET(st, "exp_avg_sq", tensor_of(a, p, m->adam_v + p->off));
+        SET(st, "exp_avg", tensor_of(a, p, w->adam_m + p->off));
+        SET(st, "exp_avg_sq", tensor_of(a, p, w->adam_v + p->off));
         if (pv_set_i(a, state, p->trainable, st) != 0) goto oom;
         pv *idx = pv_int(a, p->trainable);
         if (!idx || pv_append(params, idx) != 0) goto oom;
@@ -167,6 +213,7 @@ void ckpt_writer_free(ckpt_writer *w)
     if (!w) return;
     pv_arena_free(w->arena);
     free(w->scratch);
+    if (w->mirror) w->m->be->free_host(w->mirror, w->mirror_len);
     free(w);
 }
 
@@ -194,6 +241,7 @@ int ckpt_save(ckpt_writer *w, const char *path, const run_state *st, char *err, 
     w->ep_images->u.i = st->ep_images;
     set_str(w->kind, st->kind, KIND_CAP);
     set_str(w->row, st->metrics_row, UT_ROW_CAP - 1);
+    download_state(w);
     return pth_save(path, w->root, w->scratch, w->scratch_len, NULL, err, err_len);
 }
 

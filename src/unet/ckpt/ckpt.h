@@ -34,10 +34,12 @@
 #include "run_state.h"
 
 /* A checkpoint writer built once at start-up: the whole dict as a tree
- * whose tensors point at the model's own arrays and whose scalars are
- * updated in place, plus the scratch the file writer needs. Saving then
- * allocates nothing, which is what an emergency save under memory
- * pressure requires. Returns NULL with one line in err. */
+ * whose scalars are updated in place and whose tensors point at the
+ * model's own arrays (a host-visible backend) or at a host mirror of the
+ * parameters, Adam's moments and BN's counters reserved here (any other:
+ * ckpt_save downloads into it first), plus the scratch the file writer
+ * needs. Saving then allocates nothing, which is what an emergency save
+ * under memory pressure requires. Returns NULL with one line in err. */
 typedef struct ckpt_writer ckpt_writer;
 ckpt_writer *ckpt_writer_new(const unet *m, const run_cfg *cfg, char *err, size_t err_len);
 void ckpt_writer_free(ckpt_writer *w);

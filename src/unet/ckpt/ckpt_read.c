@@ -3,7 +3,8 @@
  * ckpt_read.c: reading a checkpoint back (see ckpt.h): the file is loaded
  * once (pth/), every value the trainer will act on is checked
  * against its range before anyone uses it, and only then are the weights
- * copied into a model. A value out of range, of the wrong type, or a
+ * uploaded into a model (through its backend: the arena may be a
+ * device's). A value out of range, of the wrong type, or a
  * config that disagrees with the weights is refused with one line naming
  * the key; nothing is clamped, truncated or defaulted silently.
  *
@@ -414,8 +415,9 @@ static void copy_moments(const pv *state, unet *m)
         const param *p = &m->p[i];
         if (p->trainable < 0) continue;
         const pv *e = pv_get_i(state, p->trainable);
-        memcpy(m->adam_m + p->off, pv_get(e, "exp_avg")->u.t.data, p->numel * sizeof(float));
-        memcpy(m->adam_v + p->off, pv_get(e, "exp_avg_sq")->u.t.data, p->numel * sizeof(float));
+        m->be->upload(m->adam_m + p->off, pv_get(e, "exp_avg")->u.t.data, p->numel * sizeof(float));
+        m->be->upload(m->adam_v + p->off, pv_get(e, "exp_avg_sq")->u.t.data,
+                      p->numel * sizeof(float));
         pv_as_float(pv_get(e, "step"), &step); /* range-checked by ckpt_open */
     }
     m->adam_step = (int64_t)step;
@@ -430,14 +432,14 @@ int ckpt_apply(const ckpt_file *f, unet *m, char *err, size_t err_len)
     for (int i = 0; i < m->nparams; i++) {
         const param *p = &m->p[i];
         const pv_tensor *t = &pv_get(f->sd, p->name)->u.t;
-        if (p->kind == PK_BN_COUNT) memcpy(&m->counts[p->off], t->data, sizeof(int64_t));
-        else memcpy(m->params + p->off, t->data, p->numel * sizeof(float));
+        if (p->kind == PK_BN_COUNT) m->be->upload(m->counts + p->off, t->data, sizeof(int64_t));
+        else m->be->upload(m->params + p->off, t->data, p->numel * sizeof(float));
     }
     if (f->state) {
         copy_moments(f->state, m);
     } else {
-        memset(m->adam_m, 0, m->plan.params_floats * sizeof(float));
-        memset(m->adam_v, 0, m->plan.params_floats * sizeof(float));
+        m->be->zero(m->adam_m, m->plan.params_floats * sizeof(float));
+        m->be->zero(m->adam_v, m->plan.params_floats * sizeof(float));
         m->adam_step = 0;
     }
     return 0;

@@ -1,16 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * backend_cpu.c: the CPU backend's table (backend.h): the channel-blocked,
- * zero-bordered layout of layout.h and the kernels of ops_*.c and adam.c,
- * which pick AVX-512, AVX2 or plain C at run time themselves. Only glue
- * lives here: the few layout helpers the table needs beyond layout.h.
+ * backend_cpu.c: the CPU backend's table (backend.h): the arena in host
+ * memory, the channel-blocked, zero-bordered layout of layout.h and the
+ * kernels of conv/ and ops/, which pick AVX-512, AVX2 or plain C at
+ * run time themselves. Only glue lives here: the table, its copies, and
+ * the few layout helpers it needs beyond layout.h. The memory section
+ * (allocate, zero, give back arena memory) is mem.h's, one file per
+ * system (posix/mem.c, win/mem.c), the one part a port changes.
  */
-#include "backend.h"
+#include "backend_cpu.h"
 
 #include <string.h>
 
+#include "adam.h"
 #include "bn.h"
 #include "conv.h"
+#include "layout.h"
+#include "loss.h"
+#include "mem.h"
 #include "pool.h"
 
 static const char *cpu_name(void)
@@ -28,7 +35,14 @@ static float *cpu_channels(float *t, shape s, int c0)
     return t + shape_floats(lower);
 }
 
-static void cpu_zero(void *p, size_t bytes) { memset(p, 0, bytes); }
+/* ---- memory: host memory (mem.h); staging and arena are the same kind ---- */
+
+static void cpu_copy(void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); }
+
+/* Every op has returned when its call does. */
+static void cpu_sync(void) {}
+
+/* ---- layout ---- */
 
 static void cpu_add(float *dst, const float *src, shape s)
 {
@@ -40,12 +54,21 @@ static void cpu_add(float *dst, const float *src, shape s)
 
 static const unet_backend cpu = {
     .name = cpu_name,
+    .alloc = cpu_mem_alloc,
+    .free = cpu_mem_free,
+    .alloc_host = cpu_mem_alloc,
+    .free_host = cpu_mem_free,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .zero = cpu_mem_zero,
+    .discard = cpu_mem_discard,
+    .sync = cpu_sync,
+    .host_visible = true,
     .act_floats = shape_floats,
     .channels = cpu_channels,
     .from_nchw = layout_pack,
     .to_nchw = layout_unpack,
     .reuse = layout_zero_border,
-    .zero = cpu_zero,
     .conv3x3_scratch = conv3x3_scratch_floats,
     .convt2x2_scratch = convt2x2_scratch_floats,
     .conv1x1_scratch = conv1x1_scratch_floats,

@@ -26,11 +26,9 @@
 
 #include <stddef.h>
 
-#define CB 8 /* channels per block */
+#include "tensor.h" /* shape: (C,B,H,W), border excluded */
 
-typedef struct shape {
-    int c, b, h, w; /* channels, batch, height, width (border excluded) */
-} shape;
+#define CB 8 /* channels per block */
 
 /* Channel blocks: ceil(c / 8). */
 static inline int shape_blocks(shape s) { return (s.c + CB - 1) / CB; }

@@ -1,284 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * model.c: the UNet's parameter table, memory plan, initialisation, and
- * forward / backward passes (see model.h). Every tensor lives in the one
- * arena planned here; every op runs through m->be (backend.h), so nothing
- * here knows the activation layout.
- *
- * The plan for B=8 at 128x128 with the default model (base 16, depth 4):
- * params + grads + Adam moments 29.7 MiB, activations 106 MiB (160 when
- * every ReLU output was kept too), activation gradients 57 MiB (the skip
- * gradients of every level plus three working buffers the size of the
- * largest activation, which also hold the blocked logits and their
- * gradient, instead of one gradient per activation: 160 MiB;
- * research/cnn-in-c.md 5.4); 197.9 MiB in all.
+ * model.c: the UNet's life (create, destroy), its edges to the host (the
+ * staging buffers, the logits, giving activations back) and its passes
+ * (forward, loss, backward, Adam); see model.h. Every tensor lives in the
+ * arena that plan.c lays out and the backend allocates; every op and
+ * every copy runs through m->be (backend.h), so nothing here knows the
+ * activation layout or dereferences the arena. The parameter table is
+ * params.c's.
  */
-#include "model.h"
+#include "plan.h"
 
-#include "rng.h"
-
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define ALIGN 64
-
-static int ch_of(const unet_cfg *c, int level) { return c->base << level; }
-
-/* ---- parameter table -------------------------------------------------------- */
-
-static int add_param(unet *m, const char *name, pkind kind, int ndim, int d0, int d1, int d2,
-                     int d3, size_t *float_off, int *count_off, int *trainable)
-{
-    param *p = &m->p[m->nparams];
-    snprintf(p->name, sizeof p->name, "%s", name);
-    p->kind = kind;
-    p->ndim = ndim;
-    p->dims[0] = d0;
-    p->dims[1] = d1;
-    p->dims[2] = d2;
-    p->dims[3] = d3;
-    p->numel = 1;
-    for (int i = 0; i < ndim; i++) p->numel *= (size_t)p->dims[i];
-    if (kind == PK_BN_COUNT) {
-        p->off = (size_t)(*count_off)++;
-        p->trainable = -1;
-    } else {
-        p->off = *float_off;
-        *float_off += p->numel;
-        bool buffer = kind == PK_BN_MEAN || kind == PK_BN_VAR;
-        p->trainable = buffer ? -1 : (*trainable)++;
-    }
-    return m->nparams++;
-}
-
-static void add_block(unet *m, block_params *bp, const char *prefix, int cin, int cout,
-                      size_t *fo, int *co, int *tr)
-{
-    char n[40];
-#define P(suffix, kind, nd, a, b, c, d)                                                   \
-    (snprintf(n, sizeof n, "%s.%s", prefix, suffix),                                      \
-     add_param(m, n, kind, nd, a, b, c, d, fo, co, tr))
-    bp->w1 = P("0.weight", PK_CONV, 4, cout, cin, 3, 3);
-    bp->g1 = P("1.weight", PK_BN_W, 1, cout, 0, 0, 0);
-    bp->b1 = P("1.bias", PK_BN_B, 1, cout, 0, 0, 0);
-    bp->m1 = P("1.running_mean", PK_BN_MEAN, 1, cout, 0, 0, 0);
-    bp->v1 = P("1.running_var", PK_BN_VAR, 1, cout, 0, 0, 0);
-    bp->n1 = P("1.num_batches_tracked", PK_BN_COUNT, 0, 0, 0, 0, 0);
-    bp->w2 = P("3.weight", PK_CONV, 4, cout, cout, 3, 3);
-    bp->g2 = P("4.weight", PK_BN_W, 1, cout, 0, 0, 0);
-    bp->b2 = P("4.bias", PK_BN_B, 1, cout, 0, 0, 0);
-    bp->m2 = P("4.running_mean", PK_BN_MEAN, 1, cout, 0, 0, 0);
-    bp->v2 = P("4.running_var", PK_BN_VAR, 1, cout, 0, 0, 0);
-    bp->n2 = P("4.num_batches_tracked", PK_BN_COUNT, 0, 0, 0, 0, 0);
-#undef P
-}
-
-/* state_dict order: enc.*, bottleneck.*, up.*, dec.*, out.* (the modules'
- * registration order in unet_ref.py); trainable order is the same minus
- * the buffers, which is model.parameters() order. */
-static void build_table(unet *m)
-{
-    const unet_cfg *c = &m->cfg;
-    size_t fo = 0;
-    int co = 0, tr = 0;
-    char pre[32], n[40];
-    m->nparams = 0;
-    for (int i = 0; i < c->depth; i++) {
-        snprintf(pre, sizeof pre, "enc.%d", i);
-        add_block(m, &m->enc_p[i], pre, i ? ch_of(c, i - 1) : c->in_ch, ch_of(c, i), &fo, &co,
-                  &tr);
-    }
-    add_block(m, &m->bott_p, "bottleneck", ch_of(c, c->depth - 1), ch_of(c, c->depth), &fo,
-              &co, &tr);
-    for (int j = 0; j < c->depth; j++) {
-        int i = c->depth - 1 - j;
-        snprintf(n, sizeof n, "up.%d.weight", j);
-        m->up_w[j] = add_param(m, n, PK_UP_W, 4, ch_of(c, i + 1), ch_of(c, i), 2, 2, &fo, &co,
-                               &tr);
-        snprintf(n, sizeof n, "up.%d.bias", j);
-        m->up_b[j] = add_param(m, n, PK_UP_B, 1, ch_of(c, i), 0, 0, 0, &fo, &co, &tr);
-    }
-    for (int j = 0; j < c->depth; j++) {
-        int i = c->depth - 1 - j;
-        snprintf(pre, sizeof pre, "dec.%d", j);
-        add_block(m, &m->dec_p[j], pre, 2 * ch_of(c, i), ch_of(c, i), &fo, &co, &tr);
-    }
-    m->out_w = add_param(m, "out.weight", PK_OUT_W, 4, 1, ch_of(c, 0), 1, 1, &fo, &co, &tr);
-    m->out_b = add_param(m, "out.bias", PK_OUT_B, 1, 1, 0, 0, 0, &fo, &co, &tr);
-    m->ntrain = tr;
-    m->plan.params_floats = fo;
-    size_t t = 0;
-    for (int i = 0; i < m->nparams; i++)
-        if (m->p[i].trainable >= 0) t += m->p[i].numel;
-    m->plan.train_floats = t;
-}
-
 static float *P(unet *m, int idx) { return m->params + m->p[idx].off; }
 static float *G(unet *m, int idx) { return m->grads + m->p[idx].off; }
-
-/* ---- the plan ---------------------------------------------------------------- */
-
-/* A bump allocator over the arena; with base NULL it only measures. */
-typedef struct bump {
-    char *base;
-    size_t used;
-} bump;
-
-static void *take(bump *b, size_t bytes)
-{
-    size_t off = (b->used + ALIGN - 1) / ALIGN * ALIGN;
-    b->used = off + bytes;
-    return b->base ? b->base + off : NULL;
-}
-
-static float *take_f(bump *b, size_t floats) { return take(b, floats * sizeof(float)); }
-
-static shape level_shape(const unet_cfg *c, int level, int batch, int h, int w)
-{
-    return (shape){ch_of(c, level), batch, h >> level, w >> level};
-}
-
-static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
-
-/* Scratch of the largest op; every op runs alone, so one buffer serves. */
-static size_t scratch_floats(const unet_backend *be, const unet_cfg *c, int batch, int h, int w)
-{
-    size_t s = 0;
-    for (int i = 0; i <= c->depth; i++) {
-        shape o = level_shape(c, i, batch, h, w);
-        shape in = i == 0 ? (shape){c->in_ch, batch, h, w} : level_shape(c, i - 1, batch, h, w);
-        in.h = o.h;
-        in.w = o.w;
-        s = max_sz(s, be->conv3x3_scratch(in, o.c));
-        s = max_sz(s, be->conv3x3_scratch(o, o.c));
-        s = max_sz(s, be->bn_scratch(o));
-        if (i < c->depth) {
-            shape cat = o;
-            cat.c = 2 * o.c;
-            s = max_sz(s, be->conv3x3_scratch(cat, o.c));
-            shape deeper = level_shape(c, i + 1, batch, h, w);
-            s = max_sz(s, be->convt2x2_scratch(deeper, o.c));
-        }
-    }
-    s = max_sz(s, be->conv1x1_scratch(level_shape(c, 0, batch, h, w), 1));
-    s = max_sz(s, be->loss_scratch(batch, h * w));
-    return s;
-}
-
-/* Lays out (or, with base NULL, measures) every region of the arena. */
-static void layout(unet *m, bump *b)
-{
-    const unet_cfg *c = &m->cfg;
-    size_t (*const act)(shape) = m->be->act_floats;
-    int B = m->batch, H = m->h, W = m->w;
-    size_t pf = m->plan.params_floats;
-
-    size_t u0 = b->used;
-    m->params = take_f(b, pf);
-    m->grads = take_f(b, pf);
-    m->adam_m = take_f(b, pf);
-    m->adam_v = take_f(b, pf);
-    m->plan.param_bytes = b->used - u0;
-
-    u0 = b->used;
-    shape xin = {c->in_ch, B, H, W};
-    m->x = take_f(b, act(xin));
-    m->zero_lo = (char *)m->x;
-    const float *prev = m->x;
-    shape prev_s = xin;
-    for (int i = 0; i < c->depth; i++) {
-        shape o = level_shape(c, i, B, H, W);
-        shape cat = o;
-        cat.c = 2 * o.c;
-        block_acts *a = &m->enc[i];
-        a->s = o;
-        a->in = prev_s;
-        a->x = prev;
-        a->a1 = take_f(b, act(o));
-        a->a2 = take_f(b, act(o));
-        m->cat[i] = take_f(b, act(cat));
-        a->r2 = m->cat[i]; /* the skip half of the concat buffer */
-        for (int k = 0; k < 4; k++) {
-            float *stats = take_f(b, (size_t)o.c);
-            if (k == 0) a->mean1 = stats;
-            if (k == 1) a->rstd1 = stats;
-            if (k == 2) a->mean2 = stats;
-            if (k == 3) a->rstd2 = stats;
-        }
-        shape po = level_shape(c, i, B, H >> 1, W >> 1);
-        m->pool[i] = take_f(b, act(po));
-        prev = m->pool[i];
-        prev_s = po;
-    }
-    block_acts *bt = &m->bott;
-    bt->s = level_shape(c, c->depth, B, H, W);
-    bt->in = prev_s;
-    bt->x = prev;
-    bt->a1 = take_f(b, act(bt->s));
-    bt->a2 = take_f(b, act(bt->s));
-    bt->r2 = NULL;
-    bt->mean1 = take_f(b, (size_t)bt->s.c);
-    bt->rstd1 = take_f(b, (size_t)bt->s.c);
-    bt->mean2 = take_f(b, (size_t)bt->s.c);
-    bt->rstd2 = take_f(b, (size_t)bt->s.c);
-    for (int j = 0; j < c->depth; j++) {
-        int i = c->depth - 1 - j;
-        block_acts *a = &m->dec[j];
-        a->s = level_shape(c, i, B, H, W);
-        a->in = a->s;
-        a->in.c = 2 * a->s.c;
-        a->x = m->cat[i];
-        a->a1 = take_f(b, act(a->s));
-        a->a2 = take_f(b, act(a->s));
-        a->r2 = NULL;
-        a->mean1 = take_f(b, (size_t)a->s.c);
-        a->rstd1 = take_f(b, (size_t)a->s.c);
-        a->mean2 = take_f(b, (size_t)a->s.c);
-        a->rstd2 = take_f(b, (size_t)a->s.c);
-    }
-    m->plan.act_bytes = b->used - u0;
-
-    u0 = b->used;
-    size_t work = 0;
-    for (int i = 0; i <= c->depth; i++) {
-        shape o = level_shape(c, i, B, H, W);
-        work = max_sz(work, act(o));
-        if (i < c->depth) {
-            shape cat = o;
-            cat.c = 2 * o.c;
-            m->dcat[i] = take_f(b, act(cat));
-        }
-    }
-    shape lo = {1, B, H, W};
-    work = max_sz(work, act(lo));
-    m->ga = take_f(b, work);
-    m->gb = take_f(b, work);
-    m->rtmp = take_f(b, work);
-    /* The blocked logits (1 channel padded to a block) live only from the
-     * output conv to their NCHW copy, while the gradient buffers are idle;
-     * their gradient only until the output conv's backward, before the
-     * decoders take ga and gb: 16 MiB of 370 at 256x256, batch 4. */
-    m->logits = m->ga;
-    m->dlogits = m->gb;
-    m->zero_hi = b->base ? b->base + b->used : NULL;
-    m->plan.grad_bytes = b->used - u0;
-
-    u0 = b->used;
-    m->scratch = take_f(b, scratch_floats(m->be, c, B, H, W));
-    m->plan.scratch_bytes = b->used - u0;
-
-    u0 = b->used;
-    size_t px = (size_t)B * (size_t)H * (size_t)W;
-    m->in_nchw = take_f(b, px * (size_t)c->in_ch);
-    m->target_nchw = take_f(b, px);
-    m->logits_nchw = take_f(b, px);
-    m->dlogits_nchw = take_f(b, px);
-    m->loss_state = take_f(b, m->be->loss_state(B));
-    m->plan.io_bytes = b->used - u0;
-    m->plan.total_bytes = (b->used + ALIGN - 1) / ALIGN * ALIGN;
-}
 
 int unet_check(const unet_cfg *cfg, int batch, int h, int w, char *msg, size_t msg_len)
 {
@@ -297,59 +34,32 @@ int unet_check(const unet_cfg *cfg, int batch, int h, int w, char *msg, size_t m
 #undef FAIL
 }
 
-unet_plan unet_plan_for(const unet_cfg *cfg, int batch, int h, int w)
-{
-    unet_plan plan = {0};
-    unet *m = calloc(1, sizeof *m); /* the table and the plan only */
-    if (!m) return plan;
-    m->cfg = *cfg;
-    m->batch = batch;
-    m->h = h;
-    m->w = w;
-    m->be = unet_backend_cpu();
-    build_table(m);
-    bump b = {NULL, 0};
-    layout(m, &b);
-    plan = m->plan;
-    free(m);
-    return plan;
-}
+/* ---- life ---------------------------------------------------------------------- */
 
-/* PyTorch's default init: kaiming_uniform_(a=sqrt(5)) makes the bound
- * 1/sqrt(fan_in) for weights and biases alike; fan_in is dims[1] * kernel
- * area (for ConvTranspose2d that is dims[1] = out channels, as torch's
- * _calculate_fan_in_and_fan_out reads it). */
-static void init_params(unet *m, uint64_t seed)
+/* The first values of the parameters and counters, written on the host
+ * and uploaded (in place when the host may touch the arena). */
+static int init_state(unet *m, uint64_t seed)
 {
-    unet_rng r;
-    unet_rng_seed(&r, seed);
-    for (int i = 0; i < m->nparams; i++) {
-        param *p = &m->p[i];
-        float *d = p->kind == PK_BN_COUNT ? NULL : m->params + p->off;
-        switch (p->kind) {
-        case PK_CONV: case PK_UP_W: case PK_OUT_W: case PK_UP_B: case PK_OUT_B: {
-            const param *wp = p->kind == PK_UP_B ? &m->p[i - 1]
-                            : p->kind == PK_OUT_B ? &m->p[i - 1] : p;
-            double fan_in = (double)wp->dims[1] * wp->dims[2] * wp->dims[3];
-            double bound = 1.0 / sqrt(fan_in);
-            for (size_t k = 0; k < p->numel; k++)
-                d[k] = (float)((2.0 * unet_rng_uniform(&r) - 1.0) * bound);
-            break;
-        }
-        case PK_BN_W: case PK_BN_VAR:
-            for (size_t k = 0; k < p->numel; k++) d[k] = 1.0f;
-            break;
-        case PK_BN_B: case PK_BN_MEAN:
-            break; /* the arena is zeroed */
-        case PK_BN_COUNT:
-            m->counts[p->off] = 0;
-            break;
-        }
+    const unet_backend *be = m->be;
+    size_t pbytes = m->plan.params_floats * sizeof(float);
+    size_t cbytes = (size_t)m->plan.ncounts * sizeof(int64_t);
+    if (be->host_visible) {
+        unet_table_init(m, seed, m->params, m->counts);
+        return 0;
     }
+    size_t at = (pbytes + sizeof(int64_t) - 1) / sizeof(int64_t) * sizeof(int64_t);
+    float *params = calloc(1, at + cbytes);
+    if (!params) return -1;
+    int64_t *counts = (int64_t *)(void *)((char *)params + at);
+    unet_table_init(m, seed, params, counts);
+    be->upload(m->params, params, pbytes);
+    be->upload(m->counts, counts, cbytes);
+    free(params);
+    return 0;
 }
 
-unet *unet_create(const unet_cfg *cfg, int batch, int h, int w, uint64_t seed, char *msg,
-                  size_t msg_len)
+unet *unet_create(const unet_cfg *cfg, int batch, int h, int w, uint64_t seed,
+                  const unet_backend *be, char *msg, size_t msg_len)
 {
     if (unet_check(cfg, batch, h, w, msg, msg_len) < 0) return NULL;
     unet *m = calloc(1, sizeof *m);
@@ -361,31 +71,65 @@ unet *unet_create(const unet_cfg *cfg, int batch, int h, int w, uint64_t seed, c
     m->batch = batch;
     m->h = h;
     m->w = w;
-    m->be = unet_backend_cpu();
-    build_table(m);
-    bump b = {NULL, 0};
-    layout(m, &b);
-    m->arena = aligned_alloc(ALIGN, m->plan.total_bytes);
-    if (!m->arena) {
+    m->be = be;
+    m->cur_batch = -1;
+    unet_table_build(m);
+    unet_layout(m, NULL, NULL);
+    m->arena = be->alloc(m->plan.total_bytes);
+    m->staging = m->plan.staging_bytes ? be->alloc_host(m->plan.staging_bytes) : NULL;
+    if (!m->arena || (m->plan.staging_bytes && !m->staging)) {
         snprintf(msg, msg_len, "cannot allocate %.1f MiB for batch %d at %dx%d",
-                 (double)m->plan.total_bytes / 1048576.0, batch, h, w);
-        free(m);
+                 (double)(m->plan.total_bytes + m->plan.staging_bytes) / 1048576.0, batch, h, w);
+        unet_destroy(m);
         return NULL;
     }
     /* Zeroed: the CPU layout's borders and padded channels must read 0,
      * and BN's bias and running mean start at 0. */
-    m->be->zero(m->arena, m->plan.total_bytes);
-    b = (bump){m->arena, 0};
-    layout(m, &b);
-    init_params(m, seed);
+    be->zero(m->arena, m->plan.total_bytes);
+    unet_layout(m, m->arena, m->staging);
+    if (init_state(m, seed) < 0) {
+        snprintf(msg, msg_len, "out of memory for the initial weights");
+        unet_destroy(m);
+        return NULL;
+    }
     return m;
 }
 
 void unet_destroy(unet *m)
 {
     if (!m) return;
-    free(m->arena);
+    if (m->arena) {
+        m->be->sync();
+        m->be->free(m->arena, m->plan.total_bytes);
+    }
+    if (m->staging) m->be->free_host(m->staging, m->plan.staging_bytes);
     free(m);
+}
+
+/* ---- the host's edges ------------------------------------------------------------ */
+
+float *unet_input_host(unet *m) { return m->in_host; }
+float *unet_target_host(unet *m) { return m->target_host; }
+
+/* Host staging -> arena, unless the staging is the arena itself. */
+static void stage_in(const unet *m, float *dev, const float *host, size_t floats)
+{
+    if (dev != host) m->be->upload(dev, host, floats * sizeof(float));
+}
+
+const float *unet_logits_host(unet *m, int batch)
+{
+    size_t n = (size_t)batch * (size_t)m->h * (size_t)m->w;
+    if (m->logits_host != m->logits_nchw)
+        m->be->download(m->logits_host, m->logits_nchw, n * sizeof(float));
+    return m->logits_host;
+}
+
+void unet_release_activations(unet *m)
+{
+    m->be->sync();
+    m->be->discard(m->zero_lo, (size_t)(m->zero_hi - m->zero_lo));
+    m->cur_batch = -1; /* the next forward zeroes them and sets the shapes again */
 }
 
 /* ---- forward ----------------------------------------------------------------- */
@@ -400,7 +144,7 @@ static void block_forward(unet *m, const block_params *bp, block_acts *a, bool t
     be->conv3x3_forward(a->a1, a->x, a->in, P(m, bp->w1), a->s.c, s);
     if (train)
         be->bn_relu_forward(r1, a->a1, a->s, P(m, bp->g1), P(m, bp->b1), a->mean1, a->rstd1,
-                        P(m, bp->m1), P(m, bp->v1), &m->counts[m->p[bp->n1].off],
+                        P(m, bp->m1), P(m, bp->v1), m->counts + m->p[bp->n1].off,
                         BN_MOMENTUM, BN_EPS, s);
     else
         be->bn_relu_forward_eval(r1, a->a1, a->s, P(m, bp->g1), P(m, bp->b1), P(m, bp->m1),
@@ -409,7 +153,7 @@ static void block_forward(unet *m, const block_params *bp, block_acts *a, bool t
     be->conv3x3_forward(a->a2, r1, a->s, P(m, bp->w2), a->s.c, s);
     if (train)
         be->bn_relu_forward(r2, a->a2, a->s, P(m, bp->g2), P(m, bp->b2), a->mean2, a->rstd2,
-                        P(m, bp->m2), P(m, bp->v2), &m->counts[m->p[bp->n2].off],
+                        P(m, bp->m2), P(m, bp->v2), m->counts + m->p[bp->n2].off,
                         BN_MOMENTUM, BN_EPS, s);
     else
         be->bn_relu_forward_eval(r2, a->a2, a->s, P(m, bp->g2), P(m, bp->b2), P(m, bp->m2),
@@ -446,6 +190,8 @@ void unet_forward(unet *m, int batch, bool train)
     const unet_cfg *c = &m->cfg;
     const unet_backend *be = m->be;
     set_batch(m, batch);
+    stage_in(m, m->in_nchw, m->in_host,
+             (size_t)batch * (size_t)c->in_ch * (size_t)m->h * (size_t)m->w);
     shape xin = {c->in_ch, batch, m->h, m->w};
     be->from_nchw(m->x, xin, m->in_nchw);
     for (int i = 0; i < c->depth; i++) {
@@ -546,6 +292,7 @@ void unet_backward(unet *m, int batch)
 double unet_loss(unet *m, int batch, double *bce, double *dice)
 {
     int hw = m->h * m->w;
+    stage_in(m, m->target_nchw, m->target_host, (size_t)batch * (size_t)hw);
     loss_parts lp = m->be->loss_forward(m->logits_nchw, m->target_nchw, batch, hw, m->loss_state,
                                      m->scratch);
     m->be->loss_backward(m->dlogits_nchw, m->logits_nchw, m->target_nchw, batch, hw,

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * model.h: the UNet itself: its parameter table (PyTorch's state_dict
- * names, order and shapes, so checkpoints map one to one), the memory plan
- * that says how many bytes a batch size needs before anything is
- * allocated, and the forward / backward passes, which run every op
- * through a backend's table (backend.h; the CPU one for now).
+ * names, order and shapes, so checkpoints map one to one; params.c), the
+ * memory plan that says how many bytes a batch size needs before anything
+ * is allocated (plan.c), and the forward / backward passes (model.c),
+ * which run every op through the backend given to unet_create (backend.h).
  *
  * Model (tests/py/unet_ref.py is the PyTorch twin): `depth` levels of
  * blocks (3x3 conv without bias, BatchNorm2d, ReLU) x 2 with channels
@@ -12,14 +12,19 @@
  * stride 2, bias) up; concat [skip, up]; a decoder block; a 1x1 conv with
  * bias to one logit.
  *
- * Memory: one arena, laid out from the size table by unet_plan(): the
- * parameters with their gradients and Adam moments, the activations the
- * backward pass needs (pre-BN outputs; ReLU outputs are recomputed), the
- * per-level gradients of the skip connections, three working buffers, and
- * the kernels' scratch. Nothing is allocated after unet_create().
+ * Memory: one arena from the backend, laid out by the plan: the
+ * parameters with their gradients and Adam moments and BN's counters, the
+ * activations the backward pass needs (pre-BN outputs; ReLU outputs are
+ * recomputed), the per-level gradients of the skip connections, three
+ * working buffers, the kernels' scratch, and the batch, targets and
+ * logits in NCHW. The host reaches the arena only through the backend:
+ * the data goes in through the host staging buffers (unet_input_host,
+ * unet_target_host), the logits come out through unet_logits_host. When
+ * the backend is host-visible the staging buffers are the arena's own.
+ * Nothing is allocated after unet_create().
  *
  * It does not load data, compute the loss's inputs, save checkpoints or
- * print: train.c drives it.
+ * print: the application (app/) drives it.
  */
 #ifndef UNET_MODEL_H
 #define UNET_MODEL_H
@@ -63,7 +68,7 @@ typedef struct param {
     int ndim;
     int dims[4];
     size_t numel;
-    size_t off;         /* into unet.params (floats) or unet.counts (int64) */
+    size_t off;         /* into unet.params (floats) or unet.counts (int64s) */
     int trainable;      /* index in model.parameters() order, -1: buffer */
 } param;
 
@@ -91,12 +96,16 @@ typedef struct block_acts {
 typedef struct unet_plan {
     size_t params_floats;  /* state_dict floats (params + BN buffers) */
     size_t train_floats;   /* trainable floats */
-    size_t param_bytes;    /* params + grads + Adam m, v */
+    int ncounts;           /* BN num_batches_tracked counters (int64) */
+    size_t param_bytes;    /* params + grads + Adam m, v + the counters */
     size_t act_bytes;      /* activations kept for backward */
-    size_t grad_bytes;     /* activation gradients (skips + 2 working) */
+    size_t grad_bytes;     /* activation gradients (skips + 3 working) */
     size_t scratch_bytes;  /* kernels' scratch, the largest of any op */
     size_t io_bytes;       /* the batch in NCHW, targets, logits */
     size_t total_bytes;    /* the arena */
+    size_t staging_bytes;  /* host staging beside the arena: the batch,
+                            * targets and logits; 0 when the backend is
+                            * host-visible (they are the arena's own) */
 } unet_plan;
 
 typedef struct unet {
@@ -108,12 +117,15 @@ typedef struct unet {
     int ntrain;                 /* trainable tensors */
     unet_plan plan;
 
-    void *arena;                /* one allocation */
+    /* The arena and every pointer into it, from here to loss_state
+     * (backend memory: the host dereferences none of them unless
+     * be->host_visible). */
+    void *arena;                /* one allocation, from be->alloc */
     float *params;              /* state_dict floats, in state_dict order */
     float *grads;               /* same offsets as params */
     float *adam_m, *adam_v;     /* same offsets as params */
-    int64_t counts[2 * (2 * UNET_MAX_DEPTH + 1)]; /* num_batches_tracked */
-    int64_t adam_step;          /* optimizer steps taken */
+    int64_t *counts;            /* num_batches_tracked, plan.ncounts */
+    int64_t adam_step;          /* optimizer steps taken (host) */
 
     block_params enc_p[UNET_MAX_DEPTH], bott_p, dec_p[UNET_MAX_DEPTH];
     int up_w[UNET_MAX_DEPTH], up_b[UNET_MAX_DEPTH], out_w, out_b;
@@ -131,45 +143,67 @@ typedef struct unet {
     char *zero_lo, *zero_hi;    /* activations and their gradients: zeroed
                                  * again when the batch size changes, since
                                  * the borders move with the shape */
-    int cur_batch;              /* batch the shapes are set for */
-    /* Edges of the model in NCHW, for the loss and the data loader. */
+    int cur_batch;              /* batch the shapes are set for, -1: none */
+    /* Edges of the model in NCHW (arena), for the loss and the staging. */
     float *in_nchw;             /* (B,in_ch,H,W) */
     float *target_nchw;         /* (B,1,H,W) */
     float *logits_nchw;         /* (B,1,H,W) */
     float *dlogits_nchw;        /* (B,1,H,W) */
     float *loss_state;          /* kept by the loss from forward to backward */
+
+    /* Host staging of the edges (use the unet_*_host calls): the arena's
+     * own in_nchw, target_nchw and logits_nchw when be->host_visible,
+     * else one be->alloc_host block of plan.staging_bytes. */
+    float *in_host, *target_host, *logits_host;
+    void *staging;              /* that block, NULL when host-visible */
 } unet;
 
 /* Checks a configuration and image size; fills msg (one line) on error.
  * Returns 0 or -1. */
 int unet_check(const unet_cfg *cfg, int batch, int h, int w, char *msg, size_t msg_len);
 
-/* Bytes that unet_create() will allocate for this batch and image size,
- * without allocating anything. */
-unet_plan unet_plan_for(const unet_cfg *cfg, int batch, int h, int w);
+/* Bytes that unet_create() will allocate on backend `be` for this batch
+ * and image size (the arena's layout is the backend's), without
+ * allocating anything. */
+unet_plan unet_plan_for(const unet_cfg *cfg, int batch, int h, int w, const unet_backend *be);
 
-/* Builds the parameter table, plans and allocates the arena (one
- * aligned allocation, zeroed) and initialises the weights as PyTorch does
- * (kaiming-uniform a=sqrt(5) from `seed`; BN weight 1, bias 0, running
- * mean 0, var 1). Returns NULL with msg on a bad config or no memory. */
-unet *unet_create(const unet_cfg *cfg, int batch, int h, int w, uint64_t seed, char *msg,
-                  size_t msg_len);
+/* Builds the parameter table, plans and allocates the arena on `be` (one
+ * allocation, zeroed) and the host staging, and initialises the weights
+ * as PyTorch does (kaiming-uniform a=sqrt(5) from `seed`; BN weight 1,
+ * bias 0, running mean 0, var 1). Returns NULL with msg on a bad config
+ * or no memory. */
+unet *unet_create(const unet_cfg *cfg, int batch, int h, int w, uint64_t seed,
+                  const unet_backend *be, char *msg, size_t msg_len);
 void unet_destroy(unet *m);
 
-/* The parameter named `name`, or NULL. */
+/* The host staging of the next batch: the loader writes the images
+ * (B,in_ch,H,W) and their masks (B,1,H,W) here; unet_forward and unet_loss
+ * upload the first `batch` of them. */
+float *unet_input_host(unet *m);
+float *unet_target_host(unet *m);
 
-/* Forward pass on m->in_nchw (the first `batch` images, batch <= m->batch)
- * in training mode (batch statistics, running stats updated) or eval mode
- * (running stats). Leaves the logits in m->logits_nchw. */
+/* The logits (batch,1,H,W) of the last forward pass, downloaded into the
+ * host staging. Valid until the next forward. */
+const float *unet_logits_host(unet *m, int batch);
+
+/* Gives the activations and their gradients back to the backend
+ * (be->discard; the CPU returns their pages at once). The parameters and
+ * the optimiser state stay; the next forward sets the activations up
+ * again. For the emergency stop, before its checkpoint. */
+void unet_release_activations(unet *m);
+
+/* Forward pass on the first `batch` images of the input staging (batch <=
+ * m->batch) in training mode (batch statistics, running stats updated) or
+ * eval mode (running stats). Leaves the logits in m->logits_nchw. */
 void unet_forward(unet *m, int batch, bool train);
 
 /* Backward pass from m->dlogits_nchw; overwrites m->grads. Must follow a
  * training-mode forward with the same batch. */
 void unet_backward(unet *m, int batch);
 
-/* The loss of m->logits_nchw against m->target_nchw and its gradient into
- * m->dlogits_nchw (BCE-with-logits + 1 - soft Dice). *bce and *dice (may
- * be NULL) get the parts. */
+/* The loss of m->logits_nchw against the target staging (uploaded here)
+ * and its gradient into m->dlogits_nchw (BCE-with-logits + 1 - soft Dice).
+ * *bce and *dice (may be NULL) get the parts. */
 double unet_loss(unet *m, int batch, double *bce, double *dice);
 
 /* One Adam step over every trainable tensor (torch.optim.Adam semantics). */

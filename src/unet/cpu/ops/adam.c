@@ -18,24 +18,6 @@
 #define ADAM_AVX2
 #endif
 
-adam_scalars adam_scalars_for(const adam_hparams *h, int64_t step)
-{
-    adam_scalars k;
-    double st = (double)(float)step; /* torch: step_t.item() of a float32 */
-    double bc1 = 1.0 - pow(h->beta1, st);
-    double bc2 = 1.0 - pow(h->beta2, st);
-    k.beta1 = (float)h->beta1;
-    k.one_minus_beta1 = (float)(1.0 - h->beta1);
-    k.beta2 = (float)h->beta2;
-    k.one_minus_beta2 = (float)(1.0 - h->beta2);
-    k.weight_decay = (float)h->weight_decay;
-    k.use_wd = h->weight_decay != 0.0;
-    k.bc2_sqrt = (float)sqrt(bc2);
-    k.eps = (float)h->eps;
-    k.neg_step_size = (float)(-(h->lr / bc1));
-    return k;
-}
-
 /* The per-element update; the loop is the same in both builds. */
 static inline __attribute__((always_inline)) void
 adam_body(float *restrict p, const float *restrict g, float *restrict m, float *restrict v,

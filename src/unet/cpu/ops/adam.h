@@ -5,7 +5,8 @@
  * _single_tensor_adam. weight_decay is L2 added to the gradient (Adam, not
  * AdamW). It does not do amsgrad, maximize, AdamW or per-group settings.
  *
- * What torch does, and what adam_update replicates (checked bit for bit in
+ * What torch does, and what adam_scalars_for (backend/tensor.c, shared by
+ * every backend) and adam_update replicate (checked bit for bit in
  * tests/test_adam.c against torch for 5 steps):
  *   step += 1                                   (a float32 tensor in torch)
  *   bias_correction1 = 1 - beta1**step          (Python doubles, libm pow)
@@ -34,26 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct adam_hparams {
-    double lr, beta1, beta2, eps, weight_decay; /* torch's Python floats */
-} adam_hparams;
-
-/* torch's defaults: betas (0.9, 0.999), eps 1e-8, weight_decay 0. */
-static inline adam_hparams adam_defaults(double lr)
-{
-    adam_hparams h = {lr, 0.9, 0.999, 1e-8, 0.0};
-    return h;
-}
-
-/* The float scalars of one step, derived as torch derives them. */
-typedef struct adam_scalars {
-    float beta1, one_minus_beta1, beta2, one_minus_beta2;
-    float weight_decay, bc2_sqrt, eps, neg_step_size;
-    int use_wd; /* torch skips the L2 add when weight_decay == 0 */
-} adam_scalars;
-
-/* Scalars for step number `step` (1 for the first update). */
-adam_scalars adam_scalars_for(const adam_hparams *h, int64_t step);
+#include "tensor.h" /* adam_hparams, adam_scalars, adam_scalars_for */
 
 /* One update of n parameters p with gradient g and moments m, v (all
  * float[n], no aliasing), using the scalars of the current step. */

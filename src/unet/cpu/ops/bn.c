@@ -245,6 +245,45 @@ static void bn_lanes(float *dst, const float *src, int blk, int c)
     }
 }
 
+/* Row i of the elementwise pass (unit i / h, interior row i % h):
+ * y = relu(x * a + b) with a = rstd * gamma and b = beta - mean * a per
+ * lane, in float, torch's order. The last phase of bn_relu_forward and the
+ * whole of bn_relu_apply are this one function, so the two give the same
+ * bits by construction (model.h recomputes the ReLU output with apply). */
+static void bn_apply_row(float *y, const float *x, shape s, int i, const float *gamma,
+                         const float *beta, const float *mean, const float *rstd, int avx)
+{
+    int u = i / s.h, r = i % s.h, blk = u / s.b;
+    float a[CB], b[CB], g[CB], bt[CB], m[CB], rs[CB];
+    bn_lanes(g, gamma, blk, s.c);
+    bn_lanes(bt, beta, blk, s.c);
+    bn_lanes(m, mean, blk, s.c);
+    bn_lanes(rs, rstd, blk, s.c);
+    for (int l = 0; l < CB; l++) {
+        a[l] = rs[l] * g[l];
+        b[l] = bt[l] - m[l] * a[l];
+    }
+    size_t o = bn_row(s, u, r);
+    if (avx)
+        bn_apply_avx2(y + o, x + o, s.w, a, b);
+    else
+        bn_apply_sse(y + o, x + o, s.w, a, b);
+}
+
+/* The reference's elementwise pass over channel c: y = relu(x * a + b),
+ * or 0 for a padded channel (c >= s.c). bn_relu_forward_ref,
+ * bn_relu_apply's reference and bn_relu_forward_eval_ref share it. */
+static void bn_apply_channel_ref(float *y, const float *x, shape s, int c, float a, float b)
+{
+    for (int n = 0; n < s.b; n++)
+        for (int i = 0; i < s.h; i++)
+            for (int j = 0; j < s.w; j++) {
+                size_t k = shape_at(s, c, n, i, j);
+                float v = c < s.c ? x[k] * a + b : 0.0f;
+                y[k] = v > 0.0f ? v : 0.0f;
+            }
+}
+
 /* Merge the units of each channel (unit order), set mean/rstd, update the
  * running statistics. */
 static void bn_merge(const double *slots, shape s, float *mean, float *rstd, float *rmean,
@@ -313,23 +352,8 @@ void bn_relu_forward(float *restrict y, const float *restrict x, shape s,
         bn_merge(slots, s, mean, rstd, running_mean, running_var, num_batches_tracked,
                  momentum, eps);
 #pragma omp for schedule(static)
-        for (int i = 0; i < rows; i++) {
-            int u = i / s.h, r = i % s.h, blk = u / s.b;
-            float a[CB], b[CB], g[CB], bt[CB], m[CB], rs[CB];
-            bn_lanes(g, gamma, blk, s.c);
-            bn_lanes(bt, beta, blk, s.c);
-            bn_lanes(m, mean, blk, s.c);
-            bn_lanes(rs, rstd, blk, s.c);
-            for (int l = 0; l < CB; l++) {
-                a[l] = rs[l] * g[l];
-                b[l] = bt[l] - m[l] * a[l];
-            }
-            size_t o = bn_row(s, u, r);
-            if (avx)
-                bn_apply_avx2(y + o, x + o, s.w, a, b);
-            else
-                bn_apply_sse(y + o, x + o, s.w, a, b);
-        }
+        for (int i = 0; i < rows; i++)
+            bn_apply_row(y, x, s, i, gamma, beta, mean, rstd, avx);
     }
 }
 
@@ -342,10 +366,7 @@ void bn_relu_forward_ref(float *restrict y, const float *restrict x, shape s,
     double n = (double)s.b * (double)s.h * (double)s.w;
     for (int c = 0; c < shape_blocks(s) * CB; c++) {
         if (c >= s.c) { /* padded channel: output 0 */
-            for (int b = 0; b < s.b; b++)
-                for (int i = 0; i < s.h; i++)
-                    for (int j = 0; j < s.w; j++)
-                        y[shape_at(s, c, b, i, j)] = 0.0f;
+            bn_apply_channel_ref(y, x, s, c, 0.0f, 0.0f);
             continue;
         }
         /* torch: sum in double, mean rounded to float, then the sum of
@@ -370,14 +391,8 @@ void bn_relu_forward_ref(float *restrict y, const float *restrict x, shape s,
         if (running_var)
             running_var[c] =
                 (float)(momentum * (vs / (n - 1.0)) + (1.0 - momentum) * running_var[c]);
-        float a = rstd[c] * gamma[c], bb = beta[c] - m * a;
-        for (int b = 0; b < s.b; b++)
-            for (int i = 0; i < s.h; i++)
-                for (int j = 0; j < s.w; j++) {
-                    size_t k = shape_at(s, c, b, i, j);
-                    float v = x[k] * a + bb;
-                    y[k] = v > 0.0f ? v : 0.0f;
-                }
+        float a = rstd[c] * gamma[c];
+        bn_apply_channel_ref(y, x, s, c, a, beta[c] - m * a);
     }
     if (num_batches_tracked)
         (*num_batches_tracked)++;
@@ -502,38 +517,15 @@ void bn_relu_apply(float *restrict y, const float *restrict x, shape s,
         /* The last loop of bn_relu_forward_ref. */
         for (int c = 0; c < shape_blocks(s) * CB; c++) {
             float a = c < s.c ? rstd[c] * gamma[c] : 0.0f;
-            float bb = c < s.c ? beta[c] - mean[c] * a : 0.0f;
-            for (int b = 0; b < s.b; b++)
-                for (int i = 0; i < s.h; i++)
-                    for (int j = 0; j < s.w; j++) {
-                        size_t k = shape_at(s, c, b, i, j);
-                        float v = c < s.c ? x[k] * a + bb : 0.0f;
-                        y[k] = v > 0.0f ? v : 0.0f;
-                    }
+            bn_apply_channel_ref(y, x, s, c, a, c < s.c ? beta[c] - mean[c] * a : 0.0f);
         }
         return;
     }
     int rows = shape_blocks(s) * s.b * s.h;
     int avx = unet_isa_avx2();
-    /* The last phase of bn_relu_forward, with the same lane arithmetic. */
 #pragma omp parallel for schedule(static)
-    for (int i = 0; i < rows; i++) {
-        int u = i / s.h, r = i % s.h, blk = u / s.b;
-        float a[CB], b[CB], g[CB], bt[CB], m[CB], rs[CB];
-        bn_lanes(g, gamma, blk, s.c);
-        bn_lanes(bt, beta, blk, s.c);
-        bn_lanes(m, mean, blk, s.c);
-        bn_lanes(rs, rstd, blk, s.c);
-        for (int l = 0; l < CB; l++) {
-            a[l] = rs[l] * g[l];
-            b[l] = bt[l] - m[l] * a[l];
-        }
-        size_t o = bn_row(s, u, r);
-        if (avx)
-            bn_apply_avx2(y + o, x + o, s.w, a, b);
-        else
-            bn_apply_sse(y + o, x + o, s.w, a, b);
-    }
+    for (int i = 0; i < rows; i++)
+        bn_apply_row(y, x, s, i, gamma, beta, mean, rstd, avx);
 }
 
 static void bn_eval_lanes(float *a, float *b, int blk, shape s, const float *gamma,
@@ -584,12 +576,6 @@ void bn_relu_forward_eval_ref(float *restrict y, const float *restrict x, shape 
         float a[CB], bb[CB];
         bn_eval_lanes(a, bb, blk, s, gamma, beta, running_mean, running_var, eps);
         for (int l = 0; l < CB; l++)
-            for (int b = 0; b < s.b; b++)
-                for (int i = 0; i < s.h; i++)
-                    for (int j = 0; j < s.w; j++) {
-                        size_t k = shape_at(s, blk * CB + l, b, i, j);
-                        float v = x[k] * a[l] + bb[l];
-                        y[k] = v > 0.0f ? v : 0.0f;
-                    }
+            bn_apply_channel_ref(y, x, s, blk * CB + l, a[l], bb[l]);
     }
 }

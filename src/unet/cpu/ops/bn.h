@@ -85,16 +85,17 @@ void bn_relu_backward_ref(float *restrict dx, float *restrict dgamma, float *res
                           const float *restrict y, shape s, const float *restrict gamma,
                           const float *restrict mean, const float *restrict rstd);
 
-/* Eval forward from running statistics (model.eval()):
- *   y (C,B,H,W) = relu(gamma * (x - running_mean) / sqrt(running_var + eps)
- *                      + beta), x (C,B,H,W). Stores nothing. */
 /* y (C,B,H,W) = relu(bn(x)) from the batch statistics a training forward
- * kept (mean, rstd): its output stage alone, bitwise the same, so the
- * model can recompute a ReLU output in backward instead of storing it. */
+ * kept (mean, rstd): its output stage alone, bitwise the same (one code
+ * for both in bn.c, at every UNET_KERNELS level; test_ops_bn checks), so
+ * the model can recompute a ReLU output in backward instead of storing it. */
 void bn_relu_apply(float *restrict y, const float *restrict x, shape s,
                    const float *restrict gamma, const float *restrict beta,
                    const float *restrict mean, const float *restrict rstd);
 
+/* Eval forward from running statistics (model.eval()):
+ *   y (C,B,H,W) = relu(gamma * (x - running_mean) / sqrt(running_var + eps)
+ *                      + beta), x (C,B,H,W). Stores nothing. */
 void bn_relu_forward_eval(float *restrict y, const float *restrict x, shape s,
                           const float *restrict gamma, const float *restrict beta,
                           const float *restrict running_mean,

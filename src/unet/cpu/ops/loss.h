@@ -27,14 +27,10 @@
 
 #include <stddef.h>
 
+#include "tensor.h" /* loss_parts */
+
 #define LOSS_DICE_SMOOTH 1.0 /* eps of bce_dice_loss in torch_unet_ref.py */
 #define LOSS_CHUNK 4096      /* pixels per reduction chunk */
-
-typedef struct loss_parts {
-    double loss; /* bce + dice */
-    double bce;  /* BCEWithLogits, mean over N*H*W */
-    double dice; /* mean over images of 1 - soft Dice */
-} loss_parts;
 
 /* Floats for the forward's partial sums (need not be aligned). */
 size_t bce_dice_scratch_floats(int n, int hw);
