@@ -3,9 +3,11 @@
  * ramp.c: the trainer of the reaction benchmark. It allocates (and
  * touches) memory at a steady rate in MiB/s, chunk by chunk, checks the
  * memguard stop request between chunks like a trainer between batches, and
- * on the request writes what it had reached (allocated MiB, peak RSS) to
- * RESULT and exits 75. It gives up after 30 s.
- *   ramp RATE_MIB_S CHUNK_MIB RESULT
+ * on the request "saves" for SAVE_MS (default 0) while its memory goes on
+ * growing at the same rate (the DataLoader workers of a real run do not
+ * pause for the save), then writes what it had reached (allocated MiB,
+ * peak RSS) to RESULT and exits 75. It gives up after 30 s.
+ *   ramp RATE_MIB_S CHUNK_MIB RESULT [SAVE_MS]
  */
 #include "memguard.h"
 
@@ -36,20 +38,23 @@ static long status_kb(const char *key)
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: ramp RATE_MIB_S CHUNK_MIB RESULT\n");
+    if (argc != 4 && argc != 5) {
+        fprintf(stderr, "usage: ramp RATE_MIB_S CHUNK_MIB RESULT [SAVE_MS]\n");
         return 2;
     }
     double rate = atof(argv[1]);
     long chunk = atol(argv[2]);
-    if (rate <= 0 || chunk <= 0) return 2;
+    double save_s = argc == 5 ? atof(argv[4]) / 1000.0 : 0.0;
+    if (rate <= 0 || chunk <= 0 || save_s < 0) return 2;
     mg_stop *stop = mg_stop_open(0, NULL);
     if (!stop) return 2;
     alarm(30);
     double t0 = now_s();
     long allocated = 0;
+    double saved_at = -1; /* when the save ends, once requested */
     for (;;) {
-        if (mg_stop_requested(stop)) break;
+        if (saved_at < 0 && mg_stop_requested(stop)) saved_at = now_s() + save_s;
+        if (saved_at >= 0 && now_s() >= saved_at) break;
         double due = rate * (now_s() - t0);
         if ((double)allocated >= due) {
             struct timespec ts = {0, 200000}; /* 0.2 ms */

@@ -165,6 +165,7 @@ typedef void (*mg_log_fn)(void *user, mg_log_level level, const char *msg);
 #define MG_DEFAULT_RAM_FILL_RATE (6000ull << 20)
 #define MG_DEFAULT_SWAP_FILL_RATE (800ull << 20)
 #define MG_DEFAULT_GPU_FILL_RATE (10ull << 30)
+#define MG_DEFAULT_PREDICT_LEAD_MS 3000u
 
 #define MG_MAX_GPUS 16
 
@@ -202,6 +203,18 @@ typedef struct mg_config {
     uint64_t ram_fill_rate_bytes_per_s;  /* 0 = 6000 MiB/s */
     uint64_t swap_fill_rate_bytes_per_s; /* 0 = 800 MiB/s */
     uint64_t gpu_fill_rate_bytes_per_s;  /* 0 = 10 GiB/s */
+    /* Acting on the trend (mg_fill): a resource already at its warn
+     * threshold whose measured growth would fill it (100 %) sooner than
+     * this is critical, so the checkpoint starts before the stop threshold
+     * and finishes before memory runs out. It should be the duration of the
+     * trainer's last checkpoint save plus a margin: mg_predict_lead_ms()
+     * turns a measured save into one. Below the warn threshold a fast
+     * growth is only shown, never acted on: a burst there (the first
+     * batch's allocations, DataLoader workers forking) projects a full
+     * machine that does not come. */
+    uint32_t predict_lead_ms;      /* 0 = 3000 */
+    bool no_predict;               /* true: thresholds only (the growth is
+                                    * still measured and shown) */
     int pid;                       /* root of the watched process tree;
                                     * 0 = the calling process */
     bool no_gpu;                   /* true: do not load NVML at all */
@@ -248,6 +261,20 @@ typedef enum mg_ram_source {
                                 * (and CUDA's pinned host memory) fail */
 } mg_ram_source;
 
+/* How fast one figure grows, measured by mg_sample over the recent samples
+ * of its context: the least-squares slope of the last points (at most 8,
+ * none older than 5 s). Unknown until 3 points of the same kind span at
+ * least 50 ms: a context's first samples have no trend. A budget's growth
+ * is that of the tree's RSS sum (read at every sample, unlike PSS), and a
+ * change in the number of members starts it over (a fork is not growth);
+ * its time to full is from the judged figure (used_bytes). */
+typedef struct mg_fill {
+    bool known;
+    double rate_bytes_per_s; /* growth of the used bytes; negative: shrinking */
+    double seconds_to_full;  /* until used reaches the total at that rate;
+                              * INFINITY when not growing, 0 when full */
+} mg_fill;
+
 typedef struct mg_ram {
     bool known;
     mg_ram_source source;
@@ -275,6 +302,10 @@ typedef struct mg_ram {
     bool commit_known;
     uint64_t commit_used_bytes;
     uint64_t commit_limit_bytes;
+    /* The growth of the limit that will be full first at its own rate
+     * (fill_source), which need not be the deciding one. */
+    mg_fill fill;
+    mg_ram_source fill_source;
 } mg_ram;
 
 typedef struct mg_swap {
@@ -342,6 +373,7 @@ typedef struct mg_gpu {
     uint64_t free_bytes;
     uint64_t reserved_bytes; /* driver/firmware reserve (NVML v2), 0 if v1 */
     double used_frac;      /* (total - free) / total */
+    mg_fill fill;          /* its growth (mg_fill) */
 } mg_gpu;
 
 /* Why the GPU list is what it is. */
@@ -422,6 +454,16 @@ MG_API int mg_tree_pids(mg_ctx *ctx, int *pids, size_t cap);
 MG_API void mg_set_trainer_memory(mg_ctx *ctx, uint64_t allocated_bytes,
                                   uint64_t reserved_bytes);
 
+/* Sets the lead of the prediction (mg_config.predict_lead_ms) from now on:
+ * a trainer that has measured its checkpoint save passes
+ * mg_predict_lead_ms(save_ms). Returns MG_EINVAL for a NULL ctx or 0 ms. */
+MG_API int mg_set_predict_lead_ms(mg_ctx *ctx, uint32_t lead_ms);
+
+/* The lead for a checkpoint save measured at `save_ms`: twice the save plus
+ * one second (a save under memory pressure, when it matters, is slower than
+ * the one measured in calm), at most 10 minutes. */
+MG_API uint32_t mg_predict_lead_ms(uint64_t save_ms);
+
 /* ------------------------------------------------------------------------- */
 /* Policy: pure functions, no I/O                                            */
 /* ------------------------------------------------------------------------- */
@@ -458,6 +500,11 @@ typedef struct mg_verdict {
     uint64_t used_bytes;   /* of that resource */
     uint64_t total_bytes;
     unsigned unknown;      /* MG_UNKNOWN_* bits; never read as safe silently */
+    /* Critical by the trend: the resource was at its warn threshold and its
+     * growth would fill it within predict_lead_ms (mg_config). */
+    bool by_trend;
+    double rate_bytes_per_s; /* when by_trend: that growth */
+    double seconds_to_full;  /* when by_trend: the time left at it */
 } mg_verdict;
 
 /* Hysteresis memory between calls; zero-initialise. */
@@ -466,7 +513,9 @@ typedef struct mg_policy_state {
 } mg_policy_state;
 
 /* Classifies a snapshot. Critical if any resource is at or above its stop
- * threshold or below its floor; warn if any is at or above its warn threshold
+ * threshold or below its floor, or is at warn and its growth (mg_fill) would
+ * fill it within predict_lead_ms (by_trend; not with no_predict); warn if
+ * any is at or above its warn threshold
  * (or, once warned, has not dropped hysteresis_frac below it); else safe. The
  * worst resource is described in *v (may be NULL). `st` may be NULL for a
  * stateless check. Zero fields of cfg read as the defaults. A NULL cfg or

@@ -777,7 +777,10 @@ static void test_json_full(void)
     CHECK(is_str(j, "level", "warn"));
     cJSON *r = get(j, "reason");
     CHECK(cJSON_IsObject(r));
-    CHECK_INT(count_keys(r), 9);
+    CHECK_INT(count_keys(r), 12);
+    CHECK(cJSON_IsFalse(get(r, "by_trend")));
+    CHECK(is_null(r, "rate_bytes_per_s"));
+    CHECK(is_null(r, "seconds_to_full"));
     CHECK(is_str(r, "resource", "gpu"));
     CHECK(is_num(r, "gpu_index", 0));
     CHECK(is_num(r, "value_frac", v.value_frac));
@@ -791,7 +794,8 @@ static void test_json_full(void)
     CHECK(cJSON_IsArray(u) && cJSON_GetArraySize(u) == 0);
 
     cJSON *ram = get(j, "ram");
-    CHECK_INT(count_keys(ram), 8);
+    CHECK_INT(count_keys(ram), 9);
+    CHECK(is_null(ram, "fill")); /* one sample: no growth measured */
     CHECK(cJSON_IsArray(get(ram, "limits")));
     CHECK_INT(cJSON_GetArraySize(get(ram, "limits")), (int)s.ram.nlimits);
     CHECK(is_num(ram, "total_bytes", (double)(32 * GIB)));
@@ -866,7 +870,8 @@ static void test_json_full(void)
     cJSON *gpus = get(j, "gpus");
     CHECK(cJSON_IsArray(gpus) && cJSON_GetArraySize(gpus) == 1);
     cJSON *g = cJSON_GetArrayItem(gpus, 0);
-    CHECK_INT(count_keys(g), 7);
+    CHECK_INT(count_keys(g), 8);
+    CHECK(is_null(g, "fill"));
     CHECK(is_num(g, "index", 0));
     CHECK(is_str(g, "name", "NVIDIA GeForce RTX 3060"));
     CHECK(is_str(g, "uuid", "GPU-12345678-1234-1234-1234-123456789abc"));
@@ -881,7 +886,8 @@ static void test_json_full(void)
     CHECK(is_num(tr, "reserved_bytes", (double)s.trainer_reserved_bytes));
 
     cJSON *th = get(j, "thresholds");
-    CHECK_INT(count_keys(th), 7);
+    CHECK_INT(count_keys(th), 8);
+    CHECK(is_num(th, "predict_lead_ms", 3000));
     CHECK(is_num(th, "warn_gpu_frac", 0.90));
     CHECK(is_num(th, "stop_gpu_frac", 0.92));
     CHECK(is_num(th, "warn_ram_frac", 0.85));

@@ -106,8 +106,8 @@ static void test_budget_warn_request_checkpoint(void)
     unlink(ck);
     unlink(log);
     int st = RUN(NULL, "run", "--no-gpu", "--ram-budget", "400M", "--warn-ram", "0.70",
-                 "--min-interval", "5", "--report-interval", "1", "--log", log, "--",
-                 MG_HELPER, "alloc", "10", "10", ck);
+                 "--no-predict", "--min-interval", "5", "--report-interval", "1", "--log",
+                 log, "--", MG_HELPER, "alloc", "10", "10", ck);
     CHECK_INT(st, 75);
     CHECK_CONTAINS(R.err, "RAM usage high");
     CHECK_CONTAINS(R.err, "asking pid");
@@ -134,6 +134,57 @@ static void test_budget_warn_request_checkpoint(void)
     snprintf(stop, sizeof stop, "/tmp/memguard-%d.stop", (int)R.pid);
     CHECK(access(stop, F_OK) != 0);
     no_helper_left();
+}
+
+/* The same ramp (~1 GB/s) with a warn line far below stop: by default the
+ * growth is acted on at warn, since at that rate the budget would be full
+ * within the lead (3 s); with --no-predict the request waits for stop. */
+static void ramp_run(bool predict, double *req_frac, bool *by_trend, long *mb)
+{
+    char ck[600], log[600];
+    path_in_tmp(ck, sizeof ck, "run-ramp.ckpt");
+    path_in_tmp(log, sizeof log, "run-ramp.jsonl");
+    unlink(ck);
+    unlink(log);
+    int st = predict
+        ? RUN(NULL, "run", "--no-gpu", "--ram-budget", "600M", "--warn-ram", "0.50",
+              "--stop-ram", "0.95", "--predict-lead", "3s", "--min-interval", "5",
+              "--report-interval", "1", "--log", log, "--", MG_HELPER, "alloc", "10", "10", ck)
+        : RUN(NULL, "run", "--no-gpu", "--ram-budget", "600M", "--warn-ram", "0.50",
+              "--stop-ram", "0.95", "--no-predict", "--min-interval", "5",
+              "--report-interval", "1", "--log", log, "--", MG_HELPER, "alloc", "10", "10", ck);
+    CHECK_INT(st, 75);
+    *mb = ckpt_mb(ck);
+    load_log(log);
+    int req = ev_find("request", 0);
+    CHECK(req > 0);
+    *req_frac = req > 0 ? ev_num(req, "sample", "ram", "used_frac") : -1;
+    const cJSON *r = req > 0 ? cJSON_GetObjectItem(cJSON_GetObjectItem(EV.items[req], "sample"),
+                                                   "reason")
+                             : NULL;
+    *by_trend = cJSON_IsTrue(cJSON_GetObjectItem(r, "by_trend"));
+    if (*by_trend) {
+        CHECK(ev_num(req, "sample", "reason", "seconds_to_full") >= 0);
+        CHECK(ev_num(req, "sample", "reason", "seconds_to_full") < 3.0);
+        CHECK(ev_num(req, "sample", "reason", "rate_bytes_per_s") > 50.0 * MB);
+    }
+    no_helper_left();
+}
+
+static void test_predicted_request_at_warn(void)
+{
+    double frac;
+    bool by_trend;
+    long mb;
+    ramp_run(true, &frac, &by_trend, &mb);
+    CHECK(by_trend);
+    CHECK(frac >= 0.48 && frac < 0.90); /* at warn (less hysteresis), well before stop */
+    CHECK_CONTAINS(R.err, "RAM filling fast");
+    CHECK(mb > 0 && mb < 0.90 * 600);
+    ramp_run(false, &frac, &by_trend, &mb);
+    CHECK(!by_trend);
+    CHECK(frac >= 0.95);
+    CHECK(mb >= 0.90 * 600);
 }
 
 /* A child that only watches the stop file (the signal is ignored). */
@@ -265,7 +316,8 @@ static void test_dry_run(void)
     no_helper_left();
 }
 
-/* --on-warn runs the hook with the documented environment. */
+/* --on-warn runs the hook with the documented environment (thresholds
+ * only: at this ramp the prediction would make the first warn critical). */
 static void test_on_warn_hook(void)
 {
     char hook[600], out[600], ck[600];
@@ -277,7 +329,7 @@ static void test_on_warn_hook(void)
                out);
     chmod(hook, 0755);
     CHECK_INT(RUN(NULL, "run", "--no-gpu", "--ram-budget", "400M", "--warn-ram", "0.5",
-                  "--min-interval", "5", "--on-warn", hook, "--",
+                  "--no-predict", "--min-interval", "5", "--on-warn", hook, "--",
                   MG_HELPER, "alloc", "10", "20", ck), 75);
     FILE *f = NULL;
     for (int i = 0; i < 100 && !(f = fopen(out, "r")); i++) {
@@ -337,6 +389,7 @@ int main(void)
     MG_RUN(test_ctrl_c_reaches_child);
     MG_RUN(test_bad_options);
     MG_RUN(test_budget_warn_request_checkpoint);
+    MG_RUN(test_predicted_request_at_warn);
     MG_RUN(test_stop_file_only);
     MG_RUN(test_request_before_handler);
     MG_RUN(test_ignoring_child_is_killed);

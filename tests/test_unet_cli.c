@@ -208,6 +208,7 @@ static const flagspec flags[] = {
     {"logits", PR, "l.npy", {PATHS, "l.txt", "nodir/l.npy"}},
     {"flip", TR, NULL, {NULL}},
     {"no-watcher", TR, NULL, {NULL}},
+    {"no-predict", TR, NULL, {NULL}},
 };
 #define NFLAGS (sizeof flags / sizeof flags[0])
 

@@ -56,7 +56,10 @@ CFG = {
 }
 
 
-# ---- model (research/torch_unet_ref.py) -------------------------------------------
+# ---- model ------------------------------------------------------------------------
+# unet-train's model: the same modules, names and arithmetic as its parity
+# reference, tests/py/unet_ref.py (tests/python/test_example_model.py checks
+# that they agree). Kept here so that this script stands alone.
 
 def block(cin, cout):
     return nn.Sequential(
@@ -268,12 +271,12 @@ def main():
         print(f"Epoch {epoch}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, "
               f"val dice {val_dice:.4f}, {time.time() - t0:.1f}s", flush=True)
         ckpt = state(model, opt, epoch, epoch + 1, min(best, val_loss))
-        memguard.atomic_save(lambda p: torch.save(ckpt, p),
-                             os.path.join(CFG["OUT_DIR"], "last.pth"))
+        # guard.save: atomic, and timed, so a fast fill is acted on early
+        # enough for the emergency save to finish (the prediction's lead)
+        guard.save(lambda p: torch.save(ckpt, p), os.path.join(CFG["OUT_DIR"], "last.pth"))
         if val_loss < best:
             best = val_loss
-            memguard.atomic_save(lambda p: torch.save(ckpt, p),
-                                 os.path.join(CFG["OUT_DIR"], "best.pth"))
+            guard.save(lambda p: torch.save(ckpt, p), os.path.join(CFG["OUT_DIR"], "best.pth"))
     guard.close()
     print("Training finished", flush=True)
 

@@ -190,6 +190,17 @@ class Guard:
         prefix = "" if src is None else f"[rank {src}] "
         return f"{prefix}{self.monitor.marker(self._out())} {reason}"
 
+    # -- checkpoints ------------------------------------------------------------
+    def save(self, save_fn, path):
+        """atomic_save(save_fn, path), timed: the time it took tells the
+        prediction how early a fast fill must be acted on (Monitor.note_save),
+        so the emergency save, the same size, finishes before memory runs
+        out. Returns ``path``."""
+        t0 = time.monotonic()
+        atomic_save(save_fn, path)
+        self.monitor.note_save(time.monotonic() - t0)
+        return path
+
     # -- the emergency ----------------------------------------------------------
     def emergency_save(self, save_fn, epoch=None, directory=".", exit=True):
         """Frees caches, calls ``save_fn(path)`` on a temporary file next to

@@ -63,12 +63,16 @@ class Monitor:
     process; PSS, so pages shared by forked workers count once) against that
     many bytes, as ``memguard check --ram-budget`` does.
     ``no_gpu`` skips NVML. ``lang`` is 'en', 'ja' or None (from the locale).
+    ``predict`` (default True): a resource already at warn whose measured
+    growth would fill it within ``predict_lead`` seconds (default 3, or
+    what note_save() sets) is critical at once, so the checkpoint starts
+    before the stop threshold; False: thresholds only.
     """
 
     def __init__(self, warn_gpu=0.90, stop_gpu=0.92, warn_ram=0.85, stop_ram=0.88,
                  ram_budget=None, min_free_ram=None, min_free_gpu=None,
                  check_train_every=10, check_eval_every=15, no_gpu=False, pid=0,
-                 lang=None):
+                 lang=None, predict=True, predict_lead=None):
         lib = _lib.library()
         cfg = _lib.Config()
         cfg.warn_gpu_frac = parse_frac(warn_gpu, "warn_gpu")
@@ -92,6 +96,9 @@ class Monitor:
                                 "or 0 for this process")
         cfg.pid = pid
         cfg.no_gpu = bool(no_gpu)
+        cfg.no_predict = not predict
+        if predict_lead is not None:
+            cfg.predict_lead_ms = _lead_ms(predict_lead, "predict_lead")
         cfg.lang = _lang_code(lang)
         self._lang = lang
         err = ctypes.c_int(0)
@@ -147,6 +154,16 @@ class Monitor:
         memory_reserved, bytes), shown by the reports from the next sample."""
         self._lib.mg_set_trainer_memory(self._need_ctx(), int(allocated_bytes),
                                         int(reserved_bytes))
+
+    def note_save(self, seconds):
+        """A checkpoint save took ``seconds``: from now on the prediction
+        acts when memory would be full sooner than twice that plus one
+        second (mg_predict_lead_ms), the time a save under pressure needs."""
+        ms = _seconds_ms(seconds, "note_save seconds", 0)
+        lead = self._lib.mg_predict_lead_ms(ms)
+        rc = self._lib.mg_set_predict_lead_ms(self._need_ctx(), lead)
+        if rc < 0:
+            raise _lib.error(rc, "mg_set_predict_lead_ms")
 
     def sample(self):
         """Takes one sample and classifies it (with hysteresis). Returns the
@@ -254,6 +271,20 @@ class Monitor:
         if ok.value:
             return True, None
         return False, buf.value.decode("utf-8", "replace")
+
+
+def _seconds_ms(seconds, name, lowest):
+    """Seconds (int or float) as whole milliseconds >= lowest, or a
+    MemguardError naming ``name``."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) \
+            or not lowest / 1000.0 <= seconds <= 7 * 86400:
+        raise MemguardError(_lib.MG_EINVAL, f"{name} {seconds!r}: expected seconds "
+                            f"from {lowest / 1000.0:g} to a week")
+    return max(lowest, int(round(seconds * 1000.0)))
+
+
+def _lead_ms(seconds, name):
+    return _seconds_ms(seconds, name, 1)
 
 
 def check_memory_safety(threshold_gpu=0.90, threshold_ram=0.85, **monitor_options):

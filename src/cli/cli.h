@@ -35,6 +35,8 @@ enum {
     OPT_RAM_BUDGET,
     OPT_PID,
     OPT_NO_GPU,
+    OPT_PREDICT_LEAD,
+    OPT_NO_PREDICT,
     OPT_LANG,
     OPT_JSON,
     OPT_INTERVAL,
@@ -53,6 +55,8 @@ enum {
     {"ram-budget", required_argument, NULL, OPT_RAM_BUDGET},                  \
     {"pid", required_argument, NULL, OPT_PID},                                \
     {"no-gpu", no_argument, NULL, OPT_NO_GPU},                                \
+    {"predict-lead", required_argument, NULL, OPT_PREDICT_LEAD},              \
+    {"no-predict", no_argument, NULL, OPT_NO_PREDICT},                        \
     {"lang", required_argument, NULL, OPT_LANG},                              \
     {"json", no_argument, NULL, OPT_JSON},                                    \
     {"verbose", no_argument, NULL, 'v'},                                      \
@@ -79,6 +83,9 @@ int cli_common_validate(cli_common *c);
  * stderr and returns MG_EXIT_USAGE. */
 int cli_usage_error(const char *fmt, ...) CLI_PRINTF(1, 2);
 
+/* A duration option (mg_parse_duration_ms: 60, 1.5s, 500ms, 2m; at most a
+ * week) into milliseconds; 0, or the usage error's exit status. */
+int cli_duration_arg(const char *flag, const char *arg, uint64_t *out);
 /* A whole number lo..hi in the library's strict grammar (mg_parse_uint),
  * or the usage error "FLAG 'ARG': expected WHAT, a whole number from LO to
  * HI" (its exit status returned). */

@@ -38,14 +38,6 @@ enum {
     OPT_PLOT,
 };
 
-static int duration_arg(const char *flag, const char *arg, uint64_t *out)
-{
-    if (mg_parse_duration_ms(arg, 7u * 86400000u, out) < 0)
-        return cli_usage_error("%s '%s': expected a duration such as 60, 1.5s, 500ms, 2m or 1h "
-                               "(seconds by default, at most a week)", flag, arg);
-    return 0;
-}
-
 static int ms_arg(const char *flag, const char *arg, uint32_t *out)
 {
     uint64_t v;
@@ -146,10 +138,10 @@ int cmd_run(int argc, char **argv)
     while ((opt = cli_next_option(argc, argv, "+:v", longopts, seen, &dup_status)) != -1) {
         if (opt == CLI_OPT_FAILED) return dup_status;
         switch (opt) {
-        case OPT_GRACE: rc = duration_arg("--grace", optarg, &o.grace_ms); break;
-        case OPT_KILL_AFTER: rc = duration_arg("--kill-after", optarg, &o.kill_after_ms); break;
-        case OPT_HOOK_TIMEOUT: rc = duration_arg("--hook-timeout", optarg, &o.hook_timeout_ms); break;
-        case OPT_WARN_EVERY: rc = duration_arg("--warn-every", optarg, &o.warn_every_ms); break;
+        case OPT_GRACE: rc = cli_duration_arg("--grace", optarg, &o.grace_ms); break;
+        case OPT_KILL_AFTER: rc = cli_duration_arg("--kill-after", optarg, &o.kill_after_ms); break;
+        case OPT_HOOK_TIMEOUT: rc = cli_duration_arg("--hook-timeout", optarg, &o.hook_timeout_ms); break;
+        case OPT_WARN_EVERY: rc = cli_duration_arg("--warn-every", optarg, &o.warn_every_ms); break;
         case OPT_SIGNAL: rc = run_os_signal_arg(optarg, &o.signo); break;
         case OPT_HARD_RAM:
         case OPT_HARD_GPU: {

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -18,6 +19,14 @@
 static double gib(uint64_t b)
 {
     return (double)b / (1024.0 * 1024.0 * 1024.0);
+}
+
+/* " +210MB/s full~12s" when the figure grows (mg_fill), else nothing. */
+static void fill_text(const mg_fill *f)
+{
+    if (!f->known || !(f->rate_bytes_per_s > 0.0) || !isfinite(f->seconds_to_full)) return;
+    printf(" +%.0fMB/s full~%.0fs", f->rate_bytes_per_s / (1024.0 * 1024.0),
+           f->seconds_to_full);
 }
 
 static void status_line(const mg_snapshot *s, mg_level level)
@@ -33,6 +42,7 @@ static void status_line(const mg_snapshot *s, mg_level level)
                gib(s->ram.total_bytes), mg_ram_source_name(s->ram.source));
     else
         printf("  RAM unknown");
+    if (s->ram.known) fill_text(&s->ram.fill);
     if (s->swap.known && s->swap.total_bytes)
         printf("  swap %.1f/%.1fGB", gib(s->swap.total_bytes - s->swap.free_bytes),
                gib(s->swap.total_bytes));
@@ -45,8 +55,11 @@ static void status_line(const mg_snapshot *s, mg_level level)
     for (unsigned i = 0; i < s->gpu_count; i++) {
         const mg_gpu *g = &s->gpus[i];
         if (g->known)
+        {
             printf("  GPU%u %5.1f%% %.1f/%.1fGB", g->index, 100.0 * g->used_frac,
                    gib(g->total_bytes - g->free_bytes), gib(g->total_bytes));
+            fill_text(&g->fill);
+        }
         else
             printf("  GPU%u unknown", g->index);
     }

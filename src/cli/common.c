@@ -39,6 +39,10 @@ void cli_usage(FILE *out)
 "      --min-free-ram SIZE  critical below this much free RAM (e.g. 2G)\n"
 "      --min-free-gpu SIZE  critical below this much free memory on a GPU\n"
 "      --ram-budget SIZE    judge the process tree's RSS against SIZE\n"
+"      --predict-lead DURATION  critical already at warn when memory grows fast\n"
+"                        enough to be full within DURATION (default 3s: the\n"
+"                        trainer's checkpoint save plus a margin)\n"
+"      --no-predict      thresholds only; the growth is still shown\n"
 "Sources:\n"
 "      --pid PID         root of the watched process tree (default: memguard)\n"
 "      --no-gpu          do not load NVML\n"
@@ -81,6 +85,14 @@ void cli_usage(FILE *out)
 "Exit status of run: COMMAND's own; 75 it saved and stopped on request; 76\n"
 "memguard had to stop it; 126/127 cannot execute / not found; 128+N signal N.\n",
         out);
+}
+
+int cli_duration_arg(const char *flag, const char *arg, uint64_t *out)
+{
+    if (mg_parse_duration_ms(arg, 7u * 86400000u, out) < 0)
+        return cli_usage_error("%s '%s': expected a duration such as 60, 1.5s, 500ms, 2m or 1h "
+                               "(seconds by default, at most a week)", flag, arg);
+    return 0;
 }
 
 int cli_uint_arg(const char *flag, const char *arg, uint64_t lo, uint64_t hi, const char *what,
@@ -159,6 +171,16 @@ int cli_common_option(cli_common *c, int opt, const char *arg)
         break;
     }
     case OPT_NO_GPU: c->cfg.no_gpu = true; break;
+    case OPT_PREDICT_LEAD: {
+        uint64_t ms;
+        rc = cli_duration_arg("--predict-lead", arg, &ms);
+        if (!rc && ms == 0)
+            rc = cli_usage_error("--predict-lead '%s': must be above 0 (--no-predict turns "
+                                 "the prediction off)", arg);
+        if (!rc) c->cfg.predict_lead_ms = (uint32_t)ms;
+        break;
+    }
+    case OPT_NO_PREDICT: c->cfg.no_predict = true; break;
     case OPT_LANG:
         if (strcmp(arg, "en") == 0) c->lang = MG_LANG_EN;
         else if (strcmp(arg, "ja") == 0) c->lang = MG_LANG_JA;

@@ -49,6 +49,7 @@ static void config_defaults(mg_config *c)
         c->swap_fill_rate_bytes_per_s = MG_DEFAULT_SWAP_FILL_RATE;
     if (c->gpu_fill_rate_bytes_per_s == 0)
         c->gpu_fill_rate_bytes_per_s = MG_DEFAULT_GPU_FILL_RATE;
+    if (c->predict_lead_ms == 0) c->predict_lead_ms = MG_DEFAULT_PREDICT_LEAD_MS;
 }
 
 void mg__config_numbers(const mg_config *in, mg_config *out)

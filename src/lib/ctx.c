@@ -15,7 +15,9 @@
  * that mg_next_poll_ms paces by (sample_backlog_us), and decides the
  * process tree's figure:
  * the cheap RSS sum while it proves a budget safe, the PSS sum from there
- * on (tree_figure below; probe_tree.c says what each counts).
+ * on (tree_figure below; probe_tree.c says what each counts). Every
+ * sample's figures also go into the context's trend rings (trend.c), which
+ * give the snapshot its growth rates (mg_fill).
  */
 #include "internal.h"
 
@@ -52,6 +54,7 @@ struct mg_ctx {
     uint64_t rss_base_bytes;       /* the RSS sum of the same sample */
     uint64_t pss_read_us;          /* when it was read */
     uint64_t pss_cost_us;          /* what reading it cost */
+    mg__trend trend;               /* the recent points of every figure */
 };
 
 /* ---- context ------------------------------------------------------------ */
@@ -228,6 +231,7 @@ int mg__sample_for(mg_ctx *ctx, const mg_config *judge, mg_snapshot *out)
         out->gpu_state = ctx->gpu_open_state;
         out->gpu_count = 0;
     }
+    mg__trend_note(&ctx->trend, out);
     out->trainer_known = ctx->trainer_known;
     out->trainer_allocated_bytes = ctx->trainer_allocated_bytes;
     out->trainer_reserved_bytes = ctx->trainer_reserved_bytes;
@@ -242,12 +246,20 @@ int mg_sample(mg_ctx *ctx, mg_snapshot *out)
     return mg__sample_for(ctx, ctx ? &ctx->cfg : NULL, out);
 }
 
+/* Another tree: its PSS base and its budget's growth are not the old
+ * one's. */
+static void forget_tree(mg_ctx *ctx)
+{
+    ctx->pss_base_known = false;
+    memset(&ctx->trend.ram[MG_RAM_SOURCE_BUDGET], 0, sizeof ctx->trend.ram[0]);
+}
+
 int mg_watch_pid(mg_ctx *ctx, int pid)
 {
     if (!ctx || pid < 0) return MG_EINVAL;
     int rc = mg__probe_set_pid(ctx->probe, pid);
     if (rc == 0) ctx->cfg.pid = pid;
-    ctx->pss_base_known = false;
+    forget_tree(ctx);
     return rc;
 }
 
@@ -256,7 +268,7 @@ int mg_watch_descendants(mg_ctx *ctx, int pid)
     if (!ctx || pid < 0) return MG_EINVAL;
     int rc = mg__probe_set_descendants(ctx->probe, pid);
     if (rc == 0) ctx->cfg.pid = pid;
-    ctx->pss_base_known = false;
+    forget_tree(ctx);
     return rc;
 }
 
@@ -272,6 +284,20 @@ void mg_set_trainer_memory(mg_ctx *ctx, uint64_t allocated_bytes, uint64_t reser
     ctx->trainer_known = true;
     ctx->trainer_allocated_bytes = allocated_bytes;
     ctx->trainer_reserved_bytes = reserved_bytes;
+}
+
+int mg_set_predict_lead_ms(mg_ctx *ctx, uint32_t lead_ms)
+{
+    if (!ctx || lead_ms == 0) return MG_EINVAL;
+    ctx->cfg.predict_lead_ms = lead_ms;
+    return 0;
+}
+
+uint32_t mg_predict_lead_ms(uint64_t save_ms)
+{
+    const uint64_t cap = 600000u;
+    uint64_t lead = save_ms < cap ? 2u * save_ms + 1000u : cap;
+    return (uint32_t)(lead < cap ? lead : cap);
 }
 
 size_t mg_config_size(void) { return sizeof(mg_config); }

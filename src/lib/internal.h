@@ -42,6 +42,32 @@ void mg__config_numbers(const mg_config *in, mg_config *out);
  * `judge` (mg_sample: the context's own). */
 int mg__sample_for(mg_ctx *ctx, const mg_config *judge, mg_snapshot *out);
 
+/* ---- trend.c ----------------------------------------------------------- */
+
+/* The recent points of one figure (a RAM limit or a GPU), oldest first in a
+ * ring: what mg_fill is measured from. */
+#define MG__TREND_POINTS 8u
+#define MG__TREND_MAX_AGE_MS 5000u
+typedef struct mg__series {
+    uint64_t t_ms[MG__TREND_POINTS];
+    uint64_t used[MG__TREND_POINTS];
+    unsigned n, head; /* head: the slot the next point goes to */
+    int kind;         /* what the points measure; a new kind starts over */
+} mg__series;
+
+/* One series per RAM limit source and per GPU slot. Zero-initialised is
+ * empty. */
+#define MG__RAM_SOURCES 4u /* mg_ram_source: machine, cgroup, budget, commit */
+typedef struct mg__trend {
+    mg__series ram[MG__RAM_SOURCES];
+    mg__series gpu[MG_MAX_GPUS];
+} mg__trend;
+
+/* Adds this sample's figures to the series and fills snap->ram.fill,
+ * fill_source and every snap->gpus[i].fill from them. Pure apart from
+ * *tr: the time is snap->time_ms. */
+void mg__trend_note(mg__trend *tr, mg_snapshot *snap);
+
 /* ---- policy.c ---------------------------------------------------------- */
 
 /* Sampling's share of one core, as a divisor (a tenth), and the burst of

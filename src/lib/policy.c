@@ -51,6 +51,9 @@ typedef struct judged {
     uint64_t used_bytes;
     uint64_t total_bytes;
     double severity;
+    bool by_trend;
+    double rate_bytes_per_s;  /* when by_trend */
+    double seconds_to_full;   /* when by_trend */
 } judged;
 
 /*
@@ -66,7 +69,7 @@ static judged judge(mg_resource res, unsigned gpu_index, double frac,
                     bool sticky, double hyst)
 {
     judged j = {MG_LEVEL_SAFE, res, gpu_index, frac, 0.0, false, 0,
-                used, total, 0.0};
+                used, total, 0.0, false, 0.0, 0.0};
     if (frac >= stop) {
         /* Reported by fraction even when the floor is crossed too: that is
          * the seed's message and the number people compare with. */
@@ -94,6 +97,24 @@ static judged judge(mg_resource res, unsigned gpu_index, double frac,
     return j;
 }
 
+/*
+ * A warn becomes critical when the resource's measured growth would fill it
+ * within the lead (mg_config.predict_lead_ms): the checkpoint then starts
+ * at warn instead of at stop, and a fast ramp does not race the save. Only
+ * a warn: below it a fast growth is a burst far from any limit as often as
+ * not (the header says which), and critical already acts.
+ */
+static void predict(judged *j, const mg_fill *f, const mg_config *cfg)
+{
+    if (j->level != MG_LEVEL_WARN || cfg->no_predict || !f->known) return;
+    if (!(f->rate_bytes_per_s > 0.0)) return;
+    if (!(f->seconds_to_full * 1000.0 < (double)cfg->predict_lead_ms)) return;
+    j->level = MG_LEVEL_CRITICAL;
+    j->by_trend = true;
+    j->rate_bytes_per_s = f->rate_bytes_per_s;
+    j->seconds_to_full = f->seconds_to_full;
+}
+
 /* Critical beats warn beats safe; at the same level, the resource furthest
  * past its own threshold. Ties keep the earlier one (RAM, then GPU 0, 1...). */
 static bool worse(const judged *a, const judged *b)
@@ -119,7 +140,7 @@ mg_level mg_classify(const mg_config *cfg, const mg_snapshot *snap,
 
     unsigned unknown = 0;
     judged best = {MG_LEVEL_SAFE, MG_RES_NONE, 0, 0.0, 0.0, false, 0, 0, 0,
-                   0.0};
+                   0.0, false, 0.0, 0.0};
 
     if (!snap) {
         /* Nothing could be judged: say so rather than claim safety. */
@@ -137,6 +158,7 @@ mg_level mg_classify(const mg_config *cfg, const mg_snapshot *snap,
                              cfg->warn_ram_frac,
                              cfg->stop_ram_frac,
                              cfg->min_free_ram_bytes, sticky, hyst);
+            predict(&j, &snap->ram.fill, cfg);
             if (worse(&j, &best)) best = j;
         } else {
             unknown |= MG_UNKNOWN_RAM;
@@ -157,6 +179,7 @@ mg_level mg_classify(const mg_config *cfg, const mg_snapshot *snap,
                              cfg->warn_gpu_frac,
                              cfg->stop_gpu_frac,
                              cfg->min_free_gpu_bytes, sticky, hyst);
+            predict(&j, &g->fill, cfg);
             if (worse(&j, &best)) best = j;
         }
         /* A failed query leaves no device to flag, yet the GPUs were not
@@ -178,6 +201,9 @@ mg_level mg_classify(const mg_config *cfg, const mg_snapshot *snap,
             out.floor_bytes = best.floor_bytes;
             out.used_bytes = best.used_bytes;
             out.total_bytes = best.total_bytes;
+            out.by_trend = best.by_trend;
+            out.rate_bytes_per_s = best.rate_bytes_per_s;
+            out.seconds_to_full = best.seconds_to_full;
         }
         *v = out;
     }
@@ -277,7 +303,8 @@ uint32_t mg_next_poll_ms(const mg_config *cfg, const mg_snapshot *snap)
     /* Every RAM limit counts: a budget far from full in fraction can still
      * be the one with the fewest bytes left (300 MB of budget vs 20 GB of
      * machine). */
-    unsigned nl = snap->ram.nlimits < 3 ? snap->ram.nlimits : 3;
+    const unsigned cap = (unsigned)(sizeof snap->ram.limits / sizeof snap->ram.limits[0]);
+    unsigned nl = snap->ram.nlimits < cap ? snap->ram.nlimits : cap;
     for (unsigned i = 0; snap->ram.known && i < nl; i++) {
         const struct mg_ram_limit *l = &snap->ram.limits[i];
         uint64_t avail = l->total_bytes > l->used_bytes ? l->total_bytes - l->used_bytes : 0;

@@ -22,6 +22,7 @@
 #include "internal.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,11 +111,46 @@ static void res_label(mg__tb *b, const mg_verdict *v)
     else mg__tb_printf(b, "GPU%u", v->gpu_index);
 }
 
+/* "210MB/s", "1.5GB/s": a rate in the texts' units (1024-based). */
+static void rate_text(mg__tb *b, double rate)
+{
+    double a = fabs(rate);
+    if (a >= GIB) mg__tb_printf(b, "%.1fGB/s", rate / GIB);
+    else mg__tb_printf(b, "%.0fMB/s", rate / (1024.0 * 1024.0));
+}
+
+/* "0.4s", "12s", "3min", "2h": a time to full, two digits at most. */
+static void eta_text(mg__tb *b, double s)
+{
+    if (s < 10.0) mg__tb_printf(b, "%.1fs", s);
+    else if (s < 120.0) mg__tb_printf(b, "%.0fs", s);
+    else if (s < 7200.0) mg__tb_printf(b, "%.0fmin", s / 60.0);
+    else mg__tb_printf(b, "%.0fh", s / 3600.0);
+}
+
+/* "full in ~12s at 210MB/s" / "約12sで満杯 (210MB/s)" */
+static void full_in(mg__tb *b, bool ja, double seconds, double rate)
+{
+    if (ja) {
+        mg__tb_printf(b, "約");
+        eta_text(b, seconds);
+        mg__tb_printf(b, "で満杯 (");
+        rate_text(b, rate);
+        mg__tb_printf(b, ")");
+        return;
+    }
+    mg__tb_printf(b, "full in ~");
+    eta_text(b, seconds);
+    mg__tb_printf(b, " at ");
+    rate_text(b, rate);
+}
+
 /*
  * The reason without marker, prefix or newline:
  *   "GPU usage high: 91.2% (10.94GB/12.0GB)"          (seed)
  *   "GPU使用率が危険: 91.2% (10.94GB/12.0GB)"          (seed)
  *   "RAM free below floor: 1.50GB free, floor 2.0GB"
+ *   "RAM filling fast: 86.0% (20.64GB/24.0GB), full in ~0.4s at 8.0GB/s"
  * The warning line, the emergency banner and the JSON "text" all take it
  * from here, so the three cannot drift apart.
  */
@@ -132,6 +168,13 @@ void mg__format_reason(const mg_verdict *v, mg_lang lang, mg__tb *b)
         else
             mg__tb_printf(b, " free below floor: %.2fGB free, floor %.1fGB",
                           gb(free_b), gb(v->floor_bytes));
+        return;
+    }
+    if (v->by_trend) {
+        mg__tb_printf(b, "%s: %.1f%% (%.2fGB/%.*fGB), ",
+                      ja ? "が急増中" : " filling fast", v->value_frac * 100.0,
+                      gb(v->used_bytes), gb_dec(v->total_bytes), gb(v->total_bytes));
+        full_in(b, ja, v->seconds_to_full, v->rate_bytes_per_s);
         return;
     }
     mg__tb_printf(b, "%s: %.1f%% (%.2fGB/%.*fGB)",
@@ -334,6 +377,23 @@ static const char *gpu_why(const mg_snapshot *s)
     return "unknown";
 }
 
+/* "RAM growth: 210MB/s, full in ~12s (budget)" when growing, "RAM growth:
+ * none" when not, nothing when not measured (a single sample). */
+static void fill_line(mg__tb *b, const char *label, const mg_fill *f, const char *which)
+{
+    if (!f->known) return;
+    mg__tb_printf(b, "%s growth: ", label);
+    if (!(f->rate_bytes_per_s > 0.0) || !isfinite(f->seconds_to_full)) {
+        mg__tb_printf(b, "none\n");
+        return;
+    }
+    rate_text(b, f->rate_bytes_per_s);
+    mg__tb_printf(b, ", full in ~");
+    eta_text(b, f->seconds_to_full);
+    if (which) mg__tb_printf(b, " (%s)", which);
+    mg__tb_printf(b, "\n");
+}
+
 /* The fixed-size path fields are read with a bound, in case a probe ever
  * fills one to the last byte. */
 static int fieldlen(const char *s, size_t cap)
@@ -406,6 +466,8 @@ int mg_format_system_check(const mg_snapshot *snap, const mg_text_opts *t,
             mg__tb_printf(&b, "RAM limit: machine (/proc/meminfo)\n");
             break;
         }
+        fill_line(&b, "RAM", &r->fill, r->nlimits > 1 ? mg_ram_source_name(r->fill_source)
+                                                         : NULL);
     } else {
         mg__tb_printf(&b, "RAM: unknown (not checked)\n");
     }
@@ -469,9 +531,12 @@ int mg_format_system_check(const mg_snapshot *snap, const mg_text_opts *t,
             mg__tb_printf(&b, "GPU Memory: %.1fGB used (%.0f%%)\n", gb(used),
                           g->used_frac * 100.0);
         }
-        if (g->known)
+        if (g->known) {
             mg__tb_printf(&b, "GPU Total: %.1fGB\n", gb(g->total_bytes));
-        else mg__tb_printf(&b, "GPU Memory: unknown\n");
+            fill_line(&b, "GPU Memory", &g->fill, NULL);
+        } else {
+            mg__tb_printf(&b, "GPU Memory: unknown\n");
+        }
     }
     if (n == 0) {
         mg__tb_printf(&b, "GPU: none (%s)\n", gpu_why(snap));

@@ -141,6 +141,22 @@ static void jw_u64_or_null(mg__tb *w, uint64_t v)
     else mg__tb_printf(w, "null");
 }
 
+/* {"rate_bytes_per_s", "seconds_to_full"} (null when not filling), or null
+ * when the growth was not measured. */
+static void fill_obj(mg__tb *w, const mg_fill *f)
+{
+    if (!f->known) {
+        mg__tb_printf(w, "null");
+        return;
+    }
+    mg__tb_printf(w, "{\"rate_bytes_per_s\":");
+    jw_double(w, f->rate_bytes_per_s);
+    mg__tb_printf(w, ",\"seconds_to_full\":");
+    if (isfinite(f->seconds_to_full)) jw_double(w, f->seconds_to_full);
+    else mg__tb_printf(w, "null");
+    mg__tb_printf(w, "}");
+}
+
 static void reason_obj(mg__tb *w, const mg_verdict *v)
 {
     if (v->level == MG_LEVEL_SAFE || v->resource == MG_RES_NONE) {
@@ -163,6 +179,15 @@ static void reason_obj(mg__tb *w, const mg_verdict *v)
     jw_u64(w, v->used_bytes);
     mg__tb_printf(w, ",\"total_bytes\":");
     jw_u64(w, v->total_bytes);
+    /* The growth that made it critical ahead of the stop threshold; null
+     * for a verdict by threshold or floor. */
+    mg__tb_printf(w, ",\"by_trend\":%s,\"rate_bytes_per_s\":",
+                  v->by_trend ? "true" : "false");
+    if (v->by_trend) jw_double(w, v->rate_bytes_per_s);
+    else mg__tb_printf(w, "null");
+    mg__tb_printf(w, ",\"seconds_to_full\":");
+    if (v->by_trend) jw_double(w, v->seconds_to_full);
+    else mg__tb_printf(w, "null");
 
     /* The same words as the warning line (report.c writes them for both),
      * in English whatever the locale, for log shippers that grep them. They
@@ -250,7 +275,11 @@ int mg_format_json(const mg_config *cfg, const mg_snapshot *snap,
                               ",\"used_bytes\":%" PRIu64 "}",
                           i ? "," : "", mg_ram_source_name(r->limits[i].source),
                           r->limits[i].total_bytes, r->limits[i].used_bytes);
-        mg__tb_printf(&w, "]}");
+        mg__tb_printf(&w, "],\"fill\":");
+        fill_obj(&w, &r->fill);
+        if (r->fill.known)
+            mg__tb_printf(&w, ",\"fill_source\":\"%s\"", mg_ram_source_name(r->fill_source));
+        mg__tb_printf(&w, "}");
     } else {
         mg__tb_printf(&w, "null");
     }
@@ -315,9 +344,11 @@ int mg_format_json(const mg_config *cfg, const mg_snapshot *snap,
                               ",\"reserved_bytes\":%" PRIu64 ",\"used_frac\":",
                           g->total_bytes, g->free_bytes, g->reserved_bytes);
             jw_double(&w, g->used_frac);
+            mg__tb_printf(&w, ",\"fill\":");
+            fill_obj(&w, &g->fill);
         } else {
             mg__tb_printf(&w, ",\"total_bytes\":null,\"free_bytes\":null"
-                              ",\"reserved_bytes\":null,\"used_frac\":null");
+                              ",\"reserved_bytes\":null,\"used_frac\":null,\"fill\":null");
         }
         mg__tb_printf(&w, "}");
     }
@@ -346,6 +377,9 @@ int mg_format_json(const mg_config *cfg, const mg_snapshot *snap,
     jw_u64_or_null(&w, cfg->min_free_gpu_bytes);
     mg__tb_printf(&w, ",\"ram_budget_bytes\":");
     jw_u64_or_null(&w, cfg->ram_budget_bytes);
+    mg__tb_printf(&w, ",\"predict_lead_ms\":");
+    if (cfg->no_predict) mg__tb_printf(&w, "null");
+    else mg__tb_printf(&w, "%u", (unsigned)cfg->predict_lead_ms);
     mg__tb_printf(&w, "}}\n");
 
     mg__num_locale_end(l);

@@ -9,6 +9,10 @@ Model: blocks of (3x3 conv without bias, BatchNorm2d, ReLU) twice; 2x2 max
 pool down; ConvTranspose2d(2, stride 2, with bias) up; concat [skip, up];
 1x1 output conv with bias. Loss: BCE-with-logits (mean) + (1 - soft Dice)
 averaged over the batch, Dice smoothed by 1.
+
+examples/pytorch/train_unet.py, a standalone script for users, keeps its own
+copy of this model and loss; tests/python/test_example_model.py proves the
+two are the same (modules, names, shapes, bitwise outputs and gradients).
 """
 import torch
 import torch.nn as nn

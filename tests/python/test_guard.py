@@ -43,6 +43,44 @@ class TestCadence(unittest.TestCase):
         g.close()
 
 
+class TestPrediction(unittest.TestCase):
+    def test_options_reach_the_config(self):
+        g = guard(banner=False)
+        self.assertEqual(g.monitor.config["predict_lead_ms"], 3000)
+        self.assertFalse(g.monitor.config["no_predict"])
+        g.close()
+        g = guard(banner=False, predict=False, predict_lead=0.5)
+        self.assertTrue(g.monitor.config["no_predict"])
+        self.assertEqual(g.monitor.config["predict_lead_ms"], 500)
+        g.close()
+        for bad in (0, -1, "3", True, float("nan"), 8 * 86400):
+            with self.assertRaises(memguard.MemguardError) as cm:
+                guard(banner=False, predict_lead=bad)
+            self.assertIn("predict_lead", str(cm.exception))
+
+    def test_timed_save_sets_the_lead(self):
+        g = guard(banner=False)
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "last.pth")
+
+            def slow_save(p):
+                import time
+                time.sleep(0.3)
+                with open(p, "wb") as f:
+                    f.write(b"ckpt")
+
+            self.assertEqual(g.save(slow_save, path), path)
+            with open(path, "rb") as f:
+                self.assertEqual(f.read(), b"ckpt")
+            self.assertEqual(sorted(os.listdir(d)), ["last.pth"])
+        lead = g.monitor.config["predict_lead_ms"]
+        self.assertGreaterEqual(lead, 1600)   # 2 x >= 300 ms + 1 s
+        self.assertLess(lead, 4000)
+        with self.assertRaises(memguard.MemguardError):
+            g.monitor.note_save(-1)
+        g.close()
+
+
 class TestLevels(unittest.TestCase):
     def test_warn_line_rate_limited(self):
         g = guard(warn_ram="0.1%", stop_ram=1.0, banner=False)

@@ -35,6 +35,7 @@ struct guard {
     bool th_running;
     atomic_int flag;           /* the watcher saw critical */
     atomic_int quit;
+    atomic_uint lead_ms;       /* guard_note_save's lead, 0 = the default */
 };
 
 static uint64_t now_ms(void)
@@ -73,13 +74,15 @@ double guard_table_warn_ram(int batch)
 static void *watcher(void *arg)
 {
     guard *g = arg;
-    const mg_config *cfg = mg_ctx_config(g->wctx);
+    mg_config cfg = *mg_ctx_config(g->wctx);
     while (!atomic_load(&g->quit)) {
         mg_snapshot s;
         mg_verdict v;
+        unsigned lead = atomic_load(&g->lead_ms);
+        if (lead) cfg.predict_lead_ms = lead;
         mg_sample(g->wctx, &s);
-        if (mg_classify(cfg, &s, NULL, &v) == MG_LEVEL_CRITICAL) atomic_store(&g->flag, 1);
-        uint32_t ms = mg_next_poll_ms(cfg, &s);
+        if (mg_classify(&cfg, &s, NULL, &v) == MG_LEVEL_CRITICAL) atomic_store(&g->flag, 1);
+        uint32_t ms = mg_next_poll_ms(&cfg, &s);
         /* Sleep in slices so closing never waits a whole second. */
         for (uint32_t slept = 0; slept < ms && !atomic_load(&g->quit); slept += 50) {
             uint32_t d = ms - slept < 50 ? ms - slept : 50;
@@ -113,6 +116,7 @@ static int fill_config(const guard_opts *o, mg_config *cfg, int *row, char *err,
     cfg->check_train_every = o->check_train;
     cfg->check_eval_every = o->check_eval;
     cfg->ram_budget_bytes = o->ram_budget;
+    cfg->no_predict = o->no_predict;
     char msg[256];
     if (mg_config_check(cfg, msg, sizeof msg) < 0) {
         snprintf(err, err_len, "thresholds: %s", msg);
@@ -177,6 +181,13 @@ void guard_close(guard *g)
 void guard_set_trainer_memory(guard *g, uint64_t allocated, uint64_t reserved)
 {
     mg_set_trainer_memory(g->ctx, allocated, reserved);
+}
+
+void guard_note_save(guard *g, uint64_t save_ms)
+{
+    uint32_t lead = mg_predict_lead_ms(save_ms);
+    mg_set_predict_lead_ms(g->ctx, lead);
+    atomic_store(&g->lead_ms, lead); /* the watcher's context is its own */
 }
 
 void guard_print_start(guard *g)

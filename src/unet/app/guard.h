@@ -20,6 +20,7 @@ typedef struct guard_opts {
     unsigned check_train, check_eval;              /* 0 = 10 / 15 */
     uint64_t ram_budget;                           /* bytes, 0 = none */
     bool no_watcher;
+    bool no_predict;                               /* thresholds only (mg_config) */
     int batch;                                     /* picks the table's row */
 } guard_opts;
 
@@ -37,6 +38,11 @@ void guard_close(guard *g);
 /* The trainer's own memory (its arena) as the seed's "allocated /
  * reserved", for the reports. */
 void guard_set_trainer_memory(guard *g, uint64_t allocated, uint64_t reserved);
+
+/* A checkpoint save took save_ms: from now on a fast growth at warn is
+ * acted on when it would fill memory sooner than mg_predict_lead_ms(save_ms)
+ * (the loop's checks and the watcher's alike). */
+void guard_note_save(guard *g, uint64_t save_ms);
 
 /* Prints the System Resource Check and the monitoring banner to stdout. */
 void guard_print_start(guard *g);

@@ -7,14 +7,16 @@
  * table (settings.c); an option another job takes, an option given twice,
  * a path that is empty, too long or looks like an option, are refused.
  * Anything wrong is one line on stderr naming the option or the file and
- * line, and exit status 2, before anything is created. The filled options
- * go to train.c / predict.c / plan_run. Nothing here trains or writes,
- * and the file's syntax (lines, comments, quotes) is config_file.c's.
+ * line (or UNET_KERNELS), and exit status 2, before anything is created.
+ * The filled options go to train.c / predict.c / plan_run. Nothing here
+ * trains or writes, and the file's syntax (lines, comments, quotes) is
+ * config_file.c's.
  */
 #include "train.h"
 
 #include "config_file.h"
 #include "errf.h"
+#include "isa.h" /* UNET_KERNELS, checked before any job */
 #include "memguard.h"
 #include "settings.h"
 
@@ -68,6 +70,7 @@ static void usage(FILE *f)
 "      --check-eval N    check every N evaluation batches (default 15)\n"
 "      --ram-budget SIZE all the RAM this run may use (e.g. 2G), as in memguard run\n"
 "      --no-watcher      no background watcher thread between checks\n"
+"      --no-predict      act at the thresholds only, not ahead of a fast fill\n"
 "      --batch auto      the largest batch whose planned memory stays below warn\n"
 "predict:\n"
 "      --checkpoint FILE --input DIR --out DIR [--logits FILE.npy] [--img-size S] [--batch B]\n"
@@ -125,7 +128,7 @@ enum {
     O_DATA = 300, O_SYNTH, O_IMG, O_INCH, O_VAL, O_FLIP, O_SEED, O_BASE, O_DEPTH, O_EPOCHS,
     O_BATCH, O_LR, O_B1, O_B2, O_EPS, O_WD, O_OUT, O_RESUME, O_THREADS, O_PROGRESS, O_CKPT,
     O_INPUT, O_LOGITS, O_OVERLAY, O_HELP, O_VERSION, O_WARN_GPU, O_STOP_GPU, O_WARN_RAM, O_STOP_RAM,
-    O_CHECK_TRAIN, O_CHECK_EVAL, O_RAM_BUDGET, O_NO_WATCHER, O_CONFIG, O_END
+    O_CHECK_TRAIN, O_CHECK_EVAL, O_RAM_BUDGET, O_NO_WATCHER, O_NO_PREDICT, O_CONFIG, O_END
 };
 
 static const struct option longopts[] = {
@@ -161,6 +164,7 @@ static const struct option longopts[] = {
     {"check-eval", required_argument, NULL, O_CHECK_EVAL},
     {"ram-budget", required_argument, NULL, O_RAM_BUDGET},
     {"no-watcher", no_argument, NULL, O_NO_WATCHER},
+    {"no-predict", no_argument, NULL, O_NO_PREDICT},
     {"config", required_argument, NULL, O_CONFIG},
     {"help", no_argument, NULL, O_HELP},
     {"version", no_argument, NULL, O_VERSION},
@@ -354,6 +358,7 @@ static int set_opt(cli *k, int opt, const char *arg)
     case O_RAM_BUDGET: return budget_opt(k, arg);
     case O_FLIP: c->flip = 1; return 0;
     case O_NO_WATCHER: k->t.guard.no_watcher = true; return 0;
+    case O_NO_PREDICT: k->t.guard.no_predict = true; return 0;
     case O_HELP: usage(stdout); return -1;
     case O_VERSION: printf("unet-train %s\n", MG_VERSION_STRING); return -1;
     default: return bad("unknown option");
@@ -536,6 +541,8 @@ int main(int argc, char **argv)
     int rc = first_pass(&k, argc, argv, first);
     if (rc == 0) rc = second_pass(&k, argc, argv, first);
     if (rc) return rc < 0 ? UT_EXIT_OK : rc;
+    char kerr[160];
+    if (unet_kernels_check(kerr, sizeof kerr) < 0) return bad("%s", kerr);
     run_cfg *c = &k.t.run;
     if (k.job != J_PREDICT && c->img_size % (1 << c->model.depth) != 0)
         return bad("--img-size %d: expected a multiple of %d (2^depth, with --depth %d)",

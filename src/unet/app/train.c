@@ -178,11 +178,15 @@ static int save(trainer *t, const char *name, const char *kind)
     snprintf(path, sizeof path, "%s/%s", t->o->out, name);
     snprintf(t->st.kind, sizeof t->st.kind, "%s", kind);
     unet_loader_export(&t->tl, t->st.loader);
+    double t0 = progress_now_s();
     int rc = ckpt_save(t->ck, path, &t->st, err, sizeof err);
     if (rc < 0) {
         fprintf(stderr, "unet-train: cannot save %s: %s\n", path, err);
         return rc;
     }
+    /* The emergency save is this one's size: its time sets how far ahead
+     * of a fast fill the guard must ask (mg_predict_lead_ms). */
+    if (t->g) guard_note_save(t->g, (uint64_t)((progress_now_s() - t0) * 1000.0));
     return 0;
 }
 

@@ -2,9 +2,9 @@
 /*
  * backend_cpu.c: the CPU backend's table (backend.h): the arena in host
  * memory, the channel-blocked, zero-bordered layout of layout.h and the
- * kernels of conv/ and ops/, which pick AVX-512, AVX2 or plain C at
- * run time themselves. Only glue lives here: the table, its copies, and
- * the few layout helpers it needs beyond layout.h. The memory section
+ * kernels of conv/ and ops/, which pick AVX-512, AVX2 or plain C at run
+ * time themselves (isa.c). Only glue lives here: the table, its copies,
+ * and the few layout helpers it needs beyond layout.h. The memory section
  * (allocate, zero, give back arena memory) is mem.h's, one file per
  * system (posix/mem.c, win/mem.c), the one part a port changes.
  */

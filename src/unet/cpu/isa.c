@@ -1,11 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * isa.c: the CPU feature tests of the trainer's kernels, one place for all
- * of them (GCC's __builtin_cpu_supports, which reads CPUID once). Off x86
- * every answer is "no", and the reference kernels run. It keeps no state of
- * its own.
+ * isa.c: the CPU feature tests of the trainer's kernels and the one
+ * reading of UNET_KERNELS (isa.h), for every op. The features come from
+ * GCC's __builtin_cpu_supports, which reads CPUID once. Off x86 every
+ * answer is "no", and the reference and base kernels run.
+ *
+ * Not here: the choice between an op's kernels beyond "the highest one
+ * allowed" (each op dispatches on unet_kernel_pick's answer), and
+ * printing: a bad UNET_KERNELS is a message for the caller to show.
  */
 #include "isa.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 static int has(int avx2, int fma, int avx512)
@@ -26,6 +34,58 @@ static int has(int avx2, int fma, int avx512)
 }
 #endif
 
-int unet_isa_avx2(void) { return has(1, 0, 0); }
 int unet_isa_avx2_fma(void) { return has(1, 1, 0); }
 int unet_isa_avx512(void) { return has(0, 1, 1); }
+
+static const char *const names[] = {"ref", "base", "avx2", "avx512"};
+
+const char *unet_kernel_name(unet_kernel k)
+{
+    return k <= UNET_KERNEL_AVX512 ? names[k] : "ref";
+}
+
+/* The cap UNET_KERNELS sets; *known false for a value it does not name. */
+static unet_kernel kernels_cap(int *known)
+{
+    const char *v = getenv("UNET_KERNELS");
+    *known = 1;
+    if (!v || !*v || strcmp(v, "avx512") == 0) return UNET_KERNEL_AVX512;
+    if (strcmp(v, "avx2") == 0) return UNET_KERNEL_AVX2;
+    if (strcmp(v, "ref") == 0) return UNET_KERNEL_REF;
+    *known = 0;
+    return UNET_KERNEL_AVX512;
+}
+
+/* Whether this CPU runs kernel k. */
+static int cpu_runs(unet_kernel k)
+{
+    if (k == UNET_KERNEL_AVX512) return unet_isa_avx512();
+    if (k == UNET_KERNEL_AVX2) return unet_isa_avx2_fma();
+    return 1;
+}
+
+unet_kernel unet_kernel_pick(unsigned has_mask)
+{
+    int known;
+    unet_kernel cap = kernels_cap(&known);
+    for (int k = (int)cap; k > UNET_KERNEL_REF; k--)
+        if ((has_mask & UNET_KERNEL_BIT(k)) && cpu_runs((unet_kernel)k)) return (unet_kernel)k;
+    return UNET_KERNEL_REF;
+}
+
+int unet_kernels_check(char *err, size_t errlen)
+{
+    int known;
+    kernels_cap(&known);
+    if (known) return 0;
+    /* The value as shown: at most 40 bytes, anything unprintable as '?'. */
+    const char *v = getenv("UNET_KERNELS");
+    char shown[41];
+    size_t n = 0;
+    for (; v[n] && n < 40; n++) shown[n] = v[n] >= 0x20 && v[n] < 0x7f ? v[n] : '?';
+    shown[n] = '\0';
+    if (err && errlen)
+        snprintf(err, errlen, "UNET_KERNELS '%s%s': expected ref, avx2 or avx512 (or unset: the "
+                 "best this CPU has)", shown, v[n] ? "..." : "");
+    return -1;
+}

@@ -1,19 +1,55 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * isa.h: which x86 vector extensions this CPU has, asked once per process
- * (cpu/isa.c). Every kernel that has an AVX2 or AVX-512 path picks it
- * through these, so there is one meaning of "AVX2 here" for every op. It
- * does not read UNET_KERNELS (the convolution dispatch does) and says
- * nothing about what the compiler targets.
+ * isa.h: which kernel each op of the CPU backend runs, decided in one
+ * place (cpu/isa.c) with one meaning of UNET_KERNELS for every op: the
+ * x86 vector extensions this CPU has (asked once per process) against the
+ * kernels an op has and the cap the environment sets.
+ *
+ * The kernels, from the plainest up (an op has REF and some of the rest):
+ *   ref     the naive reference, written from the definition (every op)
+ *   base    the op's vector C compiled for the baseline ISA (SSE2 on
+ *           x86-64): BN, pooling, Adam
+ *   avx2    needs AVX2 and FMA: the convolutions, BN, pooling, Adam
+ *   avx512  needs AVX-512 F and VL, and FMA: the convolutions
+ * UNET_KERNELS, read at every call (a getenv; no state, nothing to race
+ * on): unset, empty or "avx512": no cap; "avx2": nothing above avx2;
+ * "ref": the reference for every op. An op runs the highest kernel it has
+ * that the CPU runs and the cap allows. Any other value caps nothing;
+ * unet_kernels_check names it (unet-train refuses it at start).
+ *
+ * Not here: the kernels themselves (conv/, ops/) and what the compiler
+ * targets (every kernel is built with target attributes for plain x86-64).
  */
 #ifndef UNET_ISA_H
 #define UNET_ISA_H
 
-/* AVX2 alone (the BN and pooling kernels use no FMA). */
-int unet_isa_avx2(void);
-/* AVX2 and FMA (the convolution and Adam kernels). */
+#include <stddef.h>
+
+typedef enum unet_kernel {
+    UNET_KERNEL_REF,
+    UNET_KERNEL_BASE,
+    UNET_KERNEL_AVX2,
+    UNET_KERNEL_AVX512
+} unet_kernel;
+
+/* One bit per kernel, for the `has` masks below. */
+#define UNET_KERNEL_BIT(k) (1u << (k))
+
+/* The kernel an op runs now, given the kernels it has (a mask of
+ * UNET_KERNEL_BIT; UNET_KERNEL_REF is always taken to be there). */
+unet_kernel unet_kernel_pick(unsigned has);
+
+/* "ref", "base", "avx2" or "avx512". */
+const char *unet_kernel_name(unet_kernel k);
+
+/* 0 when UNET_KERNELS is unset, empty, "ref", "avx2" or "avx512"; else -1
+ * with one line in err: "UNET_KERNELS 'fast': expected ref, avx2 or
+ * avx512 (or unset: the best this CPU has)". */
+int unet_kernels_check(char *err, size_t errlen);
+
+/* AVX2 and FMA (the avx2 kernels). */
 int unet_isa_avx2_fma(void);
-/* AVX-512 F and VL, and FMA (the AVX-512 convolution kernels). */
+/* AVX-512 F and VL, and FMA (the avx512 kernels). */
 int unet_isa_avx512(void);
 
 #endif /* UNET_ISA_H */

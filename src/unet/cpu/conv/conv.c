@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * conv.c: the public convolution calls of conv.h. Each one runs the shared
- * driver (drive.c) on the AVX-512 kernel (avx512.c) when the CPU has
- * avx512f, else on the AVX2+FMA kernel (avx2.c) when it has both, else the
- * naive reference (ref.c); UNET_KERNELS=ref|avx2|avx512 forces one for
- * debugging. Also sizes the caller's scratch, for whichever kernel runs. No
- * arithmetic happens here.
+ * driver (drive.c) on the AVX-512 kernel (avx512.c) or the AVX2+FMA kernel
+ * (avx2.c), or the naive reference (ref.c): the highest the CPU runs and
+ * UNET_KERNELS allows (isa.h has the one rule for every op). Also sizes
+ * the caller's scratch, for whichever kernel runs. No arithmetic happens
+ * here.
  */
 #include "isa.h"
 #include "kernel.h"
@@ -13,33 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum level { LVL_REF, LVL_AVX2, LVL_AVX512 };
-
-/* Decided on every call: a getenv and a few CPUID-cached bit tests are
- * nothing next to a convolution, and there is no static state to race on.
- * UNET_KERNELS caps the level; a level the CPU lacks is never chosen. */
-static enum level kernel_level(void)
-{
-    const char *k = getenv("UNET_KERNELS");
-    enum level cap = LVL_AVX512;
-    if (k && strcmp(k, "ref") == 0)
-        cap = LVL_REF;
-    else if (k && strcmp(k, "avx2") == 0)
-        cap = LVL_AVX2;
-    if (cap >= LVL_AVX512 && unet_isa_avx512())
-        return LVL_AVX512;
-    if (cap >= LVL_AVX2 && unet_isa_avx2_fma())
-        return LVL_AVX2;
-    return LVL_REF;
-}
+/* The kernels the convolutions have (isa.h); which one runs is decided on
+ * every call: a getenv and a few CPUID-cached bit tests are nothing next
+ * to a convolution, and there is no static state to race on. */
+#define CONV_HAS (UNET_KERNEL_BIT(UNET_KERNEL_AVX2) | UNET_KERNEL_BIT(UNET_KERNEL_AVX512))
 
 const char *conv_kernels_name(void)
 {
-    switch (kernel_level()) {
-    case LVL_AVX512: return "avx512";
-    case LVL_AVX2: return "avx2";
-    default: return "ref";
-    }
+    return unet_kernel_name(unet_kernel_pick(CONV_HAS));
 }
 
 /* ---- scratch sizing ------------------------------------------------------------ */
@@ -107,9 +88,9 @@ size_t conv1x1_scratch_floats(shape s, int co)
 /* The SIMD kernel to run, or NULL for the reference. */
 static const conv__kernel *simd(void)
 {
-    switch (kernel_level()) {
-    case LVL_AVX512: return conv__kernel_avx512();
-    case LVL_AVX2: return conv__kernel_avx2();
+    switch (unet_kernel_pick(CONV_HAS)) {
+    case UNET_KERNEL_AVX512: return conv__kernel_avx512();
+    case UNET_KERNEL_AVX2: return conv__kernel_avx2();
     default: return NULL;
     }
 }

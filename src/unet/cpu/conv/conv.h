@@ -20,10 +20,10 @@
  *   inputs, and does not depend on the thread count either: reductions (dW,
  *   db) run over a fixed partition of the pixels chosen from the shape only
  *   and are summed in chunk order.
- * - Kernels, checked at run time: AVX-512 (avx512f+avx512vl+FMA) when the
- *   CPU has it, else AVX2+FMA, else the naive reference. UNET_KERNELS=ref|avx2|avx512
- *   in the environment forces one (a level the CPU lacks falls back to the
- *   best one it has), for debugging and tests.
+ * - Kernels, checked at run time (isa.h): AVX-512 (avx512f+avx512vl+FMA)
+ *   when the CPU has it, else AVX2+FMA, else the naive reference.
+ *   UNET_KERNELS=ref|avx2 caps the level for every op (a level the CPU
+ *   lacks falls back to the best one it has), for debugging and tests.
  */
 #ifndef UNET_CONV_H
 #define UNET_CONV_H
@@ -87,7 +87,7 @@ void conv1x1_backward_weight(float *dw, float *db, const float *dout, const floa
 
 /* ---- kernel selection -------------------------------------------------- */
 
-/* "avx512", "avx2" or "ref": what the calls above run, for logs. */
+/* "avx512", "avx2" or "ref": what the calls above run now (isa.h). */
 const char *conv_kernels_name(void);
 
 /* ---- internal: the implementations, for tests and bench only ----------- */

@@ -18,6 +18,15 @@
 #define ADAM_AVX2
 #endif
 
+/* The kernels Adam has besides its reference (isa.h): the chunk loop
+ * below built for the baseline ISA and for AVX2+FMA. */
+#define ADAM_HAS (UNET_KERNEL_BIT(UNET_KERNEL_BASE) | UNET_KERNEL_BIT(UNET_KERNEL_AVX2))
+
+const char *adam_kernels_name(void)
+{
+    return unet_kernel_name(unet_kernel_pick(ADAM_HAS));
+}
+
 /* The per-element update; the loop is the same in both builds. */
 static inline __attribute__((always_inline)) void
 adam_body(float *restrict p, const float *restrict g, float *restrict m, float *restrict v,
@@ -50,13 +59,13 @@ ADAM_AVX2 static void adam_chunk_fma(float *p, const float *g, float *m, float *
 void adam_update(float *restrict p, const float *restrict g, float *restrict m,
                  float *restrict v, size_t n, const adam_scalars *k)
 {
-    const char *kern = getenv("UNET_KERNELS");
-    if (kern && strcmp(kern, "ref") == 0) {
+    unet_kernel kern = unet_kernel_pick(ADAM_HAS);
+    if (kern == UNET_KERNEL_REF) {
         adam_update_ref(p, g, m, v, n, k);
         return;
     }
     adam_scalars kk = *k;
-    int fma = unet_isa_avx2_fma();
+    int fma = kern == UNET_KERNEL_AVX2;
     long chunks = (long)((n + ADAM_CHUNK - 1) / ADAM_CHUNK);
 #pragma omp parallel for schedule(static)
     for (long c = 0; c < chunks; c++) {

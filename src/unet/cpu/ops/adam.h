@@ -27,7 +27,8 @@
  * same values in the same (flat, state_dict) order.
  *
  * Threads: OpenMP over the flat array; elementwise, so bitwise the same
- * for any thread count. UNET_KERNELS=ref forces adam_update_ref.
+ * for any thread count. Kernels (isa.h): avx2 (AVX2+FMA) or base, picked
+ * at run time; UNET_KERNELS=ref forces adam_update_ref.
  */
 #ifndef UNET_ADAM_H
 #define UNET_ADAM_H
@@ -43,6 +44,9 @@ void adam_update(float *restrict p, const float *restrict g, float *restrict m,
                  float *restrict v, size_t n, const adam_scalars *k);
 void adam_update_ref(float *restrict p, const float *restrict g, float *restrict m,
                      float *restrict v, size_t n, const adam_scalars *k);
+
+/* "ref", "base" or "avx2": what adam_update runs now (isa.h). */
+const char *adam_kernels_name(void);
 
 /* opt.step() over one flat array: ++*step, then adam_update. When the
  * parameters live in several arrays, call adam_scalars_for once per step

@@ -38,10 +38,13 @@
 #endif
 #define BN_INLINE static inline __attribute__((always_inline))
 
-static int bn_use_ref(void)
+/* The kernels BN has besides its reference (isa.h): the vector code below
+ * built for the baseline ISA and for AVX2. */
+#define BN_HAS (UNET_KERNEL_BIT(UNET_KERNEL_BASE) | UNET_KERNEL_BIT(UNET_KERNEL_AVX2))
+
+const char *bn_kernels_name(void)
 {
-    const char *k = getenv("UNET_KERNELS");
-    return k && strcmp(k, "ref") == 0;
+    return unet_kernel_name(unet_kernel_pick(BN_HAS));
 }
 
 static double *bn_slots(float *scratch)
@@ -328,13 +331,14 @@ void bn_relu_forward(float *restrict y, const float *restrict x, shape s,
                      int64_t *restrict num_batches_tracked, double momentum, double eps,
                      float *restrict scratch)
 {
-    if (bn_use_ref()) {
+    unet_kernel kern = unet_kernel_pick(BN_HAS);
+    if (kern == UNET_KERNEL_REF) {
         bn_relu_forward_ref(y, x, s, gamma, beta, mean, rstd, running_mean, running_var,
                             num_batches_tracked, momentum, eps);
         return;
     }
     int nb = shape_blocks(s), units = nb * s.b, rows = units * s.h;
-    int avx = unet_isa_avx2();
+    int avx = kern == UNET_KERNEL_AVX2;
     size_t rstride = (size_t)(s.w + 2) * CB;
     double *slots = bn_slots(scratch);
 #pragma omp parallel
@@ -404,12 +408,13 @@ void bn_relu_backward(float *restrict dx, float *restrict dgamma, float *restric
                       const float *restrict mean, const float *restrict rstd,
                       float *restrict scratch)
 {
-    if (bn_use_ref()) {
+    unet_kernel kern = unet_kernel_pick(BN_HAS);
+    if (kern == UNET_KERNEL_REF) {
         bn_relu_backward_ref(dx, dgamma, dbeta, dy, x, y, s, gamma, mean, rstd);
         return;
     }
     int nb = shape_blocks(s), units = nb * s.b, rows = units * s.h;
-    int avx = unet_isa_avx2();
+    int avx = kern == UNET_KERNEL_AVX2;
     size_t rstride = (size_t)(s.w + 2) * CB;
     double *slots = bn_slots(scratch);
     double n = (double)s.b * (double)s.h * (double)s.w;
@@ -513,7 +518,8 @@ void bn_relu_apply(float *restrict y, const float *restrict x, shape s,
                    const float *restrict gamma, const float *restrict beta,
                    const float *restrict mean, const float *restrict rstd)
 {
-    if (bn_use_ref()) {
+    unet_kernel kern = unet_kernel_pick(BN_HAS);
+    if (kern == UNET_KERNEL_REF) {
         /* The last loop of bn_relu_forward_ref. */
         for (int c = 0; c < shape_blocks(s) * CB; c++) {
             float a = c < s.c ? rstd[c] * gamma[c] : 0.0f;
@@ -522,7 +528,7 @@ void bn_relu_apply(float *restrict y, const float *restrict x, shape s,
         return;
     }
     int rows = shape_blocks(s) * s.b * s.h;
-    int avx = unet_isa_avx2();
+    int avx = kern == UNET_KERNEL_AVX2;
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < rows; i++)
         bn_apply_row(y, x, s, i, gamma, beta, mean, rstd, avx);
@@ -548,12 +554,13 @@ void bn_relu_forward_eval(float *restrict y, const float *restrict x, shape s,
                           const float *restrict running_mean,
                           const float *restrict running_var, double eps)
 {
-    if (bn_use_ref()) {
+    unet_kernel kern = unet_kernel_pick(BN_HAS);
+    if (kern == UNET_KERNEL_REF) {
         bn_relu_forward_eval_ref(y, x, s, gamma, beta, running_mean, running_var, eps);
         return;
     }
     int rows = shape_blocks(s) * s.b * s.h;
-    int avx = unet_isa_avx2();
+    int avx = kern == UNET_KERNEL_AVX2;
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < rows; i++) {
         int u = i / s.h, r = i % s.h;

@@ -22,10 +22,11 @@
  * - Threads: OpenMP. Reductions run over a fixed partition (one unit per
  *   channel block and image), summed in unit order, so every result is
  *   bitwise reproducible and independent of the thread count.
- * - Kernels: lane-wise GCC vector code over a block's 8 channels, compiled
- *   for AVX2 and for SSE2 and picked at run time; UNET_KERNELS=ref in the
- *   environment forces the *_ref versions. Both builds give the same bits
- *   (no FMA contraction in ISO C mode, lane-wise accumulators).
+ * - Kernels (isa.h): lane-wise GCC vector code over a block's 8 channels,
+ *   built for AVX2 (avx2) and for the baseline ISA, SSE2 on x86-64 (base),
+ *   picked at run time; UNET_KERNELS=ref forces the *_ref versions. Both
+ *   builds give the same bits (no FMA contraction in ISO C mode, lane-wise
+ *   accumulators).
  * - Measured (B=8, 128x128, all 18 BN layers of the UNet, 16.0 M values,
  *   best of 12 on this shared 2-core EPYC): fwd+bwd 22-25 ms on 1 thread
  *   (fwd 8, bwd 14-16), 10.6-10.9 ms on 2 threads.
@@ -42,6 +43,9 @@
 #include <stdint.h>
 
 #include "layout.h"
+
+/* "ref", "base" or "avx2": what the calls below run now (isa.h). */
+const char *bn_kernels_name(void);
 
 /* Scratch floats for bn_relu_forward and bn_relu_backward on shape s:
  * 32 doubles per (channel block, image) unit plus alignment slack (8 KB at

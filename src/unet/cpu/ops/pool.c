@@ -20,10 +20,13 @@
 #endif
 #define POOL_INLINE static inline __attribute__((always_inline))
 
-static int pool_use_ref(void)
+/* The kernels pooling has besides its reference (isa.h): the lane loops
+ * below built for the baseline ISA and for AVX2. */
+#define POOL_HAS (UNET_KERNEL_BIT(UNET_KERNEL_BASE) | UNET_KERNEL_BIT(UNET_KERNEL_AVX2))
+
+const char *pool_kernels_name(void)
 {
-    const char *k = getenv("UNET_KERNELS");
-    return k && strcmp(k, "ref") == 0;
+    return unet_kernel_name(unet_kernel_pick(POOL_HAS));
 }
 
 /* torch's update rule: take v when v > m or v is NaN (v != v). */
@@ -90,13 +93,14 @@ POOL_AVX2 static void pool_bwd_avx2(float *d0, float *d1, const float *dy, const
 
 void maxpool2x2_forward(float *restrict y, const float *restrict x, shape s)
 {
-    if (pool_use_ref()) {
+    unet_kernel kern = unet_kernel_pick(POOL_HAS);
+    if (kern == UNET_KERNEL_REF) {
         maxpool2x2_forward_ref(y, x, s);
         return;
     }
     shape o = maxpool2x2_shape(s);
     int rows = shape_blocks(s) * s.b * o.h;
-    int avx = unet_isa_avx2();
+    int avx = kern == UNET_KERNEL_AVX2;
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < rows; i++) {
         int u = i / o.h, r = i % o.h; /* unit = block * B + image */
@@ -131,7 +135,8 @@ void maxpool2x2_forward_ref(float *restrict y, const float *restrict x, shape s)
 void maxpool2x2_backward(float *restrict dx, const float *restrict dy,
                          const float *restrict x, shape s)
 {
-    if (pool_use_ref()) {
+    unet_kernel kern = unet_kernel_pick(POOL_HAS);
+    if (kern == UNET_KERNEL_REF) {
         maxpool2x2_backward_ref(dx, dy, x, s);
         return;
     }
@@ -139,7 +144,7 @@ void maxpool2x2_backward(float *restrict dx, const float *restrict dy,
     /* One task per dx row pair, plus the floored last row when H is odd. */
     int ph = (s.h + 1) / 2;
     int rows = shape_blocks(s) * s.b * ph;
-    int avx = unet_isa_avx2();
+    int avx = kern == UNET_KERNEL_AVX2;
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < rows; i++) {
         int u = i / ph, r = i % ph;

@@ -20,13 +20,17 @@
  * shape is maxpool2x2_shape(s); only interiors are written; no scratch; no
  * aliasing between outputs and inputs. Threads: OpenMP over rows; every
  * output element is computed independently, so results are bitwise the
- * same for any thread count. AVX2 build of the same C at run time;
+ * same for any thread count. Kernels (isa.h): the same C built for AVX2
+ * (avx2) and for the baseline ISA (base), picked at run time;
  * UNET_KERNELS=ref forces the *_ref versions.
  */
 #ifndef UNET_POOL_H
 #define UNET_POOL_H
 
 #include "layout.h"
+
+/* "ref", "base" or "avx2": what the calls below run now (isa.h). */
+const char *pool_kernels_name(void);
 
 /* Output shape: (C, B, floor(H/2), floor(W/2)). */
 static inline shape maxpool2x2_shape(shape s)
