@@ -223,8 +223,10 @@ typedef struct mg_config {
     mg_lang lang;                  /* text of mg_check_memory_safety() */
     /* Injectable sources. NULL = the environment variable in brackets, and
      * when that is unset or empty, the system default. */
-    const char *proc_root;         /* [MEMGUARD_PROC_ROOT] "/proc" */
-    const char *cgroup_root;       /* [MEMGUARD_CGROUP_ROOT] "/sys/fs/cgroup" */
+    const char *proc_root;         /* [MEMGUARD_PROC_ROOT] "/proc" (Linux;
+                                    * Windows ignores it) */
+    const char *cgroup_root;       /* [MEMGUARD_CGROUP_ROOT] "/sys/fs/cgroup"
+                                    * (Linux; Windows ignores it) */
     const char *nvml_library;      /* [MEMGUARD_NVML_LIBRARY] "libnvidia-ml.so.1";
                                     * Windows: "nvml.dll" from System32 or
                                     * NVIDIA Corporation\NVSMI */
@@ -315,8 +317,11 @@ typedef struct mg_swap {
 } mg_swap;
 
 typedef struct mg_cgroup {
-    bool known;              /* the caller's memory cgroup was found */
-    int version;             /* 1 or 2 */
+    bool known;              /* the caller's memory cgroup was found
+                              * (Windows: the process is in a job) */
+    int version;             /* 1 or 2; 0 = a Windows job object, whose
+                              * path and limit_path read "job" and whose
+                              * usage is its processes' commit */
     char path[256];          /* cgroup path, e.g. "/user.slice/run-1.scope" */
     bool has_limit;          /* false: unlimited up to the mount point */
     uint64_t limit_bytes;    /* smallest limit on the walk up the hierarchy */
@@ -608,6 +613,15 @@ MG_API const char *mg_ram_source_name(mg_ram_source source);
 #define MG_ENV_ACK_FILE "MEMGUARD_ACK_FILE"
 #define MG_ENV_STOP_SIGNAL "MEMGUARD_STOP_SIGNAL"
 #define MG_ENV_SUPERVISOR_PID "MEMGUARD_SUPERVISOR_PID"
+/* Set by `memguard run --restart N` for the command it starts: which start
+ * this is (0 the first, 1.. the restarts), and on a restart the checkpoint
+ * the previous start saved and acknowledged, to resume from. */
+#define MG_ENV_ATTEMPT "MEMGUARD_ATTEMPT"
+#define MG_ENV_RESUME "MEMGUARD_RESUME"
+/* Windows only: the name of the stop event, and the prefix of the "armed"
+ * events (see below). */
+#define MG_ENV_STOP_EVENT "MEMGUARD_STOP_EVENT"
+#define MG_ENV_ARMED_EVENT "MEMGUARD_ARMED_EVENT"
 
 /* memguard run tells its command, in the environment: MEMGUARD_STOP_FILE
  * (a path that appears when memory is critical), MEMGUARD_ACK_FILE (where
@@ -635,18 +649,30 @@ MG_API const char *mg_ram_source_name(mg_ram_source source);
  *
  * The signal handler only sets a flag: saving inside a handler is what hangs
  * (Lightning #21406). That flag is the one piece of process-wide state in
- * the library, because signal dispositions are process-wide themselves. */
+ * the library, because signal dispositions are process-wide themselves.
+ *
+ * Windows has no SIGUSR1. There memguard run also sets MEMGUARD_STOP_EVENT,
+ * the name of a manual-reset event it sets with the stop file, and
+ * MEMGUARD_ARMED_EVENT; the checkpoint signal is SIGBREAK (21): a
+ * CTRL_BREAK_EVENT to the command's process group, sent only when every
+ * process of the run holds the event "<MEMGUARD_ARMED_EVENT>-<its pid>",
+ * because its default action ends a process unsaved. mg_stop_open installs
+ * a console handler for it (flag only; Ctrl+C and the others pass on),
+ * then creates that event and holds it until mg_stop_close;
+ * mg_stop_requested also looks at the stop event. */
 #define MG_STOP_FILE_HEADER "memguard stop request"
 typedef struct mg_stop mg_stop;
 
 /* Installs the flag-only handler for `signo` (0: MEMGUARD_STOP_SIGNAL from
- * the environment, else SIGUSR1; negative: no handler, stop file only) and
- * remembers MEMGUARD_STOP_FILE. Works without memguard run too: then only
+ * the environment, else SIGUSR1, SIGBREAK on Windows, where it is the only
+ * one accepted; negative: no handler, stop file only) and remembers
+ * MEMGUARD_STOP_FILE (and on Windows opens the stop event). Works without memguard run too: then only
  * the signal can ask. Returns NULL with *err (may be NULL) set to
  * MG_EINVAL (bad signal number) or MG_ENOMEM. */
 MG_API mg_stop *mg_stop_open(int signo, int *err);
-/* True once the signal arrived or the stop file exists. Costs a flag read
- * and one stat() (2-3 us): cheap enough for every batch. */
+/* True once the signal arrived, the stop event is set (Windows) or the stop
+ * file exists. Costs a flag read and one stat() (2-3 us): cheap enough for
+ * every batch. */
 MG_API bool mg_stop_requested(mg_stop *s);
 /* The stop file's path, or NULL when none was given. */
 MG_API const char *mg_stop_file(const mg_stop *s);

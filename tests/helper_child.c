@@ -32,6 +32,13 @@
  *       forks a child that leaves the group with setsid(), ignores the
  *       checkpoint signal and SIGHUP, allocates MB and sleeps. The parent
  *       then exits 0 ("exit") or sleeps ("stay").
+ *   helper_child resumable TRACE STEP_MB EVERY_MS DIR FIT_MB ACK
+ *       a trainer under `memguard run --restart`: appends "attempt=K
+ *       resume=PATH" (MEMGUARD_ATTEMPT, MEMGUARD_RESUME or "-") to TRACE;
+ *       resumed from a checkpoint that exists, it allocates FIT_MB (0: as
+ *       much as the first start, i.e. it never fits) and exits 0; else it
+ *       runs the alloc loop and on the request saves DIR/emergency_K.ckpt,
+ *       acknowledging it when ACK is 1, and exits 75.
  *   helper_child sleep
  *       sleeps; on SIGINT prints "got SIGINT" and exits 130.
  *   helper_child exit CODE
@@ -142,6 +149,24 @@ static int setsid_child(bool stay, long mb)
     for (;;) pause();
 }
 
+static int resumable(const char *trace, long step, long every, const char *dir, long fit_mb,
+                     bool ack)
+{
+    const char *k = getenv(MG_ENV_ATTEMPT), *resume = getenv(MG_ENV_RESUME);
+    FILE *f = fopen(trace, "a");
+    if (!f) return 4;
+    fprintf(f, "attempt=%s resume=%s\n", k ? k : "-", resume ? resume : "-");
+    fclose(f);
+    if (exists(resume) && fit_mb > 0) {
+        grab(fit_mb);
+        return 0;
+    }
+    char ckpt[4200];
+    snprintf(ckpt, sizeof ckpt, "%s/emergency_%s.ckpt", dir, k ? k : "x");
+    mg_stop *stop = mg_stop_open(0, NULL);
+    return stop ? alloc_loop(stop, step, every, 100000, ckpt, 0, ack) : 5;
+}
+
 static volatile sig_atomic_t got_int;
 static void on_int(int sig) { (void)sig; got_int = 1; }
 
@@ -165,6 +190,9 @@ int main(int argc, char **argv)
         if (!stop) return 5;
         return alloc_loop(stop, step, every, cap, argv[4], 0, false);
     }
+    if (strcmp(mode, "resumable") == 0 && argc == 8)
+        return resumable(argv[2], atol(argv[3]), atol(argv[4]), argv[5], atol(argv[6]),
+                         atoi(argv[7]) == 1);
     if (strcmp(mode, "launcher") == 0 && argc == 8)
         return launcher(strcmp(argv[2], "quit") == 0, atoi(argv[3]), atol(argv[4]),
                         atol(argv[5]), argv[6], atol(argv[7]));

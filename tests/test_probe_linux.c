@@ -6,7 +6,9 @@
  * Fixture tests point proc_root and cgroup_root at tests/fixtures/proc-* and
  * cg-* and check the exact numbers written there (cgroup v1 and v2, limits
  * on the leaf and on a parent, Docker's v1 mount root, hybrid hosts, old and
- * broken meminfo, PSI, process trees with and without children files).
+ * broken meminfo, PSI, process trees with and without children files);
+ * the cgroup cases are one table of {proc fixture, cgroup fixture, the
+ * mg_cgroup expected}.
  * Real-process tests fork children that touch memory and check that the tree
  * and its RSS grow, and compare meminfo and the cgroup limit against the
  * files. Every child is killed and reaped; alarm() bounds each test.
@@ -196,54 +198,79 @@ static void test_meminfo_bad_at_runtime(void)
 
 /* ---- cgroup -------------------------------------------------------------- */
 
-static void test_cgroup_v2_limit(void)
+/* One pair of fixture roots (/proc, cgroup mount) and the cgroup the probe
+ * must read from it. Compared: known and has_limit always; for a known
+ * cgroup also version, path and limit_path, the limit when there is one,
+ * the usage figures when usage_known. */
+typedef struct cg_case {
+    const char *what, *proc, *cg;
+    mg_cgroup want;
+} cg_case;
+
+static const cg_case cg_cases[] = {
+    {"v2, a limit on its own cgroup", "proc-v2", "cg-v2-limit",
+     {true, 2, "/user.slice/job.scope", true, 4294967296ull, "/user.slice/job.scope", true,
+      1073741824ull, 268435456ull}},
+    {"v2, memory.max \"max\" all the way up", "proc-v2", "cg-v2-max",
+     {true, 2, "/user.slice/job.scope", false, 0, "", true, 734003200ull, 52428800ull}},
+    {"v2, the parent's limit (not the own 6 GiB) and the parent's usage", "proc-v2",
+     "cg-v2-nested",
+     {true, 2, "/user.slice/job.scope", true, 2147483648ull, "/user.slice", true,
+      1610612736ull, 314572800ull}},
+    {"v1, total_inactive_file, not the level-only inactive_file (11)", "proc-v1",
+     "cg-v1-limited",
+     {true, 1, "/process_api/abc", true, 2147483648ull, "/process_api/abc", true,
+      1000000000ull, 100000000ull}},
+    {"v1, 9223372036854771712 is no limit", "proc-v1", "cg-v1-unlimited",
+     {true, 1, "/process_api/abc", false, 0, "", true, 2490000000ull, 1530000000ull}},
+    /* hierarchical_memory_limit below every visible limit file: an
+     * ancestor the walk cannot see; attributed to the topmost visible level
+     * (whose total_inactive_file is 1; the levels below say 2 and 4) */
+    {"v1, a limit above the visible levels", "proc-v1", "cg-v1-hier",
+     {true, 1, "/process_api/abc", true, 3221225472ull, "/", true, 9000000000ull, 1}},
+    {"v1 in a docker container", "proc-v1docker", "cg-v1docker",
+     {true, 1, "/docker/abc123", true, 4294967296ull, "/docker/abc123", true, 1500000000ull,
+      500000000ull}},
+    {"hybrid: unified/ has only hugetlb, so v1", "proc-v1", "cg-hybrid",
+     {true, 1, "/process_api/abc", true, 1073741824ull, "/process_api", true, 900000000ull,
+      50000000ull}},
+    {"no memory cgroup in the mount", "proc-v1", "cg-missing", {.known = false}},
+    {"no cgroup mount at all", "proc-v1", "no-such-cgroup-root", {.known = false}},
+    {"a /proc without self/cgroup", "proc-tree", "cg-v2-limit", {.known = false}},
+};
+
+static void check_cgroup(const mg_cgroup *got, const mg_cgroup *want)
 {
-    mg__probe *p = open_fx("proc-v2", "cg-v2-limit", 0, NULL);
-    if (!p) return;
-    mg_snapshot s;
-    sample(p, 0, &s);
-    CHECK(s.cgroup.known);
-    CHECK_INT(s.cgroup.version, 2);
-    CHECK_STR(s.cgroup.path, "/user.slice/job.scope");
-    CHECK(s.cgroup.has_limit);
-    CHECK_U64(s.cgroup.limit_bytes, 4294967296ull);
-    CHECK_STR(s.cgroup.limit_path, "/user.slice/job.scope");
-    CHECK(s.cgroup.usage_known);
-    CHECK_U64(s.cgroup.usage_bytes, 1073741824ull);
-    CHECK_U64(s.cgroup.inactive_file_bytes, 268435456ull);
-    mg__probe_close(p);
+    CHECK_INT(got->known, want->known);
+    CHECK_INT(got->has_limit, want->has_limit);
+    if (!want->known) return;
+    CHECK_INT(got->version, want->version);
+    CHECK_STR(got->path, want->path);
+    CHECK_STR(got->limit_path, want->limit_path);
+    if (want->has_limit) CHECK_U64(got->limit_bytes, want->limit_bytes);
+    CHECK_INT(got->usage_known, want->usage_known);
+    if (!want->usage_known) return;
+    CHECK_U64(got->usage_bytes, want->usage_bytes);
+    CHECK_U64(got->inactive_file_bytes, want->inactive_file_bytes);
 }
 
-static void test_cgroup_v2_max(void)
+/* Every case of the table; a cgroup that cannot be read leaves meminfo
+ * alone. */
+static void test_cgroup_fixtures(void)
 {
-    mg__probe *p = open_fx("proc-v2", "cg-v2-max", 0, NULL);
-    if (!p) return;
-    mg_snapshot s;
-    sample(p, 0, &s);
-    CHECK(s.cgroup.known);
-    CHECK_INT(s.cgroup.version, 2);
-    CHECK(!s.cgroup.has_limit);
-    CHECK_STR(s.cgroup.limit_path, "");
-    CHECK(s.cgroup.usage_known);
-    CHECK_U64(s.cgroup.usage_bytes, 734003200ull);
-    CHECK_U64(s.cgroup.inactive_file_bytes, 52428800ull);
-    mg__probe_close(p);
-}
-
-static void test_cgroup_v2_nested(void)
-{
-    mg__probe *p = open_fx("proc-v2", "cg-v2-nested", 0, NULL);
-    if (!p) return;
-    mg_snapshot s;
-    sample(p, 0, &s);
-    CHECK(s.cgroup.known);
-    CHECK_STR(s.cgroup.path, "/user.slice/job.scope");
-    CHECK(s.cgroup.has_limit);
-    CHECK_U64(s.cgroup.limit_bytes, 2147483648ull); /* parent's, not 6 GiB */
-    CHECK_STR(s.cgroup.limit_path, "/user.slice");
-    CHECK_U64(s.cgroup.usage_bytes, 1610612736ull); /* the parent's usage */
-    CHECK_U64(s.cgroup.inactive_file_bytes, 314572800ull);
-    mg__probe_close(p);
+    for (size_t i = 0; i < sizeof cg_cases / sizeof cg_cases[0]; i++) {
+        const cg_case *c = &cg_cases[i];
+        int before = mg_test_failed_checks;
+        mg__probe *p = open_fx(c->proc, c->cg, 0, NULL);
+        if (!p) continue;
+        mg_snapshot s;
+        sample(p, 0, &s);
+        check_cgroup(&s.cgroup, &c->want);
+        CHECK(s.ram.meminfo_known);
+        mg__probe_close(p);
+        if (mg_test_failed_checks != before)
+            fprintf(stderr, "  in case %zu: %s (%s, %s)\n", i, c->what, c->proc, c->cg);
+    }
 }
 
 /* A limit changed at run time shows at the next sample. */
@@ -299,114 +326,19 @@ static void test_cgroup_limit_changes(void)
     }
 }
 
-static void test_cgroup_v1_limited(void)
-{
-    mg__probe *p = open_fx("proc-v1", "cg-v1-limited", 0, NULL);
-    if (!p) return;
-    mg_snapshot s;
-    sample(p, 0, &s);
-    CHECK(s.cgroup.known);
-    CHECK_INT(s.cgroup.version, 1);
-    CHECK_STR(s.cgroup.path, "/process_api/abc");
-    CHECK(s.cgroup.has_limit);
-    CHECK_U64(s.cgroup.limit_bytes, 2147483648ull);
-    CHECK_STR(s.cgroup.limit_path, "/process_api/abc");
-    CHECK(s.cgroup.usage_known);
-    CHECK_U64(s.cgroup.usage_bytes, 1000000000ull);
-    /* total_inactive_file, not the level-only inactive_file (11) */
-    CHECK_U64(s.cgroup.inactive_file_bytes, 100000000ull);
-    mg__probe_close(p);
-}
-
-static void test_cgroup_v1_unlimited(void)
-{
-    mg__probe *p = open_fx("proc-v1", "cg-v1-unlimited", 0, NULL);
-    if (!p) return;
-    mg_snapshot s;
-    sample(p, 0, &s);
-    CHECK(s.cgroup.known);
-    CHECK_INT(s.cgroup.version, 1);
-    CHECK(!s.cgroup.has_limit); /* 9223372036854771712 = none */
-    CHECK_U64(s.cgroup.usage_bytes, 2490000000ull);
-    CHECK_U64(s.cgroup.inactive_file_bytes, 1530000000ull);
-    mg__probe_close(p);
-}
-
-/* hierarchical_memory_limit below every visible limit file: an ancestor the
- * walk cannot see; attributed to the topmost visible level. */
-static void test_cgroup_v1_hierarchical(void)
-{
-    mg__probe *p = open_fx("proc-v1", "cg-v1-hier", 0, NULL);
-    if (!p) return;
-    mg_snapshot s;
-    sample(p, 0, &s);
-    CHECK(s.cgroup.known);
-    CHECK(s.cgroup.has_limit);
-    CHECK_U64(s.cgroup.limit_bytes, 3221225472ull);
-    CHECK_STR(s.cgroup.limit_path, "/");
-    CHECK_U64(s.cgroup.usage_bytes, 9000000000ull);
-    mg__probe_close(p);
-}
-
-static void test_cgroup_v1_docker(void)
+/* The docker fixture's other sources, beside its cgroup (in the table). */
+static void test_v1docker_other_sources(void)
 {
     mg__probe *p = open_fx("proc-v1docker", "cg-v1docker", 0, NULL);
     if (!p) return;
     mg_snapshot s;
     sample(p, 0, &s);
-    CHECK(s.cgroup.known);
-    CHECK_INT(s.cgroup.version, 1);
-    CHECK_STR(s.cgroup.path, "/docker/abc123");
-    CHECK(s.cgroup.has_limit);
-    CHECK_U64(s.cgroup.limit_bytes, 4294967296ull);
-    CHECK_STR(s.cgroup.limit_path, "/docker/abc123");
-    CHECK_U64(s.cgroup.usage_bytes, 1500000000ull);
-    CHECK_U64(s.cgroup.inactive_file_bytes, 500000000ull);
     /* the same meminfo has zero swap: a real reading */
     CHECK(s.swap.known);
     CHECK_U64(s.swap.total_bytes, 0);
     CHECK_U64(s.ram.mem_total_bytes, 32768000 * KB);
     CHECK(!s.psi.known); /* "avg10=abc" */
     CHECK_INT(s.tree.pid, 1);
-    mg__probe_close(p);
-}
-
-static void test_cgroup_hybrid(void)
-{
-    mg__probe *p = open_fx("proc-v1", "cg-hybrid", 0, NULL);
-    if (!p) return;
-    mg_snapshot s;
-    sample(p, 0, &s);
-    CHECK(s.cgroup.known);
-    CHECK_INT(s.cgroup.version, 1); /* unified/ has only hugetlb */
-    CHECK_STR(s.cgroup.path, "/process_api/abc");
-    CHECK(s.cgroup.has_limit);
-    CHECK_U64(s.cgroup.limit_bytes, 1073741824ull);
-    CHECK_STR(s.cgroup.limit_path, "/process_api");
-    CHECK_U64(s.cgroup.usage_bytes, 900000000ull);
-    CHECK_U64(s.cgroup.inactive_file_bytes, 50000000ull);
-    mg__probe_close(p);
-}
-
-static void test_cgroup_missing(void)
-{
-    const char *cgs[] = { "cg-missing", "no-such-cgroup-root" };
-    for (int i = 0; i < 2; i++) {
-        mg__probe *p = open_fx("proc-v1", cgs[i], 0, NULL);
-        if (!p) continue;
-        mg_snapshot s;
-        sample(p, 0, &s);
-        CHECK(!s.cgroup.known);
-        CHECK(!s.cgroup.has_limit);
-        CHECK(s.ram.meminfo_known);
-        mg__probe_close(p);
-    }
-    /* proc root without self/cgroup at all */
-    mg__probe *p = open_fx("proc-tree", "cg-v2-limit", 0, NULL);
-    if (!p) return;
-    mg_snapshot s;
-    sample(p, 0, &s);
-    CHECK(!s.cgroup.known);
     mg__probe_close(p);
 }
 
@@ -975,16 +907,9 @@ int main(void)
     MG_RUN(test_meminfo_no_available);
     MG_RUN(test_meminfo_bad_at_open);
     MG_RUN(test_meminfo_bad_at_runtime);
-    MG_RUN(test_cgroup_v2_limit);
-    MG_RUN(test_cgroup_v2_max);
-    MG_RUN(test_cgroup_v2_nested);
+    MG_RUN(test_cgroup_fixtures);
     MG_RUN(test_cgroup_limit_changes);
-    MG_RUN(test_cgroup_v1_limited);
-    MG_RUN(test_cgroup_v1_unlimited);
-    MG_RUN(test_cgroup_v1_hierarchical);
-    MG_RUN(test_cgroup_v1_docker);
-    MG_RUN(test_cgroup_hybrid);
-    MG_RUN(test_cgroup_missing);
+    MG_RUN(test_v1docker_other_sources);
     MG_RUN(test_psi);
     MG_RUN(test_tree_children_files);
     MG_RUN(test_tree_stat_scan);

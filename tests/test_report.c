@@ -6,7 +6,7 @@
  * with cJSON, every key checked, nulls for what is unknown, and string
  * escaping.
  */
-#include "memguard.h"
+#include "internal.h"
 #include "mg_fixture.h"
 #include "mg_test.h"
 
@@ -375,6 +375,13 @@ static void test_banner(void)
 
 /* ---- system check block ------------------------------------------------------------ */
 
+/* Where the machine's RAM is read, as the block names it. */
+#ifdef _WIN32
+#define MACHINE_SOURCE "GlobalMemoryStatusEx"
+#else
+#define MACHINE_SOURCE "/proc/meminfo"
+#endif
+
 /* The seed's machine: 12.3 of 32 GiB RAM, an RTX 3060 with the trainer's
  * 1.2 GiB allocated / 1.5 GiB reserved. */
 static mg_snapshot snap_seed(void)
@@ -417,7 +424,7 @@ static void test_system_check_seed(void)
         "System Resource Check\n"
         RULE
         "RAM: 12.3GB / 32.0GB (38%)\n"
-        "RAM limit: machine (/proc/meminfo)\n"
+        "RAM limit: machine (" MACHINE_SOURCE ")\n"
         "GPU: NVIDIA GeForce RTX 3060\n"
         "GPU Memory: 1.2GB allocated\n"
         "GPU Memory: 1.5GB reserved\n"
@@ -654,13 +661,16 @@ static void test_opts_from_env(void)
 /* Numbers keep the seed's decimal point under a comma locale. */
 static void test_numeric_locale(void)
 {
-    const char *names[] = {"de_DE.UTF-8", "de_DE.utf8", "fr_FR.UTF-8"};
+    /* glibc's names, then the C runtime's on Windows. */
+    const char *names[] = {"de_DE.UTF-8", "de_DE.utf8", "fr_FR.UTF-8", "German_Germany.1252"};
     const char *got = NULL;
-    for (size_t i = 0; i < 3 && !got; i++) got = setlocale(LC_NUMERIC, names[i]);
+    for (size_t i = 0; i < sizeof names / sizeof names[0] && !got; i++)
+        got = setlocale(LC_NUMERIC, names[i]);
     if (!got) {
         printf("# no comma-decimal locale installed: locale check skipped\n");
         return;
     }
+    CHECK_STR(localeconv()->decimal_point, ","); /* the check below means something */
     char buf[4096];
     mg_verdict v = verdict_gpu(10.94, 0);
     mg_format_warning(&v, &EN, 50, buf, sizeof buf);
@@ -737,6 +747,87 @@ static cJSON *json_of(const mg_config *c, const mg_snapshot *s,
     return j;
 }
 
+/* A known container with a limit and its usage. */
+static void set_cgroup(mg_snapshot *s, int version, const char *path, const char *limit_path,
+                       uint64_t limit, uint64_t usage)
+{
+    s->cgroup.known = true;
+    s->cgroup.version = version;
+    snprintf(s->cgroup.path, sizeof s->cgroup.path, "%s", path);
+    s->cgroup.has_limit = true;
+    s->cgroup.limit_bytes = limit;
+    snprintf(s->cgroup.limit_path, sizeof s->cgroup.limit_path, "%s", limit_path);
+    s->cgroup.usage_known = true;
+    s->cgroup.usage_bytes = usage;
+}
+
+/* Windows' figures: the commit limit deciding, its line, and a job
+ * object as the container. */
+static mg_snapshot snap_windows(void)
+{
+    mg_snapshot s = snap_seed();
+    s.ram.commit_known = true;
+    s.ram.commit_used_bytes = 30 * GIB;
+    s.ram.commit_limit_bytes = 40 * GIB;
+    set_cgroup(&s, 0, "job", "job", 48 * GIB, 3 * GIB);
+    s.trainer_known = false;
+    s.gpu_count = 0;
+    s.gpu_state = MG_GPU_NO_LIBRARY;
+    return s;
+}
+
+static void test_system_check_commit_job(void)
+{
+    char buf[2048];
+    mg_snapshot s = snap_windows();
+    mg__ram_combine(&s, 0);
+    CHECK_INT(s.ram.source, MG_RAM_SOURCE_COMMIT); /* 75 % beats the machine's 38 % */
+    CHECK_INT(s.ram.nlimits, 2);
+    const char *want =
+        RULE
+        "System Resource Check\n"
+        RULE
+        "RAM: 30.0GB / 40.0GB (75%)\n"
+        "RAM limit: commit limit (RAM + page files)\n"
+        "Commit: 30.0GB / 40.0GB (75%)\n"
+        "Container: job object, limit 48.0GB, usage 3.0GB\n"
+        "GPU: none (NVML not found)\n"
+        RULE;
+    mg_format_system_check(&s, &EN, buf, sizeof buf);
+    CHECK_STR(buf, want);
+
+    /* A job limit under the machine's RAM that is the fullest decides. */
+    s.cgroup.limit_bytes = 4 * GIB;
+    mg__ram_combine(&s, 0);
+    CHECK_INT(s.ram.source, MG_RAM_SOURCE_CGROUP);
+    mg_format_system_check(&s, &EN, buf, sizeof buf);
+    CHECK_CONTAINS(buf, "RAM: 3.0GB / 4.0GB (75%)\nRAM limit: job object limit\n");
+    CHECK_STR(mg_ram_source_name(MG_RAM_SOURCE_COMMIT), "commit");
+}
+
+static void test_json_commit(void)
+{
+    mg_config c = cfg_seed();
+    mg_snapshot s = snap_windows();
+    mg__ram_combine(&s, 0);
+    mg_verdict v;
+    mg_classify(&c, &s, NULL, &v);
+    cJSON *j = json_of(&c, &s, &v);
+    if (!j) return;
+    cJSON *ram = get(j, "ram");
+    CHECK(is_str(ram, "source", "commit"));
+    CHECK(is_num(ram, "commit_used_bytes", (double)(30 * GIB)));
+    CHECK(is_num(ram, "commit_limit_bytes", (double)(40 * GIB)));
+    cJSON *lim = get(ram, "limits");
+    CHECK_INT(cJSON_GetArraySize(lim), 2);
+    CHECK(is_str(cJSON_GetArrayItem(lim, 1), "source", "commit"));
+    cJSON *cg = get(j, "cgroup");
+    CHECK(is_num(cg, "version", 0));
+    CHECK(is_str(cg, "path", "job"));
+    CHECK(is_num(cg, "usage_bytes", (double)(3 * GIB)));
+    cJSON_Delete(j);
+}
+
 static void test_json_full(void)
 {
     mg_config c = cfg_seed();
@@ -746,14 +837,7 @@ static void test_json_full(void)
     s.swap.known = true;
     s.swap.total_bytes = 8 * GIB;
     s.swap.free_bytes = 7 * GIB;
-    s.cgroup.known = true;
-    s.cgroup.version = 2;
-    snprintf(s.cgroup.path, sizeof s.cgroup.path, "/a/b");
-    s.cgroup.has_limit = true;
-    s.cgroup.limit_bytes = 30 * GIB;
-    snprintf(s.cgroup.limit_path, sizeof s.cgroup.limit_path, "/a");
-    s.cgroup.usage_known = true;
-    s.cgroup.usage_bytes = 13 * GIB;
+    set_cgroup(&s, 2, "/a/b", "/a", 30 * GIB, 13 * GIB);
     s.cgroup.inactive_file_bytes = GIB;
     s.tree.known = true;
     s.tree.pid = 77;
@@ -794,7 +878,7 @@ static void test_json_full(void)
     CHECK(cJSON_IsArray(u) && cJSON_GetArraySize(u) == 0);
 
     cJSON *ram = get(j, "ram");
-    CHECK_INT(count_keys(ram), 9);
+    CHECK_INT(count_keys(ram), 11);
     CHECK(is_null(ram, "fill")); /* one sample: no growth measured */
     CHECK(cJSON_IsArray(get(ram, "limits")));
     CHECK_INT(cJSON_GetArraySize(get(ram, "limits")), (int)s.ram.nlimits);
@@ -805,6 +889,8 @@ static void test_json_full(void)
     CHECK(is_str(ram, "source", "meminfo"));
     CHECK(is_num(ram, "mem_total_bytes", (double)(32 * GIB)));
     CHECK(is_num(ram, "mem_available_bytes", (double)s.ram.available_bytes));
+    CHECK(is_null(ram, "commit_used_bytes")); /* Linux has no commit limit */
+    CHECK(is_null(ram, "commit_limit_bytes"));
 
     cJSON *sw = get(j, "swap");
     CHECK_INT(count_keys(sw), 2);
@@ -1111,6 +1197,8 @@ int main(void)
     MG_RUN(test_system_check_no_gpu);
     MG_RUN(test_opts_from_env);
     MG_RUN(test_numeric_locale);
+    MG_RUN(test_system_check_commit_job);
+    MG_RUN(test_json_commit);
     MG_RUN(test_json_full);
     MG_RUN(test_json_unknown);
     MG_RUN(test_json_reason_ram_floor);

@@ -62,7 +62,7 @@ static void test_ctrl_c_reaches_child(void)
 static void test_bad_options(void)
 {
     static const struct {
-        const char *args[6];
+        const char *args[7];
         const char *needle;
     } rows[] = {
         {{"run"}, "missing COMMAND"},
@@ -84,10 +84,17 @@ static void test_bad_options(void)
         {{"run", "--pid", "1", "--", "true"}, "--pid does not apply"},
         {{"run", "--log", "/nonexistent/dir/log", "--", "true"}, "--log '/nonexistent/dir/log'"},
         {{"run", "--bogus", "--", "true"}, "unknown option '--bogus'"},
+        {{"run", "--restart", "-1", "--", "true"}, "--restart '-1': expected restarts"},
+        {{"run", "--restart", "101", "--", "true"}, "--restart '101'"},
+        {{"run", "--restart", "1.5", "--", "true"}, "--restart '1.5'"},
+        {{"run", "--restart", "", "--", "true"}, "--restart ''"},
+        {{"run", "--restart", "1", "--restart", "2", "--", "true"}, "--restart"},
+        {{"run", "--predict-lead", "0", "--", "true"}, "--predict-lead '0'"},
+        {{"run", "--predict-lead", "soon", "--", "true"}, "--predict-lead 'soon'"},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-        const char *args[7] = {0};
-        for (int k = 0; k < 6 && rows[i].args[k]; k++) args[k] = rows[i].args[k];
+        const char *args[8] = {0};
+        for (int k = 0; k < 7 && rows[i].args[k]; k++) args[k] = rows[i].args[k];
         run_cli(NULL, args, 10000);
         if (R.status != 2) MG_FAIL_("row %zu: exit %d, want 2; stderr: %s", i, R.status, R.err);
         CHECK_CONTAINS(R.err, rows[i].needle);
@@ -185,6 +192,91 @@ static void test_predicted_request_at_warn(void)
     CHECK(!by_trend);
     CHECK(frac >= 0.95);
     CHECK(mb >= 0.90 * 600);
+}
+
+/* --restart: a resumable trainer that saves at the request, acknowledges,
+ * exits 75 and is started again with MEMGUARD_RESUME / MEMGUARD_ATTEMPT. */
+static int restart_run(const char *restarts, const char *fit_mb, const char *ack, char *trace,
+                       size_t tlen, char *log, size_t llen)
+{
+    char dir[600];
+    path_in_tmp(trace, tlen, "restart.trace");
+    path_in_tmp(log, llen, "restart.jsonl");
+    path_in_tmp(dir, sizeof dir, ".");
+    unlink(trace);
+    unlink(log);
+    for (int i = 0; i < 4; i++) {
+        char ck[700];
+        snprintf(ck, sizeof ck, "%s/emergency_%d.ckpt", dir, i);
+        unlink(ck);
+    }
+    return RUN(NULL, "run", "--no-gpu", "--ram-budget", "300M", "--no-predict", "--min-interval",
+               "5", "--restart", restarts, "--log", log, "--", MG_HELPER, "resumable", trace,
+               "10", "10", dir, fit_mb, ack);
+}
+
+static void test_restart_after_save(void)
+{
+    char trace[600], log[600], want[1600];
+    /* The resumed start fits (100 MiB of a 300 MiB budget): exit 0. */
+    CHECK_INT(restart_run("2", "100", "1", trace, sizeof trace, log, sizeof log), 0);
+    snprintf(want, sizeof want, "attempt=0 resume=-\nattempt=1 resume=%s/emergency_0.ckpt\n", tmpdir);
+    char got[2048] = "";
+    FILE *f = fopen(trace, "r");
+    if (f) {
+        size_t n = fread(got, 1, sizeof got - 1, f);
+        got[n] = '\0';
+        fclose(f);
+    }
+    CHECK_STR(got, want);
+    CHECK_CONTAINS(R.err, "restart 1 of 2: MEMGUARD_RESUME=");
+    load_log(log);
+    int start = ev_find("start", 0), ack = ev_find("ack", 0), rs = ev_find("restart", 0);
+    int ex0 = ev_find("exit", 0), ex1 = ex0 >= 0 ? ev_find("exit", ex0 + 1) : -1;
+    CHECK(start == 0 && ack > start && ex0 > ack && rs > ex0 && ex1 > rs);
+    CHECK(ev_find("start", 1) < 0); /* one run in the log: the plot draws both */
+    if (rs > 0) CHECK_NEAR(ev_num(rs, "attempt", NULL, NULL), 1, 0);
+    if (ex1 > 0) CHECK_NEAR(ev_num(ex1, "exit_status", NULL, NULL), 0, 0);
+    /* The plot reads the restart as an event of the same run. */
+    char svg[600];
+    path_in_tmp(svg, sizeof svg, "restart.svg");
+    CHECK_INT(RUN(NULL, "plot", "-o", svg, log), 0);
+    f = fopen(svg, "r");
+    static char body[1 << 20];
+    size_t n = f ? fread(body, 1, sizeof body - 1, f) : 0;
+    body[n] = '\0';
+    if (f) fclose(f);
+    CHECK_CONTAINS(body, "data-kind=\"restart\"");
+    CHECK_CONTAINS(body, "restart 1 from emergency_0.ckpt");
+    unlink(svg);
+    no_helper_left();
+}
+
+static void test_restart_limits(void)
+{
+    char trace[600], log[600];
+    /* It never fits: --restart 1 gives two starts, then 75. */
+    CHECK_INT(restart_run("1", "0", "1", trace, sizeof trace, log, sizeof log), 75);
+    CHECK_CONTAINS(R.err, "no restart left (--restart 1)");
+    FILE *f = fopen(trace, "r");
+    int lines = 0;
+    char l[1200];
+    while (f && fgets(l, sizeof l, f)) lines++;
+    if (f) fclose(f);
+    CHECK_INT(lines, 2);
+    /* Saved but not acknowledged: no restart, 75. */
+    CHECK_INT(restart_run("3", "100", "0", trace, sizeof trace, log, sizeof log), 75);
+    CHECK_CONTAINS(R.err, "not restarting: the command exited 75 without acknowledging");
+    /* Without --restart nothing starts again. */
+    CHECK_INT(restart_run("0", "100", "1", trace, sizeof trace, log, sizeof log), 75);
+    f = fopen(trace, "r");
+    lines = 0;
+    while (f && fgets(l, sizeof l, f)) lines++;
+    if (f) fclose(f);
+    CHECK_INT(lines, 1);
+    /* A command that fails on its own is not restarted. */
+    CHECK_INT(RUN(NULL, "run", "--no-gpu", "--restart", "3", "--", MG_HELPER, "exit", "1"), 1);
+    no_helper_left();
 }
 
 /* A child that only watches the stop file (the signal is ignored). */
@@ -390,6 +482,8 @@ int main(void)
     MG_RUN(test_bad_options);
     MG_RUN(test_budget_warn_request_checkpoint);
     MG_RUN(test_predicted_request_at_warn);
+    MG_RUN(test_restart_after_save);
+    MG_RUN(test_restart_limits);
     MG_RUN(test_stop_file_only);
     MG_RUN(test_request_before_handler);
     MG_RUN(test_ignoring_child_is_killed);

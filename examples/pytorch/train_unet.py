@@ -53,6 +53,8 @@ CFG = {
     "WARN_GPU": 0.90, "STOP_GPU": 0.92, "WARN_RAM": 0.85, "STOP_RAM": 0.88,
     "RAM_BUDGET": None,      # e.g. "8G": judge this process tree's memory (PSS) against it
     "LEAK_MB": 0,            # demo/test only: keep this many MiB per train batch
+    "ACT_MB": 0,             # demo/test only: hold this many MiB per image during each
+                             # train step (activations: they grow with the batch)
 }
 
 
@@ -186,12 +188,16 @@ def train_epoch(model, loader, opt, device, guard, leak):
         if guard.should_stop():               # before this batch takes more memory
             return None
         x, y = x.to(device), y.to(device)
+        held = b"\x01" * (CFG["ACT_MB"] * len(x) << 20) if CFG["ACT_MB"] else None
         opt.zero_grad(set_to_none=True)
         loss = bce_dice_loss(model(x), y)
         loss.backward()
         opt.step()
         total += float(loss) * len(x)
         n += len(x)
+        if held is not None:
+            time.sleep(0.1)  # as long as a real step holds its activations
+            del held
         if CFG["LEAK_MB"]:
             leak.append(b"\x01" * (CFG["LEAK_MB"] << 20))
     return total / max(n, 1)
@@ -242,16 +248,22 @@ def main():
                            warn_ram=CFG["WARN_RAM"], stop_ram=CFG["STOP_RAM"],
                            ram_budget=CFG["RAM_BUDGET"])
 
+    # --resume FILE, or the checkpoint `memguard run --restart N` hands over
+    # after a stop for memory: then one batch size smaller (8 -> 6 -> 4 -> 2 -> 1)
+    resume = CFG["RESUME"] or guard.resume_path
+    ckpt = torch.load(resume, map_location=device) if resume else None
+    if ckpt is not None and not CFG["RESUME"]:
+        CFG["BATCH"] = guard.suggest_batch(ckpt["config"]["BATCH"])
+        print(f"memguard run restart {guard.attempt}: batch {CFG['BATCH']}", flush=True)
     train_loader, val_loader = loaders(CFG)
     model = UNet().to(device)
     opt = torch.optim.Adam(model.parameters(), lr=CFG["LR"])
     start, best = 0, math.inf
-    if CFG["RESUME"]:
-        ckpt = torch.load(CFG["RESUME"], map_location=device)
+    if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         start, best = ckpt["next_epoch"], ckpt.get("best_val_loss", math.inf)
-        print(f"Resumed from {CFG['RESUME']}: epoch {start}", flush=True)
+        print(f"Resumed from {resume}: epoch {start}", flush=True)
 
     leak = []  # CFG["LEAK_MB"]: simulated leak for demos and tests
     for epoch in range(start, CFG["EPOCHS"]):

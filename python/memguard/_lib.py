@@ -38,6 +38,11 @@ MG_ENOLIB = -12
 # mg_lang
 MG_LANG_AUTO, MG_LANG_EN, MG_LANG_JA = 0, 1, 2
 
+# mg_ram_source, by value: the names mg_ram_source_name() gives and the JSON
+# "source" fields hold. "commit" (Windows' commit charge against its limit)
+# came with the Windows port; load() refuses a library whose list differs.
+RAM_SOURCES = ("meminfo", "cgroup", "budget", "commit")
+
 LIBRARY_ENV = "MEMGUARD_LIBRARY"
 
 
@@ -145,6 +150,7 @@ _PROTOTYPES = {
     "mg_format_json": (ctypes.c_int, [ctypes.POINTER(Config), _P, _P, _BUF, _SZ]),
     "mg_parse_size": (ctypes.c_int, [ctypes.c_char_p, ctypes.POINTER(ctypes.c_uint64)]),
     "mg_parse_frac": (ctypes.c_int, [ctypes.c_char_p, ctypes.POINTER(ctypes.c_double)]),
+    "mg_ram_source_name": (ctypes.c_char_p, [ctypes.c_int]),
 }
 
 
@@ -272,6 +278,10 @@ def load(path):
     if lib.mg_config_size() != ctypes.sizeof(Config):
         raise MemguardError(MG_ENOLIB, f"{path!r}: mg_config is {lib.mg_config_size()} bytes, "
                             f"this binding expects {ctypes.sizeof(Config)}: versions differ")
+    names = tuple(lib.mg_ram_source_name(i).decode() for i in range(len(RAM_SOURCES)))
+    if names != RAM_SOURCES:
+        raise MemguardError(MG_ENOLIB, f"{path!r}: its RAM sources are {names}, this binding "
+                            f"expects {RAM_SOURCES}: versions differ")
     return lib
 
 

@@ -35,6 +35,12 @@ from .stop import StopRequest, acknowledge
 
 MG_EXIT_MEMSTOP = _lib.MG_EXIT_MEMSTOP
 
+RESUME_ENV = "MEMGUARD_RESUME"    # memguard.h MG_ENV_RESUME
+ATTEMPT_ENV = "MEMGUARD_ATTEMPT"  # memguard.h MG_ENV_ATTEMPT
+
+# The seed's table of batch sizes, one step down after each stop for memory.
+SEED_BATCHES = (8, 6, 4, 2, 1)
+
 
 class Guard:
     """The seed's monitor with its defaults.
@@ -189,6 +195,33 @@ class Guard:
             return ""
         prefix = "" if src is None else f"[rank {src}] "
         return f"{prefix}{self.monitor.marker(self._out())} {reason}"
+
+    # -- restarts (memguard run --restart N) --------------------------------------
+    @property
+    def resume_path(self):
+        """The checkpoint ``memguard run --restart`` says to resume from
+        (MEMGUARD_RESUME), when that file exists; else None."""
+        path = os.environ.get(RESUME_ENV)
+        return path if path and os.path.isfile(path) else None
+
+    @property
+    def attempt(self):
+        """Which start this is under ``memguard run --restart``
+        (MEMGUARD_ATTEMPT): 0 the first, 1.. the restarts; 0 outside."""
+        value = os.environ.get(ATTEMPT_ENV, "")
+        return int(value) if value.isdigit() else 0
+
+    @staticmethod
+    def suggest_batch(current):
+        """The batch to resume with after a stop for memory: the next
+        smaller size of the seed's table 8 -> 6 -> 4 -> 2 -> 1, and above 8
+        three quarters of ``current`` (the table's first step)."""
+        if isinstance(current, bool) or not isinstance(current, int) or current < 1:
+            raise _lib.MemguardError(_lib.MG_EINVAL, f"suggest_batch {current!r}: expected "
+                                     "a batch size >= 1")
+        if current > SEED_BATCHES[0]:
+            return max(SEED_BATCHES[0], current * 3 // 4)
+        return next((b for b in SEED_BATCHES if b < current), 1)
 
     # -- checkpoints ------------------------------------------------------------
     def save(self, save_fn, path):

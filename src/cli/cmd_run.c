@@ -36,7 +36,15 @@ enum {
     OPT_GPU_FILL,
     OPT_WARN_EVERY,
     OPT_PLOT,
+    OPT_RESTART,
 };
+
+/* --restart's ceiling: a run that needs more than this many saves in a row
+ * has a problem no smaller batch solves. */
+#define RESTART_MAX 100u
+/* After a save, how long memory may take to fall below critical before
+ * the restart is given up (someone else may be holding it). */
+#define RESTART_SETTLE_MS 60000u
 
 static int ms_arg(const char *flag, const char *arg, uint32_t *out)
 {
@@ -95,6 +103,61 @@ static void plot_run_log(run_opts *o, off_t log_size)
     plot_fd_to_file(fd, o->log_path ? o->log_path : "the run's log", 0, false, o->plot_path);
 }
 
+/* Whether memory is below critical again (the command's tree is gone;
+ * what still holds memory is someone else's), waiting up to
+ * RESTART_SETTLE_MS. */
+static bool settled(mg_ctx *ctx)
+{
+    const mg_config *cfg = mg_ctx_config(ctx);
+    for (uint32_t waited = 0;; waited += 500) {
+        mg_snapshot snap;
+        mg_verdict v;
+        mg_sample(ctx, &snap);
+        if (mg_classify(cfg, &snap, NULL, &v) < MG_LEVEL_CRITICAL) return true;
+        if (waited >= RESTART_SETTLE_MS) return false;
+        cli_sleep_ms(500);
+    }
+}
+
+/* The command, and with --restart N up to N starts more: each time it
+ * stopped for memory with an acknowledged checkpoint (exit 75 and an
+ * acknowledgement), it starts again with MEMGUARD_RESUME naming that
+ * checkpoint and MEMGUARD_ATTEMPT counting. Anything else ends the run with
+ * that start's status. */
+static int supervise_attempts(const run_opts *o, mg_ctx *ctx)
+{
+    static run_attempt a; /* two paths of RUN_PATH_MAX: off the stack */
+    memset(&a, 0, sizeof a);
+    for (;;) {
+        int status = supervise(o, ctx, &a);
+        if (status != MG_EXIT_MEMSTOP || a.k >= o->restart_max) {
+            if (status == MG_EXIT_MEMSTOP && o->restart_max)
+                fprintf(stderr, "memguard: stopped for memory again; no restart left (--restart %u)\n",
+                        o->restart_max);
+            return status;
+        }
+        if (!a.saved[0]) {
+            fprintf(stderr, "memguard: not restarting: the command exited 75 without "
+                            "acknowledging a checkpoint (MEMGUARD_ACK_FILE)\n");
+            return status;
+        }
+        if (!run_os_exists(a.saved)) {
+            fprintf(stderr, "memguard: not restarting: the acknowledged checkpoint %s is gone\n",
+                    a.saved);
+            return status;
+        }
+        if (!settled(ctx)) {
+            fprintf(stderr, "memguard: not restarting: memory is still critical %u s after the "
+                            "save\n", RESTART_SETTLE_MS / 1000u);
+            return status;
+        }
+        memcpy(a.resume, a.saved, sizeof a.resume);
+        a.k++;
+        fprintf(stderr, "memguard: restart %u of %u: MEMGUARD_RESUME=%s\n", a.k, o->restart_max,
+                a.resume);
+    }
+}
+
 int cmd_run(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -117,6 +180,7 @@ int cmd_run(int argc, char **argv)
         {"gpu-fill-rate", required_argument, NULL, OPT_GPU_FILL},
         {"warn-every", required_argument, NULL, OPT_WARN_EVERY},
         {"plot", required_argument, NULL, OPT_PLOT},
+        {"restart", required_argument, NULL, OPT_RESTART},
         {0, 0, 0, 0}};
     run_opts o = {0};
     o.log_fd = -1;
@@ -156,6 +220,12 @@ int cmd_run(int argc, char **argv)
         case OPT_LOG: o.log_path = optarg; break;
         case OPT_PLOT: o.plot_path = optarg; break;
         case OPT_STOP_FILE: o.stop_file = optarg; break;
+        case OPT_RESTART: {
+            uint64_t n;
+            rc = cli_uint_arg("--restart", optarg, 0, RESTART_MAX, "restarts", &n);
+            if (!rc) o.restart_max = (unsigned)n;
+            break;
+        }
         case OPT_REPORT_INTERVAL: rc = ms_arg("--report-interval", optarg, &o.report_interval_ms); break;
         case OPT_MIN_INTERVAL: rc = ms_arg("--min-interval", optarg, &o.c.cfg.min_interval_ms); break;
         case OPT_MAX_INTERVAL: rc = ms_arg("--max-interval", optarg, &o.c.cfg.max_interval_ms); break;
@@ -211,7 +281,7 @@ int cmd_run(int argc, char **argv)
         return status;
     }
     run_os_protect_self(o.c.verbose);
-    status = supervise(&o, ctx);
+    status = supervise_attempts(&o, ctx);
     mg_destroy(ctx);
     if (o.plot_path) plot_run_log(&o, log_size);
     return status;

@@ -17,7 +17,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define PLOT_MAX_LIMITS 4     /* RAM limits weighed: meminfo, cgroup, budget */
+#define PLOT_MAX_LIMITS 4     /* RAM limits weighed: meminfo, commit, cgroup,
+                               * budget */
 #define PLOT_MAX_GPUS 16
 #define PLOT_MAX_EVENTS 4096  /* more are counted, not kept */
 #define PLOT_MAX_LINE (1u << 20)

@@ -242,7 +242,8 @@ static plot_series *ram_series(plot_run *r, const char *source)
         if (strcmp(r->ram[i].key, key) == 0) return &r->ram[i];
     if (r->nram == PLOT_MAX_LIMITS) return NULL;
     const char *name = strcmp(source, "meminfo") == 0 ? "machine"
-                     : strcmp(source, "budget") == 0 ? "--ram-budget" : source;
+                     : strcmp(source, "budget") == 0 ? "--ram-budget"
+                     : strcmp(source, "commit") == 0 ? "commit limit" : source;
     series_init(&r->ram[r->nram], key, name);
     return &r->ram[r->nram++];
 }
@@ -329,6 +330,12 @@ static void event_text(const cJSON *j, const char *kind, plot_run *r, char *out,
     } else if (strcmp(kind, "ack") == 0) {
         clean_text(a, sizeof a, str_member(j, "checkpoint"));
         snprintf(out, len, "checkpoint %s", a);
+    } else if (strcmp(kind, "restart") == 0) {
+        const char *res = str_member(j, "resume");
+        const char *slash = res ? strrchr(res, '/') : NULL;
+        clean_text(a, sizeof a, slash && slash[1] ? slash + 1 : res);
+        num_member(j, "attempt", 1, 1e6, &x, why, sizeof why);
+        snprintf(out, len, "restart %.0f from %s", x, a);
     } else if (strcmp(kind, "term") == 0) {
         snprintf(out, len, "%sSIGTERM to the tree: --grace ran out", dry ? "dry run: " : "");
     } else if (strcmp(kind, "kill") == 0) {
@@ -416,7 +423,7 @@ static bool known_event(const char *e)
 {
     static const char *const names[] = {"start", "sample", "warn", "request", "signal", "ack",
                                         "term", "kill", "cleanup", "forward", "ignored_signal",
-                                        "exit"};
+                                        "restart", "exit"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(e, names[i]) == 0) return true;
     return false;

@@ -37,11 +37,21 @@ typedef struct run_opts {
     uint32_t report_interval_ms;/* one sample line in the log this often */
     const char *stop_file;      /* --stop-file, or NULL: a default path */
     uint64_t warn_every_ms;     /* warning lines at most this often */
+    unsigned restart_max;       /* --restart: starts again after a save */
     char **argv;                /* COMMAND [ARGS...], NULL-terminated */
 } run_opts;
 
-/* Runs the whole supervision and returns memguard's exit status. */
-int supervise(const run_opts *o, mg_ctx *ctx);
+/* One start of the command under --restart (the first is attempt 0). */
+typedef struct run_attempt {
+    unsigned k;                 /* MEMGUARD_ATTEMPT */
+    uint64_t t0_ms;             /* the first start: the log's time origin */
+    char resume[RUN_PATH_MAX];  /* MEMGUARD_RESUME when k > 0 */
+    char saved[RUN_PATH_MAX];   /* out: the checkpoint acknowledged, or "" */
+} run_attempt;
+
+/* Runs one start of the command under supervision and returns memguard's
+ * exit status for it; a->saved names the acknowledged checkpoint. */
+int supervise(const run_opts *o, mg_ctx *ctx, run_attempt *a);
 
 /* ---- stopfile.c ---------------------------------------------------------- */
 
@@ -77,6 +87,9 @@ int run_os_default_signal(void);
 int run_os_signal_arg(const char *arg, int *out);
 /* "SIGUSR1", "SIGRTMIN+2", "signal 99". */
 const char *signal_name(int sig, char *buf, size_t len);
+/* Sets an environment variable for the command memguard starts next. 0 or
+ * -errno. */
+int run_os_setenv(const char *name, const char *value);
 /* Whether path is absolute here ("/x"; "C:\x" or "\\server\x"). */
 bool run_os_path_absolute(const char *path);
 /* Whether c separates folders in a path ('/'; also '\\' on Windows), and

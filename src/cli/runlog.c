@@ -70,6 +70,7 @@ void runlog_event(runlog *l, const char *event, uint64_t t_ms, const char *extra
     }
     l->line[pos++] = '}';
     l->line[pos++] = '\n';
-    ssize_t w = write(l->fd, l->line, pos);
+    /* pos < sizeof l->line: fits the count of every write() (unsigned on Windows). */
+    ssize_t w = write(l->fd, l->line, (unsigned)pos);
     (void)w; /* a full disk must not stop the supervisor */
 }

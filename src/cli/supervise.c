@@ -269,6 +269,7 @@ static int acknowledged(sup *s)
 {
     char ckpt[RUN_PATH_MAX], extra[RUN_PATH_MAX + 64], q[RUN_PATH_MAX + 8];
     if (!stop_ack_read(&s->files, ckpt, sizeof ckpt)) return 0;
+    snprintf(s->att->saved, sizeof s->att->saved, "%s", ckpt);
     mg_json_quote(ckpt, q, sizeof q);
     snprintf(extra, sizeof extra, "\"checkpoint\":%s", q);
     sup_log(s, "ack", extra, NULL, NULL);
@@ -332,9 +333,19 @@ static void clean_up_tree(sup *s)
     wait_members_gone(s, now_ms() + 2000);
 }
 
+/* The first start logs "start" with the command; a restart logs "restart"
+ * in the same run (one picture for every attempt), with the checkpoint it
+ * resumes from. */
 static void log_start(sup *s)
 {
     char extra[4200], q[4096];
+    if (s->att->k > 0) {
+        mg_json_quote(s->att->resume, q, sizeof q);
+        snprintf(extra, sizeof extra, "\"pid\":%d,\"attempt\":%u,\"resume\":%s", s->child,
+                 s->att->k, q);
+        sup_log(s, "restart", extra, NULL, NULL);
+        return;
+    }
     size_t pos = 0;
     q[0] = '\0';
     for (char **a = s->o->argv; *a && pos < sizeof q - 600; a++) {
@@ -380,13 +391,28 @@ static void log_exit(sup *s, int status)
     sup_log(s, "exit", extra, NULL, NULL);
 }
 
-int supervise(const run_opts *o, mg_ctx *ctx)
+/* MEMGUARD_ATTEMPT always, MEMGUARD_RESUME on a restart. */
+static int attempt_env(const run_attempt *a)
+{
+    char k[16];
+    snprintf(k, sizeof k, "%u", a->k);
+    int rc = run_os_setenv(MG_ENV_ATTEMPT, k);
+    if (rc == 0 && a->k > 0) rc = run_os_setenv(MG_ENV_RESUME, a->resume);
+    if (rc < 0) sup_say("cannot set %s: %s", MG_ENV_ATTEMPT, strerror(-rc));
+    return rc;
+}
+
+int supervise(const run_opts *o, mg_ctx *ctx, run_attempt *a)
 {
     sup s = {0};
     s.o = o;
+    s.att = a;
     s.ctx = ctx;
     s.cfg = mg_ctx_config(ctx);
-    s.t0_ms = now_ms();
+    if (!a->t0_ms) a->t0_ms = now_ms();
+    s.t0_ms = a->t0_ms;
+    a->saved[0] = '\0';
+    if (attempt_env(a) < 0) return MG_EXIT_ERROR;
     int status = stop_paths_init(&s.files, o->stop_file);
     if (status) return status;
     s.log = o->log_fd >= 0 ? runlog_open_fd(run_os_dup(o->log_fd)) : runlog_open(o->log_path);

@@ -35,6 +35,7 @@ typedef struct sup_os sup_os; /* the platform's own state */
 
 typedef struct sup {
     const run_opts *o;
+    run_attempt *att;           /* which start of the command this is */
     mg_ctx *ctx;
     const mg_config *cfg;
     runlog *log;
@@ -60,7 +61,7 @@ typedef struct sup {
 /* ---- supervise_log.c: both halves' messages and log lines -------------- */
 
 /* "memguard: <text>" on stderr. */
-void sup_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void sup_say(const char *fmt, ...) CLI_PRINTF(1, 2);
 /* One line of the run's log, stamped with the time since the start. */
 void sup_log(sup *s, const char *event, const char *extra, const mg_snapshot *snap,
              const mg_verdict *v);

@@ -81,6 +81,14 @@ void mg__trend_note(mg__trend *tr, mg_snapshot *snap);
  * minus hysteresis_frac and clear of min_free_ram_bytes. Then the RSS sum
  * (an upper bound) settles it and PSS need not be read. */
 bool mg__budget_proven_safe(const mg_config *cfg, uint64_t used_upper, uint64_t budget);
+/* stop_text.c: the reason in a stop file's NUL-terminated text, copied
+ * into buf (truncated to fit): its length, 0 when the header is wrong or
+ * there is none. */
+int mg__stop_reason_text(const char *text, char *buf, size_t buf_len);
+/* Writes the acknowledgement at `ack` (the checkpoint's absolute path and
+ * a newline) through mg_atomic: 0 or its error. */
+int mg__stop_ack_write(const char *ack, const char *checkpoint);
+
 /* Whether `used` of the budget is below stop_ram_frac and clear of the
  * floor: neither critical nor a hard limit (which is never below stop). */
 bool mg__budget_below_stop(const mg_config *cfg, uint64_t used, uint64_t budget);
@@ -156,7 +164,19 @@ typedef struct mg__num_locale {
 mg__num_locale mg__num_locale_begin(void);
 void mg__num_locale_end(mg__num_locale l);
 
+/* Whether the user's language, when no LC_ALL / LC_MESSAGES / LANG says
+ * one, is Japanese: never on POSIX (no variable is the C locale); on
+ * Windows, whose users set no such variable, the UI language. */
+bool mg__user_lang_ja(void);
+
 /* ---- report.c: the reason of a verdict ------------------------------------ */
+
+/* Where the machine's RAM figures come from, as the system check names it. */
+#ifdef _WIN32
+#define MG__MACHINE_RAM_SOURCE "GlobalMemoryStatusEx"
+#else
+#define MG__MACHINE_RAM_SOURCE "/proc/meminfo"
+#endif
 
 /* Appends the reason a verdict gives, without marker, "[Batch N] " prefix
  * or newline, e.g. "GPU usage high: 91.2% (10.94GB/12.0GB)" or "RAM free

@@ -76,6 +76,7 @@ mg_text_opts mg_text_opts_from_env(int fd)
     mg_text_opts t = {MG_LANG_EN, false};
     const char *msg = first_env("LC_ALL", "LC_MESSAGES", "LANG");
     if (msg && msg[0] == 'j' && msg[1] == 'a') t.lang = MG_LANG_JA;
+    else if (!msg && mg__user_lang_ja()) t.lang = MG_LANG_JA;
 
     const char *ctype = first_env("LC_ALL", "LC_CTYPE", "LANG");
     t.emoji = ctype && names_utf8(ctype);
@@ -447,7 +448,9 @@ int mg_format_system_check(const mg_snapshot *snap, const mg_text_opts *t,
                       gb(r->total_bytes), r->used_frac * 100.0);
         switch (r->source) {
         case MG_RAM_SOURCE_CGROUP:
-            if (snap->cgroup.known)
+            if (snap->cgroup.known && snap->cgroup.version == 0)
+                mg__tb_printf(&b, "RAM limit: job object limit\n");
+            else if (snap->cgroup.known)
                 mg__tb_printf(&b, "RAM limit: cgroup v%d limit (%.*s)\n",
                               snap->cgroup.version,
                               fieldlen(snap->cgroup.limit_path,
@@ -461,9 +464,12 @@ int mg_format_system_check(const mg_snapshot *snap, const mg_text_opts *t,
                           gb(r->total_bytes),
                           snap->tree.pss_known || snap->tree.used_estimated ? "PSS" : "RSS");
             break;
+        case MG_RAM_SOURCE_COMMIT:
+            mg__tb_printf(&b, "RAM limit: commit limit (RAM + page files)\n");
+            break;
         case MG_RAM_SOURCE_MEMINFO:
         default:
-            mg__tb_printf(&b, "RAM limit: machine (/proc/meminfo)\n");
+            mg__tb_printf(&b, "RAM limit: machine (" MG__MACHINE_RAM_SOURCE ")\n");
             break;
         }
         fill_line(&b, "RAM", &r->fill, r->nlimits > 1 ? mg_ram_source_name(r->fill_source)
@@ -485,10 +491,19 @@ int mg_format_system_check(const mg_snapshot *snap, const mg_text_opts *t,
         }
     }
 
+    if (r->commit_known && r->commit_limit_bytes > 0)
+        mg__tb_printf(&b, "Commit: %.1fGB / %.1fGB (%.0f%%)\n", gb(r->commit_used_bytes),
+                      gb(r->commit_limit_bytes),
+                      (double)r->commit_used_bytes * 100.0 / (double)r->commit_limit_bytes);
+
     const mg_cgroup *cg = &snap->cgroup;
-    if (cg->known) {
+    if (cg->known && cg->version == 0) {
+        mg__tb_printf(&b, "Container: job object, ");
+    } else if (cg->known) {
         mg__tb_printf(&b, "Container: cgroup v%d %.*s, ", cg->version,
                       fieldlen(cg->path, sizeof cg->path), cg->path);
+    }
+    if (cg->known) {
         if (cg->has_limit) {
             mg__tb_printf(&b, "limit %.1fGB", gb(cg->limit_bytes));
             int lp = fieldlen(cg->limit_path, sizeof cg->limit_path);

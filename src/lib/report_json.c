@@ -21,6 +21,14 @@
 
 static void jw_u64(mg__tb *w, uint64_t v) { mg__tb_printf(w, "%" PRIu64, v); }
 
+/* ,"key":v, or ,"key":null when the reading is not known. */
+static void jw_known_u64(mg__tb *w, const char *key, bool known, uint64_t v)
+{
+    mg__tb_printf(w, ",\"%s\":", key);
+    if (known) jw_u64(w, v);
+    else mg__tb_printf(w, "null");
+}
+
 /* %.6g keeps fractions readable (0.911667) and is always valid JSON for a
  * finite value ("1e+06" included); NaN and infinities have no JSON form. */
 static void jw_double(mg__tb *w, double v)
@@ -261,13 +269,11 @@ int mg_format_json(const mg_config *cfg, const mg_snapshot *snap,
                           ",\"used_bytes\":%" PRIu64 ",\"used_frac\":",
                       r->total_bytes, r->available_bytes, r->used_bytes);
         jw_double(&w, r->used_frac);
-        mg__tb_printf(&w, ",\"source\":\"%s\",\"mem_total_bytes\":",
-                      mg_ram_source_name(r->source));
-        if (r->meminfo_known) jw_u64(&w, r->mem_total_bytes);
-        else mg__tb_printf(&w, "null");
-        mg__tb_printf(&w, ",\"mem_available_bytes\":");
-        if (r->meminfo_known) jw_u64(&w, r->mem_available_bytes);
-        else mg__tb_printf(&w, "null");
+        mg__tb_printf(&w, ",\"source\":\"%s\"", mg_ram_source_name(r->source));
+        jw_known_u64(&w, "mem_total_bytes", r->meminfo_known, r->mem_total_bytes);
+        jw_known_u64(&w, "mem_available_bytes", r->meminfo_known, r->mem_available_bytes);
+        jw_known_u64(&w, "commit_used_bytes", r->commit_known, r->commit_used_bytes);
+        jw_known_u64(&w, "commit_limit_bytes", r->commit_known, r->commit_limit_bytes);
         /* Every limit that was weighed, not only the one that decided. */
         mg__tb_printf(&w, ",\"limits\":[");
         for (unsigned i = 0; i < r->nlimits && i < 4; i++)
@@ -297,18 +303,12 @@ int mg_format_json(const mg_config *cfg, const mg_snapshot *snap,
     if (cg->known) {
         mg__tb_printf(&w, "{\"version\":%d,\"path\":", cg->version);
         jw_str(&w, cg->path, sizeof cg->path);
-        mg__tb_printf(&w, ",\"limit_bytes\":");
-        if (cg->has_limit) jw_u64(&w, cg->limit_bytes);
-        else mg__tb_printf(&w, "null");
+        jw_known_u64(&w, "limit_bytes", cg->has_limit, cg->limit_bytes);
         mg__tb_printf(&w, ",\"limit_path\":");
         if (cg->has_limit) jw_str(&w, cg->limit_path, sizeof cg->limit_path);
         else mg__tb_printf(&w, "null");
-        mg__tb_printf(&w, ",\"usage_bytes\":");
-        if (cg->usage_known) jw_u64(&w, cg->usage_bytes);
-        else mg__tb_printf(&w, "null");
-        mg__tb_printf(&w, ",\"inactive_file_bytes\":");
-        if (cg->usage_known) jw_u64(&w, cg->inactive_file_bytes);
-        else mg__tb_printf(&w, "null");
+        jw_known_u64(&w, "usage_bytes", cg->usage_known, cg->usage_bytes);
+        jw_known_u64(&w, "inactive_file_bytes", cg->usage_known, cg->inactive_file_bytes);
         mg__tb_printf(&w, "}");
     } else {
         mg__tb_printf(&w, "null");

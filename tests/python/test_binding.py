@@ -18,6 +18,21 @@ class TestLibrary(unittest.TestCase):
         self.assertEqual(lib.mg_config_size(), ctypes.sizeof(_lib.Config))
         self.assertEqual(ctypes.sizeof(_lib.TextOpts), 8)
 
+    def test_ram_sources_match(self):
+        lib = _lib.library()
+        for i, name in enumerate(_lib.RAM_SOURCES):
+            self.assertEqual(lib.mg_ram_source_name(i).decode(), name)
+        self.assertEqual(lib.mg_ram_source_name(len(_lib.RAM_SOURCES)).decode(), "unknown")
+
+    def test_reading_has_commit_fields(self):
+        # Linux has no commit limit: the fields are there and null.
+        with memguard.Monitor(no_gpu=True) as m:
+            m.sample()
+            ram = m.reading()["ram"]
+        self.assertIn(ram["source"], _lib.RAM_SOURCES)
+        self.assertIsNone(ram["commit_used_bytes"])
+        self.assertIsNone(ram["commit_limit_bytes"])
+
     def test_memguard_library_missing_file(self):
         with self.assertRaises(memguard.MemguardError) as cm:
             _lib.find_library(env={"MEMGUARD_LIBRARY": "/nonexistent/libmemguard.so"})

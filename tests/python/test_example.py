@@ -104,9 +104,28 @@ class TestExample(unittest.TestCase):
         # The trainer acknowledged the save: memguard run names the file.
         self.assertIn(f"saved {os.path.join(self.dir, name)} and stopped (exit 75)", r.stderr)
         # The reason memguard run wrote in the stop file is the banner's.
-        m = re.search(r"critical: (RAM usage high: [^;]*);", r.stderr)
+        m = re.search(r"critical: (RAM (?:usage high|filling fast): [^;]*);", r.stderr)
         self.assertTrue(m, r.stderr)
         self.assertRegex(r.stdout, r"\nReason: \S+ " + re.escape(m.group(1)) + "\n")
+
+    def test_memguard_run_restart_smaller_batch(self):
+        # 80 MiB per image held during each step: at batch 4 (~0.25 GiB +
+        # 320 MiB) past 88 % of 600M, at batch 2 (+160 MiB) below warn.
+        # memguard run stops the first start, the example saves, and
+        # --restart starts it again with MEMGUARD_RESUME: it resumes one
+        # size down the seed's table and finishes.
+        r = self.example("--batch", "4", "--act-mb", "80", "--epochs", "2",
+                         supervise=["--ram-budget", "600M", "--restart", "2", "--grace", "30"],
+                         timeout=180)
+        self.assertEqual(r.returncode, 0, r.stdout[-3000:] + r.stderr[-3000:])
+        name = os.path.join(self.dir, "emergency_epoch0.pth")
+        self.assertIn(f"saved {name} and stopped (exit 75)", r.stderr)
+        self.assertIn(f"restart 1 of 2: MEMGUARD_RESUME={name}", r.stderr)
+        self.assertIn("memguard run restart 1: batch 2", r.stdout)
+        self.assertIn(f"Resumed from {name}: epoch 0", r.stdout)
+        self.assertIn("Training finished", r.stdout)
+        self.assertEqual(self.checkpoint("last.pth")["config"]["BATCH"], 2)
+        self.assertEqual(self.checkpoint("last.pth")["next_epoch"], 2)
 
 
 if __name__ == "__main__":

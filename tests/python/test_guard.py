@@ -81,6 +81,41 @@ class TestPrediction(unittest.TestCase):
         g.close()
 
 
+class TestRestart(unittest.TestCase):
+    def test_suggest_batch_follows_the_seed_table(self):
+        s = memguard.Guard.suggest_batch
+        self.assertEqual([s(b) for b in (8, 7, 6, 5, 4, 3, 2, 1)], [6, 6, 4, 4, 2, 2, 1, 1])
+        self.assertEqual([s(b) for b in (9, 16, 32, 100)], [8, 12, 24, 75])
+        for bad in (0, -2, 2.0, "4", True, None):
+            with self.assertRaises(memguard.MemguardError):
+                s(bad)
+
+    def test_resume_path_and_attempt_from_the_environment(self):
+        g = guard(banner=False)
+        old = {k: os.environ.get(k) for k in ("MEMGUARD_RESUME", "MEMGUARD_ATTEMPT")}
+        try:
+            with tempfile.TemporaryDirectory() as d:
+                ck = os.path.join(d, "emergency_epoch3.pth")
+                os.environ["MEMGUARD_RESUME"] = ck
+                os.environ["MEMGUARD_ATTEMPT"] = "2"
+                self.assertIsNone(g.resume_path)   # named, but not there
+                with open(ck, "wb") as f:
+                    f.write(b"x")
+                self.assertEqual(g.resume_path, ck)
+                self.assertEqual(g.attempt, 2)
+                os.environ["MEMGUARD_ATTEMPT"] = "two"
+                self.assertEqual(g.attempt, 0)
+            del os.environ["MEMGUARD_RESUME"]
+            self.assertIsNone(g.resume_path)
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            g.close()
+
+
 class TestLevels(unittest.TestCase):
     def test_warn_line_rate_limited(self):
         g = guard(warn_ram="0.1%", stop_ram=1.0, banner=False)

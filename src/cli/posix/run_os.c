@@ -109,6 +109,11 @@ const char *signal_name(int sig, char *buf, size_t len)
 
 /* ---- paths and the hook ------------------------------------------------------ */
 
+int run_os_setenv(const char *name, const char *value)
+{
+    return setenv(name, value, 1) == 0 ? 0 : -errno;
+}
+
 bool run_os_path_absolute(const char *path) { return path[0] == '/'; }
 
 bool run_os_is_sep(char c) { return c == '/'; }

@@ -2,7 +2,8 @@
 /*
  * locale.c: the "C" numeric locale for the calling thread only (POSIX
  * uselocale), so "91.2" is written and read with a dot whatever the
- * program's locale. It touches no other category and no other thread.
+ * program's locale. It touches no other category and no other thread. With
+ * no locale variable set, the user's language is the C locale's (English).
  */
 #include "internal.h"
 
@@ -28,4 +29,9 @@ void mg__num_locale_end(mg__num_locale l)
     if (!l.c) return;
     uselocale((locale_t)l.old);
     freelocale((locale_t)l.c);
+}
+
+bool mg__user_lang_ja(void)
+{
+    return false;
 }

@@ -120,14 +120,7 @@ int mg_stop_reason(const mg_stop *s, char *buf, size_t buf_len)
     close(fd);
     if (n <= 0) return 0;
     text[n] = '\0';
-    size_t hl = strlen(MG_STOP_FILE_HEADER);
-    if (strncmp(text, MG_STOP_FILE_HEADER, hl) != 0 || text[hl] != '\n') return 0;
-    const char *r = text + hl + 1;
-    size_t len = strcspn(r, "\n");
-    if (len >= buf_len) len = buf_len - 1;
-    memcpy(buf, r, len);
-    buf[len] = '\0';
-    return (int)len;
+    return mg__stop_reason_text(text, buf, buf_len);
 }
 
 int mg_stop_acknowledge(const mg_stop *s, const char *checkpoint_path)
@@ -136,15 +129,7 @@ int mg_stop_acknowledge(const mg_stop *s, const char *checkpoint_path)
     if (!s->ack) return 0;
     char abs[PATH_MAX];
     const char *shown = realpath(checkpoint_path, abs) ? abs : checkpoint_path;
-    mg_atomic a;
-    int rc = mg_atomic_open(&a, s->ack);
-    if (rc < 0) return rc;
-    if ((rc = mg_atomic_write(&a, shown, strlen(shown))) < 0 ||
-        (rc = mg_atomic_write(&a, "\n", 1)) < 0) {
-        mg_atomic_abort(&a);
-        return rc;
-    }
-    return mg_atomic_commit(&a);
+    return mg__stop_ack_write(s->ack, shown);
 }
 
 void mg_stop_close(mg_stop *s)

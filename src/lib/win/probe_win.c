@@ -199,7 +199,8 @@ static void sample_ram(mg__probe *p, mg_snapshot *snap)
     }
 }
 
-/* The commit of every process of the caller's job. */
+/* The commit of every process of the caller's job (up to 1024 of them: a
+ * larger job's usage reads as unknown). */
 static bool job_usage(uint64_t *out)
 {
     struct {
