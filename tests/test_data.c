@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_data.c: the trainer's data module (image.c, data.c, rng.c). Writes
- * real PNG and JPEG files with libpng/libjpeg under MG_TMPDIR, loads them
- * back, compares resizing with torch (tests/py/resize_ref.py run by
- * MG_PYTHON), walks the bad-data table message by message, and checks the
- * split, the epoch cursor, flips, the synthetic set and exact resume.
+ * test_data.c: the trainer's data layer (data/: image.c, resize.c,
+ * dataset.c, folder.c, synthetic.c, split.c, loader.c; common/rng.c).
+ * Writes real PNG and JPEG files with libpng/libjpeg under MG_TMPDIR,
+ * loads them back, compares resizing with torch (tests/py/resize_ref.py
+ * run by MG_PYTHON), walks the bad-data table message by message, and
+ * checks the split, the epoch cursor, flips, the synthetic set and exact
+ * resume.
  */
 #include "mg_files.h"
 #include "mg_images.h"

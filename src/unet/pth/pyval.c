@@ -129,7 +129,7 @@ pv *pv__node(pv_arena *a, pv_kind kind)
         a->owners = v;
         v->height_ = 1;
     }
-    if (kind == PV_GLOBAL_ || kind == PV_STORAGE_) v->flags_ = PV_FL_INTERNAL;
+    if (kind == PV__GLOBAL || kind == PV__STORAGE) v->flags_ = PV_FL_INTERNAL;
     return v;
 }
 
