@@ -20,6 +20,11 @@
 #   4. forward: `predict --logits` of the Linux run's checkpoint over the
 #      images gives bit-identical logits on both (convolutions, BN, pooling:
 #      the same kernels, no libm on that path).
+#   5. the --out folder: while one unet-train.exe trains, a second on the
+#      same folder is refused (LockFileEx) naming the first's pid; a dead
+#      run's temporary (NAME.pth.tmp.PID of a pid no process has) is
+#      removed at the start, a file that only looks alike stays; .lock is
+#      gone when the run ends.
 # Exits 77 (skipped, with one line) when LINUX_BUILD has no unet-train or
 # unet_imgtool; 1 with a line per failure.
 set -uo pipefail
@@ -60,8 +65,9 @@ done
 report "1 images: ${#imgs[@]} files, $n decodings byte-identical"
 
 # 2. training
-args=(--synthetic 48 --img-size 32 --base 8 --depth 2 --batch 8 --epochs 3 --lr 0.01
-      --threads 1 --seed 7 --progress lines)
+base=(--synthetic 48 --img-size 32 --base 8 --depth 2 --batch 8 --lr 0.01 --threads 1
+      --seed 7 --progress lines)
+args=("${base[@]}" --epochs 3)
 mkdir -p "$t/学習"
 "$lin/unet-train" "${args[@]}" --out "$t/lin_run" >"$t/lin_run.log" 2>&1 ||
     bad "Linux training: $(tail -3 "$t/lin_run.log")"
@@ -98,4 +104,27 @@ report "3 UTF-8 path: the Windows run wrote into 学習/win_run"
     bad "Windows predict: $(tail -3 "$t/win_pred.log")"
 cmp -s "$t/lin_pred.npy" "$t/win_pred.npy" || bad "predict: the logits differ"
 report "4 forward: predict --logits over ${#imgs[@]} images bit-identical"
+
+# 5. the --out folder: the lock, dead temporaries
+o=$t/locked
+mkdir -p "$o"
+echo junk >"$o/last.pth.tmp.99999"   # Windows pids are multiples of 4: no such process
+echo mine >"$o/notes.tmp.99999"
+"$wine" "$win/unet-train.exe" "${base[@]}" --epochs 40 --out "$(zpath "$o")" >"$t/first.log" 2>&1 &
+first=$!
+for _ in $(seq 200); do # up to 20 s for the first run to hold its lock
+    grep -q '^unet-train [0-9]' "$o/.lock" 2>/dev/null && break
+    sleep 0.1
+done
+holder=$(sed -n 's/^unet-train \([0-9]*\)$/\1/p' "$o/.lock" 2>/dev/null)
+[ -n "$holder" ] || bad "--out lock: no .lock naming a pid within 20 s"
+[ -e "$o/last.pth.tmp.99999" ] && bad "--out: the dead run's last.pth.tmp.99999 is still there"
+[ -e "$o/notes.tmp.99999" ] || bad "--out: notes.tmp.99999 (not a checkpoint temporary) was removed"
+"$wine" "$win/unet-train.exe" "${args[@]}" --out "$(zpath "$o")" >"$t/second.log" 2>&1
+rc=$?
+[ "$rc" -eq 2 ] && grep -q "in use by another unet-train (pid $holder)" "$t/second.log" ||
+    bad "--out lock: a second run gave status $rc: $(tail -1 "$t/second.log")"
+wait "$first" || bad "--out lock: the first run failed: $(tail -2 "$t/first.log")"
+[ -e "$o/.lock" ] && bad "--out lock: .lock left behind"
+report "5 --out folder: a second run refused (pid $holder), a dead temporary removed, .lock gone"
 [ "$fails" -eq 0 ]
