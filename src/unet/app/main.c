@@ -15,6 +15,7 @@
 #include "train.h"
 
 #include "config_file.h"
+#include "errf.h"
 #include "isa.h" /* UNET_KERNELS, checked before any job */
 #include "memguard.h"
 #include "settings.h"
@@ -90,7 +91,7 @@ static void usage(FILE *f)
 /* Set while options come from --config, so errors name the file and line. */
 static char where[UT_PATH_MAX + 64];
 
-static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int bad(const char *fmt, ...) UNET_PRINTF(1, 2);
 static int bad(const char *fmt, ...)
 {
     va_list ap;

@@ -25,8 +25,10 @@
 #include "train.h"
 
 #include "image.h"
+#include "errf.h"
 #include "memguard.h"
 #include "outdir.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <math.h>
@@ -52,7 +54,7 @@ typedef struct pred {
     out_dir ovd;        /* --overlay's folder */
 } pred;
 
-static int usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_err(const char *fmt, ...) UNET_PRINTF(1, 2);
 static int usage_err(const char *fmt, ...)
 {
     va_list ap;
@@ -65,19 +67,19 @@ static int usage_err(const char *fmt, ...)
 }
 
 /* Whether path's own directory entry (a link is not followed) is the file
- * st describes: writing there would replace that file. */
-static bool entry_is(const char *path, const struct stat *st)
+ * id names: writing there would replace that file. */
+static bool entry_is(const char *path, const unet_file_id *id)
 {
-    struct stat sb;
-    return lstat(path, &sb) == 0 && sb.st_dev == st->st_dev && sb.st_ino == st->st_ino;
+    unet_file_id e;
+    return unet_file_id_of(path, false, &e) == 0 && unet_file_id_eq(&e, id);
 }
 
 /* Whether two paths name one existing file. */
 static bool same_file(const char *a, const char *b)
 {
-    struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
-           sa.st_ino == sb.st_ino;
+    unet_file_id ia, ib;
+    return unet_file_id_of(a, true, &ia) == 0 && unet_file_id_of(b, true, &ib) == 0 &&
+           unet_file_id_eq(&ia, &ib);
 }
 
 /* An output folder (`flag` --out or --overlay) must not be --input (its
@@ -117,8 +119,8 @@ static void png_path(char *path, size_t len, const char *dir, const char *name)
 static int check_targets(const pred *p)
 {
     const predict_opts *o = p->o;
-    struct stat ck;
-    if (stat(o->checkpoint, &ck) != 0) return 0;
+    unet_file_id ck;
+    if (unet_file_id_of(o->checkpoint, true, &ck) != 0) return 0;
     if (o->logits[0] && entry_is(o->logits, &ck))
         return usage_err("--logits %s is the --checkpoint file; choose another name", o->logits);
     for (int i = 0; i < p->n; i++) {
@@ -141,8 +143,8 @@ static int check_logits(const predict_opts *o)
     size_t l = strlen(o->logits);
     if (l < 5 || strcasecmp(o->logits + l - 4, ".npy") != 0)
         return usage_err("--logits %s: expected a file name ending in .npy", o->logits);
-    struct stat sb;
-    if (lstat(o->logits, &sb) == 0 && !S_ISREG(sb.st_mode) && !S_ISLNK(sb.st_mode))
+    unet_entry k = unet_entry_kind(o->logits);
+    if (k != UNET_ENTRY_NONE && k != UNET_ENTRY_FILE && k != UNET_ENTRY_LINK)
         return usage_err("--logits %s: exists and is not a regular file", o->logits);
     return 0;
 }
