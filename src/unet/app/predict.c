@@ -63,7 +63,7 @@ static int usage_err(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
-    return UT_EXIT_USAGE;
+    return MG_EXIT_USAGE;
 }
 
 /* Whether path's own directory entry (a link is not followed) is the file
@@ -182,7 +182,7 @@ static int make_model(pred *p)
                        err, sizeof err);
     if (!p->m) {
         fprintf(stderr, "unet-train: %s\n", err);
-        return UT_EXIT_ERROR;
+        return MG_EXIT_ERROR;
     }
     if (ckpt_apply(p->cf, p->m, err, sizeof err) < 0) return usage_err("--checkpoint %s", err);
     ckpt_close(p->cf);
@@ -222,7 +222,7 @@ static int open_logits(pred *p)
     }
     if ((rc = write_npy_header(&p->npy, p->n, p->size, p->size)) != 0) {
         fprintf(stderr, "unet-train: --logits %s: %s\n", o->logits, mg_strerror(rc));
-        return UT_EXIT_ERROR;
+        return MG_EXIT_ERROR;
     }
     return 0;
 }
@@ -256,7 +256,7 @@ static int write_overlay(pred *p, const char *name, const uint8_t *mask, int w, 
     snprintf(path, sizeof path, "%s/%s", p->o->input, name);
     if (unet_image_load(path, &im, err, sizeof err) < 0) return usage_err("--input %s", err);
     uint8_t *rgb = im.w == w && im.h == h ? malloc((size_t)w * (size_t)h * 3) : NULL;
-    int rc = UT_EXIT_ERROR;
+    int rc = MG_EXIT_ERROR;
     if (!rgb) {
         fprintf(stderr, "unet-train: %s: no memory for a %dx%d overlay, or the image changed\n",
                 path, w, h);
@@ -288,7 +288,7 @@ static int write_mask(pred *p, const float *logits, const char *name, int w, int
     size_t hw = (size_t)p->size * (size_t)p->size, opx = (size_t)w * (size_t)h;
     float *sig = malloc(hw * sizeof *sig), *big = malloc(opx * sizeof *big);
     uint8_t *px = malloc(opx);
-    int rc = UT_EXIT_ERROR;
+    int rc = MG_EXIT_ERROR;
     if (!sig || !big || !px) {
         fprintf(stderr, "unet-train: out of memory for a %dx%d mask\n", w, h);
         goto out;
@@ -338,7 +338,7 @@ static int run_batches(pred *p)
         if (p->o->logits[0] &&
             (rc = mg_atomic_write(&p->npy, logits, (size_t)bn * hw * sizeof(float)))) {
             fprintf(stderr, "unet-train: --logits %s: %s\n", p->o->logits, mg_strerror(rc));
-            return UT_EXIT_ERROR;
+            return MG_EXIT_ERROR;
         }
         for (int i = 0; i < bn; i++)
             if ((rc = write_mask(p, logits + (size_t)i * hw, p->files[first + i],
@@ -361,12 +361,12 @@ static int predict_all(pred *p)
     if ((rc = run_batches(p))) return rc;
     if (p->o->logits[0] && (rc = mg_atomic_commit(&p->npy)) != 0) {
         fprintf(stderr, "unet-train: --logits %s: %s\n", p->o->logits, mg_strerror(rc));
-        return UT_EXIT_ERROR;
+        return MG_EXIT_ERROR;
     }
     printf("predicted %d masks into %s%s%s%s%s\n", p->n, p->o->out,
            p->o->logits[0] ? ", logits in " : "", p->o->logits,
            p->o->overlay[0] ? ", outlines in " : "", p->o->overlay);
-    return UT_EXIT_OK;
+    return MG_EXIT_OK;
 }
 
 int predict_run(const predict_opts *o)
@@ -380,8 +380,8 @@ int predict_run(const predict_opts *o)
     p.ovd.lock_fd = -1;
     int rc = predict_all(&p);
     mg_atomic_abort(&p.npy); /* after a commit: nothing to do */
-    outdir_close(&p.ovd, rc != UT_EXIT_OK);
-    outdir_close(&p.od, rc != UT_EXIT_OK);
+    outdir_close(&p.ovd, rc != MG_EXIT_OK);
+    outdir_close(&p.od, rc != MG_EXIT_OK);
     ckpt_close(p.cf);
     unet_destroy(p.m);
     unet_list_free(p.files, p.n);
