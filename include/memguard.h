@@ -8,9 +8,14 @@
  * a sample as SAFE / WARN / CRITICAL with a pure function, and formats the
  * seed's reports (English or Japanese) into buffers the caller owns. It never
  * prints, exits or aborts; errors are negative MG_E* codes and diagnostics go
- * through the log callback in mg_config. It keeps no global state: everything
- * lives in an mg_ctx. It does not act (no signals, no checkpoints): that is the
- * job of the programs built on it.
+ * through the log callback in mg_config. Everything it measures and decides
+ * lives in an mg_ctx; the one piece of process-wide state is the stop flag of
+ * mg_stop_open (signal dispositions are process-wide themselves). The
+ * monitor does not act (it sends no signal and saves nothing): the programs
+ * built on it do, and for them the library has two helpers, mg_stop_* (the
+ * trainer's side of `memguard run`'s stop request: a signal handler that only
+ * sets a flag, and the stop file) and mg_atomic_* (a checkpoint written so
+ * that its final name never holds a torn file).
  *
  * Worked example: one check at the seed's thresholds, printed by the caller.
  *

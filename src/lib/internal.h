@@ -92,14 +92,6 @@ int mg__stop_ack_write(const char *ack, const char *checkpoint);
  * third): N (0 when there is none: an old memguard run, or not ours), and
  * in *memory whether it is a memory request a trainer may continue from. */
 uint64_t mg__stop_request_id(const char *text, bool *memory);
-/* The platform's (posix/stop.c, win/stop.c): the text of the stop file at
- * `file` (at most len - 1 bytes, NUL-terminated), never blocking on a FIFO
- * or following a link where the platform can tell: its length, or 0 when
- * there is no file (NULL included) or nothing to read. */
-size_t mg__stop_read(const char *file, char *text, size_t len);
-/* The request line of the stop file at `file` (mg__stop_request_id); 0
- * when there is none. */
-uint64_t mg__stop_pending(const char *file, bool *memory);
 /* mg_stop_continue's portable half: answers the memory request in the stop
  * file's `text` by writing the "continuing" answer at `cont` (memguard.h,
  * MG_CONTINUE_FILE_HEADER) through mg_atomic, and sets *answered. 0,

@@ -54,13 +54,6 @@ uint64_t mg__stop_request_id(const char *text, bool *memory)
     return (uint64_t)v;
 }
 
-uint64_t mg__stop_pending(const char *file, bool *memory)
-{
-    char text[4096];
-    *memory = false;
-    return mg__stop_read(file, text, sizeof text) > 0 ? mg__stop_request_id(text, memory) : 0;
-}
-
 /* Whether s is one line: not NULL, no CR or LF. */
 static bool one_line(const char *s)
 {

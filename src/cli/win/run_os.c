@@ -72,6 +72,11 @@ const char *signal_name(int sig, char *buf, size_t len)
 
 /* ---- paths and the hook ------------------------------------------------------ */
 
+int run_os_setenv(const char *name, const char *value)
+{
+    return SetEnvironmentVariableA(name, value) ? 0 : -EINVAL;
+}
+
 bool run_os_is_sep(char c) { return c == '/' || c == '\\'; }
 
 char run_os_sep(void) { return '\\'; }

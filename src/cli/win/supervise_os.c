@@ -404,8 +404,12 @@ int sos_start(sup *s)
         sup_say("out of memory");
         return MG_EXIT_ERROR;
     }
-    ctrl_wake = CreateEventA(NULL, FALSE, FALSE, NULL);
-    ctrl_done = CreateEventA(NULL, TRUE, FALSE, NULL);
+    /* Made once, for every attempt of a --restart run; only the Ctrl+C
+     * pressed during this attempt count for it. */
+    if (!ctrl_wake) ctrl_wake = CreateEventA(NULL, FALSE, FALSE, NULL);
+    if (!ctrl_done) ctrl_done = CreateEventA(NULL, TRUE, FALSE, NULL);
+    ResetEvent(ctrl_done);
+    os->ctrl_seen = InterlockedCompareExchange(&ctrl_count, 0, 0);
     if (!ctrl_wake || !ctrl_done) {
         sup_say("cannot create an event");
         return MG_EXIT_ERROR;

@@ -161,8 +161,10 @@ mg_stop *mg_stop_open(int signo, int *err)
     return s;
 }
 
-/* Never through a link, only a file on a disk (a pipe must not hang). */
-size_t mg__stop_read(const char *file, char *text, size_t len)
+/* The text of the stop file at `file` (at most len - 1 bytes,
+ * NUL-terminated): its length, or 0 when there is none to read. Never
+ * through a link, only a file on a disk (a pipe must not hang). */
+static size_t stop_read(const char *file, char *text, size_t len)
 {
     wchar_t w[MG__WPATH_MAX];
     if (!file || len > MAXDWORD || mg__wpath(file, w, MG__WPATH_MAX) < 0) return 0;
@@ -180,6 +182,18 @@ size_t mg__stop_read(const char *file, char *text, size_t len)
     return n;
 }
 
+/* The stop file's request line (mg__stop_request_id), *memory (may be
+ * NULL) whether it is a memory request; 0 when there is none. */
+static uint64_t request_in_file(const mg_stop *s, bool *memory)
+{
+    char text[4096] = "";
+    bool m;
+    stop_read(s->file, text, sizeof text);
+    uint64_t id = mg__stop_request_id(text, &m);
+    if (memory) *memory = m;
+    return id;
+}
+
 
 bool mg_stop_requested(mg_stop *s)
 {
@@ -194,8 +208,8 @@ bool mg_stop_requested(mg_stop *s)
     if (!s->file || mg__wpath(s->file, w, MG__WPATH_MAX) < 0 ||
         GetFileAttributesW(w) == INVALID_FILE_ATTRIBUTES)
         return false;
-    bool memory;
-    return !s->answered || mg__stop_pending(s->file, &memory) != s->answered;
+    /* The request answered stays until memguard run takes the answer. */
+    return !s->answered || request_in_file(s, NULL) != s->answered;
 }
 
 const char *mg_stop_file(const mg_stop *s)
@@ -208,7 +222,7 @@ int mg_stop_reason(const mg_stop *s, char *buf, size_t buf_len)
     if (!s || !buf || buf_len == 0) return MG_EINVAL;
     buf[0] = '\0';
     char text[4096];
-    if (mg__stop_read(s->file, text, sizeof text) == 0) return 0;
+    if (stop_read(s->file, text, sizeof text) == 0) return 0;
     return mg__stop_reason_text(text, buf, buf_len);
 }
 
@@ -236,8 +250,8 @@ int mg_stop_acknowledge(const mg_stop *s, const char *checkpoint_path)
 
 bool mg_stop_may_continue(mg_stop *s)
 {
-    bool memory;
-    return s && s->cont && mg__stop_pending(s->file, &memory) != 0 && memory;
+    bool memory = false;
+    return s && s->cont && request_in_file(s, &memory) != 0 && memory;
 }
 
 int mg_stop_continue(mg_stop *s, const char *checkpoint_path, const char *note)
@@ -246,7 +260,7 @@ int mg_stop_continue(mg_stop *s, const char *checkpoint_path, const char *note)
     char text[4096] = "";
     char abs[4096];
     const char *shown = absolute(checkpoint_path, abs, sizeof abs);
-    mg__stop_read(s->file, text, sizeof text);
+    stop_read(s->file, text, sizeof text);
     int rc = mg__stop_continue(s->cont, text, shown, note, &s->answered);
     /* A request answered: a signal from now on is a new one's. */
     if (rc == 0 && s->handler) InterlockedExchange(&break_flag, 0);

@@ -99,7 +99,8 @@ static int fill_config(const guard_opts *o, mg_config *cfg, int *row, char *err,
 {
     memset(cfg, 0, sizeof *cfg);
     *row = 0;
-    bool given = o->warn_gpu || o->stop_gpu || o->warn_ram || o->stop_ram;
+    bool given = o->warn_gpu != 0.0 || o->stop_gpu != 0.0 || o->warn_ram != 0.0 ||
+                 o->stop_ram != 0.0;
     if (given) {
         cfg->warn_gpu_frac = o->warn_gpu;
         cfg->stop_gpu_frac = o->stop_gpu;

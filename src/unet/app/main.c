@@ -15,6 +15,7 @@
 #include "train.h"
 
 #include "config_file.h"
+#include "errf.h"
 #include "isa.h" /* UNET_KERNELS, checked before any job */
 #include "memguard.h"
 #include "settings.h"
@@ -93,7 +94,7 @@ static void usage(FILE *f)
 /* Set while options come from --config, so errors name the file and line. */
 static char where[UT_PATH_MAX + 64];
 
-static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int bad(const char *fmt, ...) UNET_PRINTF(1, 2);
 static int bad(const char *fmt, ...)
 {
     va_list ap;
@@ -102,7 +103,7 @@ static int bad(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
-    return UT_EXIT_USAGE;
+    return MG_EXIT_USAGE;
 }
 
 /* A value as a message shows it: quoted, control bytes escaped, a long
@@ -438,7 +439,7 @@ static int config_pair(void *arg, int lineno, char *key, char *v)
         return bad("key %s given twice (first on line %d)", shown(key), r->seen[o->val - O_DATA]);
     r->seen[o->val - O_DATA] = lineno;
     int rc = o->has_arg == no_argument ? bool_key(k, o, key, v) : set_opt(k, o->val, v);
-    return rc < 0 ? UT_EXIT_USAGE : rc;
+    return rc < 0 ? MG_EXIT_USAGE : rc;
 }
 
 /* --config FILE: "key = value" lines; '#' and ';' start comments, [sections]
@@ -553,7 +554,7 @@ int main(int argc, char **argv)
     defaults(&k);
     int rc = first_pass(&k, argc, argv, first);
     if (rc == 0) rc = second_pass(&k, argc, argv, first);
-    if (rc) return rc < 0 ? UT_EXIT_OK : rc;
+    if (rc) return rc < 0 ? MG_EXIT_OK : rc;
     char kerr[160];
     if (unet_kernels_check(kerr, sizeof kerr) < 0) return bad("%s", kerr);
     run_cfg *c = &k.t.run;

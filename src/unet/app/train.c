@@ -234,12 +234,12 @@ static int emergency_stop(trainer *t, int epoch, int rc, const char *path)
     draw_curves(t, epoch + 1);
     if (rc < 0) {
         fflush(stdout);
-        return UT_EXIT_ERROR;
+        return MG_EXIT_ERROR;
     }
     printf("resume with: unet-train --resume %s [same options; a smaller --batch is fine]\n",
            path);
     fflush(stdout);
-    return UT_EXIT_MEMSTOP;
+    return MG_EXIT_MEMSTOP;
 }
 
 /* The emergency stop: the current batch is finished; give memory back
@@ -386,19 +386,19 @@ static int load_data(trainer *t, char *err, size_t len)
                                        c->seed, err, len)
                  : unet_data_load_folder(&t->data, c->data, c->img_size, c->model.in_ch, err,
                                          len);
-    if (rc < 0) return rc == MG_ENOMEM ? UT_EXIT_ERROR : UT_EXIT_USAGE;
+    if (rc < 0) return rc == MG_ENOMEM ? MG_EXIT_ERROR : MG_EXIT_USAGE;
     if (unet_split_make(&t->split, t->data.n, c->val_split, c->seed, err, len) < 0)
-        return UT_EXIT_USAGE;
+        return MG_EXIT_USAGE;
     if (t->o->batch_auto && batch_fit_auto(c, t->be, &t->o->guard, err, len) < 0)
-        return UT_EXIT_USAGE;
+        return MG_EXIT_USAGE;
     unsigned flags = UNET_LOADER_SHUFFLE | (c->flip ? UNET_LOADER_FLIP_H | UNET_LOADER_FLIP_V : 0);
     if (unet_loader_init(&t->tl, &t->data, t->split.train, t->split.n_train, c->batch, flags,
                          c->seed, err, len) < 0)
-        return UT_EXIT_USAGE;
+        return MG_EXIT_USAGE;
     if (t->split.n_val > 0) {
         if (unet_loader_init(&t->vl, &t->data, t->split.val, t->split.n_val, c->batch, 0, 0,
                              err, len) < 0)
-            return UT_EXIT_USAGE;
+            return MG_EXIT_USAGE;
         t->have_val = true;
     }
     return 0;
@@ -411,7 +411,7 @@ static int apply_resume(trainer *t, char *err, size_t len)
     char msg[2048];
     if (ckpt_apply(t->rf, t->m, msg, sizeof msg) < 0) {
         snprintf(err, len, "--resume %s", msg);
-        return UT_EXIT_USAGE;
+        return MG_EXIT_USAGE;
     }
     ckpt_close(t->rf);
     t->rf = NULL;
@@ -419,7 +419,7 @@ static int apply_resume(trainer *t, char *err, size_t len)
         t->st = t->ri.st;
         if (unet_loader_import(&t->tl, t->st.loader, msg, sizeof msg) < 0) {
             snprintf(err, len, "--resume %s: %s", t->o->resume, msg);
-            return UT_EXIT_USAGE;
+            return MG_EXIT_USAGE;
         }
     }
     return 0;
@@ -438,25 +438,25 @@ static int trainer_open(trainer *t, const train_opts *o, char *err, size_t len)
     t->st.best_epoch = -1;
     t->prog = progress_make(o->progress, t->c.epochs);
 
-    if (check_start(t, err, len) < 0 || trace_open(&t->tr, err, len) < 0) return UT_EXIT_USAGE;
+    if (check_start(t, err, len) < 0 || trace_open(&t->tr, err, len) < 0) return MG_EXIT_USAGE;
     unet_plan plan = unet_plan_for(&c->model, c->batch, c->img_size, c->img_size, t->be);
     uint64_t ckpt_bytes = plan.params_floats * 3 * sizeof(float) + (1u << 20);
-    if (outdir_open_run(&t->od, o->out, ckpt_bytes, err, len) < 0) return UT_EXIT_USAGE;
+    if (outdir_open_run(&t->od, o->out, ckpt_bytes, err, len) < 0) return MG_EXIT_USAGE;
     int rc = load_data(t, err, len);
     if (rc) return rc;
     guard_opts go = o->guard;
     go.batch = c->batch;
     t->g = guard_open(&go, err, len);
-    if (!t->g) return UT_EXIT_USAGE;
+    if (!t->g) return MG_EXIT_USAGE;
     batch_fit_note(c, t->be, o->guard.ram_budget, guard_config(t->g));
     t->m = unet_create(&c->model, c->batch, c->img_size, c->img_size, c->seed, t->be, err, len);
-    if (!t->m) return UT_EXIT_ERROR;
+    if (!t->m) return MG_EXIT_ERROR;
     guard_set_trainer_memory(t->g, t->m->plan.total_bytes, t->m->plan.total_bytes);
     t->ck = ckpt_writer_new(t->m, c, err, len);
-    if (!t->ck) return UT_EXIT_ERROR;
+    if (!t->ck) return MG_EXIT_ERROR;
     if (t->rf && (rc = apply_resume(t, err, len)) != 0) return rc;
     t->csv = metrics_open(o->out, t->st.epoch, t->st.metrics_row, err, len);
-    if (!t->csv) return UT_EXIT_USAGE;
+    if (!t->csv) return MG_EXIT_USAGE;
     if (o->resume[0])
         printf("resumed from %s: epoch %lld, batch %lld%s\n", o->resume, (long long)t->st.epoch,
                (long long)t->st.batch,
@@ -518,20 +518,20 @@ static int end_epoch(trainer *t, int epoch, const epoch_stats *tr, const epoch_s
         t->st.best_epoch = epoch + 1;
     }
     if (save(t, "last.pth", "last") < 0 || (best && save(t, "best.pth", "best") < 0))
-        return UT_EXIT_ERROR;
+        return MG_EXIT_ERROR;
     if (metrics_append(t->csv, t->st.metrics_row) != 0) {
         fprintf(stderr, "unet-train: cannot write %s/metrics.csv: %s\n", t->o->out,
                 strerror(errno));
-        return UT_EXIT_ERROR;
+        return MG_EXIT_ERROR;
     }
     draw_curves(t, 0);
     fflush(stdout);
-    return UT_EXIT_OK;
+    return MG_EXIT_OK;
 }
 
 /* One epoch's check at its start, its training from where the loader is,
  * and its validation; a stop answered by a shrink goes on from there.
- * UT_EXIT_OK when the epoch is done, else the exit status. */
+ * MG_EXIT_OK when the epoch is done, else the exit status. */
 static int run_epoch(trainer *t, int epoch, epoch_stats *tr, epoch_stats *va)
 {
     int rc;
@@ -541,7 +541,7 @@ static int run_epoch(trainer *t, int epoch, epoch_stats *tr, epoch_stats *va)
     if (t->st.batch == 0) unet_loader_begin_epoch(&t->tl);
     while (train_epoch(t, epoch, tr) || (t->have_val && eval_epoch(t, epoch, va)))
         if ((rc = on_stop(t, epoch)) != UT_GO_ON) return rc;
-    return UT_EXIT_OK;
+    return MG_EXIT_OK;
 }
 
 static int run_epochs(trainer *t)
@@ -549,15 +549,15 @@ static int run_epochs(trainer *t)
     for (int epoch = (int)t->st.epoch; epoch < t->c.epochs; epoch++) {
         epoch_stats tr = {0}, va = {NAN, NAN, NAN, NAN, NAN, 0, 0};
         int rc = run_epoch(t, epoch, &tr, &va);
-        if (rc == UT_EXIT_OK) rc = end_epoch(t, epoch, &tr, &va);
-        if (rc != UT_EXIT_OK) return rc;
+        if (rc == MG_EXIT_OK) rc = end_epoch(t, epoch, &tr, &va);
+        if (rc != MG_EXIT_OK) return rc;
     }
     printf("done: %s/last.pth", t->o->out);
     if (t->st.best_epoch > 0)
         printf(", %s/best.pth (epoch %lld, dice %.4f)", t->o->out, (long long)t->st.best_epoch,
                t->st.best_dice);
     printf("\n");
-    return UT_EXIT_OK;
+    return MG_EXIT_OK;
 }
 
 int train_run(const train_opts *o)
@@ -595,7 +595,7 @@ int plan_run(const unet_cfg *cfg, int batch, int img_size)
     char err[256];
     if (unet_check(cfg, batch, img_size, img_size, err, sizeof err) < 0) {
         say_err(err);
-        return UT_EXIT_USAGE;
+        return MG_EXIT_USAGE;
     }
     unet_plan p = unet_plan_for(cfg, batch, img_size, img_size, unet_backend_cpu());
     printf("UNet depth %d, base %d, %d input channel%s: %zu parameters\n", cfg->depth, cfg->base,
@@ -608,5 +608,5 @@ int plan_run(const unet_cfg *cfg, int batch, int img_size)
     printf("  batch in / out                       %10.1f MiB\n", (double)p.io_bytes / MIB);
     printf("  total (one arena)                    %10.1f MiB  (%zu bytes)\n",
            (double)p.total_bytes / MIB, p.total_bytes);
-    return UT_EXIT_OK;
+    return MG_EXIT_OK;
 }

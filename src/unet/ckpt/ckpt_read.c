@@ -13,6 +13,7 @@
  */
 #include "ckpt.h"
 
+#include "errf.h"
 #include "memguard.h"
 #include "pth.h"
 #include "pyval.h"
@@ -40,7 +41,7 @@ typedef struct rd {
     size_t len;
 } rd;
 
-static int fail(const rd *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(const rd *r, const char *fmt, ...) UNET_PRINTF(2, 3);
 static int fail(const rd *r, const char *fmt, ...)
 {
     char msg[512];

@@ -150,7 +150,7 @@ static void fill_one(const unet_data *d, int s, unsigned flips, const float *lut
 /* Fills positions [first, first + count) of the current epoch's order, with
  * the flips of those positions, without moving the cursor. Returns the
  * number filled (clipped at n), 0 if first is out of range. */
-static int unet_loader_fill(const unet_loader *l, int first, int count, float *x, float *y)
+static int loader_fill(const unet_loader *l, int first, int count, float *x, float *y)
 {
     if (first < 0 || first >= l->n || count <= 0)
         return 0;
@@ -174,7 +174,7 @@ int unet_loader_next(unet_loader *l, float *x, float *y)
 {
     if (l->epoch == 0 || l->pos >= l->n)
         return 0;
-    int bn = unet_loader_fill(l, l->pos, l->batch, x, y);
+    int bn = loader_fill(l, l->pos, l->batch, x, y);
     l->pos += bn;
     return bn;
 }

@@ -16,7 +16,7 @@
 
 #include "mg_files.h"
 #include "mg_test.h"
-#include "support/proc.h"
+#include "proc.h"
 
 #include <dirent.h>
 #include <errno.h>
