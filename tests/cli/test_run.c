@@ -194,16 +194,23 @@ static void test_predicted_request_at_warn(void)
     CHECK(mb >= 0.90 * 600);
 }
 
-/* The first MiB of a file the test made, NUL-terminated ("" when none);
- * valid until the next call. */
-static const char *read_small(const char *path)
+/* `memguard plot` of log draws an event of `kind` whose text holds
+ * `text` (the SVG, svg_name in the scratch folder, is removed after). */
+static void check_plot_event(const char *log, const char *svg_name, const char *kind,
+                             const char *text)
 {
     static char body[1 << 20];
-    FILE *f = fopen(path, "r");
+    char svg[600], want[96];
+    path_in_tmp(svg, sizeof svg, svg_name);
+    CHECK_INT(RUN(NULL, "plot", "-o", svg, log), 0);
+    FILE *f = fopen(svg, "r");
     size_t n = f ? fread(body, 1, sizeof body - 1, f) : 0;
     body[n] = '\0';
     if (f) fclose(f);
-    return body;
+    snprintf(want, sizeof want, "data-kind=\"%s\"", kind);
+    CHECK_CONTAINS(body, want);
+    CHECK_CONTAINS(body, text);
+    unlink(svg);
 }
 
 /* --restart: a resumable trainer that saves at the request, acknowledges,
@@ -250,13 +257,7 @@ static void test_restart_after_save(void)
     if (rs > 0) CHECK_NEAR(ev_num(rs, "attempt", NULL, NULL), 1, 0);
     if (ex1 > 0) CHECK_NEAR(ev_num(ex1, "exit_status", NULL, NULL), 0, 0);
     /* The plot reads the restart as an event of the same run. */
-    char svg[600];
-    path_in_tmp(svg, sizeof svg, "restart.svg");
-    CHECK_INT(RUN(NULL, "plot", "-o", svg, log), 0);
-    const char *body = read_small(svg);
-    CHECK_CONTAINS(body, "data-kind=\"restart\"");
-    CHECK_CONTAINS(body, "restart 1 from emergency_0.ckpt");
-    unlink(svg);
+    check_plot_event(log, "restart.svg", "restart", "restart 1 from emergency_0.ckpt");
     no_helper_left();
 }
 
@@ -517,13 +518,7 @@ static void test_continue_returns_to_running(void)
     int ex = ev_find("exit", 0);
     if (ex > 0) CHECK_NEAR(ev_num(ex, "exit_status", NULL, NULL), 0, 0);
     /* The plot names each answer. */
-    char svg[600];
-    path_in_tmp(svg, sizeof svg, "run-cont.svg");
-    CHECK_INT(RUN(NULL, "plot", "-o", svg, log), 0);
-    const char *body = read_small(svg);
-    CHECK_CONTAINS(body, "data-kind=\"continue\"");
-    CHECK_CONTAINS(body, "checkpoint run-cont.ckpt, continuing: half");
-    unlink(svg);
+    check_plot_event(log, "run-cont.svg", "continue", "checkpoint run-cont.ckpt, continuing: half");
     no_helper_left();
 }
 
