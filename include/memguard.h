@@ -671,9 +671,9 @@ MG_API const char *mg_ram_source_name(mg_ram_source source);
 #define MG_STOP_FILE_HEADER "memguard stop request"
 typedef struct mg_stop mg_stop;
 
-/* Continuing instead of stopping (a trainer that can shrink its batch).
- * Since 0.1.0 a request may be answered with "saved, and continuing at a
- * smaller footprint" instead of a stop, when both sides know how:
+/* Continuing instead of stopping (a trainer that can shrink its batch). A
+ * memory request may be answered with "saved, and continuing at a smaller
+ * footprint" instead of a stop, when both sides know how:
  *
  * - memguard run says it takes that answer by setting
  *   MEMGUARD_CONTINUE_FILE (a path beside the stop file), and numbers its

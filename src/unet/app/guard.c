@@ -327,7 +327,7 @@ int guard_set_batch(guard *g, int batch)
     o.batch = batch;
     mg_config cfg;
     int row, e;
-    char err[256];
+    char err[320]; /* fill_config's "thresholds: " and a 256-byte message */
     mg_ctx *ctx, *wctx;
     if (fill_config(&o, &cfg, &row, err, sizeof err) < 0 || !make_contexts(&o, &cfg, &ctx, &wctx, &e))
         return MG_ECONFIG;

@@ -13,23 +13,40 @@
  *     (the UNET_TRAIN_TRACE hook), and the result is bitwise the run
  *     `--resume emergency_epochN.pth --batch B` gives (weights, Adam
  *     state, losses; same thread count), judged by torch;
+ *   - the trainer's side of the protocol alone, with the test playing
+ *     memguard run (its stop file, then removing it once answered): the
+ *     answer is the documented text, no acknowledgement, and again every
+ *     image once and bitwise the resumed run;
  *   - where it must stop, it stops as before, with 75 and the checkpoint:
  *     when not even batch 1 fits, under a memguard run that does not take
  *     the answer (no MEMGUARD_CONTINUE_FILE, an older memguard), and at a
  *     manual request (SIGUSR1 to memguard).
- * The budgets come from the trainer's own peak RSS, measured first.
+ * The budgets come from the trainer's own peak RSS, measured first. The
+ * sanitizer build skips the runs that judge RSS (ASan's shadow memory and
+ * quarantine keep freed arenas resident) and trains a smaller problem.
  * Every child runs in its own process group with a deadline; the group is
  * killed afterwards, so nothing outlives a check.
  */
 #include "mg_unet_run.h"
 
+#include "memguard.h"
+
 #include <signal.h>
+#include <stdlib.h>
 
 #define PY_GUARD MG_SOURCE_DIR "/tests/py/unet_guard_check.py"
 #define EPOCHS 3
+#ifdef MG_SANITIZE
+#define JUDGE_RSS 0
+/* ASan runs the kernels some 30x slower: 40 samples at 32x32. */
+#define CFG_DATA "--synthetic", "40", "--img-size", "32", "--base", "8", "--depth", "1", \
+                 "--seed", "3", "--threads", "2", "--progress", "lines"
+#else
+#define JUDGE_RSS 1
 /* 72 samples at 64x64: 58 training images, 8 batches of 8 per epoch. */
 #define CFG_DATA "--synthetic", "72", "--img-size", "64", "--base", "8", "--depth", "1", \
                  "--seed", "3", "--threads", "2", "--progress", "lines"
+#endif
 #define CFG CFG_DATA, "--epochs", "3"
 
 static char root[900];      /* everything this test writes */
@@ -343,6 +360,75 @@ static void test_own_budget(void)
     if (n == 1) check_equals_resume(out, &l, "own");
 }
 
+/* The test as memguard run: a memory request in the stop file once three
+ * batches are done; when the answer comes, it is kept and the stop file
+ * removed, as memguard does. */
+static char fake_stop[1000], fake_cont[1000], fake_trace[1000], answer[5000];
+static int fake_state;
+
+static void fake_supervisor(double el)
+{
+    (void)el;
+    if (fake_state == 0) {
+        char *t = slurp(fake_trace, NULL);
+        int lines = t ? count_lines(t) : 0;
+        free(t);
+        if (lines < 3) return;
+        const char *req = MG_STOP_FILE_HEADER "\nRAM usage high: test\nrequest 1 memory\n";
+        spit(fake_stop, req, strlen(req));
+        fake_state = 1;
+    } else if (fake_state == 1 && exists(fake_cont)) {
+        char *a = slurp(fake_cont, NULL);
+        snprintf(answer, sizeof answer, "%s", a ? a : "");
+        free(a);
+        unlink(fake_cont);
+        unlink(fake_stop);
+        fake_state = 2;
+    }
+}
+
+static void test_answer_protocol(void)
+{
+    char out[1000], ack[1000], envs[4][1100], want[6000], real[4096];
+    path_in(out, sizeof out, "fake-out");
+    path_in(fake_stop, sizeof fake_stop, "fake.stop");
+    path_in(fake_cont, sizeof fake_cont, "fake.continue");
+    path_in(fake_trace, sizeof fake_trace, "fake.trace");
+    path_in(ack, sizeof ack, "fake.ack");
+    mg_rm_rf(out);
+    unlink(fake_stop);
+    unlink(fake_cont);
+    unlink(ack);
+    spit(fake_trace, "", 0);
+    snprintf(envs[0], sizeof envs[0], "MEMGUARD_STOP_FILE=%s", fake_stop);
+    snprintf(envs[1], sizeof envs[1], "MEMGUARD_CONTINUE_FILE=%s", fake_cont);
+    snprintf(envs[2], sizeof envs[2], "MEMGUARD_ACK_FILE=%s", ack);
+    snprintf(envs[3], sizeof envs[3], "UNET_TRAIN_TRACE=%s", fake_trace);
+    const char *env[] = {envs[0], envs[1], envs[2], envs[3], NULL};
+    P_env_more = env;
+    P_tick = fake_supervisor;
+    fake_state = 0;
+    answer[0] = '\0';
+    int rc = UT(300000, CFG, "--batch", "8", "--on-memory", "shrink", "--out", out);
+    P_tick = NULL;
+    P_env_more = NULL;
+    CHECK_INT(rc, 0);
+    CHECK_INT(fake_state, 2);
+    shrink_line l = {0};
+    CHECK_INT(shrinks_in(P.out, &l), 1);
+    CHECK_INT(l.to, 6);
+    CHECK_CONTAINS(P.out, "[memguard] memguard run asked: RAM usage high: test");
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s", out, l.name);
+    CHECK(realpath(path, real) != NULL);
+    snprintf(want, sizeof want, "%s\nrequest 1\ncheckpoint %s\nnote batch 8 -> 6\n",
+             MG_CONTINUE_FILE_HEADER, real);
+    CHECK_STR(answer, want);
+    CHECK(!exists(ack)); /* it went on: nothing acknowledged */
+    check_trace(fake_trace, train_count(P.out), 8, 6);
+    check_equals_resume(out, &l, "fake");
+}
+
 /* Not even batch 1 fits (a budget below what the trainer holds without
  * its arena): saved, 75, as without --on-memory shrink. */
 static void test_nothing_fits(void)
@@ -421,11 +507,16 @@ int main(void)
     snprintf(root, sizeof root, "%s/unet-shrink", MG_TMPDIR);
     mg_rm_rf(root);
     mkdirs(root);
+    MG_RUN(test_answer_protocol);
+    MG_RUN(test_nothing_fits);
+    MG_RUN(test_manual_request);
+    if (!JUDGE_RSS) {
+        printf("# skip: the runs that judge RSS (ASan keeps freed memory resident)\n");
+        return mg_test_exit();
+    }
     MG_RUN(test_baseline);
     MG_RUN(test_under_memguard_run);
     MG_RUN(test_own_budget);
-    MG_RUN(test_nothing_fits);
     MG_RUN(test_old_supervisor);
-    MG_RUN(test_manual_request);
     return mg_test_exit();
 }
