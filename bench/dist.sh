@@ -68,13 +68,19 @@ for ((r = 1; r <= rounds; r++)); do
 done
 
 echo "unet-train data parallel, $(nproc) cores, $rounds rounds; ${args[*]}"
-printf '%-32s %10s %14s\n' "ranks x threads" "img/s" "comm share"
 uptime
+printf '%-40s %10s %14s\n' "processes x threads" "img/s" "in MPI"
 for name in 1x1 1x2 1x2-yield 2x1 2x1-sync 2x1-yield 2x1-sync-yield; do
     rate=$(awk -v n="$name" '$1 == n { print $2 }' "$results" | median)
     share=$(awk -v n="$name" '$1 == n { print $3 }' "$results" | median)
-    label=${name/-sync/ --sync-bn}
-    label=${label/-yield/ (yield)}
-    label=${label/x/ rank(s) x }
-    printf '%-32s %10.1f %13.1f%%\n' "$label thread(s)" "$rate" "$(awk -v s="$share" 'BEGIN { print 100 * s }')"
+    case $name in
+        1x1) label="1 process x 1 thread" ;;
+        1x2) label="1 process x 2 threads" ;;
+        1x2-yield) label="1 process x 2 threads, yield" ;;
+        2x1) label="2 ranks x 1 thread" ;;
+        2x1-sync) label="2 ranks x 1 thread, --sync-bn" ;;
+        2x1-yield) label="2 ranks x 1 thread, yield" ;;
+        2x1-sync-yield) label="2 ranks x 1 thread, --sync-bn, yield" ;;
+    esac
+    printf '%-40s %10.1f %13.1f%%\n' "$label" "$rate" "$(awk -v s="$share" 'BEGIN { print 100 * s }')"
 done

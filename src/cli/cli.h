@@ -23,8 +23,10 @@
 #define CLI_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 #endif
 
-/* Options every monitoring command accepts (long-only ones start at 256,
- * earlyoom's convention, so they never collide with a short letter). */
+/* Options every monitoring command accepts. Long-only ones start at 256,
+ * past every short letter, so the two never collide (earlyoom numbers its
+ * long-only options past the letters the same way; its enum starts at
+ * 513). */
 enum {
     OPT_WARN_GPU = 256,
     OPT_STOP_GPU,

@@ -14,9 +14,9 @@
  *   helper_trainer hog MB
  *       allocate MB and sleep, looking at nothing (a trainer without the
  *       protocol: only the kill ends it).
- *   helper_trainer tree PIDFILE
- *       start `helper_trainer hog 1` as a child, write "PID CHILDPID" to
- *       PIDFILE (through a temporary and a rename), and sleep.
+ *   helper_trainer tree
+ *       start `helper_trainer hog 1` as a child, print "pids PID CHILDPID",
+ *       and sleep.
  *   helper_trainer exit CODE
  *   helper_trainer env
  *       print the protocol's variables as NAME=VALUE lines and exit 0.
@@ -68,19 +68,15 @@ static int poll_mode(long mb, const char *ckpt, bool handler)
     return 6; /* nobody asked */
 }
 
-static int tree_mode(const char *self, const char *pidfile)
+static int tree_mode(const char *self)
 {
-    char cmd[MAX_PATH + 16], tmp[MAX_PATH + 8], text[64];
+    char cmd[MAX_PATH + 16];
     snprintf(cmd, sizeof cmd, "\"%s\" hog 1", self);
     STARTUPINFOA si = {.cb = sizeof si};
     PROCESS_INFORMATION pi;
     if (!CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi)) return 7;
-    snprintf(text, sizeof text, "%lu %lu\n", GetCurrentProcessId(), pi.dwProcessId);
-    snprintf(tmp, sizeof tmp, "%s.tmp", pidfile);
-    FILE *f = fopen(tmp, "wb");
-    if (!f || fputs(text, f) < 0 || fclose(f) != 0 ||
-        !MoveFileExA(tmp, pidfile, MOVEFILE_REPLACE_EXISTING))
-        return 8;
+    printf("pids %lu %lu\n", GetCurrentProcessId(), pi.dwProcessId);
+    fflush(stdout);
     Sleep(LIFETIME_MS);
     return 0;
 }
@@ -94,7 +90,7 @@ int main(int argc, char **argv)
         Sleep(LIFETIME_MS);
         return 0;
     }
-    if (argc == 3 && strcmp(argv[1], "tree") == 0) return tree_mode(argv[0], argv[2]);
+    if (argc == 2 && strcmp(argv[1], "tree") == 0) return tree_mode(argv[0]);
     if (argc == 3 && strcmp(argv[1], "exit") == 0) return atoi(argv[2]);
     if (argc == 2 && strcmp(argv[1], "env") == 0) {
         const char *names[] = {MG_ENV_STOP_FILE, MG_ENV_ACK_FILE, MG_ENV_STOP_SIGNAL,

@@ -85,6 +85,25 @@ void guard_set_label(guard *g, const char *label);
  * so it exits 75 whatever launched us. 0 or a negative MG_E* code. */
 int guard_acknowledge(const guard *g, const char *path);
 
+/* --on-memory shrink. Whether the stop guard_check() reported may be
+ * answered by continuing at a smaller batch: always for the guard's own
+ * critical reading, and for a request of memguard run only when it asked
+ * for memory and takes that answer (mg_stop_may_continue). */
+bool guard_may_continue(guard *g);
+/* After the shrink: answers memguard run's request, if one was pending,
+ * with "saved `path` and continuing" (`note`: one line for its log), so it
+ * goes back to watching instead of escalating. 0 or a negative MG_E*
+ * code (then the trainer must stop and acknowledge as before). */
+int guard_continue(guard *g, const char *path, const char *note);
+/* One line (no newline) saying why guard_check() stopped: the reading
+ * ("RAM usage high: 86.0% (...)"), or "memguard run asked: <its reason>". */
+void guard_reason(const guard *g, char *buf, size_t len);
+/* The run goes on at `batch`: when the thresholds are the seed's table's,
+ * they become that batch's row (said on stdout), as if the run had started
+ * there. 0, or MG_ECONFIG when the monitor cannot be made again (the old
+ * thresholds stay). Call guard_set_trainer_memory after it. */
+int guard_set_batch(guard *g, int batch);
+
 /* The resolved configuration (thresholds in force). */
 const mg_config *guard_config(const guard *g);
 

@@ -6,7 +6,8 @@
  * metrics.csv row after them. The memory guard (guard.c) is asked at every
  * batch boundary of both loops; when it says stop, the loop writes
  * emergency_epochN.pth from the buffers it already has, marks the stop in
- * curves.svg and exits with 75.
+ * curves.svg and exits with 75, or with --on-memory shrink goes on at a
+ * smaller batch from the same sample (shrink.c).
  *
  * Start-up checks everything that can be checked before it costs memory
  * or touches --out: the --resume file's values, the data set's size, and
@@ -22,7 +23,8 @@
  * and its backend (the CPU's, cpu/, unless train_opts names another), the
  * data (data/), the output folder and its lock (outdir.c), the batch size
  * against RAM (batch_fit.c), the progress bar (progress.c), metrics.csv
- * (metrics.c) and the file format (ckpt/, pth/) live elsewhere.
+ * (metrics.c), the shrink (shrink.c), the UNET_TRAIN_TRACE test hook
+ * (trace.c) and the file format (ckpt/, pth/) live elsewhere.
  */
 #include "train.h"
 
@@ -34,6 +36,8 @@
 #include "metrics.h"
 #include "outdir.h"
 #include "progress.h"
+#include "shrink.h"
+#include "trace.h"
 
 #include <errno.h>
 #include <math.h>
@@ -44,6 +48,8 @@
 #include <unistd.h>
 
 #define MIB (1024.0 * 1024.0)
+/* Not an exit status: the stop was answered by a shrink, the run goes on. */
+#define UT_GO_ON (-1)
 
 typedef struct trainer {
     const train_opts *o;
@@ -62,6 +68,7 @@ typedef struct trainer {
     out_dir od;             /* --out, locked */
     ckpt_file *rf;          /* the --resume file until it is applied */
     ckpt_info ri;           /* what it says */
+    trace tr;               /* UNET_TRAIN_TRACE */
     dist *d;                /* the data-parallel group (of one without mpirun) */
     int k;                  /* its size */
     bool lead;              /* rank 0: prints, writes --out */
@@ -118,6 +125,7 @@ static bool train_epoch(trainer *t, int epoch, epoch_stats *es)
     bool stop = false;
     int bn, mine;
     while ((bn = next_shard(t, &t->tl, &mine)) > 0) {
+        trace_batch(&t->tr, &t->tl, bn);
         unet_forward(m, mine, true);
         double bce, dl;
         double loss = unet_loss(m, mine, &bce, &dl);
@@ -263,46 +271,101 @@ static void print_banner(const trainer *t, long epoch, const char *saved)
     guard_print_emergency_from(t->g, epoch, saved, origin, t->stop_kind, t->stop_reason);
 }
 
-/* The emergency stop: the current batch is finished; give memory back
- * before writing (the activations and their gradients are not needed for
- * a checkpoint: unet_release_activations hands them to the backend, which
- * on the CPU returns their pages at once; the data set is freed), write
- * emergency_epochN.pth from the buffers that exist (ckpt_save allocates
- * nothing large: its host mirror, if the backend needs one, was reserved
- * at start-up), print the seed's banner, and return the "saved and
- * stopped for memory" status. Data parallel: every rank gets here at the
- * same batch; rank 0 saves and prints, every rank acknowledges the file
- * to its own memguard run (per-node supervisors) once rank 0 says it is
- * good. */
-static int emergency(trainer *t, int epoch)
+/* emergency_epochN.pth (path, 1200 bytes) from the buffers that exist
+ * (ckpt_save allocates nothing large: its host mirror, if the backend
+ * needs one, was reserved at start-up). 0 or the save's error, said.
+ * Data parallel: every rank gets here at the same batch, rank 0 saves,
+ * and every rank gets its result. */
+static int emergency_save(trainer *t, int epoch, char *path)
 {
-    char name[64], path[1200], err[512];
-    unet_release_activations(t->m);
-    unet_data_free(&t->data);
-
-    snprintf(name, sizeof name, "emergency_epoch%d.pth", epoch + 1);
-    snprintf(path, sizeof path, "%s/%s", t->o->out, name);
+    char err[512];
+    snprintf(path, 1200, "%s/emergency_epoch%d.pth", t->o->out, epoch + 1);
     snprintf(t->st.kind, sizeof t->st.kind, "emergency");
     unet_loader_export(&t->tl, t->st.loader);
     int rc = 0;
     if (t->lead) rc = ckpt_save(t->ck, path, &t->st, err, sizeof err);
     if (rc < 0) fprintf(stderr, "unet-train: cannot save %s: %s\n", path, err);
-    if (t->k > 1 && dist_agree_rc(t->d, rc < 0) != 0) rc = MG_EIO; /* rank 0's save */
+    if (t->k > 1 && dist_agree_rc(t->d, rc < 0) != 0 && rc == 0) rc = MG_EIO; /* rank 0's */
+    return rc;
+}
+
+/* After the emergency save (rc its result): tells memguard run (every
+ * rank its own, for per-node supervisors), prints the seed's banner (rank
+ * 0), and returns the "saved and stopped for memory" status (1 when the
+ * save failed). */
+static int emergency_stop(trainer *t, int epoch, int rc, const char *path)
+{
     int ack = rc == 0 ? guard_acknowledge(t->g, path) : 0;
     if (ack < 0)
         fprintf(stderr, "unet-train: saved %s, but cannot tell memguard run so: %s\n", path,
                 mg_strerror(ack));
-    if (!t->lead) return rc < 0 ? UT_EXIT_ERROR : UT_EXIT_MEMSTOP;
+    if (!t->lead) return rc < 0 ? MG_EXIT_ERROR : MG_EXIT_MEMSTOP;
     print_banner(t, epoch + 1, rc == 0 ? path : NULL);
     draw_curves(t, epoch + 1);
     if (rc < 0) {
         fflush(stdout);
-        return UT_EXIT_ERROR;
+        return MG_EXIT_ERROR;
     }
     printf("resume with: unet-train --resume %s [same options; a smaller --batch is fine]\n",
            path);
     fflush(stdout);
-    return UT_EXIT_MEMSTOP;
+    return MG_EXIT_MEMSTOP;
+}
+
+/* The emergency stop: the current batch is finished; give memory back
+ * before writing (the activations and their gradients are not needed for
+ * a checkpoint: unet_release_activations hands them to the backend, which
+ * on the CPU returns their pages at once; the data set is freed), write
+ * emergency_epochN.pth and stop. */
+static int emergency(trainer *t, int epoch)
+{
+    char path[1200];
+    unet_release_activations(t->m);
+    unet_data_free(&t->data);
+    return emergency_stop(t, epoch, emergency_save(t, epoch, path), path);
+}
+
+/* --on-memory shrink, after the emergency save at `path`: the model at a
+ * smaller batch from that file, the loaders and the guard told, memguard
+ * run answered. 0, or -1 (said) when the run must stop instead. */
+static int shrink(trainer *t, int epoch, const char *path)
+{
+    char err[2400], reason[400], note[64];
+    int from = t->c.batch;
+    guard_reason(t->g, reason, sizeof reason);
+    int to = shrink_model(&t->m, &t->ck, &t->c, t->be, &t->o->guard, path, err, sizeof err);
+    if (to == 0) {
+        printf("[memguard] batch %d: cannot go on smaller (%s): stopping\n", from, err);
+        return -1;
+    }
+    unet_loader_set_batch(&t->tl, to);
+    if (t->have_val) unet_loader_set_batch(&t->vl, to);
+    snprintf(note, sizeof note, "batch %d -> %d", from, to);
+    int rc = guard_continue(t->g, path, note);
+    if (rc < 0) {
+        fprintf(stderr, "unet-train: cannot tell memguard run that the run goes on: %s\n",
+                mg_strerror(rc));
+        return -1;
+    }
+    shrink_at at = {epoch + 1, t->st.batch ? t->tl.pos : 0, t->tl.n, from, to, path, reason};
+    shrink_report(t->o->out, &at);
+    guard_set_batch(t->g, to);
+    guard_set_trainer_memory(t->g, t->m->plan.total_bytes, t->m->plan.total_bytes);
+    return 0;
+}
+
+/* The guard said stop: stop, or with --on-memory shrink (when memguard run,
+ * if it asked, takes that answer) save and go on smaller. UT_GO_ON or the
+ * exit status. */
+static int on_stop(trainer *t, int epoch)
+{
+    if (!t->o->shrink || !guard_may_continue(t->g)) return emergency(t, epoch);
+    char path[1200];
+    unet_release_activations(t->m);
+    int rc = emergency_save(t, epoch, path);
+    if (rc == 0 && shrink(t, epoch, path) == 0) return UT_GO_ON;
+    unet_data_free(&t->data);
+    return emergency_stop(t, epoch, rc, path);
 }
 
 /* ---- set-up -------------------------------------------------------------------------- */
@@ -313,6 +376,7 @@ static void trainer_close(trainer *t)
     t->rf = NULL;
     if (t->csv) fclose(t->csv);
     guard_close(t->g);
+    trace_close(&t->tr);
     ckpt_writer_free(t->ck);
     unet_destroy(t->m);
     unet_loader_free(&t->tl);
@@ -367,12 +431,14 @@ static int open_resume(trainer *t, char *err, size_t len)
 }
 
 /* What a data-parallel run of K ranks needs before the data is read: a
- * fixed batch, and a backend whose gradients the host may sum. */
+ * fixed batch (no --batch auto, no --on-memory shrink), and a backend
+ * whose gradients the host may sum. */
 static int check_dist_start(const trainer *t, char *err, size_t len)
 {
-    if (t->k > 1 && t->o->batch_auto) {
-        snprintf(err, len, "--batch auto: not with %d MPI ranks (each node would pick its own); "
-                 "give --batch N", t->k);
+    if (t->k > 1 && (t->o->batch_auto || t->o->shrink)) {
+        snprintf(err, len, "%s: not with %d MPI ranks (the ranks would each pick their own "
+                 "batch); give --batch N%s", t->o->batch_auto ? "--batch auto" : "--on-memory "
+                 "shrink", t->k, t->o->shrink ? " and --on-memory stop" : "");
         return MG_EINVAL;
     }
     if (t->k > 1 && !t->be->host_visible) {
@@ -427,19 +493,19 @@ static int load_data(trainer *t, char *err, size_t len)
                                        c->seed, err, len)
                  : unet_data_load_folder(&t->data, c->data, c->img_size, c->model.in_ch, err,
                                          len);
-    if (rc < 0) return rc == MG_ENOMEM ? UT_EXIT_ERROR : UT_EXIT_USAGE;
+    if (rc < 0) return rc == MG_ENOMEM ? MG_EXIT_ERROR : MG_EXIT_USAGE;
     if (unet_split_make(&t->split, t->data.n, c->val_split, c->seed, err, len) < 0)
-        return UT_EXIT_USAGE;
+        return MG_EXIT_USAGE;
     if (t->o->batch_auto && batch_fit_auto(c, t->be, &t->o->guard, err, len) < 0)
-        return UT_EXIT_USAGE;
+        return MG_EXIT_USAGE;
     unsigned flags = UNET_LOADER_SHUFFLE | (c->flip ? UNET_LOADER_FLIP_H | UNET_LOADER_FLIP_V : 0);
     if (unet_loader_init(&t->tl, &t->data, t->split.train, t->split.n_train, c->batch, flags,
                          c->seed, err, len) < 0)
-        return UT_EXIT_USAGE;
+        return MG_EXIT_USAGE;
     if (t->split.n_val > 0) {
         if (unet_loader_init(&t->vl, &t->data, t->split.val, t->split.n_val, c->batch, 0, 0,
                              err, len) < 0)
-            return UT_EXIT_USAGE;
+            return MG_EXIT_USAGE;
         t->have_val = true;
     }
     return 0;
@@ -452,7 +518,7 @@ static int apply_resume(trainer *t, char *err, size_t len)
     char msg[2048];
     if (ckpt_apply(t->rf, t->m, msg, sizeof msg) < 0) {
         snprintf(err, len, "--resume %s", msg);
-        return UT_EXIT_USAGE;
+        return MG_EXIT_USAGE;
     }
     ckpt_close(t->rf);
     t->rf = NULL;
@@ -460,7 +526,7 @@ static int apply_resume(trainer *t, char *err, size_t len)
         t->st = t->ri.st;
         if (unet_loader_import(&t->tl, t->st.loader, msg, sizeof msg) < 0) {
             snprintf(err, len, "--resume %s: %s", t->o->resume, msg);
-            return UT_EXIT_USAGE;
+            return MG_EXIT_USAGE;
         }
     }
     return 0;
@@ -486,6 +552,7 @@ static int trainer_open(trainer *t, const train_opts *o, dist *d, char *err, siz
 {
     memset(t, 0, sizeof *t);
     t->od.lock_fd = -1;
+    t->tr.fd = -1;
     t->o = o;
     t->d = d;
     t->k = dist_size(d);
@@ -498,32 +565,32 @@ static int trainer_open(trainer *t, const train_opts *o, dist *d, char *err, siz
     t->st.best_epoch = -1;
     t->prog = progress_make(o->progress, t->c.epochs);
 
-    if (check_start(t, err, len) < 0) return UT_EXIT_USAGE;
+    if (check_start(t, err, len) < 0 || trace_open(&t->tr, err, len) < 0) return MG_EXIT_USAGE;
     unet_plan plan = unet_plan_for(&c->model, t->mb, c->img_size, c->img_size, t->be);
     uint64_t ckpt_bytes = plan.params_floats * 3 * sizeof(float) + (1u << 20);
     if (t->lead && outdir_open_run(&t->od, o->out, ckpt_bytes, err, len) < 0)
-        return UT_EXIT_USAGE;
+        return MG_EXIT_USAGE;
     int rc = load_data(t, err, len);
     if (rc) return rc;
     t->mb = (c->batch + t->k - 1) / t->k; /* --batch auto has picked it now */
-    if (check_dist(t, err, len) < 0) return UT_EXIT_USAGE;
+    if (check_dist(t, err, len) < 0) return MG_EXIT_USAGE;
     guard_opts go = o->guard;
     go.batch = t->mb;
     t->g = guard_open(&go, err, len);
-    if (!t->g) return UT_EXIT_USAGE;
+    if (!t->g) return MG_EXIT_USAGE;
     run_cfg mc = *c; /* one rank's model */
     mc.batch = t->mb;
     if (t->lead) batch_fit_note(&mc, t->be, o->guard.ram_budget, guard_config(t->g));
     t->m = unet_create(&c->model, t->mb, c->img_size, c->img_size, c->seed, t->be, err, len);
-    if (!t->m) return UT_EXIT_ERROR;
-    if (t->k > 1 && join_group(t, err, len) < 0) return UT_EXIT_ERROR;
+    if (!t->m) return MG_EXIT_ERROR;
+    if (t->k > 1 && join_group(t, err, len) < 0) return MG_EXIT_ERROR;
     guard_set_trainer_memory(t->g, t->m->plan.total_bytes, t->m->plan.total_bytes);
     t->ck = ckpt_writer_new(t->m, c, err, len);
-    if (!t->ck) return UT_EXIT_ERROR;
+    if (!t->ck) return MG_EXIT_ERROR;
     if (t->rf && (rc = apply_resume(t, err, len)) != 0) return rc;
     if (!t->lead) return 0;
     t->csv = metrics_open(o->out, t->st.epoch, t->st.metrics_row, err, len);
-    if (!t->csv) return UT_EXIT_USAGE;
+    if (!t->csv) return MG_EXIT_USAGE;
     if (o->resume[0])
         printf("resumed from %s: epoch %lld, batch %lld%s\n", o->resume, (long long)t->st.epoch,
                (long long)t->st.batch,
@@ -588,33 +655,46 @@ static int end_epoch(trainer *t, int epoch, const epoch_stats *tr, const epoch_s
         t->st.best_dice = va->dice;
         t->st.best_epoch = epoch + 1;
     }
-    if (!t->lead) return UT_EXIT_OK;
+    if (!t->lead) return MG_EXIT_OK;
     if (save(t, "last.pth", "last") < 0 || (best && save(t, "best.pth", "best") < 0))
-        return UT_EXIT_ERROR;
+        return MG_EXIT_ERROR;
     if (metrics_append(t->csv, t->st.metrics_row) != 0) {
         fprintf(stderr, "unet-train: cannot write %s/metrics.csv: %s\n", t->o->out,
                 strerror(errno));
-        return UT_EXIT_ERROR;
+        return MG_EXIT_ERROR;
     }
     draw_curves(t, 0);
     fflush(stdout);
-    return UT_EXIT_OK;
+    return MG_EXIT_OK;
+}
+
+/* One epoch's check at its start, its training from where the loader is,
+ * and its validation; a stop answered by a shrink goes on from there.
+ * MG_EXIT_OK when the epoch is done, else the exit status. */
+static int run_epoch(trainer *t, int epoch, epoch_stats *tr, epoch_stats *va)
+{
+    int rc;
+    while (should_stop(t, GP_EPOCH, -1, NULL, 0))
+        if ((rc = on_stop(t, epoch)) != UT_GO_ON) return rc;
+    /* A resumed run continues its epoch where the checkpoint left it. */
+    if (t->st.batch == 0) unet_loader_begin_epoch(&t->tl);
+    while (train_epoch(t, epoch, tr) || (t->have_val && eval_epoch(t, epoch, va)))
+        if ((rc = on_stop(t, epoch)) != UT_GO_ON) return rc;
+    return MG_EXIT_OK;
 }
 
 static int run_epochs(trainer *t)
 {
     for (int epoch = (int)t->st.epoch; epoch < t->c.epochs; epoch++) {
-        if (should_stop(t, GP_EPOCH, -1, NULL, 0)) return emergency(t, epoch);
-        /* A resumed run continues its epoch where the checkpoint left it. */
-        if (t->st.batch == 0) unet_loader_begin_epoch(&t->tl);
         epoch_stats tr = {0}, va = {NAN, NAN, NAN, NAN, NAN, 0, 0};
-        if (train_epoch(t, epoch, &tr) || (t->have_val && eval_epoch(t, epoch, &va)))
-            return emergency(t, epoch);
-        int rc = end_epoch(t, epoch, &tr, &va);
-        if (t->k > 1) rc = dist_agree_rc(t->d, rc); /* rank 0's saves */
-        if (rc != UT_EXIT_OK) return rc;
+        int rc = run_epoch(t, epoch, &tr, &va); /* the same on every rank */
+        if (rc == MG_EXIT_OK) {
+            rc = end_epoch(t, epoch, &tr, &va);
+            if (t->k > 1) rc = dist_agree_rc(t->d, rc); /* rank 0's saves */
+        }
+        if (rc != MG_EXIT_OK) return rc;
     }
-    if (!t->lead) return UT_EXIT_OK;
+    if (!t->lead) return MG_EXIT_OK;
     if (t->k > 1)
         printf("data parallel: rank 0 spent %.2f s in MPI collectives\n",
                dist_comm_seconds(t->d));
@@ -623,7 +703,7 @@ static int run_epochs(trainer *t)
         printf(", %s/best.pth (epoch %lld, dice %.4f)", t->o->out, (long long)t->st.best_epoch,
                t->st.best_dice);
     printf("\n");
-    return UT_EXIT_OK;
+    return MG_EXIT_OK;
 }
 
 /* --threads, else OMP_NUM_THREADS, else the cores shared out among the
@@ -650,7 +730,7 @@ int train_run(const train_opts *o)
     if (!d) {
         say_err(err);
         mg_stop_close(early);
-        return UT_EXIT_USAGE;
+        return MG_EXIT_USAGE;
     }
     set_threads(o, d);
     fpenv_flush_denormals();
@@ -686,7 +766,7 @@ int plan_run(const unet_cfg *cfg, int batch, int img_size)
     char err[256];
     if (unet_check(cfg, batch, img_size, img_size, err, sizeof err) < 0) {
         say_err(err);
-        return UT_EXIT_USAGE;
+        return MG_EXIT_USAGE;
     }
     unet_plan p = unet_plan_for(cfg, batch, img_size, img_size, unet_backend_cpu());
     printf("UNet depth %d, base %d, %d input channel%s: %zu parameters\n", cfg->depth, cfg->base,
@@ -699,5 +779,5 @@ int plan_run(const unet_cfg *cfg, int batch, int img_size)
     printf("  batch in / out                       %10.1f MiB\n", (double)p.io_bytes / MIB);
     printf("  total (one arena)                    %10.1f MiB  (%zu bytes)\n",
            (double)p.total_bytes / MIB, p.total_bytes);
-    return UT_EXIT_OK;
+    return MG_EXIT_OK;
 }

@@ -8,7 +8,7 @@
  * neither the model nor the trainer, the checkpoint or predict reads or
  * writes a tensor itself, unless host_visible says the host may (then the
  * staging and the checkpoint use the arena in place). The CPU backend
- * (cpu/backend_cpu.h) fills the table; tests/test_backend_fenced.c proves
+ * (cpu/backend_cpu.h) fills the table; tests/unet/backend/test_backend_fenced.c proves
  * the claim with a backend whose arena the host cannot touch.
  *
  * The contract, which a second backend (CUDA with cuDNN / cuBLAS, say)
@@ -79,12 +79,14 @@ typedef struct unet_backend {
     void (*upload)(void *dst, const void *host, size_t bytes);
     void (*download)(void *host, const void *src, size_t bytes);
     /* Zeroes `bytes` of the arena (a new arena, a batch-size change,
-     * optimiser state that a checkpoint does not have). */
+     * optimiser state that a checkpoint does not have, discarded bytes
+     * before their next use). */
     void (*zero)(void *p, size_t bytes);
     /* The contents of these arena bytes are not needed any more: give
      * their memory back if the backend can (the CPU: madvise
-     * MADV_DONTNEED on the whole pages inside). They stay the arena's and
-     * read as undefined until written again. */
+     * MADV_DONTNEED on the whole pages inside; on Windows they are
+     * decommitted, so the commit charge falls). They stay the arena's; the
+     * next use of them is a zero(), which makes them usable again. */
     void (*discard)(void *p, size_t bytes);
     /* Returns when every op and copy issued so far has finished. */
     void (*sync)(void);

@@ -3,24 +3,21 @@
  * backend_cpu.c: the CPU backend's table (backend.h): the arena in host
  * memory, the channel-blocked, zero-bordered layout of layout.h and the
  * kernels of conv/ and ops/, which pick AVX-512, AVX2 or plain C at run
- * time themselves (isa.c). Only glue lives here: the memory section (the
- * one place that allocates, copies and gives back arena memory, so a port
- * to another system changes it here) and the few layout helpers the table
- * needs beyond layout.h.
+ * time themselves (isa.c). Only glue lives here: the table, its copies,
+ * and the few layout helpers it needs beyond layout.h. The memory section
+ * (allocate, zero, give back arena memory) is mem.h's, one file per
+ * system (posix/mem.c, win/mem.c), the one part a port changes.
  */
 #include "backend_cpu.h"
 
-#include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "adam.h"
 #include "bn.h"
 #include "conv.h"
 #include "layout.h"
 #include "loss.h"
+#include "mem.h"
 #include "pool.h"
 
 static const char *cpu_name(void)
@@ -38,34 +35,9 @@ static float *cpu_channels(float *t, shape s, int c0)
     return t + shape_floats(lower);
 }
 
-/* ---- memory: host memory; staging and arena are the same kind ---- */
-
-#define CPU_ALIGN 64
-
-static void *cpu_alloc(size_t bytes)
-{
-    return aligned_alloc(CPU_ALIGN, (bytes + CPU_ALIGN - 1) / CPU_ALIGN * CPU_ALIGN);
-}
-
-static void cpu_free(void *p, size_t bytes)
-{
-    (void)bytes;
-    free(p);
-}
+/* ---- memory: host memory (mem.h); staging and arena are the same kind ---- */
 
 static void cpu_copy(void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); }
-
-static void cpu_zero(void *p, size_t bytes) { memset(p, 0, bytes); }
-
-/* MADV_DONTNEED on the whole pages inside: the kernel takes them back at
- * once, and they read as zeros when touched again. */
-static void cpu_discard(void *p, size_t bytes)
-{
-    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1);
-    uintptr_t hi = ((uintptr_t)p + bytes) & ~(page - 1);
-    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
-}
 
 /* Every op has returned when its call does. */
 static void cpu_sync(void) {}
@@ -88,14 +60,14 @@ static void cpu_scale(float *x, size_t n, float a)
 
 static const unet_backend cpu = {
     .name = cpu_name,
-    .alloc = cpu_alloc,
-    .free = cpu_free,
-    .alloc_host = cpu_alloc,
-    .free_host = cpu_free,
+    .alloc = cpu_mem_alloc,
+    .free = cpu_mem_free,
+    .alloc_host = cpu_mem_alloc,
+    .free_host = cpu_mem_free,
     .upload = cpu_copy,
     .download = cpu_copy,
-    .zero = cpu_zero,
-    .discard = cpu_discard,
+    .zero = cpu_mem_zero,
+    .discard = cpu_mem_discard,
     .sync = cpu_sync,
     .host_visible = true,
     .act_floats = shape_floats,

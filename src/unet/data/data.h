@@ -190,6 +190,12 @@ void unet_loader_free(unet_loader *l);
  * on or off on resume keeps the order stream) and a new flip key; pos = 0. */
 void unet_loader_begin_epoch(unet_loader *l);
 
+/* From the next batch on, `batch` samples at a time (>= 1; MG_EINVAL
+ * otherwise, nothing changed). The order, the position and the flips are
+ * kept: they are counted in samples, so the epoch goes on exactly where it
+ * was (unet-train --on-memory shrink). */
+int unet_loader_set_batch(unet_loader *l, int batch);
+
 /* Batches of this epoch not yet handed out: ceil((n - pos) / batch). */
 int unet_loader_batches_left(const unet_loader *l);
 

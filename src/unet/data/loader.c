@@ -86,6 +86,14 @@ void unet_loader_begin_epoch(unet_loader *l)
     l->pos = 0;
 }
 
+int unet_loader_set_batch(unet_loader *l, int batch)
+{
+    if (!l || batch < 1)
+        return MG_EINVAL;
+    l->batch = batch;
+    return 0;
+}
+
 int unet_loader_batches_left(const unet_loader *l)
 {
     if (l->epoch == 0 || l->pos >= l->n)
@@ -142,7 +150,7 @@ static void fill_one(const unet_data *d, int s, unsigned flips, const float *lut
 /* Fills positions [first, first + count) of the current epoch's order, with
  * the flips of those positions, without moving the cursor. Returns the
  * number filled (clipped at n), 0 if first is out of range. */
-static int unet_loader_fill(const unet_loader *l, int first, int count, float *x, float *y)
+static int loader_fill(const unet_loader *l, int first, int count, float *x, float *y)
 {
     if (first < 0 || first >= l->n || count <= 0)
         return 0;
@@ -166,7 +174,7 @@ int unet_loader_next(unet_loader *l, float *x, float *y)
 {
     if (l->epoch == 0 || l->pos >= l->n)
         return 0;
-    int bn = unet_loader_fill(l, l->pos, l->batch, x, y);
+    int bn = loader_fill(l, l->pos, l->batch, x, y);
     l->pos += bn;
     return bn;
 }
@@ -185,7 +193,7 @@ int unet_loader_next_shard(unet_loader *l, int part, int parts, float *x, float 
         return 0;
     int bn = l->n - l->pos < l->batch ? l->n - l->pos : l->batch, first;
     int mine = unet_loader_shard(bn, part, parts, &first);
-    *count = mine ? unet_loader_fill(l, l->pos + first, mine, x, y) : 0;
+    *count = mine ? loader_fill(l, l->pos + first, mine, x, y) : 0;
     l->pos += bn;
     return bn;
 }

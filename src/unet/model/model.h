@@ -50,16 +50,16 @@ typedef struct unet_cfg {
 } unet_cfg;
 
 typedef enum pkind {
-    PK_CONV,      /* 3x3 conv weight (Co,Ci,3,3) */
-    PK_BN_W,      /* BatchNorm weight (gamma) */
-    PK_BN_B,      /* BatchNorm bias (beta) */
-    PK_BN_MEAN,   /* running_mean (buffer) */
-    PK_BN_VAR,    /* running_var (buffer) */
-    PK_BN_COUNT,  /* num_batches_tracked (int64 buffer, 0-d) */
-    PK_UP_W,      /* ConvTranspose2d weight (Ci,Co,2,2) */
-    PK_UP_B,      /* its bias */
-    PK_OUT_W,     /* 1x1 conv weight (1,C,1,1) */
-    PK_OUT_B      /* its bias (1) */
+    PARAM_CONV,      /* 3x3 conv weight (Co,Ci,3,3) */
+    PARAM_BN_W,      /* BatchNorm weight (gamma) */
+    PARAM_BN_B,      /* BatchNorm bias (beta) */
+    PARAM_BN_MEAN,   /* running_mean (buffer) */
+    PARAM_BN_VAR,    /* running_var (buffer) */
+    PARAM_BN_COUNT,  /* num_batches_tracked (int64 buffer, 0-d) */
+    PARAM_UP_W,      /* ConvTranspose2d weight (Ci,Co,2,2) */
+    PARAM_UP_B,      /* its bias */
+    PARAM_OUT_W,     /* 1x1 conv weight (1,C,1,1) */
+    PARAM_OUT_B      /* its bias (1) */
 } pkind;
 
 typedef struct param {

@@ -14,6 +14,7 @@
  */
 #include "pickle_read.h"
 
+#include "errf.h"
 #include "memguard.h"
 #include "pickle_op.h"
 
@@ -39,7 +40,7 @@ typedef struct pk_vm {
 
 /* "data.pkl: <message> at offset <the opcode's offset>", once. */
 static int pk_fail(pk_vm *k, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    UNET_PRINTF(3, 4);
 
 static int pk_fail(pk_vm *k, int rc, const char *fmt, ...)
 {
@@ -162,7 +163,7 @@ static int64_t pk_signed(uint64_t u, unsigned width)
 
 static int pk_is_global(const pv *v, const char *mod, const char *name)
 {
-    return v && v->kind == PV_GLOBAL_ && strcmp(v->u.g.mod, mod) == 0 &&
+    return v && v->kind == PV__GLOBAL && strcmp(v->u.g.mod, mod) == 0 &&
            strcmp(v->u.g.name, name) == 0;
 }
 
@@ -212,7 +213,7 @@ static int pk_op_global(pk_vm *k)
         for (char *q = name; *q; q++) if (*q < 0x20 || *q > 0x7E) *q = '?';
         return pk_fail(k, MG_EPARSE, "global %s.%s is not allowed", mod, name);
     }
-    pv *g = pv__node(k->z->arena, PV_GLOBAL_);
+    pv *g = pv__node(k->z->arena, PV__GLOBAL);
     if (!g) return pk_fail(k, MG_ENOMEM, "out of memory");
     pv *ms = pv_str(k->z->arena, mod), *ns = pv_str(k->z->arena, name);
     if (!ms || !ns) return pk_fail(k, MG_ENOMEM, "out of memory");
@@ -255,7 +256,7 @@ static int pk_op_persid(pk_vm *k)
     pv *pid = pk_pop(k);
     if (!pid || pid->kind != PV_TUPLE || pid->u.c.n != 5 ||
         !pv_as_str(pid->u.c.items[0]) || strcmp(pv_as_str(pid->u.c.items[0]), "storage") != 0 ||
-        pid->u.c.items[1]->kind != PV_GLOBAL_ || strcmp(pid->u.c.items[1]->u.g.mod, "torch") != 0 ||
+        pid->u.c.items[1]->kind != PV__GLOBAL || strcmp(pid->u.c.items[1]->u.g.mod, "torch") != 0 ||
         pid->u.c.items[2]->kind != PV_STR)
         return pk_fail(k, MG_EPARSE, "BINPERSID needs ('storage', torch.<X>Storage, key, "
                        "location, numel)");
@@ -266,7 +267,7 @@ static int pk_op_persid(pk_vm *k)
     const void *data;
     int rc = pk_storage_bytes(k, pid->u.c.items[2], dt, numel, &data);
     if (rc) return rc;
-    pv *st = pv__node(k->z->arena, PV_STORAGE_);
+    pv *st = pv__node(k->z->arena, PV__STORAGE);
     if (!st) return pk_fail(k, MG_ENOMEM, "out of memory");
     st->u.st.dtype = (pv_dtype)dt;
     st->u.st.data = data;
@@ -313,7 +314,7 @@ static int pk_rebuild_tensor(pk_vm *k, const pv *args)
                        args->u.c.n);
     pv *const *a = args->u.c.items;
     int64_t off, shape[PV_MAX_DIM], numel = 0;
-    if (a[0]->kind != PV_STORAGE_ || pk_int_of(a[1], &off) || off < 0 ||
+    if (a[0]->kind != PV__STORAGE || pk_int_of(a[1], &off) || off < 0 ||
         a[2]->kind != PV_TUPLE || a[3]->kind != PV_TUPLE)
         return pk_fail(k, MG_EPARSE, "_rebuild_tensor_v2: bad storage, offset, size or stride");
     int rc = pk_tensor_shape(k, a[2], a[3], shape, &numel);
@@ -333,7 +334,7 @@ static int pk_rebuild_tensor(pk_vm *k, const pv *args)
 static int pk_op_reduce(pk_vm *k)
 {
     pv *args = pk_pop(k), *f = pk_pop(k);
-    if (!args || !f || args->kind != PV_TUPLE || f->kind != PV_GLOBAL_)
+    if (!args || !f || args->kind != PV_TUPLE || f->kind != PV__GLOBAL)
         return pk_fail(k, MG_EPARSE, "REDUCE needs a global and an argument tuple");
     if (pk_is_global(f, "collections", "OrderedDict")) {
         if (args->u.c.n != 0) return pk_fail(k, MG_EPARSE, "OrderedDict() with arguments");

@@ -38,8 +38,8 @@ typedef enum pv_kind {
     PV_TUPLE,
     PV_DICT,
     PV_ODICT,  /* collections.OrderedDict, e.g. a state_dict */
-    PV_GLOBAL_, /* reader-internal: never in a finished tree */
-    PV_STORAGE_ /* reader-internal: never in a finished tree */
+    PV__GLOBAL, /* reader-internal: never in a finished tree */
+    PV__STORAGE /* reader-internal: never in a finished tree */
 } pv_kind;
 
 /* Torch storage dtypes. The trainer uses F32 and I64; the others are read
@@ -82,10 +82,10 @@ struct pv {
             size_t len;
         } str;
         pv_tensor t;    /* PV_TENSOR */
-        struct {        /* PV_GLOBAL_: "module", "name" */
+        struct {        /* PV__GLOBAL: "module", "name" */
             char *mod, *name;
         } g;
-        struct {        /* PV_STORAGE_: bytes of one data/<key> entry */
+        struct {        /* PV__STORAGE: bytes of one data/<key> entry */
             pv_dtype dtype;
             const void *data;
             int64_t numel;
@@ -169,6 +169,6 @@ int pv_equal(const pv *a, const pv *b);
  * while it is built, so this stays linear on hostile input). */
 pv *pv__node(pv_arena *a, pv_kind kind);
 int pv__dict_push(pv *dict, pv *key, pv *val);
-int pv__internal(const pv *v); /* is or holds a PV_GLOBAL_/PV_STORAGE_ */
+int pv__internal(const pv *v); /* is or holds a PV__GLOBAL/PV__STORAGE */
 
 #endif /* UNET_PYVAL_H */

@@ -39,8 +39,8 @@ static int lanes(int nb, int round) { return (nb * CB + round - 1) / round * rou
  * blocks x 8 rounded up to `round` (8 for AVX2 ymm, 16 for AVX-512 zmm),
  * i over one input block; 0 outside [0,nout) x [0,nin). Groups before the
  * last are full, so group k starts at k * G*8 * blocks(nin)*8 * ntaps. */
-static void conv__pack(float *dst, conv__wview w, int nout, int nin, int ntaps, int G,
-                       int round)
+static void pack_weights(float *dst, conv__wview w, int nout, int nin, int ntaps, int G,
+                         int round)
 {
     const int nob = blocks(nout), nib = blocks(nin);
     const int ngroups = (nob + G - 1) / G;
@@ -63,8 +63,8 @@ static void conv__pack(float *dst, conv__wview w, int nout, int nin, int ntaps, 
 
 /* Sums weight-gradient partials part[chunk][group][cb][tap][i 8][o G*8]
  * over the chunks, in chunk order, into dw (part is clobbered). */
-static void conv__dw_reduce(float *part, int nchunks, int nout, int nin, int ntaps, int G,
-                            conv__dwview dw)
+static void dw_reduce(float *part, int nchunks, int nout, int nin, int ntaps, int G,
+                      conv__dwview dw)
 {
     const int nob = blocks(nout), nib = blocks(nin);
     const int ngroups = (nob + G - 1) / G;
@@ -118,7 +118,7 @@ static void run_fwd(const conv__kernel *k, const conv__fwd *d)
 /* Packs weights for k's forward loop. */
 static void pack(const conv__kernel *k, float *dst, conv__wview w, int nout, int nin, int ntaps)
 {
-    conv__pack(dst, w, nout, nin, ntaps, conv__group(blocks(nout)), k->round);
+    pack_weights(dst, w, nout, nin, ntaps, conv__group(blocks(nout)), k->round);
 }
 
 /* Padded bias: whole groups plus a block of slack for the last zmm of an
@@ -226,8 +226,8 @@ void conv__3x3_backward_weight(const conv__kernel *k, float *dw, const float *do
     taps3x3(d.bc_tap, g.rs);
     d.stencil3 = 1;
     k->run_dw(&d);
-    conv__dw_reduce(d.part, d.nchunks, co, s.c, 9, k->dw_group(d.nob),
-                    (conv__dwview){dw, (ptrdiff_t)s.c * 9, 9, 1});
+    dw_reduce(d.part, d.nchunks, co, s.c, 9, k->dw_group(d.nob),
+              (conv__dwview){dw, (ptrdiff_t)s.c * 9, 9, 1});
 }
 
 /* ---- ConvTranspose2d 2x2, stride 2 ----------------------------------------- */
@@ -302,8 +302,8 @@ void conv__t2x2_backward_weight(const conv__kernel *k, float *dw, float *db, con
     for (int t = 0; t < 4; t++)
         d.dv_tap[t] = (t >> 1) * go.rs + (t & 1) * CB;
     k->run_dw(&d);
-    conv__dw_reduce(d.part, d.nchunks, co, s.c, 4, k->dw_group(d.nob),
-                    (conv__dwview){dw, 4, (ptrdiff_t)co * 4, 1});
+    dw_reduce(d.part, d.nchunks, co, s.c, 4, k->dw_group(d.nob),
+              (conv__dwview){dw, 4, (ptrdiff_t)co * 4, 1});
     k->bias_grad(db, dout, so);
 }
 
@@ -337,7 +337,7 @@ void conv__1x1_backward_weight(const conv__kernel *k, float *dw, float *db, cons
     conv__geo g = conv__geo_of(s);
     conv__dw d = dw_of(k, dout, g, g.rs, CB, co, in, s, 1, scratch);
     k->run_dw(&d);
-    conv__dw_reduce(d.part, d.nchunks, co, s.c, 1, k->dw_group(d.nob),
-                    (conv__dwview){dw, s.c, 1, 0});
+    dw_reduce(d.part, d.nchunks, co, s.c, 1, k->dw_group(d.nob),
+              (conv__dwview){dw, s.c, 1, 0});
     k->bias_grad(db, dout, so);
 }

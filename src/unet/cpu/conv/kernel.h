@@ -55,7 +55,7 @@ typedef struct conv__fwd {
     /* The taps are a 3x3 stencil: tap[kh*3 + kw] = tap[kh*3] + kw*in_px,
      * so a kernel may sweep a row of input once for the three kw. */
     int stencil3;
-    const float *wp;   /* conv__pack'ed with the kernel's group and round */
+    const float *wp;   /* packed (drive.c's pack_weights) with the kernel's group and round */
     const float *bias; /* padded to whole groups + 1 block, or NULL */
     float *out;
     ptrdiff_t out_cs, out_bs, out_rs, out_px, out_org;

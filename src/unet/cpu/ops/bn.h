@@ -11,7 +11,7 @@
  * float, the output is x*alpha + beta with alpha = invstd*gamma and
  * beta' = beta - mean*alpha in float, and the running statistics are updated
  * in double with the unbiased variance var*n/(n-1). Results agree with
- * torch to ~1e-6 relative (tests/test_ops_bn.c).
+ * torch to ~1e-6 relative (tests/unet/cpu/test_ops_bn.c).
  *
  * Conventions (the same as conv.h):
  * - `s` is the activation shape (C,B,H,W); x, y, dy, dx are blocked,
