@@ -9,8 +9,18 @@ at batch 4; default model (base 16, depth 4); 2 threads each
 OPENBLAS_NUM_THREADS=1 for PyTorch). Each run is its own process, so its
 peak RSS (ru_maxrss from wait4) is its own. The rounds alternate the two
 programs so drift on a shared machine hits both; the table shows medians
-over rounds and the ratios. Targets (issue 4): throughput >= 1.4x
-PyTorch's, peak RSS <= 0.4x.
+over rounds and the ratios. Targets (issue 17): throughput >= 2.0x
+PyTorch's natively, >= 1.7x with --isa avx2, peak RSS <= 0.35x, and
+>= 55 % of the FMA peak.
+
+The FMA peak is bench/fma_peak's (built with the project): independent
+FMA chains on every thread, AVX-512 natively, AVX2 with --isa avx2,
+measured in the same run (once per round; the best of the run counts, as
+a peak should). Each program's training rate in GFLOPS is its images/s
+times the UNet's multiply-adds per image x 2 (forward, backward-data
+except the input layer's, backward-weight of every convolution: 4.53
+GFLOP at 128x128, research/cnn-in-c.md 4), printed as a fraction of that
+peak.
 
 --isa avx2 plays a CPU without AVX-512 (most desktops, the first user's
 among them) on one that has it: UNET_KERNELS=avx2 for unet-train, and
@@ -66,6 +76,50 @@ def torch_train(size, batch, steps, isa):
     return rate, rss
 
 
+def train_gflop_per_image(size, in_ch=3, base=16, depth=4):
+    """FLOP of one training image (x 1e-9): 2 x the multiply-adds of every
+    convolution's forward, backward-data (none for the input layer) and
+    backward-weight; BN, pooling, loss and Adam are < 1 % and left out."""
+    macs_fwd, macs_dx = 0, 0
+
+    def conv(ci, co, hw, taps, first=False):
+        nonlocal macs_fwd, macs_dx
+        m = hw * hw * ci * co * taps
+        macs_fwd += m
+        if not first:
+            macs_dx += m
+
+    ch = [base << i for i in range(depth + 1)]
+    hw = size
+    prev = in_ch
+    for i in range(depth):
+        conv(prev, ch[i], hw, 9, first=(i == 0))
+        conv(ch[i], ch[i], hw, 9)
+        prev = ch[i]
+        hw //= 2
+    conv(ch[depth - 1], ch[depth], hw, 9)
+    conv(ch[depth], ch[depth], hw, 9)
+    for i in reversed(range(depth)):
+        conv(ch[i + 1], ch[i], hw, 4)  # ConvTranspose2d 2x2 s2: 4 taps per input pixel
+        hw *= 2
+        conv(2 * ch[i], ch[i], hw, 9)
+        conv(ch[i], ch[i], hw, 9)
+    conv(ch[0], 1, hw, 1)
+    return 2 * (2 * macs_fwd + macs_dx) * 1e-9
+
+
+def fma_peak(build, isa):
+    """GFLOPS of bench/fma_peak's all-thread loop for the ISA (2 threads)."""
+    out, _ = run([os.path.join(build, "bench", "fma_peak"), "0.2", "5"],
+                 dict(os.environ, OMP_NUM_THREADS="2"))
+    want = "avx512" if isa == "native" else "avx2"
+    for ln in out.split("\n"):
+        f = ln.split()
+        if len(f) == 4 and f[0] == "peak" and f[1] == want and f[2] == "2":
+            return float(f[3])
+    sys.exit(f"fma_peak gave no 2-thread {want} peak:\n{out}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
@@ -76,18 +130,29 @@ def main():
     configs = [(128, 8, 12), (128, 4, 16), (256, 4, 8)]
     print(f"{'config':>12} {'unet-train img/s':>17} {'torch img/s':>12} {'speed':>7} "
           f"{'unet RSS MiB':>13} {'torch RSS MiB':>14} {'RSS':>6}")
+    peaks, rows = [], []
     for size, batch, steps in configs:
         u, t = [], []
         for _ in range(a.rounds):
+            peaks.append(fma_peak(a.build, a.isa))
             u.append(unet_train(a.build, size, batch, steps, a.isa))
             t.append(torch_train(size, batch, steps, a.isa))
         ur = statistics.median(r for r, _ in u)
         tr = statistics.median(r for r, _ in t)
         um = statistics.median(m for _, m in u)
         tm = statistics.median(m for _, m in t)
+        rows.append((size, batch, ur, tr))
         print(f"{f'{size}px b{batch}':>12} {ur:>17.2f} {tr:>12.2f} {ur / tr:>6.2f}x "
               f"{um:>13.1f} {tm:>14.1f} {um / tm:>5.2f}x", flush=True)
-
+    peak = max(peaks)
+    print(f"FMA peak ({'AVX-512' if a.isa == 'native' else 'AVX2'}, 2 threads, bench/fma_peak, "
+          f"best of {len(peaks)} in this run): {peak:.1f} GFLOPS")
+    print(f"{'config':>12} {'GFLOP/img':>10} {'unet-train':>11} {'torch':>7}   (training GFLOPS "
+          "as a fraction of that peak)")
+    for size, batch, ur, tr in rows:
+        gf = train_gflop_per_image(size)
+        print(f"{f'{size}px b{batch}':>12} {gf:>10.2f} {100 * ur * gf / peak:>10.1f}% "
+              f"{100 * tr * gf / peak:>6.1f}%")
 
 if __name__ == "__main__":
     main()
