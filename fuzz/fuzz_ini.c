@@ -71,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         quiet(true);
         int rc = load_config(&k, path);
         quiet(false);
-        FZ_CHECK(rc == 0 || rc == UT_EXIT_USAGE, "load_config returned %d", rc);
+        FZ_CHECK(rc == 0 || rc == MG_EXIT_USAGE, "load_config returned %d", rc);
         volatile size_t n = use_strings(&k);
         (void)n;
     }

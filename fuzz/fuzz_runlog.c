@@ -204,7 +204,7 @@ static void ev_start(rd *r, uint64_t t)
 static void ev_reason(rd *r, uint64_t t, const char *event, const mg_config *cfg,
                       const mg_snapshot *snap, const mg_verdict *v)
 {
-    char reason[256], stop[256], q[300], f[PATH_MAX + 8], extra[PATH_MAX + 1024];
+    char reason[256], stop[256], q[300], f[RUN_PATH_MAX + 8], extra[RUN_PATH_MAX + 1024];
     rd_str(r, reason);
     rd_str(r, stop);
     mg_json_quote(reason, q, sizeof q);
@@ -230,7 +230,7 @@ static void ev_reason(rd *r, uint64_t t, const char *event, const mg_config *cfg
 
 static void ev_ack(rd *r, uint64_t t)
 {
-    char ckpt[256], q[PATH_MAX + 8], extra[PATH_MAX + 64];
+    char ckpt[256], q[RUN_PATH_MAX + 8], extra[RUN_PATH_MAX + 64];
     rd_str(r, ckpt);
     mg_json_quote(ckpt, q, sizeof q);
     snprintf(extra, sizeof extra, "\"checkpoint\":%s", q);

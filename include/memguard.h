@@ -623,6 +623,9 @@ MG_API const char *mg_ram_source_name(mg_ram_source source);
  * the previous start saved and acknowledged, to resume from. */
 #define MG_ENV_ATTEMPT "MEMGUARD_ATTEMPT"
 #define MG_ENV_RESUME "MEMGUARD_RESUME"
+/* Set by a memguard run that takes "saved and continuing" as an answer to
+ * a request (see mg_stop_continue): where the trainer writes it. */
+#define MG_ENV_CONTINUE_FILE "MEMGUARD_CONTINUE_FILE"
 /* Windows only: the name of the stop event, and the prefix of the "armed"
  * events (see below). */
 #define MG_ENV_STOP_EVENT "MEMGUARD_STOP_EVENT"
@@ -668,16 +671,47 @@ MG_API const char *mg_ram_source_name(mg_ram_source source);
 #define MG_STOP_FILE_HEADER "memguard stop request"
 typedef struct mg_stop mg_stop;
 
+/* Continuing instead of stopping (a trainer that can shrink its batch). A
+ * memory request may be answered with "saved, and continuing at a smaller
+ * footprint" instead of a stop, when both sides know how:
+ *
+ * - memguard run says it takes that answer by setting
+ *   MEMGUARD_CONTINUE_FILE (a path beside the stop file), and numbers its
+ *   requests: the stop file's third line is "request N memory" (critical
+ *   memory: the trainer may continue) or "request N stop" (a manual request:
+ *   it must stop), N = 1, 2, ... within one start of the command.
+ * - The trainer saves as for a stop and, instead of acknowledging and
+ *   exiting, writes MEMGUARD_CONTINUE_FILE through a temporary and a
+ *   rename: MG_CONTINUE_FILE_HEADER, then "request N" (the request it
+ *   answers), "checkpoint PATH" (the checkpoint's absolute path) and "note
+ *   TEXT" (one line for the log, e.g. "batch 8 -> 6"), each ending in a
+ *   newline.
+ * - memguard run, seeing the answer to its pending request, logs it
+ *   (event "continue"), removes the stop file and the answer, and goes
+ *   back to watching: no SIGTERM after --grace. Memory still critical then
+ *   is a new request (N + 1), sent again to every process that catches
+ *   the signal.
+ *
+ * Old trainers never write the answer: they acknowledge and stop as
+ * before. An old memguard run sets no MEMGUARD_CONTINUE_FILE and writes no
+ * request line, and a trainer then stops as before (mg_stop_may_continue
+ * is false); so does a trainer asked by a bare signal with no memguard run,
+ * and one whose request came without a stop file it could read. */
+#define MG_CONTINUE_FILE_HEADER "memguard continue"
+
 /* Installs the flag-only handler for `signo` (0: MEMGUARD_STOP_SIGNAL from
  * the environment, else SIGUSR1, SIGBREAK on Windows, where it is the only
  * one accepted; negative: no handler, stop file only) and remembers
- * MEMGUARD_STOP_FILE (and on Windows opens the stop event). Works without memguard run too: then only
+ * MEMGUARD_STOP_FILE, MEMGUARD_ACK_FILE and MEMGUARD_CONTINUE_FILE (and on
+ * Windows opens the stop event). Works without memguard run too: then only
  * the signal can ask. Returns NULL with *err (may be NULL) set to
  * MG_EINVAL (bad signal number) or MG_ENOMEM. */
 MG_API mg_stop *mg_stop_open(int signo, int *err);
 /* True once the signal arrived, the stop event is set (Windows) or the stop
  * file exists. Costs a flag read and one stat() (2-3 us): cheap enough for
- * every batch. */
+ * every batch. After mg_stop_continue, only the signal again or a stop
+ * file holding another request counts (the file is then read, not only
+ * stat()ed, while it is there). */
 MG_API bool mg_stop_requested(mg_stop *s);
 /* The stop file's path, or NULL when none was given. */
 MG_API const char *mg_stop_file(const mg_stop *s);
@@ -694,6 +728,22 @@ MG_API int mg_stop_reason(const mg_stop *s, char *buf, size_t buf_len);
  * run), MG_EINVAL, or mg_atomic's errors. Call it only after the
  * checkpoint is durably saved, from the one process that saved it. */
 MG_API int mg_stop_acknowledge(const mg_stop *s, const char *checkpoint_path);
+/* Whether the pending request may be answered with mg_stop_continue: a
+ * memguard run that takes the answer (MEMGUARD_CONTINUE_FILE) asked, for
+ * memory ("request N memory" in the stop file). False for NULL, a
+ * manual request, an old memguard run, a bare signal, or no request. */
+MG_API bool mg_stop_may_continue(mg_stop *s);
+/* Answers the pending request with "saved `checkpoint_path` and
+ * continuing" (see above; `note`, one line, may be NULL): forgets a
+ * checkpoint signal that arrived, writes MEMGUARD_CONTINUE_FILE atomically,
+ * and from then on mg_stop_requested() ignores the stop file while it holds
+ * this request (until memguard run takes the answer and removes it); a new
+ * request (a new N, or the signal again) counts. Call it only after the
+ * checkpoint is durably saved and the footprint is smaller, from the one
+ * process that saved. Returns 0, MG_EINVAL (a bad argument, or
+ * mg_stop_may_continue() is false: then stop and acknowledge as before),
+ * or mg_atomic's errors. */
+MG_API int mg_stop_continue(mg_stop *s, const char *checkpoint_path, const char *note);
 /* Restores the previous handler and forgets a signal that arrived. NULL is
  * a no-op. Opening a second mg_stop for the same signal while one is open
  * keeps a request that already arrived. */

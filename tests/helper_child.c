@@ -39,6 +39,26 @@
  *       much as the first start, i.e. it never fits) and exits 0; else it
  *       runs the alloc loop and on the request saves DIR/emergency_K.ckpt,
  *       acknowledging it when ACK is 1, and exits 75.
+ *   helper_child ballast TRACE LINES STEP_MB EVERY_MS ROUNDS CAP_MB [SHRINKS]
+ *       memory that grows beside a trainer inside one budget: for round
+ *       r = 1..ROUNDS it waits until the file TRACE has r * LINES lines,
+ *       then allocates STEP_MB every EVERY_MS (at most CAP_MB in the
+ *       round, then it waits) until the trainer has acted:
+ *       under memguard run, until the stop file (MEMGUARD_STOP_FILE)
+ *       appears, and then it waits until it is gone again (the request was
+ *       answered); with SHRINKS (a trainer's own budget), until that file
+ *       has r + 1 lines (a header and r shrinks). It keeps what it has and
+ *       sleeps after the last round; it never catches the checkpoint
+ *       signal.
+ *   helper_child continuer STEP_MB EVERY_MS CKPT TOTAL_MB
+ *       a trainer that answers memory requests by continuing smaller: it
+ *       allocates STEP_MB every EVERY_MS, and once it has allocated
+ *       TOTAL_MB in all (what it gave back included) holds for 300 ms
+ *       and exits 0 (8 if a request came meanwhile); on a
+ *       request it may continue from (mg_stop_may_continue) it frees half
+ *       of what it holds, writes CKPT and answers with mg_stop_continue
+ *       (note "half"); on any other request it writes CKPT, acknowledges
+ *       and exits 75.
  *   helper_child sleep
  *       sleeps; on SIGINT prints "got SIGINT" and exits 130.
  *   helper_child exit CODE
@@ -167,6 +187,67 @@ static int resumable(const char *trace, long step, long every, const char *dir, 
     return stop ? alloc_loop(stop, step, every, 100000, ckpt, 0, ack) : 5;
 }
 
+/* Lines in the file at path (0 when it cannot be read). */
+static long lines_in(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    long n = 0;
+    int c;
+    while (f && (c = getc(f)) != EOF) n += c == '\n';
+    if (f) fclose(f);
+    return n;
+}
+
+static int ballast(const char *trace, long lines, long step, long every, long rounds, long cap,
+                   const char *shrinks)
+{
+    const char *stop_file = getenv(MG_ENV_STOP_FILE);
+    if (!stop_file && !shrinks) return 5;
+    for (long r = 1; r <= rounds; r++) {
+        while (lines_in(trace) < r * lines) sleep_ms(5);
+        for (long got = 0; shrinks ? lines_in(shrinks) < r + 1 : !exists(stop_file);) {
+            if (got + step <= cap) {
+                grab(step);
+                got += step;
+            }
+            sleep_ms(every);
+        }
+        while (!shrinks && exists(stop_file)) sleep_ms(5);
+    }
+    for (;;) pause();
+}
+
+/* Holds blocks of STEP_MB it can give back (grab() leaks on purpose). */
+static int continuer(long step, long every, const char *ckpt, long total)
+{
+    mg_stop *stop = mg_stop_open(0, NULL);
+    if (!stop) return 5;
+    static volatile char *blocks[4096];
+    long n = 0;
+    for (long all = 0;; all += step) {
+        if (mg_stop_requested(stop)) {
+            if (!mg_stop_may_continue(stop)) {
+                checkpoint(ckpt, n * step);
+                return mg_stop_acknowledge(stop, ckpt) == 0 ? MG_EXIT_MEMSTOP : 6;
+            }
+            for (long k = n / 2; k < n; k++) free((void *)blocks[k]);
+            n /= 2;
+            checkpoint(ckpt, n * step);
+            if (mg_stop_continue(stop, ckpt, "half") != 0) return 7;
+        }
+        if (all + step > total || n == 4096) {
+            sleep_ms(300); /* holding, not growing: no request is pending at the exit */
+            return mg_stop_requested(stop) ? 8 : 0;
+        }
+        size_t bytes = (size_t)step << 20;
+        volatile char *p = malloc(bytes);
+        if (!p) return 3;
+        for (size_t i = 0; i < bytes; i += 4096) p[i] = 1;
+        blocks[n++] = p;
+        sleep_ms(every);
+    }
+}
+
 static volatile sig_atomic_t got_int;
 static void on_int(int sig) { (void)sig; got_int = 1; }
 
@@ -190,6 +271,11 @@ int main(int argc, char **argv)
         if (!stop) return 5;
         return alloc_loop(stop, step, every, cap, argv[4], 0, false);
     }
+    if (strcmp(mode, "ballast") == 0 && (argc == 8 || argc == 9))
+        return ballast(argv[2], atol(argv[3]), atol(argv[4]), atol(argv[5]), atol(argv[6]),
+                       atol(argv[7]), argc == 9 ? argv[8] : NULL);
+    if (strcmp(mode, "continuer") == 0 && argc == 6)
+        return continuer(atol(argv[2]), atol(argv[3]), argv[4], atol(argv[5]));
     if (strcmp(mode, "resumable") == 0 && argc == 8)
         return resumable(argv[2], atol(argv[3]), atol(argv[4]), argv[5], atol(argv[6]),
                          atoi(argv[7]) == 1);

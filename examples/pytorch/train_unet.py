@@ -171,10 +171,13 @@ def loaders(cfg):
     n_val = max(1, int(round(len(ds) * cfg["VAL_SPLIT"])))
     train, val = random_split(ds, [len(ds) - n_val, n_val],
                               generator=torch.Generator().manual_seed(cfg["SEED"]))
-    # Workers need nothing from memguard: memguard run signals only the
-    # processes that catch the signal (this one, through its Guard).
+    # On Linux workers need nothing from memguard: memguard run signals only
+    # the processes that catch the signal (this one, through its Guard). On
+    # Windows the break reaches the workers too, and goes out only when every
+    # process says it survives one: the workers ignore it and say so.
     kw = dict(batch_size=cfg["BATCH"], num_workers=cfg["NUM_WORKERS"],
-              pin_memory=cfg["PIN_MEMORY"])
+              pin_memory=cfg["PIN_MEMORY"],
+              worker_init_fn=memguard.ignore_stop_signal if sys.platform == "win32" else None)
     return DataLoader(train, shuffle=True, **kw), DataLoader(val, shuffle=False, **kw)
 
 

@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -311,6 +312,23 @@ static const char *status_words(int st)
     }
 }
 
+/* An event's text into out, cut to fit (a cut text is still a text). */
+static void put(char *out, size_t len, const char *fmt, ...) CLI_PRINTF(3, 4);
+static void put(char *out, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out, len, fmt, ap);
+    va_end(ap);
+}
+
+/* A path's last part (the path itself when it ends in '/'; NULL stays). */
+static const char *file_name(const char *path)
+{
+    const char *slash = path ? strrchr(path, '/') : NULL;
+    return slash && slash[1] ? slash + 1 : path;
+}
+
 /* The text of an event line, from the line's own fields. */
 static void event_text(const cJSON *j, const char *kind, plot_run *r, char *out, size_t len)
 {
@@ -323,39 +341,42 @@ static void event_text(const cJSON *j, const char *kind, plot_run *r, char *out,
         num_member(j, "signalled", 0, 1e9, &x, why, sizeof why);
         num_member(j, "signal", 1, 64, &y, why, sizeof why);
         if (strcmp(kind, "request") == 0 && !isnan(x))
-            snprintf(out, len, "%s%s; %s to %.0f process%s", dry ? "dry run: " : "", a,
+            put(out, len, "%s%s; %s to %.0f process%s", dry ? "dry run: " : "", a,
                      sig_text(y, b, sizeof b), x, x == 1 ? "" : "es");
         else
-            snprintf(out, len, "%s%s", dry ? "dry run: " : "", a);
+            put(out, len, "%s%s", dry ? "dry run: " : "", a);
     } else if (strcmp(kind, "ack") == 0) {
         clean_text(a, sizeof a, str_member(j, "checkpoint"));
-        snprintf(out, len, "checkpoint %s", a);
+        put(out, len, "checkpoint %s", a);
+    } else if (strcmp(kind, "continue") == 0) {
+        clean_text(a, sizeof a, file_name(str_member(j, "checkpoint")));
+        char n[120];
+        clean_text(n, sizeof n, str_member(j, "note"));
+        put(out, len, "checkpoint %s, continuing%s%s", a, n[0] ? ": " : "", n);
     } else if (strcmp(kind, "restart") == 0) {
-        const char *res = str_member(j, "resume");
-        const char *slash = res ? strrchr(res, '/') : NULL;
-        clean_text(a, sizeof a, slash && slash[1] ? slash + 1 : res);
+        clean_text(a, sizeof a, file_name(str_member(j, "resume")));
         num_member(j, "attempt", 1, 1e6, &x, why, sizeof why);
-        snprintf(out, len, "restart %.0f from %s", x, a);
+        put(out, len, "restart %.0f from %s", x, a);
     } else if (strcmp(kind, "term") == 0) {
-        snprintf(out, len, "%sSIGTERM to the tree: --grace ran out", dry ? "dry run: " : "");
+        put(out, len, "%sSIGTERM to the tree: --grace ran out", dry ? "dry run: " : "");
     } else if (strcmp(kind, "kill") == 0) {
         clean_text(a, sizeof a, str_member(j, "why"));
         if (bool_member(j, "hard"))
-            snprintf(out, len, "%sSIGKILL at once: %s", dry ? "dry run: " : "", a);
+            put(out, len, "%sSIGKILL at once: %s", dry ? "dry run: " : "", a);
         else
-            snprintf(out, len, "%sSIGKILL: --kill-after ran out after SIGTERM",
+            put(out, len, "%sSIGKILL: --kill-after ran out after SIGTERM",
                      dry ? "dry run: " : "");
     } else if (strcmp(kind, "cleanup") == 0) {
         num_member(j, "signal", 1, 64, &x, why, sizeof why);
-        snprintf(out, len, "%s to what outlived the command", sig_text(x, b, sizeof b));
+        put(out, len, "%s to what outlived the command", sig_text(x, b, sizeof b));
     } else if (strcmp(kind, "signal") == 0) {
         num_member(j, "signal", 1, 64, &x, why, sizeof why);
         num_member(j, "pid", 1, 1e9, &y, why, sizeof why);
-        snprintf(out, len, "%s to pid %.0f (its handler came late)", sig_text(x, b, sizeof b), y);
+        put(out, len, "%s to pid %.0f (its handler came late)", sig_text(x, b, sizeof b), y);
     } else if (strcmp(kind, "forward") == 0 || strcmp(kind, "ignored_signal") == 0) {
         num_member(j, "signal", 1, 64, &x, why, sizeof why);
         num_member(j, "from_pid", 0, 1e9, &y, why, sizeof why);
-        snprintf(out, len, "%s from pid %.0f %s", sig_text(x, b, sizeof b), y,
+        put(out, len, "%s from pid %.0f %s", sig_text(x, b, sizeof b), y,
                  kind[0] == 'f' ? "forwarded to the command" : "ignored");
     } else if (strcmp(kind, "exit") == 0) {
         num_member(j, "code", -1, 255, &x, why, sizeof why);
@@ -365,7 +386,7 @@ static void event_text(const cJSON *j, const char *kind, plot_run *r, char *out,
             snprintf(head, sizeof head, "the command died of %s", sig_text(y, b, sizeof b));
         else
             snprintf(head, sizeof head, "the command exited with %.0f", isnan(x) ? -1.0 : x);
-        snprintf(out, len, "%s; memguard exit %d: %s", head, r->exit_status,
+        put(out, len, "%s; memguard exit %d: %s", head, r->exit_status,
                  status_words(r->exit_status));
     } else {
         out[0] = '\0';
@@ -423,7 +444,7 @@ static bool known_event(const char *e)
 {
     static const char *const names[] = {"start", "sample", "warn", "request", "signal", "ack",
                                         "term", "kill", "cleanup", "forward", "ignored_signal",
-                                        "restart", "exit"};
+                                        "restart", "continue", "exit"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(e, names[i]) == 0) return true;
     return false;

@@ -119,7 +119,7 @@ static const char *event_color(const char *kind)
     static const struct { const char *kind, *color; } map[] = {
         {"warn", C_WARN}, {"request", C_STOP}, {"signal", "#ffb357"}, {"ack", "#73bf69"},
         {"term", C_HARD}, {"kill", C_HARD}, {"cleanup", "#ff7383"}, {"forward", "#8ab8ff"},
-        {"restart", "#b48ead"}, {"exit", "#e4e6ea"}};
+        {"restart", "#b48ead"}, {"continue", "#5fb3b3"}, {"exit", "#e4e6ea"}};
     for (size_t i = 0; i < sizeof map / sizeof *map; i++)
         if (strcmp(kind, map[i].kind) == 0) return map[i].color;
     return C_AXIS;

@@ -60,18 +60,27 @@ typedef struct stop_paths {
     bool dir_made;
     char stop[RUN_PATH_MAX];    /* MEMGUARD_STOP_FILE */
     char ack[RUN_PATH_MAX];     /* MEMGUARD_ACK_FILE */
+    char cont[RUN_PATH_MAX];    /* MEMGUARD_CONTINUE_FILE */
     bool stop_made;             /* the stop file is ours to remove */
 } stop_paths;
 
-/* The private folder and its two names, or --stop-file PATH (user_path)
- * and PATH.ack after making sure nothing but a leftover of ours is there.
- * Returns 0, or the exit status after one line on stderr. */
+/* The private folder and its three names (stop, ack, continue), or
+ * --stop-file PATH (user_path), PATH.ack and PATH.continue after making
+ * sure nothing but a leftover of ours is there. Returns 0, or the exit
+ * status after one line on stderr. */
 int stop_paths_init(stop_paths *p, const char *user_path);
-/* Writes the stop file (header + reason) through a temporary and a
- * rename. Returns 0 or -errno. */
-int stop_file_write(stop_paths *p, const char *reason);
+/* Writes the stop file (header, reason, "request N memory|stop") through
+ * a temporary and a rename. Returns 0 or -errno. */
+int stop_file_write(stop_paths *p, const char *reason, uint64_t request, bool memory);
 /* True when the trainer acknowledged a save; ckpt gets its path. */
 bool stop_ack_read(const stop_paths *p, char *ckpt, size_t len);
+/* True when the trainer answered a request with "saved and continuing"
+ * (memguard.h, MG_CONTINUE_FILE_HEADER): the request it answers, the
+ * checkpoint and its note. */
+bool stop_continue_read(const stop_paths *p, uint64_t *request, char *ckpt, size_t len,
+                        char *note, size_t note_len);
+/* The answer was taken: removes it and the stop file. */
+void stop_continue_taken(stop_paths *p);
 /* Removes what memguard made (the stop file, the acknowledgement, the
  * private folder). */
 void stop_paths_cleanup(stop_paths *p);
@@ -130,7 +139,8 @@ int run_os_unlink(const char *path);
  * line on stderr. */
 int run_os_private_dir(char *dir, size_t len);
 /* Removes the private folder, and first the temporaries a killed trainer
- * left there ("ack.tmp.PID"); says so on stderr when it cannot. */
+ * left there ("ack.tmp.PID", "continue.tmp.PID"); says so on stderr when
+ * it cannot. */
 void run_os_private_dir_remove(const char *dir);
 /* Writes n bytes as the file path through a temporary of its own in the
  * same folder, renamed into place (no link followed, never half a file).

@@ -18,7 +18,10 @@
  *
  * The escalation is a one-way state machine, RUNNING -> REQUESTED ->
  * TERMINATED -> KILLED, so the polite end is sent once and never looped on
- * (earlyoom #354 / #373). Starting the command, waiting, reaping, and who
+ * (earlyoom #354 / #373). The one way back: a trainer that answers a
+ * memory request with "saved and continuing" (memguard.h,
+ * mg_stop_continue) while it is pending returns it to RUNNING; each
+ * request carries its number, so an answer is to one request only. Starting the command, waiting, reaping, and who
  * is signalled how are the platform's half (supervise.h); this file never
  * sends, spawns or waits itself.
  */
@@ -108,12 +111,15 @@ static size_t request_signal(sup *s, bool late)
 }
 
 /* The request: the stop file for every process of the tree, the signal for
- * those that can take it. */
-static void request_stop(sup *s, uint64_t detect_us, const mg_snapshot *snap, const mg_verdict *v)
+ * those that can take it. `memory`: critical memory, which a trainer may
+ * answer by continuing smaller; else a manual request, which stops. */
+static void request_stop(sup *s, uint64_t detect_us, const mg_snapshot *snap, const mg_verdict *v,
+                         bool memory)
 {
     size_t got = 0;
+    s->request_no++;
     if (!s->o->dry_run) {
-        int rc = stop_file_write(&s->files, s->reason);
+        int rc = stop_file_write(&s->files, s->reason, s->request_no, memory);
         if (rc < 0)
             sup_say("cannot write the stop file %s: %s (the signal still goes out)",
                     s->files.stop, strerror(-rc));
@@ -126,9 +132,10 @@ static void request_stop(sup *s, uint64_t detect_us, const mg_snapshot *snap, co
     sos_signal_name(s, name, sizeof name);
     snprintf(extra, sizeof extra,
              "\"reason\":%s,\"signal\":%d,\"signal_name\":\"%s\",\"signalled\":%zu,"
-             "\"stop_file\":%s,\"dry_run\":%s,\"latency_ms\":%.3f,\"grace_ms\":%" PRIu64,
+             "\"stop_file\":%s,\"dry_run\":%s,\"latency_ms\":%.3f,\"grace_ms\":%" PRIu64
+             ",\"request\":%" PRIu64 ",\"may_continue\":%s",
              q, s->o->signo, name, got, f, s->o->dry_run ? "true" : "false", latency,
-             s->o->grace_ms);
+             s->o->grace_ms, s->request_no, memory ? "true" : "false");
     sup_log(s, "request", extra, snap, v);
     sup_say("%scritical: %s; asking pid %d to checkpoint and stop (stop file %s; %s to %zu "
             "process%s that handle%s it), grace %.0f s",
@@ -151,7 +158,7 @@ static void act_on(sup *s, const sos_ask *a)
             return;
         }
         snprintf(s->reason, sizeof s->reason, "%s", a->text);
-        request_stop(s, a->at_us, NULL, NULL);
+        request_stop(s, a->at_us, NULL, NULL, false);
     }
 }
 
@@ -212,7 +219,7 @@ static uint32_t check(sup *s)
                                   now_ms() >= s->budget_kill_ms))
                 kill_now(s, why, detect_us, &snap, &v);
             else if (s->phase == PH_RUNNING)
-                request_stop(s, detect_us, &snap, &v);
+                request_stop(s, detect_us, &snap, &v, true);
         }
     } else if (level == MG_LEVEL_WARN && s->phase == PH_RUNNING) {
         warn(s, level, &snap, &v);
@@ -234,9 +241,33 @@ static void kill_after_grace(sup *s, const char *after, uint64_t ms)
     s->phase = PH_KILLED;
 }
 
+/* The trainer answered the pending request with "saved and continuing":
+ * back to watching, the stop file gone, the signal ready for the next
+ * request. An answer to another request than the pending one is left. */
+static void take_continue(sup *s)
+{
+    char ckpt[RUN_PATH_MAX], note[256], extra[RUN_PATH_MAX + 600], q[RUN_PATH_MAX + 8],
+        qn[300];
+    uint64_t id;
+    if (!stop_continue_read(&s->files, &id, ckpt, sizeof ckpt, note, sizeof note) ||
+        id != s->request_no)
+        return;
+    mg_json_quote(ckpt, q, sizeof q);
+    mg_json_quote(note, qn, sizeof qn);
+    snprintf(extra, sizeof extra, "\"request\":%" PRIu64 ",\"checkpoint\":%s,\"note\":%s", id,
+             q, qn);
+    sup_log(s, "continue", extra, NULL, NULL);
+    sup_say("pid %d saved %s and continues%s%s%s", s->child, ckpt, note[0] ? " (" : "", note,
+            note[0] ? ")" : "");
+    stop_continue_taken(&s->files);
+    sos_request_withdrawn(s);
+    s->phase = PH_RUNNING;
+}
+
 /* Time-driven escalation; never repeats a step. */
 static void escalate(sup *s)
 {
+    if (s->phase == PH_REQUESTED && !s->o->dry_run) take_continue(s);
     uint64_t now = now_ms();
     if (s->phase == PH_REQUESTED && !s->o->dry_run && now >= s->next_recheck_ms)
         request_signal(s, true);

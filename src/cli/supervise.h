@@ -55,6 +55,7 @@ typedef struct sup {
     uint64_t next_recheck_ms;   /* a pending request looks for new catchers */
     uint64_t budget_kill_ms;    /* the budget's hard limit kills from then on */
     char reason[256];           /* of the last non-safe verdict */
+    uint64_t request_no;        /* requests made in this start: the stop file's N */
     sup_os *os;
 } sup;
 
@@ -89,6 +90,10 @@ void sos_wait(sup *s, uint64_t timeout_ms, sos_ask *ask);
  * had it (late: a recheck while the request is pending, which logs each).
  * Returns how many got it. */
 size_t sos_request_signal(sup *s, bool late);
+/* The trainer answered the request by continuing: the next request is
+ * sent to every process that catches the signal again (and on Windows
+ * the stop event is reset first). */
+void sos_request_withdrawn(sup *s);
 /* The checkpoint signal's name ("SIGUSR1", "SIGBREAK"). */
 const char *sos_signal_name(const sup *s, char *buf, size_t len);
 /* Whether the platform has a polite end (SIGTERM); Windows has none, so

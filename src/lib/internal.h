@@ -88,6 +88,17 @@ int mg__stop_reason_text(const char *text, char *buf, size_t buf_len);
 /* Writes the acknowledgement at `ack` (the checkpoint's absolute path and
  * a newline) through mg_atomic: 0 or its error. */
 int mg__stop_ack_write(const char *ack, const char *checkpoint);
+/* The request line of a stop file's text ("request N memory|stop", the
+ * third): N (0 when there is none: an old memguard run, or not ours), and
+ * in *memory whether it is a memory request a trainer may continue from. */
+uint64_t mg__stop_request_id(const char *text, bool *memory);
+/* mg_stop_continue's portable half: answers the memory request in the stop
+ * file's `text` by writing the "continuing" answer at `cont` (memguard.h,
+ * MG_CONTINUE_FILE_HEADER) through mg_atomic, and sets *answered. 0,
+ * MG_EINVAL (no such request, no `cont`, a checkpoint path or note that is
+ * not one line, or more than 8 KiB), or mg_atomic's error. */
+int mg__stop_continue(const char *cont, const char *text, const char *checkpoint,
+                      const char *note, uint64_t *answered);
 
 /* Whether `used` of the budget is below stop_ram_frac and clear of the
  * floor: neither critical nor a hard limit (which is never below stop). */

@@ -1,4 +1,4 @@
-"""The PyTorch side of tests/test_unet_train.c: checks unet-train's
+"""The PyTorch side of tests/unet/app/test_unet_train.c: checks unet-train's
 checkpoints and predictions against torch (tests/py/unet_ref.py). Run with
 /usr/bin/python3 (Debian's torch 1.13, CPU). Every command prints one line
 of JSON on stdout (the last line) and exits 0 when it could do its job,

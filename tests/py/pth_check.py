@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""Torch side of tests/test_pth.c (src/unet/pth_*.c).
+"""Torch side of tests/unet/pth/test_pth.c (src/unet/pth_*.c).
 
   pth_check.py check-written FULL.pth NOFLOAT.pth
       Loads the files test_pth.c wrote: FULL with torch.load (weights_only

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """PyTorch reference for the trainer's non-convolution ops (parity tests).
 
-Called by tests/test_ops_bn.c, test_ops_pool.c, test_ops_loss.c and
+Called by tests/unet/cpu/test_ops_bn.c, test_ops_pool.c, test_ops_loss.c and
 test_adam.c as
 
     /usr/bin/python3 ref_ops.py OP IN OUT ARGS...

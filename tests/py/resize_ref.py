@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-# The oracle for tests/test_data.c: resizes a raw float32 CHW tensor with
+# The oracle for tests/unet/data/test_data.c: resizes a raw float32 CHW tensor with
 # torch.nn.functional.interpolate and writes the raw float32 result.
 #   resize_ref.py IN OUT C H W OH OW MODE     (MODE: bilinear | nearest)
 # Exit 3 with a one-line message when torch is missing, so the C test can

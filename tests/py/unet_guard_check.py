@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""Torch side of tests/test_unet_guard.c (the trainer's memory guard).
+"""Torch side of tests/unet/app/test_unet_guard.c (the trainer's memory guard).
 
   unet_guard_check.py load FILE [KIND [EPOCH_DONE [BATCH]]]
       torch.load(FILE), builds unet_ref.UNet from the file's "config" and

@@ -1,7 +1,7 @@
 """Shared by the Python tests: where the build is, and running a command with
 a time limit that leaves no process behind.
 
-MEMGUARD_LIBRARY and MEMGUARD_CLI come from tests/test_python.c (ctest); run
+MEMGUARD_LIBRARY and MEMGUARD_CLI come from tests/python/test_python.c (ctest); run
 by hand, they default to build/libmemguard.so and build/memguard.
 """
 import os

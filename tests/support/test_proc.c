@@ -10,7 +10,7 @@
  */
 #define _GNU_SOURCE
 #include "mg_test.h"
-#include "support/proc.h"
+#include "proc.h"
 
 #include <signal.h>
 #include <stdlib.h>

@@ -262,7 +262,8 @@ static void test_run_budget_request_save_ack(void)
     in_dir(ckpt, sizeof ckpt, "budget.pth");
     snprintf(args, sizeof args, "poll 64 \"%s\"", ckpt);
     CHECK_INT(run_on_budget("budget", "20", args, log), MG_EXIT_MEMSTOP);
-    CHECK_CONTAINS(out, "reason: RAM usage high: ");
+    /* by the stop line, or ahead of it by the growth (--predict-lead) */
+    CHECK(strstr(out, "reason: RAM usage high: ") || strstr(out, "reason: RAM filling fast: "));
     CHECK_CONTAINS(out, "and stopped (exit 75)");
     CHECK_STR(slurp(ckpt), "allocated_mb=64\n");
     const char *l = slurp(log);

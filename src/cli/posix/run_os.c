@@ -265,7 +265,9 @@ void run_os_private_dir_remove(const char *dir)
     if (d) {
         struct dirent *e;
         while ((e = readdir(d)) != NULL)
-            if (strncmp(e->d_name, "ack.tmp.", 8) == 0) unlinkat(dirfd(d), e->d_name, 0);
+            if (strncmp(e->d_name, "ack.tmp.", 8) == 0 ||
+                strncmp(e->d_name, "continue.tmp.", 13) == 0)
+                unlinkat(dirfd(d), e->d_name, 0);
         closedir(d);
     }
     if (rmdir(dir) != 0 && errno != ENOENT)

@@ -135,6 +135,8 @@ size_t sos_request_signal(sup *s, bool late)
     return got;
 }
 
+void sos_request_withdrawn(sup *s) { s->os->nsent = 0; }
+
 /* ---- the hook ----------------------------------------------------------------- */
 
 /* In a child of memguard before exec: the signal state memguard found. */
@@ -259,6 +261,7 @@ static int spawn(sup *s)
     snprintf(pidbuf, sizeof pidbuf, "%d", (int)getpid());
     setenv(MG_ENV_STOP_FILE, s->files.stop, 1);
     setenv(MG_ENV_ACK_FILE, s->files.ack, 1);
+    setenv(MG_ENV_CONTINUE_FILE, s->files.cont, 1);
     setenv(MG_ENV_STOP_SIGNAL, sigbuf, 1);
     setenv(MG_ENV_SUPERVISOR_PID, pidbuf, 1);
 

@@ -72,6 +72,11 @@ const char *signal_name(int sig, char *buf, size_t len)
 
 /* ---- paths and the hook ------------------------------------------------------ */
 
+int run_os_setenv(const char *name, const char *value)
+{
+    return SetEnvironmentVariableA(name, value) ? 0 : -EINVAL;
+}
+
 bool run_os_is_sep(char c) { return c == '/' || c == '\\'; }
 
 char run_os_sep(void) { return '\\'; }
@@ -245,10 +250,11 @@ int run_os_private_dir(char *dir, size_t len)
     return MG_EXIT_ERROR;
 }
 
-void run_os_private_dir_remove(const char *dir)
+/* Removes dir\\<glob> (the temporaries a killed trainer left). */
+static void remove_matching(const char *dir, const char *glob)
 {
-    char pattern[RUN_PATH_MAX + 16], path[RUN_PATH_MAX + MAX_PATH];
-    snprintf(pattern, sizeof pattern, "%s\\ack.tmp.*", dir);
+    char pattern[RUN_PATH_MAX + 32], path[RUN_PATH_MAX + MAX_PATH];
+    snprintf(pattern, sizeof pattern, "%s\\%s", dir, glob);
     WIN32_FIND_DATAA fd;
     HANDLE f = FindFirstFileA(pattern, &fd);
     if (f != INVALID_HANDLE_VALUE) {
@@ -258,6 +264,12 @@ void run_os_private_dir_remove(const char *dir)
         } while (FindNextFileA(f, &fd));
         FindClose(f);
     }
+}
+
+void run_os_private_dir_remove(const char *dir)
+{
+    remove_matching(dir, "ack.tmp.*");
+    remove_matching(dir, "continue.tmp.*");
     if (!RemoveDirectoryA(dir) && GetLastError() != ERROR_FILE_NOT_FOUND)
         fprintf(stderr, "memguard: leaving %s: %s\n", dir, strerror(errno_of(GetLastError())));
 }

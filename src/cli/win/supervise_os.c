@@ -18,8 +18,9 @@
  * the Python StopRequest and ignore_stop_signal do). CTRL_BREAK's default
  * action ends a process unsaved (0xC000013A), exactly the hazard SIGUSR1
  * is on Linux, and it reaches the whole group, spawned DataLoader workers
- * included; so it goes out at most once, and the file and the event alone
- * carry the request when it cannot.
+ * included; so it goes out at most once per request, and the file and
+ * the event alone carry the request when it cannot. A request the trainer
+ * answered by continuing (mg_stop_continue) resets the event.
  *
  * There is no polite end on Windows (libuv and psutil map SIGTERM to
  * TerminateProcess): after --grace the job is ended with TerminateJobObject
@@ -168,6 +169,12 @@ size_t sos_request_signal(sup *s, bool late)
         sup_say("every process of pid %d's job now handles CTRL_BREAK: sent it", s->child);
     }
     return n;
+}
+
+void sos_request_withdrawn(sup *s)
+{
+    ResetEvent(s->os->stop_event);
+    s->os->broke = false; /* the next request checks every process is armed again */
 }
 
 /* ---- the hook ----------------------------------------------------------------- */
@@ -346,6 +353,7 @@ static void set_environment(const sup *s)
     snprintf(pid, sizeof pid, "%lu", (unsigned long)GetCurrentProcessId());
     SetEnvironmentVariableA(MG_ENV_STOP_FILE, s->files.stop);
     SetEnvironmentVariableA(MG_ENV_ACK_FILE, s->files.ack);
+    SetEnvironmentVariableA(MG_ENV_CONTINUE_FILE, s->files.cont);
     SetEnvironmentVariableA(MG_ENV_STOP_SIGNAL, sig);
     SetEnvironmentVariableA(MG_ENV_STOP_EVENT, s->os->stop_name);
     SetEnvironmentVariableA(MG_ENV_ARMED_EVENT, s->os->armed_prefix);
@@ -396,8 +404,12 @@ int sos_start(sup *s)
         sup_say("out of memory");
         return MG_EXIT_ERROR;
     }
-    ctrl_wake = CreateEventA(NULL, FALSE, FALSE, NULL);
-    ctrl_done = CreateEventA(NULL, TRUE, FALSE, NULL);
+    /* Made once, for every attempt of a --restart run; only the Ctrl+C
+     * pressed during this attempt count for it. */
+    if (!ctrl_wake) ctrl_wake = CreateEventA(NULL, FALSE, FALSE, NULL);
+    if (!ctrl_done) ctrl_done = CreateEventA(NULL, TRUE, FALSE, NULL);
+    ResetEvent(ctrl_done);
+    os->ctrl_seen = InterlockedCompareExchange(&ctrl_count, 0, 0);
     if (!ctrl_wake || !ctrl_done) {
         sup_say("cannot create an event");
         return MG_EXIT_ERROR;

@@ -31,6 +31,8 @@ struct mg_stop {
     struct sigaction old;
     char *file;               /* MEMGUARD_STOP_FILE or NULL */
     char *ack;                /* MEMGUARD_ACK_FILE or NULL */
+    char *cont;               /* MEMGUARD_CONTINUE_FILE or NULL */
+    uint64_t answered;        /* the request mg_stop_continue answered, 0: none */
 };
 
 /* A copy of a non-empty environment variable in *out (NULL when unset or
@@ -66,8 +68,10 @@ mg_stop *mg_stop_open(int signo, int *err)
         *err = MG_ENOMEM;
         return NULL;
     }
-    if (!env_copy(MG_ENV_STOP_FILE, &s->file) || !env_copy(MG_ENV_ACK_FILE, &s->ack)) {
+    if (!env_copy(MG_ENV_STOP_FILE, &s->file) || !env_copy(MG_ENV_ACK_FILE, &s->ack) ||
+        !env_copy(MG_ENV_CONTINUE_FILE, &s->cont)) {
         free(s->file);
+        free(s->ack);
         free(s);
         *err = MG_ENOMEM;
         return NULL;
@@ -84,6 +88,7 @@ mg_stop *mg_stop_open(int signo, int *err)
             *err = MG_EINVAL;
             free(s->file);
             free(s->ack);
+            free(s->cont);
             free(s);
             return NULL;
         }
@@ -93,12 +98,42 @@ mg_stop *mg_stop_open(int signo, int *err)
     return s;
 }
 
+/* The text of the stop file at `file` (at most len - 1 bytes,
+ * NUL-terminated): its length, or 0 when there is none to read. */
+static size_t stop_read(const char *file, char *text, size_t len)
+{
+    if (!file) return 0;
+    /* O_NONBLOCK: a FIFO planted at the path must not hang the trainer. */
+    int fd = open(file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) return 0;
+    struct stat st;
+    ssize_t n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? read(fd, text, len - 1) : -1;
+    close(fd);
+    if (n <= 0) return 0;
+    text[n] = '\0';
+    return (size_t)n;
+}
+
+/* The stop file's request line (mg__stop_request_id), *memory (may be
+ * NULL) whether it is a memory request; 0 when there is none. */
+static uint64_t request_in_file(const mg_stop *s, bool *memory)
+{
+    char text[4096] = "";
+    bool m;
+    stop_read(s->file, text, sizeof text);
+    uint64_t id = mg__stop_request_id(text, &m);
+    if (memory) *memory = m;
+    return id;
+}
+
 bool mg_stop_requested(mg_stop *s)
 {
     if (!s) return false;
     if (s->signo > 0 && signalled[s->signo]) return true;
     struct stat st;
-    return s->file && stat(s->file, &st) == 0;
+    if (!s->file || stat(s->file, &st) != 0) return false;
+    /* The request answered stays until memguard run takes the answer. */
+    return !s->answered || request_in_file(s, NULL) != s->answered;
 }
 
 const char *mg_stop_file(const mg_stop *s)
@@ -110,16 +145,8 @@ int mg_stop_reason(const mg_stop *s, char *buf, size_t buf_len)
 {
     if (!s || !buf || buf_len == 0) return MG_EINVAL;
     buf[0] = '\0';
-    if (!s->file) return 0;
-    /* O_NONBLOCK: a FIFO planted at the path must not hang the trainer. */
-    int fd = open(s->file, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0) return 0;
     char text[4096];
-    struct stat st;
-    ssize_t n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? read(fd, text, sizeof text - 1) : -1;
-    close(fd);
-    if (n <= 0) return 0;
-    text[n] = '\0';
+    if (stop_read(s->file, text, sizeof text) == 0) return 0;
     return mg__stop_reason_text(text, buf, buf_len);
 }
 
@@ -132,6 +159,25 @@ int mg_stop_acknowledge(const mg_stop *s, const char *checkpoint_path)
     return mg__stop_ack_write(s->ack, shown);
 }
 
+bool mg_stop_may_continue(mg_stop *s)
+{
+    bool memory = false;
+    return s && s->cont && request_in_file(s, &memory) != 0 && memory;
+}
+
+int mg_stop_continue(mg_stop *s, const char *checkpoint_path, const char *note)
+{
+    if (!s || !checkpoint_path || !*checkpoint_path) return MG_EINVAL;
+    char text[4096] = "";
+    char abs[PATH_MAX];
+    const char *shown = realpath(checkpoint_path, abs) ? abs : checkpoint_path;
+    stop_read(s->file, text, sizeof text);
+    int rc = mg__stop_continue(s->cont, text, shown, note, &s->answered);
+    /* A request answered: a signal from now on is a new one's. */
+    if (rc == 0 && s->signo > 0) signalled[s->signo] = 0;
+    return rc;
+}
+
 void mg_stop_close(mg_stop *s)
 {
     if (!s) return;
@@ -141,5 +187,6 @@ void mg_stop_close(mg_stop *s)
     }
     free(s->file);
     free(s->ack);
+    free(s->cont);
     free(s);
 }

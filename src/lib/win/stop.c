@@ -41,6 +41,8 @@ struct mg_stop {
     HANDLE armed;             /* "<armed prefix>-<pid>", or NULL */
     char *file;               /* MEMGUARD_STOP_FILE or NULL */
     char *ack;                /* MEMGUARD_ACK_FILE or NULL */
+    char *cont;               /* MEMGUARD_CONTINUE_FILE or NULL */
+    uint64_t answered;        /* the request mg_stop_continue answered, 0: none */
 };
 
 static BOOL WINAPI on_break(DWORD type)
@@ -99,6 +101,7 @@ static void stop_free(mg_stop *s)
     }
     free(s->file);
     free(s->ack);
+    free(s->cont);
     free(s);
 }
 
@@ -149,7 +152,7 @@ mg_stop *mg_stop_open(int signo, int *err)
         s->handler = true;
     }
     if (!env_copy(MG_ENV_STOP_FILE, &s->file) || !env_copy(MG_ENV_ACK_FILE, &s->ack) ||
-        !open_events(s)) {
+        !env_copy(MG_ENV_CONTINUE_FILE, &s->cont) || !open_events(s)) {
         stop_free(s);
         *err = MG_ENOMEM;
         return NULL;
@@ -158,14 +161,55 @@ mg_stop *mg_stop_open(int signo, int *err)
     return s;
 }
 
+/* The text of the stop file at `file` (at most len - 1 bytes,
+ * NUL-terminated): its length, or 0 when there is none to read. Never
+ * through a link, only a file on a disk (a pipe must not hang). */
+static size_t stop_read(const char *file, char *text, size_t len)
+{
+    wchar_t w[MG__WPATH_MAX];
+    if (!file || len > MAXDWORD || mg__wpath(file, w, MG__WPATH_MAX) < 0) return 0;
+    HANDLE h = CreateFileW(w, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                           NULL, OPEN_EXISTING, FILE_FLAG_OPEN_REPARSE_POINT, NULL);
+    if (h == INVALID_HANDLE_VALUE) return 0;
+    DWORD n = 0;
+    BY_HANDLE_FILE_INFORMATION fi;
+    bool ok = GetFileType(h) == FILE_TYPE_DISK && GetFileInformationByHandle(h, &fi) &&
+              !(fi.dwFileAttributes & (FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_REPARSE_POINT)) &&
+              ReadFile(h, text, (DWORD)len - 1, &n, NULL);
+    CloseHandle(h);
+    if (!ok || n == 0) return 0;
+    text[n] = '\0';
+    return n;
+}
+
+/* The stop file's request line (mg__stop_request_id), *memory (may be
+ * NULL) whether it is a memory request; 0 when there is none. */
+static uint64_t request_in_file(const mg_stop *s, bool *memory)
+{
+    char text[4096] = "";
+    bool m;
+    stop_read(s->file, text, sizeof text);
+    uint64_t id = mg__stop_request_id(text, &m);
+    if (memory) *memory = m;
+    return id;
+}
+
+
 bool mg_stop_requested(mg_stop *s)
 {
     if (!s) return false;
     if (s->handler && InterlockedCompareExchange(&break_flag, 0, 0)) return true;
-    if (s->event && WaitForSingleObject(s->event, 0) == WAIT_OBJECT_0) return true;
+    /* After an answer the event stays set until memguard run takes it: a
+     * new request is a stop file with another number (memguard run writes
+     * the file before it sets the event). */
+    if (!s->answered && s->event && WaitForSingleObject(s->event, 0) == WAIT_OBJECT_0)
+        return true;
     wchar_t w[MG__WPATH_MAX];
-    return s->file && mg__wpath(s->file, w, MG__WPATH_MAX) == 0 &&
-           GetFileAttributesW(w) != INVALID_FILE_ATTRIBUTES;
+    if (!s->file || mg__wpath(s->file, w, MG__WPATH_MAX) < 0 ||
+        GetFileAttributesW(w) == INVALID_FILE_ATTRIBUTES)
+        return false;
+    /* The request answered stays until memguard run takes the answer. */
+    return !s->answered || request_in_file(s, NULL) != s->answered;
 }
 
 const char *mg_stop_file(const mg_stop *s)
@@ -177,21 +221,8 @@ int mg_stop_reason(const mg_stop *s, char *buf, size_t buf_len)
 {
     if (!s || !buf || buf_len == 0) return MG_EINVAL;
     buf[0] = '\0';
-    wchar_t w[MG__WPATH_MAX];
-    if (!s->file || mg__wpath(s->file, w, MG__WPATH_MAX) < 0) return 0;
-    /* Never through a link, only a file on a disk (a pipe must not hang). */
-    HANDLE h = CreateFileW(w, GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
-                           NULL, OPEN_EXISTING, FILE_FLAG_OPEN_REPARSE_POINT, NULL);
-    if (h == INVALID_HANDLE_VALUE) return 0;
     char text[4096];
-    DWORD n = 0;
-    BY_HANDLE_FILE_INFORMATION fi;
-    bool ok = GetFileType(h) == FILE_TYPE_DISK && GetFileInformationByHandle(h, &fi) &&
-              !(fi.dwFileAttributes & (FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_REPARSE_POINT)) &&
-              ReadFile(h, text, sizeof text - 1, &n, NULL);
-    CloseHandle(h);
-    if (!ok || n == 0) return 0;
-    text[n] = '\0';
+    if (stop_read(s->file, text, sizeof text) == 0) return 0;
     return mg__stop_reason_text(text, buf, buf_len);
 }
 
@@ -215,6 +246,25 @@ int mg_stop_acknowledge(const mg_stop *s, const char *checkpoint_path)
     char abs[4096];
     const char *shown = absolute(checkpoint_path, abs, sizeof abs);
     return mg__stop_ack_write(s->ack, shown);
+}
+
+bool mg_stop_may_continue(mg_stop *s)
+{
+    bool memory = false;
+    return s && s->cont && request_in_file(s, &memory) != 0 && memory;
+}
+
+int mg_stop_continue(mg_stop *s, const char *checkpoint_path, const char *note)
+{
+    if (!s || !checkpoint_path || !*checkpoint_path) return MG_EINVAL;
+    char text[4096] = "";
+    char abs[4096];
+    const char *shown = absolute(checkpoint_path, abs, sizeof abs);
+    stop_read(s->file, text, sizeof text);
+    int rc = mg__stop_continue(s->cont, text, shown, note, &s->answered);
+    /* A request answered: a signal from now on is a new one's. */
+    if (rc == 0 && s->handler) InterlockedExchange(&break_flag, 0);
+    return rc;
 }
 
 void mg_stop_close(mg_stop *s)

@@ -48,6 +48,37 @@ static double plan_frac(const mg_snapshot *s, uint64_t plan, const struct mg_ram
     return frac;
 }
 
+/* The largest batch up to max_b whose plan on top of s stays below the
+ * RAM warn threshold, and its figures; 0 when not even batch 1 does. */
+typedef struct fit {
+    int batch;
+    double frac, warn;
+    uint64_t plan;
+    const struct mg_ram_limit *lim;
+} fit;
+
+static fit largest_fit(const run_cfg *c, const unet_backend *be, const guard_opts *go,
+                       const mg_snapshot *s, int max_b)
+{
+    fit best = {0};
+    for (int b = 1; b <= max_b; b++) {
+        double warn = go->warn_ram > 0 ? go->warn_ram : guard_table_warn_ram(b);
+        unet_plan p = unet_plan_for(&c->model, b, c->img_size, c->img_size, be);
+        const struct mg_ram_limit *lim = NULL;
+        double frac = plan_frac(s, p.total_bytes, &lim);
+        if (frac >= warn) break; /* the plan grows with b; the table only gets stricter */
+        best = (fit){b, frac, warn, p.total_bytes, lim};
+    }
+    return best;
+}
+
+int batch_fit_largest(const run_cfg *c, const unet_backend *be, const guard_opts *go, int max_b)
+{
+    mg_snapshot s;
+    if (!ram_now(go->ram_budget, &s)) return max_b;
+    return largest_fit(c, be, go, &s, max_b).batch;
+}
+
 int batch_fit_auto(run_cfg *c, const unet_backend *be, const guard_opts *go, char *err,
                    size_t len)
 {
@@ -56,22 +87,8 @@ int batch_fit_auto(run_cfg *c, const unet_backend *be, const guard_opts *go, cha
         snprintf(err, len, "--batch auto: RAM cannot be measured here; give --batch N");
         return -1;
     }
-    int best = 0;
-    double best_frac = 0, best_warn = 0;
-    uint64_t best_plan = 0;
-    const struct mg_ram_limit *best_lim = NULL;
-    for (int b = 1; b <= 4096; b++) {
-        double warn = go->warn_ram > 0 ? go->warn_ram : guard_table_warn_ram(b);
-        unet_plan p = unet_plan_for(&c->model, b, c->img_size, c->img_size, be);
-        const struct mg_ram_limit *lim = NULL;
-        double frac = plan_frac(&s, p.total_bytes, &lim);
-        if (frac >= warn) break; /* the plan grows with b; the table only gets stricter */
-        best = b;
-        best_frac = frac;
-        best_warn = warn;
-        best_plan = p.total_bytes;
-        best_lim = lim;
-    }
+    fit f = largest_fit(c, be, go, &s, 4096);
+    int best = f.batch;
     if (best == 0) {
         unet_plan p = unet_plan_for(&c->model, 1, c->img_size, c->img_size, be);
         snprintf(err, len, "--batch auto: even batch 1 needs %.1f MiB, but only %.1f MiB are left "
@@ -84,9 +101,9 @@ int batch_fit_auto(run_cfg *c, const unet_backend *be, const guard_opts *go, cha
         return -1;
     }
     printf("batch auto: %d (RAM in use %.1f MiB of %.1f MiB, limit %s; batch %d plans %.1f MiB, "
-           "reaching %.1f%% < warn %.0f%%)\n", best, (double)best_lim->used_bytes / MIB,
-           (double)best_lim->total_bytes / MIB, mg_ram_source_name(best_lim->source), best,
-           (double)best_plan / MIB, 100.0 * best_frac, 100.0 * best_warn);
+           "reaching %.1f%% < warn %.0f%%)\n", best, (double)f.lim->used_bytes / MIB,
+           (double)f.lim->total_bytes / MIB, mg_ram_source_name(f.lim->source), best,
+           (double)f.plan / MIB, 100.0 * f.frac, 100.0 * f.warn);
     c->batch = best;
     return 0;
 }

@@ -33,6 +33,13 @@
 int batch_fit_auto(run_cfg *c, const unet_backend *be, const guard_opts *go, char *err,
                    size_t len);
 
+/* The largest batch from 1 to max_b whose planned peak, on top of the RAM
+ * in use now, stays below the RAM warn threshold (as --batch auto judges
+ * it), without printing; 0 when not even batch 1 does, max_b when RAM
+ * cannot be measured (nothing to judge by). For --on-memory shrink, after
+ * the arena was freed. */
+int batch_fit_largest(const run_cfg *c, const unet_backend *be, const guard_opts *go, int max_b);
+
 /* Prints a note when c->batch's plan will reach the warn or stop
  * threshold of cfg (the guard's), so the user learns it in a second
  * rather than at the first check. Training still starts: the monitor

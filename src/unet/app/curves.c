@@ -17,6 +17,7 @@
  */
 #include "curves.h"
 
+#include "errf.h"
 #include "memguard.h"
 
 #include <errno.h>
@@ -99,7 +100,7 @@ typedef struct buf {
     bool failed;
 } buf;
 
-static void put(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(buf *b, const char *fmt, ...) UNET_PRINTF(2, 3);
 static void put(buf *b, const char *fmt, ...)
 {
     for (int tries = 0; !b->failed && tries < 2; tries++) {

@@ -36,6 +36,7 @@ struct guard {
     atomic_int flag;           /* the watcher saw critical */
     atomic_int quit;
     atomic_uint lead_ms;       /* guard_note_save's lead, 0 = the default */
+    char label[300];           /* before each warning line: "[rank 1 @ host] " */
 };
 
 static uint64_t now_ms(void)
@@ -99,7 +100,8 @@ static int fill_config(const guard_opts *o, mg_config *cfg, int *row, char *err,
 {
     memset(cfg, 0, sizeof *cfg);
     *row = 0;
-    bool given = o->warn_gpu || o->stop_gpu || o->warn_ram || o->stop_ram;
+    bool given = o->warn_gpu != 0.0 || o->stop_gpu != 0.0 || o->warn_ram != 0.0 ||
+                 o->stop_ram != 0.0;
     if (given) {
         cfg->warn_gpu_frac = o->warn_gpu;
         cfg->stop_gpu_frac = o->stop_gpu;
@@ -132,6 +134,33 @@ int guard_check_opts(const guard_opts *o, char *err, size_t err_len)
     return fill_config(o, &cfg, &row, err, err_len);
 }
 
+/* The loop's and the watcher's contexts for cfg (the watcher's only when
+ * o asks for one). False with *e set when one cannot be made. */
+static bool make_contexts(const guard_opts *o, const mg_config *cfg, mg_ctx **ctx,
+                          mg_ctx **wctx, int *e)
+{
+    *ctx = mg_create(cfg, e);
+    *wctx = *ctx && !o->no_watcher ? mg_create(cfg, e) : NULL;
+    if (*ctx && (o->no_watcher || *wctx)) return true;
+    mg_destroy(*ctx);
+    *ctx = NULL;
+    return false;
+}
+
+static void watcher_start(guard *g)
+{
+    atomic_store(&g->quit, 0);
+    if (g->wctx && pthread_create(&g->th, NULL, watcher, g) == 0) g->th_running = true;
+}
+
+static void watcher_stop(guard *g)
+{
+    if (!g->th_running) return;
+    atomic_store(&g->quit, 1);
+    pthread_join(g->th, NULL);
+    g->th_running = false;
+}
+
 guard *guard_open(const guard_opts *o, char *err, size_t err_len)
 {
     guard *g = calloc(1, sizeof *g);
@@ -146,9 +175,7 @@ guard *guard_open(const guard_opts *o, char *err, size_t err_len)
         return NULL;
     }
     int e;
-    g->ctx = mg_create(&cfg, &e);
-    g->wctx = g->ctx && !o->no_watcher ? mg_create(&cfg, &e) : NULL;
-    if (!g->ctx || (!o->no_watcher && !g->wctx)) {
+    if (!make_contexts(o, &cfg, &g->ctx, &g->wctx, &e)) {
         snprintf(err, err_len, "cannot start the memory monitor: %s", mg_strerror(e));
         guard_close(g);
         return NULL;
@@ -161,17 +188,14 @@ guard *guard_open(const guard_opts *o, char *err, size_t err_len)
         return NULL;
     }
     g->txt = mg_text_opts_from_env(STDOUT_FILENO);
-    if (g->wctx && pthread_create(&g->th, NULL, watcher, g) == 0) g->th_running = true;
+    watcher_start(g);
     return g;
 }
 
 void guard_close(guard *g)
 {
     if (!g) return;
-    if (g->th_running) {
-        atomic_store(&g->quit, 1);
-        pthread_join(g->th, NULL);
-    }
+    watcher_stop(g);
     mg_stop_close(g->stop);
     mg_destroy(g->wctx);
     mg_destroy(g->ctx);
@@ -235,6 +259,7 @@ bool guard_check(guard *g, guard_point where, long batch)
         if (!g->warned || now - g->last_warn_ms >= WARN_EVERY_MS) {
             char line[512];
             mg_format_warning(&g->v, &g->txt, where == GP_EPOCH ? -1 : batch, line, sizeof line);
+            fputs(g->label, stdout);
             fputs(line, stdout);
             fflush(stdout);
             g->last_warn_ms = now;
@@ -246,21 +271,62 @@ bool guard_check(guard *g, guard_point where, long batch)
     return false;
 }
 
+/* The warning marker of the texts: the emoji, or "[!]" where it cannot
+ * be shown. */
+static const char *marker(const guard *g)
+{
+    return g->txt.emoji ? "\xE2\x9A\xA0\xEF\xB8\x8F" : "[!]";
+}
+
+static void print_requested(const guard *g, const char *origin)
+{
+    bool ja = g->txt.lang == MG_LANG_JA;
+    if (origin[0])
+        printf(ja ? "（%s の memguard run からの停止要求）\n"
+                  : "(stop requested by memguard run on %s)\n", origin);
+    else
+        printf(ja ? "（memguard run からの停止要求）\n" : "(stop requested by memguard run)\n");
+}
+
 void guard_print_emergency(const guard *g, long epoch, const char *saved_path)
 {
     static char banner[4096];
     char reason[300] = "", shown[320] = "";
-    bool ja = g->txt.lang == MG_LANG_JA;
     if (g->requested) {
-        printf(ja ? "（memguard run からの停止要求）\n" : "(stop requested by memguard run)\n");
+        print_requested(g, "");
         if (mg_stop_reason(g->stop, reason, sizeof reason) > 0)
-            snprintf(shown, sizeof shown, "%s %s",
-                     g->txt.emoji ? "\xE2\x9A\xA0\xEF\xB8\x8F" : "[!]", reason);
+            snprintf(shown, sizeof shown, "%s %s", marker(g), reason);
         mg_format_emergency_text(shown, &g->txt, epoch, saved_path, banner, sizeof banner);
     } else {
         mg_format_emergency(&g->v, &g->txt, epoch, saved_path, banner, sizeof banner);
     }
     fputs(banner, stdout);
+}
+
+int guard_stop_reason(const guard *g, char *buf, size_t len)
+{
+    if (!g->requested) {
+        guard_reason(g, buf, len);
+        return GUARD_STOP_CRITICAL;
+    }
+    if (mg_stop_reason(g->stop, buf, len) <= 0) snprintf(buf, len, "stop requested by memguard run");
+    return GUARD_STOP_REQUESTED;
+}
+
+void guard_print_emergency_from(const guard *g, long epoch, const char *saved_path,
+                                const char *origin, int kind, const char *reason)
+{
+    static char banner[4096];
+    char shown[900];
+    if (kind == GUARD_STOP_REQUESTED) print_requested(g, origin);
+    snprintf(shown, sizeof shown, "[%s] %s %s", origin, marker(g), reason);
+    mg_format_emergency_text(shown, &g->txt, epoch, saved_path, banner, sizeof banner);
+    fputs(banner, stdout);
+}
+
+void guard_set_label(guard *g, const char *label)
+{
+    snprintf(g->label, sizeof g->label, "%s", label);
 }
 
 int guard_acknowledge(const guard *g, const char *path)
@@ -269,4 +335,60 @@ int guard_acknowledge(const guard *g, const char *path)
 }
 
 const mg_config *guard_config(const guard *g) { return mg_ctx_config(g->ctx); }
+
+bool guard_may_continue(guard *g)
+{
+    return !g->requested || mg_stop_may_continue(g->stop);
+}
+
+int guard_continue(guard *g, const char *path, const char *note)
+{
+    if (!g->requested) return 0;
+    int rc = mg_stop_continue(g->stop, path, note);
+    if (rc == 0) g->requested = false;
+    return rc;
+}
+
+void guard_reason(const guard *g, char *buf, size_t len)
+{
+    char r[300] = "";
+    if (g->requested) {
+        mg_stop_reason(g->stop, r, sizeof r);
+        snprintf(buf, len, "memguard run asked%s%s", r[0] ? ": " : "", r);
+        return;
+    }
+    mg_text_opts plain = {MG_LANG_EN, false};
+    mg_format_warning(&g->v, &plain, -1, r, sizeof r);
+    const char *p = strncmp(r, "[!] ", 4) == 0 ? r + 4 : r;
+    snprintf(buf, len, "%.*s", (int)strcspn(p, "\n"), p);
+}
+
+int guard_set_batch(guard *g, int batch)
+{
+    if (!g->row || table[table_row(batch)].batch == g->row) return 0;
+    guard_opts o = g->o;
+    o.batch = batch;
+    mg_config cfg;
+    int row, e;
+    char err[320]; /* fill_config's "thresholds: " and a 256-byte message */
+    mg_ctx *ctx, *wctx;
+    if (fill_config(&o, &cfg, &row, err, sizeof err) < 0 || !make_contexts(&o, &cfg, &ctx, &wctx, &e))
+        return MG_ECONFIG;
+    watcher_stop(g);
+    mg_destroy(g->wctx);
+    mg_destroy(g->ctx);
+    g->ctx = ctx;
+    g->wctx = wctx;
+    g->o = o;
+    g->row = row;
+    memset(&g->st, 0, sizeof g->st);
+    unsigned lead = atomic_load(&g->lead_ms);
+    if (lead) mg_set_predict_lead_ms(g->ctx, lead);
+    watcher_start(g);
+    printf(g->txt.lang == MG_LANG_JA ? "（閾値: バッチサイズ %d の推奨行: RAM 警告 %.0f%%、停止 %.0f%%）\n"
+                                     : "(thresholds now the seed's row for batch %d: RAM warn "
+                                       "%.0f%%, stop %.0f%%)\n",
+           row, 100.0 * cfg.warn_ram_frac, 100.0 * cfg.stop_ram_frac);
+    return 0;
+}
 

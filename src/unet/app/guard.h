@@ -63,9 +63,46 @@ bool guard_check(guard *g, guard_point where, long batch);
  * save failed. */
 void guard_print_emergency(const guard *g, long epoch, const char *saved_path);
 
+/* Why guard_check() said stop, for the other ranks of a data-parallel
+ * run: GUARD_STOP_CRITICAL (memory here, reason the verdict's text) or
+ * GUARD_STOP_REQUESTED (memguard run asked; its stop file's reason, or
+ * "stop requested by memguard run"). The reason has no marker and no
+ * newline. */
+enum { GUARD_STOP_CRITICAL = 1, GUARD_STOP_REQUESTED = 2 };
+int guard_stop_reason(const guard *g, char *buf, size_t len);
+
+/* The emergency banner of a stop that rank `origin` ("rank 1 @ node7")
+ * asked for: "Reason: [rank 1 @ node7] <marker> <reason>", after a line
+ * saying memguard run asked there when kind is GUARD_STOP_REQUESTED. */
+void guard_print_emergency_from(const guard *g, long epoch, const char *saved_path,
+                                const char *origin, int kind, const char *reason);
+
+/* A prefix for every warning line (a data-parallel rank's
+ * "[rank 1 @ node7] "); "" by default. */
+void guard_set_label(guard *g, const char *label);
+
 /* Tells memguard run (when it runs us) that `path` is a good checkpoint,
  * so it exits 75 whatever launched us. 0 or a negative MG_E* code. */
 int guard_acknowledge(const guard *g, const char *path);
+
+/* --on-memory shrink. Whether the stop guard_check() reported may be
+ * answered by continuing at a smaller batch: always for the guard's own
+ * critical reading, and for a request of memguard run only when it asked
+ * for memory and takes that answer (mg_stop_may_continue). */
+bool guard_may_continue(guard *g);
+/* After the shrink: answers memguard run's request, if one was pending,
+ * with "saved `path` and continuing" (`note`: one line for its log), so it
+ * goes back to watching instead of escalating. 0 or a negative MG_E*
+ * code (then the trainer must stop and acknowledge as before). */
+int guard_continue(guard *g, const char *path, const char *note);
+/* One line (no newline) saying why guard_check() stopped: the reading
+ * ("RAM usage high: 86.0% (...)"), or "memguard run asked: <its reason>". */
+void guard_reason(const guard *g, char *buf, size_t len);
+/* The run goes on at `batch`: when the thresholds are the seed's table's,
+ * they become that batch's row (said on stdout), as if the run had started
+ * there. 0, or MG_ECONFIG when the monitor cannot be made again (the old
+ * thresholds stay). Call guard_set_trainer_memory after it. */
+int guard_set_batch(guard *g, int batch);
 
 /* The resolved configuration (thresholds in force). */
 const mg_config *guard_config(const guard *g);

@@ -15,6 +15,7 @@
 #include "train.h"
 
 #include "config_file.h"
+#include "errf.h"
 #include "isa.h" /* UNET_KERNELS, checked before any job */
 #include "memguard.h"
 #include "settings.h"
@@ -64,6 +65,10 @@ static void usage(FILE *f)
 "      --progress bar|lines  progress display (default: bar on a terminal)\n"
 "      --config FILE     INI file of the same settings (key = value, keys like\n"
 "                        img_size, batch, warn_gpu; flags override the file)\n"
+"Data parallel (mpirun -np K unet-train ...: --batch is the global batch, split\n"
+"over the K ranks; see unet-train(1)):\n"
+"      --sync-bn         BatchNorm statistics over all ranks (SyncBatchNorm);\n"
+"                        default: each rank's own shard (DDP's default)\n"
 "Memory guard (the seed's monitor; see memguard(1)):\n"
 "      --warn-gpu F --stop-gpu F --warn-ram F --stop-ram F   thresholds (0.9 or 90%);\n"
 "                        default: the seed's row for the batch size (4: 90/92 85/88,\n"
@@ -74,6 +79,9 @@ static void usage(FILE *f)
 "      --no-watcher      no background watcher thread between checks\n"
 "      --no-predict      act at the thresholds only, not ahead of a fast fill\n"
 "      --batch auto      the largest batch whose planned memory stays below warn\n"
+"      --on-memory stop|shrink  at the stop threshold: save and exit 75 (stop, the\n"
+"                        default), or save and go on at a smaller batch (shrink:\n"
+"                        8 -> 6 -> 4 -> 2 -> 1, or what fits below warn)\n"
 "predict:\n"
 "      --checkpoint FILE --input DIR --out DIR [--logits FILE.npy] [--img-size S] [--batch B]\n"
 "      [--threads N] [--overlay DIR]: one STEM.png mask per image; --overlay DIR also\n"
@@ -93,7 +101,7 @@ static void usage(FILE *f)
 /* Set while options come from --config, so errors name the file and line. */
 static char where[UT_PATH_MAX + 64];
 
-static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int bad(const char *fmt, ...) UNET_PRINTF(1, 2);
 static int bad(const char *fmt, ...)
 {
     va_list ap;
@@ -102,7 +110,7 @@ static int bad(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
-    return UT_EXIT_USAGE;
+    return MG_EXIT_USAGE;
 }
 
 /* A value as a message shows it: quoted, control bytes escaped, a long
@@ -130,8 +138,8 @@ enum {
     O_DATA = 300, O_SYNTH, O_IMG, O_INCH, O_VAL, O_FLIP, O_SEED, O_BASE, O_DEPTH, O_EPOCHS,
     O_BATCH, O_LR, O_B1, O_B2, O_EPS, O_WD, O_OUT, O_RESUME, O_THREADS, O_PROGRESS, O_CKPT,
     O_INPUT, O_LOGITS, O_OVERLAY, O_HELP, O_VERSION, O_WARN_GPU, O_STOP_GPU, O_WARN_RAM, O_STOP_RAM,
-    O_CHECK_TRAIN, O_CHECK_EVAL, O_RAM_BUDGET, O_NO_WATCHER, O_NO_PREDICT, O_PRECISION, O_CONFIG,
-    O_END
+    O_CHECK_TRAIN, O_CHECK_EVAL, O_RAM_BUDGET, O_NO_WATCHER, O_NO_PREDICT, O_ON_MEMORY, O_CONFIG,
+    O_SYNC_BN, O_PRECISION, O_END
 };
 
 static const struct option longopts[] = {
@@ -168,8 +176,10 @@ static const struct option longopts[] = {
     {"ram-budget", required_argument, NULL, O_RAM_BUDGET},
     {"no-watcher", no_argument, NULL, O_NO_WATCHER},
     {"no-predict", no_argument, NULL, O_NO_PREDICT},
+    {"on-memory", required_argument, NULL, O_ON_MEMORY},
     {"precision", required_argument, NULL, O_PRECISION},
     {"config", required_argument, NULL, O_CONFIG},
+    {"sync-bn", no_argument, NULL, O_SYNC_BN},
     {"help", no_argument, NULL, O_HELP},
     {"version", no_argument, NULL, O_VERSION},
     {0, 0, 0, 0}};
@@ -304,6 +314,14 @@ static int progress_opt(cli *k, const char *arg)
     return 0;
 }
 
+static int on_memory_opt(cli *k, const char *arg)
+{
+    if (strcmp(arg, "stop") == 0) k->t.shrink = false;
+    else if (strcmp(arg, "shrink") == 0) k->t.shrink = true;
+    else return bad("--on-memory %s: expected stop or shrink", shown(arg));
+    return 0;
+}
+
 static int budget_opt(cli *k, const char *arg)
 {
     if (mg_parse_size(arg, &k->t.guard.ram_budget) < 0)
@@ -361,9 +379,11 @@ static int set_opt(cli *k, int opt, const char *arg)
     case O_CHECK_TRAIN: return cadence_opt(f, arg, &k->t.guard.check_train);
     case O_CHECK_EVAL: return cadence_opt(f, arg, &k->t.guard.check_eval);
     case O_RAM_BUDGET: return budget_opt(k, arg);
+    case O_ON_MEMORY: return on_memory_opt(k, arg);
     case O_FLIP: c->flip = 1; return 0;
     case O_NO_WATCHER: k->t.guard.no_watcher = true; return 0;
     case O_NO_PREDICT: k->t.guard.no_predict = true; return 0;
+    case O_SYNC_BN: k->t.sync_bn = true; return 0;
     case O_PRECISION:
         if (strcmp(arg, "fp32") != 0 && strcmp(arg, "bf16") != 0)
             return bad("--precision %s: expected fp32 or bf16", shown(arg));
@@ -435,7 +455,7 @@ static int config_pair(void *arg, int lineno, char *key, char *v)
         return bad("key %s given twice (first on line %d)", shown(key), r->seen[o->val - O_DATA]);
     r->seen[o->val - O_DATA] = lineno;
     int rc = o->has_arg == no_argument ? bool_key(k, o, key, v) : set_opt(k, o->val, v);
-    return rc < 0 ? UT_EXIT_USAGE : rc;
+    return rc < 0 ? MG_EXIT_USAGE : rc;
 }
 
 /* --config FILE: "key = value" lines; '#' and ';' start comments, [sections]
@@ -550,7 +570,7 @@ int main(int argc, char **argv)
     defaults(&k);
     int rc = first_pass(&k, argc, argv, first);
     if (rc == 0) rc = second_pass(&k, argc, argv, first);
-    if (rc) return rc < 0 ? UT_EXIT_OK : rc;
+    if (rc) return rc < 0 ? MG_EXIT_OK : rc;
     char kerr[160];
     if (unet_kernels_check(kerr, sizeof kerr) < 0) return bad("%s", kerr);
     if (k.bf16) {

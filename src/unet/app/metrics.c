@@ -7,9 +7,9 @@
 #include "metrics.h"
 
 #include "fileio.h"
+#include "sys.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +27,7 @@ static long row_epoch(const char *line)
 
 static FILE *open_file(const char *path, char *err, size_t len)
 {
-    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+    int fd = unet_open_rw(path);
     struct stat sb;
     if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         snprintf(err, len, "%s: %s", path,
@@ -37,7 +37,7 @@ static FILE *open_file(const char *path, char *err, size_t len)
         if (fd >= 0) close(fd);
         return NULL;
     }
-    FILE *f = fdopen(fd, "r+");
+    FILE *f = fdopen(fd, "r+b"); /* Windows: no \r added to the rows */
     if (!f) {
         snprintf(err, len, "%s: %s", path, strerror(errno));
         close(fd);

@@ -1,25 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * outdir.c: see outdir.h. mkdir -p with a count of what it made, the
- * flock on OUT/.lock, the write and room checks, and the removal of dead
- * runs' checkpoint and curves.svg temporaries. It never follows a symbolic link inside
- * OUT (O_NOFOLLOW, AT_SYMLINK_NOFOLLOW) and never removes what it cannot
- * prove is a leftover of unet-train.
+ * lock on OUT/.lock, the write and room checks, and the removal of dead
+ * runs' checkpoint and curves.svg temporaries. It never follows a symbolic
+ * link inside OUT (unet_open_rw, unet_remove_file_at) and never removes
+ * what it cannot prove is a leftover of unet-train. The system calls are
+ * sys.h's (POSIX or Windows); this file has the policy and the messages.
  */
 #include "outdir.h"
 
 #include "memguard.h"
+#include "sys.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define MIB (1024.0 * 1024.0)
@@ -57,7 +55,7 @@ int outdir_make(out_dir *d, const char *flag, const char *path, char *err, size_
         if (*p != '/' && *p != '\0') continue;
         char c = *p;
         *p = '\0';
-        if (mkdir(tmp, 0755) == 0) {
+        if (unet_mkdir(tmp) == 0) {
             d->made++;
         } else if (errno != EEXIST) {
             snprintf(err, len, "%s %s: cannot create %s: %s", flag, path, tmp, strerror(errno));
@@ -86,7 +84,7 @@ int outdir_make(out_dir *d, const char *flag, const char *path, char *err, size_
 static long lock_holder(int fd)
 {
     char buf[64];
-    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    long n = unet_pread(fd, buf, sizeof buf - 1, 0);
     if (n <= 0) return 0;
     buf[n] = '\0';
     return strncmp(buf, LOCK_TAG, strlen(LOCK_TAG)) == 0 ? atol(buf + strlen(LOCK_TAG)) : 0;
@@ -97,17 +95,17 @@ static long lock_holder(int fd)
 static bool lock_is_ours(int fd)
 {
     char buf[16];
-    ssize_t n = pread(fd, buf, strlen(LOCK_TAG), 0);
-    return n == 0 || (n == (ssize_t)strlen(LOCK_TAG) && memcmp(buf, LOCK_TAG, (size_t)n) == 0);
+    long n = unet_pread(fd, buf, strlen(LOCK_TAG), 0);
+    return n == 0 || (n == (long)strlen(LOCK_TAG) && memcmp(buf, LOCK_TAG, (size_t)n) == 0);
 }
 
 /* Whether fd is still the file at path: a run that ends unlinks its .lock
  * while holding it, so a lock taken on the unlinked file must be retried. */
 static bool same_file(int fd, const char *path)
 {
-    struct stat a, b;
-    return fstat(fd, &a) == 0 && lstat(path, &b) == 0 && a.st_dev == b.st_dev &&
-           a.st_ino == b.st_ino;
+    unet_file_id a, b;
+    return unet_file_id_fd(fd, &a) == 0 && unet_file_id_of(path, false, &b) == 0 &&
+           unet_file_id_eq(&a, &b);
 }
 
 /* Gives up an attempt: closes fd, returns the error. */
@@ -121,7 +119,7 @@ static int lock_fail(int fd)
  * error. */
 static int try_lock(out_dir *d, const char *lp, char *err, size_t len)
 {
-    int fd = open(lp, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+    int fd = unet_open_rw(lp);
     if (fd < 0) {
         int e = errno;
         if (e == ELOOP)
@@ -137,7 +135,7 @@ static int try_lock(out_dir *d, const char *lp, char *err, size_t len)
         snprintf(err, len, "--out %s: its .lock is not a regular file; move it away", d->path);
         return lock_fail(fd);
     }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    if (unet_try_lock(fd) != 0) {
         if (errno != EWOULDBLOCK) {
             snprintf(err, len, "--out %s: cannot lock its .lock: %s", d->path, strerror(errno));
             return lock_fail(fd);
@@ -159,8 +157,8 @@ static int try_lock(out_dir *d, const char *lp, char *err, size_t len)
         return lock_fail(fd);
     }
     char line[48];
-    int n = snprintf(line, sizeof line, LOCK_TAG "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, line, (size_t)n, 0) != n) {
+    int n = snprintf(line, sizeof line, LOCK_TAG "%ld\n", unet_pid());
+    if (unet_rewrite(fd, line, (size_t)n) != 0) {
         snprintf(err, len, "--out %s: cannot write its .lock: %s", d->path, strerror(errno));
         return lock_fail(fd);
     }
@@ -197,8 +195,8 @@ static void drop_lock(out_dir *d)
 static int write_test(const out_dir *d, char *err, size_t len)
 {
     char probe[1200];
-    snprintf(probe, sizeof probe, "%s/.unet-train-write-test.%ld", d->path, (long)getpid());
-    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    snprintf(probe, sizeof probe, "%s/.unet-train-write-test.%ld", d->path, unet_pid());
+    int fd = unet_create_new(probe);
     if (fd < 0 || write(fd, "ok\n", 3) != 3 || close(fd) != 0) {
         int e = errno;
         if (fd >= 0) unlink(probe);
@@ -212,9 +210,8 @@ static int write_test(const out_dir *d, char *err, size_t len)
 /* Room for two checkpoints (the new one is written next to the old one). */
 static int room_test(const out_dir *d, uint64_t ckpt_bytes, char *err, size_t len)
 {
-    struct statvfs vfs;
-    if (statvfs(d->path, &vfs) != 0) return 0;
-    uint64_t avail = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
+    uint64_t avail;
+    if (unet_disk_free(d->path, &avail) != 0) return 0;
     if (avail >= 2 * ckpt_bytes + (16u << 20)) return 0;
     snprintf(err, len, "--out %s: %.1f MiB free, a checkpoint needs %.1f MiB (room for two plus "
              "16 MiB is required)", d->path, (double)avail / MIB, (double)ckpt_bytes / MIB);
@@ -243,16 +240,11 @@ static void remove_dead_temps(const out_dir *d)
 {
     DIR *dir = opendir(d->path);
     if (!dir) return;
-    int dfd = dirfd(dir);
     struct dirent *e;
     while ((e = readdir(dir))) {
         long pid;
-        struct stat sb;
-        if (!outdir_temp_name(e->d_name, &pid) || pid == (long)getpid()) continue;
-        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
-        if (fstatat(dfd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(sb.st_mode))
-            continue;
-        unlinkat(dfd, e->d_name, 0);
+        if (!outdir_temp_name(e->d_name, &pid) || pid == unet_pid()) continue;
+        if (unet_pid_gone(pid)) unet_remove_file_at(d->path, e->d_name);
     }
     closedir(dir);
 }

@@ -5,9 +5,10 @@
  * start), and for training also locked, checked for room and cleared of
  * temporaries that dead runs left.
  *
- * The lock: flock(2) on OUT/.lock, a file that holds "unet-train PID". A
- * second live run on one folder is refused; a lock whose holder died (kill
- * -9) is free again, because the kernel drops a flock with its process.
+ * The lock: flock(2) on OUT/.lock (Windows: LockFileEx; sys.h), a file
+ * that holds "unet-train PID". A second live run on one folder is refused;
+ * a lock whose holder died (kill -9, TerminateProcess) is free again,
+ * because the system drops the lock with its process.
  * The file is removed when the run ends. A .lock that is not ours (not a
  * regular file, a symbolic link, or other contents) is left alone and the
  * run refused.

@@ -25,8 +25,10 @@
 #include "train.h"
 
 #include "image.h"
+#include "errf.h"
 #include "memguard.h"
 #include "outdir.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <math.h>
@@ -52,7 +54,7 @@ typedef struct pred {
     out_dir ovd;        /* --overlay's folder */
 } pred;
 
-static int usage_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_err(const char *fmt, ...) UNET_PRINTF(1, 2);
 static int usage_err(const char *fmt, ...)
 {
     va_list ap;
@@ -61,23 +63,23 @@ static int usage_err(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
-    return UT_EXIT_USAGE;
+    return MG_EXIT_USAGE;
 }
 
 /* Whether path's own directory entry (a link is not followed) is the file
- * st describes: writing there would replace that file. */
-static bool entry_is(const char *path, const struct stat *st)
+ * id names: writing there would replace that file. */
+static bool entry_is(const char *path, const unet_file_id *id)
 {
-    struct stat sb;
-    return lstat(path, &sb) == 0 && sb.st_dev == st->st_dev && sb.st_ino == st->st_ino;
+    unet_file_id e;
+    return unet_file_id_of(path, false, &e) == 0 && unet_file_id_eq(&e, id);
 }
 
 /* Whether two paths name one existing file. */
 static bool same_file(const char *a, const char *b)
 {
-    struct stat sa, sb;
-    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
-           sa.st_ino == sb.st_ino;
+    unet_file_id ia, ib;
+    return unet_file_id_of(a, true, &ia) == 0 && unet_file_id_of(b, true, &ib) == 0 &&
+           unet_file_id_eq(&ia, &ib);
 }
 
 /* An output folder (`flag` --out or --overlay) must not be --input (its
@@ -117,8 +119,8 @@ static void png_path(char *path, size_t len, const char *dir, const char *name)
 static int check_targets(const pred *p)
 {
     const predict_opts *o = p->o;
-    struct stat ck;
-    if (stat(o->checkpoint, &ck) != 0) return 0;
+    unet_file_id ck;
+    if (unet_file_id_of(o->checkpoint, true, &ck) != 0) return 0;
     if (o->logits[0] && entry_is(o->logits, &ck))
         return usage_err("--logits %s is the --checkpoint file; choose another name", o->logits);
     for (int i = 0; i < p->n; i++) {
@@ -141,8 +143,8 @@ static int check_logits(const predict_opts *o)
     size_t l = strlen(o->logits);
     if (l < 5 || strcasecmp(o->logits + l - 4, ".npy") != 0)
         return usage_err("--logits %s: expected a file name ending in .npy", o->logits);
-    struct stat sb;
-    if (lstat(o->logits, &sb) == 0 && !S_ISREG(sb.st_mode) && !S_ISLNK(sb.st_mode))
+    unet_entry k = unet_entry_kind(o->logits);
+    if (k != UNET_ENTRY_NONE && k != UNET_ENTRY_FILE && k != UNET_ENTRY_LINK)
         return usage_err("--logits %s: exists and is not a regular file", o->logits);
     return 0;
 }
@@ -180,7 +182,7 @@ static int make_model(pred *p)
                        err, sizeof err);
     if (!p->m) {
         fprintf(stderr, "unet-train: %s\n", err);
-        return UT_EXIT_ERROR;
+        return MG_EXIT_ERROR;
     }
     if (ckpt_apply(p->cf, p->m, err, sizeof err) < 0) return usage_err("--checkpoint %s", err);
     ckpt_close(p->cf);
@@ -220,7 +222,7 @@ static int open_logits(pred *p)
     }
     if ((rc = write_npy_header(&p->npy, p->n, p->size, p->size)) != 0) {
         fprintf(stderr, "unet-train: --logits %s: %s\n", o->logits, mg_strerror(rc));
-        return UT_EXIT_ERROR;
+        return MG_EXIT_ERROR;
     }
     return 0;
 }
@@ -254,7 +256,7 @@ static int write_overlay(pred *p, const char *name, const uint8_t *mask, int w, 
     snprintf(path, sizeof path, "%s/%s", p->o->input, name);
     if (unet_image_load(path, &im, err, sizeof err) < 0) return usage_err("--input %s", err);
     uint8_t *rgb = im.w == w && im.h == h ? malloc((size_t)w * (size_t)h * 3) : NULL;
-    int rc = UT_EXIT_ERROR;
+    int rc = MG_EXIT_ERROR;
     if (!rgb) {
         fprintf(stderr, "unet-train: %s: no memory for a %dx%d overlay, or the image changed\n",
                 path, w, h);
@@ -286,7 +288,7 @@ static int write_mask(pred *p, const float *logits, const char *name, int w, int
     size_t hw = (size_t)p->size * (size_t)p->size, opx = (size_t)w * (size_t)h;
     float *sig = malloc(hw * sizeof *sig), *big = malloc(opx * sizeof *big);
     uint8_t *px = malloc(opx);
-    int rc = UT_EXIT_ERROR;
+    int rc = MG_EXIT_ERROR;
     if (!sig || !big || !px) {
         fprintf(stderr, "unet-train: out of memory for a %dx%d mask\n", w, h);
         goto out;
@@ -336,7 +338,7 @@ static int run_batches(pred *p)
         if (p->o->logits[0] &&
             (rc = mg_atomic_write(&p->npy, logits, (size_t)bn * hw * sizeof(float)))) {
             fprintf(stderr, "unet-train: --logits %s: %s\n", p->o->logits, mg_strerror(rc));
-            return UT_EXIT_ERROR;
+            return MG_EXIT_ERROR;
         }
         for (int i = 0; i < bn; i++)
             if ((rc = write_mask(p, logits + (size_t)i * hw, p->files[first + i],
@@ -359,12 +361,12 @@ static int predict_all(pred *p)
     if ((rc = run_batches(p))) return rc;
     if (p->o->logits[0] && (rc = mg_atomic_commit(&p->npy)) != 0) {
         fprintf(stderr, "unet-train: --logits %s: %s\n", p->o->logits, mg_strerror(rc));
-        return UT_EXIT_ERROR;
+        return MG_EXIT_ERROR;
     }
     printf("predicted %d masks into %s%s%s%s%s\n", p->n, p->o->out,
            p->o->logits[0] ? ", logits in " : "", p->o->logits,
            p->o->overlay[0] ? ", outlines in " : "", p->o->overlay);
-    return UT_EXIT_OK;
+    return MG_EXIT_OK;
 }
 
 int predict_run(const predict_opts *o)
@@ -378,8 +380,8 @@ int predict_run(const predict_opts *o)
     p.ovd.lock_fd = -1;
     int rc = predict_all(&p);
     mg_atomic_abort(&p.npy); /* after a commit: nothing to do */
-    outdir_close(&p.ovd, rc != UT_EXIT_OK);
-    outdir_close(&p.od, rc != UT_EXIT_OK);
+    outdir_close(&p.ovd, rc != MG_EXIT_OK);
+    outdir_close(&p.od, rc != MG_EXIT_OK);
     ckpt_close(p.cf);
     unet_destroy(p.m);
     unet_list_free(p.files, p.n);

@@ -12,13 +12,9 @@
 #include "ckpt.h"
 #include "guard.h"
 
-/* Exit statuses of unet-train (the memguard ones where they overlap). */
-enum {
-    UT_EXIT_OK = 0,
-    UT_EXIT_ERROR = 1,   /* a runtime failure (I/O, memory) */
-    UT_EXIT_USAGE = 2,   /* bad flags, data or checkpoint */
-    UT_EXIT_MEMSTOP = 75 /* stopped for memory after a good checkpoint */
-};
+/* The jobs return memguard's exit statuses (memguard.h): MG_EXIT_OK,
+ * _ERROR a runtime failure, _USAGE bad flags, data or checkpoint, _MEMSTOP
+ * stopped for memory after a good checkpoint. */
 
 /* Paths are at most UT_PATH_MAX - 1 bytes (main.c refuses longer ones). */
 #define UT_PATH_MAX 1024
@@ -31,6 +27,8 @@ typedef struct train_opts {
     char resume[UT_PATH_MAX]; /* --resume FILE, "" for none */
     guard_opts guard;     /* thresholds, cadence, budget, watcher */
     bool batch_auto;      /* --batch auto: the largest that stays below warn */
+    bool shrink;          /* --on-memory shrink: go on at a smaller batch (shrink.h) */
+    bool sync_bn;         /* --sync-bn: BatchNorm statistics over every MPI rank */
     const unet_backend *backend; /* NULL: the CPU (the command line's only one) */
 } train_opts;
 

@@ -8,7 +8,7 @@
  * neither the model nor the trainer, the checkpoint or predict reads or
  * writes a tensor itself, unless host_visible says the host may (then the
  * staging and the checkpoint use the arena in place). The CPU backend
- * (cpu/backend_cpu.h) fills the table; tests/test_backend_fenced.c proves
+ * (cpu/backend_cpu.h) fills the table; tests/unet/backend/test_backend_fenced.c proves
  * the claim with a backend whose arena the host cannot touch.
  *
  * The contract, which a second backend (CUDA with cuDNN / cuBLAS, say)
@@ -79,12 +79,14 @@ typedef struct unet_backend {
     void (*upload)(void *dst, const void *host, size_t bytes);
     void (*download)(void *host, const void *src, size_t bytes);
     /* Zeroes `bytes` of the arena (a new arena, a batch-size change,
-     * optimiser state that a checkpoint does not have). */
+     * optimiser state that a checkpoint does not have, discarded bytes
+     * before their next use). */
     void (*zero)(void *p, size_t bytes);
     /* The contents of these arena bytes are not needed any more: give
      * their memory back if the backend can (the CPU: madvise
-     * MADV_DONTNEED on the whole pages inside). They stay the arena's and
-     * read as undefined until written again. */
+     * MADV_DONTNEED on the whole pages inside; on Windows they are
+     * decommitted, so the commit charge falls). They stay the arena's; the
+     * next use of them is a zero(), which makes them usable again. */
     void (*discard)(void *p, size_t bytes);
     /* Returns when every op and copy issued so far has finished. */
     void (*sync)(void);
@@ -132,10 +134,12 @@ typedef struct unet_backend {
                                     shape s, int co, float *scratch);
 
     /* ---- BatchNorm + ReLU, pooling, add: the contracts of cpu/ops/bn.h, pool.h ---- */
+    /* sync: NULL, or SyncBatchNorm's sum over the processes of a
+     * data-parallel run (tensor.h; bn.h: bn_relu_forward_sync). */
     void (*bn_relu_forward)(float *y, const float *x, shape s, const float *gamma,
                             const float *beta, float *mean, float *rstd, float *running_mean,
                             float *running_var, int64_t *num_batches_tracked, double momentum,
-                            double eps, float *scratch);
+                            double eps, float *scratch, const unet_sum_hook *sync);
     void (*bn_relu_forward_eval)(float *y, const float *x, shape s, const float *gamma,
                                  const float *beta, const float *running_mean,
                                  const float *running_var, double eps);
@@ -143,11 +147,15 @@ typedef struct unet_backend {
                           const float *beta, const float *mean, const float *rstd);
     void (*bn_relu_backward)(float *dx, float *dgamma, float *dbeta, const float *dy,
                              const float *x, const float *y, shape s, const float *gamma,
-                             const float *mean, const float *rstd, float *scratch);
+                             const float *mean, const float *rstd, float *scratch,
+                             const unet_sum_hook *sync);
     void (*maxpool2x2_forward)(float *y, const float *x, shape s);
     void (*maxpool2x2_backward)(float *dx, const float *dy, const float *x, shape s);
     /* dst (shape s) += src (shape s) */
     void (*add)(float *dst, const float *src, shape s);
+    /* x[0..n) *= a, on a flat array (a data-parallel rank's share of the
+     * loss gradient) */
+    void (*scale)(float *x, size_t n, float a);
 
     /* ---- loss (NCHW) and optimiser (flat parameter arrays): cpu/ops/loss.h, adam.h ---- */
     loss_parts (*loss_forward)(const float *logits, const float *target, int n, int hw,

@@ -42,7 +42,7 @@ static pv *tensor_of(pv_arena *a, const param *p, const void *data)
 {
     int64_t dims[4];
     for (int i = 0; i < p->ndim; i++) dims[i] = p->dims[i];
-    return pv_tensor_new(a, p->kind == PK_BN_COUNT ? PV_I64 : PV_F32, p->ndim, dims, data);
+    return pv_tensor_new(a, p->kind == PARAM_BN_COUNT ? PV_I64 : PV_F32, p->ndim, dims, data);
 }
 
 /* Adds key -> value, failing the whole build on the first error. */
@@ -126,7 +126,7 @@ ckpt_writer *ckpt_writer_new(const unet *m, const run_cfg *cfg, char *err, size_
     if (!root || !model || !opt || !state || !groups || !group || !params || !betas) goto oom;
     for (int i = 0; i < m->nparams; i++) {
         const param *p = &m->p[i];
-        const void *data = p->kind == PK_BN_COUNT ? (const void *)(w->counts + p->off)
+        const void *data = p->kind == PARAM_BN_COUNT ? (const void *)(w->counts + p->off)
                                                   : (const void *)(w->params + p->off);
         SET(model, p->name, tensor_of(a, p, data));
         if (p->trainable < 0) continue;

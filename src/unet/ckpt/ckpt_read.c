@@ -13,6 +13,7 @@
  */
 #include "ckpt.h"
 
+#include "errf.h"
 #include "memguard.h"
 #include "pth.h"
 #include "pyval.h"
@@ -40,7 +41,7 @@ typedef struct rd {
     size_t len;
 } rd;
 
-static int fail(const rd *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(const rd *r, const char *fmt, ...) UNET_PRINTF(2, 3);
 static int fail(const rd *r, const char *fmt, ...)
 {
     char msg[512];
@@ -376,7 +377,7 @@ static int check_weights(const rd *r, const pv *sd, const unet *m)
             return fail(r, "missing %s (the file's model differs: depth %d, base %d, %d input "
                         "channels expected)", p->name, m->cfg.depth, m->cfg.base, m->cfg.in_ch);
         const pv_tensor *t = &v->u.t;
-        pv_dtype want = p->kind == PK_BN_COUNT ? PV_I64 : PV_F32;
+        pv_dtype want = p->kind == PARAM_BN_COUNT ? PV_I64 : PV_F32;
         bool ok = t->dtype == want && t->ndim == p->ndim;
         for (int d = 0; ok && d < p->ndim; d++) ok = t->shape[d] == p->dims[d];
         if (!ok)
@@ -431,7 +432,7 @@ int ckpt_apply(const ckpt_file *f, unet *m, char *err, size_t err_len)
     for (int i = 0; i < m->nparams; i++) {
         const param *p = &m->p[i];
         const pv_tensor *t = &pv_get(f->sd, p->name)->u.t;
-        if (p->kind == PK_BN_COUNT) m->be->upload(m->counts + p->off, t->data, sizeof(int64_t));
+        if (p->kind == PARAM_BN_COUNT) m->be->upload(m->counts + p->off, t->data, sizeof(int64_t));
         else m->be->upload(m->params + p->off, t->data, p->numel * sizeof(float));
     }
     if (f->state) {

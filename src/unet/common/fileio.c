@@ -7,9 +7,9 @@
 #include "fileio.h"
 
 #include "memguard.h"
+#include "sys.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -34,9 +34,19 @@ static int code_of(int e)
     }
 }
 
+/* "PATH: is a FIFO, expected a regular file"; closes fd (if >= 0). */
+static int not_regular(const char *path, int fd, mode_t m, char *err, size_t errlen)
+{
+    if (err && errlen) snprintf(err, errlen, "%s: is %s, expected a regular file", path, kind_of(m));
+    if (fd >= 0) close(fd);
+    return MG_EINVAL;
+}
+
 int unet_open_regular(const char *path, char *err, size_t errlen)
 {
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    int fd = unet_open_read(path);
+    if (fd < 0 && errno == EISDIR) /* Windows cannot open a folder as a file */
+        return not_regular(path, -1, S_IFDIR, err, errlen);
     if (fd < 0) {
         int e = errno;
         if (err && errlen) snprintf(err, errlen, "%s: cannot open: %s", path, strerror(e));
@@ -49,14 +59,8 @@ int unet_open_regular(const char *path, char *err, size_t errlen)
         close(fd);
         return code_of(e);
     }
-    if (!S_ISREG(sb.st_mode)) {
-        if (err && errlen)
-            snprintf(err, errlen, "%s: is %s, expected a regular file", path, kind_of(sb.st_mode));
-        close(fd);
-        return MG_EINVAL;
-    }
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+    if (!S_ISREG(sb.st_mode)) return not_regular(path, fd, sb.st_mode, err, errlen);
+    if (unet_fd_blocking(fd) != 0) {
         int e = errno;
         if (err && errlen) snprintf(err, errlen, "%s: %s", path, strerror(e));
         close(fd);

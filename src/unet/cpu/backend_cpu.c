@@ -3,10 +3,10 @@
  * backend_cpu.c: the CPU backend's table (backend.h): the arena in host
  * memory, the channel-blocked, zero-bordered layout of layout.h and the
  * kernels of conv/ and ops/, which pick AVX-512, AVX2 or plain C at run
- * time themselves (isa.c). Only glue lives here: the memory section (the
- * one place that allocates, copies and gives back arena memory, so a port
- * to another system changes it here) and the few layout helpers the table
- * needs beyond layout.h.
+ * time themselves (isa.c). Only glue lives here: the table, its copies,
+ * and the few layout helpers it needs beyond layout.h. The memory section
+ * (allocate, zero, give back arena memory) is mem.h's, one file per
+ * system (posix/mem.c, win/mem.c), the one part a port changes.
  *
  * Two tables: float32, and bf16 (--precision bf16), which differs only in
  * its convolutions (conv.h's *_bf16: bf16 products, float32 tensors,
@@ -14,17 +14,14 @@
  */
 #include "backend_cpu.h"
 
-#include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "adam.h"
 #include "bn.h"
 #include "conv.h"
 #include "layout.h"
 #include "loss.h"
+#include "mem.h"
 #include "pool.h"
 
 static const char *cpu_name(void)
@@ -47,34 +44,9 @@ static float *cpu_channels(float *t, shape s, int c0)
     return t + shape_floats(lower);
 }
 
-/* ---- memory: host memory; staging and arena are the same kind ---- */
-
-#define CPU_ALIGN 64
-
-static void *cpu_alloc(size_t bytes)
-{
-    return aligned_alloc(CPU_ALIGN, (bytes + CPU_ALIGN - 1) / CPU_ALIGN * CPU_ALIGN);
-}
-
-static void cpu_free(void *p, size_t bytes)
-{
-    (void)bytes;
-    free(p);
-}
+/* ---- memory: host memory (mem.h); staging and arena are the same kind ---- */
 
 static void cpu_copy(void *dst, const void *src, size_t bytes) { memcpy(dst, src, bytes); }
-
-static void cpu_zero(void *p, size_t bytes) { memset(p, 0, bytes); }
-
-/* MADV_DONTNEED on the whole pages inside: the kernel takes them back at
- * once, and they read as zeros when touched again. */
-static void cpu_discard(void *p, size_t bytes)
-{
-    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1);
-    uintptr_t hi = ((uintptr_t)p + bytes) & ~(page - 1);
-    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
-}
 
 /* Every op has returned when its call does. */
 static void cpu_sync(void) {}
@@ -89,22 +61,28 @@ static void cpu_add(float *dst, const float *src, shape s)
         dst[i] += src[i];
 }
 
+static void cpu_scale(float *x, size_t n, float a)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] *= a;
+}
+
 /* Everything but the name and the convolutions, which the precision picks
  * (CPU_TABLE_CONVS). */
 #define CPU_TABLE_COMMON                                                                   \
-    .alloc = cpu_alloc, .free = cpu_free, .alloc_host = cpu_alloc, .free_host = cpu_free,  \
-    .upload = cpu_copy, .download = cpu_copy, .zero = cpu_zero, .discard = cpu_discard,    \
-    .sync = cpu_sync, .host_visible = true, .act_floats = shape_floats,                    \
-    .channels = cpu_channels, .from_nchw = layout_pack, .to_nchw = layout_unpack,          \
-    .reuse = layout_zero_border, .conv3x3_scratch = conv3x3_scratch_floats,                \
-    .convt2x2_scratch = convt2x2_scratch_floats, .conv1x1_scratch = conv1x1_scratch_floats, \
-    .bn_scratch = bn_scratch_floats, .loss_scratch = bce_dice_scratch_floats,              \
-    .loss_state = bce_dice_state_floats, .bn_relu_forward = bn_relu_forward,               \
-    .bn_relu_forward_eval = bn_relu_forward_eval, .bn_relu_apply = bn_relu_apply,          \
-    .bn_relu_backward = bn_relu_backward, .maxpool2x2_forward = maxpool2x2_forward,        \
-    .maxpool2x2_backward = maxpool2x2_backward, .add = cpu_add,                            \
-    .loss_forward = bce_dice_forward, .loss_backward = bce_dice_backward,                  \
-    .adam_update = adam_update
+    .alloc = cpu_mem_alloc, .free = cpu_mem_free, .alloc_host = cpu_mem_alloc,             \
+    .free_host = cpu_mem_free, .upload = cpu_copy, .download = cpu_copy,                   \
+    .zero = cpu_mem_zero, .discard = cpu_mem_discard, .sync = cpu_sync,                    \
+    .host_visible = true, .act_floats = shape_floats, .channels = cpu_channels,            \
+    .from_nchw = layout_pack, .to_nchw = layout_unpack, .reuse = layout_zero_border,       \
+    .conv3x3_scratch = conv3x3_scratch_floats, .convt2x2_scratch = convt2x2_scratch_floats, \
+    .conv1x1_scratch = conv1x1_scratch_floats, .bn_scratch = bn_scratch_floats,            \
+    .loss_scratch = bce_dice_scratch_floats, .loss_state = bce_dice_state_floats,          \
+    .bn_relu_forward = bn_relu_forward_sync, .bn_relu_forward_eval = bn_relu_forward_eval, \
+    .bn_relu_apply = bn_relu_apply, .bn_relu_backward = bn_relu_backward_sync,             \
+    .maxpool2x2_forward = maxpool2x2_forward, .maxpool2x2_backward = maxpool2x2_backward,  \
+    .add = cpu_add, .scale = cpu_scale, .loss_forward = bce_dice_forward,                  \
+    .loss_backward = bce_dice_backward, .adam_update = adam_update
 
 /* The convolutions of one precision: conv.h's calls with SUFFIX (none for
  * float32, _bf16). */

@@ -13,6 +13,7 @@
 #include "data_internal.h"
 #include "errf.h"
 #include "memguard.h"
+#include "sys.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -62,9 +63,8 @@ int data__list_dir(const char *path, data__listing *li, char *err, size_t errlen
             return MG_ENOENT;
         }
         char buf[128];
-        if (strerror_r(e, buf, sizeof buf) != 0)
-            snprintf(buf, sizeof buf, "errno %d", e);
-        unet_errf(err, errlen, "%s: cannot read folder: %s", path, buf);
+        unet_errf(err, errlen, "%s: cannot read folder: %s", path,
+                  unet_strerror(e, buf, sizeof buf));
         return e == EACCES ? MG_EPERM : MG_EIO;
     }
     int rc = 0;
@@ -99,7 +99,11 @@ int data__list_dir(const char *path, data__listing *li, char *err, size_t errlen
         }
         data__entry *e = &li->e[li->n];
         e->name = strdup(name);
-        e->stem = strndup(name, sl);
+        e->stem = malloc(sl + 1); /* strndup, which Windows lacks */
+        if (e->stem) {
+            memcpy(e->stem, name, sl);
+            e->stem[sl] = '\0';
+        }
         if (!e->name || !e->stem) {
             free(e->name);
             free(e->stem);

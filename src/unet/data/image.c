@@ -15,6 +15,7 @@
 
 #include "fileio.h"
 #include "memguard.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <math.h>
@@ -29,14 +30,12 @@
 #include <png.h>
 
 
-/* "cannot open" with errno mapped to our codes. strerror_r (XSI) because
- * the data loader decodes files on several threads at once. */
+/* "cannot open" with errno mapped to our codes. unet_strerror (strerror_r)
+ * because the data loader decodes files on several threads at once. */
 static int open_error(const char *path, const char *what, int e, char *err, size_t errlen)
 {
     char buf[128];
-    if (strerror_r(e, buf, sizeof buf) != 0)
-        snprintf(buf, sizeof buf, "errno %d", e);
-    unet_errf(err, errlen, "%s: %s: %s", path, what, buf);
+    unet_errf(err, errlen, "%s: %s: %s", path, what, unet_strerror(e, buf, sizeof buf));
     if (e == ENOENT || e == ENOTDIR)
         return MG_ENOENT;
     if (e == EACCES || e == EPERM)

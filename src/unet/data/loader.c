@@ -86,6 +86,14 @@ void unet_loader_begin_epoch(unet_loader *l)
     l->pos = 0;
 }
 
+int unet_loader_set_batch(unet_loader *l, int batch)
+{
+    if (!l || batch < 1)
+        return MG_EINVAL;
+    l->batch = batch;
+    return 0;
+}
+
 int unet_loader_batches_left(const unet_loader *l)
 {
     if (l->epoch == 0 || l->pos >= l->n)
@@ -167,6 +175,25 @@ int unet_loader_next(unet_loader *l, float *x, float *y)
     if (l->epoch == 0 || l->pos >= l->n)
         return 0;
     int bn = loader_fill(l, l->pos, l->batch, x, y);
+    l->pos += bn;
+    return bn;
+}
+
+int unet_loader_shard(int bn, int part, int parts, int *first)
+{
+    int q = bn / parts, r = bn % parts;
+    *first = part * q + (part < r ? part : r);
+    return q + (part < r);
+}
+
+int unet_loader_next_shard(unet_loader *l, int part, int parts, float *x, float *y, int *count)
+{
+    *count = 0;
+    if (l->epoch == 0 || l->pos >= l->n)
+        return 0;
+    int bn = l->n - l->pos < l->batch ? l->n - l->pos : l->batch, first;
+    int mine = unet_loader_shard(bn, part, parts, &first);
+    *count = mine ? loader_fill(l, l->pos + first, mine, x, y) : 0;
     l->pos += bn;
     return bn;
 }

@@ -14,6 +14,7 @@
  */
 #include "pickle_read.h"
 
+#include "errf.h"
 #include "memguard.h"
 #include "pickle_op.h"
 
@@ -39,7 +40,7 @@ typedef struct pk_vm {
 
 /* "data.pkl: <message> at offset <the opcode's offset>", once. */
 static int pk_fail(pk_vm *k, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    UNET_PRINTF(3, 4);
 
 static int pk_fail(pk_vm *k, int rc, const char *fmt, ...)
 {

@@ -16,6 +16,7 @@
 #include "pth.h"
 
 #include "fileio.h"
+#include "errf.h"
 #include "memguard.h"
 #include "pickle_read.h"
 #include "pickle_write.h"
@@ -29,7 +30,7 @@
 #include <sys/stat.h>
 
 static void pth_err(char *err, size_t n, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    UNET_PRINTF(3, 4);
 
 static void pth_err(char *err, size_t n, const char *fmt, ...)
 {

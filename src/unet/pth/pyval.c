@@ -7,6 +7,7 @@
 #include "pyval.h"
 
 #include "memguard.h"
+#include "sys.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -78,7 +79,7 @@ void pv_arena_free(pv_arena *a)
     pv_block *b = a->blocks;
     while (b) {
         pv_block *next = b->next;
-        free(b);
+        unet_aligned_free(b);
         b = next;
     }
     free(a);
@@ -90,7 +91,7 @@ void *pv_arena_alloc(pv_arena *a, size_t n)
 {
     if (!a || n > SIZE_MAX - 128) return NULL;
     size_t total = (n + 64 + 63) / 64 * 64;
-    pv_block *b = aligned_alloc(64, total);
+    pv_block *b = unet_aligned_alloc(64, total);
     if (!b) return NULL;
     b->next = a->blocks;
     a->blocks = b;

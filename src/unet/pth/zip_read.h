@@ -19,6 +19,7 @@
 #ifndef UNET_ZIP_READ_H
 #define UNET_ZIP_READ_H
 
+#include "errf.h"
 #include "pyval.h"
 
 #include <stddef.h>
@@ -47,7 +48,7 @@ typedef struct zr_ctx {
 
 /* Writes the message into z->err unless one is there already; returns rc. */
 int zr_fail(zr_ctx *z, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    UNET_PRINTF(3, 4);
 
 /* Reads the directory of z->buf (buf, len, arena, err set by the caller).
  * 0, or MG_EPARSE / MG_ENOMEM with a "zip: ..." message. */

@@ -7,7 +7,7 @@
  *
  * What torch does, and what adam_scalars_for (backend/tensor.c, shared by
  * every backend) and adam_update replicate (checked bit for bit in
- * tests/test_adam.c against torch for 5 steps):
+ * tests/unet/cpu/test_adam.c against torch for 5 steps):
  *   step += 1                                   (a float32 tensor in torch)
  *   bias_correction1 = 1 - beta1**step          (Python doubles, libm pow)
  *   bias_correction2 = 1 - beta2**step

@@ -91,7 +91,7 @@ static bool compare_all(unet *m, const char *what, const float *mine, bool grads
     const char *worst_name = "";
     for (int i = 0; i < m->nparams; i++) {
         const param *p = &m->p[i];
-        if (p->kind == PK_BN_COUNT || (grads && p->trainable < 0)) continue;
+        if (p->kind == PARAM_BN_COUNT || (grads && p->trainable < 0)) continue;
         float *t32 = malloc(p->numel * sizeof *t32), *t64 = malloc(p->numel * sizeof *t64);
         char rel[200];
         snprintf(rel, sizeof rel, "out/%s/%s.bin", what, p->name);
@@ -122,7 +122,7 @@ static void load_params(unet *m, const char *sub)
     for (int i = 0; i < m->nparams; i++) {
         const param *p = &m->p[i];
         snprintf(rel, sizeof rel, "%s/%s.bin", sub, p->name);
-        if (p->kind == PK_BN_COUNT) load(rel, &m->counts[p->off], 8, 1);
+        if (p->kind == PARAM_BN_COUNT) load(rel, &m->counts[p->off], 8, 1);
         else load(rel, m->params + p->off, 4, p->numel);
     }
 }
@@ -214,7 +214,7 @@ static void test_parity_one_config(int B, int S, int C, int base, int depth, dou
         if (step == 0) {
             for (int i = 0; i < m->nparams; i++) {
                 const param *p = &m->p[i];
-                if (p->kind != PK_BN_COUNT) continue;
+                if (p->kind != PARAM_BN_COUNT) continue;
                 char rel[200];
                 snprintf(rel, sizeof rel, "out/after/%s.bin", p->name);
                 int64_t n = -1;

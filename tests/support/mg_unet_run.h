@@ -4,19 +4,19 @@
  * unet tests: its own process group, a working folder, a deadline after
  * which the group is SIGKILLed (and it is killed after the child exits in
  * any case, so nothing outlives a check), stdout and stderr drained so the
- * child never blocks on a full pipe, wait4's peak RSS, and an optional
- * hook called every 5 ms that may signal the child (support/proc.h runs
- * it). Also the file helpers these tests share: rm -rf, mkdir -p,
- * whole-file read and write, and a listing of a folder tree (names, types,
- * sizes, content hashes) to prove that a refused command created or
- * changed nothing.
+ * child never blocks on a full pipe, wait4's peak RSS, an optional hook
+ * called every 5 ms that may signal the child (support/proc.h runs it),
+ * and optional extra environment. Also the file helpers these tests
+ * share: rm -rf, mkdir -p, whole-file read and write, and a listing of a
+ * folder tree (names, types, sizes, content hashes) to prove that a
+ * refused command created or changed nothing.
  */
 #ifndef MG_UNET_RUN_H
 #define MG_UNET_RUN_H
 
 #include "mg_files.h"
 #include "mg_test.h"
-#include "support/proc.h"
+#include "proc.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -44,6 +44,8 @@ static proc P;
  * hook called every 5 ms with the milliseconds since the start. */
 static const char *P_cwd;
 static void (*P_tick)(double elapsed_ms);
+/* Optional: more "K=V" (a bare "K" unsets K) for the next children. */
+static const char *const *P_env_more;
 
 /* The environment of every child these tests start. */
 static const char *const P_env[] = {"OMP_NUM_THREADS=2", "LC_ALL=C",
@@ -54,7 +56,8 @@ static const char *const P_env[] = {"OMP_NUM_THREADS=2", "LC_ALL=C",
  * check) and after the child exits. */
 static inline int run_argv(const char *const *argv, int timeout_ms)
 {
-    mg_proc_opts o = {.argv = argv, .env_base = P_env, .cwd = P_cwd, .new_pgrp = 1,
+    mg_proc_opts o = {.argv = argv, .env_base = P_env, .env = P_env_more, .cwd = P_cwd,
+                      .new_pgrp = 1,
                       .timeout_ms = timeout_ms, .tick = P_tick, .out = P.out,
                       .out_cap = sizeof P.out, .err = P.err, .err_cap = sizeof P.err,
                       .pid_at = &P.pid};

@@ -209,6 +209,7 @@ static const flagspec flags[] = {
     {"flip", TR, NULL, {NULL}},
     {"no-watcher", TR, NULL, {NULL}},
     {"no-predict", TR, NULL, {NULL}},
+    {"on-memory", TR, "shrink", {"", "abc", "Shrink", "shrink ", "stop,shrink", "-x"}},
 };
 #define NFLAGS (sizeof flags / sizeof flags[0])
 

@@ -16,7 +16,7 @@
  */
 #define _GNU_SOURCE
 #include "mg_test.h"
-#include "support/proc.h"
+#include "proc.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -194,6 +194,25 @@ static void test_predicted_request_at_warn(void)
     CHECK(mb >= 0.90 * 600);
 }
 
+/* `memguard plot` of log draws an event of `kind` whose text holds
+ * `text` (the SVG, svg_name in the scratch folder, is removed after). */
+static void check_plot_event(const char *log, const char *svg_name, const char *kind,
+                             const char *text)
+{
+    static char body[1 << 20];
+    char svg[600], want[96];
+    path_in_tmp(svg, sizeof svg, svg_name);
+    CHECK_INT(RUN(NULL, "plot", "-o", svg, log), 0);
+    FILE *f = fopen(svg, "r");
+    size_t n = f ? fread(body, 1, sizeof body - 1, f) : 0;
+    body[n] = '\0';
+    if (f) fclose(f);
+    snprintf(want, sizeof want, "data-kind=\"%s\"", kind);
+    CHECK_CONTAINS(body, want);
+    CHECK_CONTAINS(body, text);
+    unlink(svg);
+}
+
 /* --restart: a resumable trainer that saves at the request, acknowledges,
  * exits 75 and is started again with MEMGUARD_RESUME / MEMGUARD_ATTEMPT. */
 static int restart_run(const char *restarts, const char *fit_mb, const char *ack, char *trace,
@@ -238,17 +257,7 @@ static void test_restart_after_save(void)
     if (rs > 0) CHECK_NEAR(ev_num(rs, "attempt", NULL, NULL), 1, 0);
     if (ex1 > 0) CHECK_NEAR(ev_num(ex1, "exit_status", NULL, NULL), 0, 0);
     /* The plot reads the restart as an event of the same run. */
-    char svg[600];
-    path_in_tmp(svg, sizeof svg, "restart.svg");
-    CHECK_INT(RUN(NULL, "plot", "-o", svg, log), 0);
-    f = fopen(svg, "r");
-    static char body[1 << 20];
-    size_t n = f ? fread(body, 1, sizeof body - 1, f) : 0;
-    body[n] = '\0';
-    if (f) fclose(f);
-    CHECK_CONTAINS(body, "data-kind=\"restart\"");
-    CHECK_CONTAINS(body, "restart 1 from emergency_0.ckpt");
-    unlink(svg);
+    check_plot_event(log, "restart.svg", "restart", "restart 1 from emergency_0.ckpt");
     no_helper_left();
 }
 
@@ -472,6 +481,84 @@ static void test_own_rss_small(void)
     no_helper_left();
 }
 
+/* A trainer that answers each memory request by continuing smaller
+ * (helper_child continuer: it gives half back, saves, mg_stop_continue):
+ * memguard logs each answer, goes back to watching, numbers the next
+ * request, and never escalates: the run outlives --grace several times
+ * and ends with the command's own 0. */
+static void test_continue_returns_to_running(void)
+{
+    char ck[600], log[600];
+    path_in_tmp(ck, sizeof ck, "run-cont.ckpt");
+    path_in_tmp(log, sizeof log, "run-cont.jsonl");
+    unlink(ck);
+    unlink(log);
+    int st = RUN(NULL, "run", "--no-gpu", "--ram-budget", "200M", "--warn-ram", "0.5",
+                 "--stop-ram", "0.6", "--no-predict", "--min-interval", "5", "--grace", "300ms",
+                 "--log", log, "--", MG_HELPER, "continuer", "10", "20", ck, "600");
+    CHECK_INT(st, 0);
+    CHECK(R.wall_ms > 3 * 300);
+    CHECK_CONTAINS(R.err, "and continues (half)");
+    load_log(log);
+    int n = 0;
+    for (int i = ev_find("request", 0); i >= 0; i = ev_find("request", i + 1)) {
+        n++;
+        CHECK_NEAR(ev_num(i, "request", NULL, NULL), n, 0);
+        CHECK(cJSON_IsTrue(cJSON_GetObjectItem(EV.items[i], "may_continue")));
+        int c = ev_find("continue", i);
+        CHECK(c > i);
+        if (c < 0) break;
+        CHECK_NEAR(ev_num(c, "request", NULL, NULL), n, 0);
+        const cJSON *note = cJSON_GetObjectItem(EV.items[c], "note");
+        CHECK(cJSON_IsString(note) && strcmp(note->valuestring, "half") == 0);
+    }
+    CHECK(n >= 2);
+    CHECK(ev_find("term", 0) < 0);
+    CHECK(ev_find("ack", 0) < 0);
+    int ex = ev_find("exit", 0);
+    if (ex > 0) CHECK_NEAR(ev_num(ex, "exit_status", NULL, NULL), 0, 0);
+    /* The plot names each answer. */
+    check_plot_event(log, "run-cont.svg", "continue", "checkpoint run-cont.ckpt, continuing: half");
+    no_helper_left();
+}
+
+/* SIGUSR1 to memguard is a request to stop, not a memory request: a
+ * trainer that could continue must stop (save, acknowledge, 75). */
+static double usr1_at;
+static bool usr1_sent;
+static void usr1_tick(double el)
+{
+    if (!usr1_sent && el >= usr1_at && R.pid > 0) {
+        kill(R.pid, SIGUSR1);
+        usr1_sent = true;
+    }
+}
+
+static void test_manual_request_is_a_stop(void)
+{
+    char ck[600], log[600];
+    path_in_tmp(ck, sizeof ck, "run-manual.ckpt");
+    path_in_tmp(log, sizeof log, "run-manual.jsonl");
+    unlink(ck);
+    unlink(log);
+    usr1_at = 400;
+    usr1_sent = false;
+    int st = run_cli_tick(NULL, (const char *const[]){"run", "--no-gpu", "--ram-budget", "2G",
+                                                      "--log", log, "--", MG_HELPER, "continuer",
+                                                      "1", "20", ck, "200", NULL},
+                          20000, usr1_tick);
+    CHECK(usr1_sent);
+    CHECK_INT(st, 75);
+    load_log(log);
+    int req = ev_find("request", 0);
+    CHECK(req > 0);
+    if (req > 0) CHECK(cJSON_IsFalse(cJSON_GetObjectItem(EV.items[req], "may_continue")));
+    CHECK(ev_find("continue", 0) < 0);
+    CHECK(ev_find("ack", 0) > req);
+    CHECK(ckpt_mb(ck) >= 0);
+    no_helper_left();
+}
+
 int main(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "%s/run-tests", MG_TMPDIR);
@@ -492,6 +579,8 @@ int main(void)
     MG_RUN(test_dry_run);
     MG_RUN(test_on_warn_hook);
     MG_RUN(test_own_rss_small);
+    MG_RUN(test_continue_returns_to_running);
+    MG_RUN(test_manual_request_is_a_stop);
     for (int i = 0; i < EV.n; i++) cJSON_Delete(EV.items[i]);
     return mg_test_exit();
 }

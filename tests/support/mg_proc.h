@@ -11,7 +11,7 @@
 
 #include "mg_files.h"
 #include "mg_test.h"
-#include "support/proc.h"
+#include "proc.h"
 
 #include <errno.h>
 #include <fcntl.h>

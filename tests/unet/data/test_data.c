@@ -9,6 +9,7 @@
  * resume.
  */
 #include "mg_files.h"
+#include "mg_images.h"
 #include "mg_test.h"
 
 #include "data.h"
@@ -50,37 +51,15 @@ static void mkdir_p(const char *rel)
 }
 
 
-/* Writes a PNG: rows are in libpng's packed format for (color, depth). */
+/* Writes a PNG under the run's folder (mg_images.h), not interlaced. */
 static int write_png(const char *rel, int w, int h, int color, int depth, const uint8_t *data,
                      size_t rowbytes, const png_color *pal, int npal, const uint8_t *trns,
                      int ntrns)
 {
     char p[1200];
     path_of(p, sizeof p, rel);
-    FILE *f = fopen(p, "wb");
-    if (!f)
-        return -1;
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-    png_infop info = png_create_info_struct(png);
-    if (setjmp(png_jmpbuf(png))) {
-        png_destroy_write_struct(&png, &info);
-        fclose(f);
-        return -1;
-    }
-    png_init_io(png, f);
-    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, depth, color, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    if (pal)
-        png_set_PLTE(png, info, pal, npal);
-    if (trns)
-        png_set_tRNS(png, info, trns, ntrns, NULL);
-    png_write_info(png, info);
-    for (int y = 0; y < h; y++)
-        png_write_row(png, data + (size_t)y * rowbytes);
-    png_write_end(png, NULL);
-    png_destroy_write_struct(&png, &info);
-    fclose(f);
-    return 0;
+    return mg_write_png(p, w, h, color, depth, data, rowbytes, pal, npal, trns, ntrns,
+                        PNG_INTERLACE_NONE);
 }
 
 static int write_png8(const char *rel, int w, int h, int c, const uint8_t *data)
@@ -96,33 +75,7 @@ static int write_jpeg(const char *rel, int w, int h, int comps, J_COLOR_SPACE cs
 {
     char p[1200];
     path_of(p, sizeof p, rel);
-    FILE *f = fopen(p, "wb");
-    if (!f)
-        return -1;
-    struct jpeg_compress_struct ci;
-    struct jpeg_error_mgr jerr;
-    ci.err = jpeg_std_error(&jerr);
-    jpeg_create_compress(&ci);
-    jpeg_stdio_dest(&ci, f);
-    ci.image_width = (JDIMENSION)w;
-    ci.image_height = (JDIMENSION)h;
-    ci.input_components = comps;
-    ci.in_color_space = cs;
-    jpeg_set_defaults(&ci);
-    if (cs == JCS_CMYK)
-        jpeg_set_colorspace(&ci, JCS_CMYK);
-    jpeg_set_quality(&ci, quality, TRUE);
-    for (int i = 0; i < ci.num_components; i++)
-        ci.comp_info[i].h_samp_factor = ci.comp_info[i].v_samp_factor = 1;
-    jpeg_start_compress(&ci, TRUE);
-    while (ci.next_scanline < ci.image_height) {
-        JSAMPROW row = (JSAMPROW)(data + (size_t)ci.next_scanline * (size_t)w * (size_t)comps);
-        jpeg_write_scanlines(&ci, &row, 1);
-    }
-    jpeg_finish_compress(&ci);
-    jpeg_destroy_compress(&ci);
-    fclose(f);
-    return 0;
+    return mg_write_jpeg(p, w, h, comps, cs, data, quality, 1, 1, false);
 }
 
 static int write_bytes(const char *rel, const void *b, size_t n)

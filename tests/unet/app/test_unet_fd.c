@@ -110,7 +110,7 @@ static void test_whole_model_gradients(void)
         for (size_t k = 0; k < p->numel; k++)
             gmax = fmax(gmax, fabs((double)m->grads[p->off + k]));
         CHECK(gmax > 0.0); /* every parameter takes part in the loss */
-        if (p->kind == PK_CONV && p->dims[1] == 2 * p->dims[0]) {
+        if (p->kind == PARAM_CONV && p->dims[1] == 2 * p->dims[0]) {
             /* A decoder's first conv reads [skip ; up]: one entry in each. */
             size_t ci = (size_t)p->dims[1], half = ci / 2;
             check_entry(m, B, p, argmax_in(m, p, 9, ci, 0, half), gmax, &worst);

@@ -25,7 +25,7 @@
 #define _GNU_SOURCE
 #include "mg_files.h"
 #include "mg_test.h"
-#include "support/proc.h"
+#include "proc.h"
 
 #include <dirent.h>
 #include <errno.h>

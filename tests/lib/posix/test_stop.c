@@ -175,6 +175,93 @@ static void test_acknowledge(void)
     unlink(victim);
 }
 
+/* The "continuing" answer (memguard.h, mg_stop_continue): allowed only
+ * for a memory request of a memguard run that takes it; written as
+ * documented; the answered request no longer counts, a new one does. */
+static void test_continue(void)
+{
+    char stop[600], cont[600], ckpt[600], real[4096], want[5000];
+    snprintf(stop, sizeof stop, "%s/stop-test.cont-stop", MG_TMPDIR);
+    snprintf(cont, sizeof cont, "%s/stop-test.continue", MG_TMPDIR);
+    snprintf(ckpt, sizeof ckpt, "%s/stop-test.cont.pth", MG_TMPDIR);
+    unlink(stop);
+    unlink(cont);
+    write_file(ckpt, "weights");
+    CHECK(realpath(ckpt, real) != NULL);
+    setenv("MEMGUARD_STOP_FILE", stop, 1);
+    unsetenv("MEMGUARD_CONTINUE_FILE");
+
+    /* An old memguard run (no MEMGUARD_CONTINUE_FILE): stop as before. */
+    mg_stop *s = mg_stop_open(SIGUSR2, NULL);
+    write_file(stop, "%s\nRAM usage high\nrequest 1 memory\n", MG_STOP_FILE_HEADER);
+    CHECK(mg_stop_requested(s));
+    CHECK(!mg_stop_may_continue(s));
+    CHECK_INT(mg_stop_continue(s, ckpt, "batch 8 -> 6"), MG_EINVAL);
+    CHECK(access(cont, F_OK) != 0);
+    mg_stop_close(s);
+
+    setenv("MEMGUARD_CONTINUE_FILE", cont, 1);
+    s = mg_stop_open(SIGUSR2, NULL);
+    CHECK(s != NULL);
+    if (!s) return;
+    /* No request line (an old stop file), a manual request, none at all. */
+    write_file(stop, "%s\nRAM usage high\n", MG_STOP_FILE_HEADER);
+    CHECK(!mg_stop_may_continue(s));
+    write_file(stop, "%s\nasked by hand\nrequest 1 stop\n", MG_STOP_FILE_HEADER);
+    CHECK(!mg_stop_may_continue(s));
+    CHECK_INT(mg_stop_continue(s, ckpt, NULL), MG_EINVAL);
+    write_file(stop, "%s\nRAM usage high\nrequest 0 memory\n", MG_STOP_FILE_HEADER);
+    CHECK(!mg_stop_may_continue(s));
+    unlink(stop);
+    CHECK(!mg_stop_may_continue(s));
+    CHECK(!mg_stop_may_continue(NULL));
+
+    /* A memory request, also announced by the signal. */
+    write_file(stop, "%s\nRAM usage high\nrequest 3 memory\n", MG_STOP_FILE_HEADER);
+    raise(SIGUSR2);
+    CHECK(mg_stop_requested(s));
+    CHECK(mg_stop_may_continue(s));
+    CHECK_INT(mg_stop_continue(s, ckpt, "two\nlines"), MG_EINVAL);
+    CHECK_INT(mg_stop_continue(s, "", "x"), MG_EINVAL);
+    CHECK(access(cont, F_OK) != 0);
+    CHECK_INT(mg_stop_continue(s, ckpt, "batch 8 -> 6"), 0);
+    char got[5000] = "";
+    FILE *f = fopen(cont, "r");
+    if (f) {
+        size_t n = fread(got, 1, sizeof got - 1, f);
+        got[n] = '\0';
+        fclose(f);
+    }
+    snprintf(want, sizeof want, "%s\nrequest 3\ncheckpoint %s\nnote batch 8 -> 6\n",
+             MG_CONTINUE_FILE_HEADER, real);
+    CHECK_STR(got, want);
+    /* Answered: the signal is forgotten, the file's request 3 ignored. */
+    CHECK(!mg_stop_requested(s));
+    /* The signal again is a new request. */
+    raise(SIGUSR2);
+    CHECK(mg_stop_requested(s));
+    mg_stop_close(s);
+    s = mg_stop_open(SIGUSR2, NULL);
+    write_file(stop, "%s\nRAM usage high\nrequest 3 memory\n", MG_STOP_FILE_HEADER);
+    CHECK_INT(mg_stop_continue(s, ckpt, NULL), 0);
+    CHECK(!mg_stop_requested(s));
+    /* memguard run took the answer (the file is gone), then asks again. */
+    unlink(stop);
+    CHECK(!mg_stop_requested(s));
+    write_file(stop, "%s\nRAM usage high\nrequest 4 memory\n", MG_STOP_FILE_HEADER);
+    CHECK(mg_stop_requested(s));
+    /* A file without a request line after an answer counts (be safe). */
+    write_file(stop, "%s\nRAM usage high\n", MG_STOP_FILE_HEADER);
+    CHECK(mg_stop_requested(s));
+    mg_stop_close(s);
+    signal(SIGUSR2, SIG_DFL);
+    unsetenv("MEMGUARD_STOP_FILE");
+    unsetenv("MEMGUARD_CONTINUE_FILE");
+    unlink(stop);
+    unlink(cont);
+    unlink(ckpt);
+}
+
 int main(void)
 {
     MG_RUN(test_signal_sets_flag_and_close_restores);
@@ -183,5 +270,6 @@ int main(void)
     MG_RUN(test_version);
     MG_RUN(test_reason);
     MG_RUN(test_acknowledge);
+    MG_RUN(test_continue);
     return mg_test_exit();
 }

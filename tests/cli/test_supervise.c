@@ -402,13 +402,27 @@ static void test_stop_file_refusals(void)
     refuse_stop_file(base, "is not an acknowledgement");
     CHECK(access(ackpath, F_OK) == 0);
 
-    /* A leftover of ours is removed and the run goes on. */
+    /* A continuing-answer path holding something else. */
+    char contpath[700];
+    path_in_tmp(base, sizeof base, "cont.stop");
+    unlink(base);
+    snprintf(contpath, sizeof contpath, "%s.continue", base);
+    write_file(contpath, "my notes\n");
+    refuse_stop_file(base, "is not a continuing answer");
+    CHECK(access(contpath, F_OK) == 0);
+
+    /* Leftovers of ours are removed and the run goes on. */
+    char stale_cont[700];
+    snprintf(stale_cont, sizeof stale_cont, "%s.continue", stale);
+    write_file(stale_cont, "%s\nrequest 1\ncheckpoint /x.pth\nnote\n", MG_CONTINUE_FILE_HEADER);
     CHECK_INT(RUN(NULL, "run", "--no-gpu", "--stop-file", stale, "--", MG_HELPER, "exit", "0"),
               0);
     CHECK(access(stale, F_OK) != 0);
+    CHECK(access(stale_cont, F_OK) != 0);
     unlink(link2);
     unlink(fifo);
     unlink(ackpath);
+    unlink(contpath);
 }
 
 /* ---- --signal ---------------------------------------------------------------------- */

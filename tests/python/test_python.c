@@ -11,7 +11,7 @@
  */
 #define _GNU_SOURCE
 #include "mg_test.h"
-#include "support/proc.h"
+#include "proc.h"
 
 #include <unistd.h>
 
