@@ -33,6 +33,10 @@
 #                    with rsvg-convert and parses it with libxml2
 #   python3-venv, python3-setuptools, python3-wheel  test_install: pip
 #                    install of the binding into a fresh venv, offline
+#   libopenmpi-dev, openmpi-bin  unet-train's data-parallel mode (MPI,
+#                    optional: without them it builds for one process) and
+#                    its test under mpirun (test_unet_dist), the benchmark
+#                    bench/dist.sh
 #   win_packages:
 #   gcc-mingw-w64-x86-64, libz-mingw-w64-dev  the Windows cross compiler
 #                    (mingw-w64) and its zlib
@@ -48,6 +52,7 @@ packages=(build-essential cmake pkg-config libcjson-dev python3 python3-psutil g
           libpng-dev libjpeg-dev zlib1g-dev python3-torch python3-numpy
           clang-14 libclang-rt-14-dev libomp-14-dev)
 packages+=(librsvg2-bin libxml2-dev python3-venv python3-setuptools python3-wheel)
+packages+=(libopenmpi-dev openmpi-bin)
 
 win_packages=(gcc-mingw-w64-x86-64 libz-mingw-w64-dev wine wine64 dpkg-dev)
 

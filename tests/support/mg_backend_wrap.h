@@ -16,7 +16,7 @@
 #include "backend.h"
 
 enum { UPLOAD, DOWNLOAD, ZERO, DISCARD, SYNC, FROM, TO, REUSE, C3F, C3D, C3W, CTF, CTD, CTW, C1F,
-       C1D, C1W, BNF, BNE, BNA, BNB, MPF, MPB, ADD, LF, LB, ADAM, NOPS };
+       C1D, C1W, BNF, BNE, BNA, BNB, MPF, MPB, ADD, SCALE, LF, LB, ADAM, NOPS };
 
 static const unet_backend *wrap_inner;
 static void wrap_enter(int op);
@@ -58,8 +58,9 @@ static void c1d(float *o, const float *i, shape s, const float *w, int co, float
 static void c1w(float *dw, float *db, const float *d, const float *i, shape s, int co, float *sc)
 { WRAPPED(C1W, IN->conv1x1_backward_weight(dw, db, d, i, s, co, sc)); }
 static void bnf(float *y, const float *x, shape s, const float *g, const float *b, float *m,
-                float *r, float *rm, float *rv, int64_t *n, double mo, double e, float *sc)
-{ WRAPPED(BNF, IN->bn_relu_forward(y, x, s, g, b, m, r, rm, rv, n, mo, e, sc)); }
+                float *r, float *rm, float *rv, int64_t *n, double mo, double e, float *sc,
+                const unet_sum_hook *h)
+{ WRAPPED(BNF, IN->bn_relu_forward(y, x, s, g, b, m, r, rm, rv, n, mo, e, sc, h)); }
 static void bne(float *y, const float *x, shape s, const float *g, const float *b,
                 const float *rm, const float *rv, double e)
 { WRAPPED(BNE, IN->bn_relu_forward_eval(y, x, s, g, b, rm, rv, e)); }
@@ -67,12 +68,14 @@ static void bna(float *y, const float *x, shape s, const float *g, const float *
                 const float *m, const float *r)
 { WRAPPED(BNA, IN->bn_relu_apply(y, x, s, g, b, m, r)); }
 static void bnb(float *dx, float *dg, float *db, const float *dy, const float *x, const float *y,
-                shape s, const float *g, const float *m, const float *r, float *sc)
-{ WRAPPED(BNB, IN->bn_relu_backward(dx, dg, db, dy, x, y, s, g, m, r, sc)); }
+                shape s, const float *g, const float *m, const float *r, float *sc,
+                const unet_sum_hook *h)
+{ WRAPPED(BNB, IN->bn_relu_backward(dx, dg, db, dy, x, y, s, g, m, r, sc, h)); }
 static void mpf(float *y, const float *x, shape s) { WRAPPED(MPF, IN->maxpool2x2_forward(y, x, s)); }
 static void mpb(float *dx, const float *dy, const float *x, shape s)
 { WRAPPED(MPB, IN->maxpool2x2_backward(dx, dy, x, s)); }
 static void add(float *d, const float *s_, shape s) { WRAPPED(ADD, IN->add(d, s_, s)); }
+static void scale(float *x, size_t n, float a) { WRAPPED(SCALE, IN->scale(x, n, a)); }
 static loss_parts lf(const float *l, const float *t, int n, int hw, float *st, float *sc)
 { loss_parts r; WRAPPED(LF, r = IN->loss_forward(l, t, n, hw, st, sc)); return r; }
 static void lb(float *d, const float *l, const float *t, int n, int hw, const float *st)
@@ -95,7 +98,7 @@ static unet_backend wrap_table(const unet_backend *inner)
     t.conv1x1_forward = c1f, t.conv1x1_backward_data = c1d, t.conv1x1_backward_weight = c1w;
     t.bn_relu_forward = bnf, t.bn_relu_forward_eval = bne, t.bn_relu_apply = bna;
     t.bn_relu_backward = bnb, t.maxpool2x2_forward = mpf, t.maxpool2x2_backward = mpb;
-    t.add = add, t.loss_forward = lf, t.loss_backward = lb, t.adam_update = adam;
+    t.add = add, t.scale = scale, t.loss_forward = lf, t.loss_backward = lb, t.adam_update = adam;
     return t;
 }
 

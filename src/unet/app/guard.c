@@ -36,6 +36,7 @@ struct guard {
     atomic_int flag;           /* the watcher saw critical */
     atomic_int quit;
     atomic_uint lead_ms;       /* guard_note_save's lead, 0 = the default */
+    char label[300];           /* before each warning line: "[rank 1 @ host] " */
 };
 
 static uint64_t now_ms(void)
@@ -258,6 +259,7 @@ bool guard_check(guard *g, guard_point where, long batch)
         if (!g->warned || now - g->last_warn_ms >= WARN_EVERY_MS) {
             char line[512];
             mg_format_warning(&g->v, &g->txt, where == GP_EPOCH ? -1 : batch, line, sizeof line);
+            fputs(g->label, stdout);
             fputs(line, stdout);
             fflush(stdout);
             g->last_warn_ms = now;
@@ -269,21 +271,62 @@ bool guard_check(guard *g, guard_point where, long batch)
     return false;
 }
 
+/* The warning marker of the texts: the emoji, or "[!]" where it cannot
+ * be shown. */
+static const char *marker(const guard *g)
+{
+    return g->txt.emoji ? "\xE2\x9A\xA0\xEF\xB8\x8F" : "[!]";
+}
+
+static void print_requested(const guard *g, const char *origin)
+{
+    bool ja = g->txt.lang == MG_LANG_JA;
+    if (origin[0])
+        printf(ja ? "（%s の memguard run からの停止要求）\n"
+                  : "(stop requested by memguard run on %s)\n", origin);
+    else
+        printf(ja ? "（memguard run からの停止要求）\n" : "(stop requested by memguard run)\n");
+}
+
 void guard_print_emergency(const guard *g, long epoch, const char *saved_path)
 {
     static char banner[4096];
     char reason[300] = "", shown[320] = "";
-    bool ja = g->txt.lang == MG_LANG_JA;
     if (g->requested) {
-        printf(ja ? "（memguard run からの停止要求）\n" : "(stop requested by memguard run)\n");
+        print_requested(g, "");
         if (mg_stop_reason(g->stop, reason, sizeof reason) > 0)
-            snprintf(shown, sizeof shown, "%s %s",
-                     g->txt.emoji ? "\xE2\x9A\xA0\xEF\xB8\x8F" : "[!]", reason);
+            snprintf(shown, sizeof shown, "%s %s", marker(g), reason);
         mg_format_emergency_text(shown, &g->txt, epoch, saved_path, banner, sizeof banner);
     } else {
         mg_format_emergency(&g->v, &g->txt, epoch, saved_path, banner, sizeof banner);
     }
     fputs(banner, stdout);
+}
+
+int guard_stop_reason(const guard *g, char *buf, size_t len)
+{
+    if (!g->requested) {
+        guard_reason(g, buf, len);
+        return GUARD_STOP_CRITICAL;
+    }
+    if (mg_stop_reason(g->stop, buf, len) <= 0) snprintf(buf, len, "stop requested by memguard run");
+    return GUARD_STOP_REQUESTED;
+}
+
+void guard_print_emergency_from(const guard *g, long epoch, const char *saved_path,
+                                const char *origin, int kind, const char *reason)
+{
+    static char banner[4096];
+    char shown[900];
+    if (kind == GUARD_STOP_REQUESTED) print_requested(g, origin);
+    snprintf(shown, sizeof shown, "[%s] %s %s", origin, marker(g), reason);
+    mg_format_emergency_text(shown, &g->txt, epoch, saved_path, banner, sizeof banner);
+    fputs(banner, stdout);
+}
+
+void guard_set_label(guard *g, const char *label)
+{
+    snprintf(g->label, sizeof g->label, "%s", label);
 }
 
 int guard_acknowledge(const guard *g, const char *path)

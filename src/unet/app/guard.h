@@ -63,6 +63,24 @@ bool guard_check(guard *g, guard_point where, long batch);
  * save failed. */
 void guard_print_emergency(const guard *g, long epoch, const char *saved_path);
 
+/* Why guard_check() said stop, for the other ranks of a data-parallel
+ * run: GUARD_STOP_CRITICAL (memory here, reason the verdict's text) or
+ * GUARD_STOP_REQUESTED (memguard run asked; its stop file's reason, or
+ * "stop requested by memguard run"). The reason has no marker and no
+ * newline. */
+enum { GUARD_STOP_CRITICAL = 1, GUARD_STOP_REQUESTED = 2 };
+int guard_stop_reason(const guard *g, char *buf, size_t len);
+
+/* The emergency banner of a stop that rank `origin` ("rank 1 @ node7")
+ * asked for: "Reason: [rank 1 @ node7] <marker> <reason>", after a line
+ * saying memguard run asked there when kind is GUARD_STOP_REQUESTED. */
+void guard_print_emergency_from(const guard *g, long epoch, const char *saved_path,
+                                const char *origin, int kind, const char *reason);
+
+/* A prefix for every warning line (a data-parallel rank's
+ * "[rank 1 @ node7] "); "" by default. */
+void guard_set_label(guard *g, const char *label);
+
 /* Tells memguard run (when it runs us) that `path` is a good checkpoint,
  * so it exits 75 whatever launched us. 0 or a negative MG_E* code. */
 int guard_acknowledge(const guard *g, const char *path);

@@ -62,6 +62,10 @@ static void usage(FILE *f)
 "      --progress bar|lines  progress display (default: bar on a terminal)\n"
 "      --config FILE     INI file of the same settings (key = value, keys like\n"
 "                        img_size, batch, warn_gpu; flags override the file)\n"
+"Data parallel (mpirun -np K unet-train ...: --batch is the global batch, split\n"
+"over the K ranks; see unet-train(1)):\n"
+"      --sync-bn         BatchNorm statistics over all ranks (SyncBatchNorm);\n"
+"                        default: each rank's own shard (DDP's default)\n"
 "Memory guard (the seed's monitor; see memguard(1)):\n"
 "      --warn-gpu F --stop-gpu F --warn-ram F --stop-ram F   thresholds (0.9 or 90%);\n"
 "                        default: the seed's row for the batch size (4: 90/92 85/88,\n"
@@ -132,7 +136,7 @@ enum {
     O_BATCH, O_LR, O_B1, O_B2, O_EPS, O_WD, O_OUT, O_RESUME, O_THREADS, O_PROGRESS, O_CKPT,
     O_INPUT, O_LOGITS, O_OVERLAY, O_HELP, O_VERSION, O_WARN_GPU, O_STOP_GPU, O_WARN_RAM, O_STOP_RAM,
     O_CHECK_TRAIN, O_CHECK_EVAL, O_RAM_BUDGET, O_NO_WATCHER, O_NO_PREDICT, O_ON_MEMORY, O_CONFIG,
-    O_END
+    O_SYNC_BN, O_END
 };
 
 static const struct option longopts[] = {
@@ -171,6 +175,7 @@ static const struct option longopts[] = {
     {"no-predict", no_argument, NULL, O_NO_PREDICT},
     {"on-memory", required_argument, NULL, O_ON_MEMORY},
     {"config", required_argument, NULL, O_CONFIG},
+    {"sync-bn", no_argument, NULL, O_SYNC_BN},
     {"help", no_argument, NULL, O_HELP},
     {"version", no_argument, NULL, O_VERSION},
     {0, 0, 0, 0}};
@@ -373,6 +378,7 @@ static int set_opt(cli *k, int opt, const char *arg)
     case O_FLIP: c->flip = 1; return 0;
     case O_NO_WATCHER: k->t.guard.no_watcher = true; return 0;
     case O_NO_PREDICT: k->t.guard.no_predict = true; return 0;
+    case O_SYNC_BN: k->t.sync_bn = true; return 0;
     case O_HELP: usage(stdout); return -1;
     case O_VERSION: printf("unet-train %s\n", MG_VERSION_STRING); return -1;
     default: return bad("unknown option");

@@ -13,6 +13,12 @@
  * or touches --out: the --resume file's values, the data set's size, and
  * a memory plan that no RAM limit of this machine could hold (exit 2).
  *
+ * Data parallel (dist/, under mpirun): every rank runs this loop on its
+ * shard of each global batch; the gradients are summed after backward,
+ * the loss sums and the guard's stop are agreed at every batch boundary,
+ * and only rank 0 prints the progress and writes --out (checkpoints,
+ * metrics.csv, curves.svg).
+ *
  * It owns the order of things, not their substance: the model (model/)
  * and its backend (the CPU's, cpu/, unless train_opts names another), the
  * data (data/), the output folder and its lock (outdir.c), the batch size
@@ -24,6 +30,7 @@
 
 #include "batch_fit.h"
 #include "curves.h"
+#include "dist.h"
 #include "fpenv.h"
 #include "memguard.h"
 #include "metrics.h"
@@ -62,6 +69,12 @@ typedef struct trainer {
     ckpt_file *rf;          /* the --resume file until it is applied */
     ckpt_info ri;           /* what it says */
     trace tr;               /* UNET_TRAIN_TRACE */
+    dist *d;                /* the data-parallel group (of one without mpirun) */
+    int k;                  /* its size */
+    bool lead;              /* rank 0: prints, writes --out */
+    int mb;                 /* the model's batch: a rank's largest shard */
+    int stop_from, stop_kind; /* the agreed stop: its rank and kind */
+    char stop_reason[DIST_REASON_MAX];
 } trainer;
 
 static void say_err(const char *msg)
@@ -78,6 +91,26 @@ typedef struct epoch_stats {
     double seconds;
 } epoch_stats;
 
+/* The next global batch of loader l, this rank's shard of it in the
+ * model's staging (*mine images); returns the whole batch's size. */
+static int next_shard(trainer *t, unet_loader *l, int *mine)
+{
+    return unet_loader_next_shard(l, dist_rank(t->d), t->k, unet_input_host(t->m),
+                                  unet_target_host(t->m), mine);
+}
+
+/* The guard at a batch boundary (guard.h), agreed over the ranks: true
+ * when any rank's guard says stop (its rank, kind and reason are kept for
+ * the banner). sums[0..n) become the sums over the ranks on the way. */
+static bool should_stop(trainer *t, guard_point where, long batch, double *sums, int n)
+{
+    bool want = guard_check(t->g, where, batch);
+    if (t->k == 1) return want;
+    int kind = want ? guard_stop_reason(t->g, t->stop_reason, sizeof t->stop_reason) : 0;
+    t->stop_from = dist_step(t->d, sums, n, kind, t->stop_reason, &t->stop_kind);
+    return t->stop_from >= 0;
+}
+
 /* Trains the rest of this epoch. Returns true when the guard said stop
  * (after finishing the current batch). The epoch's sums live in t->st, so
  * an emergency checkpoint carries them and a resumed epoch reports the
@@ -90,28 +123,30 @@ static bool train_epoch(trainer *t, int epoch, epoch_stats *es)
     double t0 = progress_now_s() - st->ep_seconds;
     int done = (int)st->batch, total = done + unet_loader_batches_left(&t->tl);
     bool stop = false;
-    int bn;
-    while ((bn = unet_loader_next(&t->tl, unet_input_host(m), unet_target_host(m))) > 0) {
+    int bn, mine;
+    while ((bn = next_shard(t, &t->tl, &mine)) > 0) {
         trace_batch(&t->tr, &t->tl, bn);
-        unet_forward(m, bn, true);
+        unet_forward(m, mine, true);
         double bce, dl;
-        double loss = unet_loss(m, bn, &bce, &dl);
-        unet_backward(m, bn);
+        double loss = unet_loss(m, mine, &bce, &dl);
+        unet_loss_share(m, mine, bn);
+        unet_backward(m, mine);
+        if (t->k > 1) dist_sum_grads(t->d, m->grads, m->plan.params_floats);
         unet_adam(m, c->lr, c->beta1, c->beta2, c->eps, c->weight_decay);
-        st->ep_loss += loss * bn;
-        st->ep_bce += bce * bn;
-        st->ep_dice += dl * bn;
+        double sums[3] = {loss * mine, bce * mine, dl * mine}; /* over the ranks below */
+        stop = should_stop(t, GP_TRAIN, done + 1, sums, 3);
+        st->ep_loss += sums[0];
+        st->ep_bce += sums[1];
+        st->ep_dice += sums[2];
         st->ep_images += bn;
         st->batch = ++done;
         st->ep_seconds = progress_now_s() - t0;
-        progress_show(&t->prog, "train", epoch, done, total, st->ep_loss / (double)st->ep_images,
-                 (double)st->ep_images, t0);
-        if (guard_check(t->g, GP_TRAIN, done)) {
-            stop = true;
-            break;
-        }
+        if (t->lead)
+            progress_show(&t->prog, "train", epoch, done, total,
+                          st->ep_loss / (double)st->ep_images, (double)st->ep_images, t0);
+        if (stop) break;
     }
-    progress_end(&t->prog);
+    if (t->lead) progress_end(&t->prog);
     double n = (double)st->ep_images;
     es->loss = n > 0 ? st->ep_loss / n : NAN;
     es->bce = n > 0 ? st->ep_bce / n : NAN;
@@ -136,6 +171,25 @@ static void hard_scores(const float *logit, const float *target, int hw, double 
     *iou = p + tr - inter ? (double)inter / (double)(p + tr - inter) : 1.0;
 }
 
+/* One validation batch of `batch` images in the staging: the loss times
+ * the images into *sum, the hard Dice and IoU of each into *sd and *si. */
+static void eval_batch(unet *m, int batch, double *sum, double *sd, double *si)
+{
+    int hw = m->h * m->w;
+    const float *target = unet_target_host(m);
+    unet_forward(m, batch, false);
+    double loss = unet_loss(m, batch, NULL, NULL);
+    const float *logits = unet_logits_host(m, batch);
+    *sum += loss * batch;
+    for (int i = 0; i < batch; i++) {
+        double d, u;
+        hard_scores(logits + (size_t)i * (size_t)hw, target + (size_t)i * (size_t)hw, hw, &d,
+                    &u);
+        *sd += d;
+        *si += u;
+    }
+}
+
 /* Evaluates the whole validation set (it is deterministic, so a stop
  * inside it simply evaluates again after a resume). Returns true when the
  * guard said stop. */
@@ -145,31 +199,28 @@ static bool eval_epoch(trainer *t, int epoch, epoch_stats *es)
     double t0 = progress_now_s(), sum = 0, sd = 0, si = 0;
     int images = 0, done = 0;
     unet_loader_begin_epoch(&t->vl);
-    int total = unet_loader_batches_left(&t->vl), bn;
-    int hw = m->h * m->w;
+    int total = unet_loader_batches_left(&t->vl), bn, mine;
     bool stop = false;
-    const float *target = unet_target_host(m);
-    while ((bn = unet_loader_next(&t->vl, unet_input_host(m), unet_target_host(m))) > 0) {
-        unet_forward(m, bn, false);
-        double loss = unet_loss(m, bn, NULL, NULL);
-        const float *logits = unet_logits_host(m, bn);
-        sum += loss * bn;
-        for (int i = 0; i < bn; i++) {
-            double d, u;
-            hard_scores(logits + (size_t)i * (size_t)hw, target + (size_t)i * (size_t)hw, hw,
-                        &d, &u);
-            sd += d;
-            si += u;
-        }
-        images += bn;
+    /* Evaluated with rank 0's BatchNorm running statistics (per-rank BN:
+     * DDP's broadcast_buffers; --sync-bn keeps them equal anyway). */
+    if (t->k > 1 && !m->bn_sync)
+        dist_bcast(t->d, m->params, m->plan.params_floats * sizeof(float));
+    while ((bn = next_shard(t, &t->vl, &mine)) > 0) {
+        if (mine > 0) eval_batch(m, mine, &sum, &sd, &si); /* none: a batch smaller than K */
+        images += mine;
         done++;
-        progress_show(&t->prog, "val", epoch, done, total, sum / images, images, t0);
-        if (guard_check(t->g, GP_EVAL, done)) {
+        if (t->lead) progress_show(&t->prog, "val", epoch, done, total, sum / images, images, t0);
+        if (should_stop(t, GP_EVAL, done, NULL, 0)) {
             stop = true;
             break;
         }
     }
-    progress_end(&t->prog);
+    if (t->lead) progress_end(&t->prog);
+    double all[4] = {sum, sd, si, images}; /* this rank's; now every rank's */
+    if (t->k > 1) {
+        dist_sum_small(t->d, all, 4);
+        sum = all[0], sd = all[1], si = all[2], images = (int)all[3];
+    }
     es->loss = images ? sum / images : NAN;
     es->dice = images ? sd / images : NAN;
     es->iou = images ? si / images : NAN;
@@ -207,30 +258,49 @@ static void draw_curves(const trainer *t, int stop_epoch)
         fprintf(stderr, "unet-train: cannot draw the curves (training goes on): %s\n", err);
 }
 
+/* The emergency banner; a data-parallel run's names the rank that asked. */
+static void print_banner(const trainer *t, long epoch, const char *saved)
+{
+    if (t->k == 1) {
+        guard_print_emergency(t->g, epoch, saved);
+        return;
+    }
+    char origin[320];
+    snprintf(origin, sizeof origin, "rank %d @ %s", t->stop_from,
+             dist_host_of(t->d, t->stop_from));
+    guard_print_emergency_from(t->g, epoch, saved, origin, t->stop_kind, t->stop_reason);
+}
+
 /* emergency_epochN.pth (path, 1200 bytes) from the buffers that exist
  * (ckpt_save allocates nothing large: its host mirror, if the backend
- * needs one, was reserved at start-up). 0 or the save's error, said. */
+ * needs one, was reserved at start-up). 0 or the save's error, said.
+ * Data parallel: every rank gets here at the same batch, rank 0 saves,
+ * and every rank gets its result. */
 static int emergency_save(trainer *t, int epoch, char *path)
 {
     char err[512];
     snprintf(path, 1200, "%s/emergency_epoch%d.pth", t->o->out, epoch + 1);
     snprintf(t->st.kind, sizeof t->st.kind, "emergency");
     unet_loader_export(&t->tl, t->st.loader);
-    int rc = ckpt_save(t->ck, path, &t->st, err, sizeof err);
+    int rc = 0;
+    if (t->lead) rc = ckpt_save(t->ck, path, &t->st, err, sizeof err);
     if (rc < 0) fprintf(stderr, "unet-train: cannot save %s: %s\n", path, err);
+    if (t->k > 1 && dist_agree_rc(t->d, rc < 0) != 0 && rc == 0) rc = MG_EIO; /* rank 0's */
     return rc;
 }
 
-/* After the emergency save (rc its result): tells memguard run, prints
- * the seed's banner, and returns the "saved and stopped for memory"
- * status (1 when the save failed). */
+/* After the emergency save (rc its result): tells memguard run (every
+ * rank its own, for per-node supervisors), prints the seed's banner (rank
+ * 0), and returns the "saved and stopped for memory" status (1 when the
+ * save failed). */
 static int emergency_stop(trainer *t, int epoch, int rc, const char *path)
 {
     int ack = rc == 0 ? guard_acknowledge(t->g, path) : 0;
     if (ack < 0)
         fprintf(stderr, "unet-train: saved %s, but cannot tell memguard run so: %s\n", path,
                 mg_strerror(ack));
-    guard_print_emergency(t->g, epoch + 1, rc == 0 ? path : NULL);
+    if (!t->lead) return rc < 0 ? MG_EXIT_ERROR : MG_EXIT_MEMSTOP;
+    print_banner(t, epoch + 1, rc == 0 ? path : NULL);
     draw_curves(t, epoch + 1);
     if (rc < 0) {
         fflush(stdout);
@@ -360,6 +430,42 @@ static int open_resume(trainer *t, char *err, size_t len)
     return 0;
 }
 
+/* What a data-parallel run of K ranks needs before the data is read: a
+ * fixed batch (no --batch auto, no --on-memory shrink), and a backend
+ * whose gradients the host may sum. */
+static int check_dist_start(const trainer *t, char *err, size_t len)
+{
+    if (t->k > 1 && (t->o->batch_auto || t->o->shrink)) {
+        snprintf(err, len, "%s: not with %d MPI ranks (the ranks would each pick their own "
+                 "batch); give --batch N%s", t->o->batch_auto ? "--batch auto" : "--on-memory "
+                 "shrink", t->k, t->o->shrink ? " and --on-memory stop" : "");
+        return MG_EINVAL;
+    }
+    if (t->k > 1 && !t->be->host_visible) {
+        snprintf(err, len, "backend %s: data-parallel training needs a host-visible backend",
+                 t->be->name());
+        return MG_EINVAL;
+    }
+    return 0;
+}
+
+/* And once the split is known: training batches the loader can cut into
+ * K non-empty shards, the last one of an epoch included (every rank runs
+ * every training step; validation skips an empty shard). */
+static int check_dist(const trainer *t, char *err, size_t len)
+{
+    const run_cfg *c = &t->c;
+    int n = t->split.n_train, last = n % c->batch ? n % c->batch : c->batch;
+    if (n < c->batch) last = n;
+    if (t->k > 1 && last < t->k) {
+        snprintf(err, len, "--batch %d over %d MPI ranks: the last training batch of an epoch "
+                 "(%d samples) has %d, fewer than the ranks (each needs one); pick a --batch "
+                 "that leaves at least %d, or fewer ranks", c->batch, t->k, n, last, t->k);
+        return MG_EINVAL;
+    }
+    return 0;
+}
+
 /* Everything that needs neither memory nor --out: the model's settings,
  * the --resume file, the data set's size and the memory plan. */
 static int check_start(trainer *t, char *err, size_t len)
@@ -367,12 +473,13 @@ static int check_start(trainer *t, char *err, size_t len)
     const run_cfg *c = &t->c;
     int n = 0;
     if (unet_check(&c->model, c->batch, c->img_size, c->img_size, err, len) < 0) return MG_EINVAL;
+    if (check_dist_start(t, err, len) < 0) return MG_EINVAL;
     if (t->o->resume[0] && open_resume(t, err, len) < 0) return MG_EINVAL;
     guard_opts go = t->o->guard;
-    go.batch = c->batch;
+    go.batch = t->mb;
     if (guard_check_opts(&go, err, len) < 0) return MG_EINVAL;
     if (count_samples(c, &n, err, len) < 0) return MG_EINVAL;
-    return batch_fit_check_plan(c, t->be, t->o->batch_auto ? 1 : c->batch, n,
+    return batch_fit_check_plan(c, t->be, t->o->batch_auto ? 1 : t->mb, n,
                                 t->o->guard.ram_budget, err, len);
 }
 
@@ -425,12 +532,32 @@ static int apply_resume(trainer *t, char *err, size_t len)
     return 0;
 }
 
-static int trainer_open(trainer *t, const train_opts *o, char *err, size_t len)
+/* A rank of a data-parallel run: the buffers of the sums, SyncBatchNorm's
+ * hook (--sync-bn), and its name on the guard's warnings. */
+static int join_group(trainer *t, char *err, size_t len)
+{
+    int maxc = t->c.model.base << t->c.model.depth; /* the bottleneck's channels */
+    if (dist_prepare(t->d, t->m->plan.params_floats, 2 * maxc + 1) < 0) {
+        snprintf(err, len, "out of memory for the data-parallel buffers");
+        return MG_ENOMEM;
+    }
+    if (t->o->sync_bn) t->m->bn_sync = dist_sum_hook(t->d);
+    char label[320];
+    snprintf(label, sizeof label, "[rank %d @ %s] ", dist_rank(t->d), dist_host(t->d));
+    guard_set_label(t->g, label);
+    return 0;
+}
+
+static int trainer_open(trainer *t, const train_opts *o, dist *d, char *err, size_t len)
 {
     memset(t, 0, sizeof *t);
     t->od.lock_fd = -1;
     t->tr.fd = -1;
     t->o = o;
+    t->d = d;
+    t->k = dist_size(d);
+    t->lead = dist_rank(d) == 0;
+    t->mb = (o->run.batch + t->k - 1) / t->k;
     t->be = ut_backend(o->backend);
     t->c = o->run;
     run_cfg *c = &t->c;
@@ -439,22 +566,29 @@ static int trainer_open(trainer *t, const train_opts *o, char *err, size_t len)
     t->prog = progress_make(o->progress, t->c.epochs);
 
     if (check_start(t, err, len) < 0 || trace_open(&t->tr, err, len) < 0) return MG_EXIT_USAGE;
-    unet_plan plan = unet_plan_for(&c->model, c->batch, c->img_size, c->img_size, t->be);
+    unet_plan plan = unet_plan_for(&c->model, t->mb, c->img_size, c->img_size, t->be);
     uint64_t ckpt_bytes = plan.params_floats * 3 * sizeof(float) + (1u << 20);
-    if (outdir_open_run(&t->od, o->out, ckpt_bytes, err, len) < 0) return MG_EXIT_USAGE;
+    if (t->lead && outdir_open_run(&t->od, o->out, ckpt_bytes, err, len) < 0)
+        return MG_EXIT_USAGE;
     int rc = load_data(t, err, len);
     if (rc) return rc;
+    t->mb = (c->batch + t->k - 1) / t->k; /* --batch auto has picked it now */
+    if (check_dist(t, err, len) < 0) return MG_EXIT_USAGE;
     guard_opts go = o->guard;
-    go.batch = c->batch;
+    go.batch = t->mb;
     t->g = guard_open(&go, err, len);
     if (!t->g) return MG_EXIT_USAGE;
-    batch_fit_note(c, t->be, o->guard.ram_budget, guard_config(t->g));
-    t->m = unet_create(&c->model, c->batch, c->img_size, c->img_size, c->seed, t->be, err, len);
+    run_cfg mc = *c; /* one rank's model */
+    mc.batch = t->mb;
+    if (t->lead) batch_fit_note(&mc, t->be, o->guard.ram_budget, guard_config(t->g));
+    t->m = unet_create(&c->model, t->mb, c->img_size, c->img_size, c->seed, t->be, err, len);
     if (!t->m) return MG_EXIT_ERROR;
+    if (t->k > 1 && join_group(t, err, len) < 0) return MG_EXIT_ERROR;
     guard_set_trainer_memory(t->g, t->m->plan.total_bytes, t->m->plan.total_bytes);
     t->ck = ckpt_writer_new(t->m, c, err, len);
     if (!t->ck) return MG_EXIT_ERROR;
     if (t->rf && (rc = apply_resume(t, err, len)) != 0) return rc;
+    if (!t->lead) return 0;
     t->csv = metrics_open(o->out, t->st.epoch, t->st.metrics_row, err, len);
     if (!t->csv) return MG_EXIT_USAGE;
     if (o->resume[0])
@@ -479,6 +613,9 @@ static void print_header(const trainer *t)
            t->split.n_train, t->split.n_val);
     printf("batch %d, %d epochs, Adam lr %g, %d threads, backend %s\n", c->batch, c->epochs,
            c->lr, omp_get_max_threads(), t->m->be->name());
+    if (t->k > 1)
+        printf("data parallel: %d ranks (%s), up to %d images each, BatchNorm %s\n", t->k,
+               dist_library(), t->mb, t->o->sync_bn ? "synchronised (--sync-bn)" : "per rank");
     printf("memory plan: %.1f MiB (params+grads+Adam %.1f, activations %.1f, gradients %.1f, "
            "scratch %.1f) + data %.1f MiB\n",
            (double)p->total_bytes / MIB, (double)p->param_bytes / MIB, (double)p->act_bytes / MIB,
@@ -503,9 +640,10 @@ static void format_row(trainer *t, int epoch, const epoch_stats *tr, const epoch
 static int end_epoch(trainer *t, int epoch, const epoch_stats *tr, const epoch_stats *va)
 {
     double rate = tr->seconds > 0 ? tr->images / tr->seconds : 0;
-    printf("epoch %d/%d  train loss %.4f  val loss %.4f  dice %.4f  iou %.4f  %.1f img/s  "
-           "%.1f s\n", epoch + 1, t->c.epochs, tr->loss, va->loss, va->dice, va->iou, rate,
-           tr->seconds + va->seconds);
+    if (t->lead)
+        printf("epoch %d/%d  train loss %.4f  val loss %.4f  dice %.4f  iou %.4f  %.1f img/s  "
+               "%.1f s\n", epoch + 1, t->c.epochs, tr->loss, va->loss, va->dice, va->iou, rate,
+               tr->seconds + va->seconds);
     fflush(stdout); /* the epoch's result shows now, not after its saves */
     format_row(t, epoch, tr, va, rate);
     t->st.epoch = epoch + 1;
@@ -517,6 +655,7 @@ static int end_epoch(trainer *t, int epoch, const epoch_stats *tr, const epoch_s
         t->st.best_dice = va->dice;
         t->st.best_epoch = epoch + 1;
     }
+    if (!t->lead) return MG_EXIT_OK;
     if (save(t, "last.pth", "last") < 0 || (best && save(t, "best.pth", "best") < 0))
         return MG_EXIT_ERROR;
     if (metrics_append(t->csv, t->st.metrics_row) != 0) {
@@ -535,7 +674,7 @@ static int end_epoch(trainer *t, int epoch, const epoch_stats *tr, const epoch_s
 static int run_epoch(trainer *t, int epoch, epoch_stats *tr, epoch_stats *va)
 {
     int rc;
-    while (guard_check(t->g, GP_EPOCH, -1))
+    while (should_stop(t, GP_EPOCH, -1, NULL, 0))
         if ((rc = on_stop(t, epoch)) != UT_GO_ON) return rc;
     /* A resumed run continues its epoch where the checkpoint left it. */
     if (t->st.batch == 0) unet_loader_begin_epoch(&t->tl);
@@ -548,16 +687,35 @@ static int run_epochs(trainer *t)
 {
     for (int epoch = (int)t->st.epoch; epoch < t->c.epochs; epoch++) {
         epoch_stats tr = {0}, va = {NAN, NAN, NAN, NAN, NAN, 0, 0};
-        int rc = run_epoch(t, epoch, &tr, &va);
-        if (rc == MG_EXIT_OK) rc = end_epoch(t, epoch, &tr, &va);
+        int rc = run_epoch(t, epoch, &tr, &va); /* the same on every rank */
+        if (rc == MG_EXIT_OK) {
+            rc = end_epoch(t, epoch, &tr, &va);
+            if (t->k > 1) rc = dist_agree_rc(t->d, rc); /* rank 0's saves */
+        }
         if (rc != MG_EXIT_OK) return rc;
     }
+    if (!t->lead) return MG_EXIT_OK;
+    if (t->k > 1)
+        printf("data parallel: rank 0 spent %.2f s in MPI collectives\n",
+               dist_comm_seconds(t->d));
     printf("done: %s/last.pth", t->o->out);
     if (t->st.best_epoch > 0)
         printf(", %s/best.pth (epoch %lld, dice %.4f)", t->o->out, (long long)t->st.best_epoch,
                t->st.best_dice);
     printf("\n");
     return MG_EXIT_OK;
+}
+
+/* --threads, else OMP_NUM_THREADS, else the cores shared out among the
+ * ranks on this node (two ranks of two threads each on two cores would
+ * take turns). */
+static void set_threads(const train_opts *o, const dist *d)
+{
+    if (o->threads > 0) omp_set_num_threads(o->threads);
+    else if (!getenv("OMP_NUM_THREADS") && dist_local_size(d) > 1) {
+        int n = omp_get_num_procs() / dist_local_size(d);
+        omp_set_num_threads(n > 0 ? n : 1);
+    }
 }
 
 int train_run(const train_opts *o)
@@ -567,23 +725,36 @@ int train_run(const train_opts *o)
      * load) must not kill us through the signal's default action. The
      * guard's own mg_stop, opened later, still sees it. */
     mg_stop *early = mg_stop_open(0, NULL);
-    if (o->threads > 0) omp_set_num_threads(o->threads);
+    char err[4096];
+    dist *d = dist_open(err, sizeof err);
+    if (!d) {
+        say_err(err);
+        mg_stop_close(early);
+        return MG_EXIT_USAGE;
+    }
+    set_threads(o, d);
     fpenv_flush_denormals();
     trainer t;
-    char err[4096];
-    int rc = trainer_open(&t, o, err, sizeof err);
+    int rc = trainer_open(&t, o, d, err, sizeof err);
+    int lead_rc = rc, all = dist_agree_rc(d, rc); /* one rank's failed start ends them all */
+    dist_bcast(d, &lead_rc, sizeof lead_rc);
+    if (rc != 0 && (dist_rank(d) == 0 || lead_rc == 0)) say_err(err); /* once, not K times */
+    rc = all;
     if (rc != 0) {
-        say_err(err);
         trainer_close(&t);
         outdir_close(&t.od, true); /* a failed start leaves no lock and no empty --out */
+        dist_close(d);
         mg_stop_close(early);
         return rc;
     }
-    print_header(&t);
-    guard_print_start(t.g);
+    if (t.lead) {
+        print_header(&t);
+        guard_print_start(t.g);
+    }
     rc = run_epochs(&t);
     trainer_close(&t);
     outdir_close(&t.od, false);
+    dist_close(d);
     mg_stop_close(early);
     return rc;
 }

@@ -28,6 +28,7 @@ typedef struct train_opts {
     guard_opts guard;     /* thresholds, cadence, budget, watcher */
     bool batch_auto;      /* --batch auto: the largest that stays below warn */
     bool shrink;          /* --on-memory shrink: go on at a smaller batch (shrink.h) */
+    bool sync_bn;         /* --sync-bn: BatchNorm statistics over every MPI rank */
     const unet_backend *backend; /* NULL: the CPU (the command line's only one) */
 } train_opts;
 

@@ -134,10 +134,12 @@ typedef struct unet_backend {
                                     shape s, int co, float *scratch);
 
     /* ---- BatchNorm + ReLU, pooling, add: the contracts of cpu/ops/bn.h, pool.h ---- */
+    /* sync: NULL, or SyncBatchNorm's sum over the processes of a
+     * data-parallel run (tensor.h; bn.h: bn_relu_forward_sync). */
     void (*bn_relu_forward)(float *y, const float *x, shape s, const float *gamma,
                             const float *beta, float *mean, float *rstd, float *running_mean,
                             float *running_var, int64_t *num_batches_tracked, double momentum,
-                            double eps, float *scratch);
+                            double eps, float *scratch, const unet_sum_hook *sync);
     void (*bn_relu_forward_eval)(float *y, const float *x, shape s, const float *gamma,
                                  const float *beta, const float *running_mean,
                                  const float *running_var, double eps);
@@ -145,11 +147,15 @@ typedef struct unet_backend {
                           const float *beta, const float *mean, const float *rstd);
     void (*bn_relu_backward)(float *dx, float *dgamma, float *dbeta, const float *dy,
                              const float *x, const float *y, shape s, const float *gamma,
-                             const float *mean, const float *rstd, float *scratch);
+                             const float *mean, const float *rstd, float *scratch,
+                             const unet_sum_hook *sync);
     void (*maxpool2x2_forward)(float *y, const float *x, shape s);
     void (*maxpool2x2_backward)(float *dx, const float *dy, const float *x, shape s);
     /* dst (shape s) += src (shape s) */
     void (*add)(float *dst, const float *src, shape s);
+    /* x[0..n) *= a, on a flat array (a data-parallel rank's share of the
+     * loss gradient) */
+    void (*scale)(float *x, size_t n, float a);
 
     /* ---- loss (NCHW) and optimiser (flat parameter arrays): cpu/ops/loss.h, adam.h ---- */
     loss_parts (*loss_forward)(const float *logits, const float *target, int n, int hw,

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tensor.h: the values that cross the backend boundary (backend.h) besides
- * pointers: a tensor's logical shape, the loss's three numbers, and Adam's
- * hyper-parameters and per-step scalars. The model and every backend
+ * pointers: a tensor's logical shape, the loss's three numbers, Adam's
+ * hyper-parameters and per-step scalars, and the hook through which
+ * SyncBatchNorm sums its statistics over the processes of a data-parallel
+ * run. The model and every backend
  * include it; it knows no layout, no kernel and no device.
  *
  * Not here: how a backend stores a tensor of a shape (the CPU's blocked
@@ -50,5 +52,16 @@ typedef struct adam_scalars {
  * the host in double as torch's Python code does (cpu/ops/adam.h gives
  * the formulas); every backend's update takes them as they are. */
 adam_scalars adam_scalars_for(const adam_hparams *h, int64_t step);
+
+/* A sum over the processes of a data-parallel run (dist/dist.h gives
+ * one), for BatchNorm's statistics (SyncBatchNorm): sum(ctx, v, n)
+ * replaces v[0..n) by the elementwise sum of every process's v, the same
+ * bits on all of them. Every process calls it at the same points with the
+ * same n, from the thread that runs the ops (never inside an OpenMP
+ * parallel region). */
+typedef struct unet_sum_hook {
+    void (*sum)(void *ctx, double *v, int n);
+    void *ctx;
+} unet_sum_hook;
 
 #endif /* UNET_TENSOR_H */

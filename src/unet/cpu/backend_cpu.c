@@ -52,6 +52,12 @@ static void cpu_add(float *dst, const float *src, shape s)
         dst[i] += src[i];
 }
 
+static void cpu_scale(float *x, size_t n, float a)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] *= a;
+}
+
 static const unet_backend cpu = {
     .name = cpu_name,
     .alloc = cpu_mem_alloc,
@@ -84,13 +90,14 @@ static const unet_backend cpu = {
     .conv1x1_forward = conv1x1_forward,
     .conv1x1_backward_data = conv1x1_backward_data,
     .conv1x1_backward_weight = conv1x1_backward_weight,
-    .bn_relu_forward = bn_relu_forward,
+    .bn_relu_forward = bn_relu_forward_sync,
     .bn_relu_forward_eval = bn_relu_forward_eval,
     .bn_relu_apply = bn_relu_apply,
-    .bn_relu_backward = bn_relu_backward,
+    .bn_relu_backward = bn_relu_backward_sync,
     .maxpool2x2_forward = maxpool2x2_forward,
     .maxpool2x2_backward = maxpool2x2_backward,
     .add = cpu_add,
+    .scale = cpu_scale,
     .loss_forward = bce_dice_forward,
     .loss_backward = bce_dice_backward,
     .adam_update = adam_update,

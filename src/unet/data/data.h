@@ -205,6 +205,19 @@ int unet_loader_batches_left(const unet_loader *l);
  * batch of an epoch (it is kept, not dropped), 0 when the epoch is done. */
 int unet_loader_next(unet_loader *l, float *x, float *y);
 
+/* The next batch of a data-parallel step, cut into `parts` contiguous
+ * shards in position order, the first (bn % parts) one sample longer:
+ * advances past the whole batch, like unet_loader_next, and fills only
+ * shard `part` into x and y, so the shards of parts 0..parts-1 put
+ * together are unet_loader_next's batch. Returns the whole batch's size bn
+ * (0 when the epoch is done) and the shard's in *count (0 when bn < parts
+ * leaves this part none). parts 1 is unet_loader_next. */
+int unet_loader_next_shard(unet_loader *l, int part, int parts, float *x, float *y, int *count);
+
+/* The size of shard `part` of `parts` of a batch of bn (the split above);
+ * *first gets its first position within the batch. */
+int unet_loader_shard(int bn, int part, int parts, int *first);
+
 /* Whether position p of this epoch is flipped (bit 0 horizontal, bit 1
  * vertical); for tests and logs. */
 unsigned unet_loader_flips(const unet_loader *l, int p);

@@ -179,6 +179,25 @@ int unet_loader_next(unet_loader *l, float *x, float *y)
     return bn;
 }
 
+int unet_loader_shard(int bn, int part, int parts, int *first)
+{
+    int q = bn / parts, r = bn % parts;
+    *first = part * q + (part < r ? part : r);
+    return q + (part < r);
+}
+
+int unet_loader_next_shard(unet_loader *l, int part, int parts, float *x, float *y, int *count)
+{
+    *count = 0;
+    if (l->epoch == 0 || l->pos >= l->n)
+        return 0;
+    int bn = l->n - l->pos < l->batch ? l->n - l->pos : l->batch, first;
+    int mine = unet_loader_shard(bn, part, parts, &first);
+    *count = mine ? loader_fill(l, l->pos + first, mine, x, y) : 0;
+    l->pos += bn;
+    return bn;
+}
+
 void unet_loader_export(const unet_loader *l, uint64_t st[UNET_LOADER_STATE_WORDS])
 {
     st[0] = 1;

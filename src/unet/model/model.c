@@ -145,7 +145,7 @@ static void block_forward(unet *m, const block_params *bp, block_acts *a, bool t
     if (train)
         be->bn_relu_forward(r1, a->a1, a->s, P(m, bp->g1), P(m, bp->b1), a->mean1, a->rstd1,
                         P(m, bp->m1), P(m, bp->v1), m->counts + m->p[bp->n1].off,
-                        BN_MOMENTUM, BN_EPS, s);
+                        BN_MOMENTUM, BN_EPS, s, m->bn_sync);
     else
         be->bn_relu_forward_eval(r1, a->a1, a->s, P(m, bp->g1), P(m, bp->b1), P(m, bp->m1),
                              P(m, bp->v1), BN_EPS);
@@ -154,7 +154,7 @@ static void block_forward(unet *m, const block_params *bp, block_acts *a, bool t
     if (train)
         be->bn_relu_forward(r2, a->a2, a->s, P(m, bp->g2), P(m, bp->b2), a->mean2, a->rstd2,
                         P(m, bp->m2), P(m, bp->v2), m->counts + m->p[bp->n2].off,
-                        BN_MOMENTUM, BN_EPS, s);
+                        BN_MOMENTUM, BN_EPS, s, m->bn_sync);
     else
         be->bn_relu_forward_eval(r2, a->a2, a->s, P(m, bp->g2), P(m, bp->b2), P(m, bp->m2),
                              P(m, bp->v2), BN_EPS);
@@ -231,14 +231,14 @@ static void block_backward(unet *m, const block_params *bp, const block_acts *a,
     const unet_backend *be = m->be;
     float *s = m->scratch, *r1 = m->rtmp;
     be->bn_relu_backward(t, G(m, bp->g2), G(m, bp->b2), g, a->a2, r2, a->s, P(m, bp->g2),
-                     a->mean2, a->rstd2, s);
+                     a->mean2, a->rstd2, s, m->bn_sync);
     be->reuse(t, a->s);
     be->bn_relu_apply(r1, a->a1, a->s, P(m, bp->g1), P(m, bp->b1), a->mean1, a->rstd1);
     be->reuse(r1, a->s);
     be->conv3x3_backward_weight(G(m, bp->w2), t, r1, a->s, a->s.c, s);
     be->conv3x3_backward_data(g, t, a->s, P(m, bp->w2), a->s.c, s);
     be->bn_relu_backward(t, G(m, bp->g1), G(m, bp->b1), g, a->a1, r1, a->s, P(m, bp->g1),
-                     a->mean1, a->rstd1, s);
+                     a->mean1, a->rstd1, s, m->bn_sync);
     be->reuse(t, a->s);
     be->conv3x3_backward_weight(G(m, bp->w1), t, a->x, a->in, a->s.c, s);
     if (din) be->conv3x3_backward_data(din, t, a->in, P(m, bp->w1), a->s.c, s);
@@ -300,6 +300,13 @@ double unet_loss(unet *m, int batch, double *bce, double *dice)
     if (bce) *bce = lp.bce;
     if (dice) *dice = lp.dice;
     return lp.loss;
+}
+
+void unet_loss_share(unet *m, int batch, int total)
+{
+    if (total == batch) return;
+    size_t n = (size_t)batch * (size_t)m->h * (size_t)m->w;
+    m->be->scale(m->dlogits_nchw, n, (float)((double)batch / (double)total));
 }
 
 void unet_adam(unet *m, double lr, double beta1, double beta2, double eps, double wd)

@@ -150,6 +150,10 @@ typedef struct unet {
     float *logits_nchw;         /* (B,1,H,W) */
     float *dlogits_nchw;        /* (B,1,H,W) */
     float *loss_state;          /* kept by the loss from forward to backward */
+    /* SyncBatchNorm: the sum over the ranks of a data-parallel run that
+     * BN's training forward and backward use (NULL: this process's batch
+     * alone, the default; the trainer sets it for --sync-bn). */
+    const unet_sum_hook *bn_sync;
 
     /* Host staging of the edges (use the unet_*_host calls): the arena's
      * own in_nchw, target_nchw and logits_nchw when be->host_visible,
@@ -205,6 +209,13 @@ void unet_backward(unet *m, int batch);
  * and its gradient into m->dlogits_nchw (BCE-with-logits + 1 - soft Dice).
  * *bce and *dice (may be NULL) get the parts. */
 double unet_loss(unet *m, int batch, double *bce, double *dice);
+
+/* A data-parallel rank's part of a step over `total` images, of which it
+ * holds `batch`: after unet_loss, scales the loss gradient by batch /
+ * total, so that the parameter gradients summed over the ranks are those
+ * of one process's loss over all `total` images (the loss is a mean over
+ * images). Nothing when total == batch. */
+void unet_loss_share(unet *m, int batch, int total);
 
 /* One Adam step over every trainable tensor (torch.optim.Adam semantics). */
 void unet_adam(unet *m, double lr, double beta1, double beta2, double eps, double wd);

@@ -53,9 +53,17 @@ static double *bn_slots(float *scratch)
     return (double *)a;
 }
 
+/* The per-channel totals after the unit slots: 2 C + 1 doubles (sums,
+ * then sums of squares or products, then the count), what a sync hook
+ * sums over processes. */
+static double *bn_totals(float *scratch, shape s)
+{
+    return bn_slots(scratch) + (size_t)shape_blocks(s) * (size_t)s.b * BN_SLOT;
+}
+
 size_t bn_scratch_floats(shape s)
 {
-    return (size_t)shape_blocks(s) * (size_t)s.b * BN_SLOT * 2 + 16;
+    return ((size_t)shape_blocks(s) * (size_t)s.b * BN_SLOT + 2 * (size_t)s.c + 1) * 2 + 16;
 }
 
 /* Pointer to interior row r of unit u (channel block * B + image). */
@@ -287,41 +295,100 @@ static void bn_apply_channel_ref(float *y, const float *x, shape s, int c, float
             }
 }
 
-/* Merge the units of each channel (unit order), set mean/rstd, update the
- * running statistics. */
+/* The references with a sync hook (below); the public *_ref pass none. */
+static void bn_forward_ref(float *restrict y, const float *restrict x, shape s,
+                           const float *restrict gamma, const float *restrict beta,
+                           float *restrict mean, float *restrict rstd,
+                           float *restrict running_mean, float *restrict running_var,
+                           int64_t *restrict num_batches_tracked, double momentum, double eps,
+                           const unet_sum_hook *sync);
+static void bn_backward_ref(float *restrict dx, float *restrict dgamma, float *restrict dbeta,
+                            const float *restrict dy, const float *restrict x,
+                            const float *restrict y, shape s, const float *restrict gamma,
+                            const float *restrict mean, const float *restrict rstd,
+                            const unet_sum_hook *sync);
+
+/* Merge the units of each channel (unit order) into the channel's sum
+ * and its sum of squares around the mean (through the shift identity),
+ * set mean/rstd, update the running statistics. With a sync hook, the sums
+ * and the count are those of every process (SyncBatchNorm): the sum and
+ * the count first, then the squares around the global mean. tot: 2 C + 1
+ * doubles. */
 static void bn_merge(const double *slots, shape s, float *mean, float *rstd, float *rmean,
-                     float *rvar, int64_t *nbt, double momentum, double eps)
+                     float *rvar, int64_t *nbt, double momentum, double eps,
+                     const unet_sum_hook *sync, double *tot)
 {
-    int nb = shape_blocks(s);
-    double nu = (double)s.h * (double)s.w, n = nu * (double)s.b;
-    for (int blk = 0; blk < nb; blk++)
-        for (int l = 0; l < CB; l++) {
-            int ch = blk * CB + l;
-            if (ch >= s.c)
-                break;
-            double sum = 0.0;
-            for (int b = 0; b < s.b; b++)
-                sum += slots[(size_t)(blk * s.b + b) * BN_SLOT + (size_t)l];
-            double m = sum / n;
-            double m2 = 0.0;
-            for (int b = 0; b < s.b; b++) {
-                const double *u = slots + (size_t)(blk * s.b + b) * BN_SLOT;
-                double c = u[2 * CB + l], dc = c - m, dev = u[l] - nu * c;
-                m2 += u[CB + l] + 2.0 * dc * dev + nu * dc * dc;
-            }
-            if (m2 < 0.0)
-                m2 = 0.0;
-            mean[ch] = (float)m;
-            rstd[ch] = (float)(1.0 / sqrt(m2 / n + eps));
-            if (rmean)
-                rmean[ch] = (float)(momentum * (double)mean[ch]
-                                    + (1.0 - momentum) * (double)rmean[ch]);
-            if (rvar)
-                rvar[ch] = (float)(momentum * (m2 / (n - 1.0))
-                                   + (1.0 - momentum) * (double)rvar[ch]);
+    double nu = (double)s.h * (double)s.w;
+    double *m2 = tot + s.c + 1;
+    for (int ch = 0; ch < s.c; ch++) {
+        int blk = ch / CB, l = ch % CB;
+        double sum = 0.0;
+        for (int b = 0; b < s.b; b++)
+            sum += slots[(size_t)(blk * s.b + b) * BN_SLOT + (size_t)l];
+        tot[ch] = sum;
+    }
+    tot[s.c] = nu * (double)s.b;
+    if (sync)
+        sync->sum(sync->ctx, tot, s.c + 1);
+    double n = tot[s.c];
+    for (int ch = 0; ch < s.c; ch++) {
+        int blk = ch / CB, l = ch % CB;
+        double m = tot[ch] / n, q = 0.0;
+        for (int b = 0; b < s.b; b++) {
+            const double *u = slots + (size_t)(blk * s.b + b) * BN_SLOT;
+            double c = u[2 * CB + l], dc = c - m, dev = u[l] - nu * c;
+            q += u[CB + l] + 2.0 * dc * dev + nu * dc * dc;
         }
+        m2[ch] = q;
+    }
+    if (sync)
+        sync->sum(sync->ctx, m2, s.c);
+    for (int ch = 0; ch < s.c; ch++) {
+        double m = tot[ch] / n, q = m2[ch] < 0.0 ? 0.0 : m2[ch];
+        mean[ch] = (float)m;
+        rstd[ch] = (float)(1.0 / sqrt(q / n + eps));
+        if (rmean)
+            rmean[ch] = (float)(momentum * (double)mean[ch] + (1.0 - momentum) * (double)rmean[ch]);
+        if (rvar)
+            rvar[ch] = (float)(momentum * (q / (n - 1.0)) + (1.0 - momentum) * (double)rvar[ch]);
+    }
     if (nbt)
         (*nbt)++;
+}
+
+void bn_relu_forward_sync(float *restrict y, const float *restrict x, shape s,
+                          const float *restrict gamma, const float *restrict beta,
+                          float *restrict mean, float *restrict rstd,
+                          float *restrict running_mean, float *restrict running_var,
+                          int64_t *restrict num_batches_tracked, double momentum, double eps,
+                          float *restrict scratch, const unet_sum_hook *sync)
+{
+    unet_kernel kern = unet_kernel_pick(BN_HAS);
+    if (kern == UNET_KERNEL_REF) {
+        bn_forward_ref(y, x, s, gamma, beta, mean, rstd, running_mean, running_var,
+                       num_batches_tracked, momentum, eps, sync);
+        return;
+    }
+    int nb = shape_blocks(s), units = nb * s.b, rows = units * s.h;
+    int avx = kern == UNET_KERNEL_AVX2;
+    size_t rstride = (size_t)(s.w + 2) * CB;
+    double *slots = bn_slots(scratch);
+#pragma omp parallel for schedule(static)
+    for (int u = 0; u < units; u++) {
+        const float *p = x + bn_row(s, u, 0);
+        double *o = slots + (size_t)u * BN_SLOT;
+        if (avx)
+            bn_stats_avx2(p, rstride, s.h, s.w, o);
+        else
+            bn_stats_sse(p, rstride, s.h, s.w, o);
+    }
+    /* Between two parallel regions: the hook may only be called from the
+     * thread that runs the ops (tensor.h). */
+    bn_merge(slots, s, mean, rstd, running_mean, running_var, num_batches_tracked, momentum,
+             eps, sync, bn_totals(scratch, s));
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < rows; i++)
+        bn_apply_row(y, x, s, i, gamma, beta, mean, rstd, avx);
 }
 
 void bn_relu_forward(float *restrict y, const float *restrict x, shape s,
@@ -331,43 +398,20 @@ void bn_relu_forward(float *restrict y, const float *restrict x, shape s,
                      int64_t *restrict num_batches_tracked, double momentum, double eps,
                      float *restrict scratch)
 {
-    unet_kernel kern = unet_kernel_pick(BN_HAS);
-    if (kern == UNET_KERNEL_REF) {
-        bn_relu_forward_ref(y, x, s, gamma, beta, mean, rstd, running_mean, running_var,
-                            num_batches_tracked, momentum, eps);
-        return;
-    }
-    int nb = shape_blocks(s), units = nb * s.b, rows = units * s.h;
-    int avx = kern == UNET_KERNEL_AVX2;
-    size_t rstride = (size_t)(s.w + 2) * CB;
-    double *slots = bn_slots(scratch);
-#pragma omp parallel
-    {
-#pragma omp for schedule(static)
-        for (int u = 0; u < units; u++) {
-            const float *p = x + bn_row(s, u, 0);
-            double *o = slots + (size_t)u * BN_SLOT;
-            if (avx)
-                bn_stats_avx2(p, rstride, s.h, s.w, o);
-            else
-                bn_stats_sse(p, rstride, s.h, s.w, o);
-        }
-#pragma omp single
-        bn_merge(slots, s, mean, rstd, running_mean, running_var, num_batches_tracked,
-                 momentum, eps);
-#pragma omp for schedule(static)
-        for (int i = 0; i < rows; i++)
-            bn_apply_row(y, x, s, i, gamma, beta, mean, rstd, avx);
-    }
+    bn_relu_forward_sync(y, x, s, gamma, beta, mean, rstd, running_mean, running_var,
+                         num_batches_tracked, momentum, eps, scratch, NULL);
 }
 
-void bn_relu_forward_ref(float *restrict y, const float *restrict x, shape s,
-                         const float *restrict gamma, const float *restrict beta,
-                         float *restrict mean, float *restrict rstd,
-                         float *restrict running_mean, float *restrict running_var,
-                         int64_t *restrict num_batches_tracked, double momentum, double eps)
+/* The reference forward, channel by channel; with a sync hook each
+ * channel's sum and count, then its sum of squares, are summed over the
+ * processes (two calls per channel: slow, but it is the reference). */
+static void bn_forward_ref(float *restrict y, const float *restrict x, shape s,
+                           const float *restrict gamma, const float *restrict beta,
+                           float *restrict mean, float *restrict rstd,
+                           float *restrict running_mean, float *restrict running_var,
+                           int64_t *restrict num_batches_tracked, double momentum, double eps,
+                           const unet_sum_hook *sync)
 {
-    double n = (double)s.b * (double)s.h * (double)s.w;
     for (int c = 0; c < shape_blocks(s) * CB; c++) {
         if (c >= s.c) { /* padded channel: output 0 */
             bn_apply_channel_ref(y, x, s, c, 0.0f, 0.0f);
@@ -375,12 +419,15 @@ void bn_relu_forward_ref(float *restrict y, const float *restrict x, shape s,
         }
         /* torch: sum in double, mean rounded to float, then the sum of
          * squares of (x - mean) in float terms, accumulated in double. */
-        double sum = 0.0;
+        double sn[2] = {0.0, (double)s.b * (double)s.h * (double)s.w};
         for (int b = 0; b < s.b; b++)
             for (int i = 0; i < s.h; i++)
                 for (int j = 0; j < s.w; j++)
-                    sum += x[shape_at(s, c, b, i, j)];
-        float m = (float)(sum / n);
+                    sn[0] += x[shape_at(s, c, b, i, j)];
+        if (sync)
+            sync->sum(sync->ctx, sn, 2);
+        double n = sn[1];
+        float m = (float)(sn[0] / n);
         double vs = 0.0;
         for (int b = 0; b < s.b; b++)
             for (int i = 0; i < s.h; i++)
@@ -388,6 +435,8 @@ void bn_relu_forward_ref(float *restrict y, const float *restrict x, shape s,
                     float d = x[shape_at(s, c, b, i, j)] - m;
                     vs += d * d;
                 }
+        if (sync)
+            sync->sum(sync->ctx, &vs, 1);
         mean[c] = m;
         rstd[c] = (float)(1.0 / sqrt(vs / n + eps));
         if (running_mean)
@@ -402,86 +451,113 @@ void bn_relu_forward_ref(float *restrict y, const float *restrict x, shape s,
         (*num_batches_tracked)++;
 }
 
+void bn_relu_forward_ref(float *restrict y, const float *restrict x, shape s,
+                         const float *restrict gamma, const float *restrict beta,
+                         float *restrict mean, float *restrict rstd,
+                         float *restrict running_mean, float *restrict running_var,
+                         int64_t *restrict num_batches_tracked, double momentum, double eps)
+{
+    bn_forward_ref(y, x, s, gamma, beta, mean, rstd, running_mean, running_var,
+                   num_batches_tracked, momentum, eps, NULL);
+}
+
+/* Per channel of the backward: tot[c] = sum g, tot[C + c] = sum g (x -
+ * mean) over this process's units (unit order), dbeta and dgamma from
+ * them; tot[2C] the count. With a sync hook the totals become every
+ * process's (dbeta and dgamma stay this process's: the gradient sum over
+ * processes adds them up, as DDP does with SyncBatchNorm's). */
+static void bn_backward_totals(const double *slots, shape s, const float *rstd, float *dgamma,
+                               float *dbeta, const unet_sum_hook *sync, double *tot)
+{
+    for (int c = 0; c < s.c; c++) {
+        int blk = c / CB, l = c % CB;
+        double sg = 0.0, sq = 0.0;
+        for (int b = 0; b < s.b; b++) {
+            const double *u = slots + (size_t)(blk * s.b + b) * BN_SLOT;
+            sg += u[l];
+            sq += u[CB + l];
+        }
+        dbeta[c] = (float)sg;
+        dgamma[c] = (float)(sq * (double)rstd[c]);
+        tot[c] = sg;
+        tot[s.c + c] = sq;
+    }
+    tot[2 * s.c] = (double)s.b * (double)s.h * (double)s.w;
+    if (sync)
+        sync->sum(sync->ctx, tot, 2 * s.c + 1);
+}
+
+void bn_relu_backward_sync(float *restrict dx, float *restrict dgamma, float *restrict dbeta,
+                           const float *restrict dy, const float *restrict x,
+                           const float *restrict y, shape s, const float *restrict gamma,
+                           const float *restrict mean, const float *restrict rstd,
+                           float *restrict scratch, const unet_sum_hook *sync)
+{
+    unet_kernel kern = unet_kernel_pick(BN_HAS);
+    if (kern == UNET_KERNEL_REF) {
+        bn_backward_ref(dx, dgamma, dbeta, dy, x, y, s, gamma, mean, rstd, sync);
+        return;
+    }
+    int nb = shape_blocks(s), units = nb * s.b, rows = units * s.h;
+    int avx = kern == UNET_KERNEL_AVX2;
+    size_t rstride = (size_t)(s.w + 2) * CB;
+    double *slots = bn_slots(scratch), *tot = bn_totals(scratch, s);
+#pragma omp parallel for schedule(static)
+    for (int u = 0; u < units; u++) {
+        size_t o = bn_row(s, u, 0);
+        float m[CB];
+        bn_lanes(m, mean, u / s.b, s.c);
+        double *out = slots + (size_t)u * BN_SLOT;
+        if (avx)
+            bn_bred_avx2(dy + o, x + o, y + o, rstride, s.h, s.w, m, out);
+        else
+            bn_bred_sse(dy + o, x + o, y + o, rstride, s.h, s.w, m, out);
+    }
+    bn_backward_totals(slots, s, rstd, dgamma, dbeta, sync, tot);
+    double n = tot[2 * s.c];
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < rows; i++) {
+        int u = i / s.h, r = i % s.h, blk = u / s.b;
+        float m[CB], rs[CB], ga[CB], gm[CB], k[CB];
+        bn_lanes(m, mean, blk, s.c);
+        bn_lanes(rs, rstd, blk, s.c);
+        bn_lanes(ga, gamma, blk, s.c);
+        for (int l = 0; l < CB; l++) {
+            int ch = blk * CB + l;
+            if (ch < s.c) {
+                /* torch: k = (float)dotp * invstd * invstd / n in float,
+                 * grad_mean = (float)(sum / n) */
+                k[l] = (float)tot[s.c + ch] * rs[l] * rs[l] / (float)n;
+                gm[l] = (float)(tot[ch] / n);
+            } else {
+                k[l] = gm[l] = 0.0f;
+            }
+        }
+        size_t o = bn_row(s, u, r);
+        if (avx)
+            bn_bapply_avx2(dx + o, dy + o, x + o, y + o, s.w, m, gm, k, rs, ga);
+        else
+            bn_bapply_sse(dx + o, dy + o, x + o, y + o, s.w, m, gm, k, rs, ga);
+    }
+}
+
 void bn_relu_backward(float *restrict dx, float *restrict dgamma, float *restrict dbeta,
                       const float *restrict dy, const float *restrict x,
                       const float *restrict y, shape s, const float *restrict gamma,
                       const float *restrict mean, const float *restrict rstd,
                       float *restrict scratch)
 {
-    unet_kernel kern = unet_kernel_pick(BN_HAS);
-    if (kern == UNET_KERNEL_REF) {
-        bn_relu_backward_ref(dx, dgamma, dbeta, dy, x, y, s, gamma, mean, rstd);
-        return;
-    }
-    int nb = shape_blocks(s), units = nb * s.b, rows = units * s.h;
-    int avx = kern == UNET_KERNEL_AVX2;
-    size_t rstride = (size_t)(s.w + 2) * CB;
-    double *slots = bn_slots(scratch);
-    double n = (double)s.b * (double)s.h * (double)s.w;
-#pragma omp parallel
-    {
-#pragma omp for schedule(static)
-        for (int u = 0; u < units; u++) {
-            size_t o = bn_row(s, u, 0);
-            float m[CB];
-            bn_lanes(m, mean, u / s.b, s.c);
-            double *out = slots + (size_t)u * BN_SLOT;
-            if (avx)
-                bn_bred_avx2(dy + o, x + o, y + o, rstride, s.h, s.w, m, out);
-            else
-                bn_bred_sse(dy + o, x + o, y + o, rstride, s.h, s.w, m, out);
-        }
-#pragma omp single
-        for (int c = 0; c < s.c; c++) {
-            int blk = c / CB, l = c % CB;
-            double sg = 0.0, sq = 0.0;
-            for (int b = 0; b < s.b; b++) {
-                const double *u = slots + (size_t)(blk * s.b + b) * BN_SLOT;
-                sg += u[l];
-                sq += u[CB + l];
-            }
-            dbeta[c] = (float)sg;
-            dgamma[c] = (float)(sq * (double)rstd[c]);
-            /* Stash per-channel totals in the unit-0 slot of the block
-             * (read-only after this point). */
-            double *u0 = slots + (size_t)(blk * s.b) * BN_SLOT;
-            u0[2 * CB + l] = sg;
-            u0[3 * CB + l] = sq;
-        }
-#pragma omp for schedule(static)
-        for (int i = 0; i < rows; i++) {
-            int u = i / s.h, r = i % s.h, blk = u / s.b;
-            const double *u0 = slots + (size_t)(blk * s.b) * BN_SLOT;
-            float m[CB], rs[CB], ga[CB], gm[CB], k[CB];
-            bn_lanes(m, mean, blk, s.c);
-            bn_lanes(rs, rstd, blk, s.c);
-            bn_lanes(ga, gamma, blk, s.c);
-            for (int l = 0; l < CB; l++) {
-                int ch = blk * CB + l;
-                if (ch < s.c) {
-                    /* torch: k = (float)dotp * invstd * invstd / n in float,
-                     * grad_mean = (float)(sum / n) */
-                    k[l] = (float)u0[3 * CB + l] * rs[l] * rs[l] / (float)n;
-                    gm[l] = (float)(u0[2 * CB + l] / n);
-                } else {
-                    k[l] = gm[l] = 0.0f;
-                }
-            }
-            size_t o = bn_row(s, u, r);
-            if (avx)
-                bn_bapply_avx2(dx + o, dy + o, x + o, y + o, s.w, m, gm, k, rs, ga);
-            else
-                bn_bapply_sse(dx + o, dy + o, x + o, y + o, s.w, m, gm, k, rs, ga);
-        }
-    }
+    bn_relu_backward_sync(dx, dgamma, dbeta, dy, x, y, s, gamma, mean, rstd, scratch, NULL);
 }
 
-void bn_relu_backward_ref(float *restrict dx, float *restrict dgamma, float *restrict dbeta,
-                          const float *restrict dy, const float *restrict x,
-                          const float *restrict y, shape s, const float *restrict gamma,
-                          const float *restrict mean, const float *restrict rstd)
+/* The reference backward, channel by channel; a sync hook sums each
+ * channel's two totals and count over the processes. */
+static void bn_backward_ref(float *restrict dx, float *restrict dgamma, float *restrict dbeta,
+                            const float *restrict dy, const float *restrict x,
+                            const float *restrict y, shape s, const float *restrict gamma,
+                            const float *restrict mean, const float *restrict rstd,
+                            const unet_sum_hook *sync)
 {
-    double n = (double)s.b * (double)s.h * (double)s.w;
     for (int c = 0; c < shape_blocks(s) * CB; c++) {
         if (c >= s.c) {
             for (int b = 0; b < s.b; b++)
@@ -490,19 +566,21 @@ void bn_relu_backward_ref(float *restrict dx, float *restrict dgamma, float *res
                         dx[shape_at(s, c, b, i, j)] = 0.0f;
             continue;
         }
-        double sg = 0.0, sq = 0.0;
+        double t[3] = {0.0, 0.0, (double)s.b * (double)s.h * (double)s.w};
         for (int b = 0; b < s.b; b++)
             for (int i = 0; i < s.h; i++)
                 for (int j = 0; j < s.w; j++) {
                     size_t k = shape_at(s, c, b, i, j);
                     float g = y[k] > 0.0f ? dy[k] : 0.0f;
-                    sg += g;
-                    sq += g * (x[k] - mean[c]);
+                    t[0] += g;
+                    t[1] += g * (x[k] - mean[c]);
                 }
-        dbeta[c] = (float)sg;
-        dgamma[c] = (float)(sq * (double)rstd[c]);
-        float kk = (float)sq * rstd[c] * rstd[c] / (float)n;
-        float gm = (float)(sg / n);
+        dbeta[c] = (float)t[0];
+        dgamma[c] = (float)(t[1] * (double)rstd[c]);
+        if (sync)
+            sync->sum(sync->ctx, t, 3);
+        float kk = (float)t[1] * rstd[c] * rstd[c] / (float)t[2];
+        float gm = (float)(t[0] / t[2]);
         for (int b = 0; b < s.b; b++)
             for (int i = 0; i < s.h; i++)
                 for (int j = 0; j < s.w; j++) {
@@ -511,6 +589,14 @@ void bn_relu_backward_ref(float *restrict dx, float *restrict dgamma, float *res
                     dx[k] = ((g - gm) - (x[k] - mean[c]) * kk) * rstd[c] * gamma[c];
                 }
     }
+}
+
+void bn_relu_backward_ref(float *restrict dx, float *restrict dgamma, float *restrict dbeta,
+                          const float *restrict dy, const float *restrict x,
+                          const float *restrict y, shape s, const float *restrict gamma,
+                          const float *restrict mean, const float *restrict rstd)
+{
+    bn_backward_ref(dx, dgamma, dbeta, dy, x, y, s, gamma, mean, rstd, NULL);
 }
 
 /* Eval constants, torch's: invstd = 1/sqrt(var + eps) in float. */

@@ -48,9 +48,9 @@
 const char *bn_kernels_name(void);
 
 /* Scratch floats for bn_relu_forward and bn_relu_backward on shape s:
- * 32 doubles per (channel block, image) unit plus alignment slack (8 KB at
- * C=256, B=8). The scratch need not be aligned and holds nothing between
- * calls. */
+ * 32 doubles per (channel block, image) unit, 2 C + 1 doubles of
+ * per-channel totals, and alignment slack (64 KB + 4 KB at C=256, B=8).
+ * The scratch need not be aligned and holds nothing between calls. */
 size_t bn_scratch_floats(shape s);
 
 /* Training forward, fused with ReLU:
@@ -72,6 +72,20 @@ void bn_relu_forward_ref(float *restrict y, const float *restrict x, shape s,
                          float *restrict running_mean, float *restrict running_var,
                          int64_t *restrict num_batches_tracked, double momentum, double eps);
 
+/* bn_relu_forward as SyncBatchNorm: with a sync hook (tensor.h), the
+ * statistics are those of the whole batch over every process that calls
+ * it (sum and count summed first, then the squares around that mean), so
+ * each gets the same mean, rstd and running statistics, and the running
+ * variance's n - 1 is the global count's. A NULL hook is bn_relu_forward,
+ * bitwise. The hook is called between the parallel regions, from the
+ * calling thread: twice per call (the reference: twice per channel). */
+void bn_relu_forward_sync(float *restrict y, const float *restrict x, shape s,
+                          const float *restrict gamma, const float *restrict beta,
+                          float *restrict mean, float *restrict rstd,
+                          float *restrict running_mean, float *restrict running_var,
+                          int64_t *restrict num_batches_tracked, double momentum, double eps,
+                          float *restrict scratch, const unet_sum_hook *sync);
+
 /* Backward of bn_relu_forward. dy (C,B,H,W) is the gradient w.r.t. y.
  *   g = dy * [y > 0]
  *   dbeta (C) = sum g;  dgamma (C) = rstd * sum g * (x - mean)
@@ -88,6 +102,17 @@ void bn_relu_backward_ref(float *restrict dx, float *restrict dgamma, float *res
                           const float *restrict dy, const float *restrict x,
                           const float *restrict y, shape s, const float *restrict gamma,
                           const float *restrict mean, const float *restrict rstd);
+
+/* bn_relu_backward as SyncBatchNorm's: with a sync hook, dx uses the sums
+ * of g and g (x - mean) and the count over every process (once per call;
+ * the reference: once per channel); dgamma and dbeta stay this process's
+ * own sums, which the gradient sum over processes adds up. A NULL hook is
+ * bn_relu_backward, bitwise. */
+void bn_relu_backward_sync(float *restrict dx, float *restrict dgamma, float *restrict dbeta,
+                           const float *restrict dy, const float *restrict x,
+                           const float *restrict y, shape s, const float *restrict gamma,
+                           const float *restrict mean, const float *restrict rstd,
+                           float *restrict scratch, const unet_sum_hook *sync);
 
 /* y (C,B,H,W) = relu(bn(x)) from the batch statistics a training forward
  * kept (mean, rstd): its output stage alone, bitwise the same (one code
