@@ -9,6 +9,7 @@
  *   build/bench_conv [threads...]          (default: 1 2)
  *   BENCH_BATCH=4 build/bench_conv         (another batch size; default 8)
  *   UNET_KERNELS=avx2 build/bench_conv     (the AVX2 kernels on an AVX-512 CPU)
+ *   BENCH_PRECISION=bf16 build/bench_conv  (the *_bf16 calls of --precision bf16)
  *
  * The machine is a shared VM: run nothing else meanwhile (research 5.5).
  */
@@ -26,6 +27,18 @@
 
 /* Batch size of every shape: BENCH_BATCH, else 8. Set once in main. */
 static int BATCH = 8;
+
+/* The calls timed: conv.h's float32 ones, or their *_bf16 twins
+ * (BENCH_PRECISION=bf16). Set once in main. */
+static struct {
+    void (*c3f)(float *, const float *, shape, const float *, int, float *);
+    void (*c3d)(float *, const float *, shape, const float *, int, float *);
+    void (*c3w)(float *, const float *, const float *, shape, int, float *);
+    void (*ctf)(float *, const float *, shape, const float *, const float *, int, float *);
+    void (*ctd)(float *, const float *, shape, const float *, int, float *);
+    void (*ctw)(float *, float *, const float *, const float *, shape, int, float *);
+} ops = {conv3x3_forward,  conv3x3_backward_data,  conv3x3_backward_weight,
+         convt2x2_forward, convt2x2_backward_data, convt2x2_backward_weight};
 
 typedef struct layer {
     const char *name;
@@ -103,18 +116,18 @@ static double time_op(int convt_op, int which, const layer *l, float *out, float
         double t0 = now_s();
         if (!convt_op) {
             if (which == FWD)
-                conv3x3_forward(out, in, s, w, l->co, scratch);
+                ops.c3f(out, in, s, w, l->co, scratch);
             else if (which == BWD_DATA)
-                conv3x3_backward_data(din, dout, s, w, l->co, scratch);
+                ops.c3d(din, dout, s, w, l->co, scratch);
             else
-                conv3x3_backward_weight(dw, dout, in, s, l->co, scratch);
+                ops.c3w(dw, dout, in, s, l->co, scratch);
         } else {
             if (which == FWD)
-                convt2x2_forward(out, in, s, w, bias, l->co, scratch);
+                ops.ctf(out, in, s, w, bias, l->co, scratch);
             else if (which == BWD_DATA)
-                convt2x2_backward_data(din, dout, s, w, l->co, scratch);
+                ops.ctd(din, dout, s, w, l->co, scratch);
             else
-                convt2x2_backward_weight(dw, db, dout, in, s, l->co, scratch);
+                ops.ctw(dw, db, dout, in, s, l->co, scratch);
         }
         if (r >= 0)
             t[r] = now_s() - t0;
@@ -182,7 +195,15 @@ int main(int argc, char **argv)
     const char *b = getenv("BENCH_BATCH");
     if (b && atoi(b) > 0)
         BATCH = atoi(b);
-    printf("kernels: %s, B=%d, median of %d\n", conv_kernels_name(), BATCH, REPS);
+    const char *prec = getenv("BENCH_PRECISION");
+    const char *kname = conv_kernels_name();
+    if (prec && strcmp(prec, "bf16") == 0) {
+        ops.c3f = conv3x3_forward_bf16, ops.c3d = conv3x3_backward_data_bf16;
+        ops.c3w = conv3x3_backward_weight_bf16, ops.ctf = convt2x2_forward_bf16;
+        ops.ctd = convt2x2_backward_data_bf16, ops.ctw = convt2x2_backward_weight_bf16;
+        kname = conv_kernels_name_bf16();
+    }
+    printf("kernels: %s, B=%d, median of %d\n", kname, BATCH, REPS);
     for (int i = 0; i < nt; i++) {
         omp_set_num_threads(threads[i]);
         printf("\n%d thread(s): GFLOPS per op, ms = fwd + bwd-data + bwd-weight per layer\n\n",

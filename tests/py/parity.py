@@ -15,6 +15,15 @@ checkpoint code to compare.
         a real difference
     /usr/bin/python3 parity.py eval DIR
         eval-mode logits of the loaded params on x: DIR/out/eval_logits.bin
+    /usr/bin/python3 parity.py bf16 DIR
+        one training step of the loaded params under
+        torch.autocast("cpu", dtype=torch.bfloat16) (float32 parameters):
+        DIR/out/bf16/logits.bin, DIR/out/bf16/loss.txt and
+        DIR/out/bf16/grad/<name>.bin, the oracle of --precision bf16; and
+        per convolution module M, what autocast fed it and got from it:
+        DIR/out/bf16/layers/M/{x,y,dy,dx}.bin (NCHW; no dx for the input
+        layer), listed in DIR/out/bf16/layers.txt as "M Ci Co H W" (H, W:
+        of x)
 """
 import argparse
 import os
@@ -48,7 +57,7 @@ def read_cfg(d):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("cmd", choices=["init", "step", "eval"])
+    ap.add_argument("cmd", choices=["init", "step", "eval", "bf16"])
     ap.add_argument("dir")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch", type=int, default=2)
@@ -93,6 +102,44 @@ def main():
         m.eval()
         with torch.no_grad():
             save(os.path.join(d, "out", "eval_logits.bin"), m(x))
+        return
+    if a.cmd == "bf16":
+        out = os.path.join(d, "out", "bf16")
+        m.train()
+        seen = []
+
+        def hooks(name):
+            lay = os.path.join(out, "layers", name)
+
+            def fwd(mod, inp, outp):
+                seen.append((name, inp[0].shape[1], outp.shape[1], inp[0].shape[2],
+                             inp[0].shape[3]))
+                save(os.path.join(lay, "x.bin"), inp[0].float())
+                save(os.path.join(lay, "y.bin"), outp.float())
+
+            def bwd(mod, gin, gout):
+                save(os.path.join(lay, "dy.bin"), gout[0].float())
+                if gin[0] is not None:
+                    save(os.path.join(lay, "dx.bin"), gin[0].float())
+            return fwd, bwd
+
+        for name, mod in m.named_modules():
+            if isinstance(mod, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+                f, b = hooks(name)
+                mod.register_forward_hook(f)
+                mod.register_full_backward_hook(b)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = m(x)
+            loss = bce_dice_loss(logits, t)
+        loss.backward()
+        with open(os.path.join(out, "layers.txt"), "w") as f:
+            for row in seen:
+                f.write(" ".join(str(v) for v in row) + "\n")
+        save(os.path.join(out, "logits.bin"), logits.float())
+        for name, p in m.named_parameters():
+            save(os.path.join(out, "grad", name + ".bin"), p.grad.float())
+        with open(os.path.join(out, "loss.txt"), "w") as f:
+            f.write(f"{loss.item():.9g}\n")
         return
     def train(dtype, tag):
         mm = UNet(C, W, D)

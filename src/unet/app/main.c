@@ -59,6 +59,9 @@ static void usage(FILE *f)
 "      --out DIR         last.pth, best.pth, metrics.csv, curves.svg (default runs/unet)\n"
 "      --resume FILE     continue from a checkpoint (ours or a PyTorch state_dict)\n"
 "      --threads N       OpenMP threads (default: all cores)\n"
+"      --precision fp32|bf16  convolutions in float32 (default) or bf16 (products of\n"
+"                        bfloat16, float32 sums, weights, Adam state and checkpoints;\n"
+"                        needs a CPU with AVX512_BF16)\n"
 "      --progress bar|lines  progress display (default: bar on a terminal)\n"
 "      --config FILE     INI file of the same settings (key = value, keys like\n"
 "                        img_size, batch, warn_gpu; flags override the file)\n"
@@ -136,7 +139,7 @@ enum {
     O_BATCH, O_LR, O_B1, O_B2, O_EPS, O_WD, O_OUT, O_RESUME, O_THREADS, O_PROGRESS, O_CKPT,
     O_INPUT, O_LOGITS, O_OVERLAY, O_HELP, O_VERSION, O_WARN_GPU, O_STOP_GPU, O_WARN_RAM, O_STOP_RAM,
     O_CHECK_TRAIN, O_CHECK_EVAL, O_RAM_BUDGET, O_NO_WATCHER, O_NO_PREDICT, O_ON_MEMORY, O_CONFIG,
-    O_SYNC_BN, O_END
+    O_SYNC_BN, O_PRECISION, O_END
 };
 
 static const struct option longopts[] = {
@@ -174,6 +177,7 @@ static const struct option longopts[] = {
     {"no-watcher", no_argument, NULL, O_NO_WATCHER},
     {"no-predict", no_argument, NULL, O_NO_PREDICT},
     {"on-memory", required_argument, NULL, O_ON_MEMORY},
+    {"precision", required_argument, NULL, O_PRECISION},
     {"config", required_argument, NULL, O_CONFIG},
     {"sync-bn", no_argument, NULL, O_SYNC_BN},
     {"help", no_argument, NULL, O_HELP},
@@ -192,7 +196,7 @@ static unsigned jobs_of(int opt)
 {
     switch (opt) {
     case O_CKPT: case O_INPUT: case O_LOGITS: case O_OVERLAY: return J_PREDICT;
-    case O_OUT: case O_THREADS: return J_TRAIN | J_PREDICT;
+    case O_OUT: case O_THREADS: case O_PRECISION: return J_TRAIN | J_PREDICT;
     case O_BASE: case O_DEPTH: case O_INCH: return J_TRAIN | J_PLAN;
     case O_IMG: case O_BATCH: case O_CONFIG: case O_HELP: case O_VERSION: return J_ALL;
     default: return J_TRAIN;
@@ -211,6 +215,7 @@ typedef struct cli {
     train_opts t;
     predict_opts p;
     bool size_given, batch_given, out_given;
+    bool bf16; /* --precision bf16 */
 } cli;
 
 /* ---- values ---------------------------------------------------------------------- */
@@ -379,6 +384,11 @@ static int set_opt(cli *k, int opt, const char *arg)
     case O_NO_WATCHER: k->t.guard.no_watcher = true; return 0;
     case O_NO_PREDICT: k->t.guard.no_predict = true; return 0;
     case O_SYNC_BN: k->t.sync_bn = true; return 0;
+    case O_PRECISION:
+        if (strcmp(arg, "fp32") != 0 && strcmp(arg, "bf16") != 0)
+            return bad("--precision %s: expected fp32 or bf16", shown(arg));
+        k->bf16 = strcmp(arg, "bf16") == 0;
+        return 0;
     case O_HELP: usage(stdout); return -1;
     case O_VERSION: printf("unet-train %s\n", MG_VERSION_STRING); return -1;
     default: return bad("unknown option");
@@ -563,6 +573,10 @@ int main(int argc, char **argv)
     if (rc) return rc < 0 ? MG_EXIT_OK : rc;
     char kerr[160];
     if (unet_kernels_check(kerr, sizeof kerr) < 0) return bad("%s", kerr);
+    if (k.bf16) {
+        if (unet_bf16_check(kerr, sizeof kerr) < 0) return bad("%s", kerr);
+        k.t.backend = k.p.backend = unet_backend_cpu_bf16();
+    }
     run_cfg *c = &k.t.run;
     if (k.job != J_PREDICT && c->img_size % (1 << c->model.depth) != 0)
         return bad("--img-size %d: expected a multiple of %d (2^depth, with --depth %d)",

@@ -9,9 +9,9 @@
 #include "shrink.h"
 
 #include "batch_fit.h"
+#include "sys.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -101,19 +101,29 @@ static int append_row(const char *out, const char *row)
 {
     char path[1200];
     snprintf(path, sizeof path, "%s/shrinks.csv", out);
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+    int fd = unet_open_rw(path); /* no link followed, no FIFO waited on */
     if (fd < 0) return -1;
     struct stat sb;
-    int rc = 0;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
         errno = EINVAL;
+        return -1;
+    }
+    FILE *f = fdopen(fd, "r+b"); /* Windows: no \r added to the rows */
+    if (!f) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    int rc = fseek(f, 0, SEEK_END) == 0 ? 0 : -1;
+    if (rc == 0 && sb.st_size == 0 && fputs(SHRINKS_HEADER, f) == EOF) rc = -1;
+    if (rc == 0 && fputs(row, f) == EOF) rc = -1;
+    int e = errno;
+    if (fclose(f) != 0 && rc == 0) {
+        e = errno;
         rc = -1;
     }
-    size_t hl = strlen(SHRINKS_HEADER), rl = strlen(row);
-    if (rc == 0 && sb.st_size == 0 && write(fd, SHRINKS_HEADER, hl) != (ssize_t)hl) rc = -1;
-    if (rc == 0 && write(fd, row, rl) != (ssize_t)rl) rc = -1;
-    int e = errno;
-    close(fd);
     errno = e;
     return rc;
 }

@@ -5,9 +5,9 @@
  * it end in " ..." (the tests use small ones).
  */
 #include "trace.h"
+#include "sys.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,9 +20,12 @@ int trace_open(trace *t, char *err, size_t len)
     t->fd = -1;
     const char *path = getenv(TRACE_ENV);
     if (!path || !*path) return 0;
-    t->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
-    if (t->fd >= 0) return 0;
-    snprintf(err, len, "%s=%s: %s", TRACE_ENV, path, strerror(errno));
+    t->fd = unet_open_rw(path); /* no link followed, no FIFO waited on */
+    if (t->fd >= 0 && lseek(t->fd, 0, SEEK_END) >= 0) return 0; /* one writer: appends */
+    int e = errno;
+    if (t->fd >= 0) close(t->fd);
+    t->fd = -1;
+    snprintf(err, len, "%s=%s: %s", TRACE_ENV, path, strerror(e));
     return -1;
 }
 
@@ -37,7 +40,8 @@ void trace_batch(const trace *t, const unet_loader *l, int count)
         u += (size_t)snprintf(line + u, sizeof line - u, " %d", l->order[first + k]);
     if (u >= sizeof line - 32) u += (size_t)snprintf(line + u, sizeof line - u, " ...");
     line[u++] = '\n';
-    ssize_t w = write(t->fd, line, u);
+    /* u < sizeof line: the count fits Windows' unsigned as well */
+    ssize_t w = write(t->fd, line, (unsigned)u);
     (void)w; /* a test hook: a short write shows as a broken trace */
 }
 

@@ -15,4 +15,10 @@
 
 const unet_backend *unet_backend_cpu(void);
 
+/* The same with bf16 convolutions (--precision bf16; conv.h's *_bf16):
+ * everything else, tensors and parameters included, stays float32. Check
+ * unet_bf16_check (isa.h) before running on it: without AVX512_BF16 its
+ * convolutions fall back to the slow reference. */
+const unet_backend *unet_backend_cpu_bf16(void);
+
 #endif /* UNET_BACKEND_CPU_H */

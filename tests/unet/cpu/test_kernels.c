@@ -2,16 +2,22 @@
 /*
  * test_kernels.c: one meaning of UNET_KERNELS for every op of the CPU
  * backend (cpu/isa.c; the table in unet-train(1), ENVIRONMENT):
- *   - for unset, empty, avx512, avx2 and ref, the kernel each op family
- *     reports (convolutions, BatchNorm, pooling, Adam) is the table's for
- *     this CPU, whose features are read here from CPUID with GCC's
- *     builtins, not through isa.c;
+ *   - for unset, empty, avx512bf16, avx512, avx2 and ref, the kernel each
+ *     op family reports (convolutions, bf16 convolutions, BatchNorm,
+ *     pooling, Adam) is the table's for this CPU, whose features are read
+ *     here from CPUID with GCC's builtins, not through isa.c, and
+ *     unet_bf16_check refuses bf16 where the table says so, naming the
+ *     reason;
  *   - under ref the convolution and BN calls give their *_ref function's
  *     bits, so the dispatch follows the value, not only the names;
  *   - any other value: unet_kernels_check says so in one line naming it
  *     (cut and made printable), the ops keep the default kernels, and
  *     unet-train (plan, predict, train) exits 2 with that one line on
- *     stderr, nothing on stdout, nothing created; --help still works.
+ *     stderr, nothing on stdout, nothing created; --help still works;
+ *   - --precision bf16 where the table has no bf16 kernel (UNET_KERNELS
+ *     capping below avx512bf16 plays a CPU without AVX512_BF16): train
+ *     and predict exit 2 with unet_bf16_check's line, nothing created;
+ *     --precision with another value likewise.
  */
 #include "mg_ops_test.h"
 #include "mg_unet_run.h"
@@ -38,11 +44,26 @@ static bool cpu_avx512(void)
            __builtin_cpu_supports("fma");
 }
 
-/* unet-train(1)'s table: value -> (convolutions, BN / pooling / Adam). */
+static bool cpu_bf16(void)
+{
+    __builtin_cpu_init();
+    return cpu_avx512() && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512bf16");
+}
+
+/* unet-train(1)'s table: value -> (convolutions, bf16 convolutions, BN /
+ * pooling / Adam); NULL: bf16 refused. */
+static const char *want_bf16(const char *v)
+{
+    if (strcmp(v, "ref") == 0) return "ref";
+    if (strcmp(v, "avx512") == 0 || strcmp(v, "avx2") == 0 || !cpu_bf16()) return NULL;
+    return "avx512bf16";
+}
+
 static const char *want_conv(const char *v)
 {
     if (strcmp(v, "ref") == 0) return "ref";
-    if (strcmp(v, "avx2") != 0 && cpu_avx512()) return "avx512";
+    if (strcmp(v, "avx2") != 0 && cpu_avx512()) return "avx512"; /* also avx512bf16 */
     return cpu_avx2_fma() ? "avx2" : "ref";
 }
 
@@ -61,6 +82,17 @@ static void set_kernels(const char *v)
 
 static void check_families(const char *label, const char *as)
 {
+    const char *wb = want_bf16(as);
+    char err[200];
+    int bf = unet_bf16_check(err, sizeof err);
+    if (wb ? bf != 0 || strcmp(conv_kernels_name_bf16(), wb) != 0 : bf != -1)
+        MG_FAIL_("UNET_KERNELS %s: bf16 convolutions %s (check %d), the table says %s", label,
+                 conv_kernels_name_bf16(), bf, wb ? wb : "refused");
+    if (!wb && !cpu_bf16())
+        CHECK_STR(err, "--precision bf16: this CPU has no AVX512_BF16 (bf16 dot products); use "
+                       "--precision fp32 here");
+    else if (!wb)
+        CHECK_CONTAINS(err, "caps the kernels below avx512bf16");
     const char *got[] = {conv_kernels_name(), bn_kernels_name(), pool_kernels_name(),
                          adam_kernels_name()};
     const char *want[] = {want_conv(as), want_vec(as), want_vec(as), want_vec(as)};
@@ -74,7 +106,8 @@ static void check_families(const char *label, const char *as)
 static void test_table(void)
 {
     struct { const char *value, *label, *as; } rows[] = {
-        {NULL, "unset", "avx512"}, {"", "empty", "avx512"}, {"avx512", "avx512", "avx512"},
+        {NULL, "unset", "avx512bf16"}, {"", "empty", "avx512bf16"},
+        {"avx512bf16", "avx512bf16", "avx512bf16"}, {"avx512", "avx512", "avx512"},
         {"avx2", "avx2", "avx2"},  {"ref", "ref", "ref"},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
@@ -83,9 +116,11 @@ static void test_table(void)
         CHECK_INT(unet_kernels_check(NULL, 0), 0);
     }
     set_kernels(NULL);
-    printf("# this CPU: avx2+fma %s, avx512 %s; default: conv %s, BN %s, pool %s, Adam %s\n",
-           cpu_avx2_fma() ? "yes" : "no", cpu_avx512() ? "yes" : "no", conv_kernels_name(),
-           bn_kernels_name(), pool_kernels_name(), adam_kernels_name());
+    printf("# this CPU: avx2+fma %s, avx512 %s, avx512_bf16 %s; default: conv %s, bf16 conv %s, "
+           "BN %s, pool %s, Adam %s\n",
+           cpu_avx2_fma() ? "yes" : "no", cpu_avx512() ? "yes" : "no", cpu_bf16() ? "yes" : "no",
+           conv_kernels_name(), conv_kernels_name_bf16(), bn_kernels_name(), pool_kernels_name(),
+           adam_kernels_name());
 }
 
 /* ---- under ref, the calls are the references --------------------------------------- */
@@ -126,9 +161,9 @@ static void test_bad_value_check(void)
     char err[160];
     set_kernels("fast");
     CHECK_INT(unet_kernels_check(err, sizeof err), -1);
-    CHECK_STR(err, "UNET_KERNELS 'fast': expected ref, avx2 or avx512 (or unset: the best "
-                   "this CPU has)");
-    check_families("fast", "avx512"); /* library callers keep the default */
+    CHECK_STR(err, "UNET_KERNELS 'fast': expected ref, avx2, avx512 or avx512bf16 (or unset: "
+                   "the best this CPU has)");
+    check_families("fast", "avx512bf16"); /* library callers keep the default */
     set_kernels("AVX2"); /* case matters */
     CHECK_INT(unet_kernels_check(err, sizeof err), -1);
     set_kernels("ref\x1b[31m");
@@ -145,20 +180,27 @@ static void test_bad_value_check(void)
 
 static char work[900];
 
-/* unet-train with UNET_KERNELS=fast: exit 2, the one line, nothing else. */
-static void refused(const char *const *args)
+/* unet-train `args` with UNET_KERNELS=v (NULL: unset): exit 2, the one
+ * line `want` on stderr, nothing else, nothing created. */
+static void refused_with(const char *v, const char *const *args, const char *want)
 {
     char before[4096], after[4096];
     tree_list(work, before, sizeof before);
-    set_kernels("fast");
+    set_kernels(v);
     run_ut_v(args, 30000);
     set_kernels(NULL);
     tree_list(work, after, sizeof after);
     CHECK_INT(P.status, 2);
-    CHECK_STR(P.err, "unet-train: UNET_KERNELS 'fast': expected ref, avx2 or avx512 (or unset: "
-                     "the best this CPU has)\n");
+    CHECK_STR(P.err, want);
     CHECK_STR(P.out, "");
     CHECK_STR(after, before);
+}
+
+/* unet-train with UNET_KERNELS=fast. */
+static void refused(const char *const *args)
+{
+    refused_with("fast", args, "unet-train: UNET_KERNELS 'fast': expected ref, avx2, avx512 or "
+                               "avx512bf16 (or unset: the best this CPU has)\n");
 }
 
 static void test_bad_value_cli(void)
@@ -186,11 +228,48 @@ static void test_bad_value_cli(void)
     mg_rm_rf(work);
 }
 
+/* unet-train --precision bf16 (train and predict) with UNET_KERNELS=v:
+ * exit 2, the one line `want`, nothing else. */
+static void bf16_refused(const char *v, const char *want)
+{
+    const char *const train[] = {"--precision", "bf16", "--synthetic", "8", "--img-size", "16",
+                                 "--depth", "2", "--epochs", "1", "--out", "run", NULL};
+    const char *const pred[] = {"predict", "--precision", "bf16", "--checkpoint", "none.pth",
+                                "--input", "in", "--out", "masks", NULL};
+    refused_with(v, train, want);
+    refused_with(v, pred, want);
+}
+
+static void test_bf16_cli(void)
+{
+    snprintf(work, sizeof work, "%s/kernels-bf16", MG_TMPDIR);
+    mg_rm_rf(work);
+    mkdirs(work);
+    P_cwd = work;
+    /* UNET_KERNELS=avx512 plays a CPU without AVX512_BF16. */
+    bf16_refused("avx512", "unet-train: --precision bf16: UNET_KERNELS=avx512 caps the kernels "
+                           "below avx512bf16; unset it (or set ref, for the slow reference)\n");
+    bf16_refused("avx2", "unet-train: --precision bf16: UNET_KERNELS=avx2 caps the kernels "
+                         "below avx512bf16; unset it (or set ref, for the slow reference)\n");
+    if (!cpu_bf16())
+        bf16_refused(NULL, "unet-train: --precision bf16: this CPU has no AVX512_BF16 (bf16 dot "
+                           "products); use --precision fp32 here\n");
+    UT(30000, "--precision", "fp16", "--synthetic", "8", "--out", "run");
+    CHECK_INT(P.status, 2);
+    CHECK_STR(P.err, "unet-train: --precision 'fp16': expected fp32 or bf16\n");
+    UT(30000, "plan", "--precision", "bf16", "--batch", "2", "--img-size", "32");
+    CHECK_INT(P.status, 2);
+    CHECK_CONTAINS(P.err, "--precision is not an option of plan");
+    P_cwd = NULL;
+    mg_rm_rf(work);
+}
+
 int main(void)
 {
     MG_RUN(test_table);
     MG_RUN(test_ref_is_reference);
     MG_RUN(test_bad_value_check);
     MG_RUN(test_bad_value_cli);
+    MG_RUN(test_bf16_cli);
     return mg_test_exit();
 }

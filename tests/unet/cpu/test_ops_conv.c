@@ -11,15 +11,25 @@
  *   channels; the reference leaves the border zero.
  * - dW / db bitwise equal across repeated runs and across 1, 2, 3 threads,
  *   for each kernel level the CPU has (UNET_KERNELS picks it).
+ * - bf16 (--precision bf16): bf16.h's rounding equals VCVTNEPS2BF16 on
+ *   the cases that tell rules apart; the bf16 reference is the float32 one
+ *   on rounded operands; the AVX512_BF16 kernel against the bf16
+ *   reference on the same shapes and tolerance as above, and its dW / db
+ *   deterministic the same way.
  * Skips a kernel level's tests with a note on CPUs without it.
  */
 #include "mg_test.h"
 
 #include <omp.h>
 
+#include "bf16.h"
 #include "isa.h"
 #include "layout.h"
 #include "kernel.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 #define SENTINEL 3.25f
 
@@ -270,27 +280,32 @@ static void vs_ref(const conv__kernel *K, enum op op, int b, int ci, int co, int
     float *dw_r = falloc(nw), *dw_a = filled(nw, SENTINEL);
     float *db_r = filled((size_t)co, 0.0f), *db_a = filled((size_t)co, SENTINEL);
 
+    /* The reference of K's precision: float32, or bf16 for a bf16 kernel. */
+    const int bf = K->bf16;
     if (op == OP_C3) {
-        conv3x3_forward_ref(o_r, in, s, w, co);
+        (bf ? conv3x3_forward_ref_bf16 : conv3x3_forward_ref)(o_r, in, s, w, co);
         conv__3x3_forward(K, o_a, in, s, w, co, scratch);
-        conv3x3_backward_data_ref(di_r, dout, s, w, co);
+        (bf ? conv3x3_backward_data_ref_bf16 : conv3x3_backward_data_ref)(di_r, dout, s, w, co);
         conv__3x3_backward_data(K, di_a, dout, s, w, co, scratch);
-        conv3x3_backward_weight_ref(dw_r, dout, in, s, co);
+        (bf ? conv3x3_backward_weight_ref_bf16 : conv3x3_backward_weight_ref)(dw_r, dout, in, s,
+                                                                              co);
         conv__3x3_backward_weight(K, dw_a, dout, in, s, co, scratch);
         memset(db_a, 0, (size_t)co * sizeof *db_a);
     } else if (op == OP_CT) {
-        convt2x2_forward_ref(o_r, in, s, w, bias, co);
+        (bf ? convt2x2_forward_ref_bf16 : convt2x2_forward_ref)(o_r, in, s, w, bias, co);
         conv__t2x2_forward(K, o_a, in, s, w, bias, co, scratch);
-        convt2x2_backward_data_ref(di_r, dout, s, w, co);
+        (bf ? convt2x2_backward_data_ref_bf16 : convt2x2_backward_data_ref)(di_r, dout, s, w, co);
         conv__t2x2_backward_data(K, di_a, dout, s, w, co, scratch);
-        convt2x2_backward_weight_ref(dw_r, db_r, dout, in, s, co);
+        (bf ? convt2x2_backward_weight_ref_bf16 : convt2x2_backward_weight_ref)(dw_r, db_r, dout,
+                                                                                in, s, co);
         conv__t2x2_backward_weight(K, dw_a, db_a, dout, in, s, co, scratch);
     } else {
-        conv1x1_forward_ref(o_r, in, s, w, bias, co);
+        (bf ? conv1x1_forward_ref_bf16 : conv1x1_forward_ref)(o_r, in, s, w, bias, co);
         conv__1x1_forward(K, o_a, in, s, w, bias, co, scratch);
-        conv1x1_backward_data_ref(di_r, dout, s, w, co);
+        (bf ? conv1x1_backward_data_ref_bf16 : conv1x1_backward_data_ref)(di_r, dout, s, w, co);
         conv__1x1_backward_data(K, di_a, dout, s, w, co, scratch);
-        conv1x1_backward_weight_ref(dw_r, db_r, dout, in, s, co);
+        (bf ? conv1x1_backward_weight_ref_bf16 : conv1x1_backward_weight_ref)(dw_r, db_r, dout,
+                                                                              in, s, co);
         conv__1x1_backward_weight(K, dw_a, db_a, dout, in, s, co, scratch);
     }
     double ef = rel_err_t(o_a, o_r, so), ed = rel_err_t(di_a, di_r, s);
@@ -382,11 +397,110 @@ static void test_avx2_conv1x1(void) { conv1x1_vs_ref(conv__kernel_avx2()); }
 static void test_avx512_conv3x3(void) { conv3x3_vs_ref(conv__kernel_avx512()); }
 static void test_avx512_convt2x2(void) { convt2x2_vs_ref(conv__kernel_avx512()); }
 static void test_avx512_conv1x1(void) { conv1x1_vs_ref(conv__kernel_avx512()); }
+static void test_bf16_conv3x3(void) { conv3x3_vs_ref(conv__kernel_avx512bf16()); }
+static void test_bf16_convt2x2(void) { convt2x2_vs_ref(conv__kernel_avx512bf16()); }
+static void test_bf16_conv1x1(void) { conv1x1_vs_ref(conv__kernel_avx512bf16()); }
+
+/* ---- bf16: the rounding rule and the reference ------------------------------------ */
+
+/* bf16.h's rule against the instruction that defines it, on the cases
+ * that tell rules apart: ties both ways, subnormals, NaN, infinities, the
+ * largest finite value and what rounds past it. */
+#if defined(__x86_64__) || defined(__i386__)
+__attribute__((target("avx512f,avx512vl,avx512bf16"))) static void cvt_hw(uint16_t *dst,
+                                                                        const float *src)
+{
+    __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(src));
+    memcpy(dst, &h, 32);
+}
+#endif
+
+static float from_bits(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static void test_bf16_rounding(void)
+{
+    static const uint32_t cases[] = {
+        0x3f808000u, /* a tie, even below: stays */       0x3f818000u, /* a tie, odd: up */
+        0x3f807fffu, 0x3f808001u, 0x00000001u, /* subnormal */ 0x807fffffu,
+        0x7fc00001u, /* quiet NaN */ 0x7f800001u, /* signalling NaN */ 0x7f800000u, 0xff800000u,
+        0x7f7f7fffu, /* rounds to the largest finite */ 0x7f7fffffu, /* past it: inf */
+        0x00800000u, /* smallest normal */ 0x80000000u, 0x3eaaaaabu, 0xc2c80000u, 0x12345678u,
+    };
+    enum { N = sizeof cases / sizeof cases[0] };
+    float f[32] = {0};
+    uint16_t mine[32];
+    for (int i = 0; i < N; i++) {
+        f[i] = from_bits(cases[i]);
+        mine[i] = bf16_bits(f[i]);
+        /* bf16_round is exactly the bits, widened. */
+        uint32_t back;
+        float r = bf16_round(f[i]);
+        memcpy(&back, &r, sizeof back);
+        CHECK_INT((int)(back >> 16), (int)mine[i]);
+        CHECK_INT((int)(back & 0xffffu), 0);
+    }
+    CHECK_INT(mine[0], 0x3f80);
+    CHECK_INT(mine[1], 0x3f82);
+    CHECK_INT(mine[4], 0x0000);
+    CHECK_INT(mine[5], 0x8000);
+    CHECK_INT(mine[11], 0x7f80);
+#if defined(__x86_64__) || defined(__i386__)
+    if (!unet_isa_avx512_bf16()) {
+        printf("# no AVX512_BF16: the rounding rule checked against its table only\n");
+        return;
+    }
+    uint16_t hw[32];
+    cvt_hw(hw, f);
+    cvt_hw(hw + 16, f + 16);
+    for (int i = 0; i < N; i++) {
+        /* NaN: any quiet NaN of the same sign will do. */
+        int nan = (mine[i] & 0x7f80) == 0x7f80 && (mine[i] & 0x7f);
+        if (nan) {
+            CHECK((hw[i] & 0x7f80) == 0x7f80 && (hw[i] & 0x40) &&
+                  (hw[i] & 0x8000) == (mine[i] & 0x8000));
+        } else if (hw[i] != mine[i]) {
+            MG_FAIL_("bf16 of 0x%08x: rule 0x%04x, VCVTNEPS2BF16 0x%04x", (unsigned)cases[i],
+                     (unsigned)mine[i], (unsigned)hw[i]);
+        }
+    }
+    printf("# bf16 rounding: %d cases equal to VCVTNEPS2BF16\n", N);
+#endif
+}
+
+/* The bf16 reference is the float32 one on rounded operands: exactly so
+ * when the operands are already bfloat16, and within bfloat16's rounding
+ * (2^-8 relative per factor) of it otherwise. */
+static void test_bf16_reference(void)
+{
+    shape s = {24, 2, 6, 7};
+    const int co = 16;
+    shape so = {co, 2, 6, 7};
+    float *in = rand_tensor(s), *w = rand_vec((size_t)co * 24 * 9);
+    float *a = falloc(shape_floats(so)), *b = falloc(shape_floats(so));
+    conv3x3_forward_ref(a, in, s, w, co);
+    conv3x3_forward_ref_bf16(b, in, s, w, co);
+    double e = rel_err_t(b, a, so);
+    printf("# bf16 reference vs float32 reference, random operands: %.2e\n", e);
+    CHECK(e > 1e-5 && e < 2e-2);
+    for (size_t i = 0; i < shape_floats(s); i++) in[i] = bf16_round(in[i]);
+    for (int i = 0; i < co * 24 * 9; i++) w[i] = bf16_round(w[i]);
+    conv3x3_forward_ref(a, in, s, w, co);
+    conv3x3_forward_ref_bf16(b, in, s, w, co);
+    CHECK(memcmp(a, b, shape_floats(so) * sizeof *a) == 0);
+    free(in), free(w), free(a), free(b);
+}
 
 /* ---- determinism ---------------------------------------------------------------- */
 
-/* dW and db through the dispatcher with nt threads, twice. */
-static void grads_with(int nt, float *dw3, float *dwt, float *dbt, float *dw1, float *db1)
+/* dW and db through the dispatcher with nt threads, in float32 or (bf)
+ * bf16. */
+static void grads_with(int nt, int bf, float *dw3, float *dwt, float *dbt, float *dw1,
+                       float *db1)
 {
     static const shape s3 = {16, 3, 24, 20}, st = {32, 2, 10, 11}, s1 = {16, 3, 9, 13};
     static float *in3, *do3, *int_, *dot, *in1, *do1, *scratch;
@@ -403,9 +517,11 @@ static void grads_with(int nt, float *dw3, float *dwt, float *dbt, float *dw1, f
         scratch = falloc(n > m ? n : m);
     }
     omp_set_num_threads(nt);
-    conv3x3_backward_weight(dw3, do3, in3, s3, 32, scratch);
-    convt2x2_backward_weight(dwt, dbt, dot, int_, st, 16, scratch);
-    conv1x1_backward_weight(dw1, db1, do1, in1, s1, 1, scratch);
+    (bf ? conv3x3_backward_weight_bf16 : conv3x3_backward_weight)(dw3, do3, in3, s3, 32, scratch);
+    (bf ? convt2x2_backward_weight_bf16 : convt2x2_backward_weight)(dwt, dbt, dot, int_, st, 16,
+                                                                   scratch);
+    (bf ? conv1x1_backward_weight_bf16 : conv1x1_backward_weight)(dw1, db1, do1, in1, s1, 1,
+                                                                 scratch);
 }
 
 /* Determinism at the level UNET_KERNELS selects (set by the caller). */
@@ -413,24 +529,24 @@ static void determinism_at(const char *level)
 {
     enum { N3 = 32 * 16 * 9, NT = 32 * 16 * 4, N1 = 16 };
     float a3[N3], b3[N3], at[NT], bt[NT], adb[16], bdb[16], a1[N1], b1[N1], ad1[1], bd1[1];
+    const int bf = strcmp(level, "avx512bf16") == 0;
     setenv("UNET_KERNELS", level, 1);
-    if (strcmp(conv_kernels_name(), level) != 0) {
+    if (strcmp(bf ? conv_kernels_name_bf16() : conv_kernels_name(), level) != 0) {
         printf("# %s kernels not available: determinism not tested for them\n", level);
         return;
     }
-    grads_with(1, a3, at, adb, a1, ad1);
+    grads_with(1, bf, a3, at, adb, a1, ad1);
     for (int nt = 1; nt <= 3; nt++)
         for (int rep = 0; rep < 2; rep++) {
             memset(b3, 0, sizeof b3), memset(bt, 0, sizeof bt), memset(b1, 0, sizeof b1);
-            grads_with(nt, b3, bt, bdb, b1, bd1);
+            grads_with(nt, bf, b3, bt, bdb, b1, bd1);
             CHECK(memcmp(a3, b3, sizeof a3) == 0);
             CHECK(memcmp(at, bt, sizeof at) == 0);
             CHECK(memcmp(adb, bdb, sizeof adb) == 0);
             CHECK(memcmp(a1, b1, sizeof a1) == 0);
             CHECK(memcmp(ad1, bd1, sizeof ad1) == 0);
         }
-    printf("# dW/db bitwise equal over 2 runs x {1,2,3} threads (%s kernels)\n",
-           conv_kernels_name());
+    printf("# dW/db bitwise equal over 2 runs x {1,2,3} threads (%s kernels)\n", level);
 }
 
 static void test_determinism(void)
@@ -441,7 +557,8 @@ static void test_determinism(void)
     determinism_at("ref");
     determinism_at("avx2");
     determinism_at("avx512");
-    grads_with(1, NULL, NULL, NULL, NULL, NULL);
+    determinism_at("avx512bf16");
+    grads_with(1, 0, NULL, NULL, NULL, NULL, NULL);
     omp_set_num_threads(nt0);
     if (keep)
         setenv("UNET_KERNELS", keep, 1);
@@ -482,6 +599,11 @@ int main(void)
     MG_RUN(test_avx512_conv3x3);
     MG_RUN(test_avx512_convt2x2);
     MG_RUN(test_avx512_conv1x1);
+    MG_RUN(test_bf16_rounding);
+    MG_RUN(test_bf16_reference);
+    MG_RUN(test_bf16_conv3x3);
+    MG_RUN(test_bf16_convt2x2);
+    MG_RUN(test_bf16_conv1x1);
     MG_RUN(test_determinism);
     MG_RUN(test_dispatch_override);
     return mg_test_exit();

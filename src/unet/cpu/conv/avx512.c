@@ -59,8 +59,7 @@
 #include <immintrin.h>
 #include <string.h>
 
-#define Z512 __attribute__((target("avx512f,avx512vl,fma")))
-#define Z512_INLINE static inline __attribute__((always_inline, target("avx512f,avx512vl,fma")))
+#include "zmm.h"
 
 /* Widest register tiles (pixels) for 1 and 2 zmm of output channels:
  * chosen by bench/bench_conv.c, see tile_step. -D overrides are for
@@ -97,14 +96,6 @@ Z512_INLINE void out_lanes(const int NZ, const int NP, const int n, const float 
         }
         wt += NZ * 16;
     }
-}
-
-/* Stores one zmm as blocks j (low half) and j+1 (high half, if j+1 < nb). */
-Z512_INLINE void store_pair(float *o, ptrdiff_t cs, int j, int nb, __m512 v)
-{
-    _mm256_storeu_ps(o + j * cs, _mm512_castps512_ps256(v));
-    if (j + 1 < nb)
-        _mm256_storeu_ps(o + (j + 1) * cs, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
 }
 
 /* NZ zmm x NP pixels, fully unrolled; out points at block 0 of the group,
@@ -186,43 +177,9 @@ Z512_INLINE void out_tile_s3(const int NP, const conv__fwd *d, const float *in, 
         store_pair(out + p * d->out_px, d->out_cs, 0, nb, acc[p]);
 }
 
-#define S3_CASE(NP)                                                                        \
-    case NP:                                                                               \
-        out_tile_s3(NP, d, in, wp, bias, out, nb);                                         \
-        break
-
-#define TILE_CASE(NZ, NP)                                                                  \
-    case NP:                                                                               \
-        out_tile(NZ, NP, d, in, wp, bias, out, nb);                                        \
-        break
-
-Z512 static void out_tile_any(int nz, int np, const conv__fwd *d, const float *in,
-                              const float *wp, const float *bias, float *out, int nb)
-{
-    if (nz == 2) {
-        switch (np) {
-            TILE_CASE(2, 1); TILE_CASE(2, 2); TILE_CASE(2, 3); TILE_CASE(2, 4);
-            TILE_CASE(2, 5); TILE_CASE(2, 6); TILE_CASE(2, 7); TILE_CASE(2, 8);
-            TILE_CASE(2, 9); TILE_CASE(2, 10); TILE_CASE(2, 11); TILE_CASE(2, 12);
-        default: break;
-        }
-    } else if (d->stencil3) {
-        switch (np) {
-            S3_CASE(1); S3_CASE(2); S3_CASE(3); S3_CASE(4); S3_CASE(5); S3_CASE(6);
-            S3_CASE(7); S3_CASE(8); S3_CASE(9); S3_CASE(10); S3_CASE(11); S3_CASE(12);
-            S3_CASE(13); S3_CASE(14); S3_CASE(15); S3_CASE(16);
-        default: break;
-        }
-    } else {
-        switch (np) {
-            TILE_CASE(1, 1); TILE_CASE(1, 2); TILE_CASE(1, 3); TILE_CASE(1, 4);
-            TILE_CASE(1, 5); TILE_CASE(1, 6); TILE_CASE(1, 7); TILE_CASE(1, 8);
-            TILE_CASE(1, 9); TILE_CASE(1, 10); TILE_CASE(1, 11); TILE_CASE(1, 12);
-            TILE_CASE(1, 13); TILE_CASE(1, 14); TILE_CASE(1, 15); TILE_CASE(1, 16);
-        default: break;
-        }
-    }
-}
+#define Z512_TILE out_tile
+#define Z512_TILE_S3 out_tile_s3
+Z512_OUT_TILE_ANY(Z512)
 
 /* Pixels per tile for a row of w pixels with nz zmm: the widest tile up to
  * the cap that splits the row into equal tiles (all UNet widths are
@@ -230,11 +187,7 @@ Z512 static void out_tile_any(int nz, int np, const conv__fwd *d, const float *i
  * registers at most), else the cap with a remainder tile. */
 static int tile_step(int nz, int w)
 {
-    const int cap = nz == 2 ? UNET_Z512_NP2 : UNET_Z512_NP1;
-    for (int s = cap; s >= (cap + 1) / 2; s--)
-        if (w % s == 0)
-            return s;
-    return cap;
+    return z512_tile_step(nz == 2 ? UNET_Z512_NP2 : UNET_Z512_NP1, w);
 }
 
 /* One output row of a group of nb blocks, in tiles of tile_step pixels. */
@@ -251,17 +204,6 @@ Z512 static void fwd_row(const conv__fwd *d, int nb, const float *in, const floa
 
 /* ---- weight-stationary microkernel (weight gradients) ---------------------------- */
 
-
-/* dout at one pixel for blocks j, j+1 of a group with nb blocks, as one
- * zmm (upper half 0 when block j+1 does not exist). */
-Z512_INLINE __m512 load_pair(const float *p, ptrdiff_t cs, int j, int nb)
-{
-    __m512 lo = _mm512_castps256_ps512(_mm256_loadu_ps(p + j * cs));
-    if (j + 1 < nb)
-        return _mm512_castpd_ps(_mm512_insertf64x4(
-            _mm512_castps_pd(lo), _mm256_castps_pd(_mm256_loadu_ps(p + (j + 1) * cs)), 1));
-    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(lo), _mm256_setzero_pd(), 1));
-}
 
 /* acc[z][t][i] (at tile + ((t0+t)*8 + i)*ow + z*16) += the sum over rows
  * [ra, rb) and their pixels of dout(pixel + dv_tap[t0+t])[zmm z of group
@@ -354,26 +296,18 @@ Z512_INLINE void dw_rows_s3(const int NI, const conv__dw *d, int k, int cb, int 
  * more FMAs. */
 Z512 static void run_dw(const conv__dw *d)
 {
-    const int G = group_of(d->nob);
-    const int ngroups = (d->nob + G - 1) / G;
-    const int rows = d->b * d->h;
     const int bundle = d->w >= 128 ? 1 : 128 / d->w;
-    const ptrdiff_t ow = (ptrdiff_t)G * CB;
-    const size_t tile_f = (size_t)d->ntaps * CB * (size_t)ow;
-    const int ntasks = d->nchunks * ngroups * d->ncib;
+    ptrdiff_t ow;
+    size_t tile_f;
+    const int ntasks = z512_dw_tasks(d, &ow, &tile_f);
 #pragma omp parallel for schedule(static)
     for (int task = 0; task < ntasks; task++) {
-        const int cb = task % d->ncib;
-        const int k = (task / d->ncib) % ngroups;
-        const int chunk = task / (d->ncib * ngroups);
-        const int nb = d->nob - k * G < G ? d->nob - k * G : G;
+        const z512_dw_task tk = z512_dw_task_of(d, task, tile_f);
+        const int cb = tk.cb, k = tk.k, nb = tk.nb, r1 = tk.r1;
         const int nz = (nb + 1) / 2;
-        const int ni = cb == d->ncib - 1 && d->icn_last <= 4 ? 4 : CB;
-        float *tile = d->part + (size_t)task * tile_f;
-        memset(tile, 0, tile_f * sizeof *tile);
-        const int r0 = (int)((long long)rows * chunk / d->nchunks);
-        const int r1 = (int)((long long)rows * (chunk + 1) / d->nchunks);
-        for (int ra = r0; ra < r1; ra += bundle) {
+        const int ni = tk.full ? CB : 4;
+        float *tile = tk.tile;
+        for (int ra = tk.r0; ra < r1; ra += bundle) {
             const int rb = ra + bundle < r1 ? ra + bundle : r1;
             if (nz == 2 && ni == CB) {
                 for (int t = 0; t < d->ntaps; t++)

@@ -3,9 +3,11 @@
  * conv.c: the public convolution calls of conv.h. Each one runs the shared
  * driver (drive.c) on the AVX-512 kernel (avx512.c) or the AVX2+FMA kernel
  * (avx2.c), or the naive reference (ref.c): the highest the CPU runs and
- * UNET_KERNELS allows (isa.h has the one rule for every op). Also sizes
- * the caller's scratch, for whichever kernel runs. No arithmetic happens
- * here.
+ * UNET_KERNELS allows (isa.h has the one rule for every op); the bf16
+ * calls the same way on the AVX512_BF16 kernel (avx512bf16.c) or the
+ * reference's bf16 loops. Also sizes the caller's scratch, for whichever
+ * kernel runs (the bf16 kernel packs into less than the float32 ones and
+ * reduces the same partials). No arithmetic happens here.
  */
 #include "isa.h"
 #include "kernel.h"
@@ -17,10 +19,17 @@
  * every call: a getenv and a few CPUID-cached bit tests are nothing next
  * to a convolution, and there is no static state to race on. */
 #define CONV_HAS (UNET_KERNEL_BIT(UNET_KERNEL_AVX2) | UNET_KERNEL_BIT(UNET_KERNEL_AVX512))
+/* And those of the bf16 convolutions. */
+#define CONV_HAS_BF16 UNET_KERNEL_BIT(UNET_KERNEL_AVX512BF16)
 
 const char *conv_kernels_name(void)
 {
     return unet_kernel_name(unet_kernel_pick(CONV_HAS));
+}
+
+const char *conv_kernels_name_bf16(void)
+{
+    return unet_kernel_name(unet_kernel_pick(CONV_HAS_BF16));
 }
 
 /* ---- scratch sizing ------------------------------------------------------------ */
@@ -85,9 +94,14 @@ size_t conv1x1_scratch_floats(shape s, int co)
 
 /* ---- dispatch ---------------------------------------------------------------------- */
 
-/* The SIMD kernel to run, or NULL for the reference. */
-static const conv__kernel *simd(void)
+/* The SIMD kernel to run in float32 or (bf) bf16, or NULL for the
+ * reference of that precision. */
+static const conv__kernel *simd(int bf)
 {
+    if (bf)
+        return unet_kernel_pick(CONV_HAS_BF16) == UNET_KERNEL_AVX512BF16
+                   ? conv__kernel_avx512bf16()
+                   : NULL;
     switch (unet_kernel_pick(CONV_HAS)) {
     case UNET_KERNEL_AVX512: return conv__kernel_avx512();
     case UNET_KERNEL_AVX2: return conv__kernel_avx2();
@@ -95,101 +109,134 @@ static const conv__kernel *simd(void)
     }
 }
 
-/* out (co,B,H,W) = w (co,Ci,3,3) * in (Ci,B,H,W) */
-void conv3x3_forward(float *out, const float *in, shape s, const float *w, int co,
-                     float *scratch)
+/* Each op once, for both precisions: the kernel, else the reference. */
+static void c3_fwd(int bf, float *out, const float *in, shape s, const float *w, int co,
+                   float *scratch)
 {
-    const conv__kernel *k = simd();
+    const conv__kernel *k = simd(bf);
     if (k)
         conv__3x3_forward(k, out, in, s, w, co, scratch);
     else
-        conv3x3_forward_ref(out, in, s, w, co);
+        (bf ? conv3x3_forward_ref_bf16 : conv3x3_forward_ref)(out, in, s, w, co);
 }
 
-/* din (Ci,B,H,W) = w^T (co,Ci,3,3) *' dout (co,B,H,W) */
-void conv3x3_backward_data(float *din, const float *dout, shape s, const float *w, int co,
-                           float *scratch)
+static void c3_bwd_data(int bf, float *din, const float *dout, shape s, const float *w, int co,
+                        float *scratch)
 {
-    const conv__kernel *k = simd();
+    const conv__kernel *k = simd(bf);
     if (k)
         conv__3x3_backward_data(k, din, dout, s, w, co, scratch);
     else
-        conv3x3_backward_data_ref(din, dout, s, w, co);
+        (bf ? conv3x3_backward_data_ref_bf16 : conv3x3_backward_data_ref)(din, dout, s, w, co);
 }
 
-/* dw (co,Ci,3,3) = sum over B,H,W of dout (co,B,H,W) x in (Ci,B,H,W) */
-void conv3x3_backward_weight(float *dw, const float *dout, const float *in, shape s, int co,
-                             float *scratch)
+static void c3_bwd_weight(int bf, float *dw, const float *dout, const float *in, shape s, int co,
+                          float *scratch)
 {
-    const conv__kernel *k = simd();
+    const conv__kernel *k = simd(bf);
     if (k)
         conv__3x3_backward_weight(k, dw, dout, in, s, co, scratch);
     else
-        conv3x3_backward_weight_ref(dw, dout, in, s, co);
+        (bf ? conv3x3_backward_weight_ref_bf16 : conv3x3_backward_weight_ref)(dw, dout, in, s, co);
 }
 
-/* out (co,B,2H,2W) = w (Ci,co,2,2) scattered from in (Ci,B,H,W) + bias (co) */
-void convt2x2_forward(float *out, const float *in, shape s, const float *w, const float *bias,
-                      int co, float *scratch)
+static void ct_fwd(int bf, float *out, const float *in, shape s, const float *w,
+                   const float *bias, int co, float *scratch)
 {
-    const conv__kernel *k = simd();
+    const conv__kernel *k = simd(bf);
     if (k)
         conv__t2x2_forward(k, out, in, s, w, bias, co, scratch);
     else
-        convt2x2_forward_ref(out, in, s, w, bias, co);
+        (bf ? convt2x2_forward_ref_bf16 : convt2x2_forward_ref)(out, in, s, w, bias, co);
 }
 
-/* din (Ci,B,H,W) = w (Ci,co,2,2) gathered from dout (co,B,2H,2W) */
-void convt2x2_backward_data(float *din, const float *dout, shape s, const float *w, int co,
-                            float *scratch)
+static void ct_bwd_data(int bf, float *din, const float *dout, shape s, const float *w, int co,
+                        float *scratch)
 {
-    const conv__kernel *k = simd();
+    const conv__kernel *k = simd(bf);
     if (k)
         conv__t2x2_backward_data(k, din, dout, s, w, co, scratch);
     else
-        convt2x2_backward_data_ref(din, dout, s, w, co);
+        (bf ? convt2x2_backward_data_ref_bf16 : convt2x2_backward_data_ref)(din, dout, s, w, co);
 }
 
-/* dw (Ci,co,2,2) = sum in (Ci,B,H,W) x dout (co,B,2H,2W); db (co) = sum dout */
-void convt2x2_backward_weight(float *dw, float *db, const float *dout, const float *in, shape s,
-                              int co, float *scratch)
+static void ct_bwd_weight(int bf, float *dw, float *db, const float *dout, const float *in,
+                          shape s, int co, float *scratch)
 {
-    const conv__kernel *k = simd();
+    const conv__kernel *k = simd(bf);
     if (k)
         conv__t2x2_backward_weight(k, dw, db, dout, in, s, co, scratch);
     else
-        convt2x2_backward_weight_ref(dw, db, dout, in, s, co);
+        (bf ? convt2x2_backward_weight_ref_bf16 : convt2x2_backward_weight_ref)(dw, db, dout, in, s,
+                                                                              co);
 }
 
-/* out (co,B,H,W) = w (co,Ci,1,1) * in (Ci,B,H,W) + bias (co) */
-void conv1x1_forward(float *out, const float *in, shape s, const float *w, const float *bias,
-                     int co, float *scratch)
+static void c1_fwd(int bf, float *out, const float *in, shape s, const float *w,
+                   const float *bias, int co, float *scratch)
 {
-    const conv__kernel *k = simd();
+    const conv__kernel *k = simd(bf);
     if (k)
         conv__1x1_forward(k, out, in, s, w, bias, co, scratch);
     else
-        conv1x1_forward_ref(out, in, s, w, bias, co);
+        (bf ? conv1x1_forward_ref_bf16 : conv1x1_forward_ref)(out, in, s, w, bias, co);
 }
 
-/* din (Ci,B,H,W) = w^T (co,Ci) * dout (co,B,H,W) */
-void conv1x1_backward_data(float *din, const float *dout, shape s, const float *w, int co,
-                           float *scratch)
+static void c1_bwd_data(int bf, float *din, const float *dout, shape s, const float *w, int co,
+                        float *scratch)
 {
-    const conv__kernel *k = simd();
+    const conv__kernel *k = simd(bf);
     if (k)
         conv__1x1_backward_data(k, din, dout, s, w, co, scratch);
     else
-        conv1x1_backward_data_ref(din, dout, s, w, co);
+        (bf ? conv1x1_backward_data_ref_bf16 : conv1x1_backward_data_ref)(din, dout, s, w, co);
 }
 
-/* dw (co,Ci,1,1) = sum dout (co,B,H,W) x in (Ci,B,H,W); db (co) = sum dout */
-void conv1x1_backward_weight(float *dw, float *db, const float *dout, const float *in, shape s,
-                             int co, float *scratch)
+static void c1_bwd_weight(int bf, float *dw, float *db, const float *dout, const float *in,
+                          shape s, int co, float *scratch)
 {
-    const conv__kernel *k = simd();
+    const conv__kernel *k = simd(bf);
     if (k)
         conv__1x1_backward_weight(k, dw, db, dout, in, s, co, scratch);
     else
-        conv1x1_backward_weight_ref(dw, db, dout, in, s, co);
+        (bf ? conv1x1_backward_weight_ref_bf16 : conv1x1_backward_weight_ref)(dw, db, dout, in, s,
+                                                                            co);
 }
+
+/* ---- the calls of conv.h: float32, then bf16 ------------------------------------- */
+
+/* NAME (PARAMS) and NAME_bf16 (PARAMS) calling IMPL(0 or 1, ARGS...). */
+#define CONV_PAIR(name, impl, params, ...)                                                 \
+    void name params { impl(0, __VA_ARGS__); }                                             \
+    void name##_bf16 params { impl(1, __VA_ARGS__); }
+
+CONV_PAIR(conv3x3_forward, c3_fwd,
+          (float *out, const float *in, shape s, const float *w, int co, float *scratch), out, in,
+          s, w, co, scratch)
+CONV_PAIR(conv3x3_backward_data, c3_bwd_data,
+          (float *din, const float *dout, shape s, const float *w, int co, float *scratch), din,
+          dout, s, w, co, scratch)
+CONV_PAIR(conv3x3_backward_weight, c3_bwd_weight,
+          (float *dw, const float *dout, const float *in, shape s, int co, float *scratch), dw,
+          dout, in, s, co, scratch)
+CONV_PAIR(convt2x2_forward, ct_fwd,
+          (float *out, const float *in, shape s, const float *w, const float *bias, int co,
+           float *scratch),
+          out, in, s, w, bias, co, scratch)
+CONV_PAIR(convt2x2_backward_data, ct_bwd_data,
+          (float *din, const float *dout, shape s, const float *w, int co, float *scratch), din,
+          dout, s, w, co, scratch)
+CONV_PAIR(convt2x2_backward_weight, ct_bwd_weight,
+          (float *dw, float *db, const float *dout, const float *in, shape s, int co,
+           float *scratch),
+          dw, db, dout, in, s, co, scratch)
+CONV_PAIR(conv1x1_forward, c1_fwd,
+          (float *out, const float *in, shape s, const float *w, const float *bias, int co,
+           float *scratch),
+          out, in, s, w, bias, co, scratch)
+CONV_PAIR(conv1x1_backward_data, c1_bwd_data,
+          (float *din, const float *dout, shape s, const float *w, int co, float *scratch), din,
+          dout, s, w, co, scratch)
+CONV_PAIR(conv1x1_backward_weight, c1_bwd_weight,
+          (float *dw, float *db, const float *dout, const float *in, shape s, int co,
+           float *scratch),
+          dw, db, dout, in, s, co, scratch)

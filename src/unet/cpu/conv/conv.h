@@ -21,7 +21,8 @@
  *   db) run over a fixed partition of the pixels chosen from the shape only
  *   and are summed in chunk order.
  * - Kernels, checked at run time (isa.h): AVX-512 (avx512f+avx512vl+FMA)
- *   when the CPU has it, else AVX2+FMA, else the naive reference.
+ *   when the CPU has it, else AVX2+FMA, else the naive reference (the
+ *   bf16 variants below: AVX512_BF16 or the reference).
  *   UNET_KERNELS=ref|avx2 caps the level for every op (a level the CPU
  *   lacks falls back to the best one it has), for debugging and tests.
  */
@@ -85,10 +86,40 @@ void conv1x1_backward_data(float *din, const float *dout, shape s, const float *
 void conv1x1_backward_weight(float *dw, float *db, const float *dout, const float *in, shape s,
                              int co, float *scratch);
 
+/* ---- bf16: --precision bf16 ----------------------------------------------- */
+
+/* The nine calls above with the same contracts and scratch, computed in
+ * bf16: every factor of every product (activations, weights, gradients;
+ * not a bias) is rounded to bfloat16 by cpu/bf16.h's rule, products and
+ * sums are float32 (double in the reference), tensors stay float32. The
+ * avx512bf16 kernel (AVX512_BF16's VDPBF16PS) runs them, or under
+ * UNET_KERNELS=ref (or on a CPU without it: unet_bf16_check refuses
+ * that before a run) the reference's bf16 loops. */
+void conv3x3_forward_bf16(float *out, const float *in, shape s, const float *w, int co,
+                          float *scratch);
+void conv3x3_backward_data_bf16(float *din, const float *dout, shape s, const float *w, int co,
+                                float *scratch);
+void conv3x3_backward_weight_bf16(float *dw, const float *dout, const float *in, shape s, int co,
+                                  float *scratch);
+void convt2x2_forward_bf16(float *out, const float *in, shape s, const float *w,
+                           const float *bias, int co, float *scratch);
+void convt2x2_backward_data_bf16(float *din, const float *dout, shape s, const float *w, int co,
+                                 float *scratch);
+void convt2x2_backward_weight_bf16(float *dw, float *db, const float *dout, const float *in,
+                                   shape s, int co, float *scratch);
+void conv1x1_forward_bf16(float *out, const float *in, shape s, const float *w,
+                          const float *bias, int co, float *scratch);
+void conv1x1_backward_data_bf16(float *din, const float *dout, shape s, const float *w, int co,
+                                float *scratch);
+void conv1x1_backward_weight_bf16(float *dw, float *db, const float *dout, const float *in,
+                                  shape s, int co, float *scratch);
+
 /* ---- kernel selection -------------------------------------------------- */
 
 /* "avx512", "avx2" or "ref": what the calls above run now (isa.h). */
 const char *conv_kernels_name(void);
+/* "avx512bf16" or "ref": what the *_bf16 calls run now. */
+const char *conv_kernels_name_bf16(void);
 
 /* ---- internal: the implementations, for tests and bench only ----------- */
 
@@ -105,6 +136,24 @@ void conv1x1_forward_ref(float *out, const float *in, shape s, const float *w, c
 void conv1x1_backward_data_ref(float *din, const float *dout, shape s, const float *w, int co);
 void conv1x1_backward_weight_ref(float *dw, float *db, const float *dout, const float *in,
                                  shape s, int co);
+/* The same loops in bf16 (the oracle of the *_bf16 calls). */
+void conv3x3_forward_ref_bf16(float *out, const float *in, shape s, const float *w, int co);
+void conv3x3_backward_data_ref_bf16(float *din, const float *dout, shape s, const float *w,
+                                    int co);
+void conv3x3_backward_weight_ref_bf16(float *dw, const float *dout, const float *in, shape s,
+                                      int co);
+void convt2x2_forward_ref_bf16(float *out, const float *in, shape s, const float *w,
+                               const float *bias, int co);
+void convt2x2_backward_data_ref_bf16(float *din, const float *dout, shape s, const float *w,
+                                     int co);
+void convt2x2_backward_weight_ref_bf16(float *dw, float *db, const float *dout, const float *in,
+                                       shape s, int co);
+void conv1x1_forward_ref_bf16(float *out, const float *in, shape s, const float *w,
+                              const float *bias, int co);
+void conv1x1_backward_data_ref_bf16(float *din, const float *dout, shape s, const float *w,
+                                    int co);
+void conv1x1_backward_weight_ref_bf16(float *dw, float *db, const float *dout, const float *in,
+                                      shape s, int co);
 
 /* Scratch layout sizes, shared by conv.c (planning) and the driver
  * (drive.c); no kernel calls it. */

@@ -17,6 +17,8 @@
  */
 #include "kernel.h"
 
+#include "bf16.h"
+
 static int blocks(int c) { return conv__blocks(c); }
 
 /* Chunks of B*H rows for a weight-gradient op with `tasks` (output pair or
@@ -38,12 +40,18 @@ static int lanes(int nb, int round) { return (nb * CB + round - 1) / round * rou
  * microkernels: groups of G output blocks, each group's lanes its real
  * blocks x 8 rounded up to `round` (8 for AVX2 ymm, 16 for AVX-512 zmm),
  * i over one input block; 0 outside [0,nout) x [0,nin). Groups before the
- * last are full, so group k starts at k * G*8 * blocks(nin)*8 * ntaps. */
+ * last are full, so group k starts at k * G*8 * blocks(nin)*8 * ntaps.
+ * For a bf16 kernel (kernel.h) the same groups at the same offsets (a
+ * group's float32 place, of which it fills half) hold bf16.h-rounded
+ * values as dst[cb][tap][pair 4][o lanes][2]: lanes 2p and 2p+1 of the
+ * input block side by side for each output lane, what one VDPBF16PS
+ * multiplies against a broadcast pair of input lanes. */
 static void pack_weights(float *dst, conv__wview w, int nout, int nin, int ntaps, int G,
-                         int round)
+                         int round, int bf16)
 {
     const int nob = blocks(nout), nib = blocks(nin);
     const int ngroups = (nob + G - 1) / G;
+    const int ni = bf16 ? 2 : 1; /* input lanes side by side */
     /* Groups before the last are full: G*8 lanes, a multiple of `round`. */
     const ptrdiff_t group_f = (ptrdiff_t)G * CB * nib * ntaps * CB;
 #pragma omp parallel for collapse(2) schedule(static)
@@ -51,13 +59,21 @@ static void pack_weights(float *dst, conv__wview w, int nout, int nin, int ntaps
         for (int cb = 0; cb < nib; cb++) {
             const int nb = nob - k * G < G ? nob - k * G : G;
             const int width = lanes(nb, round);
-            float *p = dst + k * group_f + (ptrdiff_t)cb * ntaps * CB * width;
+            const ptrdiff_t at = (ptrdiff_t)cb * ntaps * CB * width;
+            float *p = dst + k * group_f + at;
+            uint16_t *q = (uint16_t *)(void *)(dst + k * group_f) + at;
             for (int t = 0; t < ntaps; t++)
-                for (int i = cb * CB; i < cb * CB + CB; i++)
+                for (int i = cb * CB; i < cb * CB + CB; i += ni)
                     for (int o = k * G * CB; o < k * G * CB + width; o++)
-                        *p++ = (o < nout && i < nin)
-                                   ? w.w[o * w.so + i * w.si + t * w.st]
-                                   : 0.0f;
+                        for (int j = i; j < i + ni; j++) {
+                            const float v = (o < nout && j < nin)
+                                                ? w.w[o * w.so + j * w.si + t * w.st]
+                                                : 0.0f;
+                            if (bf16)
+                                *q++ = bf16_bits(v);
+                            else
+                                *p++ = v;
+                        }
         }
 }
 
@@ -118,7 +134,7 @@ static void run_fwd(const conv__kernel *k, const conv__fwd *d)
 /* Packs weights for k's forward loop. */
 static void pack(const conv__kernel *k, float *dst, conv__wview w, int nout, int nin, int ntaps)
 {
-    pack_weights(dst, w, nout, nin, ntaps, conv__group(blocks(nout)), k->round);
+    pack_weights(dst, w, nout, nin, ntaps, conv__group(blocks(nout)), k->round, k->bf16);
 }
 
 /* Padded bias: whole groups plus a block of slack for the last zmm of an

@@ -103,6 +103,12 @@ typedef struct conv__kernel {
      * Then the lane rounding of a group's packed weights (8: ymm, 16: zmm). */
     int (*dw_group)(int nob);
     int round;
+    /* The kernel multiplies bfloat16 pairs (AVX512_BF16): the driver packs
+     * its weights as bf16.h-rounded pairs of input lanes (pack_weights
+     * in drive.c) in the float32 packing's place, and its fwd_row and
+     * run_dw round activations and gradients the same way as they read
+     * them. 0: float32 throughout. */
+    int bf16;
 } conv__kernel;
 
 /* Element (o, i, t) of a PyTorch weight tensor (or its flipped or
@@ -121,6 +127,7 @@ typedef struct conv__dwview {
 /* The kernels, or NULL where they are not compiled (off x86). */
 const conv__kernel *conv__kernel_avx2(void);
 const conv__kernel *conv__kernel_avx512(void);
+const conv__kernel *conv__kernel_avx512bf16(void);
 
 /* The nine ops of conv.h on kernel k (same contracts). */
 void conv__3x3_forward(const conv__kernel *k, float *out, const float *in, shape s,
