@@ -45,11 +45,15 @@
  *       then allocates STEP_MB every EVERY_MS (at most CAP_MB in the
  *       round, then it waits) until the trainer has acted:
  *       under memguard run, until the stop file (MEMGUARD_STOP_FILE)
- *       appears, and then it waits until it is gone again (the request was
- *       answered); with SHRINKS (a trainer's own budget), until that file
- *       has r + 1 lines (a header and r shrinks). It keeps what it has and
- *       sleeps after the last round; it never catches the checkpoint
- *       signal.
+ *       appears; then it waits until it is gone again (the request was
+ *       answered) and gives the round's memory back: a neighbour's spike,
+ *       so the answer ends the pressure whatever the trainer's own RSS
+ *       does (at 64x64 a smaller batch frees only some 10 % of the budget,
+ *       too little to clear a ballast that overshot: the CI run of
+ *       session 4 shrank 8 -> 1 and stopped). With SHRINKS (a trainer's
+ *       own budget), until that file has r + 1 lines (a header and r
+ *       shrinks), keeping what it has. It sleeps after the last round; it
+ *       never catches the checkpoint signal.
  *   helper_child continuer STEP_MB EVERY_MS CKPT TOTAL_MB
  *       a trainer that answers memory requests by continuing smaller: it
  *       allocates STEP_MB every EVERY_MS, and once it has allocated
@@ -71,6 +75,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -198,21 +203,36 @@ static long lines_in(const char *path)
     return n;
 }
 
+/* STEP_MB MiB mapped and touched: given back whole by munmap, which
+ * malloc's trimming would not promise. */
+static void *grab_mapped(long mb)
+{
+    size_t n = (size_t)mb << 20;
+    char *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) _exit(3);
+    for (size_t i = 0; i < n; i += 4096) ((volatile char *)p)[i] = 1;
+    return p;
+}
+
 static int ballast(const char *trace, long lines, long step, long every, long rounds, long cap,
                    const char *shrinks)
 {
     const char *stop_file = getenv(MG_ENV_STOP_FILE);
     if (!stop_file && !shrinks) return 5;
+    static void *blocks[4096];
     for (long r = 1; r <= rounds; r++) {
+        long n = 0;
         while (lines_in(trace) < r * lines) sleep_ms(5);
         for (long got = 0; shrinks ? lines_in(shrinks) < r + 1 : !exists(stop_file);) {
-            if (got + step <= cap) {
-                grab(step);
+            if (got + step <= cap && n < 4096) {
+                blocks[n++] = grab_mapped(step);
                 got += step;
             }
             sleep_ms(every);
         }
-        while (!shrinks && exists(stop_file)) sleep_ms(5);
+        if (shrinks) continue;
+        while (exists(stop_file)) sleep_ms(5);
+        while (n > 0) munmap(blocks[--n], (size_t)step << 20);
     }
     for (;;) pause();
 }

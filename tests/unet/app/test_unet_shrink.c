@@ -3,7 +3,8 @@
  * test_unet_shrink.c: unet-train --on-memory shrink end to end, with real
  * memory pressure from a real process:
  *   - under one `memguard run --ram-budget`, a helper (helper_child
- *     ballast) grows its memory beside the trainer mid-run: the trainer
+ *     ballast) grows its memory beside the trainer mid-run until memguard
+ *     run asks, and gives it back once answered (a spike): the trainer
  *     saves emergency_epochN.pth, goes on at a smaller batch in the same
  *     process, answers memguard run (which logs "continue" and never
  *     sends SIGTERM), and the run ends with 0;
