@@ -10,7 +10,8 @@ random 128x128 (batch 8) and 256x256 (batch 4) RGB batches, 2 threads
 (OPENBLAS_NUM_THREADS=1 for PyTorch), each run its own process; rounds
 alternate the two and the table shows medians and their ratio. Target
 (issue 17): >= 2x PyTorch. --isa avx2 limits both sides to AVX2 as
-train_vs_torch.py does; --bf16 adds bench_infer in bf16.
+train_vs_torch.py does; --bf16 adds bench_infer in bf16; --omp-wait
+passive sets OMP_WAIT_POLICY=passive for both (see train_vs_torch.py).
 """
 import argparse
 import os
@@ -59,12 +60,15 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--isa", choices=sorted(ISA_ENV), default="native")
     ap.add_argument("--bf16", action="store_true")
+    ap.add_argument("--omp-wait", choices=["default", "passive"], default="default")
     ap.add_argument("--torch-side", nargs=3, type=int, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.torch_side:
         torch_side(*a.torch_side, 2, 2)
         return
-    print(f"isa: {a.isa}")
+    if a.omp_wait == "passive":
+        os.environ["OMP_WAIT_POLICY"] = "passive"  # both sides inherit it
+    print(f"isa: {a.isa}, OpenMP waits: {a.omp_wait}")
     print(f"{'config':>12} {'unet img/s':>11} {'torch img/s':>12} {'speed':>7}"
           + (f" {'bf16 img/s':>11} {'bf16/fp32':>10}" if a.bf16 else ""))
     for size, batch, steps in [(128, 8, 10), (256, 4, 6)]:
