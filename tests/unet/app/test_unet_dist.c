@@ -100,7 +100,16 @@ static void reap_leftovers(const char *what)
 #define MPIRUN MG_MPIEXEC, "--allow-run-as-root", "--oversubscribe", "--bind-to", "none",    \
                "--mca", "btl", "self,vader", "--mca", "btl_vader_single_copy_mechanism",     \
                "none", "--mca", "mpi_yield_when_idle", "1", "-x", "OMP_NUM_THREADS=1",        \
-               "--timeout", "100"
+               NO_LEAK_CHECK "--timeout", "100"
+/* Under ASan, the ranks run without LeakSanitizer: Open MPI leaves its
+ * components' allocations (dlclose'd modules, so no suppression can name
+ * them) at MPI_Finalize. Memory errors and UBSan stay on, and the plain
+ * runs of this test keep the leak check. */
+#ifdef MG_SANITIZE
+#define NO_LEAK_CHECK "-x", "ASAN_OPTIONS=detect_leaks=0:abort_on_error=0",
+#else
+#define NO_LEAK_CHECK
+#endif
 
 static int run_mpi(const char *what, const char *const *argv)
 {
@@ -398,7 +407,7 @@ static void stop_tick(double ms)
 
 static void test_resume_other_k(void)
 {
-    char ref[1200], stop[1200], envs[1400], rp[1300], path[1300], out[1200], lp[1300];
+    char ref[1200], stop[1200], envs[1400], rp[1300], path[1600], out[1200], lp[1300];
     out_dir(ref, sizeof ref, "resume-ref");
     CHECK_RC(MPI("resume-ref", "-np", "2", unet_train_path(), LONGER, "--epochs", "2", "--out",
                  ref), 0);
