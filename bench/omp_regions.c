@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "bench_time.h"
+
 #define MAX_REGIONS 512
 
 typedef void (*parallel_fn)(void (*)(void *), void *, unsigned, unsigned);
@@ -27,13 +29,6 @@ typedef void (*parallel_fn)(void (*)(void *), void *, unsigned, unsigned);
 static void *fns[MAX_REGIONS];
 static long calls[MAX_REGIONS];
 static double secs[MAX_REGIONS];
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* The wrapper libgomp's callers reach first. Regions are entered by one
  * thread at a time here (no nesting in the project), so the tables need
