@@ -22,6 +22,7 @@
 
 #include "layout.h"
 #include "conv.h"
+#include "bench_time.h"
 
 #define REPS 5
 
@@ -63,19 +64,6 @@ static const layer convt[] = {
     {"up2 64->32", 64, 32, 32, 1},
     {"up1 32->16", 32, 16, 64, 1},
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static float *rand_tensor(shape s)
 {

@@ -21,12 +21,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+#include "bench_time.h"
 
 /* Flop of one call of a loop below: iterations x chains x flop each. */
 #define ITERS 4096L

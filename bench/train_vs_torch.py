@@ -27,6 +27,11 @@ float32 run, same binary) and prints its images/s and its ratio to the
 float32 median (target, issue 17: >= 1.5x); bf16's fraction of the peak is
 of bench/fma_peak's bf16 (VDPBF16PS) peak.
 
+--omp-wait passive sets OMP_WAIT_POLICY=passive for both programs (both
+use libgomp): on a machine other people load, threads that spin at
+OpenMP barriers while their partner waits for a core cost both sides
+2-5x (README, Benchmarks), and the ratios then measure the scheduler.
+
 --isa avx2 plays a CPU without AVX-512 (most desktops, the first user's
 among them) on one that has it: UNET_KERNELS=avx2 for unet-train, and
 ATEN_CPU_CAPABILITY=avx2 with DNNL_MAX_CPU_ISA=AVX2 for PyTorch (its ATen
@@ -135,8 +140,11 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--isa", choices=sorted(ISA_ENV), default="native")
     ap.add_argument("--bf16", action="store_true")
+    ap.add_argument("--omp-wait", choices=["default", "passive"], default="default")
     a = ap.parse_args()
-    print(f"isa: {a.isa}")
+    if a.omp_wait == "passive":
+        os.environ["OMP_WAIT_POLICY"] = "passive"  # both sides inherit it
+    print(f"isa: {a.isa}, OpenMP waits: {a.omp_wait}")
     configs = [(128, 8, 12), (128, 4, 16), (256, 4, 8)]
     print(f"{'config':>12} {'unet-train img/s':>17} {'torch img/s':>12} {'speed':>7} "
           f"{'unet RSS MiB':>13} {'torch RSS MiB':>14} {'RSS':>6}"

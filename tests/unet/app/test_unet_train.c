@@ -13,7 +13,8 @@
  *     has: 1.13 cannot load those either, 2.x can), shown by a float-free
  *     copy that 1.13 then loads;
  *   - --precision bf16 (where the CPU has it) reaches the same validation
- *     Dice and writes the same kind of checkpoint;
+ *     Dice and writes the same kind of checkpoint; its predict gives
+ *     float32's logits within bfloat16's rounding;
  *   - `predict` gives torch's logits (1e-4 relative) and one mask per
  *     image at the image's own size, also for state_dicts torch wrote;
  *   - bad data and flags: exit 2 and one line naming the problem, nothing
@@ -339,9 +340,9 @@ static void test_checkpoint_loads_in_torch(void)
 
 /* The first run again with --precision bf16 where this CPU has AVX512_BF16:
  * the same data, seed and batches reach the same best validation Dice
- * (within 0.01, issue 17's bound; 160 images at 64x64 for 7 epochs, one
- * run each: 0.0003 to 0.008 apart per epoch), and its checkpoints are the
- * same float32 files torch loads. */
+ * (within 0.01, issue 17's bound; this run printed 0.9765 against 0.9759
+ * on the AVX512_BF16 host of 2026-12), and its checkpoints are the same
+ * float32 files torch loads. */
 static void test_bf16_run_learns_the_same(void)
 {
     char err[200];
@@ -421,6 +422,37 @@ static void check_mask(const char *path, int w, int h, const float *logits)
     unet_image_free(&im);
 }
 
+/* predict --precision bf16 on the same images where the CPU has it: the
+ * logits of float32's (n images in f32) to within bfloat16's effect,
+ * 5e-2 of the largest (measured: 0.020 at 64x64, base 8, depth 3). */
+static void predict_bf16_close(const char *ckpt, const char *img, const float *f32, int n)
+{
+    char err[200], masks[1100], npy[1100];
+    if (unet_bf16_check(err, sizeof err) < 0) {
+        printf("# bf16 predict skipped: %s\n", err);
+        return;
+    }
+    snprintf(masks, sizeof masks, "%s/pred/masks_bf16", root);
+    snprintf(npy, sizeof npy, "%s/pred/logits_bf16.npy", root);
+    UT(60000, "predict", "--checkpoint", ckpt, "--input", img, "--out", masks, "--logits", npy,
+       "--threads", "2", "--precision", "bf16");
+    CHECK_INT(P.status, 0);
+    int ln = 0, lh = 0, lw = 0;
+    float *lg = read_npy(npy, &ln, &lh, &lw);
+    CHECK(lg != NULL && ln == n && lh == R_SIZE && lw == R_SIZE);
+    if (lg && f32 && n > 0 && ln == n && lh == R_SIZE && lw == R_SIZE) {
+        double d = 0, mx = 0;
+        for (size_t i = 0; i < (size_t)n * (size_t)R_SIZE * (size_t)R_SIZE; i++) {
+            d = fmax(d, fabs((double)lg[i] - f32[i]));
+            mx = fmax(mx, fabs((double)f32[i]));
+        }
+        printf("# predict bf16 vs float32: max |diff| %.3g, max |logit| %.3g, rel %.3g\n", d, mx,
+               d / mx);
+        CHECK(d <= 5e-2 * mx);
+    }
+    free(lg);
+}
+
 static void test_predict_matches_torch(void)
 {
     if (!run_ok) {
@@ -476,6 +508,7 @@ static void test_predict_matches_torch(void)
                    lg && ln == n && lh == R_SIZE && lw == R_SIZE
                        ? lg + (size_t)i * (size_t)R_SIZE * (size_t)R_SIZE : NULL);
     }
+    predict_bf16_close(ckpt, img, lg, ln == n && lh == R_SIZE && lw == R_SIZE ? n : 0);
     free(lg);
     cJSON_Delete(wj);
 

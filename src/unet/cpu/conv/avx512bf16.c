@@ -100,8 +100,10 @@ ZBF_INLINE __m512bh load_bh(const bfu *p) { return (__m512bh)_mm512_loadu_si512(
 static inline int pairs_of(int icn) { return (icn + 1) / 2; }
 
 /* NZ zmm x NP pixels, any taps. Per input block: the NP pixels of each
- * tap rounded into buf[tap][p][8], then per tap and channel pair NZ
- * weight loads and NP broadcasts feed NZ * NP VDPBF16PS. */
+ * tap rounded into buf[tap][p][8] (for a 3x3, the NP + 2 pixels of each
+ * kernel row once, buf[kh][q][8], tap kw reading from q = kw), then per
+ * tap and channel pair NZ weight loads and NP broadcasts feed NZ * NP
+ * VDPBF16PS. */
 ZBF_INLINE void out_tile_bf(const int NZ, const int NP, const conv__fwd *d, const float *in,
                             const float *wp, const float *bias, float *out, int nb)
 {
@@ -114,10 +116,11 @@ ZBF_INLINE void out_tile_bf(const int NZ, const int NP, const conv__fwd *d, cons
     for (int cb = 0; cb < d->ncib; cb++) {
         const int np = pairs_of(cb == d->ncib - 1 ? d->icn_last : CB);
         const float *ib = in + cb * d->in_cs;
-        for (int t = 0; t < d->ntaps; t++)
-            round_pixels(buf + t * NP * CB, ib + d->tap[t], d->in_px, NP);
+        const int s3 = d->stencil3, len = s3 ? NP + 2 : NP;
+        for (int r = 0; r < (s3 ? 3 : d->ntaps); r++)
+            round_pixels(buf + r * len * CB, ib + d->tap[s3 ? 3 * r : r], d->in_px, len);
         for (int t = 0; t < d->ntaps; t++) {
-            const bfu *row = buf + t * NP * CB;
+            const bfu *row = s3 ? buf + ((t / 3) * len + t % 3) * CB : buf + t * NP * CB;
             const bfu *wt = w + (ptrdiff_t)t * 4 * NZ * 32;
             for (int ip = 0; ip < np; ip++) {
                 const __m512bh w0 = load_bh(wt + (ip * NZ) * 32);

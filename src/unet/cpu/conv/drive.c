@@ -54,7 +54,7 @@ static void pack_weights(float *dst, conv__wview w, int nout, int nin, int ntaps
     const int ni = bf16 ? 2 : 1; /* input lanes side by side */
     /* Groups before the last are full: G*8 lanes, a multiple of `round`. */
     const ptrdiff_t group_f = (ptrdiff_t)G * CB * nib * ntaps * CB;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (ngroups * group_f >= CONV__PAR_MIN)
     for (int k = 0; k < ngroups; k++)
         for (int cb = 0; cb < nib; cb++) {
             const int nb = nob - k * G < G ? nob - k * G : G;
@@ -87,7 +87,7 @@ static void dw_reduce(float *part, int nchunks, int nout, int nin, int ntaps, in
     const ptrdiff_t ow = (ptrdiff_t)G * CB;
     const ptrdiff_t tile_f = ntaps * CB * ow;
     const ptrdiff_t chunk_f = ngroups * nib * tile_f;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (nchunks * chunk_f >= CONV__PAR_MIN)
     for (int k = 0; k < ngroups; k++)
         for (int cb = 0; cb < nib; cb++) {
             /* Chunk 0's tile takes the sum, in chunk order: the fixed

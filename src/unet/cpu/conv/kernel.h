@@ -42,6 +42,13 @@ static inline conv__geo conv__geo_of(shape s)
 
 static inline int conv__blocks(int c) { return (c + CB - 1) / CB; }
 
+/* Floats below which the driver's memory passes (weight packing, the dW
+ * reduction) run on the calling thread: a parallel region costs tens of
+ * microseconds on a busy machine, more than such a pass (the UNet's
+ * smaller layers; bench/omp_regions.c shows each region's time). Their
+ * results do not depend on the threads either way. */
+#define CONV__PAR_MIN 65536
+
 /* A forward-type op: out[ob][b][y][x] = bias + sum over input blocks, taps
  * and input lanes of w * in[cb][b][y][x] displaced by the tap. Row y,
  * column x of the iteration domain map to in at in_org + y*in_rs + x*in_px
