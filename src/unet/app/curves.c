@@ -20,6 +20,7 @@
 #include "curves.h"
 
 #include "errf.h"
+#include "fileio.h"
 #include "memguard.h"
 
 #include <errno.h>
@@ -124,12 +125,12 @@ static bool parse_shrink(const char *line, shrink_mark *m)
  * when there is no such file (a run that never shrank). */
 static int read_shrinks(const char *out, int upto, shrink_mark *m)
 {
-    char path[1200], line[2048];
+    char path[1200], line[4096], err[8];
     snprintf(path, sizeof path, "%s/shrinks.csv", out);
-    FILE *f = fopen(path, "r");
-    int n = 0;
-    while (f && n < SHRINKS_MAX && fgets(line, sizeof line, f))
-        n += parse_shrink(line, &m[n]) && m[n].epoch <= upto;
+    FILE *f = unet_fopen_regular(path, NULL, err, sizeof err); /* a FIFO does not hang */
+    int n = 0, r;
+    while (f && n < SHRINKS_MAX && (r = unet_read_line(f, line, sizeof line)) != 0)
+        n += r == 1 && parse_shrink(line, &m[n]) && m[n].epoch <= upto;
     if (f) fclose(f);
     return n;
 }
