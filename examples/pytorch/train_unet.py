@@ -8,6 +8,11 @@ Resource Check and the monitor banner at start, a check at every epoch start,
 every 10th train batch and every 15th eval batch, and on danger (or when
 `memguard run` asks) an atomic emergency_epochN.pth and exit status 75.
 Resume with RESUME = "emergency_epochN.pth" (model, optimizer and epoch).
+With ON_MEMORY = "shrink" a stop for memory is survived in the process: the
+same file is saved, the loaders are made again one batch size smaller and the
+epoch starts over from it (as a resume would); under `memguard run` the
+request is answered "continuing" (guard.continue_after), so it logs a
+`continue` event instead of waiting for the exit.
 
     PYTHONPATH=python MEMGUARD_LIBRARY=build/libmemguard.so \
         /usr/bin/python3 examples/pytorch/train_unet.py --epochs 2
@@ -52,6 +57,8 @@ CFG = {
     # The seed's thresholds (batch 4 row of its table): warn / stop.
     "WARN_GPU": 0.90, "STOP_GPU": 0.92, "WARN_RAM": 0.85, "STOP_RAM": 0.88,
     "RAM_BUDGET": None,      # e.g. "8G": judge this process tree's memory (PSS) against it
+    "ON_MEMORY": "stop",     # "shrink": on a stop for memory, save and go on in this process
+                             # one batch size smaller (8 -> 6 -> 4 -> 2 -> 1), redoing the epoch
     "LEAK_MB": 0,            # demo/test only: keep this many MiB per train batch
     "ACT_MB": 0,             # demo/test only: hold this many MiB per image during each
                              # train step (activations: they grow with the batch)
@@ -236,7 +243,8 @@ def parse_args():
         if typ is bool:
             typ = lambda s: s.lower() in ("1", "true", "yes")  # noqa: E731
         ap.add_argument("--" + key.lower().replace("_", "-"), dest=key, type=typ,
-                        default=value, metavar=key, help=f"default {value!r}")
+                        default=value, metavar=key, help=f"default {value!r}",
+                        choices=("stop", "shrink") if key == "ON_MEMORY" else None)
     CFG.update(vars(ap.parse_args()))
 
 
@@ -269,7 +277,8 @@ def main():
         print(f"Resumed from {resume}: epoch {start}", flush=True)
 
     leak = []  # CFG["LEAK_MB"]: simulated leak for demos and tests
-    for epoch in range(start, CFG["EPOCHS"]):
+    epoch = start
+    while epoch < CFG["EPOCHS"]:
         t0 = time.time()
         guard.epoch_start(epoch)
         result = None
@@ -277,11 +286,19 @@ def main():
             train_loss = train_epoch(model, train_loader, opt, device, guard, leak)
             if train_loss is not None:
                 result = eval_epoch(model, val_loader, device, guard)
-        if result is None:  # emergency: save the epoch in progress, exit 75
+        if result is None:  # emergency: save the epoch in progress
             del leak[:]
-            guard.emergency_save(
-                lambda path: torch.save(state(model, opt, epoch, epoch, best), path),
-                epoch, directory=CFG["OUT_DIR"])
+            save = lambda path: torch.save(state(model, opt, epoch, epoch, best), path)  # noqa
+            if CFG["ON_MEMORY"] == "shrink" and CFG["BATCH"] > 1 and guard.may_continue():
+                path = guard.save(save, os.path.join(CFG["OUT_DIR"],
+                                                     f"emergency_epoch{epoch}.pth"))
+                old, CFG["BATCH"] = CFG["BATCH"], guard.suggest_batch(CFG["BATCH"])
+                train_loader, val_loader = loaders(CFG)
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()  # the larger batch's blocks
+                guard.continue_after(path, f"batch {old} -> {CFG['BATCH']}")
+                continue  # the same epoch again, at the smaller batch
+            guard.emergency_save(save, epoch, directory=CFG["OUT_DIR"])  # exits 75
         val_loss, val_dice = result
         print(f"Epoch {epoch}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, "
               f"val dice {val_dice:.4f}, {time.time() - t0:.1f}s", flush=True)
@@ -292,6 +309,7 @@ def main():
         if val_loss < best:
             best = val_loss
             guard.save(lambda p: torch.save(ckpt, p), os.path.join(CFG["OUT_DIR"], "best.pth"))
+        epoch += 1
     guard.close()
     print("Training finished", flush=True)
 

@@ -15,7 +15,10 @@ seed's warning line (rate-limited), critical (confirmed by a second sample)
 makes should_stop() true. should_stop() is also true once ``memguard run``
 asked for a checkpoint (signal or stop file), and is agreed across ranks
 under torch.distributed, with the reason of the lowest rank that wants to
-stop. emergency_save() writes emergency_epochN.pth atomically, acknowledges
+stop. A stop for memory may instead be survived in the same process: save,
+go on at a smaller batch, and call continue_after() where may_continue()
+says so (memguard run then logs "continue" and goes back to watching).
+emergency_save() writes emergency_epochN.pth atomically, acknowledges
 it to memguard run (MEMGUARD_ACK_FILE), prints the seed's emergency banner
 with the reason and exits with 75. A save that fails says so, and where,
 and lets the exception through.
@@ -222,6 +225,41 @@ class Guard:
         if current > SEED_BATCHES[0]:
             return max(SEED_BATCHES[0], current * 3 // 4)
         return next((b for b in SEED_BATCHES if b < current), 1)
+
+    # -- continuing at a smaller footprint (instead of stopping) ----------------
+    def may_continue(self):
+        """After should_stop() said yes: whether this stop is for memory and
+        may be answered by saving, making the footprint smaller (a smaller
+        batch) and continue_after(), instead of emergency_save(): the
+        Guard's own critical check, or a memory request of a memguard run
+        that takes that answer. False for a manual request (SIGUSR1 to
+        memguard run, or a bare signal) and for an older memguard run: stop
+        then. Under torch.distributed every rank must call it at the same
+        step; all get the same answer (one all-reduce)."""
+        requested = self._stop.requested()
+        objects = requested and not self._stop.may_continue()
+        if _torch.distributed_rank() is None:
+            return not objects and (requested or self.critical)
+        # A rank that saw nothing itself does not object.
+        return _torch.lowest_rank_with(objects) is None
+
+    def continue_after(self, path, note=None):
+        """Goes on after a save at ``path`` that may_continue() allowed:
+        answers memguard run's pending memory request with "saved ``path``
+        and continuing" (``note``, one line for its log and this output,
+        e.g. "batch 8 -> 6"), forgets the critical check, and prints
+        "[memguard] NOTE: continuing (PATH saved)". Call it once the
+        footprint is smaller; if memory is still critical at the next check,
+        should_stop() says so again. MemguardError(MG_EINVAL) when there is
+        no such request to answer (stop instead)."""
+        if self._stop.requested():
+            self._stop.continue_after(path, note)
+        self.critical = False
+        self._critical_reason = None
+        self._agreed = None
+        self.level = Level.SAFE
+        what = f"{note}: continuing" if note else "continuing"
+        self._print(f"[memguard] {what} ({os.fspath(path)} saved)\n")
 
     # -- checkpoints ------------------------------------------------------------
     def save(self, save_fn, path):

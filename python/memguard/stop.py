@@ -18,8 +18,11 @@ the file, so a trainer checks both. The stop file is text: line 1 is exactly
 StopRequest installs a Python handler that only sets a flag (saving inside a
 handler is what hangs, Lightning #21406), checks the flag, then the event,
 then the file, when asked, and reads the file's reason once a request is
-seen. acknowledge() writes the acknowledgement. Nothing here saves, prints
-or exits: Guard does that.
+seen. acknowledge() writes the acknowledgement; continue_after() answers a
+memory request with "saved and continuing" instead, where memguard run takes
+that answer (MEMGUARD_CONTINUE_FILE; the stop file's third line is "request
+N memory", memguard.h "Continuing instead of stopping"). Nothing here saves,
+prints or exits: Guard does that.
 
 Windows has no SIGUSR1; memguard run asks with the file and the event, and
 sends CTRL_BREAK_EVENT (SIGBREAK) to the command's process group only when
@@ -52,7 +55,9 @@ STOP_SIGNAL_ENV = "MEMGUARD_STOP_SIGNAL"
 ACK_FILE_ENV = "MEMGUARD_ACK_FILE"
 STOP_EVENT_ENV = "MEMGUARD_STOP_EVENT"      # memguard.h MG_ENV_STOP_EVENT (Windows)
 ARMED_EVENT_ENV = "MEMGUARD_ARMED_EVENT"    # memguard.h MG_ENV_ARMED_EVENT (Windows)
+CONTINUE_FILE_ENV = "MEMGUARD_CONTINUE_FILE"  # memguard.h MG_ENV_CONTINUE_FILE
 STOP_FILE_HEADER = "memguard stop request"  # memguard.h MG_STOP_FILE_HEADER
+CONTINUE_FILE_HEADER = "memguard continue"  # memguard.h MG_CONTINUE_FILE_HEADER
 STOP_FILE_READ_MAX = 4096                   # bytes read of a stop file, as mg_stop_reason
 
 _SYNCHRONIZE = 0x00100000   # the access right WaitForSingleObject needs
@@ -103,11 +108,23 @@ def parse_stop_file(data):
     return text or None
 
 
-def read_stop_reason(path):
-    """The reason of the stop file at ``path`` (see parse_stop_file), reading
-    at most 4 KiB of a regular file. None when there is no file, it is not a
-    regular file (a FIFO planted there must not hang the trainer), or it
-    cannot be read."""
+def parse_request(data):
+    """The request line of a stop file's bytes ``data`` (line 3, "request N
+    memory" or "request N stop"): (N, True for memory). (0, False) when
+    there is none: an old memguard run, or not a stop file."""
+    header = STOP_FILE_HEADER.encode() + b"\n"
+    lines = data[len(header):].split(b"\n") if data.startswith(header) else []
+    words = lines[1].split(b" ") if len(lines) > 1 else []
+    if len(words) != 3 or words[0] != b"request" or not words[1].isdigit() \
+            or int(words[1]) == 0:
+        return 0, False
+    return int(words[1]), words[2] == b"memory"
+
+
+def _read_stop_file(path):
+    """At most 4 KiB of the regular file at ``path``: bytes, or None when
+    there is no file, it is not a regular file (a FIFO planted there must
+    not hang the trainer), or it cannot be read."""
     if not path:
         return None
     try:
@@ -117,11 +134,20 @@ def read_stop_reason(path):
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
-        return parse_stop_file(os.read(fd, STOP_FILE_READ_MAX))
+        return os.read(fd, STOP_FILE_READ_MAX)
     except OSError:
         return None
     finally:
         os.close(fd)
+
+
+def read_stop_reason(path):
+    """The reason of the stop file at ``path`` (see parse_stop_file), reading
+    at most 4 KiB of a regular file. None when there is no file, it is not a
+    regular file (a FIFO planted there must not hang the trainer), or it
+    cannot be read."""
+    data = _read_stop_file(path)
+    return None if data is None else parse_stop_file(data)
 
 
 def acknowledge(checkpoint_path, env=None):
@@ -137,8 +163,16 @@ def acknowledge(checkpoint_path, env=None):
     ack = env.get(ACK_FILE_ENV, "")
     if not ack:
         return None
-    text = os.path.abspath(os.fspath(checkpoint_path)) + "\n"
-    tmp = f"{ack}.tmp.{os.getpid()}"
+    _replace_with(ack, os.path.abspath(os.fspath(checkpoint_path)) + "\n")
+    return ack
+
+
+def _replace_with(path, text):
+    """Writes ``text`` to ``path`` through ``<path>.tmp.<pid>`` (O_EXCL |
+    O_NOFOLLOW, mode 0600; a stale entry of that name is unlinked first,
+    never followed), fsync and os.replace, so a reader never sees half of
+    it. OSError propagates; the temporary is removed then."""
+    tmp = f"{path}.tmp.{os.getpid()}"
     try:
         os.unlink(tmp)  # ours by name: a leftover of this pid
     except FileNotFoundError:
@@ -153,14 +187,13 @@ def acknowledge(checkpoint_path, env=None):
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, ack)
+        os.replace(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)
         except OSError:
             pass
         raise
-    return ack
 
 
 class Kernel32Events:
@@ -233,8 +266,10 @@ class StopRequest:
             raise MemguardError(MG_EINVAL, f"stop_signal {signo!r}: expected a signal "
                                 "number, or 0 for none")
         self.stop_file = stop_file if stop_file is not None else (env.get(STOP_FILE_ENV) or None)
+        self.continue_file = env.get(CONTINUE_FILE_ENV) or None
         self.signalled = False  # written by the handler, read by requested()
         self.file_reason = None  # the stop file's reason, once a request was seen
+        self.answered = 0  # the request answered by continue_after(), 0: none
         self.signo = None
         self._previous = None
         self._events = events if events is not None else _windows_events()
@@ -262,11 +297,54 @@ class StopRequest:
         file exists (one stat). On a request, the stop file's reason is read
         into ``file_reason`` (until it has one: the file comes before the
         signal and the event)."""
-        asked = (self.signalled or self._event_set()
-                 or (bool(self.stop_file) and os.path.exists(self.stop_file)))
+        asked = (self.signalled or (not self.answered and self._event_set())
+                 or self._file_asks())
         if asked and self.file_reason is None:
             self.file_reason = read_stop_reason(self.stop_file)
         return asked
+
+    def _file_asks(self):
+        """The stop file is there, and is not the request answered (which
+        stays until memguard run takes the answer; the event too)."""
+        if not self.stop_file or not os.path.exists(self.stop_file):
+            return False
+        return not self.answered or self._request()[0] != self.answered
+
+    def _request(self):
+        data = _read_stop_file(self.stop_file)
+        return (0, False) if data is None else parse_request(data)
+
+    def may_continue(self):
+        """Whether the pending request may be answered with continue_after():
+        a memguard run that takes that answer (MEMGUARD_CONTINUE_FILE) asked
+        for memory ("request N memory"). False for a manual request, an old
+        memguard run, a bare signal, or no request (memguard.h,
+        mg_stop_may_continue)."""
+        n, memory = self._request() if self.continue_file else (0, False)
+        return n != 0 and memory and n != self.answered
+
+    def continue_after(self, checkpoint_path, note=None):
+        """Answers the pending memory request with "saved ``checkpoint_path``
+        and continuing" (``note``: one line for memguard run's log, e.g.
+        "batch 8 -> 6"): writes MEMGUARD_CONTINUE_FILE atomically; from then
+        on requested() is False until a new request (another number, or the
+        signal again). Call it after the save, once the footprint is smaller.
+        MemguardError(MG_EINVAL) when may_continue() is False or a text is
+        not one line; OSError from the write propagates."""
+        n, memory = self._request() if self.continue_file else (0, False)
+        path = os.path.abspath(os.fspath(checkpoint_path))
+        note = "" if note is None else str(note)
+        if not n or not memory or n == self.answered:
+            raise MemguardError(MG_EINVAL, "no memory request of a memguard run that takes "
+                                "\"continuing\" is pending: save, acknowledge and stop")
+        if any(c in text for text in (path, note) for c in "\r\n"):
+            raise MemguardError(MG_EINVAL, "continue_after: the path and the note must be "
+                                "one line each")
+        _replace_with(self.continue_file, f"{CONTINUE_FILE_HEADER}\nrequest {n}\n"
+                      f"checkpoint {path}\nnote {note}\n")
+        self.answered = n
+        self.signalled = False  # a signal from now on is a new request's
+        self.file_reason = None
 
     def reason(self):
         """The stop file's reason text when it gave one, else "signal N",

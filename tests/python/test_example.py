@@ -1,6 +1,8 @@
 """examples/pytorch/train_unet.py with Debian's python3-torch on the CPU:
 a short run, an emergency stop by the Guard's own budget and by
-`memguard run --ram-budget`, exit status 75, and resume."""
+`memguard run --ram-budget`, exit status 75, and resume; --restart at a
+smaller batch, and --on-memory shrink going on in the same process."""
+import json
 import os
 import re
 import shutil
@@ -126,6 +128,48 @@ class TestExample(unittest.TestCase):
         self.assertIn("Training finished", r.stdout)
         self.assertEqual(self.checkpoint("last.pth")["config"]["BATCH"], 2)
         self.assertEqual(self.checkpoint("last.pth")["next_epoch"], 2)
+
+    def test_memguard_run_shrink_in_process(self):
+        # The same pressure as above, with --on-memory shrink: the example
+        # saves, answers "continuing" and redoes the epoch at batch 2 in the
+        # same process; memguard run logs "continue" and never stops it.
+        log = os.path.join(self.dir, "run.jsonl")
+        r = self.example("--batch", "4", "--act-mb", "80", "--epochs", "2", "--on-memory",
+                         "shrink", supervise=["--ram-budget", "600M", "--grace", "30", "--log",
+                                              log], timeout=180)
+        self.assertEqual(r.returncode, 0, r.stdout[-3000:] + r.stderr[-3000:])
+        name = os.path.join(self.dir, "emergency_epoch0.pth")
+        self.assertIn(f"[memguard] batch 4 -> 2: continuing ({name} saved)", r.stdout)
+        self.assertIn(f"saved {name} and continues (batch 4 -> 2)", r.stderr)
+        self.assertNotIn("Emergency stop", r.stdout)
+        self.assertIn("Training finished", r.stdout)
+        with open(log, encoding="utf-8") as f:
+            events = [json.loads(line)["event"] for line in f]
+        self.assertEqual(events.count("request"), 1, events)
+        self.assertEqual(events.count("continue"), 1, events)
+        self.assertNotIn("term", events)
+        self.assertNotIn("ack", events)
+        self.assertEqual(self.checkpoint("emergency_epoch0.pth")["config"]["BATCH"], 4)
+        self.assertEqual(self.checkpoint("last.pth")["config"]["BATCH"], 2)
+        self.assertEqual(self.checkpoint("last.pth")["next_epoch"], 2)
+
+    def test_own_budget_shrink_then_stop_at_batch_1(self):
+        # The Guard's own budget, far too small for any batch: it shrinks
+        # 2 -> 1 in the process, then stops with 75 at batch 1 (the seed's
+        # table ends there), the checkpoint saved.
+        r = self.example("--ram-budget", "100M", "--on-memory", "shrink")
+        self.assertIn("[memguard] batch 2 -> 1: continuing (", r.stdout)
+        self.assertEqual(r.stdout.count(": continuing ("), 1, r.stdout)
+        self.assertEqual(r.returncode, 75, r.stdout + r.stderr)
+        self.assertIn("Emergency stop", r.stdout)
+        self.assertIn(f"Emergency save complete: {self.dir}/emergency_epoch0.pth", r.stdout)
+        ck = self.checkpoint("emergency_epoch0.pth")
+        self.assertEqual((ck["config"]["BATCH"], ck["next_epoch"]), (1, 0))
+
+    def test_bad_on_memory(self):
+        r = self.example("--on-memory", "grow")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("argument --on-memory: invalid choice: 'grow'", r.stderr)
 
 
 if __name__ == "__main__":

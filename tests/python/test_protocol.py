@@ -1,7 +1,9 @@
 """The memguard run protocol on the trainer's side, without a supervisor: the
 stop file's reason (missing, empty, one line, huge, binary, not a regular
 file), the acknowledgement file (content, mode, atomic rename, a planted
-symlink not followed, nothing acknowledged after a failed save), the banner's
+symlink not followed, nothing acknowledged after a failed save), the
+"continuing" answer to a memory request (its text, when it is allowed, and
+that the answered request no longer counts while a new one does), the banner's
 Reason line, and a relative MEMGUARD_LIBRARY after a chdir. Real files in a
 temporary folder; the chdir case runs in a child process."""
 import contextlib
@@ -276,6 +278,91 @@ class TestAcknowledge(Tmp):
                       err.getvalue())
         self.assertTrue(os.path.isfile(os.path.join(self.dir, "emergency_epoch1.pth")))
         self.assertFalse([f for f in os.listdir(self.dir) if ".tmp." in f])
+
+
+class TestContinue(Tmp):
+    """Answering a memory request with "saved and continuing" (memguard.h,
+    "Continuing instead of stopping"), as unet-train --on-memory shrink
+    does through mg_stop_continue."""
+
+    def stop(self, n, kind="memory", cont=True):
+        path = self.write("stop", HEADER + REASON.encode() + f"\nrequest {n} {kind}\n".encode())
+        env = {"MEMGUARD_CONTINUE_FILE": os.path.join(self.dir, "cont")} if cont else {}
+        return path, memguard.StopRequest(signo=0, stop_file=path, env=env)
+
+    def test_request_line(self):
+        parse = memguard.stop.parse_request
+        self.assertEqual(parse(HEADER + b"r\nrequest 3 memory\n"), (3, True))
+        self.assertEqual(parse(HEADER + b"r\nrequest 12 stop\n"), (12, False))
+        self.assertEqual(parse(HEADER + b"r\nrequest 4 memory"), (4, True))
+        for bad in (HEADER + b"r\n", HEADER + b"r\nrequest 0 memory\n",
+                    HEADER + b"r\nrequest  3 memory\n", HEADER + b"r\nrequest x memory\n",
+                    b"other\nr\nrequest 3 memory\n", b""):
+            self.assertEqual(parse(bad), (0, False), bad)
+
+    def test_answer_and_the_next_request(self):
+        path, s = self.stop(3)
+        self.assertTrue(s.requested())
+        self.assertTrue(s.may_continue())
+        s.continue_after(os.path.join(self.dir, "e.pth"), "batch 8 -> 6")
+        with open(os.path.join(self.dir, "cont"), encoding="utf-8") as f:
+            self.assertEqual(f.read(), f"memguard continue\nrequest 3\ncheckpoint "
+                             f"{os.path.join(self.dir, 'e.pth')}\nnote batch 8 -> 6\n")
+        self.assertEqual(stat.S_IMODE(os.stat(os.path.join(self.dir, "cont")).st_mode), 0o600)
+        # The answered request stays until memguard run takes the answer.
+        self.assertFalse(s.requested())
+        self.assertFalse(s.may_continue())
+        with self.assertRaises(memguard.MemguardError):
+            s.continue_after("e.pth")
+        # memguard run took it and asks again: request 4 counts.
+        self.write("stop", HEADER + b"RAM usage high: 90%\nrequest 4 memory\n")
+        self.assertTrue(s.requested())
+        self.assertEqual(s.reason(), "RAM usage high: 90%")
+        self.assertTrue(s.may_continue())
+        self.assertEqual(sorted(os.listdir(self.dir)), ["cont", "stop"])
+
+    def test_must_stop(self):
+        # A manual request, an older memguard run (no request line), or one
+        # that does not take the answer: stop as before.
+        for n, kind, cont in ((5, "stop", True), (5, "memory", False)):
+            _, s = self.stop(n, kind, cont)
+            self.assertTrue(s.requested())
+            self.assertFalse(s.may_continue())
+            with self.assertRaises(memguard.MemguardError):
+                s.continue_after("e.pth")
+        self.write("stop", HEADER + REASON.encode() + b"\n")
+        s = memguard.StopRequest(signo=0, stop_file=os.path.join(self.dir, "stop"),
+                                 env={"MEMGUARD_CONTINUE_FILE": os.path.join(self.dir, "c2")})
+        self.assertTrue(s.requested())
+        self.assertFalse(s.may_continue())
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "c2")))
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "cont")))
+
+    def test_note_must_be_one_line(self):
+        _, s = self.stop(2)
+        with self.assertRaises(memguard.MemguardError):
+            s.continue_after("e.pth", "two\nlines")
+        self.assertTrue(s.requested())
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "cont")))
+
+    def test_guard_own_critical_may_continue(self):
+        g = guard(ram_budget=1 << 20)  # far over: critical at the first check
+        g.check()
+        self.assertTrue(g.should_stop())
+        self.assertTrue(g.may_continue())
+        g.continue_after(os.path.join(self.dir, "e.pth"), "batch 4 -> 2")
+        self.assertFalse(g.should_stop())
+        self.assertIn("[memguard] batch 4 -> 2: continuing (", g.file.getvalue())
+        self.assertIsNone(g.stop_reason)
+        g.check()  # still over: it says so again
+        self.assertTrue(g.should_stop())
+        g.close()
+
+    def test_guard_without_a_stop(self):
+        g = guard()
+        self.assertFalse(g.should_stop())
+        self.assertFalse(g.may_continue())
+        g.close()
 
 
 class TestRelativeLibrary(Tmp):

@@ -10,7 +10,9 @@
  * metrics.csv column), so a program can map every drawn point back to the
  * number in the file (the tests do). A value that is not a number (the
  * validation columns of a run without a validation set) is not drawn; a
- * series with no number at all is left out and the panel says so.
+ * series with no number at all is left out and the panel says so. The
+ * batch changes of --on-memory shrink (OUT/shrinks.csv, when there is
+ * one) are dashed lines where they happened, labelled "batch 8 -> 6".
  *
  * Not here: deciding when to draw (train.c calls this after every epoch
  * and at an emergency stop) and writing metrics.csv.
@@ -18,6 +20,7 @@
 #include "curves.h"
 
 #include "errf.h"
+#include "fileio.h"
 #include "memguard.h"
 
 #include <errno.h>
@@ -90,6 +93,46 @@ static int read_rows(const char *path, rows *r, char *err, size_t len)
     }
     fclose(f);
     return rc;
+}
+
+/* ---- OUT/shrinks.csv's rows (--on-memory shrink) ------------------------------------ */
+
+#define SHRINKS_MAX 64
+
+typedef struct shrink_mark {
+    int epoch, from, to;
+    double at; /* the epoch's fraction done: sample / samples */
+} shrink_mark;
+
+/* "epoch,sample,samples,from_batch,to_batch,..." as a mark; false for the
+ * header or a line that is no row. */
+static bool parse_shrink(const char *line, shrink_mark *m)
+{
+    long v[5];
+    const char *s = line;
+    for (int k = 0; k < 5; k++) {
+        char *end;
+        v[k] = strtol(s, &end, 10);
+        if (end == s || *end != ',') return false;
+        s = end + 1;
+    }
+    if (v[0] < 1 || v[1] < 0 || v[2] < 1 || v[1] > v[2] || v[3] < 1 || v[4] < 1) return false;
+    *m = (shrink_mark){(int)v[0], (int)v[3], (int)v[4], (double)v[1] / (double)v[2]};
+    return true;
+}
+
+/* Up to SHRINKS_MAX marks of OUT/shrinks.csv up to epoch `upto`; none
+ * when there is no such file (a run that never shrank). */
+static int read_shrinks(const char *out, int upto, shrink_mark *m)
+{
+    char path[1200], line[4096], err[8];
+    snprintf(path, sizeof path, "%s/shrinks.csv", out);
+    FILE *f = unet_fopen_regular(path, NULL, err, sizeof err); /* a FIFO does not hang */
+    int n = 0, r;
+    while (f && n < SHRINKS_MAX && (r = unet_read_line(f, line, sizeof line)) != 0)
+        n += r == 1 && parse_shrink(line, &m[n]) && m[n].epoch <= upto;
+    if (f) fclose(f);
+    return n;
 }
 
 /* ---- the text -------------------------------------------------------------------- */
@@ -233,12 +276,27 @@ static void stop_line(buf *b, const panel *p, int stop_epoch)
         p->y + 14, stop_epoch, stop_epoch);
 }
 
-static void draw_panel(buf *b, const panel *p, const rows *r, int stop_epoch)
+/* A shrink during epoch E at its fraction f: at x = E - 1 + f, where the
+ * epoch's training ran (its row's point is drawn at x = E, its end). */
+static void shrink_line(buf *b, const panel *p, const shrink_mark *m)
+{
+    double x = px(p, m->epoch - 1 + m->at);
+    put(b, "<g class=\"event\" data-kind=\"shrink\" data-epoch=\"%d\" data-at=\"%.6g\" "
+           "data-from=\"%d\" data-to=\"%d\"><line x1=\"%.2f\" y1=\"%.2f\" x2=\"%.2f\" "
+           "y2=\"%.2f\" stroke=\"#17becf\" stroke-width=\"2\" stroke-dasharray=\"3 3\"/>"
+           "<text x=\"%.2f\" y=\"%.2f\" font-size=\"11\" fill=\"#0f8a96\">batch %d -&gt; %d"
+           "</text></g>\n", m->epoch, m->at, m->from, m->to, x, p->y, x, p->y + p->h, x + 3,
+        p->y + p->h - 6, m->from, m->to);
+}
+
+static void draw_panel(buf *b, const panel *p, const rows *r, int stop_epoch,
+                       const shrink_mark *m, int nm)
 {
     frame(b, p);
     axes(b, p);
     for (int k = p->first; k < p->first + p->nkeys; k++)
         if (has_values(r, k)) series(b, p, r, k);
+    for (int i = 0; i < nm; i++) shrink_line(b, p, &m[i]);
     stop_line(b, p, stop_epoch);
     legend(b, p, r);
     put(b, "</g>\n");
@@ -254,9 +312,10 @@ static double max_loss(const rows *r)
     return m;
 }
 
-static void draw(buf *b, const rows *r, int stop_epoch)
+static void draw(buf *b, const rows *r, int stop_epoch, const shrink_mark *m, int nm)
 {
     double last = r->n ? r->epoch[r->n - 1] : 0;
+    for (int i = 0; i < nm; i++) last = fmax(last, m[i].epoch);
     /* Half an epoch of room right of a stop, so its line is not the frame. */
     double t1 = stop_epoch > 0 ? fmax(last, stop_epoch) + 0.5 : fmax(last, 1);
     double top = max_loss(r);
@@ -270,10 +329,11 @@ static void draw(buf *b, const rows *r, int stop_epoch)
         SVG_W, SVG_H, SVG_W, SVG_H);
     put(b, "<rect width=\"100%%\" height=\"100%%\" fill=\"#fafafa\"/>\n");
     put(b, "<text x=\"20\" y=\"30\" font-size=\"16\" font-weight=\"bold\">unet-train: %d "
-           "epoch%s%s</text>\n", r->n, r->n == 1 ? "" : "s",
+           "epoch%s%s%s</text>\n", r->n, r->n == 1 ? "" : "s",
+        nm > 0 ? ", smaller batches for memory" : "",
         stop_epoch > 0 ? ", then stopped for memory" : "");
-    draw_panel(b, &loss, r, stop_epoch);
-    draw_panel(b, &qual, r, stop_epoch);
+    draw_panel(b, &loss, r, stop_epoch, m, nm);
+    draw_panel(b, &qual, r, stop_epoch, m, nm);
     put(b, "</svg>\n");
 }
 
@@ -300,9 +360,13 @@ int curves_write(const char *out, int stop_epoch, char *err, size_t len)
     snprintf(svg, sizeof svg, "%s/curves.svg", out);
     rows r = {0};
     buf b = {0};
+    shrink_mark m[SHRINKS_MAX];
     int rc = read_rows(csv, &r, err, len);
     if (rc == 0) {
-        draw(&b, &r, stop_epoch);
+        /* Up to the epoch in progress: a resumed run's later rows are
+         * of the timeline its resume replaced. */
+        int upto = (r.n ? r.epoch[r.n - 1] : 0) + 1;
+        draw(&b, &r, stop_epoch, m, read_shrinks(out, upto > stop_epoch ? upto : stop_epoch, m));
         if (b.failed) {
             snprintf(err, len, "%s: out of memory", svg);
             rc = -1;

@@ -95,6 +95,19 @@ static void csv_field(char *buf, size_t len, const char *s)
     buf[u] = '\0';
 }
 
+void shrink_forget(const char *out)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/shrinks.csv", out);
+    if (unet_entry_kind(path) != UNET_ENTRY_FILE) return;
+    int fd = unet_open_rw(path);
+    if (fd < 0) return;
+    if (unet_rewrite(fd, "", 0) != 0)
+        fprintf(stderr, "unet-train: cannot empty %s (its rows are an earlier run's): %s\n",
+                path, strerror(errno));
+    close(fd);
+}
+
 /* Appends row to OUT/shrinks.csv, with the header when the file is new.
  * 0, or -1 with errno set (ELOOP: a link there, EINVAL: not a file). */
 static int append_row(const char *out, const char *row)

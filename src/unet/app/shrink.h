@@ -58,4 +58,10 @@ typedef struct shrink_at {
  * training goes on). */
 void shrink_report(const char *out, const shrink_at *at);
 
+/* A fresh run (not --resume) empties OUT/shrinks.csv, as it starts
+ * metrics.csv anew, so the rows and curves.svg's marks are this run's: a
+ * regular file only (a link or anything else there is left alone), and a
+ * failure is said on stderr. */
+void shrink_forget(const char *out);
+
 #endif /* UNET_SHRINK_H */

@@ -598,6 +598,7 @@ static int trainer_open(trainer *t, const train_opts *o, dist *d, char *err, siz
     if (!t->lead) return 0;
     t->csv = metrics_open(o->out, t->st.epoch, t->st.metrics_row, err, len);
     if (!t->csv) return MG_EXIT_USAGE;
+    if (!o->resume[0]) shrink_forget(o->out);
     if (o->resume[0])
         printf("resumed from %s: epoch %lld, batch %lld%s\n", o->resume, (long long)t->st.epoch,
                (long long)t->st.batch,

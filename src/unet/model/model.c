@@ -258,7 +258,9 @@ void unet_backward(unet *m, int batch)
 
     /* Decoder, shallowest first: dec[depth-1] is level 0. The skip half of
      * dcat[i] is kept for the encoder; the up half goes through the
-     * transposed conv into ga for the next (deeper) decoder block. */
+     * transposed conv into ga for the next (deeper) decoder block. dcat[i]
+     * is dec[j]'s a1 and a2 (plan.c), which block_backward has read when
+     * it writes it. */
     for (int j = c->depth - 1; j >= 0; j--) {
         int i = c->depth - 1 - j;
         const float *r2 = recompute_r2(m, &m->dec_p[j], &m->dec[j]);

@@ -99,7 +99,7 @@ typedef struct unet_plan {
     int ncounts;           /* BN num_batches_tracked counters (int64) */
     size_t param_bytes;    /* params + grads + Adam m, v + the counters */
     size_t act_bytes;      /* activations kept for backward */
-    size_t grad_bytes;     /* activation gradients (skips + 3 working) */
+    size_t grad_bytes;     /* activation gradients (3 working buffers) */
     size_t scratch_bytes;  /* kernels' scratch, the largest of any op */
     size_t io_bytes;       /* the batch in NCHW, targets, logits */
     size_t total_bytes;    /* the arena */
@@ -135,7 +135,8 @@ typedef struct unet {
     float *cat[UNET_MAX_DEPTH]; /* [skip ; up], blocked (2 ch_i) */
     float *pool[UNET_MAX_DEPTH];/* max-pooled skips */
     float *logits;              /* blocked (1,B,H,W); aliases ga */
-    float *dcat[UNET_MAX_DEPTH];/* gradients of cat (skip half kept) */
+    float *dcat[UNET_MAX_DEPTH];/* gradients of cat (skip half kept):
+                                 * dec[.].a1 and a2's memory (plan.c) */
     float *ga, *gb;             /* working gradient buffers */
     float *rtmp;                /* a recomputed ReLU output */
     float *dlogits;             /* blocked (1,B,H,W); aliases gb */

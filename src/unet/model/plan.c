@@ -11,12 +11,14 @@
  *
  * The plan for B=8 at 128x128 with the default model (base 16, depth 4):
  * params + grads + Adam moments 29.7 MiB, activations 106 MiB (160 when
- * every ReLU output was kept too), activation gradients 57 MiB (the skip
- * gradients of every level plus three working buffers the size of the
- * largest activation, which also hold the blocked logits and their
- * gradient, instead of one gradient per activation: 160 MiB;
- * research/cnn-in-c.md 5.4); 197.9 MiB in all (test_unet_parity prints
- * it: test_plan_is_linear_in_batch).
+ * every ReLU output was kept too), activation gradients 24.8 MiB (three
+ * working buffers the size of the largest activation, which also hold
+ * the blocked logits and their gradient, instead of one gradient per
+ * activation: 160 MiB; research/cnn-in-c.md 5.4; the skip gradients of
+ * every level, 32 MiB more, live in a decoder block's two pre-BN
+ * activations, which its backward has read when it writes them);
+ * 165.8 MiB in all (test_unet_parity prints it:
+ * test_plan_is_linear_in_batch; `unet-train plan --batch 8`).
  */
 #include "plan.h"
 
@@ -137,8 +139,20 @@ static void arena_regions(unet *m, bump *b)
         a->in = a->s;
         a->in.c = 2 * a->s.c;
         a->x = m->cat[i];
-        a->a1 = take_f(b, act(a->s));
-        a->a2 = take_f(b, act(a->s));
+        /* a1 and a2 as the two halves of one concat-shaped tensor: both are
+         * dead once this block's backward has read them, which is when it
+         * writes the gradient of its input (dcat[i], the concat's shape)
+         * here, so the skip gradients the encoders need later cost nothing
+         * (32 MiB of 198 at batch 8, 128x128). With a smaller batch the
+         * skip half is still a1 at that batch, but the up half starts
+         * earlier: it writes over a1's unused tail and the start of a2,
+         * borders included, which nothing reads before the next forward
+         * writes a1 and a2 again (BN, their only reader, reads the
+         * interior; set_batch zeroes all when the batch size changes). */
+        float *pair = take_f(b, act(a->in));
+        a->a1 = pair;
+        a->a2 = pair ? m->be->channels(pair, a->in, a->s.c) : NULL;
+        m->dcat[i] = pair;
         a->r2 = NULL;
         a->mean1 = take_f(b, (size_t)a->s.c);
         a->rstd1 = take_f(b, (size_t)a->s.c);
@@ -149,15 +163,8 @@ static void arena_regions(unet *m, bump *b)
 
     u0 = b->used;
     size_t work = 0;
-    for (int i = 0; i <= c->depth; i++) {
-        shape o = level_shape(c, i, B, H, W);
-        work = max_sz(work, act(o));
-        if (i < c->depth) {
-            shape cat = o;
-            cat.c = 2 * o.c;
-            m->dcat[i] = take_f(b, act(cat));
-        }
-    }
+    for (int i = 0; i <= c->depth; i++)
+        work = max_sz(work, act(level_shape(c, i, B, H, W)));
     shape lo = {1, B, H, W};
     work = max_sz(work, act(lo));
     m->ga = take_f(b, work);

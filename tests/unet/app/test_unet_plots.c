@@ -204,7 +204,8 @@ static void test_curves_of_a_stop(void)
 }
 
 /* Also: a curves.svg that is a symbolic link is replaced, its target
- * untouched; a dead run's curves.svg.tmp.PID is removed at the start. */
+ * untouched; a dead run's curves.svg.tmp.PID is removed at the start; a
+ * FIFO at shrinks.csv is left alone and read as no shrinks. */
 static void test_curves_without_validation(void)
 {
     char dir[1000], svg[1100], target[1100], dead_tmp[1100];
@@ -219,9 +220,14 @@ static void test_curves_without_validation(void)
     waitpid(dead, NULL, 0);
     snprintf(dead_tmp, sizeof dead_tmp, "%s/curves.svg.tmp.%ld", dir, (long)dead);
     CHECK(spit(dead_tmp, "x", 1));
+    char fifo[1100];
+    snprintf(fifo, sizeof fifo, "%s/shrinks.csv", dir);
+    CHECK(mkfifo(fifo, 0644) == 0);
     UT(60000, TINY, "--epochs", "2", "--val-split", "0", "--out", dir);
     CHECK_INT(P.status, 0);
     struct stat sb;
+    /* The FIFO at shrinks.csv neither hung the run nor was touched. */
+    CHECK(lstat(fifo, &sb) == 0 && S_ISFIFO(sb.st_mode));
     CHECK(lstat(svg, &sb) == 0 && S_ISREG(sb.st_mode));
     char *kept = slurp(target, NULL);
     CHECK_STR(kept, "keep");

@@ -9,7 +9,9 @@
  *     process, answers memguard run (which logs "continue" and never
  *     sends SIGTERM), and the run ends with 0;
  *   - the same with the trainer's own --ram-budget (the helper is its
- *     child, so its tree), logged in OUT/shrinks.csv;
+ *     child, so its tree), logged in OUT/shrinks.csv (an earlier run's
+ *     row there gone: a fresh run starts it anew) and marked where it
+ *     happened in OUT/curves.svg;
  *   - in both, every image of every epoch was trained on exactly once
  *     (the UNET_TRAIN_TRACE hook), and the result is bitwise the run
  *     `--resume emergency_epochN.pth --batch B` gives (weights, Adam
@@ -147,6 +149,30 @@ static void check_trace(const char *path, int n, int first, int last)
     printf("# trace: %d batches, every one of %d images once in each of %d epochs\n", lines, n,
            EPOCHS);
     free(t);
+}
+
+/* ---- curves.svg ----------------------------------------------------------------------- */
+
+/* OUT/curves.svg marks the shrink l, and only it, in both panels. */
+static void check_curves_mark(const char *out, const shrink_line *l, int samples)
+{
+    char path[1200], want[200];
+    snprintf(path, sizeof path, "%s/curves.svg", out);
+    char *svg = slurp(path, NULL);
+    CHECK(svg != NULL);
+    if (!svg) return;
+    snprintf(want, sizeof want,
+             "data-kind=\"shrink\" data-epoch=\"%d\" data-at=\"%.6g\" data-from=\"%d\" "
+             "data-to=\"%d\"", l->epoch, (double)l->sample / samples, l->from, l->to);
+    int marks = 0, same = 0;
+    for (const char *p = svg; (p = strstr(p, "data-kind=\"shrink\"")) != NULL; p++) {
+        marks++;
+        same += strncmp(p, want, strlen(want)) == 0;
+    }
+    CHECK_INT(marks, 2);
+    CHECK_INT(same, 2);
+    if (same != 2) MG_FAIL_("wanted %s in:\n%s", want, svg);
+    free(svg);
 }
 
 /* ---- the run a shrink must equal ----------------------------------------------------- */
@@ -324,6 +350,10 @@ static void test_own_budget(void)
     mg_rm_rf(out);
     mkdirs(out);
     snprintf(csv, sizeof csv, "%s/shrinks.csv", out);
+    /* An earlier run's row: this fresh run starts the file anew. */
+    const char *stale = "epoch,sample,samples,from_batch,to_batch,checkpoint,reason\n"
+                        "2,16,58,8,2,\"old.pth\",\"RAM usage high: earlier\"\n";
+    spit(csv, stale, strlen(stale));
     /* The trainer's tree is itself and the helper (exec keeps the child):
      * at 45 % alone, the helper adds 50 % of the budget at once after the
      * third batch (in one step: grown slowly, a fast machine's trainer
@@ -361,6 +391,7 @@ static void test_own_budget(void)
     CHECK(rows && strncmp(rows, want, strlen(want)) == 0);
     if (rows && strncmp(rows, want, strlen(want)) != 0) MG_FAIL_("shrinks.csv:\n%s", rows);
     free(rows);
+    check_curves_mark(out, &l, train_count(P.out));
     check_trace(trace, train_count(P.out), 8, l.to);
     if (n == 1) check_equals_resume(out, &l, "own");
 }
