@@ -256,16 +256,13 @@ static void bn_lanes(float *dst, const float *src, int blk, int c)
     }
 }
 
-/* Row i of the elementwise pass (unit i / h, interior row i % h):
- * y = relu(x * a + b) with a = rstd * gamma and b = beta - mean * a per
- * lane, in float, torch's order. The last phase of bn_relu_forward and the
- * whole of bn_relu_apply are this one function, so the two give the same
- * bits by construction (model.h recomputes the ReLU output with apply). */
-static void bn_apply_row(float *y, const float *x, shape s, int i, const float *gamma,
-                         const float *beta, const float *mean, const float *rstd, int avx)
+/* The elementwise pass's constants for channel block blk: y = relu(x * a
+ * + b) with a = rstd * gamma and b = beta - mean * a per lane, in float,
+ * torch's order. */
+static void bn_apply_lanes(float *a, float *b, int blk, shape s, const float *gamma,
+                           const float *beta, const float *mean, const float *rstd)
 {
-    int u = i / s.h, r = i % s.h, blk = u / s.b;
-    float a[CB], b[CB], g[CB], bt[CB], m[CB], rs[CB];
+    float g[CB], bt[CB], m[CB], rs[CB];
     bn_lanes(g, gamma, blk, s.c);
     bn_lanes(bt, beta, blk, s.c);
     bn_lanes(m, mean, blk, s.c);
@@ -274,11 +271,37 @@ static void bn_apply_row(float *y, const float *x, shape s, int i, const float *
         a[l] = rs[l] * g[l];
         b[l] = bt[l] - m[l] * a[l];
     }
-    size_t o = bn_row(s, u, r);
-    if (avx)
-        bn_apply_avx2(y + o, x + o, s.w, a, b);
-    else
-        bn_apply_sse(y + o, x + o, s.w, a, b);
+}
+
+/* The elementwise pass over every interior row (row i: unit i / h,
+ * interior row i % h). The last phase of bn_relu_forward and the whole of
+ * bn_relu_apply are this one function, so the two give the same bits by
+ * construction (model.h recomputes the ReLU output with apply). Each
+ * thread takes a contiguous run of rows and sets a block's constants when
+ * it enters the block, not for every row (at 16x16 that setup cost as
+ * much as the row). */
+static void bn_apply_rows(float *y, const float *x, shape s, const float *gamma,
+                          const float *beta, const float *mean, const float *rstd, int avx)
+{
+    const int rows = shape_blocks(s) * s.b * s.h;
+#pragma omp parallel
+    {
+        int cur = -1;
+        float a[CB] = {0}, b[CB] = {0};
+#pragma omp for schedule(static)
+        for (int i = 0; i < rows; i++) {
+            int u = i / s.h, r = i % s.h, blk = u / s.b;
+            if (blk != cur) {
+                bn_apply_lanes(a, b, blk, s, gamma, beta, mean, rstd);
+                cur = blk;
+            }
+            size_t o = bn_row(s, u, r);
+            if (avx)
+                bn_apply_avx2(y + o, x + o, s.w, a, b);
+            else
+                bn_apply_sse(y + o, x + o, s.w, a, b);
+        }
+    }
 }
 
 /* The reference's elementwise pass over channel c: y = relu(x * a + b),
@@ -369,7 +392,7 @@ void bn_relu_forward_sync(float *restrict y, const float *restrict x, shape s,
                        num_batches_tracked, momentum, eps, sync);
         return;
     }
-    int nb = shape_blocks(s), units = nb * s.b, rows = units * s.h;
+    int nb = shape_blocks(s), units = nb * s.b;
     int avx = kern == UNET_KERNEL_AVX2;
     size_t rstride = (size_t)(s.w + 2) * CB;
     double *slots = bn_slots(scratch);
@@ -386,9 +409,7 @@ void bn_relu_forward_sync(float *restrict y, const float *restrict x, shape s,
      * thread that runs the ops (tensor.h). */
     bn_merge(slots, s, mean, rstd, running_mean, running_var, num_batches_tracked, momentum,
              eps, sync, bn_totals(scratch, s));
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < rows; i++)
-        bn_apply_row(y, x, s, i, gamma, beta, mean, rstd, avx);
+    bn_apply_rows(y, x, s, gamma, beta, mean, rstd, avx);
 }
 
 void bn_relu_forward(float *restrict y, const float *restrict x, shape s,
@@ -487,6 +508,33 @@ static void bn_backward_totals(const double *slots, shape s, const float *rstd, 
         sync->sum(sync->ctx, tot, 2 * s.c + 1);
 }
 
+/* The backward elementwise pass's constants for one channel block. */
+typedef struct bn_bconst {
+    float m[CB], rs[CB], ga[CB], gm[CB], k[CB];
+} bn_bconst;
+
+/* Those of block blk from the totals (tot: 2 C + 1 doubles, the count
+ * last). */
+static void bn_backward_lanes(bn_bconst *c, int blk, shape s, const float *gamma,
+                              const float *mean, const float *rstd, const double *tot)
+{
+    double n = tot[2 * s.c];
+    bn_lanes(c->m, mean, blk, s.c);
+    bn_lanes(c->rs, rstd, blk, s.c);
+    bn_lanes(c->ga, gamma, blk, s.c);
+    for (int l = 0; l < CB; l++) {
+        int ch = blk * CB + l;
+        if (ch < s.c) {
+            /* torch: k = (float)dotp * invstd * invstd / n in float,
+             * grad_mean = (float)(sum / n) */
+            c->k[l] = (float)tot[s.c + ch] * c->rs[l] * c->rs[l] / (float)n;
+            c->gm[l] = (float)(tot[ch] / n);
+        } else {
+            c->k[l] = c->gm[l] = 0.0f;
+        }
+    }
+}
+
 void bn_relu_backward_sync(float *restrict dx, float *restrict dgamma, float *restrict dbeta,
                            const float *restrict dy, const float *restrict x,
                            const float *restrict y, shape s, const float *restrict gamma,
@@ -514,30 +562,27 @@ void bn_relu_backward_sync(float *restrict dx, float *restrict dgamma, float *re
             bn_bred_sse(dy + o, x + o, y + o, rstride, s.h, s.w, m, out);
     }
     bn_backward_totals(slots, s, rstd, dgamma, dbeta, sync, tot);
-    double n = tot[2 * s.c];
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < rows; i++) {
-        int u = i / s.h, r = i % s.h, blk = u / s.b;
-        float m[CB], rs[CB], ga[CB], gm[CB], k[CB];
-        bn_lanes(m, mean, blk, s.c);
-        bn_lanes(rs, rstd, blk, s.c);
-        bn_lanes(ga, gamma, blk, s.c);
-        for (int l = 0; l < CB; l++) {
-            int ch = blk * CB + l;
-            if (ch < s.c) {
-                /* torch: k = (float)dotp * invstd * invstd / n in float,
-                 * grad_mean = (float)(sum / n) */
-                k[l] = (float)tot[s.c + ch] * rs[l] * rs[l] / (float)n;
-                gm[l] = (float)(tot[ch] / n);
-            } else {
-                k[l] = gm[l] = 0.0f;
+    /* The elementwise pass, each thread on a contiguous run of rows,
+     * setting a block's constants when it enters the block (as
+     * bn_apply_rows). */
+#pragma omp parallel
+    {
+        int cur = -1;
+        bn_bconst c;
+        memset(&c, 0, sizeof c);
+#pragma omp for schedule(static)
+        for (int i = 0; i < rows; i++) {
+            int u = i / s.h, r = i % s.h, blk = u / s.b;
+            if (blk != cur) {
+                bn_backward_lanes(&c, blk, s, gamma, mean, rstd, tot);
+                cur = blk;
             }
+            size_t o = bn_row(s, u, r);
+            if (avx)
+                bn_bapply_avx2(dx + o, dy + o, x + o, y + o, s.w, c.m, c.gm, c.k, c.rs, c.ga);
+            else
+                bn_bapply_sse(dx + o, dy + o, x + o, y + o, s.w, c.m, c.gm, c.k, c.rs, c.ga);
         }
-        size_t o = bn_row(s, u, r);
-        if (avx)
-            bn_bapply_avx2(dx + o, dy + o, x + o, y + o, s.w, m, gm, k, rs, ga);
-        else
-            bn_bapply_sse(dx + o, dy + o, x + o, y + o, s.w, m, gm, k, rs, ga);
     }
 }
 
@@ -613,11 +658,7 @@ void bn_relu_apply(float *restrict y, const float *restrict x, shape s,
         }
         return;
     }
-    int rows = shape_blocks(s) * s.b * s.h;
-    int avx = kern == UNET_KERNEL_AVX2;
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < rows; i++)
-        bn_apply_row(y, x, s, i, gamma, beta, mean, rstd, avx);
+    bn_apply_rows(y, x, s, gamma, beta, mean, rstd, kern == UNET_KERNEL_AVX2);
 }
 
 static void bn_eval_lanes(float *a, float *b, int blk, shape s, const float *gamma,
