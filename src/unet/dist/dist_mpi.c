@@ -229,6 +229,11 @@ void dist_bcast(dist *d, void *p, size_t bytes)
     d->comm_s += MPI_Wtime() - t0;
 }
 
+/* Blocking on purpose: it comes right after the gradient sum has brought
+ * the ranks together, and costs 2-3 us with the ranks in step at 2 ranks
+ * on one machine (bench_dist_sum, run by bench/dist.sh). Posted
+ * non-blocking and completed a batch later, it would act on a stop one
+ * batch later to save those microseconds. */
 int dist_step(dist *d, double *v, int n, int want, char reason[DIST_REASON_MAX], int *kind)
 {
     *kind = want;
