@@ -53,7 +53,9 @@
  *       session 4 shrank 8 -> 1 and stopped). With SHRINKS (a trainer's
  *       own budget), until that file has r + 1 lines (a header and r
  *       shrinks), keeping what it has. It sleeps after the last round; it
- *       never catches the checkpoint signal.
+ *       never catches the checkpoint signal. It exits when its parent does
+ *       (a ballast started by a shell that then exec'd the trainer lives
+ *       in the trainer's own process tree, and ends with it).
  *   helper_child continuer STEP_MB EVERY_MS CKPT TOTAL_MB
  *       a trainer that answers memory requests by continuing smaller: it
  *       allocates STEP_MB every EVERY_MS, and once it has allocated
@@ -214,27 +216,35 @@ static void *grab_mapped(long mb)
     return p;
 }
 
+/* sleep_ms, and _exit(0) once the parent that started us is gone. */
+static void sleep_while_parent(long ms, pid_t parent)
+{
+    if (getppid() != parent) _exit(0);
+    sleep_ms(ms);
+}
+
 static int ballast(const char *trace, long lines, long step, long every, long rounds, long cap,
                    const char *shrinks)
 {
     const char *stop_file = getenv(MG_ENV_STOP_FILE);
     if (!stop_file && !shrinks) return 5;
+    pid_t parent = getppid();
     static void *blocks[4096];
     for (long r = 1; r <= rounds; r++) {
         long n = 0;
-        while (lines_in(trace) < r * lines) sleep_ms(5);
+        while (lines_in(trace) < r * lines) sleep_while_parent(5, parent);
         for (long got = 0; shrinks ? lines_in(shrinks) < r + 1 : !exists(stop_file);) {
             if (got + step <= cap && n < 4096) {
                 blocks[n++] = grab_mapped(step);
                 got += step;
             }
-            sleep_ms(every);
+            sleep_while_parent(every, parent);
         }
         if (shrinks) continue;
-        while (exists(stop_file)) sleep_ms(5);
+        while (exists(stop_file)) sleep_while_parent(5, parent);
         while (n > 0) munmap(blocks[--n], (size_t)step << 20);
     }
-    for (;;) pause();
+    for (;;) sleep_while_parent(50, parent);
 }
 
 /* Holds blocks of STEP_MB it can give back (grab() leaks on purpose). */

@@ -111,14 +111,45 @@ static bool should_stop(trainer *t, guard_point where, long batch, double *sums,
     return t->stop_from >= 0;
 }
 
+/* One training step on this rank's shard (mine images) of a global batch
+ * of bn: the loss parts times the images into sums[0..3), the gradients
+ * summed over the ranks, Adam's step. A shard can be empty (a batch
+ * smaller than the ranks: an epoch's short last batch, --batch 1 at 2
+ * ranks): it adds no loss and a zero gradient, and the means stay over
+ * the global count (the caller divides by the batch's images). With
+ * --sync-bn it still runs the model at batch 0, so it takes part in
+ * SyncBatchNorm's sums (adding no samples); with per-rank BN it skips the
+ * model, whose statistics of no samples would be 0/0. */
+static void train_step(trainer *t, int mine, int bn, double sums[3])
+{
+    unet *m = t->m;
+    const run_cfg *c = &t->c;
+    sums[0] = sums[1] = sums[2] = 0.0;
+    if (mine > 0 || m->bn_sync) {
+        unet_forward(m, mine, true);
+        double bce, dl;
+        double loss = unet_loss(m, mine, &bce, &dl);
+        unet_loss_share(m, mine, bn);
+        unet_backward(m, mine);
+        if (mine > 0) {
+            sums[0] = loss * mine;
+            sums[1] = bce * mine;
+            sums[2] = dl * mine;
+        }
+    }
+    /* Whatever the kernels leave in the gradients at batch 0, an empty
+     * shard's share of the sum is zero. */
+    if (mine == 0) memset(m->grads, 0, m->plan.params_floats * sizeof(float));
+    if (t->k > 1) dist_sum_grads(t->d, m->grads, m->plan.params_floats);
+    unet_adam(m, c->lr, c->beta1, c->beta2, c->eps, c->weight_decay);
+}
+
 /* Trains the rest of this epoch. Returns true when the guard said stop
  * (after finishing the current batch). The epoch's sums live in t->st, so
  * an emergency checkpoint carries them and a resumed epoch reports the
  * same means. */
 static bool train_epoch(trainer *t, int epoch, epoch_stats *es)
 {
-    unet *m = t->m;
-    const run_cfg *c = &t->c;
     run_state *st = &t->st;
     double t0 = progress_now_s() - st->ep_seconds;
     int done = (int)st->batch, total = done + unet_loader_batches_left(&t->tl);
@@ -126,14 +157,8 @@ static bool train_epoch(trainer *t, int epoch, epoch_stats *es)
     int bn, mine;
     while ((bn = next_shard(t, &t->tl, &mine)) > 0) {
         trace_batch(&t->tr, &t->tl, bn);
-        unet_forward(m, mine, true);
-        double bce, dl;
-        double loss = unet_loss(m, mine, &bce, &dl);
-        unet_loss_share(m, mine, bn);
-        unet_backward(m, mine);
-        if (t->k > 1) dist_sum_grads(t->d, m->grads, m->plan.params_floats);
-        unet_adam(m, c->lr, c->beta1, c->beta2, c->eps, c->weight_decay);
-        double sums[3] = {loss * mine, bce * mine, dl * mine}; /* over the ranks below */
+        double sums[3]; /* this rank's; over the ranks below */
+        train_step(t, mine, bn, sums);
         stop = should_stop(t, GP_TRAIN, done + 1, sums, 3);
         st->ep_loss += sums[0];
         st->ep_bce += sums[1];
@@ -449,23 +474,6 @@ static int check_dist_start(const trainer *t, char *err, size_t len)
     return 0;
 }
 
-/* And once the split is known: training batches the loader can cut into
- * K non-empty shards, the last one of an epoch included (every rank runs
- * every training step; validation skips an empty shard). */
-static int check_dist(const trainer *t, char *err, size_t len)
-{
-    const run_cfg *c = &t->c;
-    int n = t->split.n_train, last = n % c->batch ? n % c->batch : c->batch;
-    if (n < c->batch) last = n;
-    if (t->k > 1 && last < t->k) {
-        snprintf(err, len, "--batch %d over %d MPI ranks: the last training batch of an epoch "
-                 "(%d samples) has %d, fewer than the ranks (each needs one); pick a --batch "
-                 "that leaves at least %d, or fewer ranks", c->batch, t->k, n, last, t->k);
-        return MG_EINVAL;
-    }
-    return 0;
-}
-
 /* Everything that needs neither memory nor --out: the model's settings,
  * the --resume file, the data set's size and the memory plan. */
 static int check_start(trainer *t, char *err, size_t len)
@@ -573,7 +581,6 @@ static int trainer_open(trainer *t, const train_opts *o, dist *d, char *err, siz
     int rc = load_data(t, err, len);
     if (rc) return rc;
     t->mb = (c->batch + t->k - 1) / t->k; /* --batch auto has picked it now */
-    if (check_dist(t, err, len) < 0) return MG_EXIT_USAGE;
     guard_opts go = o->guard;
     go.batch = t->mb;
     t->g = guard_open(&go, err, len);
@@ -697,8 +704,10 @@ static int run_epochs(trainer *t)
     }
     if (!t->lead) return MG_EXIT_OK;
     if (t->k > 1)
-        printf("data parallel: rank 0 spent %.2f s in MPI collectives\n",
-               dist_comm_seconds(t->d));
+        printf("data parallel: rank 0 spent %.2f s in MPI collectives (gradient sums %.2f s, "
+               "per-batch sums and stop agreement %.4f s)\n",
+               dist_comm_seconds(t->d, DIST_COMM_ALL), dist_comm_seconds(t->d, DIST_COMM_GRADS),
+               dist_comm_seconds(t->d, DIST_COMM_STEP));
     printf("done: %s/last.pth", t->o->out);
     if (t->st.best_epoch > 0)
         printf(", %s/best.pth (epoch %lld, dice %.4f)", t->o->out, (long long)t->st.best_epoch,

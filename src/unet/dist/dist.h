@@ -93,8 +93,15 @@ const char *dist_host_of(const dist *d, int rank);
  * are 0); for start-up and the end of an emergency save. */
 int dist_agree_rc(dist *d, int rc);
 
-/* Seconds this rank has spent inside collectives so far (waiting for
- * slower ranks included), for the report of a run. */
-double dist_comm_seconds(const dist *d);
+/* Which collectives dist_comm_seconds adds up. */
+typedef enum dist_comm {
+    DIST_COMM_ALL,   /* every collective */
+    DIST_COMM_GRADS, /* dist_sum_grads */
+    DIST_COMM_STEP   /* dist_step: the per-batch sums and stop agreement */
+} dist_comm;
+
+/* Seconds this rank has spent inside collectives of kind `what` so far
+ * (waiting for slower ranks included), for the report of a run. */
+double dist_comm_seconds(const dist *d, dist_comm what);
 
 #endif /* UNET_DIST_H */

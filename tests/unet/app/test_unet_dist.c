@@ -8,11 +8,17 @@
  *     images of a global batch of 5) match one process at the same
  *     global batch after 3 steps: losses in metrics.csv, every weight and
  *     Adam's first moment within float rounding;
+ *   - batches smaller than the ranks (an epoch's last batch of 1 at 3
+ *     ranks, --batch 1 at 2): the empty shards add nothing, and with
+ *     --sync-bn the runs still match one process;
  *   - reruns are bitwise identical (2 ranks, --sync-bn and per-rank BN),
  *     and per-rank BN is not SyncBatchNorm in disguise;
  *   - the guard agrees: only rank 1 is over its budget (MPMD: its own
  *     --ram-budget), both ranks stop, rank 0 writes the one emergency
  *     checkpoint, mpirun exits 75, the banner names "[rank 1 @ host]";
+ *   - only the watcher thread sees it: rank 1's memory (a ballast in its
+ *     process tree) goes over its budget between check points; both
+ *     ranks stop within one batch of that, one checkpoint, exit 75;
  *   - per-node supervisors (`memguard run` around each rank): rank 1's
  *     request stops both; each memguard run exits 75 with the checkpoint
  *     acknowledged;
@@ -64,25 +70,36 @@ static void out_dir(char *buf, size_t len, const char *name)
     mg_rm_rf(buf);
 }
 
+/* The next process of the /proc listing d other than this one: its pid,
+ * and its command line (arguments joined by spaces) in cmd[4096]; 0 at
+ * the end. */
+static long next_process(DIR *d, char cmd[4096])
+{
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        char *end, path[64];
+        long pid = strtol(e->d_name, &end, 10);
+        if (*end || pid <= 0 || pid == (long)getpid()) continue;
+        snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
+        FILE *f = fopen(path, "rb");
+        if (!f) continue;
+        size_t n = fread(cmd, 1, 4095, f);
+        fclose(f);
+        for (size_t i = 0; i < n; i++)
+            if (!cmd[i]) cmd[i] = ' ';
+        cmd[n] = '\0';
+        return pid;
+    }
+    return 0;
+}
+
 /* Every process whose command line names `root` (ranks left behind):
  * reported as a failure and SIGKILLed. */
 static void reap_leftovers(const char *what)
 {
     DIR *d = opendir("/proc");
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        char *end;
-        long pid = strtol(e->d_name, &end, 10);
-        if (*end || pid <= 0 || pid == (long)getpid()) continue;
-        char path[64], cmd[4096];
-        snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
-        FILE *f = fopen(path, "rb");
-        if (!f) continue;
-        size_t n = fread(cmd, 1, sizeof cmd - 1, f);
-        fclose(f);
-        for (size_t i = 0; i < n; i++)
-            if (!cmd[i]) cmd[i] = ' ';
-        cmd[n] = '\0';
+    char cmd[4096];
+    for (long pid; (pid = next_process(d, cmd)) != 0;) {
         if (!strstr(cmd, root)) continue;
         MG_FAIL_("%s: left running: pid %ld: %s", what, pid, cmd);
         kill((pid_t)pid, SIGKILL);
@@ -323,6 +340,44 @@ static void test_rerun_bitwise(void)
     }
 }
 
+/* Batches smaller than the ranks: 21 samples leave 16 for training, so
+ * at a global batch of 5 the epoch's last batch has 1 image and at 3
+ * ranks two of them have none; at --batch 1 over 2 ranks every step has
+ * an empty shard. An empty shard adds a zero gradient and, with
+ * --sync-bn, no samples to BatchNorm's sums: the runs match one process
+ * at the same global batch. With per-rank BN the empty ranks skip the
+ * model: the run ends with finite numbers. */
+#define SHORT "--synthetic", "21", "--val-split", "0.25", "--img-size", "16", "--depth", "2", \
+              "--base", "8", "--in-ch", "1", "--progress", "lines", "--seed", "3",            \
+              "--epochs", "1"
+
+static void test_short_batches(void)
+{
+    static const char *const batch[2] = {"5", "1"}, *const np[2] = {"3", "2"};
+    for (int i = 0; i < 2; i++) {
+        char one[1200], many[1200], a[1300], b[1300], name[32];
+        snprintf(name, sizeof name, "short-%s-single", batch[i]);
+        out_dir(one, sizeof one, name);
+        CHECK_RC(UT(60000, SHORT, "--batch", batch[i], "--out", one), 0);
+        CHECK_CONTAINS(P.out, "16 train");
+        snprintf(name, sizeof name, "short-%s-np%s", batch[i], np[i]);
+        out_dir(many, sizeof many, name);
+        CHECK_RC(MPI(name, "-np", np[i], unet_train_path(), SHORT, "--batch", batch[i],
+                     "--sync-bn", "--out", many), 0);
+        snprintf(a, sizeof a, "%s/last.pth", one);
+        snprintf(b, sizeof b, "%s/last.pth", many);
+        check_ckpt(a, b, W_TOL, M_TOL, false);
+        same_metrics(one, many, 1, 1e-5);
+    }
+    char local[1200];
+    double v[1][7];
+    out_dir(local, sizeof local, "short-local");
+    CHECK_RC(MPI("short-local", "-np", "3", unet_train_path(), SHORT, "--batch", "5", "--out",
+                 local), 0);
+    CHECK_INT(metrics(local, v, 1), 1);
+    for (int k = 0; k < 7; k++) CHECK(isfinite(v[0][k]));
+}
+
 /* ---- 3. the guard agrees ------------------------------------------------------------------ */
 
 /* The .pth files in dir whose names start with prefix; the first found
@@ -388,6 +443,122 @@ static void test_request_any_node(void)
     snprintf(want, sizeof want, " saved %s/%s and stopped (exit 75)", out, pth);
     const char *ack = strstr(P.err, want);
     CHECK(ack && strstr(ack + 1, want));
+}
+
+/* Between check points only the watcher thread sees memory: rank 1 runs
+ * under a shell that starts a ballast (helper_child, in rank 1's own
+ * process tree: the shell then execs the trainer) and it grabs more than
+ * rank 1's --ram-budget at once when rank 1 starts its 4th batch
+ * (UNET_TRAIN_TRACE's 4th line); --check-train and --check-eval are far
+ * beyond the epoch, so no check point of the loop falls inside it. The
+ * tick follows rank 1's batches (its trace) and the ballast's RSS: the
+ * ranks must stop at the end of the batch in which the ballast filled, or
+ * of the next one (it can fill just as a batch ends). */
+#define WATCH "--synthetic", "80", "--val-split", "0.2", "--img-size", "128", "--depth", "2", \
+              "--base", "16", "--in-ch", "1", "--batch", "4", "--progress", "lines",           \
+              "--seed", "3", "--epochs", "2", "--check-train", "1000", "--check-eval", "1000"
+#define WATCH_BUDGET_MB 512  /* rank 1's --ram-budget: room for a sanitized rank's own RSS */
+#define WATCH_BALLAST_MB 640 /* one grab, more than the whole budget */
+
+static char watch_trace[1300];
+static pid_t watch_ballast;
+static long watch_lines_at_full; /* rank 1's batches started when the ballast was full */
+
+/* Lines in a file (0 when it cannot be read). */
+static long file_lines(const char *path)
+{
+    char *s = slurp(path, NULL);
+    long n = s ? count_lines(s) : 0;
+    free(s);
+    return n;
+}
+
+/* The pid of the process whose command line starts with a and has b, 0
+ * if none. */
+static pid_t find_process(const char *a, const char *b)
+{
+    DIR *d = opendir("/proc");
+    char cmd[4096];
+    long pid;
+    do
+        pid = next_process(d, cmd);
+    while (pid && !(strncmp(cmd, a, strlen(a)) == 0 && strstr(cmd, b)));
+    if (d) closedir(d);
+    return (pid_t)pid;
+}
+
+/* VmRSS of pid in MiB, -1 when it cannot be read. */
+static long rss_mb(pid_t pid)
+{
+    char path[64], *s;
+    snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+    s = slurp(path, NULL);
+    const char *v = s ? strstr(s, "VmRSS:") : NULL;
+    long kb = v ? strtol(v + 6, NULL, 10) : -1;
+    free(s);
+    return kb < 0 ? -1 : kb / 1024;
+}
+
+static void watch_tick(double ms)
+{
+    (void)ms;
+    if (watch_lines_at_full) return;
+    if (!watch_ballast) watch_ballast = find_process(MG_HELPER " ballast ", watch_trace);
+    if (watch_ballast && rss_mb(watch_ballast) > WATCH_BUDGET_MB)
+        watch_lines_at_full = file_lines(watch_trace);
+}
+
+static void test_watcher_only(void)
+{
+    char out[1200], pth[256] = "", host[256] = "", want[1800], budget[32], ballast[64];
+    gethostname(host, sizeof host - 1);
+    out_dir(out, sizeof out, "watcher");
+    snprintf(watch_trace, sizeof watch_trace, "%s/watcher-rank1.trace", root);
+    unlink(watch_trace);
+    snprintf(budget, sizeof budget, "%dM", WATCH_BUDGET_MB);
+    snprintf(ballast, sizeof ballast, "%d", WATCH_BALLAST_MB);
+    watch_ballast = 0;
+    watch_lines_at_full = 0;
+    P_tick = watch_tick;
+    /* $1 helper, $2 trace, $3 MiB; the ballast waits for 4 trace lines,
+     * grabs $3 MiB in one step and holds it (no "shrinks" file ever has 2
+     * lines: /dev/null), and ends when its parent, the trainer, does. */
+    int rc = MPI("watcher", "-np", "1", unet_train_path(), WATCH, "--out", out, ":", "-np", "1",
+                 "/bin/bash", "-c",
+                 "\"$1\" ballast \"$2\" 4 \"$3\" 1 1 \"$3\" /dev/null & t=$2; shift 3; "
+                 "exec /usr/bin/env UNET_TRAIN_TRACE=\"$t\" \"$@\"",
+                 "bash", MG_HELPER, watch_trace, ballast, unet_train_path(), WATCH, "--out", out,
+                 "--ram-budget", budget);
+    P_tick = NULL;
+    CHECK_RC(rc, 75);
+    snprintf(want, sizeof want, "Reason: [rank 1 @ %s] [!] RAM usage high: ", host);
+    CHECK_CONTAINS(P.out, want);
+    CHECK_INT(count_pth(out, "", pth, sizeof pth), 1);
+    CHECK_STR(pth, "emergency_epoch1.pth");
+    const char *b = strstr(P.out, "Emergency stop");
+    CHECK(b && !strstr(b + 1, "Emergency stop"));
+    CHECK(P.wall_ms < 60000);
+    /* Where it stopped: the checkpoint's batch is rank 1's last one. */
+    long started = file_lines(watch_trace);
+    char path[1600];
+    snprintf(path, sizeof path, "%s/%s", out, pth);
+    loaded l;
+    if (load(path, &l)) {
+        printf("# watcher: ballast over the budget during rank 1's batch %ld; stopped after "
+               "batch %lld of 16 (rank 1 started %ld)\n", watch_lines_at_full,
+               (long long)l.info.st.batch, started);
+        CHECK_INT(l.info.st.epoch, 0);
+        CHECK_INT(l.info.st.batch, started);
+        CHECK(watch_lines_at_full >= 4);
+        CHECK(l.info.st.batch >= watch_lines_at_full && l.info.st.batch <= watch_lines_at_full + 1);
+        CHECK(l.info.st.batch < 16); /* inside the epoch: no check point saw it */
+        unet_destroy(l.m);
+    }
+    /* The ballast ends with its parent (it looks every millisecond): give
+     * it a moment before the leftovers check. */
+    for (int i = 0; i < 200 && find_process(MG_HELPER " ballast ", watch_trace); i++)
+        usleep(10000);
+    reap_leftovers("watcher: the ballast");
 }
 
 /* ---- 4. one checkpoint, any rank count ------------------------------------------------- */
@@ -469,8 +640,10 @@ int main(void)
 #ifdef MG_MPIEXEC
     MG_RUN(test_sync_bn_matches);
     MG_RUN(test_rerun_bitwise);
+    MG_RUN(test_short_batches);
     MG_RUN(test_guard_agrees);
     MG_RUN(test_request_any_node);
+    MG_RUN(test_watcher_only);
     MG_RUN(test_resume_other_k);
 #endif
     reap_leftovers("the end");

@@ -284,9 +284,12 @@ static bool run_guarded(const char *name, bool old_supervisor, char *out, size_t
     unsigned long long b = run_budget();
     snprintf(budget, sizeof budget, "%llu", b);
     snprintf(cap, sizeof cap, "%llu", b * 35 / 100 >> 20);
+    /* --max-interval 20: a sample at least every 20 ms, so memguard run
+     * sees the spike while a fast machine's trainer is still mid-run. */
     const char *argv[64] = {MG_CLI, "run", "--no-gpu", "--ram-budget", budget, "--warn-ram",
-                            "0.6", "--stop-ram", "0.7", "--hard-ram", "0.99", "--log", log, "--"};
-    int i = 14;
+                            "0.6", "--stop-ram", "0.7", "--hard-ram", "0.99", "--max-interval",
+                            "20", "--log", log, "--"};
+    int i = 16;
     if (old_supervisor) {
         argv[i++] = "env";
         argv[i++] = "-u";
