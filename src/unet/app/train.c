@@ -465,9 +465,10 @@ static int open_resume(trainer *t, char *err, size_t len)
 static int check_dist_start(const trainer *t, char *err, size_t len)
 {
     if (t->k > 1 && (t->o->batch_auto || t->o->shrink)) {
+        bool a = t->o->batch_auto;
         snprintf(err, len, "%s: not with %d MPI ranks (the ranks would each pick their own "
-                 "batch); give --batch N%s", t->o->batch_auto ? "--batch auto" : "--on-memory "
-                 "shrink", t->k, t->o->shrink ? " and --on-memory stop" : "");
+                 "batch); give %s", a ? "--batch auto" : "--on-memory shrink", t->k,
+                 a ? "--batch N" : "--on-memory stop (the default)");
         return MG_EINVAL;
     }
     if (t->k > 1 && !t->be->host_visible) {

@@ -26,7 +26,7 @@
  *     resumed at 1 and at 3, each ends where the uninterrupted 2-rank run
  *     ends (SyncBatchNorm; float rounding);
  *   - bad input under mpirun: a bad flag, a bad --resume file, a bad flag
- *     of rank 1 alone: one line (not one per rank), exit 2 at once, no
+ *     of rank 1 alone, --on-memory shrink, --batch auto: one line (not one per rank), exit 2 at once, no
  *     --out, the file untouched; ranks whose training settings differ
  *     (--epochs, --lr, the --resume point) are refused naming the setting,
  *     before rank 0 touches --out; predict and plan are rank 0's alone.
@@ -609,6 +609,18 @@ static void test_bad_input(void)
         ":", "-np", "1", unet_train_path(), SMALL, "--epochs", "1", "--out", out,
         "--ram-budget", "lots");
     check_refused(out, "--ram-budget 'lots': expected a size");
+    /* What picks a batch on each rank's own node is refused, once. */
+    char ini[1300];
+    snprintf(ini, sizeof ini, "%s/shrink.ini", root);
+    spit(ini, "on_memory = shrink\n", 19);
+    MPI("shrink", "-np", "2", unet_train_path(), SMALL, "--epochs", "1", "--config", ini,
+        "--out", out);
+    check_refused(out, "--on-memory shrink: not with 2 MPI ranks (the ranks would each pick "
+                       "their own batch); give --on-memory stop (the default)\n");
+    MPI("batch auto", "-np", "2", unet_train_path(), "--synthetic", "20", "--img-size", "16",
+        "--depth", "2", "--batch", "auto", "--epochs", "1", "--out", out);
+    check_refused(out, "--batch auto: not with 2 MPI ranks (the ranks would each pick their "
+                       "own batch); give --batch N\n");
 }
 
 /* Ranks whose training settings differ are refused at start-up, naming
