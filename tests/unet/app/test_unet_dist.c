@@ -21,7 +21,7 @@
  *     ranks stop within one batch of that, one checkpoint, exit 75;
  *   - per-node supervisors (`memguard run` around each rank): rank 1's
  *     request stops both; each memguard run exits 75 with the checkpoint
- *     acknowledged;
+ *     acknowledged; one memguard run around mpirun does the same;
  *   - one checkpoint, any rank count: stopped mid-epoch at 2 ranks,
  *     resumed at 1 and at 3, each ends where the uninterrupted 2-rank run
  *     ends (SyncBatchNorm; float rounding);
@@ -385,6 +385,14 @@ static void test_short_batches(void)
 
 /* ---- 3. the guard agrees ------------------------------------------------------------------ */
 
+/* How many times needle occurs in s. */
+static int occurrences(const char *s, const char *needle)
+{
+    int n = 0;
+    for (const char *p = s; (p = strstr(p, needle)) != NULL; p += strlen(needle)) n++;
+    return n;
+}
+
 /* The .pth files in dir whose names start with prefix; the first found
  * into first. */
 static int count_pth(const char *dir, const char *prefix, char *first, size_t len)
@@ -448,6 +456,28 @@ static void test_request_any_node(void)
     snprintf(want, sizeof want, " saved %s/%s and stopped (exit 75)", out, pth);
     const char *ack = strstr(P.err, want);
     CHECK(ack && strstr(ack + 1, want));
+}
+
+/* One memguard run around mpirun as a whole (memguard(1): put it
+ * outermost): its tree is mpirun and both ranks, over its budget at once;
+ * the request (its stop file in the environment mpirun passes on, its
+ * signal forwarded by mpirun) reaches both ranks, rank 0 saves once, and
+ * memguard exits 75 with that checkpoint acknowledged. */
+static void test_request_around_mpirun(void)
+{
+    char out[1200], pth[256] = "", want[1600];
+    out_dir(out, sizeof out, "around");
+    const char *argv[] = {MG_CLI, "run", "--ram-budget", "1G", "--warn-ram", "0.005",
+                          "--stop-ram", "0.01", "--hard-ram", "0.99", "--grace", "30s", "--",
+                          MPIRUN, "-np", "2", unet_train_path(), SMALL, "--epochs", "20", "--out",
+                          out, NULL};
+    CHECK_RC(run_mpi("around", argv), 75);
+    CHECK_CONTAINS(P.out, "(stop requested by memguard run on rank ");
+    CHECK_INT(count_pth(out, "", pth, sizeof pth), 1);
+    CHECK(strncmp(pth, "emergency_epoch", 15) == 0);
+    CHECK_INT(occurrences(P.out, "Emergency stop"), 1);
+    snprintf(want, sizeof want, " saved %s/%s and stopped (exit 75)", out, pth);
+    CHECK_CONTAINS(P.err, want);
 }
 
 /* Between check points only the watcher thread sees memory: rank 1 runs
@@ -567,14 +597,6 @@ static void test_watcher_only(void)
 }
 
 /* ---- 4. bad input under mpirun -------------------------------------------------------- */
-
-/* How many times needle occurs in s. */
-static int occurrences(const char *s, const char *needle)
-{
-    int n = 0;
-    for (const char *p = s; (p = strstr(p, needle)) != NULL; p += strlen(needle)) n++;
-    return n;
-}
 
 /* A refused start under mpirun: exit 2, well before mpirun's deadline (no
  * rank left waiting in a collective), the line `want` said once (not once
@@ -755,6 +777,7 @@ int main(void)
     MG_RUN(test_short_batches);
     MG_RUN(test_guard_agrees);
     MG_RUN(test_request_any_node);
+    MG_RUN(test_request_around_mpirun);
     MG_RUN(test_watcher_only);
     MG_RUN(test_resume_other_k);
     MG_RUN(test_bad_input);
