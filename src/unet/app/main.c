@@ -7,7 +7,9 @@
  * table (settings.c); an option another job takes, an option given twice,
  * a path that is empty, too long or looks like an option, are refused.
  * Anything wrong is one line on stderr naming the option or the file and
- * line (or UNET_KERNELS), and exit status 2, before anything is created.
+ * line (or UNET_KERNELS), and exit status 2, before anything is created;
+ * under mpirun a train job's line is said once for all ranks
+ * (train_refuse), and predict and plan run on rank 0 alone.
  * The filled options go to train.c / predict.c / plan_run. Nothing here
  * trains or writes, and the file's syntax (lines, comments, quotes) is
  * config_file.c's.
@@ -15,6 +17,7 @@
 #include "train.h"
 
 #include "config_file.h"
+#include "dist.h"
 #include "errf.h"
 #include "isa.h" /* UNET_KERNELS, checked before any job */
 #include "memguard.h"
@@ -101,16 +104,20 @@ static void usage(FILE *f)
 
 /* Set while options come from --config, so errors name the file and line. */
 static char where[UT_PATH_MAX + 64];
+/* The last refusal's line; a train job says it through train_refuse (once
+ * under mpirun, not once per rank), the other jobs at once. */
+static char said[2 * UT_PATH_MAX + 512];
+static bool hold_said;
 
 static int bad(const char *fmt, ...) UNET_PRINTF(1, 2);
 static int bad(const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "unet-train: %s", where);
+    size_t u = (size_t)snprintf(said, sizeof said, "%s", where);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(said + u, sizeof said - u, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    if (!hold_said) fprintf(stderr, "unet-train: %s\n", said); /* one write: ranks interleave */
     return MG_EXIT_USAGE;
 }
 
@@ -556,36 +563,66 @@ static int run_predict(cli *k)
     return predict_run(p);
 }
 
-int main(int argc, char **argv)
+/* The command line into k and the checks before any job; 0, -1 (done:
+ * --help, --version) or the exit status of a refusal (bad() has its line). */
+static int parse(cli *k, int argc, char **argv)
 {
-    static cli k;
     int first = 1;
-    k.job = J_TRAIN;
+    k->job = J_TRAIN;
     if (argc > 1 && argv[1][0] != '-') {
-        if (strcmp(argv[1], "predict") == 0) k.job = J_PREDICT;
-        else if (strcmp(argv[1], "plan") == 0) k.job = J_PLAN;
+        if (strcmp(argv[1], "predict") == 0) k->job = J_PREDICT;
+        else if (strcmp(argv[1], "plan") == 0) k->job = J_PLAN;
         else if (strcmp(argv[1], "train") != 0)
             return bad("unknown command %s: expected train, predict or plan", shown(argv[1]));
         first = 2;
     }
-    defaults(&k);
-    int rc = first_pass(&k, argc, argv, first);
-    if (rc == 0) rc = second_pass(&k, argc, argv, first);
-    if (rc) return rc < 0 ? MG_EXIT_OK : rc;
+    defaults(k);
+    int rc = first_pass(k, argc, argv, first);
+    if (rc == 0) rc = second_pass(k, argc, argv, first);
+    if (rc) return rc;
     char kerr[160];
     if (unet_kernels_check(kerr, sizeof kerr) < 0) return bad("%s", kerr);
-    if (k.bf16) {
+    if (k->bf16) {
         if (unet_bf16_check(kerr, sizeof kerr) < 0) return bad("%s", kerr);
-        k.t.backend = k.p.backend = unet_backend_cpu_bf16();
+        k->t.backend = k->p.backend = unet_backend_cpu_bf16();
     }
-    run_cfg *c = &k.t.run;
-    if (k.job != J_PREDICT && c->img_size % (1 << c->model.depth) != 0)
+    run_cfg *c = &k->t.run;
+    if (k->job != J_PREDICT && c->img_size % (1 << c->model.depth) != 0)
         return bad("--img-size %d: expected a multiple of %d (2^depth, with --depth %d)",
                    c->img_size, 1 << c->model.depth, c->model.depth);
+    if (k->job == J_TRAIN && c->data[0] && c->synthetic)
+        return bad("--data and --synthetic exclude each other: give one");
+    return 0;
+}
+
+/* Under mpirun, predict and plan are rank 0's job alone (K ranks would
+ * each do all of it and say so): true on the other ranks, which end at
+ * once with status 0, whatever their flags. MPI starts and ends here just
+ * to learn the rank; a plain run, or a build without MPI, never starts it
+ * and is rank 0. */
+static bool not_rank0(void)
+{
+    char err[512];
+    dist *d = dist_open(err, sizeof err);
+    bool other = d && dist_rank(d) != 0;
+    dist_close(d);
+    return other;
+}
+
+int main(int argc, char **argv)
+{
+    static cli k;
+    /* A train job's refusal waits for train_refuse: a bad flag under
+     * mpirun is then one line, not one per rank. A "train" that turns out
+     * to be an unknown command is a train job too. */
+    hold_said = !(argc > 1 && (strcmp(argv[1], "predict") == 0 || strcmp(argv[1], "plan") == 0));
+    if (!hold_said && not_rank0()) return MG_EXIT_OK;
+    int rc = parse(&k, argc, argv);
+    if (rc < 0) return MG_EXIT_OK;
+    if (rc) return k.job == J_TRAIN ? train_refuse(rc, said) : rc;
+    run_cfg *c = &k.t.run;
     if (k.job == J_PLAN) return plan_run(&c->model, c->batch, c->img_size);
     if (k.job == J_PREDICT) return run_predict(&k);
-    if (c->data[0] && c->synthetic)
-        return bad("--data and --synthetic exclude each other: give one");
     if (!c->data[0] && !c->synthetic) c->synthetic = 240;
     return train_run(&k.t);
 }

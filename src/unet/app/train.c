@@ -17,14 +17,17 @@
  * shard of each global batch; the gradients are summed after backward,
  * the loss sums and the guard's stop are agreed at every batch boundary,
  * and only rank 0 prints the progress and writes --out (checkpoints,
- * metrics.csv, curves.svg).
+ * metrics.csv, curves.svg). The start is agreed in steps (every rank's
+ * start-up, the settings every rank must share, rank 0's first writes
+ * into --out), each failure said once by the lowest rank that had it.
  *
  * It owns the order of things, not their substance: the model (model/)
  * and its backend (the CPU's, cpu/, unless train_opts names another), the
  * data (data/), the output folder and its lock (outdir.c), the batch size
  * against RAM (batch_fit.c), the progress bar (progress.c), metrics.csv
  * (metrics.c), the shrink (shrink.c), the UNET_TRAIN_TRACE test hook
- * (trace.c) and the file format (ckpt/, pth/) live elsewhere.
+ * (trace.c), the ranks' settings compared (rank_check.c) and the file
+ * format (ckpt/, pth/) live elsewhere.
  */
 #include "train.h"
 
@@ -36,6 +39,7 @@
 #include "metrics.h"
 #include "outdir.h"
 #include "progress.h"
+#include "rank_check.h"
 #include "shrink.h"
 #include "trace.h"
 
@@ -595,6 +599,23 @@ static int trainer_open(trainer *t, const train_opts *o, dist *d, char *err, siz
     t->ck = ckpt_writer_new(t->m, c, err, len);
     if (!t->ck) return MG_EXIT_ERROR;
     if (t->rf && (rc = apply_resume(t, err, len)) != 0) return rc;
+    return 0;
+}
+
+/* Every rank trains with rank 0's settings (rank_check.h); 0 or exit 2. */
+static int same_settings(const trainer *t, char *err, size_t len)
+{
+    return rank_check(t->d, &t->c, t->o->sync_bn, t->data.n, &t->st, t->m, err, len) < 0
+               ? MG_EXIT_USAGE
+               : 0;
+}
+
+/* Rank 0's first writes into --out's files, once every rank's start-up
+ * is agreed (metrics.csv is cut back to a --resume file's epoch: a start
+ * another rank refuses must not have done that). */
+static int trainer_begin(trainer *t, char *err, size_t len)
+{
+    const train_opts *o = t->o;
     if (!t->lead) return 0;
     t->csv = metrics_open(o->out, t->st.epoch, t->st.metrics_row, err, len);
     if (!t->csv) return MG_EXIT_USAGE;
@@ -728,6 +749,30 @@ static void set_threads(const train_opts *o, const dist *d)
     }
 }
 
+/* A start's outcome over the ranks (a collective: every rank calls it, rc
+ * its own): the largest status, and err of the lowest rank that failed,
+ * said by that rank alone, so a bad flag or --resume file shows once, not
+ * K times, and a rank whose own flags (mpirun's colon syntax) are bad is
+ * still heard. One rank's failed start ends them all. */
+static int agree_start(dist *d, int rc, const char *err)
+{
+    if (dist_first(d, rc != 0) == dist_rank(d)) say_err(err);
+    return dist_agree_rc(d, rc);
+}
+
+int train_refuse(int rc, const char *msg)
+{
+    char err[512];
+    dist *d = dist_open(err, sizeof err);
+    if (!d) {
+        say_err(msg);
+        return rc;
+    }
+    rc = agree_start(d, rc, msg);
+    dist_close(d);
+    return rc;
+}
+
 int train_run(const train_opts *o)
 {
     /* The checkpoint signal's flag-only handler goes in first: a request
@@ -745,11 +790,9 @@ int train_run(const train_opts *o)
     set_threads(o, d);
     fpenv_flush_denormals();
     trainer t;
-    int rc = trainer_open(&t, o, d, err, sizeof err);
-    int lead_rc = rc, all = dist_agree_rc(d, rc); /* one rank's failed start ends them all */
-    dist_bcast(d, &lead_rc, sizeof lead_rc);
-    if (rc != 0 && (dist_rank(d) == 0 || lead_rc == 0)) say_err(err); /* once, not K times */
-    rc = all;
+    int rc = agree_start(d, trainer_open(&t, o, d, err, sizeof err), err);
+    if (rc == 0) rc = agree_start(d, same_settings(&t, err, sizeof err), err);
+    if (rc == 0) rc = agree_start(d, trainer_begin(&t, err, sizeof err), err);
     if (rc != 0) {
         trainer_close(&t);
         outdir_close(&t.od, true); /* a failed start leaves no lock and no empty --out */

@@ -51,6 +51,11 @@ static inline const unet_backend *ut_backend(const unet_backend *be)
 }
 
 int train_run(const train_opts *o);
+/* A train job refused before train_run (main.c's checks; msg its line,
+ * rc its status): under mpirun it meets the other ranks' start-up, so the
+ * line is said once and every rank exits with the largest status; else
+ * msg is said. Returns the status to exit with. */
+int train_refuse(int rc, const char *msg);
 int predict_run(const predict_opts *o);
 /* Prints the memory plan of `cfg` at `batch` and `img_size`. */
 int plan_run(const unet_cfg *cfg, int batch, int img_size);

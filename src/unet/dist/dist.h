@@ -24,8 +24,8 @@
  * bitwise the single process: nothing is added).
  *
  * Collectives: every rank calls dist_sum_grads, dist_sum_small,
- * dist_bcast, dist_step and dist_agree_rc at the same points with the same
- * sizes, from the thread that called dist_open (MPI_THREAD_FUNNELED; the
+ * dist_bcast, dist_step, dist_first and dist_agree_rc at the same points
+ * with the same sizes, from the thread that called dist_open (MPI_THREAD_FUNNELED; the
  * guard's watcher thread never calls them). A rank that dies makes the
  * launcher end the others (mpirun's default), so nothing waits forever.
  *
@@ -88,6 +88,10 @@ void dist_bcast(dist *d, void *p, size_t bytes);
 int dist_step(dist *d, double *v, int n, int want, char reason[DIST_REASON_MAX], int *kind);
 /* The node name of `rank` (this rank's: dist_host). */
 const char *dist_host_of(const dist *d, int rank);
+
+/* The lowest rank for which `mine` is true, -1 when it is true on none
+ * (a group of one: 0 or -1); for saying a failed start once. */
+int dist_first(dist *d, bool mine);
 
 /* The exit status the ranks agree on: the largest of their rc (0 when all
  * are 0); for start-up and the end of an emergency save. */

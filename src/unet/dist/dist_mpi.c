@@ -266,6 +266,16 @@ const char *dist_host_of(const dist *d, int rank)
     return d->hosts + (size_t)(rank >= 0 && rank < d->size ? rank : 0) * HOST_MAX;
 }
 
+int dist_first(dist *d, bool mine)
+{
+    if (d->size == 1) return mine ? 0 : -1;
+    int me = mine ? d->rank : d->size, first = me;
+    double t0 = MPI_Wtime();
+    MPI_Allreduce(&me, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    d->comm_s += MPI_Wtime() - t0;
+    return first < d->size ? first : -1;
+}
+
 int dist_agree_rc(dist *d, int rc)
 {
     if (d->size == 1) return rc;

@@ -109,6 +109,12 @@ int dist_step(dist *d, double *v, int n, int want, char reason[DIST_REASON_MAX],
     return want ? 0 : -1;
 }
 
+int dist_first(dist *d, bool mine)
+{
+    (void)d;
+    return mine ? 0 : -1;
+}
+
 int dist_agree_rc(dist *d, int rc)
 {
     (void)d;

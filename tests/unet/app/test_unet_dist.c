@@ -24,7 +24,12 @@
  *     acknowledged;
  *   - one checkpoint, any rank count: stopped mid-epoch at 2 ranks,
  *     resumed at 1 and at 3, each ends where the uninterrupted 2-rank run
- *     ends (SyncBatchNorm; float rounding).
+ *     ends (SyncBatchNorm; float rounding);
+ *   - bad input under mpirun: a bad flag, a bad --resume file, a bad flag
+ *     of rank 1 alone: one line (not one per rank), exit 2 at once, no
+ *     --out, the file untouched; ranks whose training settings differ
+ *     (--epochs, --lr, the --resume point) are refused naming the setting,
+ *     before rank 0 touches --out; predict and plan are rank 0's alone.
  * A build without MPI runs the plain runs only, and shows that its
  * unet-train refuses to be one of K ranks.
  *
@@ -561,7 +566,102 @@ static void test_watcher_only(void)
     reap_leftovers("watcher: the ballast");
 }
 
-/* ---- 4. one checkpoint, any rank count ------------------------------------------------- */
+/* ---- 4. bad input under mpirun -------------------------------------------------------- */
+
+/* How many times needle occurs in s. */
+static int occurrences(const char *s, const char *needle)
+{
+    int n = 0;
+    for (const char *p = s; (p = strstr(p, needle)) != NULL; p += strlen(needle)) n++;
+    return n;
+}
+
+/* A refused start under mpirun: exit 2, well before mpirun's deadline (no
+ * rank left waiting in a collective), the line `want` said once (not once
+ * per rank), and no --out made. */
+static void check_refused(const char *out, const char *want)
+{
+    CHECK_INT(P.status, 2);
+    CHECK(P.wall_ms < 30000);
+    CHECK_INT(occurrences(P.err, want), 1);
+    CHECK(!exists(out));
+}
+
+static void test_bad_input(void)
+{
+    char out[1200], junk[1300];
+    out_dir(out, sizeof out, "bad");
+    MPI("bad flag", "-np", "3", unet_train_path(), SMALL, "--epochs", "1", "--bogus", "--out",
+        out);
+    check_refused(out, "unet-train: unknown option '--bogus'\n");
+    /* A bad --resume file: refused once, left as it was. */
+    size_t sz;
+    snprintf(junk, sizeof junk, "%s/junk.pth", root);
+    spit(junk, "not a checkpoint\n", 17);
+    uint64_t h = fnv1a_file(junk, &sz);
+    MPI("bad resume", "-np", "2", unet_train_path(), SMALL, "--epochs", "1", "--resume", junk,
+        "--out", out);
+    check_refused(out, "unet-train: --resume ");
+    CHECK(fnv1a_file(junk, &sz) == h && sz == 17);
+    /* Only rank 1's own flags (mpirun's colon syntax) are bad: its line is
+     * the one said, and rank 0, which started, ends too. */
+    MPI("rank 1's flag", "-np", "1", unet_train_path(), SMALL, "--epochs", "1", "--out", out,
+        ":", "-np", "1", unet_train_path(), SMALL, "--epochs", "1", "--out", out,
+        "--ram-budget", "lots");
+    check_refused(out, "--ram-budget 'lots': expected a size");
+}
+
+/* Ranks whose training settings differ are refused at start-up, naming
+ * the setting: another --epochs left rank 1 waiting forever in a
+ * collective rank 0 never joined (until mpirun's --timeout), another
+ * --seed would train on overlapping shards without a word. Refused before
+ * rank 0 touches --out's files: a resume into a run's folder leaves its
+ * metrics.csv as it was. */
+static void test_settings_differ(void)
+{
+    char out[1200], before[8192], after[8192], last[1300];
+    out_dir(out, sizeof out, "differ");
+    MPI("other epochs", "-np", "1", unet_train_path(), SMALL, "--epochs", "1", "--out", out, ":",
+        "-np", "1", unet_train_path(), SMALL, "--epochs", "2", "--out", out);
+    check_refused(out, "--epochs: rank 1 has 2, rank 0 1; every rank must train with the same "
+                       "settings");
+    MPI("other lr", "-np", "2", unet_train_path(), SMALL, "--epochs", "1", "--out", out, ":",
+        "-np", "1", unet_train_path(), SMALL, "--epochs", "1", "--out", out, "--lr", "0.01");
+    check_refused(out, "--lr: rank 2 has 0.01, rank 0 0.001;");
+    /* The guard's settings may differ (test_guard_agrees runs one). A
+     * resume from another point on rank 1: refused, metrics.csv intact. */
+    CHECK_RC(UT(60000, SMALL, "--epochs", "2", "--out", out), 0);
+    tree_list(out, before, sizeof before);
+    snprintf(last, sizeof last, "%s/last.pth", out);
+    MPI("other resume", "-np", "1", unet_train_path(), SMALL, "--epochs", "3", "--out", out,
+        "--resume", last, ":", "-np", "1", unet_train_path(), SMALL, "--epochs", "3", "--out",
+        out);
+    CHECK_INT(P.status, 2);
+    CHECK_INT(occurrences(P.err, "(--resume): rank 1 has 0, rank 0 2;"), 1);
+    tree_list(out, after, sizeof after);
+    CHECK_STR(after, before);
+}
+
+/* predict and plan under mpirun are rank 0's alone: one set of masks
+ * written once, one plan printed. */
+static void test_predict_once(void)
+{
+    char masks[1200], ckpt[1300], imgs[1300];
+    snprintf(ckpt, sizeof ckpt, "%s/last.pth", ref1);
+    out_dir(masks, sizeof masks, "predict");
+    snprintf(imgs, sizeof imgs, "%s/predict-in", root);
+    mg_rm_rf(imgs);
+    mkdirs(imgs);
+    CHECK_RC(UT(60000, "predict", "--checkpoint", ckpt, "--input", imgs, "--out", masks), 2);
+    CHECK_RC(MPI("predict", "-np", "2", unet_train_path(), "predict", "--checkpoint", ckpt,
+                 "--input", imgs, "--out", masks), 2);
+    CHECK_INT(occurrences(P.err, "unet-train: "), 1);
+    CHECK_RC(MPI("plan", "-np", "3", unet_train_path(), "plan", "--batch", "4", "--img-size",
+                 "32"), 0);
+    CHECK_INT(occurrences(P.out, "total (one arena)"), 1);
+}
+
+/* ---- 5. one checkpoint, any rank count ------------------------------------------------- */
 
 /* The stop file of rank 1, created once rank 0 shows batch 10 (of 12): the
  * ranks stop at the next batch boundary that sees it, whichever it is. */
@@ -645,6 +745,9 @@ int main(void)
     MG_RUN(test_request_any_node);
     MG_RUN(test_watcher_only);
     MG_RUN(test_resume_other_k);
+    MG_RUN(test_bad_input);
+    MG_RUN(test_settings_differ);
+    MG_RUN(test_predict_once);
 #endif
     reap_leftovers("the end");
     return mg_test_exit();
