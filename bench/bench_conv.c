@@ -21,7 +21,7 @@
 #include <time.h>
 
 #include "layout.h"
-#include "conv.h"
+#include "kernel.h"
 #include "bench_time.h"
 
 #define REPS 5

@@ -24,7 +24,7 @@
 
 #include "adam.h"
 #include "bn.h"
-#include "conv.h"
+#include "kernel.h"
 #include "isa.h"
 #include "model.h" /* BN_EPS, BN_MOMENTUM */
 #include "pool.h"

@@ -76,7 +76,7 @@
 
 static int blocks(int c) { return conv__blocks(c); }
 
-/* Blocks per output group: see conv__group in conv.h. */
+/* Blocks per output group: see conv__group in kernel.h. */
 static int group_of(int nob) { return conv__group(nob); }
 
 /* ---- output-stationary microkernel (forward-type ops) -------------------------- */

@@ -121,49 +121,4 @@ const char *conv_kernels_name(void);
 /* "avx512bf16" or "ref": what the *_bf16 calls run now. */
 const char *conv_kernels_name_bf16(void);
 
-/* ---- internal: the implementations, for tests and bench only ----------- */
-
-void conv3x3_forward_ref(float *out, const float *in, shape s, const float *w, int co);
-void conv3x3_backward_data_ref(float *din, const float *dout, shape s, const float *w, int co);
-void conv3x3_backward_weight_ref(float *dw, const float *dout, const float *in, shape s, int co);
-void convt2x2_forward_ref(float *out, const float *in, shape s, const float *w,
-                          const float *bias, int co);
-void convt2x2_backward_data_ref(float *din, const float *dout, shape s, const float *w, int co);
-void convt2x2_backward_weight_ref(float *dw, float *db, const float *dout, const float *in,
-                                  shape s, int co);
-void conv1x1_forward_ref(float *out, const float *in, shape s, const float *w, const float *bias,
-                         int co);
-void conv1x1_backward_data_ref(float *din, const float *dout, shape s, const float *w, int co);
-void conv1x1_backward_weight_ref(float *dw, float *db, const float *dout, const float *in,
-                                 shape s, int co);
-/* The same loops in bf16 (the oracle of the *_bf16 calls). */
-void conv3x3_forward_ref_bf16(float *out, const float *in, shape s, const float *w, int co);
-void conv3x3_backward_data_ref_bf16(float *din, const float *dout, shape s, const float *w,
-                                    int co);
-void conv3x3_backward_weight_ref_bf16(float *dw, const float *dout, const float *in, shape s,
-                                      int co);
-void convt2x2_forward_ref_bf16(float *out, const float *in, shape s, const float *w,
-                               const float *bias, int co);
-void convt2x2_backward_data_ref_bf16(float *din, const float *dout, shape s, const float *w,
-                                     int co);
-void convt2x2_backward_weight_ref_bf16(float *dw, float *db, const float *dout, const float *in,
-                                       shape s, int co);
-void conv1x1_forward_ref_bf16(float *out, const float *in, shape s, const float *w,
-                              const float *bias, int co);
-void conv1x1_backward_data_ref_bf16(float *din, const float *dout, shape s, const float *w,
-                                    int co);
-void conv1x1_backward_weight_ref_bf16(float *dw, float *db, const float *dout, const float *in,
-                                      shape s, int co);
-
-/* Scratch layout sizes, shared by conv.c (planning) and the driver
- * (drive.c); no kernel calls it. */
-size_t conv__dw_chunks(int tasks, int rows);
-
-/* Output blocks per work group of the SIMD forward loops (AVX-512: one or
- * two zmm; AVX2: a 4x3 or 2x6 tile) and of AVX-512's dW: 4 once there are
- * at least 4 output blocks, else 2. Packed weights, padded bias and scratch
- * are laid out by these groups. A function of the block count only, so
- * the dW partition stays thread-count independent. */
-static inline int conv__group(int nob) { return nob >= 4 ? 4 : 2; }
-
 #endif /* UNET_CONV_H */

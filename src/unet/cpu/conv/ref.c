@@ -7,7 +7,7 @@
  * iteration (OpenMP over outputs only, so results are bitwise reproducible
  * for any thread count). No blocking, no SIMD.
  *
- * Each loop serves two precisions: float32 (conv.h's *_ref) and bf16
+ * Each loop serves two precisions: float32 (kernel.h's *_ref) and bf16
  * (*_ref_bf16: the oracle of the bf16 kernel and its fallback under
  * UNET_KERNELS=ref), where every factor of every product, and nothing
  * else (not a bias, not a sum), is first rounded to bfloat16 by bf16.h's
@@ -15,7 +15,7 @@
  * the bf16 kernel and this reference differ only in the order and the
  * precision of their sums, as the float32 ones do.
  */
-#include "conv.h"
+#include "kernel.h"
 
 #include "bf16.h"
 
