@@ -19,13 +19,11 @@ import statistics
 import subprocess
 import sys
 
+import side_by_side
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-ISA_ENV = {
-    "native": ({}, {}),
-    "avx2": ({"UNET_KERNELS": "avx2"}, {"ATEN_CPU_CAPABILITY": "avx2", "DNNL_MAX_CPU_ISA": "AVX2"}),
-}
 
 
 def rate(cmd, env):
@@ -55,26 +53,19 @@ def torch_side(size, batch, steps, warmup, threads):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--isa", choices=sorted(ISA_ENV), default="native")
-    ap.add_argument("--bf16", action="store_true")
-    ap.add_argument("--omp-wait", choices=["default", "passive"], default="default")
+    ap = side_by_side.parser(rounds=3)
     ap.add_argument("--torch-side", nargs=3, type=int, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.torch_side:
         torch_side(*a.torch_side, 2, 2)
         return
-    if a.omp_wait == "passive":
-        os.environ["OMP_WAIT_POLICY"] = "passive"  # both sides inherit it
-    print(f"isa: {a.isa}, OpenMP waits: {a.omp_wait}")
+    side_by_side.apply(a)
     print(f"{'config':>12} {'unet img/s':>11} {'torch img/s':>12} {'speed':>7}"
           + (f" {'bf16 img/s':>11} {'bf16/fp32':>10}" if a.bf16 else ""))
     for size, batch, steps in [(128, 8, 10), (256, 4, 6)]:
         u, t, b = [], [], []
-        cenv = dict(os.environ, OMP_NUM_THREADS="2", **ISA_ENV[a.isa][0])
-        tenv = dict(os.environ, OPENBLAS_NUM_THREADS="1", **ISA_ENV[a.isa][1])
+        cenv = dict(os.environ, OMP_NUM_THREADS="2", **side_by_side.ISA_ENV[a.isa][0])
+        tenv = dict(os.environ, OPENBLAS_NUM_THREADS="1", **side_by_side.ISA_ENV[a.isa][1])
         infer = os.path.join(a.build, "bench", "bench_infer")
         for _ in range(a.rounds):
             u.append(rate([infer, str(size), str(batch), str(steps)], cenv))

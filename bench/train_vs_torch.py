@@ -37,15 +37,15 @@ among them) on one that has it: UNET_KERNELS=avx2 for unet-train, and
 ATEN_CPU_CAPABILITY=avx2 with DNNL_MAX_CPU_ISA=AVX2 for PyTorch (its ATen
 kernels and its oneDNN convolutions), so both sides use the same ISA.
 """
-import argparse
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 
+import side_by_side
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 
 
 def run(cmd, env):
@@ -57,14 +57,10 @@ def run(cmd, env):
     return out, ru.ru_maxrss / 1024.0  # MiB
 
 
-ISA_ENV = {
-    "native": ({}, {}),
-    "avx2": ({"UNET_KERNELS": "avx2"}, {"ATEN_CPU_CAPABILITY": "avx2", "DNNL_MAX_CPU_ISA": "AVX2"}),
-}
 
 
 def unet_train(build, size, batch, steps, isa, precision="fp32"):
-    env = dict(os.environ, OMP_NUM_THREADS="2", **ISA_ENV[isa][0])
+    env = dict(os.environ, OMP_NUM_THREADS="2", **side_by_side.ISA_ENV[isa][0])
     with tempfile.TemporaryDirectory() as out:
         # One epoch of `steps` batches after a one-epoch warm-up; no
         # validation, so the epoch's rate is the training rate.
@@ -79,7 +75,7 @@ def unet_train(build, size, batch, steps, isa, precision="fp32"):
 
 
 def torch_train(size, batch, steps, isa):
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", **ISA_ENV[isa][1])
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", **side_by_side.ISA_ENV[isa][1])
     out, rss = run(["/usr/bin/python3", os.path.join(HERE, "torch_train.py"), "--size", str(size),
                     "--batch", str(batch), "--steps", str(steps), "--threads", "2"], env)
     rate = float([ln for ln in out.split("\n") if ln.startswith("images_per_s")][0].split()[1])
@@ -135,16 +131,9 @@ def fma_peak(build, isa):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
-    ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--isa", choices=sorted(ISA_ENV), default="native")
-    ap.add_argument("--bf16", action="store_true")
-    ap.add_argument("--omp-wait", choices=["default", "passive"], default="default")
+    ap = side_by_side.parser(rounds=2)
     a = ap.parse_args()
-    if a.omp_wait == "passive":
-        os.environ["OMP_WAIT_POLICY"] = "passive"  # both sides inherit it
-    print(f"isa: {a.isa}, OpenMP waits: {a.omp_wait}")
+    side_by_side.apply(a)
     configs = [(128, 8, 12), (128, 4, 16), (256, 4, 8)]
     print(f"{'config':>12} {'unet-train img/s':>17} {'torch img/s':>12} {'speed':>7} "
           f"{'unet RSS MiB':>13} {'torch RSS MiB':>14} {'RSS':>6}"
