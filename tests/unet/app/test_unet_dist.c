@@ -26,7 +26,8 @@
  *     resumed at 1 and at 3, each ends where the uninterrupted 2-rank run
  *     ends (SyncBatchNorm; float rounding);
  *   - bad input under mpirun: a bad flag, a bad --resume file, a bad flag
- *     of rank 1 alone, --on-memory shrink, --batch auto: one line (not one per rank), exit 2 at once, no
+ *     of rank 1 alone, an --out another run holds, --on-memory shrink,
+ *     --batch auto: one line (not one per rank), exit 2 at once, no
  *     --out, the file untouched; ranks whose training settings differ
  *     (--epochs, --lr, the --resume point) are refused naming the setting,
  *     before rank 0 touches --out; predict and plan are rank 0's alone.
@@ -46,6 +47,7 @@
 
 #include <dirent.h>
 #include <signal.h>
+#include <sys/file.h>
 
 static char root[600]; /* everything this test writes */
 
@@ -631,6 +633,23 @@ static void test_bad_input(void)
         ":", "-np", "1", unet_train_path(), SMALL, "--epochs", "1", "--out", out,
         "--ram-budget", "lots");
     check_refused(out, "--ram-budget 'lots': expected a size");
+    /* An --out another run holds (this test takes its lock, as a
+     * unet-train does): refused once, the folder as it was. */
+    char held[1200], lock[1300], tag[64], before[4096], after[4096];
+    out_dir(held, sizeof held, "held");
+    mkdirs(held);
+    snprintf(lock, sizeof lock, "%s/.lock", held);
+    int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int tl = snprintf(tag, sizeof tag, "unet-train %ld\n", (long)getpid());
+    CHECK(fd >= 0 && write(fd, tag, (size_t)tl) == tl && flock(fd, LOCK_EX | LOCK_NB) == 0);
+    tree_list(held, before, sizeof before);
+    MPI("held out", "-np", "2", unet_train_path(), SMALL, "--epochs", "1", "--out", held);
+    CHECK_INT(P.status, 2);
+    snprintf(tag, sizeof tag, ": in use by another unet-train (pid %ld)", (long)getpid());
+    CHECK_INT(occurrences(P.err, tag), 1);
+    tree_list(held, after, sizeof after);
+    CHECK_STR(after, before);
+    if (fd >= 0) close(fd);
     /* What picks a batch on each rank's own node is refused, once. */
     char ini[1300];
     snprintf(ini, sizeof ini, "%s/shrink.ini", root);
