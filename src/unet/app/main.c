@@ -9,7 +9,7 @@
  * Anything wrong is one line on stderr naming the option or the file and
  * line (or UNET_KERNELS), and exit status 2, before anything is created;
  * under mpirun a train job's line is said once for all ranks
- * (train_refuse), and predict and plan run on rank 0 alone.
+ * (train_refuse), and predict, plan, --help and --version are rank 0's.
  * The filled options go to train.c / predict.c / plan_run. Nothing here
  * trains or writes, and the file's syntax (lines, comments, quotes) is
  * config_file.c's.
@@ -17,7 +17,6 @@
 #include "train.h"
 
 #include "config_file.h"
-#include "dist.h"
 #include "errf.h"
 #include "isa.h" /* UNET_KERNELS, checked before any job */
 #include "memguard.h"
@@ -101,6 +100,20 @@ static void usage(FILE *f)
 
 
 /* ---- messages ------------------------------------------------------------------ */
+
+/* Whether an MPI launcher (Open MPI's mpirun, PMIx, PMI: their environment,
+ * read before any MPI starts) made this process a rank other than 0.
+ * Under mpirun, predict, plan, --help and --version are rank 0's alone:
+ * K ranks would each do and say all of it. */
+static bool not_rank0(void)
+{
+    static const char *const vars[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", NULL};
+    for (const char *const *v = vars; *v; v++) {
+        const char *r = getenv(*v);
+        if (r) return strcmp(r, "0") != 0;
+    }
+    return false;
+}
 
 /* Set while options come from --config, so errors name the file and line. */
 static char where[UT_PATH_MAX + 64];
@@ -397,8 +410,12 @@ static int set_opt(cli *k, int opt, const char *arg)
             return bad("--precision %s: expected fp32 or bf16", shown(arg));
         k->bf16 = strcmp(arg, "bf16") == 0;
         return 0;
-    case O_HELP: usage(stdout); return -1;
-    case O_VERSION: printf("unet-train %s\n", MG_VERSION_STRING); return -1;
+    case O_HELP:
+        if (!not_rank0()) usage(stdout);
+        return -1;
+    case O_VERSION:
+        if (!not_rank0()) printf("unet-train %s\n", MG_VERSION_STRING);
+        return -1;
     default: return bad("unknown option");
     }
 }
@@ -593,20 +610,6 @@ static int parse(cli *k, int argc, char **argv)
     if (k->job == J_TRAIN && c->data[0] && c->synthetic)
         return bad("--data and --synthetic exclude each other: give one");
     return 0;
-}
-
-/* Under mpirun, predict and plan are rank 0's job alone (K ranks would
- * each do all of it and say so): true on the other ranks, which end at
- * once with status 0, whatever their flags. MPI starts and ends here just
- * to learn the rank; a plain run, or a build without MPI, never starts it
- * and is rank 0. */
-static bool not_rank0(void)
-{
-    char err[512];
-    dist *d = dist_open(err, sizeof err);
-    bool other = d && dist_rank(d) != 0;
-    dist_close(d);
-    return other;
 }
 
 int main(int argc, char **argv)

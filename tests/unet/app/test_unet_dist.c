@@ -30,7 +30,8 @@
  *     --batch auto: one line (not one per rank), exit 2 at once, no
  *     --out, the file untouched; ranks whose training settings differ
  *     (--epochs, --lr, the --resume point) are refused naming the setting,
- *     before rank 0 touches --out; predict and plan are rank 0's alone.
+ *     before rank 0 touches --out; predict, plan and --help are rank 0's
+ *     alone.
  * A build without MPI runs the plain runs only, and shows that its
  * unet-train refuses to be one of K ranks.
  *
@@ -695,8 +696,8 @@ static void test_settings_differ(void)
     CHECK_STR(after, before);
 }
 
-/* predict and plan under mpirun are rank 0's alone: one set of masks
- * written once, one plan printed. */
+/* predict, plan and --help under mpirun are rank 0's alone: one refusal
+ * said, one plan printed, one usage. */
 static void test_predict_once(void)
 {
     char masks[1200], ckpt[1300], imgs[1300];
@@ -712,6 +713,8 @@ static void test_predict_once(void)
     CHECK_RC(MPI("plan", "-np", "3", unet_train_path(), "plan", "--batch", "4", "--img-size",
                  "32"), 0);
     CHECK_INT(occurrences(P.out, "total (one arena)"), 1);
+    CHECK_RC(MPI("help", "-np", "2", unet_train_path(), "--help"), 0);
+    CHECK_INT(occurrences(P.out, "Usage: unet-train"), 1);
 }
 
 /* ---- 5. one checkpoint, any rank count ------------------------------------------------- */
