@@ -234,7 +234,9 @@ static void test_shared_pages_count_once(void)
     CHECK(s2.tree.used_estimated);
     CHECK(!s2.tree.pss_known);
     CHECK_NEAR((double)s2.tree.used_bytes / (double)s.tree.pss_bytes, 1.0, 0.01);
-    CHECK(s2.sample_us < s.sample_us);
+    /* (Not compared: the two samples' wall times. The estimate is cheaper,
+     * but one preemption of it on a loaded machine made it the slower of
+     * the two; that no page walk ran is what the flags above say.) */
     /* The budget's limit is judged on PSS. */
     bool found = false;
     for (unsigned i = 0; i < s.ram.nlimits; i++)
