@@ -65,6 +65,11 @@
  *       of what it holds, writes CKPT and answers with mg_stop_continue
  *       (note "half"); on any other request it writes CKPT, acknowledges
  *       and exits 75.
+ *   helper_child forward ARGS...
+ *       a launcher that forwards the checkpoint signal (mpirun and srun do
+ *       so with SIGUSR1): it starts `helper_child ARGS...` as its child,
+ *       catches SIGUSR1 and sends it on to the child, and exits with the
+ *       child's status (128 + N when a signal N ended it).
  *   helper_child sleep
  *       sleeps; on SIGINT prints "got SIGINT" and exits 130.
  *   helper_child exit CODE
@@ -281,12 +286,38 @@ static int continuer(long step, long every, const char *ckpt, long total)
 static volatile sig_atomic_t got_int;
 static void on_int(int sig) { (void)sig; got_int = 1; }
 
+static volatile pid_t forward_to;
+static void on_usr1_forward(int sig)
+{
+    if (forward_to > 0) kill(forward_to, sig);
+}
+
+static int forwarder(const char *self, char **args)
+{
+    pid_t kid = fork();
+    if (kid < 0) return 5;
+    if (kid == 0) {
+        args[-1] = (char *)self; /* argv[1] "forward" becomes the program */
+        execv(self, args - 1);
+        _exit(127);
+    }
+    forward_to = kid;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_usr1_forward;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGUSR1, &sa, NULL);
+    int st;
+    while (waitpid(kid, &st, 0) < 0) {}
+    return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+}
+
 int main(int argc, char **argv)
 {
     alarm(30);
     if (argc < 2) return 2;
     const char *mode = argv[1];
     if (strcmp(mode, "exit") == 0 && argc == 3) return atoi(argv[2]);
+    if (strcmp(mode, "forward") == 0 && argc >= 3) return forwarder(argv[0], argv + 2);
     if (strcmp(mode, "sleep") == 0) {
         signal(SIGINT, on_int);
         while (!got_int) pause();

@@ -185,6 +185,25 @@ static void test_bash_wrapper(void)
     no_helper_left();
 }
 
+/* A launcher that catches the checkpoint signal only to forward it (as
+ * mpirun and srun do with SIGUSR1) is not signalled while its child would
+ * die of it: the child, installing its handler 1.5 s after the request,
+ * gets the signal then (directly, and through the launcher) and saves; it
+ * is not killed by a forwarded signal before (exit 138 until session 5:
+ * a memguard run around mpirun lost both ranks so). */
+static void test_forwarding_launcher(void)
+{
+    char ck[600];
+    path_in_tmp(ck, sizeof ck, "forward.ckpt");
+    unlink(ck);
+    CHECK_INT(RUN(NULL, "run", "--no-gpu", "--ram-budget", "100M", "--min-interval", "5", "--",
+                  MG_HELPER, "forward", "late", "1500", "95", ck), 75);
+    CHECK_INT((int)ckpt_mb(ck), 95);
+    CHECK(R.wall_ms >= 1500);
+    CHECK_CONTAINS(R.err, "now handles SIGUSR1: sent it");
+    no_helper_left();
+}
+
 /* A trainer that installs its handler 4 s after the request (loading its
  * data first) and never reads the stop file still gets the signal. */
 static void test_handler_after_4s(void)
@@ -461,6 +480,7 @@ int main(void)
     MG_RUN(test_closed_pipe);
     MG_RUN(test_supervisor_killed);
     MG_RUN(test_bash_wrapper);
+    MG_RUN(test_forwarding_launcher);
     MG_RUN(test_handler_after_4s);
     MG_RUN(test_ack_wins_over_launcher);
     MG_RUN(test_rank_saves_after_launcher_quits);

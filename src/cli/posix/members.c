@@ -91,15 +91,47 @@ static bool descends_from_us(int pid)
     return false;
 }
 
-/* Whether pid has a handler for sig now (SigCgt). */
-static bool member_catches(int pid, int sig)
+/* What sig does to pid now: caught (SigCgt), ignored (SigIgn), or its
+ * default action, which for the checkpoint signals ends the process. */
+typedef enum { DISP_DEFAULT, DISP_CAUGHT, DISP_IGNORED } disposition;
+
+static bool in_mask(const char *status, const char *field, int sig)
+{
+    const char *p = strstr(status, field);
+    if (!p || sig < 1 || sig > 64) return false;
+    unsigned long long mask = strtoull(p + strlen(field), NULL, 16);
+    return (mask >> (sig - 1)) & 1u;
+}
+
+static disposition member_disposition(int pid, int sig)
 {
     char buf[4096];
-    if (read_proc(pid, "status", buf, sizeof buf) <= 0) return false;
-    const char *cgt = strstr(buf, "\nSigCgt:");
-    if (!cgt) return false;
-    unsigned long long mask = strtoull(cgt + 8, NULL, 16);
-    return sig >= 1 && sig <= 64 && ((mask >> (sig - 1)) & 1u);
+    if (read_proc(pid, "status", buf, sizeof buf) <= 0) return DISP_DEFAULT;
+    if (in_mask(buf, "\nSigCgt:", sig)) return DISP_CAUGHT;
+    return in_mask(buf, "\nSigIgn:", sig) ? DISP_IGNORED : DISP_DEFAULT;
+}
+
+/* A member that would die of sig makes every ancestor in out[0..n) unsafe
+ * to signal: a launcher that catches it may forward it (mpirun and srun
+ * forward SIGUSR1 to their ranks, which before their guard exists still
+ * have the default action: the rehearsal of session 5 lost both ranks so).
+ * They hear of the request from the stop file, and get the signal once
+ * nothing below them would die of it. */
+static void spare_forwarders(member *out, size_t n, const bool *dies)
+{
+    int self = (int)getpid();
+    for (size_t j = 0; j < n; j++) {
+        if (!dies[j]) continue;
+        int pid = out[j].pid;
+        for (int depth = 0; depth < 256 && pid > 1 && pid != self; depth++) {
+            int ppid = 0;
+            unsigned long long start;
+            if (!read_stat(pid, &ppid, &start)) break;
+            for (size_t i = 0; i < n; i++)
+                if (out[i].pid == ppid) out[i].catches = false;
+            pid = ppid;
+        }
+    }
 }
 
 static bool alive(const member *m)
@@ -110,6 +142,7 @@ static bool alive(const member *m)
 size_t members_list(mg_ctx *ctx, int sig, int exclude, member *out, size_t cap)
 {
     int pids[MEMBERS_MAX];
+    static bool dies[MEMBERS_MAX]; /* memguard run's one thread only */
     int n = mg_tree_pids(ctx, pids, MEMBERS_MAX);
     size_t k = 0;
     for (int i = 0; i < n && i < MEMBERS_MAX && k < cap; i++) {
@@ -118,13 +151,16 @@ size_t members_list(mg_ctx *ctx, int sig, int exclude, member *out, size_t cap)
         if (m.pidfd < 0 && errno != ENOSYS) continue; /* gone already */
         int ppid;
         bool ok = read_stat(m.pid, &ppid, &m.start) && descends_from_us(m.pid);
-        m.catches = ok && sig > 0 && member_catches(m.pid, sig);
+        disposition d = ok && sig > 0 ? member_disposition(m.pid, sig) : DISP_IGNORED;
+        m.catches = d == DISP_CAUGHT;
         if (ok && alive(&m)) {
+            dies[k] = d == DISP_DEFAULT;
             out[k++] = m;
         } else if (m.pidfd >= 0) {
             close(m.pidfd);
         }
     }
+    if (sig > 0) spare_forwarders(out, k, dies);
     return k;
 }
 

@@ -16,7 +16,8 @@ typedef struct member {
     int pid;
     int pidfd;                /* -1 on kernels without pidfds */
     unsigned long long start; /* start time (clock ticks after boot) */
-    bool catches;             /* the signal asked about is in its SigCgt */
+    bool catches;             /* the signal asked about is in its SigCgt, and no
+                                 member below it would die of it (it may forward it) */
 } member;
 
 /* The live descendants of memguard now, `exclude` left out (the --on-warn

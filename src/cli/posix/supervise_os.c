@@ -22,8 +22,10 @@
  * then), and every descendant of memguard through a pidfd (members.c), so
  * processes that left the group with setsid() are reached and a reused PID
  * never is. The checkpoint signal goes only to processes that catch it
- * (SigCgt) at that moment, and again to any that installs a handler while
- * the request is pending. memguard is a child subreaper: orphans come back
+ * (SigCgt) at that moment and have no descendant it would kill (a
+ * launcher such as mpirun catches it to forward it to ranks that may not
+ * have their handler yet), and again to any that becomes so while the
+ * request is pending. memguard is a child subreaper: orphans come back
  * to it, are counted, reaped, and stopped with the rest.
  */
 #define _GNU_SOURCE /* pipe2, signalfd: this file is Linux-only */
