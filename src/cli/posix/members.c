@@ -117,21 +117,39 @@ static disposition member_disposition(int pid, int sig)
  * have the default action: the rehearsal of session 5 lost both ranks so).
  * They hear of the request from the stop file, and get the signal once
  * nothing below them would die of it. */
-static void spare_forwarders(member *out, size_t n, const bool *dies)
+static void spare_forwarders(member *out, size_t n)
 {
-    int self = (int)getpid();
     for (size_t j = 0; j < n; j++) {
-        if (!dies[j]) continue;
-        int pid = out[j].pid;
-        for (int depth = 0; depth < 256 && pid > 1 && pid != self; depth++) {
-            int ppid = 0;
-            unsigned long long start;
-            if (!read_stat(pid, &ppid, &start)) break;
-            for (size_t i = 0; i < n; i++)
-                if (out[i].pid == ppid) out[i].catches = false;
-            pid = ppid;
+        if (!out[j].dies) continue;
+        /* Up the parents that are members: at most n steps. */
+        int pid = out[j].ppid;
+        for (size_t step = 0; step < n; step++) {
+            size_t i = 0;
+            while (i < n && out[i].pid != pid) i++;
+            if (i == n) break; /* memguard itself, or not ours */
+            out[i].catches = false;
+            pid = out[i].ppid;
         }
     }
+}
+
+/* Whether pid is an MPI or SLURM launcher, which catches SIGUSR1 to
+ * forward it to its ranks: a rank it forks inherits the handler until its
+ * exec, so the rule above cannot see a rank that would die of it in time
+ * (test_unet_dist's memguard run around mpirun lost both ranks so). Its
+ * ranks are signalled directly once they catch it; meanwhile the stop
+ * file tells them. */
+static bool forwarding_launcher(int pid)
+{
+    static const char *const names[] = {"mpirun", "mpiexec", "orterun", "prterun", "prte",
+                                        "orted", "prted", "mpiexec.hydra", "hydra_pmi_proxy",
+                                        "srun", "slurmstepd"};
+    char comm[64];
+    if (read_proc(pid, "comm", comm, sizeof comm) <= 0) return false;
+    comm[strcspn(comm, "\n")] = '\0';
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(comm, names[i]) == 0) return true;
+    return false;
 }
 
 static bool alive(const member *m)
@@ -142,25 +160,23 @@ static bool alive(const member *m)
 size_t members_list(mg_ctx *ctx, int sig, int exclude, member *out, size_t cap)
 {
     int pids[MEMBERS_MAX];
-    static bool dies[MEMBERS_MAX]; /* memguard run's one thread only */
     int n = mg_tree_pids(ctx, pids, MEMBERS_MAX);
     size_t k = 0;
     for (int i = 0; i < n && i < MEMBERS_MAX && k < cap; i++) {
         if (pids[i] == exclude || pids[i] == (int)getpid()) continue;
-        member m = {pids[i], pidfd_open(pids[i]), 0, false};
+        member m = {pids[i], pidfd_open(pids[i]), 0, 0, false, false};
         if (m.pidfd < 0 && errno != ENOSYS) continue; /* gone already */
-        int ppid;
-        bool ok = read_stat(m.pid, &ppid, &m.start) && descends_from_us(m.pid);
+        bool ok = read_stat(m.pid, &m.ppid, &m.start) && descends_from_us(m.pid);
         disposition d = ok && sig > 0 ? member_disposition(m.pid, sig) : DISP_IGNORED;
-        m.catches = d == DISP_CAUGHT;
+        m.catches = d == DISP_CAUGHT && !forwarding_launcher(m.pid);
+        m.dies = d == DISP_DEFAULT;
         if (ok && alive(&m)) {
-            dies[k] = d == DISP_DEFAULT;
             out[k++] = m;
         } else if (m.pidfd >= 0) {
             close(m.pidfd);
         }
     }
-    if (sig > 0) spare_forwarders(out, k, dies);
+    if (sig > 0) spare_forwarders(out, k);
     return k;
 }
 

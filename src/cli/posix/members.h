@@ -15,9 +15,11 @@
 typedef struct member {
     int pid;
     int pidfd;                /* -1 on kernels without pidfds */
+    int ppid;
     unsigned long long start; /* start time (clock ticks after boot) */
     bool catches;             /* the signal asked about is in its SigCgt, and no
                                  member below it would die of it (it may forward it) */
+    bool dies;                /* the signal asked about has its default action here */
 } member;
 
 /* The live descendants of memguard now, `exclude` left out (the --on-warn
