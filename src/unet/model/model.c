@@ -315,10 +315,20 @@ void unet_adam(unet *m, double lr, double beta1, double beta2, double eps, doubl
 {
     adam_hparams h = {lr, beta1, beta2, eps, wd};
     adam_scalars k = adam_scalars_for(&h, ++m->adam_step);
-    for (int i = 0; i < m->nparams; i++) {
-        const param *p = &m->p[i];
-        if (p->trainable < 0) continue;
-        m->be->adam_update(m->params + p->off, m->grads + p->off, m->adam_m + p->off,
-                    m->adam_v + p->off, p->numel, &k);
+    /* Neighbouring trainable tensors (a conv weight and its BN's weight
+     * and bias, the next block's conv weight...) are one flat run: one
+     * call and one parallel region each, ~20 instead of 62 per step
+     * (elementwise, so the same bits). */
+    for (int i = 0; i < m->nparams;) {
+        if (m->p[i].trainable < 0) {
+            i++;
+            continue;
+        }
+        const size_t off = m->p[i].off;
+        size_t n = 0;
+        for (; i < m->nparams && m->p[i].trainable >= 0 && m->p[i].off == off + n; i++)
+            n += m->p[i].numel;
+        m->be->adam_update(m->params + off, m->grads + off, m->adam_m + off, m->adam_v + off, n,
+                           &k);
     }
 }

@@ -47,8 +47,8 @@ static struct {
     size_t len;
 } fence[4];
 static int nfence;
-static long stop_at;    /* the Adam call that raises the stop signal, 0: none */
-static long adam_calls;
+static size_t stop_at;     /* the Adam float whose call raises the stop signal, 0: none */
+static size_t adam_floats; /* floats Adam updated so far */
 
 static void fence_set(int prot)
 {
@@ -86,10 +86,15 @@ static void f_free(void *p, size_t bytes)
     abort();
 }
 
-/* The stop request of `memguard run`, at a chosen training step. */
-static void stop_check(void)
+/* The stop request of `memguard run`, at a chosen training step: raised
+ * after the Adam call that takes the count of updated floats past
+ * stop_at (the model updates its trainable floats in one or more calls a
+ * step). */
+static void stop_check(size_t n)
 {
-    if (stop_at && ++adam_calls == stop_at) raise(SIGUSR1);
+    const size_t before = adam_floats;
+    adam_floats += n;
+    if (stop_at && before < stop_at && adam_floats >= stop_at) raise(SIGUSR1);
 }
 
 static void wrap_enter(int op)
@@ -100,14 +105,25 @@ static void wrap_enter(int op)
 
 static void wrap_leave(int op)
 {
+    (void)op;
     fence_set(PROT_NONE);
-    if (op == ADAM) stop_check();
 }
+
+/* The Adam entry under the stop check: the CPU's (c_adam) or the fenced
+ * wrapper's (f_adam). */
+static void (*f_adam_wrapped)(float *, const float *, float *, float *, size_t,
+                              const adam_scalars *);
 
 static void c_adam(float *p, const float *g, float *m, float *v, size_t n, const adam_scalars *k)
 {
     cpu->adam_update(p, g, m, v, n, k);
-    stop_check();
+    stop_check(n);
+}
+
+static void f_adam(float *p, const float *g, float *m, float *v, size_t n, const adam_scalars *k)
+{
+    f_adam_wrapped(p, g, m, v, n, k);
+    stop_check(n);
 }
 
 /* Every entry that touches the arena opens the fence around the CPU's
@@ -117,6 +133,8 @@ static unet_backend fenced(void)
 {
     unet_backend t = wrap_table(cpu);
     t.name = f_name, t.alloc = f_alloc, t.free = f_free, t.host_visible = false;
+    f_adam_wrapped = t.adam_update;
+    t.adam_update = f_adam;
     return t;
 }
 
@@ -230,7 +248,7 @@ static void test_the_fence_faults(void)
 
 typedef struct train_job_args {
     const unet_backend *be;
-    long stop_at;
+    size_t stop_at;
     const char *out, *resume;
 } train_job_args;
 
@@ -400,7 +418,7 @@ static void test_train_stop_resume_predict(void)
     unet *probe = unet_create(&CFG, 1, SIZE, SIZE, 0, cpu, msg, sizeof msg);
     CHECK(probe != NULL);
     if (!probe) return;
-    const long stop = (9 + 3) * (long)probe->ntrain + 1;
+    const size_t stop = (9 + 3) * probe->plan.train_floats + 1;
     unet_destroy(probe);
 
     const train_job_args ref = {cpu, 0, TMP "/ref", NULL};
