@@ -20,6 +20,7 @@
  */
 #include "isa.h"
 #include "bn.h"
+#include "lanes.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -74,21 +75,8 @@ static inline size_t bn_row(shape s, int u, int r)
 
 /* ---- per-unit kernels (inlined into an SSE2 and an AVX2 build) ---------- */
 
-/* One channel block's 8 lanes as a GCC vector: 1 ymm with AVX2, 2 xmm
- * otherwise; lane-wise arithmetic, so both builds give the same bits.
- * Plain arrays over the lanes were vectorised too, but GCC versioned every
- * pixel for aliasing and did not vectorise the masked backward sums;
- * backward took 25 ms of the 32 ms (1 thread) before this. */
-typedef float v8f __attribute__((vector_size(32)));
-typedef int v8i __attribute__((vector_size(32)));
-/* Unaligned, aliasing view for loads and stores (vmovups); macros rather
- * than functions because passing 32-byte vectors by value trips GCC's
- * -Wpsabi in the SSE2 build. */
-typedef float v8fu __attribute__((vector_size(32), aligned(4), may_alias));
-#define ld(p) (*(const v8fu *)(const void *)(p))
-#define st(p, v) (*(v8fu *)(void *)(p) = (v))
 /* g = y > 0 ? d : 0 (torch's threshold_backward); relu(v) = max(v, 0) */
-#define relu_mask(y, d) ((v8f)((v8i)(d) & ((y) > (v8f){0})))
+#define relu_mask(y, d) v8_keep(d, (y) > (v8f){0})
 #define relu(v) relu_mask(v, v)
 
 /* out[0..7] = sum x, out[8..15] = sum (x - c)^2, out[16..23] = c, where c is
