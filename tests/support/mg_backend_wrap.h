@@ -67,10 +67,10 @@ static void bne(float *y, const float *x, shape s, const float *g, const float *
 static void bna(float *y, const float *x, shape s, const float *g, const float *b,
                 const float *m, const float *r)
 { WRAPPED(BNA, IN->bn_relu_apply(y, x, s, g, b, m, r)); }
-static void bnb(float *dx, float *dg, float *db, const float *dy, const float *x, const float *y,
-                shape s, const float *g, const float *m, const float *r, float *sc,
+static void bnb(float *dx, float *dg, float *db, const float *dy, const float *x, shape s,
+                const float *g, const float *b, const float *m, const float *r, float *sc,
                 const unet_sum_hook *h)
-{ WRAPPED(BNB, IN->bn_relu_backward(dx, dg, db, dy, x, y, s, g, m, r, sc, h)); }
+{ WRAPPED(BNB, IN->bn_relu_backward(dx, dg, db, dy, x, s, g, b, m, r, sc, h)); }
 static void mpf(float *y, const float *x, shape s) { WRAPPED(MPF, IN->maxpool2x2_forward(y, x, s)); }
 static void mpb(float *dx, const float *dy, const float *x, shape s)
 { WRAPPED(MPB, IN->maxpool2x2_backward(dx, dy, x, s)); }

@@ -146,7 +146,7 @@ typedef struct unet_backend {
     void (*bn_relu_apply)(float *y, const float *x, shape s, const float *gamma,
                           const float *beta, const float *mean, const float *rstd);
     void (*bn_relu_backward)(float *dx, float *dgamma, float *dbeta, const float *dy,
-                             const float *x, const float *y, shape s, const float *gamma,
+                             const float *x, shape s, const float *gamma, const float *beta,
                              const float *mean, const float *rstd, float *scratch,
                              const unet_sum_hook *sync);
     void (*maxpool2x2_forward)(float *y, const float *x, shape s);

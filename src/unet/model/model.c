@@ -160,8 +160,8 @@ static void block_forward(unet *m, const block_params *bp, block_acts *a, bool t
                              P(m, bp->v2), BN_EPS);
 }
 
-/* A block's second ReLU output again, into rtmp (for the dW of the op that
- * consumed it, and BN's backward mask). */
+/* A block's second ReLU output again, into rtmp, for the dW of the op that
+ * consumed it (BN's backward takes its mask from the pre-BN input). */
 static float *recompute_r2(unet *m, const block_params *bp, const block_acts *a)
 {
     m->be->bn_relu_apply(m->rtmp, a->a2, a->s, P(m, bp->g2), P(m, bp->b2), a->mean2, a->rstd2);
@@ -220,25 +220,24 @@ void unet_forward(unet *m, int batch, bool train)
 
 /* From the gradient of a block's output (dr2, in `g`) to the gradient of
  * its input, written to `din` (which may be `g` or another buffer, never
- * `t`; NULL skips it), using `t` as the other working buffer. `r2` is the
- * block's second ReLU output (stored, or just recomputed into rtmp); r1 is
- * recomputed into rtmp. Conv dW go straight into m->grads. The working
- * buffers serve tensors of several shapes, so their borders are zeroed
- * before a conv reads them. */
+ * `t`; NULL skips it), using `t` as the other working buffer. r1 is
+ * recomputed into rtmp for conv2's dW. Conv dW go straight into m->grads.
+ * The working buffers serve tensors of several shapes, so their borders
+ * are zeroed before a conv reads them. */
 static void block_backward(unet *m, const block_params *bp, const block_acts *a, float *g,
-                           float *t, float *din, const float *r2)
+                           float *t, float *din)
 {
     const unet_backend *be = m->be;
     float *s = m->scratch, *r1 = m->rtmp;
-    be->bn_relu_backward(t, G(m, bp->g2), G(m, bp->b2), g, a->a2, r2, a->s, P(m, bp->g2),
-                     a->mean2, a->rstd2, s, m->bn_sync);
+    be->bn_relu_backward(t, G(m, bp->g2), G(m, bp->b2), g, a->a2, a->s, P(m, bp->g2),
+                         P(m, bp->b2), a->mean2, a->rstd2, s, m->bn_sync);
     be->reuse(t, a->s);
     be->bn_relu_apply(r1, a->a1, a->s, P(m, bp->g1), P(m, bp->b1), a->mean1, a->rstd1);
     be->reuse(r1, a->s);
     be->conv3x3_backward_weight(G(m, bp->w2), t, r1, a->s, a->s.c, s);
     be->conv3x3_backward_data(g, t, a->s, P(m, bp->w2), a->s.c, s);
-    be->bn_relu_backward(t, G(m, bp->g1), G(m, bp->b1), g, a->a1, r1, a->s, P(m, bp->g1),
-                     a->mean1, a->rstd1, s, m->bn_sync);
+    be->bn_relu_backward(t, G(m, bp->g1), G(m, bp->b1), g, a->a1, a->s, P(m, bp->g1),
+                         P(m, bp->b1), a->mean1, a->rstd1, s, m->bn_sync);
     be->reuse(t, a->s);
     be->conv3x3_backward_weight(G(m, bp->w1), t, a->x, a->in, a->s.c, s);
     if (din) be->conv3x3_backward_data(din, t, a->in, P(m, bp->w1), a->s.c, s);
@@ -263,8 +262,7 @@ void unet_backward(unet *m, int batch)
      * it writes it. */
     for (int j = c->depth - 1; j >= 0; j--) {
         int i = c->depth - 1 - j;
-        const float *r2 = recompute_r2(m, &m->dec_p[j], &m->dec[j]);
-        block_backward(m, &m->dec_p[j], &m->dec[j], m->ga, m->gb, m->dcat[i], r2);
+        block_backward(m, &m->dec_p[j], &m->dec[j], m->ga, m->gb, m->dcat[i]);
         shape o = m->enc[i].s;
         const float *dup = be->channels(m->dcat[i], m->dec[j].in, o.c);
         const float *up_in = j == 0 ? recompute_r2(m, &m->bott_p, &m->bott)
@@ -275,14 +273,13 @@ void unet_backward(unet *m, int batch)
         be->convt2x2_backward_data(m->ga, dup, up_s, P(m, m->up_w[j]), o.c, m->scratch);
     }
     /* Bottleneck: its input gradient (the deepest pool's) lands in ga. */
-    block_backward(m, &m->bott_p, &m->bott, m->ga, m->gb, m->ga,
-                   recompute_r2(m, &m->bott_p, &m->bott));
+    block_backward(m, &m->bott_p, &m->bott, m->ga, m->gb, m->ga);
     float *dpool = m->ga, *g = m->gb;
     for (int i = c->depth - 1; i >= 0; i--) {
         block_acts *a = &m->enc[i];
         be->maxpool2x2_backward(g, dpool, a->r2, a->s);
         be->add(g, m->dcat[i], a->s); /* + the skip's gradient */
-        block_backward(m, &m->enc_p[i], a, g, dpool, i ? g : NULL, a->r2);
+        block_backward(m, &m->enc_p[i], a, g, dpool, i ? g : NULL);
         float *tmp = dpool; /* g now holds the gradient of pool[i-1] */
         dpool = g;
         g = tmp;

@@ -4,7 +4,8 @@
  * reference on odd shapes (padded channels included), finite differences of
  * the backward in double, parity with PyTorch 1.13 through
  * tests/py/ref_ops.py, bitwise determinism across runs and thread counts,
- * bn_relu_apply equal bit for bit to the forward's output, and that the
+ * bn_relu_apply equal bit for bit to the forward's output, backward's ReLU
+ * mask (from x) equal to the forward output's, and that the
  * border is never written. It fails, with a message, when
  * python3 or torch is missing.
  */
@@ -76,14 +77,14 @@ static void bn_run(const bn_case *k, bn_out *o, int ref)
     if (ref) {
         bn_relu_forward_ref(o->y, k->x, s, k->gamma, k->beta, o->mean, o->rstd, o->rm, o->rv,
                             &o->nbt, BN_MOMENTUM, BN_EPS);
-        bn_relu_backward_ref(o->dx, o->dg, o->db, k->dy, k->x, o->y, s, k->gamma, o->mean,
+        bn_relu_backward_ref(o->dx, o->dg, o->db, k->dy, k->x, s, k->gamma, k->beta, o->mean,
                              o->rstd);
         bn_relu_forward_eval_ref(o->ye, k->x, s, k->gamma, k->beta, o->rm, o->rv, BN_EPS);
     } else {
         float *scr = malloc(bn_scratch_floats(s) * sizeof(float));
         bn_relu_forward(o->y, k->x, s, k->gamma, k->beta, o->mean, o->rstd, o->rm, o->rv,
                         &o->nbt, BN_MOMENTUM, BN_EPS, scr);
-        bn_relu_backward(o->dx, o->dg, o->db, k->dy, k->x, o->y, s, k->gamma, o->mean,
+        bn_relu_backward(o->dx, o->dg, o->db, k->dy, k->x, s, k->gamma, k->beta, o->mean,
                          o->rstd, scr);
         bn_relu_forward_eval(o->ye, k->x, s, k->gamma, k->beta, o->rm, o->rv, BN_EPS);
         free(scr);
@@ -342,6 +343,58 @@ static void test_bn_apply_is_forward(void)
     else unsetenv("UNET_KERNELS");
 }
 
+/* Backward's ReLU mask, taken from x with the forward's constants, is
+ * exactly the forward output's y > 0: zeroing dy where y == 0 first
+ * changes no bit of dx, dgamma, dbeta; keeping dy only where y == 0
+ * gives dgamma = dbeta = 0. For the optimised kernels and the
+ * reference, padded channels included. */
+static void test_bn_mask_is_forward(void)
+{
+    static const shape shapes[] = {{24, 3, 7, 5}, {5, 2, 9, 4}, {16, 1, 33, 17}};
+    for (int ref = 0; ref < 2; ref++)
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            shape s = shapes[si];
+            bn_case k = bn_make(s);
+            bn_out o;
+            bn_run(&k, &o, ref);
+            const size_t n = shape_floats(s);
+            float *on = malloc(n * sizeof(float)), *off = malloc(n * sizeof(float));
+            float *dx = sentinel(s), *scr = malloc(bn_scratch_floats(s) * sizeof(float));
+            float dg[64], db[64];
+            int live = 0;
+            for (size_t i = 0; i < n; i++) {
+                on[i] = o.y[i] > 0.0f ? k.dy[i] : 0.0f;
+                off[i] = o.y[i] > 0.0f ? 0.0f : k.dy[i];
+                live += o.y[i] > 0.0f;
+            }
+            for (int pass = 0; pass < 2; pass++) {
+                const float *dy = pass ? off : on;
+                if (ref)
+                    bn_relu_backward_ref(dx, dg, db, dy, k.x, s, k.gamma, k.beta, o.mean,
+                                         o.rstd);
+                else
+                    bn_relu_backward(dx, dg, db, dy, k.x, s, k.gamma, k.beta, o.mean, o.rstd,
+                                     scr);
+                const size_t cb = (size_t)s.c * sizeof(float);
+                if (pass == 0 && (memcmp(dx, o.dx, n * sizeof(float)) != 0
+                                  || memcmp(dg, o.dg, cb) != 0 || memcmp(db, o.db, cb) != 0))
+                    MG_FAIL_("%s, shape C%d B%d %dx%d: dy masked by y > 0 changes the result",
+                             ref ? "ref" : "optimised", s.c, s.b, s.h, s.w);
+                for (int c = 0; pass == 1 && c < s.c; c++)
+                    if (dg[c] != 0.0f || db[c] != 0.0f)
+                        MG_FAIL_("%s, shape C%d B%d %dx%d: channel %d takes gradient where "
+                                 "y == 0", ref ? "ref" : "optimised", s.c, s.b, s.h, s.w, c);
+            }
+            CHECK(live > 0 && (size_t)live < n / 2 + n / 4); /* both sides of the mask */
+            free(on);
+            free(off);
+            free(dx);
+            free(scr);
+            bn_out_free(&o);
+            bn_free(&k);
+        }
+}
+
 int main(void)
 {
     MG_RUN(test_bn_opt_matches_ref);
@@ -349,5 +402,6 @@ int main(void)
     MG_RUN(test_bn_matches_torch);
     MG_RUN(test_bn_deterministic);
     MG_RUN(test_bn_apply_is_forward);
+    MG_RUN(test_bn_mask_is_forward);
     return mg_test_exit();
 }

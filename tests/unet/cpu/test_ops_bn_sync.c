@@ -102,7 +102,7 @@ static void run_part(const batch *k, part *p, const unet_sum_hook *hook)
     p->nbt = 0;
     bn_relu_forward_sync(p->y, p->x, p->s, k->gamma, k->beta, p->mean, p->rstd, p->rm, p->rv,
                          &p->nbt, BN_MOMENTUM, BN_EPS, p->scratch, hook);
-    bn_relu_backward_sync(p->dx, p->dg, p->db, p->dy, p->x, p->y, p->s, k->gamma, p->mean,
+    bn_relu_backward_sync(p->dx, p->dg, p->db, p->dy, p->x, p->s, k->gamma, k->beta, p->mean,
                           p->rstd, p->scratch, hook);
 }
 
@@ -236,7 +236,8 @@ static void test_null_hook_is_plain(void)
     b.nbt = 0;
     bn_relu_forward(b.y, b.x, b.s, k.gamma, k.beta, b.mean, b.rstd, b.rm, b.rv, &b.nbt,
                     BN_MOMENTUM, BN_EPS, b.scratch);
-    bn_relu_backward(b.dx, b.dg, b.db, b.dy, b.x, b.y, b.s, k.gamma, b.mean, b.rstd, b.scratch);
+    bn_relu_backward(b.dx, b.dg, b.db, b.dy, b.x, b.s, k.gamma, k.beta, b.mean, b.rstd,
+                     b.scratch);
     size_t n = shape_floats(a.s) * sizeof(float);
     CHECK(memcmp(a.y, b.y, n) == 0);
     CHECK(memcmp(a.dx, b.dx, n) == 0);

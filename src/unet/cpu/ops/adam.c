@@ -67,8 +67,9 @@ void adam_update(float *restrict p, const float *restrict g, float *restrict m,
     adam_scalars kk = *k;
     int fma = kern == UNET_KERNEL_AVX2;
     long chunks = (long)((n + ADAM_CHUNK - 1) / ADAM_CHUNK);
-    /* One chunk (most of the UNet's 62 tensors: BN's, the small convs')
-     * runs here: a parallel region would cost more than the update. */
+    /* One chunk (a short run of tensors: the output layer's, a small
+     * conv with its BN) runs here: a parallel region would cost more than
+     * the update. */
 #pragma omp parallel for schedule(static) if (chunks > 1)
     for (long c = 0; c < chunks; c++) {
         size_t lo = (size_t)c * ADAM_CHUNK, len = n - lo < ADAM_CHUNK ? n - lo : ADAM_CHUNK;

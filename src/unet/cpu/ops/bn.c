@@ -75,7 +75,11 @@ static inline size_t bn_row(shape s, int u, int r)
 
 /* ---- per-unit kernels (inlined into an SSE2 and an AVX2 build) ---------- */
 
-/* g = y > 0 ? d : 0 (torch's threshold_backward); relu(v) = max(v, 0) */
+/* g = y > 0 ? d : 0 (torch's threshold_backward); relu(v) = max(v, 0).
+ * Backward takes the mask from the pre-ReLU value v = x * a + b, which
+ * is > 0 exactly where relu(v) is: it reads x, which it needs anyway,
+ * instead of the ReLU output as well (two reads of a tensor fewer per BN
+ * layer). */
 #define relu_mask(y, d) v8_keep(d, (y) > (v8f){0})
 #define relu(v) relu_mask(v, v)
 
@@ -138,13 +142,21 @@ BN_INLINE void bn_apply_body(float *restrict y, const float *restrict x, int w,
         st(y + i * CB, relu(ld(x + i * CB) * va + vb));
 }
 
-/* out[0..7] = sum g, out[8..15] = sum g (x - mean), g = dy [y > 0]. */
-BN_INLINE void bn_bred_body(const float *restrict dy, const float *restrict x,
-                            const float *restrict y, size_t rstride, int h, int w,
-                            const float *restrict mean, double *restrict out)
+/* The backward elementwise pass's constants for one channel block: the
+ * forward's a, b (its ReLU mask), mean, rstd, gamma, and torch's grad_mean
+ * and k. */
+typedef struct bn_bconst {
+    float a[CB], b[CB], m[CB], rs[CB], ga[CB], gm[CB], k[CB];
+} bn_bconst;
+
+/* out[0..7] = sum g, out[8..15] = sum g (x - mean), g = dy [x a + b > 0]
+ * (a, b: the forward's constants, bn_apply_lanes). */
+BN_INLINE void bn_bred_body(const float *restrict dy, const float *restrict x, size_t rstride,
+                            int h, int w, const float *restrict mean, const float *restrict a,
+                            const float *restrict b, double *restrict out)
 {
     double sg[CB], sq[CB];
-    v8f m = ld(mean);
+    v8f m = ld(mean), va = ld(a), vb = ld(b);
     for (int l = 0; l < CB; l++)
         sg[l] = sq[l] = 0.0;
     for (int r = 0; r < h; r++) {
@@ -153,18 +165,20 @@ BN_INLINE void bn_bred_body(const float *restrict dy, const float *restrict x,
         int i = 0;
         for (; i + 1 < w; i += 2) {
             size_t k0 = o + (size_t)(i * CB), k1 = k0 + CB;
-            v8f ga = relu_mask(ld(y + k0), ld(dy + k0));
-            v8f gb = relu_mask(ld(y + k1), ld(dy + k1));
+            v8f xa = ld(x + k0), xb = ld(x + k1);
+            v8f ga = relu_mask(xa * va + vb, ld(dy + k0));
+            v8f gb = relu_mask(xb * va + vb, ld(dy + k1));
             g0 += ga;
             g1 += gb;
-            q0 += ga * (ld(x + k0) - m);
-            q1 += gb * (ld(x + k1) - m);
+            q0 += ga * (xa - m);
+            q1 += gb * (xb - m);
         }
         if (i < w) {
             size_t k0 = o + (size_t)(i * CB);
-            v8f ga = relu_mask(ld(y + k0), ld(dy + k0));
+            v8f xa = ld(x + k0);
+            v8f ga = relu_mask(xa * va + vb, ld(dy + k0));
             g0 += ga;
-            q0 += ga * (ld(x + k0) - m);
+            q0 += ga * (xa - m);
         }
         g0 += g1;
         q0 += q1;
@@ -181,16 +195,15 @@ BN_INLINE void bn_bred_body(const float *restrict dy, const float *restrict x,
 
 /* One row: dx = ((g - gm) - (x - mean) k) * rstd * gamma, torch's order. */
 BN_INLINE void bn_bapply_body(float *restrict dx, const float *restrict dy,
-                              const float *restrict x, const float *restrict y, int w,
-                              const float *restrict mean, const float *restrict gm,
-                              const float *restrict k, const float *restrict rs,
-                              const float *restrict ga)
+                              const float *restrict x, int w, const bn_bconst *c)
 {
-    v8f vm = ld(mean), vgm = ld(gm), vk = ld(k), vrs = ld(rs), vga = ld(ga);
+    v8f vm = ld(c->m), vgm = ld(c->gm), vk = ld(c->k), vrs = ld(c->rs), vga = ld(c->ga);
+    v8f va = ld(c->a), vb = ld(c->b);
     for (int i = 0; i < w; i++) {
         int j = i * CB;
-        v8f g = relu_mask(ld(y + j), ld(dy + j));
-        st(dx + j, ((g - vgm) - (ld(x + j) - vm) * vk) * vrs * vga);
+        v8f xv = ld(x + j);
+        v8f g = relu_mask(xv * va + vb, ld(dy + j));
+        st(dx + j, ((g - vgm) - (xv - vm) * vk) * vrs * vga);
     }
 }
 
@@ -211,27 +224,25 @@ BN_AVX2 static void bn_apply_avx2(float *y, const float *x, int w, const float *
 {
     bn_apply_body(y, x, w, a, b);
 }
-static void bn_bred_sse(const float *dy, const float *x, const float *y, size_t rs, int h,
-                        int w, const float *mean, double *out)
+static void bn_bred_sse(const float *dy, const float *x, size_t rs, int h, int w,
+                        const float *mean, const float *a, const float *b, double *out)
 {
-    bn_bred_body(dy, x, y, rs, h, w, mean, out);
+    bn_bred_body(dy, x, rs, h, w, mean, a, b, out);
 }
-BN_AVX2 static void bn_bred_avx2(const float *dy, const float *x, const float *y, size_t rs,
-                                 int h, int w, const float *mean, double *out)
+BN_AVX2 static void bn_bred_avx2(const float *dy, const float *x, size_t rs, int h, int w,
+                                 const float *mean, const float *a, const float *b,
+                                 double *out)
 {
-    bn_bred_body(dy, x, y, rs, h, w, mean, out);
+    bn_bred_body(dy, x, rs, h, w, mean, a, b, out);
 }
-static void bn_bapply_sse(float *dx, const float *dy, const float *x, const float *y, int w,
-                          const float *mean, const float *gm, const float *k,
-                          const float *rs, const float *ga)
+static void bn_bapply_sse(float *dx, const float *dy, const float *x, int w, const bn_bconst *c)
 {
-    bn_bapply_body(dx, dy, x, y, w, mean, gm, k, rs, ga);
+    bn_bapply_body(dx, dy, x, w, c);
 }
-BN_AVX2 static void bn_bapply_avx2(float *dx, const float *dy, const float *x, const float *y,
-                                   int w, const float *mean, const float *gm, const float *k,
-                                   const float *rs, const float *ga)
+BN_AVX2 static void bn_bapply_avx2(float *dx, const float *dy, const float *x, int w,
+                                   const bn_bconst *c)
 {
-    bn_bapply_body(dx, dy, x, y, w, mean, gm, k, rs, ga);
+    bn_bapply_body(dx, dy, x, w, c);
 }
 
 /* Per-block constants from per-channel arrays; padded lanes get 0 so their
@@ -314,8 +325,8 @@ static void bn_forward_ref(float *restrict y, const float *restrict x, shape s,
                            int64_t *restrict num_batches_tracked, double momentum, double eps,
                            const unet_sum_hook *sync);
 static void bn_backward_ref(float *restrict dx, float *restrict dgamma, float *restrict dbeta,
-                            const float *restrict dy, const float *restrict x,
-                            const float *restrict y, shape s, const float *restrict gamma,
+                            const float *restrict dy, const float *restrict x, shape s,
+                            const float *restrict gamma, const float *restrict beta,
                             const float *restrict mean, const float *restrict rstd,
                             const unet_sum_hook *sync);
 
@@ -496,17 +507,14 @@ static void bn_backward_totals(const double *slots, shape s, const float *rstd, 
         sync->sum(sync->ctx, tot, 2 * s.c + 1);
 }
 
-/* The backward elementwise pass's constants for one channel block. */
-typedef struct bn_bconst {
-    float m[CB], rs[CB], ga[CB], gm[CB], k[CB];
-} bn_bconst;
-
 /* Those of block blk from the totals (tot: 2 C + 1 doubles, the count
  * last). */
 static void bn_backward_lanes(bn_bconst *c, int blk, shape s, const float *gamma,
-                              const float *mean, const float *rstd, const double *tot)
+                              const float *beta, const float *mean, const float *rstd,
+                              const double *tot)
 {
     double n = tot[2 * s.c];
+    bn_apply_lanes(c->a, c->b, blk, s, gamma, beta, mean, rstd);
     bn_lanes(c->m, mean, blk, s.c);
     bn_lanes(c->rs, rstd, blk, s.c);
     bn_lanes(c->ga, gamma, blk, s.c);
@@ -524,14 +532,14 @@ static void bn_backward_lanes(bn_bconst *c, int blk, shape s, const float *gamma
 }
 
 void bn_relu_backward_sync(float *restrict dx, float *restrict dgamma, float *restrict dbeta,
-                           const float *restrict dy, const float *restrict x,
-                           const float *restrict y, shape s, const float *restrict gamma,
+                           const float *restrict dy, const float *restrict x, shape s,
+                           const float *restrict gamma, const float *restrict beta,
                            const float *restrict mean, const float *restrict rstd,
                            float *restrict scratch, const unet_sum_hook *sync)
 {
     unet_kernel kern = unet_kernel_pick(BN_HAS);
     if (kern == UNET_KERNEL_REF) {
-        bn_backward_ref(dx, dgamma, dbeta, dy, x, y, s, gamma, mean, rstd, sync);
+        bn_backward_ref(dx, dgamma, dbeta, dy, x, s, gamma, beta, mean, rstd, sync);
         return;
     }
     int nb = shape_blocks(s), units = nb * s.b, rows = units * s.h;
@@ -541,13 +549,14 @@ void bn_relu_backward_sync(float *restrict dx, float *restrict dgamma, float *re
 #pragma omp parallel for schedule(static)
     for (int u = 0; u < units; u++) {
         size_t o = bn_row(s, u, 0);
-        float m[CB];
+        float m[CB], a[CB], b[CB];
         bn_lanes(m, mean, u / s.b, s.c);
+        bn_apply_lanes(a, b, u / s.b, s, gamma, beta, mean, rstd);
         double *out = slots + (size_t)u * BN_SLOT;
         if (avx)
-            bn_bred_avx2(dy + o, x + o, y + o, rstride, s.h, s.w, m, out);
+            bn_bred_avx2(dy + o, x + o, rstride, s.h, s.w, m, a, b, out);
         else
-            bn_bred_sse(dy + o, x + o, y + o, rstride, s.h, s.w, m, out);
+            bn_bred_sse(dy + o, x + o, rstride, s.h, s.w, m, a, b, out);
     }
     bn_backward_totals(slots, s, rstd, dgamma, dbeta, sync, tot);
     /* The elementwise pass, each thread on a contiguous run of rows,
@@ -562,32 +571,32 @@ void bn_relu_backward_sync(float *restrict dx, float *restrict dgamma, float *re
         for (int i = 0; i < rows; i++) {
             int u = i / s.h, r = i % s.h, blk = u / s.b;
             if (blk != cur) {
-                bn_backward_lanes(&c, blk, s, gamma, mean, rstd, tot);
+                bn_backward_lanes(&c, blk, s, gamma, beta, mean, rstd, tot);
                 cur = blk;
             }
             size_t o = bn_row(s, u, r);
             if (avx)
-                bn_bapply_avx2(dx + o, dy + o, x + o, y + o, s.w, c.m, c.gm, c.k, c.rs, c.ga);
+                bn_bapply_avx2(dx + o, dy + o, x + o, s.w, &c);
             else
-                bn_bapply_sse(dx + o, dy + o, x + o, y + o, s.w, c.m, c.gm, c.k, c.rs, c.ga);
+                bn_bapply_sse(dx + o, dy + o, x + o, s.w, &c);
         }
     }
 }
 
 void bn_relu_backward(float *restrict dx, float *restrict dgamma, float *restrict dbeta,
-                      const float *restrict dy, const float *restrict x,
-                      const float *restrict y, shape s, const float *restrict gamma,
+                      const float *restrict dy, const float *restrict x, shape s,
+                      const float *restrict gamma, const float *restrict beta,
                       const float *restrict mean, const float *restrict rstd,
                       float *restrict scratch)
 {
-    bn_relu_backward_sync(dx, dgamma, dbeta, dy, x, y, s, gamma, mean, rstd, scratch, NULL);
+    bn_relu_backward_sync(dx, dgamma, dbeta, dy, x, s, gamma, beta, mean, rstd, scratch, NULL);
 }
 
 /* The reference backward, channel by channel; a sync hook sums each
  * channel's two totals and count over the processes. */
 static void bn_backward_ref(float *restrict dx, float *restrict dgamma, float *restrict dbeta,
-                            const float *restrict dy, const float *restrict x,
-                            const float *restrict y, shape s, const float *restrict gamma,
+                            const float *restrict dy, const float *restrict x, shape s,
+                            const float *restrict gamma, const float *restrict beta,
                             const float *restrict mean, const float *restrict rstd,
                             const unet_sum_hook *sync)
 {
@@ -600,11 +609,13 @@ static void bn_backward_ref(float *restrict dx, float *restrict dgamma, float *r
             continue;
         }
         double t[3] = {0.0, 0.0, (double)s.b * (double)s.h * (double)s.w};
+        /* The forward's ReLU mask: x a + b > 0 (bn_forward_ref's a, b). */
+        const float a = rstd[c] * gamma[c], b0 = beta[c] - mean[c] * a;
         for (int b = 0; b < s.b; b++)
             for (int i = 0; i < s.h; i++)
                 for (int j = 0; j < s.w; j++) {
                     size_t k = shape_at(s, c, b, i, j);
-                    float g = y[k] > 0.0f ? dy[k] : 0.0f;
+                    float g = x[k] * a + b0 > 0.0f ? dy[k] : 0.0f;
                     t[0] += g;
                     t[1] += g * (x[k] - mean[c]);
                 }
@@ -618,18 +629,18 @@ static void bn_backward_ref(float *restrict dx, float *restrict dgamma, float *r
             for (int i = 0; i < s.h; i++)
                 for (int j = 0; j < s.w; j++) {
                     size_t k = shape_at(s, c, b, i, j);
-                    float g = y[k] > 0.0f ? dy[k] : 0.0f;
+                    float g = x[k] * a + b0 > 0.0f ? dy[k] : 0.0f;
                     dx[k] = ((g - gm) - (x[k] - mean[c]) * kk) * rstd[c] * gamma[c];
                 }
     }
 }
 
 void bn_relu_backward_ref(float *restrict dx, float *restrict dgamma, float *restrict dbeta,
-                          const float *restrict dy, const float *restrict x,
-                          const float *restrict y, shape s, const float *restrict gamma,
+                          const float *restrict dy, const float *restrict x, shape s,
+                          const float *restrict gamma, const float *restrict beta,
                           const float *restrict mean, const float *restrict rstd)
 {
-    bn_backward_ref(dx, dgamma, dbeta, dy, x, y, s, gamma, mean, rstd, NULL);
+    bn_backward_ref(dx, dgamma, dbeta, dy, x, s, gamma, beta, mean, rstd, NULL);
 }
 
 /* Eval constants, torch's: invstd = 1/sqrt(var + eps) in float. */

@@ -33,8 +33,9 @@
  *
  * What the training forward keeps for backward: per channel, the batch
  * mean and rstd = 1/sqrt(var + eps) (2*C floats, the caller's arrays); and
- * the backward also reads the pre-BN input x and the post-ReLU output y,
- * which the model keeps anyway (y is the next conv's input).
+ * the backward also reads the pre-BN input x, which the model keeps anyway,
+ * and takes the ReLU mask from it (not from the output y, which the model
+ * recomputes only where a conv's weight gradient needs it).
  */
 #ifndef UNET_BN_H
 #define UNET_BN_H
@@ -87,20 +88,22 @@ void bn_relu_forward_sync(float *restrict y, const float *restrict x, shape s,
                           float *restrict scratch, const unet_sum_hook *sync);
 
 /* Backward of bn_relu_forward. dy (C,B,H,W) is the gradient w.r.t. y.
- *   g = dy * [y > 0]
+ *   g = dy * [y > 0], where y > 0 is taken as x alpha + beta' > 0 with
+ *   the forward's own constants (bitwise the same test: the ReLU output
+ *   is not read)
  *   dbeta (C) = sum g;  dgamma (C) = rstd * sum g * (x - mean)
  *   dx (C,B,H,W) = (g - dbeta/n - (x - mean) * k) * rstd * gamma,
  *                  k = dgamma * rstd / n
  * dgamma and dbeta are overwritten, not accumulated. x, y, mean, rstd are
  * the forward's. */
 void bn_relu_backward(float *restrict dx, float *restrict dgamma, float *restrict dbeta,
-                      const float *restrict dy, const float *restrict x,
-                      const float *restrict y, shape s, const float *restrict gamma,
+                      const float *restrict dy, const float *restrict x, shape s,
+                      const float *restrict gamma, const float *restrict beta,
                       const float *restrict mean, const float *restrict rstd,
                       float *restrict scratch);
 void bn_relu_backward_ref(float *restrict dx, float *restrict dgamma, float *restrict dbeta,
-                          const float *restrict dy, const float *restrict x,
-                          const float *restrict y, shape s, const float *restrict gamma,
+                          const float *restrict dy, const float *restrict x, shape s,
+                          const float *restrict gamma, const float *restrict beta,
                           const float *restrict mean, const float *restrict rstd);
 
 /* bn_relu_backward as SyncBatchNorm's: with a sync hook, dx uses the sums
@@ -109,8 +112,8 @@ void bn_relu_backward_ref(float *restrict dx, float *restrict dgamma, float *res
  * own sums, which the gradient sum over processes adds up. A NULL hook is
  * bn_relu_backward, bitwise. */
 void bn_relu_backward_sync(float *restrict dx, float *restrict dgamma, float *restrict dbeta,
-                           const float *restrict dy, const float *restrict x,
-                           const float *restrict y, shape s, const float *restrict gamma,
+                           const float *restrict dy, const float *restrict x, shape s,
+                           const float *restrict gamma, const float *restrict beta,
                            const float *restrict mean, const float *restrict rstd,
                            float *restrict scratch, const unet_sum_hook *sync);
 
