@@ -56,6 +56,10 @@ AVX2_INLINE void out_lanes(const int NO, const int NP, const int n, const float 
                            ptrdiff_t px, const float *wt, __m256 acc[4][6])
 {
     for (int i = 0; i < n; i++) {
+        const float *ahead = wt + CONV__PREFETCH_LANES * NO * CB;
+        _mm_prefetch((const char *)ahead, _MM_HINT_T0);
+        if (NO > 2)
+            _mm_prefetch((const char *)(ahead + 16), _MM_HINT_T0);
         __m256 x[6];
         for (int p = 0; p < NP; p++)
             x[p] = _mm256_broadcast_ss(it + p * px + i);
@@ -103,6 +107,8 @@ AVX2_INLINE void out_lanes43(const int n, const float *it, ptrdiff_t px, const f
     __m256 a00 = a[0], a01 = a[1], a02 = a[2], a10 = a[3], a11 = a[4], a12 = a[5];
     __m256 a20 = a[6], a21 = a[7], a22 = a[8], a30 = a[9], a31 = a[10], a32 = a[11];
     for (int i = 0; i < n; i++) {
+        _mm_prefetch((const char *)(wt + CONV__PREFETCH_LANES * 4 * CB), _MM_HINT_T0);
+        _mm_prefetch((const char *)(wt + CONV__PREFETCH_LANES * 4 * CB + 16), _MM_HINT_T0);
         const __m256 x0 = _mm256_broadcast_ss(it + i), x1 = _mm256_broadcast_ss(it + px + i);
         const __m256 x2 = _mm256_broadcast_ss(it + 2 * px + i);
         __m256 w = _mm256_loadu_ps(wt);
@@ -131,6 +137,7 @@ AVX2_INLINE void out_lanes26(const int n, const float *it, ptrdiff_t px, const f
     __m256 a00 = a[0], a01 = a[1], a02 = a[2], a03 = a[3], a04 = a[4], a05 = a[5];
     __m256 a10 = a[6], a11 = a[7], a12 = a[8], a13 = a[9], a14 = a[10], a15 = a[11];
     for (int i = 0; i < n; i++) {
+        _mm_prefetch((const char *)(wt + CONV__PREFETCH_LANES * 2 * CB), _MM_HINT_T0);
         const __m256 w0 = _mm256_loadu_ps(wt), w1 = _mm256_loadu_ps(wt + CB);
         __m256 x = _mm256_broadcast_ss(it + i);
         a00 = _mm256_fmadd_ps(w0, x, a00), a10 = _mm256_fmadd_ps(w1, x, a10);

@@ -86,6 +86,10 @@ Z512_INLINE void out_lanes(const int NZ, const int NP, const int n, const float 
                            ptrdiff_t px, const float *wt, __m512 acc[2][NP_MAX])
 {
     for (int i = 0; i < n; i++) {
+        const float *ahead = wt + CONV__PREFETCH_LANES * NZ * 16;
+        _mm_prefetch((const char *)ahead, _MM_HINT_T0);
+        if (NZ == 2)
+            _mm_prefetch((const char *)(ahead + 16), _MM_HINT_T0);
         __m512 w0 = _mm512_loadu_ps(wt);
         __m512 w1 = NZ == 2 ? _mm512_loadu_ps(wt + 16) : w0;
         for (int p = 0; p < NP; p++) {

@@ -70,6 +70,13 @@ size_t conv__dw_chunks(int tasks, int rows);
  * the dW partition stays thread-count independent. */
 static inline int conv__group(int nob) { return nob >= 4 ? 4 : 2; }
 
+/* Input lanes ahead (one tap of one input block) at which the forward
+ * microkernels prefetch their packed weights: a group's weights (up to
+ * 295 KB) stream from L2 once per output tile, and the hardware
+ * prefetcher left the FMAs waiting on them (1 thread, B=4: conv3x3
+ * forward 130-140 -> 150-158 GFLOPS AVX-512, bench/bench_conv.c). */
+#define CONV__PREFETCH_LANES 8
+
 /* Strides of one blocked tensor, in floats. */
 typedef struct conv__geo {
     ptrdiff_t cs;  /* between channel blocks: B * plane */
