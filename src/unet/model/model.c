@@ -134,13 +134,14 @@ void unet_release_activations(unet *m)
 
 /* ---- forward ----------------------------------------------------------------- */
 
-/* One block forward. r1 goes to the shared rtmp buffer (its border zeroed:
- * the buffer serves several shapes and conv2 reads the border); r2 goes to
- * `r2` (an encoder's concat buffer, or rtmp for the next op to consume). */
+/* One block forward. r1 goes to gb, idle until backward (its border
+ * zeroed: the buffer serves several shapes and conv2 reads the border);
+ * r2 goes to `r2` (an encoder's concat buffer, or gb itself for the next
+ * op to consume: conv2 has read r1 by then). */
 static void block_forward(unet *m, const block_params *bp, block_acts *a, bool train, float *r2)
 {
     const unet_backend *be = m->be;
-    float *s = m->scratch, *r1 = m->rtmp;
+    float *s = m->scratch, *r1 = m->gb;
     be->conv3x3_forward(a->a1, a->x, a->in, P(m, bp->w1), a->s.c, s);
     if (train)
         be->bn_relu_forward(r1, a->a1, a->s, P(m, bp->g1), P(m, bp->b1), a->mean1, a->rstd1,
@@ -160,13 +161,14 @@ static void block_forward(unet *m, const block_params *bp, block_acts *a, bool t
                              P(m, bp->v2), BN_EPS);
 }
 
-/* A block's second ReLU output again, into rtmp, for the dW of the op that
- * consumed it (BN's backward takes its mask from the pre-BN input). */
-static float *recompute_r2(unet *m, const block_params *bp, const block_acts *a)
+/* A block's second ReLU output again, into the idle working buffer
+ * `into`, for the dW of the op that consumed it (BN's backward takes its
+ * mask from the pre-BN input). */
+static float *recompute_r2(unet *m, const block_params *bp, const block_acts *a, float *into)
 {
-    m->be->bn_relu_apply(m->rtmp, a->a2, a->s, P(m, bp->g2), P(m, bp->b2), a->mean2, a->rstd2);
-    m->be->reuse(m->rtmp, a->s);
-    return m->rtmp;
+    m->be->bn_relu_apply(into, a->a2, a->s, P(m, bp->g2), P(m, bp->b2), a->mean2, a->rstd2);
+    m->be->reuse(into, a->s);
+    return into;
 }
 
 /* A smaller batch (the last of an epoch) is a smaller shape over the same
@@ -198,8 +200,8 @@ void unet_forward(unet *m, int batch, bool train)
         block_forward(m, &m->enc_p[i], &m->enc[i], train, m->cat[i]);
         be->maxpool2x2_forward(m->pool[i], m->enc[i].r2, m->enc[i].s);
     }
-    block_forward(m, &m->bott_p, &m->bott, train, m->rtmp);
-    const float *prev = m->rtmp; /* each r2 below is consumed before rtmp is reused */
+    block_forward(m, &m->bott_p, &m->bott, train, m->gb);
+    const float *prev = m->gb; /* each r2 below is consumed before gb is reused */
     shape prev_s = m->bott.s;
     for (int j = 0; j < c->depth; j++) {
         int i = c->depth - 1 - j;
@@ -207,8 +209,8 @@ void unet_forward(unet *m, int batch, bool train)
         /* The upsampled half of the concat buffer, after the skip's channels. */
         float *up = be->channels(m->cat[i], m->dec[j].in, o.c);
         be->convt2x2_forward(up, prev, prev_s, P(m, m->up_w[j]), P(m, m->up_b[j]), o.c, m->scratch);
-        block_forward(m, &m->dec_p[j], &m->dec[j], train, m->rtmp);
-        prev = m->rtmp;
+        block_forward(m, &m->dec_p[j], &m->dec[j], train, m->gb);
+        prev = m->gb;
         prev_s = m->dec[j].s;
     }
     be->conv1x1_forward(m->logits, prev, prev_s, P(m, m->out_w), P(m, m->out_b), 1, m->scratch);
@@ -221,14 +223,16 @@ void unet_forward(unet *m, int batch, bool train)
 /* From the gradient of a block's output (dr2, in `g`) to the gradient of
  * its input, written to `din` (which may be `g` or another buffer, never
  * `t`; NULL skips it), using `t` as the other working buffer. r1 is
- * recomputed into rtmp for conv2's dW. Conv dW go straight into m->grads.
- * The working buffers serve tensors of several shapes, so their borders
- * are zeroed before a conv reads them. */
+ * recomputed into `g` for conv2's dW (dr2 is spent once BN2's backward
+ * has read it, and conv2's backward-data writes g after the dW): no third
+ * working buffer. Conv dW go straight into m->grads. The working buffers
+ * serve tensors of several shapes, so their borders are zeroed before a
+ * conv reads them. */
 static void block_backward(unet *m, const block_params *bp, const block_acts *a, float *g,
                            float *t, float *din)
 {
     const unet_backend *be = m->be;
-    float *s = m->scratch, *r1 = m->rtmp;
+    float *s = m->scratch, *r1 = g;
     be->bn_relu_backward(t, G(m, bp->g2), G(m, bp->b2), g, a->a2, a->s, P(m, bp->g2),
                          P(m, bp->b2), a->mean2, a->rstd2, s, m->bn_sync);
     be->reuse(t, a->s);
@@ -250,7 +254,8 @@ void unet_backward(unet *m, int batch)
     shape lo = {1, batch, m->h, m->w};
     be->from_nchw(m->dlogits, lo, m->dlogits_nchw);
     const block_acts *last = &m->dec[c->depth - 1];
-    const float *last_r2 = recompute_r2(m, &m->dec_p[c->depth - 1], last);
+    /* Into ga: the output conv's backward-data writes ga after its dW. */
+    const float *last_r2 = recompute_r2(m, &m->dec_p[c->depth - 1], last, m->ga);
     be->conv1x1_backward_weight(G(m, m->out_w), G(m, m->out_b), m->dlogits, last_r2, last->s, 1,
                             m->scratch);
     be->conv1x1_backward_data(m->ga, m->dlogits, last->s, P(m, m->out_w), 1, m->scratch);
@@ -265,8 +270,9 @@ void unet_backward(unet *m, int batch)
         block_backward(m, &m->dec_p[j], &m->dec[j], m->ga, m->gb, m->dcat[i]);
         shape o = m->enc[i].s;
         const float *dup = be->channels(m->dcat[i], m->dec[j].in, o.c);
-        const float *up_in = j == 0 ? recompute_r2(m, &m->bott_p, &m->bott)
-                                    : recompute_r2(m, &m->dec_p[j - 1], &m->dec[j - 1]);
+        /* ga and gb are idle here (dup lives in dcat[i]). */
+        const float *up_in = j == 0 ? recompute_r2(m, &m->bott_p, &m->bott, m->gb)
+                                    : recompute_r2(m, &m->dec_p[j - 1], &m->dec[j - 1], m->gb);
         shape up_s = j == 0 ? m->bott.s : m->dec[j - 1].s;
         be->convt2x2_backward_weight(G(m, m->up_w[j]), G(m, m->up_b[j]), dup, up_in, up_s, o.c,
                                  m->scratch);

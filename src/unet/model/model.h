@@ -138,7 +138,6 @@ typedef struct unet {
     float *dcat[UNET_MAX_DEPTH];/* gradients of cat (skip half kept):
                                  * dec[.].a1 and a2's memory (plan.c) */
     float *ga, *gb;             /* working gradient buffers */
-    float *rtmp;                /* a recomputed ReLU output */
     float *dlogits;             /* blocked (1,B,H,W); aliases gb */
     float *scratch;
     char *zero_lo, *zero_hi;    /* activations and their gradients: zeroed

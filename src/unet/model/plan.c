@@ -11,13 +11,14 @@
  *
  * The plan for B=8 at 128x128 with the default model (base 16, depth 4):
  * params + grads + Adam moments 29.7 MiB, activations 106 MiB (160 when
- * every ReLU output was kept too), activation gradients 24.8 MiB (three
+ * every ReLU output was kept too), activation gradients 16.5 MiB (two
  * working buffers the size of the largest activation, which also hold
- * the blocked logits and their gradient, instead of one gradient per
+ * the blocked logits and their gradient and the ReLU outputs forward
+ * passes on and backward recomputes, instead of one gradient per
  * activation: 160 MiB; research/cnn-in-c.md 5.4; the skip gradients of
  * every level, 32 MiB more, live in a decoder block's two pre-BN
  * activations, which its backward has read when it writes them);
- * 165.8 MiB in all (test_unet_parity prints it:
+ * 157.6 MiB in all (test_unet_parity prints it:
  * test_plan_is_linear_in_batch; `unet-train plan --batch 8`).
  */
 #include "plan.h"
@@ -167,9 +168,10 @@ static void arena_regions(unet *m, bump *b)
         work = max_sz(work, act(level_shape(c, i, B, H, W)));
     shape lo = {1, B, H, W};
     work = max_sz(work, act(lo));
+    /* Two: the ReLU outputs the forward passes on and the backward
+     * recomputes live in whichever of them is idle (model.c). */
     m->ga = take_f(b, work);
     m->gb = take_f(b, work);
-    m->rtmp = take_f(b, work);
     /* The blocked logits (1 channel padded to a block) live only from the
      * output conv to their NCHW copy, while the gradient buffers are idle;
      * their gradient only until the output conv's backward, before the
