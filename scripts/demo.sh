@@ -28,23 +28,24 @@ echo "== 2. a normal run: unet-train --synthetic 96 --img-size 64 --batch 4 --ep
 build/unet-train --synthetic 96 --img-size 64 --batch 4 --epochs 3 --out "$out/normal" \
     --progress lines | grep -E '^(epoch|done|data|memory plan|note)'
 
-# 200 MiB: batch 8 at 128x128 plans 172 MiB with the data (unet-train
-# plan) and peaks at 177 MiB RSS, above the stop threshold of the seed's
-# batch-8 row (84 %); batch 6 plans 138 MiB and peaks at 143, below the
-# warn threshold of its row (83 %).
+# 185 MiB: batch 8 at 128x128 plans 164 MiB with the data (unet-train
+# plan) and peaks at 169 MiB RSS, above the stop threshold of the seed's
+# batch-8 row (84 %: 155 MiB); batch 6 plans 132 MiB and peaks at 137,
+# below the warn threshold of its row (83 %: 154 MiB) and memguard run's
+# (80 %: 148 MiB).
 # memguard run watches the same budget with the same row (80 / 84 %) and
 # logs a sample every 20 ms: whichever monitor sees the stop line first,
 # the trainer's own or memguard run's request, the trainer saves and
 # exits 75.
 echo
-echo "== 3. batch 8 under --ram-budget 200M: the seed's crash, now a safe stop"
+echo "== 3. batch 8 under --ram-budget 185M: the seed's crash, now a safe stop"
 build/unet-train plan --batch 8 --img-size 128 | tail -1
 mkdir -p "$out/seed"
 set +e
-build/memguard run --ram-budget 200M --warn-ram 80% --stop-ram 84% --report-interval 20 \
+build/memguard run --ram-budget 185M --warn-ram 80% --stop-ram 84% --report-interval 20 \
     --log "$out/seed/run.jsonl" -- \
     build/unet-train --synthetic 96 --img-size 128 --batch 8 --epochs 3 --out "$out/seed" \
-    --ram-budget 200M --progress lines
+    --ram-budget 185M --progress lines
 status=$?
 set -e
 echo "(exit $status: 75 means stopped for memory after a good checkpoint)"
@@ -54,7 +55,7 @@ emergency=$(ls "$out"/seed/emergency_epoch*.pth)
 echo
 echo "== 4. resume from $emergency at batch 6"
 build/unet-train --synthetic 96 --img-size 128 --batch 6 --epochs 3 --out "$out/seed" \
-    --ram-budget 200M --resume "$emergency" --progress lines | grep -E '^(epoch|done|resumed|\[Batch)'
+    --ram-budget 185M --resume "$emergency" --progress lines | grep -E '^(epoch|done|resumed|\[Batch)'
 
 echo
 echo "== 5. the plot of step 3: memguard plot $out/seed/run.jsonl"
