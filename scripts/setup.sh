@@ -24,6 +24,11 @@
 #   python3-torch, python3-numpy  the oracle: parity tests of the trainer and
 #                    the .pth files, the PyTorch side of the benchmarks, and
 #                    the Python binding's PyTorch example
+#   libopenblas0-pthread  PyTorch at its best for the benchmarks' ratios:
+#                    Debian's torch takes libblas.so.3 through alternatives,
+#                    and without OpenBLAS that is the netlib reference BLAS
+#                    (its transposed convolutions run on BLAS); the benches
+#                    print which one torch loaded
 #   clang-14, libclang-rt-14-dev, libomp-14-dev  the fuzz harnesses (fuzz/,
 #                    scripts/fuzz.sh): clang with libFuzzer, whose runtime
 #                    (libclang_rt.fuzzer) and the ASan/UBSan runtimes are in
@@ -49,7 +54,7 @@ set -euo pipefail
 main_packages=(build-essential cmake pkg-config libcjson-dev libpng-dev libjpeg-dev zlib1g-dev)
 
 packages=(build-essential cmake pkg-config libcjson-dev python3 python3-psutil go-md2man
-          libpng-dev libjpeg-dev zlib1g-dev python3-torch python3-numpy
+          libpng-dev libjpeg-dev zlib1g-dev python3-torch python3-numpy libopenblas0-pthread
           clang-14 libclang-rt-14-dev libomp-14-dev)
 packages+=(librsvg2-bin libxml2-dev python3-venv python3-setuptools python3-wheel)
 packages+=(libopenmpi-dev openmpi-bin)
