@@ -250,6 +250,57 @@ Z512_INLINE void dw_rows(const int NZ, const int NT, const int NI, const conv__d
                 _mm512_storeu_ps(tile + ((t0 + t) * CB + i) * ow + z * 16, acc[z][t][i]);
 }
 
+/* Most pixels a joined-dout bundle holds (dw_rows_joined): 2 zmm each,
+ * 32 KB on the stack. */
+#define JOIN_PX 256
+
+/* The dout of rows [ra, rb) for a full group of 4 blocks, joined once:
+ * jd[2 * (row * w + p) + z] = blocks 2z, 2z+1 at pixel p. */
+Z512_INLINE void dw_join(const conv__dw *d, int k, int ra, int rb, __m512 *jd)
+{
+    const int G = group_of(d->nob);
+    for (int r = ra; r < rb; r++) {
+        const int b = r / d->h, y = r % d->h;
+        const float *dv = d->dv + (k * G) * d->dv_cs + b * d->dv_bs + y * d->dv_rs + d->dv_org;
+        __m512 *o = jd + (ptrdiff_t)2 * (r - ra) * d->w;
+        for (int p = 0; p < d->w; p++) {
+            o[2 * p] = load_pair(dv + p * d->dv_px, d->dv_cs, 0, 4);
+            o[2 * p + 1] = load_pair(dv + p * d->dv_px, d->dv_cs, 2, 4);
+        }
+    }
+}
+
+/* dw_rows(2, 1, CB, ...) for tap t of a conv3x3 (dout unshifted) over a
+ * bundle whose dout dw_join has joined: the same sums in the same order,
+ * with one plain load per zmm instead of two half loads and an insert
+ * per tap (the insert shares a port with the FMAs). */
+Z512_INLINE void dw_rows_joined(const conv__dw *d, int cb, int ra, int rb, int t,
+                                const __m512 *jd, float *tile, ptrdiff_t ow)
+{
+    __m512 acc[2][CB];
+    for (int z = 0; z < 2; z++)
+        for (int i = 0; i < CB; i++)
+            acc[z][i] = _mm512_loadu_ps(tile + (t * CB + i) * ow + z * 16);
+    for (int r = ra; r < rb; r++) {
+        const int b = r / d->h, y = r % d->h;
+        const float *bc = d->bc + cb * d->bc_cs + b * d->bc_bs + y * d->bc_rs + d->bc_org
+                          + d->bc_tap[t];
+        const __m512 *j = jd + (ptrdiff_t)2 * (r - ra) * d->w;
+        for (int p = 0; p < d->w; p++) {
+            const float *x = bc + p * d->bc_px;
+            const __m512 d0 = j[2 * p], d1 = j[2 * p + 1];
+            for (int i = 0; i < CB; i++) {
+                const __m512 xi = _mm512_set1_ps(x[i]);
+                acc[0][i] = _mm512_fmadd_ps(d0, xi, acc[0][i]);
+                acc[1][i] = _mm512_fmadd_ps(d1, xi, acc[1][i]);
+            }
+        }
+    }
+    for (int z = 0; z < 2; z++)
+        for (int i = 0; i < CB; i++)
+            _mm512_storeu_ps(tile + (t * CB + i) * ow + z * 16, acc[z][i]);
+}
+
 /* dw_rows for one zmm and the three taps kw of kernel row kh of a 3x3
  * (stencil3), swept along the input row: input pixel q feeds tap kw of
  * output pixel q + 1 - kw, so each of its NI lanes is broadcast once for
@@ -313,7 +364,15 @@ Z512 static void run_dw(const conv__dw *d)
         float *tile = tk.tile;
         for (int ra = tk.r0; ra < r1; ra += bundle) {
             const int rb = ra + bundle < r1 ? ra + bundle : r1;
-            if (nz == 2 && ni == CB) {
+            if (nz == 2 && ni == CB && nb == 4 && d->stencil3 && (rb - ra) * d->w <= JOIN_PX) {
+                /* A conv3x3's full group: its dout joined once for the 9
+                 * taps (x4b 128->128 dW, 1 thread, B=4: see
+                 * bench/bench_conv.c). */
+                __m512 jd[2 * JOIN_PX];
+                dw_join(d, k, ra, rb, jd);
+                for (int t = 0; t < 9; t++)
+                    dw_rows_joined(d, cb, ra, rb, t, jd, tile, ow);
+            } else if (nz == 2 && ni == CB) {
                 for (int t = 0; t < d->ntaps; t++)
                     dw_rows(2, 1, CB, d, k, cb, nb, ra, rb, t, tile, ow);
             } else if (nz == 2) {
