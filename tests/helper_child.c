@@ -51,8 +51,10 @@
  *       does (at 64x64 a smaller batch frees only some 10 % of the budget,
  *       too little to clear a ballast that overshot: the CI run of
  *       session 4 shrank 8 -> 1 and stopped). With SHRINKS (a trainer's
- *       own budget), until that file has r + 1 lines (a header and r
- *       shrinks), keeping what it has. It sleeps after the last round; it
+ *       own budget), it takes the round's CAP_MB at once while the
+ *       trainer (its parent) is stopped (SIGSTOP, then SIGCONT), then
+ *       waits until that file has r + 1 lines (a header and r shrinks),
+ *       keeping what it has. It sleeps after the last round; it
  *       never catches the checkpoint signal. It exits when its parent does
  *       (a ballast started by a shell that then exec'd the trainer lives
  *       in the trainer's own process tree, and ends with it).
@@ -238,7 +240,18 @@ static int ballast(const char *trace, long lines, long step, long every, long ro
     for (long r = 1; r <= rounds; r++) {
         long n = 0;
         while (lines_in(trace) < r * lines) sleep_while_parent(5, parent);
-        for (long got = 0; shrinks ? lines_in(shrinks) < r + 1 : !exists(stop_file);) {
+        long got = 0;
+        if (shrinks) {
+            /* The trainer (the parent) waits while the round's memory
+             * arrives, so its next check is sure to see it: a fast
+             * trainer under load finished its 24 batches before the
+             * ballast got a core (CI, session 6). */
+            kill(parent, SIGSTOP);
+            for (; got + step <= cap && n < 4096; got += step)
+                blocks[n++] = grab_mapped(step);
+            kill(parent, SIGCONT);
+        }
+        for (; shrinks ? lines_in(shrinks) < r + 1 : !exists(stop_file);) {
             if (got + step <= cap && n < 4096) {
                 blocks[n++] = grab_mapped(step);
                 got += step;
