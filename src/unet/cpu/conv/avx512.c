@@ -251,21 +251,24 @@ Z512_INLINE void dw_rows(const int NZ, const int NT, const int NI, const conv__d
 }
 
 /* Most pixels a joined-dout bundle holds (dw_rows_joined): 2 zmm each,
- * 32 KB on the stack. */
+ * 32 KB on the stack. A float array read and written with unaligned
+ * moves: GCC for 64-bit Windows does not align the stack beyond 16
+ * bytes (its bug 54412), and an aligned move there would fault. */
 #define JOIN_PX 256
 
 /* The dout of rows [ra, rb) for a full group of 4 blocks, joined once:
- * jd[2 * (row * w + p) + z] = blocks 2z, 2z+1 at pixel p. */
-Z512_INLINE void dw_join(const conv__dw *d, int k, int ra, int rb, __m512 *jd)
+ * the 16 floats at jd + 16 * (2 * (row * w + p) + z) are blocks 2z, 2z+1
+ * at pixel p. */
+Z512_INLINE void dw_join(const conv__dw *d, int k, int ra, int rb, float *jd)
 {
     const int G = group_of(d->nob);
     for (int r = ra; r < rb; r++) {
         const int b = r / d->h, y = r % d->h;
         const float *dv = d->dv + (k * G) * d->dv_cs + b * d->dv_bs + y * d->dv_rs + d->dv_org;
-        __m512 *o = jd + (ptrdiff_t)2 * (r - ra) * d->w;
+        float *o = jd + (ptrdiff_t)32 * (r - ra) * d->w;
         for (int p = 0; p < d->w; p++) {
-            o[2 * p] = load_pair(dv + p * d->dv_px, d->dv_cs, 0, 4);
-            o[2 * p + 1] = load_pair(dv + p * d->dv_px, d->dv_cs, 2, 4);
+            _mm512_storeu_ps(o + 32 * p, load_pair(dv + p * d->dv_px, d->dv_cs, 0, 4));
+            _mm512_storeu_ps(o + 32 * p + 16, load_pair(dv + p * d->dv_px, d->dv_cs, 2, 4));
         }
     }
 }
@@ -275,7 +278,7 @@ Z512_INLINE void dw_join(const conv__dw *d, int k, int ra, int rb, __m512 *jd)
  * with one plain load per zmm instead of two half loads and an insert
  * per tap (the insert shares a port with the FMAs). */
 Z512_INLINE void dw_rows_joined(const conv__dw *d, int cb, int ra, int rb, int t,
-                                const __m512 *jd, float *tile, ptrdiff_t ow)
+                                const float *jd, float *tile, ptrdiff_t ow)
 {
     __m512 acc[2][CB];
     for (int z = 0; z < 2; z++)
@@ -285,10 +288,10 @@ Z512_INLINE void dw_rows_joined(const conv__dw *d, int cb, int ra, int rb, int t
         const int b = r / d->h, y = r % d->h;
         const float *bc = d->bc + cb * d->bc_cs + b * d->bc_bs + y * d->bc_rs + d->bc_org
                           + d->bc_tap[t];
-        const __m512 *j = jd + (ptrdiff_t)2 * (r - ra) * d->w;
+        const float *j = jd + (ptrdiff_t)32 * (r - ra) * d->w;
         for (int p = 0; p < d->w; p++) {
             const float *x = bc + p * d->bc_px;
-            const __m512 d0 = j[2 * p], d1 = j[2 * p + 1];
+            const __m512 d0 = _mm512_loadu_ps(j + 32 * p), d1 = _mm512_loadu_ps(j + 32 * p + 16);
             for (int i = 0; i < CB; i++) {
                 const __m512 xi = _mm512_set1_ps(x[i]);
                 acc[0][i] = _mm512_fmadd_ps(d0, xi, acc[0][i]);
@@ -368,7 +371,7 @@ Z512 static void run_dw(const conv__dw *d)
                 /* A conv3x3's full group: its dout joined once for the 9
                  * taps (x4b 128->128 dW, 1 thread, B=4: see
                  * bench/bench_conv.c). */
-                __m512 jd[2 * JOIN_PX];
+                _Alignas(64) float jd[2 * JOIN_PX * 16];
                 dw_join(d, k, ra, rb, jd);
                 for (int t = 0; t < 9; t++)
                     dw_rows_joined(d, cb, ra, rb, t, jd, tile, ow);
