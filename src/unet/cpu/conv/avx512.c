@@ -21,7 +21,9 @@
  *   input block (NZ * NT * 8 <= 24 accumulators), pixels inner; per pixel,
  *   NZ joined dout loads and 8 * NT broadcast-FMAs. A 3x3 op with one zmm
  *   uses dw_rows_s3, which sweeps each input row once for three taps:
- *   x1b 16->16 dW 170 -> 207 GFLOPS, the 3-channel input 97 -> 156.
+ *   x1b 16->16 dW 170 -> 207 GFLOPS, the 3-channel input 97 -> 156. A
+ *   3x3 with a full group of 2 zmm joins each row bundle's dout once for
+ *   its nine taps (dw_join, dw_rows_joined).
  * An odd number of output blocks (Co = 8 layers, the 1-channel logit) runs
  * the last zmm with zero weights / a zero upper half and stores only its
  * lower half: wasted FMAs on a few tiny layers, no separate tail code.
