@@ -375,7 +375,7 @@ Z512 static void run_dw(const conv__dw *d)
                  * bench/bench_conv.c). */
                 _Alignas(64) float jd[2 * JOIN_PX * 16];
                 dw_join(d, k, ra, rb, jd);
-                for (int t = 0; t < 9; t++)
+                for (int t = 0; t < d->ntaps; t++)
                     dw_rows_joined(d, cb, ra, rb, t, jd, tile, ow);
             } else if (nz == 2 && ni == CB) {
                 for (int t = 0; t < d->ntaps; t++)
