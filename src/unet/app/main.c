@@ -7,7 +7,7 @@
  * table (settings.c); an option another job takes, an option given twice,
  * a path that is empty, too long or looks like an option, are refused.
  * Anything wrong is one line on stderr naming the option or the file and
- * line (or UNET_KERNELS), and exit status 2, before anything is created;
+ * line (or UNET_KERNELS, UNET_WINOGRAD), and exit status 2, before anything is created;
  * under mpirun a train job's line is said once for all ranks
  * (train_refuse), and predict, plan, --help and --version are rank 0's.
  * The filled options go to train.c / predict.c / plan_run. Nothing here
@@ -18,7 +18,7 @@
 
 #include "config_file.h"
 #include "errf.h"
-#include "isa.h" /* UNET_KERNELS, checked before any job */
+#include "isa.h" /* UNET_KERNELS and UNET_WINOGRAD, checked before any job */
 #include "memguard.h"
 #include "settings.h"
 
@@ -599,6 +599,7 @@ static int parse(cli *k, int argc, char **argv)
     if (rc) return rc;
     char kerr[160];
     if (unet_kernels_check(kerr, sizeof kerr) < 0) return bad("%s", kerr);
+    if (unet_winograd_check(kerr, sizeof kerr) < 0) return bad("%s", kerr);
     if (k->bf16) {
         if (unet_bf16_check(kerr, sizeof kerr) < 0) return bad("%s", kerr);
         k->t.backend = k->p.backend = unet_backend_cpu_bf16();

@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * isa.c: the CPU feature tests of the trainer's kernels and the one
- * reading of UNET_KERNELS (isa.h), for every op. The features come from
+ * reading of UNET_KERNELS (isa.h), for every op, and of UNET_WINOGRAD. The features come from
  * GCC's __builtin_cpu_supports, which reads CPUID once. Off x86 every
  * answer is "no", and the reference and base kernels run.
  *
  * Not here: the choice between an op's kernels beyond "the highest one
  * allowed" (each op dispatches on unet_kernel_pick's answer), and
- * printing: a bad UNET_KERNELS is a message for the caller to show.
+ * printing: a bad UNET_KERNELS or UNET_WINOGRAD is a message for the
+ * caller to show.
  */
 #include "isa.h"
 
@@ -79,20 +80,46 @@ unet_kernel unet_kernel_pick(unsigned has_mask)
     return UNET_KERNEL_REF;
 }
 
+/* A variable's value as a message shows it: at most 40 bytes, anything
+ * unprintable as '?', "..." after a cut. */
+static void shown(char out[44], const char *v)
+{
+    size_t n = 0;
+    for (; v[n] && n < 40; n++) out[n] = v[n] >= 0x20 && v[n] < 0x7f ? v[n] : '?';
+    strcpy(out + n, v[n] ? "..." : "");
+}
+
 int unet_kernels_check(char *err, size_t errlen)
 {
     int known;
     kernels_cap(&known);
     if (known) return 0;
-    /* The value as shown: at most 40 bytes, anything unprintable as '?'. */
-    const char *v = getenv("UNET_KERNELS");
-    char shown[41];
-    size_t n = 0;
-    for (; v[n] && n < 40; n++) shown[n] = v[n] >= 0x20 && v[n] < 0x7f ? v[n] : '?';
-    shown[n] = '\0';
+    char v[44];
+    shown(v, getenv("UNET_KERNELS"));
     if (err && errlen)
-        snprintf(err, errlen, "UNET_KERNELS '%s%s': expected ref, avx2, avx512 or avx512bf16 (or "
-                 "unset: the best this CPU has)", shown, v[n] ? "..." : "");
+        snprintf(err, errlen, "UNET_KERNELS '%s': expected ref, avx2, avx512 or avx512bf16 (or "
+                 "unset: the best this CPU has)", v);
+    return -1;
+}
+
+/* 1 for "off", 0 for unset, empty or "on", -1 for anything else. */
+static int winograd_env(void)
+{
+    const char *v = getenv("UNET_WINOGRAD");
+    if (!v || !*v || strcmp(v, "on") == 0) return 0;
+    return strcmp(v, "off") == 0 ? 1 : -1;
+}
+
+int unet_winograd_off(void) { return winograd_env() == 1; }
+
+int unet_winograd_check(char *err, size_t errlen)
+{
+    if (winograd_env() >= 0) return 0;
+    char v[44];
+    shown(v, getenv("UNET_WINOGRAD"));
+    if (err && errlen)
+        snprintf(err, errlen, "UNET_WINOGRAD '%s': expected on or off (or unset: Winograd "
+                 "where it is faster)", v);
     return -1;
 }
 

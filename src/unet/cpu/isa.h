@@ -55,6 +55,16 @@ const char *unet_kernel_name(unet_kernel k);
  * has)". */
 int unet_kernels_check(char *err, size_t errlen);
 
+/* UNET_WINOGRAD, read at every call like UNET_KERNELS: "off" runs every
+ * conv3x3 on the direct loop; unset, empty or "on" lets the float32
+ * kernels run forward and backward-data as Winograd F(2x2, 3x3) where it
+ * is faster (conv/wino.c). unet_winograd_off answers 1 for "off" (any
+ * other value counts as on); unet_winograd_check is 0 for the four
+ * accepted values, else -1 with one line in err: "UNET_WINOGRAD 'x':
+ * expected on or off (or unset: Winograd where it is faster)". */
+int unet_winograd_off(void);
+int unet_winograd_check(char *err, size_t errlen);
+
 /* Whether the bf16 convolutions run here: 0 when they run the avx512bf16
  * kernel, or the reference because UNET_KERNELS=ref asks for it (tests);
  * else -1 with one line in err saying why not: the CPU has no

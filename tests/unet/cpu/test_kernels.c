@@ -17,7 +17,10 @@
  *   - --precision bf16 where the table has no bf16 kernel (UNET_KERNELS
  *     capping below avx512bf16 plays a CPU without AVX512_BF16): train
  *     and predict exit 2 with unet_bf16_check's line, nothing created;
- *     --precision with another value likewise.
+ *     --precision with another value likewise;
+ *   - UNET_WINOGRAD: on, off, empty and unset accepted (off alone turns
+ *     Winograd off), anything else one line naming it, and unet-train
+ *     exits 2 with it, nothing created.
  */
 #include "mg_ops_test.h"
 #include "mg_unet_run.h"
@@ -178,6 +181,26 @@ static void test_bad_value_check(void)
     set_kernels(NULL);
 }
 
+/* UNET_WINOGRAD takes on, off, empty or unset; anything else is one line. */
+static void test_winograd_value_check(void)
+{
+    char err[160];
+    static const char *ok[] = {"on", "off", ""};
+    for (int i = 0; i < 3; i++) {
+        setenv("UNET_WINOGRAD", ok[i], 1);
+        CHECK_INT(unet_winograd_check(err, sizeof err), 0);
+        CHECK_INT(unet_winograd_off(), i == 1);
+    }
+    setenv("UNET_WINOGRAD", "OFF", 1); /* case matters; counts as on */
+    CHECK_INT(unet_winograd_check(err, sizeof err), -1);
+    CHECK_STR(err, "UNET_WINOGRAD 'OFF': expected on or off (or unset: Winograd where it is "
+                   "faster)");
+    CHECK_INT(unet_winograd_off(), 0);
+    unsetenv("UNET_WINOGRAD");
+    CHECK_INT(unet_winograd_check(err, sizeof err), 0);
+    CHECK_INT(unet_winograd_off(), 0);
+}
+
 static char work[900];
 
 /* unet-train `args` with UNET_KERNELS=v (NULL: unset): exit 2, the one
@@ -224,6 +247,13 @@ static void test_bad_value_cli(void)
     CHECK_INT(P.status, 0);
     CHECK_CONTAINS(P.out, "Usage: unet-train");
     set_kernels(NULL);
+    /* A bad UNET_WINOGRAD the same way. */
+    setenv("UNET_WINOGRAD", "0", 1);
+    refused_with(NULL, (const char *const[]){"--synthetic", "8", "--img-size", "16", "--depth",
+                                             "2", "--epochs", "1", "--out", "run", NULL},
+                 "unet-train: UNET_WINOGRAD '0': expected on or off (or unset: Winograd where "
+                 "it is faster)\n");
+    unsetenv("UNET_WINOGRAD");
     P_cwd = NULL;
     mg_rm_rf(work);
 }
@@ -269,6 +299,7 @@ int main(void)
     MG_RUN(test_table);
     MG_RUN(test_ref_is_reference);
     MG_RUN(test_bad_value_check);
+    MG_RUN(test_winograd_value_check);
     MG_RUN(test_bad_value_cli);
     MG_RUN(test_bf16_cli);
     return mg_test_exit();

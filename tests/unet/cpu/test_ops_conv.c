@@ -11,6 +11,9 @@
  *   channels; the reference leaves the border zero.
  * - dW / db bitwise equal across repeated runs and across 1, 2, 3 threads,
  *   for each kernel level the CPU has (UNET_KERNELS picks it).
+ * - Winograd conv3x3 (wino.c) against the reference on shapes each SIMD
+ *   kernel takes it for, bitwise equal across 1, 2, 3 threads, and
+ *   UNET_WINOGRAD=off running the direct loop instead.
  * - bf16 (--precision bf16): bf16.h's rounding equals VCVTNEPS2BF16 on
  *   the cases that tell rules apart; the bf16 reference is the float32 one
  *   on rounded operands; the AVX512_BF16 kernel against the bf16
@@ -401,6 +404,95 @@ static void test_bf16_conv3x3(void) { conv3x3_vs_ref(conv__kernel_avx512bf16());
 static void test_bf16_convt2x2(void) { convt2x2_vs_ref(conv__kernel_avx512bf16()); }
 static void test_bf16_conv1x1(void) { conv1x1_vs_ref(conv__kernel_avx512bf16()); }
 
+/* ---- Winograd (wino.c) ----------------------------------------------------------- */
+
+/* conv3x3 forward and backward-data where K takes them as Winograd, against
+ * the reference (vs_ref's tolerance, border and padded channels): channels
+ * that fill no whole group (70 = 8 blocks + 6 lanes, 72, 36), tiles over
+ * several bands and threads, H != W. Each shape is checked to take
+ * Winograd, so the test cannot pass on the direct loop alone. */
+static void wino_vs_ref(const conv__kernel *K)
+{
+    if (skip_without(K))
+        return;
+    reset_worst();
+    static const int cases[][5] = {/* b, ci, co, h, w */
+                                   {1, 64, 64, 32, 32}, {2, 70, 72, 32, 20}, {2, 36, 128, 24, 22},
+                                   {6, 128, 40, 12, 16}, {1, 16, 32, 32, 40}, {4, 64, 64, 8, 8}};
+    int taken = 0;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const int *k = cases[c];
+        if (!conv__wino_takes(K, (shape){k[1], k[0], k[3], k[4]}, k[2]))
+            continue;
+        taken++;
+        vs_ref(K, OP_C3, k[0], k[1], k[2], k[3], k[4]);
+    }
+    CHECK(taken >= 3);
+    printf("# %s Winograd conv3x3 (%d shapes) max rel err: fwd %.2e bwd-data %.2e\n", K->name,
+           taken, worst_fwd[OP_C3], worst_bd[OP_C3]);
+}
+
+static void test_avx2_wino(void) { wino_vs_ref(conv__kernel_avx2()); }
+static void test_avx512_wino(void) { wino_vs_ref(conv__kernel_avx512()); }
+
+/* Winograd's forward and backward-data are bitwise the same for 1, 2 and 3
+ * threads (each tile's sums do not depend on who computes it), and
+ * UNET_WINOGRAD=off gives the direct loop, whose results differ in the
+ * last bits but not past the tolerance. */
+static void wino_threads_at(const char *level)
+{
+    setenv("UNET_KERNELS", level, 1);
+    if (strcmp(conv_kernels_name(), level) != 0) {
+        printf("# %s kernels not available: Winograd threads not tested for them\n", level);
+        return;
+    }
+    const shape s = {64, 4, 16, 18};
+    const int co = 72;
+    const shape so = {co, 4, 16, 18};
+    const conv__kernel *K = strcmp(level, "avx2") == 0 ? conv__kernel_avx2() : conv__kernel_avx512();
+    CHECK(conv__wino_takes(K, s, co));
+    float *in = rand_tensor(s), *dout = rand_tensor(so), *w = rand_vec((size_t)(64 * co * 9));
+    float *scratch = falloc(conv3x3_scratch_floats(s, co));
+    float *o1 = falloc(shape_floats(so)), *o2 = falloc(shape_floats(so));
+    float *d1 = falloc(shape_floats(s)), *d2 = falloc(shape_floats(s));
+    memcpy(o1, dout, shape_floats(so) * sizeof *o1), memcpy(o2, o1, shape_floats(so) * sizeof *o1);
+    memcpy(d1, in, shape_floats(s) * sizeof *d1), memcpy(d2, d1, shape_floats(s) * sizeof *d1);
+    omp_set_num_threads(1);
+    conv3x3_forward(o1, in, s, w, co, scratch);
+    conv3x3_backward_data(d1, dout, s, w, co, scratch);
+    for (int nt = 1; nt <= 3; nt++) {
+        omp_set_num_threads(nt);
+        conv3x3_forward(o2, in, s, w, co, scratch);
+        conv3x3_backward_data(d2, dout, s, w, co, scratch);
+        CHECK(memcmp(o1, o2, shape_floats(so) * sizeof *o1) == 0);
+        CHECK(memcmp(d1, d2, shape_floats(s) * sizeof *d1) == 0);
+    }
+    setenv("UNET_WINOGRAD", "off", 1);
+    conv3x3_forward(o2, in, s, w, co, scratch);
+    conv3x3_backward_data(d2, dout, s, w, co, scratch);
+    unsetenv("UNET_WINOGRAD");
+    CHECK(memcmp(o1, o2, shape_floats(so) * sizeof *o1) != 0);
+    CHECK(rel_err_t(o2, o1, so) <= 1e-5 && rel_err_t(d2, d1, s) <= 1e-5);
+    printf("# %s Winograd bitwise equal over {1,2,3} threads; direct within %.2e / %.2e\n", level,
+           rel_err_t(o2, o1, so), rel_err_t(d2, d1, s));
+    free(in), free(dout), free(w), free(scratch), free(o1), free(o2), free(d1), free(d2);
+}
+
+static void test_wino_threads(void)
+{
+    const char *old = getenv("UNET_KERNELS");
+    char *keep = old ? strdup(old) : NULL;
+    int nt0 = omp_get_max_threads();
+    wino_threads_at("avx2");
+    wino_threads_at("avx512");
+    omp_set_num_threads(nt0);
+    if (keep)
+        setenv("UNET_KERNELS", keep, 1);
+    else
+        unsetenv("UNET_KERNELS");
+    free(keep);
+}
+
 /* ---- bf16: the rounding rule and the reference ------------------------------------ */
 
 /* bf16.h's rule against the instruction that defines it, on the cases
@@ -599,6 +691,9 @@ int main(void)
     MG_RUN(test_avx512_conv3x3);
     MG_RUN(test_avx512_convt2x2);
     MG_RUN(test_avx512_conv1x1);
+    MG_RUN(test_avx2_wino);
+    MG_RUN(test_avx512_wino);
+    MG_RUN(test_wino_threads);
     MG_RUN(test_bf16_rounding);
     MG_RUN(test_bf16_reference);
     MG_RUN(test_bf16_conv3x3);

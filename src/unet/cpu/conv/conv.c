@@ -74,11 +74,24 @@ static size_t wpack(int nout, int nin, int taps)
 
 static size_t bias_pad(int co) { return grp_ch(co) + CB; }
 
+/* Winograd's (kernel.h) on either float32 kernel that takes the shape:
+ * 16 positions of packed 1-tap weights, then the band buffer; else 0. */
+static size_t wino(shape s, int nout, int nin)
+{
+    const conv__kernel *ks[2] = {conv__kernel_avx2(), conv__kernel_avx512()};
+    for (int i = 0; i < 2; i++)
+        if (conv__wino_takes(ks[i], s, nout))
+            return 16 * wpack(nout, nin, 1)
+                   + conv__wino_buf_floats(nin, nout, s.b * (s.h / 2) * (s.w / 2));
+    return 0;
+}
+
 size_t conv3x3_scratch_floats(shape s, int co)
 {
-    return max3(wpack(co, s.c, 9), /* forward weights */
-                wpack(s.c, co, 9), /* backward-data weights */
-                dw_floats(s, co, 9));
+    size_t direct = max3(wpack(co, s.c, 9), /* forward weights */
+                         wpack(s.c, co, 9), /* backward-data weights */
+                         dw_floats(s, co, 9));
+    return max3(direct, wino(s, co, s.c), wino(s, s.c, co));
 }
 
 size_t convt2x2_scratch_floats(shape s, int co)

@@ -25,6 +25,11 @@
  *   bf16 variants below: AVX512_BF16 or the reference).
  *   UNET_KERNELS=ref|avx2 caps the level for every op (a level the CPU
  *   lacks falls back to the best one it has), for debugging and tests.
+ * - conv3x3 forward and backward-data run as Winograd F(2x2, 3x3) on the
+ *   float32 SIMD kernels where that is faster (kernel.h's
+ *   conv__wino_takes; UNET_WINOGRAD=off, isa.h, turns it off): the same
+ *   contract, results within 1e-5 of the reference but not bitwise the
+ *   direct loop's.
  */
 #ifndef UNET_CONV_H
 #define UNET_CONV_H

@@ -33,9 +33,6 @@ size_t conv__dw_chunks(int tasks, int rows)
     return (size_t)(n < 1 ? 1 : n);
 }
 
-/* Lanes of group k (nb real blocks): nb*8 rounded up to `round`. */
-static int lanes(int nb, int round) { return (nb * CB + round - 1) / round * round; }
-
 /* Packs weights into dst[group][cb][tap][i 8][o lanes] for the forward-type
  * microkernels: groups of G output blocks, each group's lanes its real
  * blocks x 8 rounded up to `round` (8 for AVX2 ymm, 16 for AVX-512 zmm),
@@ -79,7 +76,7 @@ static void pack_weights(float *dst, conv__wview w, int nout, int nin, int ntaps
     for (int k = 0; k < ngroups; k++)
         for (int cb = 0; cb < nib; cb++) {
             const int nb = nob - k * G < G ? nob - k * G : G;
-            const int width = lanes(nb, round);
+            const int width = conv__lanes(nb, round);
             const int o0 = k * G * CB;
             const int n = nout - o0 < width ? nout - o0 : width; /* real output lanes */
             const ptrdiff_t at = (ptrdiff_t)cb * ntaps * CB * width;
@@ -258,7 +255,12 @@ static conv__dw dw_of(const conv__kernel *k, const float *dout, conv__geo gd, pt
 void conv__3x3_forward(const conv__kernel *k, float *out, const float *in, shape s,
                        const float *w, int co, float *scratch)
 {
-    pack(k, scratch, (conv__wview){w, (ptrdiff_t)s.c * 9, 9, 1}, co, s.c, 9);
+    const conv__wview v = {w, (ptrdiff_t)s.c * 9, 9, 1};
+    if (conv__wino_use(k, s, co)) {
+        conv__wino_3x3(k, out, in, s, v, co, s.c, scratch);
+        return;
+    }
+    pack(k, scratch, v, co, s.c, 9);
     conv__fwd d = fwd3x3(out, co, in, s.c, s, scratch);
     run_fwd(k, &d);
 }
@@ -268,7 +270,12 @@ void conv__3x3_backward_data(const conv__kernel *k, float *din, const float *dou
                              const float *w, int co, float *scratch)
 {
     /* (o, i, t) of the flipped transpose is w[i][o][8 - t]. */
-    pack(k, scratch, (conv__wview){w + 8, 9, (ptrdiff_t)s.c * 9, -1}, s.c, co, 9);
+    const conv__wview v = {w + 8, 9, (ptrdiff_t)s.c * 9, -1};
+    if (conv__wino_use(k, s, co)) {
+        conv__wino_3x3(k, din, dout, s, v, s.c, co, scratch);
+        return;
+    }
+    pack(k, scratch, v, s.c, co, 9);
     conv__fwd d = fwd3x3(din, s.c, dout, co, s, scratch);
     run_fwd(k, &d);
 }

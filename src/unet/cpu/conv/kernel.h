@@ -97,6 +97,10 @@ static inline conv__geo conv__geo_of(shape s)
 
 static inline int conv__blocks(int c) { return (c + CB - 1) / CB; }
 
+/* Lanes of a group of nb real blocks in packed weights: nb*8 rounded up
+ * to the kernel's `round`. */
+static inline int conv__lanes(int nb, int round) { return (nb * CB + round - 1) / round * round; }
+
 /* Floats below which the driver's memory passes (weight packing, the dW
  * reduction) run on the calling thread: a parallel region costs tens of
  * microseconds on a busy machine, more than such a pass (the UNet's
@@ -165,6 +169,15 @@ typedef struct conv__kernel {
      * Then the lane rounding of a group's packed weights (8: ymm, 16: zmm). */
     int (*dw_group)(int nob);
     int round;
+    /* Where conv3x3 forward and backward-data run as Winograd instead
+     * (conv__wino_takes): channels in + out and tiles at least these; 0:
+     * never. Where the transforms' memory passes cost less than the
+     * multiply-adds saved, by the kernel's own speed (bench/bench_conv.c
+     * against UNET_WINOGRAD=off, 2 threads, B=4: AVX2 1.24-1.67x from
+     * 16+32 channels, 16+16 0.83x; AVX-512, already at ~85 % of the FMA
+     * peak, 1.18-1.34x from 64+64 channels and 256 tiles, 0.85-0.96x
+     * below). */
+    int wino_min_sum, wino_min_tiles;
     /* The kernel multiplies bfloat16 pairs (AVX512_BF16): the driver packs
      * its weights as bf16.h-rounded pairs of input lanes (pack_weights
      * in drive.c) in the float32 packing's place, and its fwd_row and
@@ -210,5 +223,77 @@ void conv__1x1_backward_data(const conv__kernel *k, float *din, const float *dou
                              const float *w, int co, float *scratch);
 void conv__1x1_backward_weight(const conv__kernel *k, float *dw, float *db, const float *dout,
                                const float *in, shape s, int co, float *scratch);
+
+/* ---- Winograd F(2x2, 3x3) for conv3x3 forward and backward-data (wino.c) -- */
+
+/* Whether conv3x3 forward and backward-data on input shape s with co
+ * outputs run as Winograd on k: a float32 kernel that has Winograd
+ * thresholds, even H and W (2x2 output tiles), >= 16 channels both
+ * sides, at least k->wino_min_sum of them together and at least
+ * k->wino_min_tiles tiles. Symmetric in s.c and co, so the forward and
+ * backward-data of one layer agree. UNET_WINOGRAD=off is conv__wino_use's. */
+static inline int conv__wino_takes(const conv__kernel *k, shape s, int co)
+{
+    return k && k->wino_min_sum > 0 && s.h % 2 == 0 && s.w % 2 == 0 && s.c >= 16 && co >= 16
+           && s.c + co >= k->wino_min_sum && s.b * (s.h / 2) * (s.w / 2) >= k->wino_min_tiles;
+}
+
+/* A thread's band buffer: per position (16), the transformed inputs'
+ * blocks, each a band of tiles x 8 lanes plus CONV__WINO_PAD floats (a
+ * cache line), each position too; then the products' blocks the same
+ * way. At power-of-two strides the transforms' 16 streams and the
+ * products' blocks fell into one L1 set (in_tile took 26 % of a Winograd
+ * layer, perf). Strides in floats: */
+#define CONV__WINO_PAD 16
+static inline ptrdiff_t conv__wino_block(int band) { return (ptrdiff_t)band * CB + CONV__WINO_PAD; }
+static inline ptrdiff_t conv__wino_pos(int nblocks, int band)
+{
+    return nblocks * conv__wino_block(band) + CONV__WINO_PAD;
+}
+/* Tiles per product call (the microkernel's row): a multiple of both
+ * kernels' widest pixel tiles (AVX-512 12, AVX2 6). */
+#define CONV__WINO_CHUNK 48
+/* Floats of a thread's band of `band` tiles. */
+static inline size_t conv__wino_band_floats(int nin, int nout, int band)
+{
+    return (size_t)16
+           * (size_t)(conv__wino_pos(conv__blocks(nin), band)
+                      + conv__wino_pos(conv__blocks(nout), band));
+}
+/* The most tiles whose band fits `floats` (0 if none). */
+static inline int conv__wino_band_fit(int nin, int nout, size_t floats)
+{
+    int t = (int)(floats / ((size_t)16 * CB * (size_t)(conv__blocks(nin) + conv__blocks(nout))));
+    while (t > 0 && conv__wino_band_floats(nin, nout, t) > floats)
+        t--;
+    return t;
+}
+/* The fewest tiles a thread's band holds: one microkernel tile. */
+static inline int conv__wino_band_min(int ntiles) { return ntiles < 12 ? ntiles : 12; }
+/* Floats of the whole band buffer, shared out among the threads: 2 MB
+ * (1 MB a thread for 2 threads: an L2 holds the band and the weights),
+ * never more than all the tiles need, and room for at least
+ * CONV__WINO_MIN_THREADS threads' smallest bands (fewer threads run the
+ * layer past what it holds). A function of the shape only. */
+#define CONV__WINO_BUF_FLOATS ((size_t)1 << 19)
+#define CONV__WINO_MIN_THREADS 8
+static inline size_t conv__wino_buf_floats(int nin, int nout, int ntiles)
+{
+    const size_t all = conv__wino_band_floats(nin, nout, ntiles);
+    const size_t min =
+        CONV__WINO_MIN_THREADS * conv__wino_band_floats(nin, nout, conv__wino_band_min(ntiles));
+    const size_t f = CONV__WINO_BUF_FLOATS > min ? CONV__WINO_BUF_FLOATS : min;
+    return f < all ? f : all;
+}
+
+/* conv__wino_takes, unless UNET_WINOGRAD is "off". */
+int conv__wino_use(const conv__kernel *k, shape s, int co);
+
+/* out (nout,B,H,W) = the 3x3 view w (nout x nin x 9 taps) * in (nin,B,H,W),
+ * by Winograd on k's forward loop; s gives B, H and W. scratch: the
+ * packed transformed weights (16 x wpack(nout, nin, 1)), then the band
+ * buffers of the inputs and the outputs (16 x conv__wino_pos each). */
+void conv__wino_3x3(const conv__kernel *k, float *out, const float *in, shape s,
+                    conv__wview w, int nout, int nin, float *scratch);
 
 #endif /* UNET_CONV_KERNEL_H */
