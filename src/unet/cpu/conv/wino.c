@@ -62,10 +62,12 @@ int conv__wino_use(const conv__kernel *k, shape s, int co)
 
 #define WINO_MAX_LANES (4 * CB) /* a group's lanes: conv__group's 4 blocks */
 
-/* u[xi][o] = (G g G^T)[xi / 4][xi % 4] of the 3x3 g[tap][o], for n output
- * lanes at once (loops the compiler vectorises), G the F(2x2, 3x3) weight
- * transform [[1,0,0], [.5,.5,.5], [.5,-.5,.5], [0,0,1]]. */
-static void wt_transform(float u[16][WINO_MAX_LANES], const float g[9][WINO_MAX_LANES], int n)
+/* Rows xi of u (xi_f floats apart) = (G g G^T)[xi / 4][xi % 4] of the 3x3
+ * g[tap][o], for n output lanes at once (loops the compiler vectorises),
+ * G the F(2x2, 3x3) weight transform [[1,0,0], [.5,.5,.5], [.5,-.5,.5],
+ * [0,0,1]]. */
+WINO_AVX2 static void wt_transform(float *u, size_t xi_f, const float g[9][WINO_MAX_LANES],
+                                   int n)
 {
     float t[4][3][WINO_MAX_LANES]; /* G g */
     for (int c = 0; c < 3; c++)
@@ -76,14 +78,36 @@ static void wt_transform(float u[16][WINO_MAX_LANES], const float g[9][WINO_MAX_
             t[2][c][o] = 0.5f * (a - b + d);
             t[3][c][o] = d;
         }
-    for (int r = 0; r < 4; r++)
+    for (int r = 0; r < 4; r++) {
+        float *u0 = u + (size_t)(r * 4) * xi_f, *u1 = u0 + xi_f, *u2 = u1 + xi_f, *u3 = u2 + xi_f;
         for (int o = 0; o < n; o++) {
             const float a = t[r][0][o], b = t[r][1][o], d = t[r][2][o];
-            u[r * 4 + 0][o] = a;
-            u[r * 4 + 1][o] = 0.5f * (a + b + d);
-            u[r * 4 + 2][o] = 0.5f * (a - b + d);
-            u[r * 4 + 3][o] = d;
+            u0[o] = a;
+            u1[o] = 0.5f * (a + b + d);
+            u2[o] = 0.5f * (a - b + d);
+            u3[o] = d;
         }
+    }
+}
+
+/* One (output group, input block) tile of pack_u: p at the tile in
+ * position 0; nb real output blocks from output o0, real inputs below nin. */
+WINO_AVX2 static void pack_u_tile(float *p, size_t xi_f, conv__wview w, int o0, int n, int width,
+                                  int cb, int nin)
+{
+    /* Gathered an output lane at a time: its 8 x 9 taps are neighbours
+     * in PyTorch's order (lanes at a time, 9 KB apart, took 3/4 of the
+     * packing). */
+    float g[CB][9][WINO_MAX_LANES];
+    memset(g, 0, sizeof g);
+    for (int o = 0; o < n; o++)
+        for (int i = 0; i < CB && cb * CB + i < nin; i++) {
+            const float *src = w.w + (o0 + o) * w.so + (cb * CB + i) * w.si;
+            for (int t = 0; t < 9; t++)
+                g[i][t][o] = src[t * w.st];
+        }
+    for (int i = 0; i < CB; i++)
+        wt_transform(p + (size_t)i * (size_t)width, xi_f, g[i], width);
 }
 
 /* dst[xi] (xi_f floats apart) = position xi of the transformed weights in
@@ -101,24 +125,8 @@ static void pack_u(float *dst, size_t xi_f, conv__wview w, int nout, int nin, in
             const int width = conv__lanes(nb, round);
             const int o0 = k * G * CB;
             const int n = nout - o0 < width ? nout - o0 : width; /* real output lanes */
-            float *p = dst + k * group_f + (ptrdiff_t)cb * CB * width;
-            /* Gathered an output lane at a time: its 8 x 9 taps are
-             * neighbours in PyTorch's order (lanes at a time, 9 KB
-             * apart, took 3/4 of the packing). */
-            float g[CB][9][WINO_MAX_LANES], u[XI][WINO_MAX_LANES];
-            memset(g, 0, sizeof g);
-            for (int o = 0; o < n; o++)
-                for (int i = 0; i < CB && cb * CB + i < nin; i++) {
-                    const float *src = w.w + (o0 + o) * w.so + (cb * CB + i) * w.si;
-                    for (int t = 0; t < 9; t++)
-                        g[i][t][o] = src[t * w.st];
-                }
-            for (int i = 0; i < CB; i++) {
-                wt_transform(u, g[i], width);
-                for (int x = 0; x < XI; x++)
-                    memcpy(p + (size_t)x * xi_f + (size_t)i * (size_t)width, u[x],
-                           (size_t)width * sizeof(float));
-            }
+            pack_u_tile(dst + k * group_f + (ptrdiff_t)cb * CB * width, xi_f, w, o0, n, width, cb,
+                        nin);
         }
 }
 

@@ -2,7 +2,11 @@
 /*
  * posix/mem.c: mem.h on POSIX systems: aligned_alloc and free, memset,
  * and madvise(MADV_DONTNEED), after which the pages read as zeros when
- * touched again (Linux), so zero() needs nothing more than memset.
+ * touched again (Linux), so zero() needs nothing more than memset. The
+ * arena asks for transparent huge pages: the kernels stride across
+ * channel planes megabytes apart, and with 4 KiB pages the TLB covers a
+ * fraction of a layer (256 px b4: 12.4 -> 12.7 images/s, 128 px b8
+ * 50.4 -> 50.6, medians of 6-8 interleaved runs of unet-train).
  */
 #include "mem.h"
 
@@ -14,9 +18,21 @@
 
 #define CPU_ALIGN 64
 
+/* Arenas of at least this many bytes start on a 2 MiB boundary and ask
+ * for transparent huge pages (MADV_HUGEPAGE: what Linux needs where THP
+ * is "madvise", as on this machine; nothing changes where it is "always"
+ * or "never"). Advice only: a refusal changes nothing. */
+#define CPU_HUGE ((size_t)2 << 20)
+
 void *cpu_mem_alloc(size_t bytes)
 {
-    return aligned_alloc(CPU_ALIGN, (bytes + CPU_ALIGN - 1) / CPU_ALIGN * CPU_ALIGN);
+    if (bytes < CPU_HUGE)
+        return aligned_alloc(CPU_ALIGN, (bytes + CPU_ALIGN - 1) / CPU_ALIGN * CPU_ALIGN);
+    void *p = aligned_alloc(CPU_HUGE, (bytes + CPU_HUGE - 1) / CPU_HUGE * CPU_HUGE);
+#ifdef MADV_HUGEPAGE
+    if (p) (void)madvise(p, (bytes + CPU_HUGE - 1) / CPU_HUGE * CPU_HUGE, MADV_HUGEPAGE);
+#endif
+    return p;
 }
 
 void cpu_mem_free(void *p, size_t bytes)
