@@ -344,7 +344,7 @@ AVX2 static void run_dw(const conv__dw *d)
     const int rows = d->b * d->h;
     const size_t tile_f = (size_t)d->ntaps * CB * 16;
     const int ntasks = d->nchunks * npairs * d->ncib;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(guided)
     for (int task = 0; task < ntasks; task++) {
         const int cb = task % d->ncib;
         const int k = (task / d->ncib) % npairs;

@@ -360,7 +360,7 @@ Z512 static void run_dw(const conv__dw *d)
     ptrdiff_t ow;
     size_t tile_f;
     const int ntasks = z512_dw_tasks(d, &ow, &tile_f);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(guided)
     for (int task = 0; task < ntasks; task++) {
         const z512_dw_task tk = z512_dw_task_of(d, task, tile_f);
         const int cb = tk.cb, k = tk.k, nb = tk.nb, r1 = tk.r1;
