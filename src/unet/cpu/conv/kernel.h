@@ -270,12 +270,13 @@ static inline int conv__wino_band_fit(int nin, int nout, size_t floats)
 }
 /* The fewest tiles a thread's band holds: one microkernel tile. */
 static inline int conv__wino_band_min(int ntiles) { return ntiles < 12 ? ntiles : 12; }
-/* Floats of the whole band buffer, shared out among the threads: 2 MB
- * (1 MB a thread for 2 threads: an L2 holds the band and the weights),
+/* Floats of the whole band buffer, shared out among the threads: 1 MB
+ * (512 KB a thread for 2 threads: an L2 holds the band and the weights;
+ * 2^17..2^20 floats were within noise of each other at 128 px),
  * never more than all the tiles need, and room for at least
  * CONV__WINO_MIN_THREADS threads' smallest bands (fewer threads run the
  * layer past what it holds). A function of the shape only. */
-#define CONV__WINO_BUF_FLOATS ((size_t)1 << 19)
+#define CONV__WINO_BUF_FLOATS ((size_t)1 << 18)
 #define CONV__WINO_MIN_THREADS 8
 static inline size_t conv__wino_buf_floats(int nin, int nout, int ntiles)
 {
