@@ -94,9 +94,14 @@ AVX2_INLINE void out_tile(const int NO, const int NP, const conv__fwd *d, const 
             wp += CB * NO * CB;
         }
     }
+    /* Strides in locals, loops unrolled: else the accumulators go
+     * through the stack (see avx512.c's out_tile). */
+    const ptrdiff_t opx = d->out_px, ocs = d->out_cs;
+#pragma GCC unroll 4
     for (int o = 0; o < NO; o++)
+#pragma GCC unroll 6
         for (int p = 0; p < NP; p++)
-            _mm256_storeu_ps(out + o * d->out_cs + p * d->out_px, acc[o][p]);
+            _mm256_storeu_ps(out + o * ocs + p * opx, acc[o][p]);
 }
 
 /* The 4 x 3 tile with named accumulators: as an array GCC 12 kept some of
@@ -178,9 +183,12 @@ AVX2_INLINE void out_tile12(const int NO, const conv__fwd *d, const float *in, c
             wp += CB * NO * CB;
         }
     }
+    const ptrdiff_t opx = d->out_px, ocs = d->out_cs; /* as above */
+#pragma GCC unroll 4
     for (int o = 0; o < NO; o++)
+#pragma GCC unroll 6
         for (int p = 0; p < NP; p++)
-            _mm256_storeu_ps(out + o * d->out_cs + p * d->out_px, acc[o * NP + p]);
+            _mm256_storeu_ps(out + o * ocs + p * opx, acc[o * NP + p]);
 }
 
 #define TILE_CASE(NO, NP)                                                                  \
