@@ -466,7 +466,7 @@ static const conv__kernel avx512 = {
     .bias_grad = bias_grad,
     .dw_group = group_of,
     .round = 16, /* one zmm: 16 output lanes */
-    .wino_min_sum = 128, .wino_min_tiles = 256,
+    .wino_min_sum = 64, .wino_min_tiles = 128,
 };
 
 const conv__kernel *conv__kernel_avx512(void) { return &avx512; }

@@ -172,11 +172,12 @@ typedef struct conv__kernel {
     /* Where conv3x3 forward and backward-data run as Winograd instead
      * (conv__wino_takes): channels in + out and tiles at least these; 0:
      * never. Where the transforms' memory passes cost less than the
-     * multiply-adds saved, by the kernel's own speed (bench/bench_conv.c
-     * against UNET_WINOGRAD=off, 2 threads, B=4: AVX2 1.24-1.67x from
-     * 16+32 channels, 16+16 0.83x; AVX-512, already at ~85 % of the FMA
-     * peak, 1.18-1.34x from 64+64 channels and 256 tiles, 0.85-0.96x
-     * below). */
+     * multiply-adds saved, by the kernel's own speed (conv3x3 forward
+     * against UNET_WINOGRAD=off in one process, 2 threads: AVX2 1.55-1.63x
+     * from 32+32 channels, 1.24-1.29x at 16+32, 0.83x at 16+16; AVX-512,
+     * its direct loop at ~85-90 % of the FMA peak, 1.09-1.35x from 32+32
+     * channels, 0.88x at 16+32, 0.97-0.99x at 64 tiles (8x8, B=4),
+     * 1.16-1.21x at 128). */
     int wino_min_sum, wino_min_tiles;
     /* The kernel multiplies bfloat16 pairs (AVX512_BF16): the driver packs
      * its weights as bf16.h-rounded pairs of input lanes (pack_weights

@@ -23,9 +23,8 @@
  * tests/unet/cpu/test_ops_conv.c, whose bound is 1e-5).
  *
  * Used where it pays (conv__wino_use: the kernel's thresholds, even H and
- * W, UNET_WINOGRAD not off): 2 threads, B=4, bench/bench_conv.c against
- * UNET_WINOGRAD=off, AVX2 1.24-1.67x on 16-256 channel layers, AVX-512
- * 1.18-1.34x on 64-256 channel layers of >= 256 tiles.
+ * W, UNET_WINOGRAD not off; the numbers at the kernel's thresholds in
+ * kernel.h).
  *
  * Not here: the weight gradient (the direct loop's dW, drive.c), bf16
  * (the avx512bf16 kernel keeps the direct loop), the microkernel
