@@ -28,11 +28,11 @@ echo "== 2. a normal run: unet-train --synthetic 96 --img-size 64 --batch 4 --ep
 build/unet-train --synthetic 96 --img-size 64 --batch 4 --epochs 3 --out "$out/normal" \
     --progress lines | grep -E '^(epoch|done|data|memory plan|note)'
 
-# 185 MiB: batch 8 at 128x128 plans 164 MiB with the data (unet-train
-# plan) and peaks at 169 MiB RSS, above the stop threshold of the seed's
-# batch-8 row (84 %: 155 MiB); batch 6 plans 132 MiB and peaks at 137,
-# below the warn threshold of its row (83 %: 154 MiB) and memguard run's
-# (80 %: 148 MiB).
+# 185 MiB: batch 8 at 128x128 plans 169 MiB with the data (unet-train
+# plan) and peaks at 175 MiB RSS, above the stop threshold of the seed's
+# batch-8 row (84 %: 155 MiB); batch 6 plans 137 MiB with the data and
+# peaks at 143, below the warn threshold of its row (83 %: 154 MiB) and
+# memguard run's (80 %: 148 MiB).
 # memguard run watches the same budget with the same row (80 / 84 %) and
 # logs a sample every 20 ms: whichever monitor sees the stop line first,
 # the trainer's own or memguard run's request, the trainer saves and
