@@ -20,7 +20,11 @@ a peak should). Each program's training rate in GFLOPS is its images/s
 times the UNet's multiply-adds per image x 2 (forward, backward-data
 except the input layer's, backward-weight of every convolution: 4.53
 GFLOP at 128x128, research/cnn-in-c.md 4), printed as a fraction of that
-peak.
+peak. Those are the direct convolution's multiply-adds: where unet-train
+runs a 3x3 convolution's forward and backward-data as Winograd F(2x2, 3x3)
+(4 multiply-adds instead of 9, UNET_WINOGRAD in unet-train(1)) it does
+fewer, so its fraction is an effective one, the direct loop's speed that
+would give the same images/s.
 
 --bf16 also runs unet-train --precision bf16 in every round (beside its
 float32 run, same binary) and prints its images/s and its ratio to the
@@ -165,7 +169,7 @@ def main():
           f"best of {len(peaks)} in this run): {peak:.1f} GFLOPS"
           + (f"; bf16 (VDPBF16PS) peak {bpeak:.1f}" if bpeak else ""))
     print(f"{'config':>12} {'GFLOP/img':>10} {'unet-train':>11} {'torch':>7}"
-          + (f" {'bf16':>7}" if a.bf16 else "") + "   (training GFLOPS as a fraction of the peak)")
+          + (f" {'bf16':>7}" if a.bf16 else "") + "   (training GFLOPS, direct-convolution FLOP, as a fraction of the peak)")
     for size, batch, ur, tr, br in rows:
         gf = train_gflop_per_image(size)
         print(f"{f'{size}px b{batch}':>12} {gf:>10.2f} {100 * ur * gf / peak:>10.1f}% "
