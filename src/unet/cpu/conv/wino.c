@@ -44,8 +44,10 @@
  * (GCC bug 54412 on 64-bit Windows: no 32-byte aligned stack). */
 #if defined(__x86_64__) || defined(__i386__)
 #define WINO_AVX2 __attribute__((target("avx2")))
+#define WINO_AVX2_INLINE static inline __attribute__((always_inline, target("avx2")))
 #else
 #define WINO_AVX2
+#define WINO_AVX2_INLINE static inline
 #endif
 
 #define XI 16 /* positions of a 4x4 transformed tile */
@@ -134,7 +136,7 @@ static void pack_u(float *dst, size_t xi_f, conv__wview w, int nout, int nin, in
 /* V = B^T d B for the 4x4 patch at d (rows rs apart, pixels CB apart),
  * position xi stored at v + xi * xs; B^T = [[1,0,-1,0], [0,1,1,0],
  * [0,-1,1,0], [0,1,0,-1]]. */
-WINO_AVX2 static void in_tile(float *v, ptrdiff_t xs, const float *d, ptrdiff_t rs)
+WINO_AVX2_INLINE void in_tile(float *v, ptrdiff_t xs, const float *d, ptrdiff_t rs)
 {
     float t[4][4][CB]; /* B^T d */
     for (int c = 0; c < 4; c++) {
@@ -156,7 +158,7 @@ WINO_AVX2 static void in_tile(float *v, ptrdiff_t xs, const float *d, ptrdiff_t 
 
 /* Y = A^T m A for the 16 positions at m + xi * xs, the 2x2 result at y
  * (rows rs apart, pixels CB apart); A^T = [[1,1,1,0], [0,1,-1,-1]]. */
-WINO_AVX2 static void out_tile(float *y, ptrdiff_t rs, const float *m, ptrdiff_t xs)
+WINO_AVX2_INLINE void out_tile(float *y, ptrdiff_t rs, const float *m, ptrdiff_t xs)
 {
     float t[2][4][CB]; /* A^T m */
     for (int c = 0; c < 4; c++) {
@@ -185,6 +187,45 @@ typedef struct wino_layer {
     size_t xi_f;    /* floats of one position's pack */
 } wino_layer;
 
+/* The input transform of tiles [t0, t0 + n) into V at v (blocks vb,
+ * positions vx apart), tile by tile along the rows; and the output
+ * transform of M at m into the layer's output. One call a band, the
+ * transforms inlined: as a call per tile and block, they and their index
+ * arithmetic took a third more (perf). */
+WINO_AVX2 static void in_band(const wino_layer *L, float *v, ptrdiff_t vb, ptrdiff_t vx, int t0,
+                              int n)
+{
+    const conv__geo g = L->g;
+    int b = t0 / L->per_img, ty = t0 % L->per_img / L->tw, tx = t0 % L->tw;
+    for (int j = 0; j < n; j++) {
+        const float *d = L->in + b * g.bs + g.org + (2 * ty - 1) * g.rs + (2 * tx - 1) * CB;
+        for (int cb = 0; cb < L->nib; cb++)
+            in_tile(v + cb * vb + j * CB, vx, d + cb * g.cs, g.rs);
+        if (++tx == L->tw) {
+            tx = 0;
+            if (++ty == L->per_img / L->tw)
+                ty = 0, b++;
+        }
+    }
+}
+
+WINO_AVX2 static void out_band(const wino_layer *L, const float *m, ptrdiff_t mb, ptrdiff_t mx,
+                               int t0, int n)
+{
+    const conv__geo g = L->g;
+    int b = t0 / L->per_img, ty = t0 % L->per_img / L->tw, tx = t0 % L->tw;
+    for (int j = 0; j < n; j++) {
+        float *y = L->out + b * g.bs + g.org + 2 * ty * g.rs + 2 * tx * CB;
+        for (int ob = 0; ob < L->nob; ob++)
+            out_tile(y + ob * g.cs, g.rs, m + ob * mb + j * CB, mx);
+        if (++tx == L->tw) {
+            tx = 0;
+            if (++ty == L->per_img / L->tw)
+                ty = 0, b++;
+        }
+    }
+}
+
 /* Tiles [t0, t0 + n) of the layer with a thread's band buffer at v (for
  * bands of T tiles) in three passes: the input transform into V, the 16
  * products into M, the output transform. (Products of a chunk of tiles
@@ -195,13 +236,7 @@ static void wino_band(const wino_layer *L, float *v, int T, int t0, int n)
     const ptrdiff_t vb = conv__wino_block(T), vx = conv__wino_pos(L->nib, T);
     const ptrdiff_t mx = conv__wino_pos(L->nob, T);
     float *m = v + XI * vx;
-    const conv__geo g = L->g;
-    for (int j = 0; j < n; j++) {
-        const int t = t0 + j, b = t / L->per_img, ty = t % L->per_img / L->tw, tx = t % L->tw;
-        const float *d = L->in + b * g.bs + g.org + (2 * ty - 1) * g.rs + (2 * tx - 1) * CB;
-        for (int cb = 0; cb < L->nib; cb++)
-            in_tile(v + cb * vb + j * CB, vx, d + cb * g.cs, g.rs);
-    }
+    in_band(L, v, vb, vx, t0, n);
     conv__fwd d = {0};
     d.in_cs = vb, d.in_px = CB;
     d.ncib = L->nib, d.icn_last = CB; /* padded input lanes are 0 in V */
@@ -219,12 +254,7 @@ static void wino_band(const wino_layer *L, float *v, int T, int t0, int n)
                               L->u + (size_t)x * L->xi_f + gr * group_w, NULL,
                               m + x * mx + gr * L->G * vb + j0 * CB);
             }
-    for (int j = 0; j < n; j++) {
-        const int t = t0 + j, b = t / L->per_img, ty = t % L->per_img / L->tw, tx = t % L->tw;
-        float *y = L->out + b * g.bs + g.org + 2 * ty * g.rs + 2 * tx * CB;
-        for (int ob = 0; ob < L->nob; ob++)
-            out_tile(y + ob * g.cs, g.rs, m + ob * vb + j * CB, mx);
-    }
+    out_band(L, m, vb, mx, t0, n);
 }
 
 void conv__wino_3x3(const conv__kernel *k, float *out, const float *in, shape s,
