@@ -404,6 +404,23 @@ static void test_bf16_conv3x3(void) { conv3x3_vs_ref(conv__kernel_avx512bf16());
 static void test_bf16_convt2x2(void) { convt2x2_vs_ref(conv__kernel_avx512bf16()); }
 static void test_bf16_conv1x1(void) { conv1x1_vs_ref(conv__kernel_avx512bf16()); }
 
+/* The value of environment variable `name` (NULL: unset), to put back
+ * with env_restore after a test changes it. */
+static char *env_keep(const char *name)
+{
+    const char *v = getenv(name);
+    return v ? strdup(v) : NULL;
+}
+
+static void env_restore(const char *name, char *keep)
+{
+    if (keep)
+        setenv(name, keep, 1);
+    else
+        unsetenv(name);
+    free(keep);
+}
+
 /* ---- Winograd (wino.c) ----------------------------------------------------------- */
 
 /* conv3x3 forward and backward-data where K takes them as Winograd, against
@@ -432,8 +449,18 @@ static void wino_vs_ref(const conv__kernel *K)
            taken, worst_fwd[OP_C3], worst_bd[OP_C3]);
 }
 
-static void test_avx2_wino(void) { wino_vs_ref(conv__kernel_avx2()); }
-static void test_avx512_wino(void) { wino_vs_ref(conv__kernel_avx512()); }
+/* K's Winograd against the reference, whatever UNET_WINOGRAD the test
+ * runs under. */
+static void wino_on_vs_ref(const conv__kernel *K)
+{
+    char *keep = env_keep("UNET_WINOGRAD");
+    setenv("UNET_WINOGRAD", "on", 1);
+    wino_vs_ref(K);
+    env_restore("UNET_WINOGRAD", keep);
+}
+
+static void test_avx2_wino(void) { wino_on_vs_ref(conv__kernel_avx2()); }
+static void test_avx512_wino(void) { wino_on_vs_ref(conv__kernel_avx512()); }
 
 /* Winograd's forward and backward-data are bitwise the same for 1, 2 and 3
  * threads (each tile's sums do not depend on who computes it), and
@@ -470,7 +497,7 @@ static void wino_threads_at(const char *level)
     setenv("UNET_WINOGRAD", "off", 1);
     conv3x3_forward(o2, in, s, w, co, scratch);
     conv3x3_backward_data(d2, dout, s, w, co, scratch);
-    unsetenv("UNET_WINOGRAD");
+    setenv("UNET_WINOGRAD", "on", 1);
     CHECK(memcmp(o1, o2, shape_floats(so) * sizeof *o1) != 0);
     CHECK(rel_err_t(o2, o1, so) <= 1e-5 && rel_err_t(d2, d1, s) <= 1e-5);
     printf("# %s Winograd bitwise equal over {1,2,3} threads; direct within %.2e / %.2e\n", level,
@@ -480,17 +507,14 @@ static void wino_threads_at(const char *level)
 
 static void test_wino_threads(void)
 {
-    const char *old = getenv("UNET_KERNELS");
-    char *keep = old ? strdup(old) : NULL;
+    char *keep = env_keep("UNET_KERNELS"), *keep_w = env_keep("UNET_WINOGRAD");
     int nt0 = omp_get_max_threads();
+    setenv("UNET_WINOGRAD", "on", 1);
     wino_threads_at("avx2");
     wino_threads_at("avx512");
     omp_set_num_threads(nt0);
-    if (keep)
-        setenv("UNET_KERNELS", keep, 1);
-    else
-        unsetenv("UNET_KERNELS");
-    free(keep);
+    env_restore("UNET_KERNELS", keep);
+    env_restore("UNET_WINOGRAD", keep_w);
 }
 
 /* ---- bf16: the rounding rule and the reference ------------------------------------ */
@@ -643,8 +667,7 @@ static void determinism_at(const char *level)
 
 static void test_determinism(void)
 {
-    const char *old = getenv("UNET_KERNELS");
-    char *keep = old ? strdup(old) : NULL;
+    char *keep = env_keep("UNET_KERNELS");
     int nt0 = omp_get_max_threads();
     determinism_at("ref");
     determinism_at("avx2");
@@ -652,19 +675,14 @@ static void test_determinism(void)
     determinism_at("avx512bf16");
     grads_with(1, 0, NULL, NULL, NULL, NULL, NULL);
     omp_set_num_threads(nt0);
-    if (keep)
-        setenv("UNET_KERNELS", keep, 1);
-    else
-        unsetenv("UNET_KERNELS");
-    free(keep);
+    env_restore("UNET_KERNELS", keep);
 }
 
 /* UNET_KERNELS=ref|avx2|avx512 caps the level; a level the CPU lacks falls
  * back to the best one it has. */
 static void test_dispatch_override(void)
 {
-    const char *old = getenv("UNET_KERNELS");
-    char *keep = old ? strdup(old) : NULL;
+    char *keep = env_keep("UNET_KERNELS");
     const char *best = unet_isa_avx512() ? "avx512" : unet_isa_avx2_fma() ? "avx2" : "ref";
     setenv("UNET_KERNELS", "ref", 1);
     CHECK_STR(conv_kernels_name(), "ref");
@@ -675,9 +693,7 @@ static void test_dispatch_override(void)
     unsetenv("UNET_KERNELS");
     CHECK_STR(conv_kernels_name(), best);
     printf("# default kernels here: %s\n", best);
-    if (keep)
-        setenv("UNET_KERNELS", keep, 1);
-    free(keep);
+    env_restore("UNET_KERNELS", keep);
 }
 
 int main(void)

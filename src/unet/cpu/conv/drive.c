@@ -75,10 +75,8 @@ static void pack_weights(float *dst, conv__wview w, int nout, int nin, int ntaps
 #pragma omp parallel for collapse(2) schedule(static) if (ngroups * group_f >= CONV__PAR_MIN)
     for (int k = 0; k < ngroups; k++)
         for (int cb = 0; cb < nib; cb++) {
-            const int nb = nob - k * G < G ? nob - k * G : G;
-            const int width = conv__lanes(nb, round);
-            const int o0 = k * G * CB;
-            const int n = nout - o0 < width ? nout - o0 : width; /* real output lanes */
+            const conv__pgroup pg = conv__pgroup_of(k, G, nout, round);
+            const int width = pg.width, o0 = pg.o0, n = pg.n;
             const ptrdiff_t at = (ptrdiff_t)cb * ntaps * CB * width;
             float *p = dst + k * group_f + at;
             uint16_t *q = (uint16_t *)(void *)(dst + k * group_f) + at;

@@ -101,6 +101,22 @@ static inline int conv__blocks(int c) { return (c + CB - 1) / CB; }
  * to the kernel's `round`. */
 static inline int conv__lanes(int nb, int round) { return (nb * CB + round - 1) / round * round; }
 
+/* Group k (of G blocks) of nout packed output channels: its first output
+ * o0, its lanes (conv__lanes of its real blocks) and the real ones, n. */
+typedef struct conv__pgroup {
+    int o0, width, n;
+} conv__pgroup;
+
+static inline conv__pgroup conv__pgroup_of(int k, int G, int nout, int round)
+{
+    const int nob = conv__blocks(nout), nb = nob - k * G < G ? nob - k * G : G;
+    conv__pgroup p;
+    p.o0 = k * G * CB;
+    p.width = conv__lanes(nb, round);
+    p.n = nout - p.o0 < p.width ? nout - p.o0 : p.width;
+    return p;
+}
+
 /* Floats below which the driver's memory passes (weight packing, the dW
  * reduction) run on the calling thread: a parallel region costs tens of
  * microseconds on a busy machine, more than such a pass (the UNet's

@@ -122,12 +122,9 @@ static void pack_u(float *dst, size_t xi_f, conv__wview w, int nout, int nin, in
 #pragma omp parallel for collapse(2) schedule(static) if (ngroups * group_f * XI >= CONV__PAR_MIN)
     for (int k = 0; k < ngroups; k++)
         for (int cb = 0; cb < nib; cb++) {
-            const int nb = nob - k * G < G ? nob - k * G : G;
-            const int width = conv__lanes(nb, round);
-            const int o0 = k * G * CB;
-            const int n = nout - o0 < width ? nout - o0 : width; /* real output lanes */
-            pack_u_tile(dst + k * group_f + (ptrdiff_t)cb * CB * width, xi_f, w, o0, n, width, cb,
-                        nin);
+            const conv__pgroup pg = conv__pgroup_of(k, G, nout, round);
+            pack_u_tile(dst + k * group_f + (ptrdiff_t)cb * CB * pg.width, xi_f, w, pg.o0, pg.n,
+                        pg.width, cb, nin);
         }
 }
 
