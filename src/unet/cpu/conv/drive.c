@@ -12,8 +12,11 @@
  * element: at batch 4, 128x128, they took ~9 % of a training step on 2
  * threads (perf, Zen 5), with the second thread spinning in libgomp.
  *
+ * conv3x3's forward and backward-data go to wino.c instead where
+ * conv__wino_use says Winograd is faster (kernel.h).
+ *
  * Not here: the arithmetic (the kernel files), dispatch and scratch
- * sizing (conv.c), the reference (ref.c).
+ * sizing (conv.c), the reference (ref.c), Winograd (wino.c).
  */
 #include "kernel.h"
 

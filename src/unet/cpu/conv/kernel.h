@@ -310,7 +310,7 @@ int conv__wino_use(const conv__kernel *k, shape s, int co);
 /* out (nout,B,H,W) = the 3x3 view w (nout x nin x 9 taps) * in (nin,B,H,W),
  * by Winograd on k's forward loop; s gives B, H and W. scratch: the
  * packed transformed weights (16 x wpack(nout, nin, 1)), then the band
- * buffers of the inputs and the outputs (16 x conv__wino_pos each). */
+ * buffer (conv__wino_buf_floats), shared out among the threads. */
 void conv__wino_3x3(const conv__kernel *k, float *out, const float *in, shape s,
                     conv__wview w, int nout, int nin, float *scratch);
 
