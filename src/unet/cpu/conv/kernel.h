@@ -247,12 +247,15 @@ void conv__1x1_backward_weight(const conv__kernel *k, float *dw, float *db, cons
  * outputs run as Winograd on k: a float32 kernel that has Winograd
  * thresholds, even H and W (2x2 output tiles), >= 16 channels both
  * sides, at least k->wino_min_sum of them together and at least
- * k->wino_min_tiles tiles. Symmetric in s.c and co, so the forward and
- * backward-data of one layer agree. UNET_WINOGRAD=off is conv__wino_use's. */
+ * k->wino_min_tiles tiles, at most 2^30 (so that wino.c's tile
+ * arithmetic fits an int; the planner asks about shapes no machine
+ * holds). Symmetric in s.c and co, so the forward and backward-data of
+ * one layer agree. UNET_WINOGRAD=off is conv__wino_use's. */
 static inline int conv__wino_takes(const conv__kernel *k, shape s, int co)
 {
+    const long long tiles = (long long)s.b * (s.h / 2) * (s.w / 2);
     return k && k->wino_min_sum > 0 && s.h % 2 == 0 && s.w % 2 == 0 && s.c >= 16 && co >= 16
-           && s.c + co >= k->wino_min_sum && s.b * (s.h / 2) * (s.w / 2) >= k->wino_min_tiles;
+           && s.c + co >= k->wino_min_sum && tiles >= k->wino_min_tiles && tiles <= (1LL << 30);
 }
 
 /* A thread's band buffer: per position (16), the transformed inputs'
