@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * isa.c: the CPU feature tests of the trainer's kernels and the one
- * reading of UNET_KERNELS (isa.h), for every op, and of UNET_WINOGRAD. The features come from
- * GCC's __builtin_cpu_supports, which reads CPUID once. Off x86 every
- * answer is "no", and the reference and base kernels run.
+ * reading of UNET_KERNELS (isa.h), for every op, and of UNET_WINOGRAD.
+ * The features come from GCC's __builtin_cpu_supports, which reads CPUID
+ * once. Off x86 every answer is "no", and the reference and base kernels
+ * run.
  *
  * Not here: the choice between an op's kernels beyond "the highest one
  * allowed" (each op dispatches on unet_kernel_pick's answer), and

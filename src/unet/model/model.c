@@ -270,10 +270,12 @@ void unet_backward(unet *m, int batch)
         block_backward(m, &m->dec_p[j], &m->dec[j], m->ga, m->gb, m->dcat[i]);
         shape o = m->enc[i].s;
         const float *dup = be->channels(m->dcat[i], m->dec[j].in, o.c);
-        /* ga and gb are idle here (dup lives in dcat[i]). */
-        const float *up_in = j == 0 ? recompute_r2(m, &m->bott_p, &m->bott, m->gb)
-                                    : recompute_r2(m, &m->dec_p[j - 1], &m->dec[j - 1], m->gb);
-        shape up_s = j == 0 ? m->bott.s : m->dec[j - 1].s;
+        /* The up-conv's input, the block below's r2, into gb: ga and gb
+         * are idle here (dup lives in dcat[i]). */
+        const block_params *below_p = j == 0 ? &m->bott_p : &m->dec_p[j - 1];
+        const block_acts *below = j == 0 ? &m->bott : &m->dec[j - 1];
+        const float *up_in = recompute_r2(m, below_p, below, m->gb);
+        shape up_s = below->s;
         be->convt2x2_backward_weight(G(m, m->up_w[j]), G(m, m->up_b[j]), dup, up_in, up_s, o.c,
                                  m->scratch);
         be->convt2x2_backward_data(m->ga, dup, up_s, P(m, m->up_w[j]), o.c, m->scratch);

@@ -184,6 +184,27 @@ typedef struct wino_layer {
     size_t xi_f;    /* floats of one position's pack */
 } wino_layer;
 
+/* Tile t of the layer as image, tile row and tile column; tile_next
+ * walks to t + 1 without a division. */
+typedef struct tile_at {
+    int b, ty, tx;
+} tile_at;
+
+static tile_at tile_of(const wino_layer *L, int t)
+{
+    tile_at c = {t / L->per_img, t % L->per_img / L->tw, t % L->tw};
+    return c;
+}
+
+static inline void tile_next(const wino_layer *L, tile_at *c)
+{
+    if (++c->tx == L->tw) {
+        c->tx = 0;
+        if (++c->ty == L->per_img / L->tw)
+            c->ty = 0, c->b++;
+    }
+}
+
 /* The input transform of tiles [t0, t0 + n) into V at v (blocks vb,
  * positions vx apart), tile by tile along the rows; and the output
  * transform of M at m into the layer's output. One call a band, the
@@ -193,16 +214,11 @@ WINO_AVX2 static void in_band(const wino_layer *L, float *v, ptrdiff_t vb, ptrdi
                               int n)
 {
     const conv__geo g = L->g;
-    int b = t0 / L->per_img, ty = t0 % L->per_img / L->tw, tx = t0 % L->tw;
-    for (int j = 0; j < n; j++) {
-        const float *d = L->in + b * g.bs + g.org + (2 * ty - 1) * g.rs + (2 * tx - 1) * CB;
+    tile_at c = tile_of(L, t0);
+    for (int j = 0; j < n; j++, tile_next(L, &c)) {
+        const float *d = L->in + c.b * g.bs + g.org + (2 * c.ty - 1) * g.rs + (2 * c.tx - 1) * CB;
         for (int cb = 0; cb < L->nib; cb++)
             in_tile(v + cb * vb + j * CB, vx, d + cb * g.cs, g.rs);
-        if (++tx == L->tw) {
-            tx = 0;
-            if (++ty == L->per_img / L->tw)
-                ty = 0, b++;
-        }
     }
 }
 
@@ -210,16 +226,11 @@ WINO_AVX2 static void out_band(const wino_layer *L, const float *m, ptrdiff_t mb
                                int t0, int n)
 {
     const conv__geo g = L->g;
-    int b = t0 / L->per_img, ty = t0 % L->per_img / L->tw, tx = t0 % L->tw;
-    for (int j = 0; j < n; j++) {
-        float *y = L->out + b * g.bs + g.org + 2 * ty * g.rs + 2 * tx * CB;
+    tile_at c = tile_of(L, t0);
+    for (int j = 0; j < n; j++, tile_next(L, &c)) {
+        float *y = L->out + c.b * g.bs + g.org + 2 * c.ty * g.rs + 2 * c.tx * CB;
         for (int ob = 0; ob < L->nob; ob++)
             out_tile(y + ob * g.cs, g.rs, m + ob * mb + j * CB, mx);
-        if (++tx == L->tw) {
-            tx = 0;
-            if (++ty == L->per_img / L->tw)
-                ty = 0, b++;
-        }
     }
 }
 
