@@ -11,9 +11,10 @@
  *   channels; the reference leaves the border zero.
  * - dW / db bitwise equal across repeated runs and across 1, 2, 3 threads,
  *   for each kernel level the CPU has (UNET_KERNELS picks it).
- * - Winograd conv3x3 (wino.c) against the reference on shapes each SIMD
- *   kernel takes it for, bitwise equal across 1, 2, 3 threads, and
- *   UNET_WINOGRAD=off running the direct loop instead.
+ * - Winograd conv3x3 (wino.c: forward, backward-data, weight gradient)
+ *   against the reference on shapes each SIMD kernel takes it for,
+ *   bitwise equal across 1, 2, 3 threads, and UNET_WINOGRAD=off running
+ *   the direct loops instead.
  * - bf16 (--precision bf16): bf16.h's rounding equals VCVTNEPS2BF16 on
  *   the cases that tell rules apart; the bf16 reference is the float32 one
  *   on rounded operands; the AVX512_BF16 kernel against the bf16
@@ -423,7 +424,7 @@ static void env_restore(const char *name, char *keep)
 
 /* ---- Winograd (wino.c) ----------------------------------------------------------- */
 
-/* conv3x3 forward and backward-data where K takes them as Winograd, against
+/* conv3x3's three ops where K takes them as Winograd, against
  * the reference (vs_ref's tolerance, border and padded channels): channels
  * that fill no whole group (70 = 8 blocks + 6 lanes, 72, 36), tiles over
  * several bands and threads, H != W. Each shape is checked to take
@@ -445,8 +446,9 @@ static void wino_vs_ref(const conv__kernel *K)
         vs_ref(K, OP_C3, k[0], k[1], k[2], k[3], k[4]);
     }
     CHECK(taken >= 3);
-    printf("# %s Winograd conv3x3 (%d shapes) max rel err: fwd %.2e bwd-data %.2e\n", K->name,
-           taken, worst_fwd[OP_C3], worst_bd[OP_C3]);
+    printf("# %s Winograd conv3x3 (%d shapes) max rel err: fwd %.2e bwd-data %.2e "
+           "bwd-weight %.2e\n",
+           K->name, taken, worst_fwd[OP_C3], worst_bd[OP_C3], worst_bw[OP_C3]);
 }
 
 /* K's Winograd against the reference, whatever UNET_WINOGRAD the test
@@ -462,10 +464,11 @@ static void wino_on_vs_ref(const conv__kernel *K)
 static void test_avx2_wino(void) { wino_on_vs_ref(conv__kernel_avx2()); }
 static void test_avx512_wino(void) { wino_on_vs_ref(conv__kernel_avx512()); }
 
-/* Winograd's forward and backward-data are bitwise the same for 1, 2 and 3
- * threads (each tile's sums do not depend on who computes it), and
- * UNET_WINOGRAD=off gives the direct loop, whose results differ in the
- * last bits but not past the tolerance. */
+/* Winograd's forward, backward-data and weight gradient are bitwise the
+ * same for 1, 2 and 3 threads (each tile's sums, and each weight
+ * gradient's sum over the tiles in tile order, do not depend on who
+ * computes them), and UNET_WINOGRAD=off gives the direct loops, whose
+ * results differ in the last bits but not past the tolerance. */
 static void wino_threads_at(const char *level)
 {
     setenv("UNET_KERNELS", level, 1);
@@ -482,27 +485,36 @@ static void wino_threads_at(const char *level)
     float *scratch = falloc(conv3x3_scratch_floats(s, co));
     float *o1 = falloc(shape_floats(so)), *o2 = falloc(shape_floats(so));
     float *d1 = falloc(shape_floats(s)), *d2 = falloc(shape_floats(s));
+    const size_t nw = (size_t)(64 * co * 9);
+    float *g1 = falloc(nw), *g2 = falloc(nw);
     memcpy(o1, dout, shape_floats(so) * sizeof *o1), memcpy(o2, o1, shape_floats(so) * sizeof *o1);
     memcpy(d1, in, shape_floats(s) * sizeof *d1), memcpy(d2, d1, shape_floats(s) * sizeof *d1);
     omp_set_num_threads(1);
     conv3x3_forward(o1, in, s, w, co, scratch);
     conv3x3_backward_data(d1, dout, s, w, co, scratch);
+    conv3x3_backward_weight(g1, dout, in, s, co, scratch);
     for (int nt = 1; nt <= 3; nt++) {
         omp_set_num_threads(nt);
         conv3x3_forward(o2, in, s, w, co, scratch);
         conv3x3_backward_data(d2, dout, s, w, co, scratch);
+        conv3x3_backward_weight(g2, dout, in, s, co, scratch);
         CHECK(memcmp(o1, o2, shape_floats(so) * sizeof *o1) == 0);
         CHECK(memcmp(d1, d2, shape_floats(s) * sizeof *d1) == 0);
+        CHECK(memcmp(g1, g2, nw * sizeof *g1) == 0);
     }
     setenv("UNET_WINOGRAD", "off", 1);
     conv3x3_forward(o2, in, s, w, co, scratch);
     conv3x3_backward_data(d2, dout, s, w, co, scratch);
+    conv3x3_backward_weight(g2, dout, in, s, co, scratch);
     setenv("UNET_WINOGRAD", "on", 1);
     CHECK(memcmp(o1, o2, shape_floats(so) * sizeof *o1) != 0);
-    CHECK(rel_err_t(o2, o1, so) <= 1e-5 && rel_err_t(d2, d1, s) <= 1e-5);
-    printf("# %s Winograd bitwise equal over {1,2,3} threads; direct within %.2e / %.2e\n", level,
-           rel_err_t(o2, o1, so), rel_err_t(d2, d1, s));
+    CHECK(memcmp(g1, g2, nw * sizeof *g1) != 0);
+    const double eg = rel_err_v(g2, g1, nw);
+    CHECK(rel_err_t(o2, o1, so) <= 1e-5 && rel_err_t(d2, d1, s) <= 1e-5 && eg <= 1e-5);
+    printf("# %s Winograd bitwise equal over {1,2,3} threads; direct within %.2e / %.2e / %.2e\n",
+           level, rel_err_t(o2, o1, so), rel_err_t(d2, d1, s), eg);
     free(in), free(dout), free(w), free(scratch), free(o1), free(o2), free(d1), free(d2);
+    free(g1), free(g2);
 }
 
 static void test_wino_threads(void)

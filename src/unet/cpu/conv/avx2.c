@@ -393,6 +393,36 @@ AVX2 static void run_dw(const conv__dw *d)
     }
 }
 
+/* Winograd's weight-gradient products (kernel.h's wino_dw): 2 ymm of 16
+ * output lanes x 4 input lanes at a time (8 accumulators), the two halves
+ * of the input block one after the other; per tile and half, 2 loads and
+ * 4 broadcasts for 8 FMAs. */
+AVX2 static void wino_dw(float *m, const float *x, const float *y, int n)
+{
+    for (int h = 0; h < CB; h += 4) {
+        __m256 a00 = _mm256_loadu_ps(m + (h + 0) * 16), a10 = _mm256_loadu_ps(m + (h + 0) * 16 + 8);
+        __m256 a01 = _mm256_loadu_ps(m + (h + 1) * 16), a11 = _mm256_loadu_ps(m + (h + 1) * 16 + 8);
+        __m256 a02 = _mm256_loadu_ps(m + (h + 2) * 16), a12 = _mm256_loadu_ps(m + (h + 2) * 16 + 8);
+        __m256 a03 = _mm256_loadu_ps(m + (h + 3) * 16), a13 = _mm256_loadu_ps(m + (h + 3) * 16 + 8);
+        for (int p = 0; p < n; p++) {
+            const __m256 y0 = _mm256_loadu_ps(y + p * 16), y1 = _mm256_loadu_ps(y + p * 16 + 8);
+            const float *xp = x + p * CB + h;
+            __m256 xi = _mm256_broadcast_ss(xp + 0);
+            a00 = _mm256_fmadd_ps(y0, xi, a00), a10 = _mm256_fmadd_ps(y1, xi, a10);
+            xi = _mm256_broadcast_ss(xp + 1);
+            a01 = _mm256_fmadd_ps(y0, xi, a01), a11 = _mm256_fmadd_ps(y1, xi, a11);
+            xi = _mm256_broadcast_ss(xp + 2);
+            a02 = _mm256_fmadd_ps(y0, xi, a02), a12 = _mm256_fmadd_ps(y1, xi, a12);
+            xi = _mm256_broadcast_ss(xp + 3);
+            a03 = _mm256_fmadd_ps(y0, xi, a03), a13 = _mm256_fmadd_ps(y1, xi, a13);
+        }
+        _mm256_storeu_ps(m + (h + 0) * 16, a00), _mm256_storeu_ps(m + (h + 0) * 16 + 8, a10);
+        _mm256_storeu_ps(m + (h + 1) * 16, a01), _mm256_storeu_ps(m + (h + 1) * 16 + 8, a11);
+        _mm256_storeu_ps(m + (h + 2) * 16, a02), _mm256_storeu_ps(m + (h + 2) * 16 + 8, a12);
+        _mm256_storeu_ps(m + (h + 3) * 16, a03), _mm256_storeu_ps(m + (h + 3) * 16 + 8, a13);
+    }
+}
+
 /* db[o] = sum of dout over the domain, for co real channels. Each block is
  * summed by one thread: 8 float lanes per row, rows added in double in row
  * order. Deterministic and thread-count independent. */
@@ -437,6 +467,7 @@ static const conv__kernel avx2 = {
     .dw_group = group_pair,
     .round = CB, /* a pair's lanes: its real blocks x 8 */
     .wino_min_sum = 48, .wino_min_tiles = 1,
+    .wino_dw = wino_dw, .wino_dw_lanes = 16,
 };
 
 const conv__kernel *conv__kernel_avx2(void) { return &avx2; }

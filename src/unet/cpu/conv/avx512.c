@@ -424,6 +424,31 @@ Z512 static void run_dw(const conv__dw *d)
 }
 
 
+/* Winograd's weight-gradient products (kernel.h's wino_dw): 2 zmm of 32
+ * output lanes x 8 input lanes (16 accumulators); per tile, 2 loads and
+ * 8 broadcasts for 16 FMAs. */
+Z512 static void wino_dw(float *m, const float *x, const float *y, int n)
+{
+    __m512 acc[2][CB];
+    for (int i = 0; i < CB; i++) {
+        acc[0][i] = _mm512_loadu_ps(m + i * 32);
+        acc[1][i] = _mm512_loadu_ps(m + i * 32 + 16);
+    }
+    for (int p = 0; p < n; p++) {
+        const __m512 y0 = _mm512_loadu_ps(y + p * 32), y1 = _mm512_loadu_ps(y + p * 32 + 16);
+        const float *xp = x + p * CB;
+        for (int i = 0; i < CB; i++) {
+            const __m512 xi = _mm512_set1_ps(xp[i]);
+            acc[0][i] = _mm512_fmadd_ps(y0, xi, acc[0][i]);
+            acc[1][i] = _mm512_fmadd_ps(y1, xi, acc[1][i]);
+        }
+    }
+    for (int i = 0; i < CB; i++) {
+        _mm512_storeu_ps(m + i * 32, acc[0][i]);
+        _mm512_storeu_ps(m + i * 32 + 16, acc[1][i]);
+    }
+}
+
 /* db[o] = sum of dout over the domain. One thread per block; per row, two
  * pixels per zmm (their halves folded at the row's end), rows added in
  * double in row order: deterministic, thread-count independent. */
@@ -467,6 +492,7 @@ static const conv__kernel avx512 = {
     .dw_group = group_of,
     .round = 16, /* one zmm: 16 output lanes */
     .wino_min_sum = 64, .wino_min_tiles = 128,
+    .wino_dw = wino_dw, .wino_dw_lanes = 32,
 };
 
 const conv__kernel *conv__kernel_avx512(void) { return &avx512; }

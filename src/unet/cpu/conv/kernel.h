@@ -193,8 +193,19 @@ typedef struct conv__kernel {
      * from 32+32 channels, 1.24-1.29x at 16+32, 0.83x at 16+16; AVX-512,
      * its direct loop at ~85-90 % of the FMA peak, 1.09-1.35x from 32+32
      * channels, 0.88x at 16+32, 0.97-0.99x at 64 tiles (8x8, B=4),
-     * 1.16-1.21x at 128). */
+     * 1.16-1.21x at 128). The weight gradient at the same thresholds,
+     * against the direct dW (2 threads, B=8 unless said): AVX-512 1.20x
+     * at 32->32, 1.52-1.78x from 32->64; AVX2 1.18x at 16->32, 1.34-1.37x
+     * at 32->32, 1.53-1.74x from 32->64; AVX-512 at 16+16 and 16+32
+     * channels 0.50-0.98x. */
     int wino_min_sum, wino_min_tiles;
+    /* conv3x3's weight gradient as Winograd (wino.c), where the forward
+     * runs as Winograd: m[i][o] (i < 8, o < wino_dw_lanes, rows
+     * wino_dw_lanes floats apart) += the sum over tiles p < n, in p order,
+     * of x[p][i] (8 floats a tile) times y[p][o] (wino_dw_lanes floats a
+     * tile). NULL: the direct dW loop always. */
+    void (*wino_dw)(float *m, const float *x, const float *y, int n);
+    int wino_dw_lanes;
     /* The kernel multiplies bfloat16 pairs (AVX512_BF16): the driver packs
      * its weights as bf16.h-rounded pairs of input lanes (pack_weights
      * in drive.c) in the float32 packing's place, and its fwd_row and
@@ -241,11 +252,11 @@ void conv__1x1_backward_data(const conv__kernel *k, float *din, const float *dou
 void conv__1x1_backward_weight(const conv__kernel *k, float *dw, float *db, const float *dout,
                                const float *in, shape s, int co, float *scratch);
 
-/* ---- Winograd F(2x2, 3x3) for conv3x3 forward and backward-data (wino.c) -- */
+/* ---- Winograd F(2x2, 3x3) for conv3x3's three ops (wino.c) --------------- */
 
-/* Whether conv3x3 forward and backward-data on input shape s with co
- * outputs run as Winograd on k: a float32 kernel that has Winograd
- * thresholds, even H and W (2x2 output tiles), >= 16 channels both
+/* Whether conv3x3 forward, backward-data and (where the kernel has
+ * wino_dw) weight gradient on input shape s with co outputs run as
+ * Winograd on k: a float32 kernel that has Winograd thresholds, even H and W (2x2 output tiles), >= 16 channels both
  * sides, at least k->wino_min_sum of them together and at least
  * k->wino_min_tiles tiles, at most 2^30 (so that wino.c's tile
  * arithmetic fits an int; the planner asks about shapes no machine
@@ -307,6 +318,58 @@ static inline size_t conv__wino_buf_floats(int nin, int nout, int ntiles)
     return f < all ? f : all;
 }
 
+/* Winograd's weight gradient (conv__wino_3x3_dw) on a kernel whose
+ * products take `lanes` output lanes: the sums M[xi][group][input block]
+ * [i 8][o lanes] over all tiles, then a band buffer shared by all
+ * threads: per position, the transformed inputs' blocks (conv__wino_block
+ * apart) and then the transformed douts' groups, each a band of tiles x
+ * lanes + CONV__WINO_PAD. Bands of CONV__WINO_DW_BUF_FLOATS at most
+ * (each band costs two barriers; 2 MB: a position's slice of a band,
+ * which the products read, stays in L2); never more than all tiles. */
+#define CONV__WINO_DW_BUF_FLOATS ((size_t)1 << 19)
+static inline int conv__wino_dw_groups(int nout, int lanes)
+{
+    return (conv__blocks(nout) * CB + lanes - 1) / lanes;
+}
+static inline size_t conv__wino_dw_m_floats(int nin, int nout, int lanes)
+{
+    return (size_t)16 * (size_t)conv__wino_dw_groups(nout, lanes) * (size_t)lanes
+           * (size_t)conv__blocks(nin) * CB;
+}
+static inline ptrdiff_t conv__wino_dw_group(int lanes, int band)
+{
+    return (ptrdiff_t)band * lanes + CONV__WINO_PAD;
+}
+static inline ptrdiff_t conv__wino_dw_ypos(int nout, int lanes, int band)
+{
+    return conv__wino_dw_groups(nout, lanes) * conv__wino_dw_group(lanes, band) + CONV__WINO_PAD;
+}
+static inline size_t conv__wino_dw_band_floats(int nin, int nout, int lanes, int band)
+{
+    return (size_t)16
+           * (size_t)(conv__wino_pos(conv__blocks(nin), band)
+                      + conv__wino_dw_ypos(nout, lanes, band));
+}
+/* Tiles a band: as many as CONV__WINO_DW_BUF_FLOATS holds, at least one,
+ * at most ntiles. A function of the shape only. */
+static inline int conv__wino_dw_band(int nin, int nout, int lanes, int ntiles)
+{
+    const size_t per = (size_t)16 * ((size_t)conv__blocks(nin) * CB
+                                     + (size_t)conv__wino_dw_groups(nout, lanes) * (size_t)lanes);
+    size_t t = CONV__WINO_DW_BUF_FLOATS / per;
+    if (t > (size_t)ntiles)
+        t = (size_t)ntiles;
+    while (t > 1 && conv__wino_dw_band_floats(nin, nout, lanes, (int)t) > CONV__WINO_DW_BUF_FLOATS)
+        t--;
+    return t < 1 ? 1 : (int)t;
+}
+static inline size_t conv__wino_dw_floats(int nin, int nout, int lanes, int ntiles)
+{
+    return conv__wino_dw_m_floats(nin, nout, lanes)
+           + conv__wino_dw_band_floats(nin, nout, lanes,
+                                       conv__wino_dw_band(nin, nout, lanes, ntiles));
+}
+
 /* conv__wino_takes, unless UNET_WINOGRAD is "off". */
 int conv__wino_use(const conv__kernel *k, shape s, int co);
 
@@ -316,5 +379,12 @@ int conv__wino_use(const conv__kernel *k, shape s, int co);
  * buffer (conv__wino_buf_floats), shared out among the threads. */
 void conv__wino_3x3(const conv__kernel *k, float *out, const float *in, shape s,
                     conv__wview w, int nout, int nin, float *scratch);
+
+/* dw (nout,nin,3,3, PyTorch order) = the sum over B, H, W of dout
+ * (nout,B,H,W) x in (nin,B,H,W) shifted by each tap, by Winograd on k's
+ * wino_dw (k->wino_dw set and conv__wino_use true); s is in's shape.
+ * scratch: conv__wino_dw_floats. */
+void conv__wino_3x3_dw(const conv__kernel *k, float *dw, const float *dout, const float *in,
+                       shape s, int nout, float *scratch);
 
 #endif /* UNET_CONV_KERNEL_H */

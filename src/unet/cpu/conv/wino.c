@@ -22,13 +22,18 @@
  * loop: F(2x2, 3x3) adds a few roundings (within 1e-6 of the reference in
  * tests/unet/cpu/test_ops_conv.c, whose bound is 1e-5).
  *
+ * The weight gradient of the same layers is the adjoint (conv__wino_3x3_dw
+ * at the end of the file): the same input transform, the dout tiles
+ * transformed by A, 16 sums over all tiles of dout x input products on
+ * the kernel's wino_dw microkernel, then G back to the 3x3 taps.
+ *
  * Used where it pays (conv__wino_use: the kernel's thresholds, even H and
  * W, UNET_WINOGRAD not off; the numbers at the kernel's thresholds in
  * kernel.h).
  *
- * Not here: the weight gradient (the direct loop's dW, drive.c), bf16
- * (the avx512bf16 kernel keeps the direct loop), the microkernel
- * (avx2.c, avx512.c), scratch sizing (conv.c).
+ * Not here: the direct loops (drive.c), bf16 (the avx512bf16 kernel keeps
+ * the direct loop), the microkernels (avx2.c, avx512.c), scratch sizing
+ * (conv.c).
  */
 #include "kernel.h"
 
@@ -130,21 +135,24 @@ static void pack_u(float *dst, size_t xi_f, conv__wview w, int nout, int nin, in
 
 /* ---- the input and output transforms ---------------------------------- */
 
-/* V = B^T d B for the 4x4 patch at d (rows rs apart, pixels CB apart),
- * position xi stored at v + xi * xs; B^T = [[1,0,-1,0], [0,1,1,0],
- * [0,-1,1,0], [0,1,0,-1]]. */
-WINO_AVX2_INLINE void in_tile(float *v, ptrdiff_t xs, const float *d, ptrdiff_t rs)
+/* Rows [R0, R0 + NR) of V = B^T d B (positions 4*R0 .. 4*(R0+NR) - 1)
+ * for the 4x4 patch at d (rows rs apart, pixels CB apart), position xi
+ * stored at v + xi * xs; B^T = [[1,0,-1,0], [0,1,1,0], [0,-1,1,0],
+ * [0,1,0,-1]]. R0 and NR are constants where it is inlined: the rows
+ * and loads not needed are dropped. */
+WINO_AVX2_INLINE void in_tile(float *v, ptrdiff_t xs, const float *d, ptrdiff_t rs, const int R0,
+                              const int NR)
 {
     float t[4][4][CB]; /* B^T d */
     for (int c = 0; c < 4; c++) {
         const v8f d0 = ld(d + c * CB), d1 = ld(d + rs + c * CB);
         const v8f d2 = ld(d + 2 * rs + c * CB), d3 = ld(d + 3 * rs + c * CB);
-        st(t[0][c], d0 - d2);
-        st(t[1][c], d1 + d2);
-        st(t[2][c], d2 - d1);
-        st(t[3][c], d1 - d3);
+        if (R0 == 0)
+            st(t[0][c], d0 - d2), st(t[1][c], d1 + d2);
+        if (R0 + NR == 4)
+            st(t[2][c], d2 - d1), st(t[3][c], d1 - d3);
     }
-    for (int r = 0; r < 4; r++) {
+    for (int r = R0; r < R0 + NR; r++) {
         const v8f a = ld(t[r][0]), b = ld(t[r][1]), c = ld(t[r][2]), e = ld(t[r][3]);
         st(v + (r * 4 + 0) * xs, a - c);
         st(v + (r * 4 + 1) * xs, b + c);
@@ -168,6 +176,33 @@ WINO_AVX2_INLINE void out_tile(float *y, ptrdiff_t rs, const float *m, ptrdiff_t
         const v8f a = ld(t[r][0]), b = ld(t[r][1]), c = ld(t[r][2]), e = ld(t[r][3]);
         st(y + r * rs, a + b + c);
         st(y + r * rs + CB, b - c - e);
+    }
+}
+
+/* The dout side of the weight gradient: Y = A dy A^T for the 2x2 dout
+ * tile at d (rows rs apart, pixels CB apart), position xi stored at
+ * y + xi * ys; A = [[1,0], [1,1], [1,-1], [0,-1]] (the adjoint of
+ * out_tile: the gradient of A^T m A with respect to m). */
+WINO_AVX2_INLINE void dy_row(float *y, ptrdiff_t ys, v8f p, v8f q)
+{
+    st(y, p);
+    st(y + ys, p + q);
+    st(y + 2 * ys, p - q);
+    st(y + 3 * ys, -q);
+}
+
+/* Rows half*2 and half*2 + 1 of Y (positions 8*half .. 8*half + 7). */
+WINO_AVX2_INLINE void dy_tile(float *y, ptrdiff_t ys, const float *d, ptrdiff_t rs, int half)
+{
+    const v8f a = ld(d), b = ld(d + CB), c = ld(d + rs), e = ld(d + rs + CB);
+    /* Row j of A dy is [p, q] (one vector a column); row j of A dy A^T is
+     * p, p + q, p - q, -q. */
+    if (half == 0) {
+        dy_row(y, ys, a, b);
+        dy_row(y + 4 * ys, ys, a + c, b + e);
+    } else {
+        dy_row(y + 8 * ys, ys, a - c, b - e);
+        dy_row(y + 12 * ys, ys, -c, -e);
     }
 }
 
@@ -211,14 +246,19 @@ static inline void tile_next(const wino_layer *L, tile_at *c)
  * transforms inlined: as a call per tile and block, they and their index
  * arithmetic took a third more (perf). */
 WINO_AVX2 static void in_band(const wino_layer *L, float *v, ptrdiff_t vb, ptrdiff_t vx, int t0,
-                              int n)
+                              int n, int half)
 {
     const conv__geo g = L->g;
     tile_at c = tile_of(L, t0);
     for (int j = 0; j < n; j++, tile_next(L, &c)) {
         const float *d = L->in + c.b * g.bs + g.org + (2 * c.ty - 1) * g.rs + (2 * c.tx - 1) * CB;
         for (int cb = 0; cb < L->nib; cb++)
-            in_tile(v + cb * vb + j * CB, vx, d + cb * g.cs, g.rs);
+            if (half < 0)
+                in_tile(v + cb * vb + j * CB, vx, d + cb * g.cs, g.rs, 0, 4);
+            else if (half == 0)
+                in_tile(v + cb * vb + j * CB, vx, d + cb * g.cs, g.rs, 0, 2);
+            else
+                in_tile(v + cb * vb + j * CB, vx, d + cb * g.cs, g.rs, 2, 2);
     }
 }
 
@@ -244,7 +284,7 @@ static void wino_band(const wino_layer *L, float *v, int T, int t0, int n)
     const ptrdiff_t vb = conv__wino_block(T), vx = conv__wino_pos(L->nib, T);
     const ptrdiff_t mx = conv__wino_pos(L->nob, T);
     float *m = v + XI * vx;
-    in_band(L, v, vb, vx, t0, n);
+    in_band(L, v, vb, vx, t0, n, -1);
     conv__fwd d = {0};
     d.in_cs = vb, d.in_px = CB;
     d.ncib = L->nib, d.icn_last = CB; /* padded input lanes are 0 in V */
@@ -309,5 +349,125 @@ void conv__wino_3x3(const conv__kernel *k, float *out, const float *in, shape s,
             const int t0 = bnd * T;
             wino_band(&L, v, T, t0, ntiles - t0 < T ? ntiles - t0 : T);
         }
+    }
+}
+
+/* ---- the weight gradient ------------------------------------------------- */
+
+/* The transformed douts of tiles [t0, t0 + n) into Y at y (groups of
+ * `lanes` output lanes yg apart, a tile's lanes side by side, positions
+ * yx apart); lanes past the real blocks are 0. */
+WINO_AVX2 static void dy_band(const wino_layer *L, const float *dout, float *y, ptrdiff_t yg,
+                              ptrdiff_t yx, int lanes, int ngroups, int t0, int n, int half)
+{
+    const conv__geo g = L->g;
+    const int per = lanes / CB;
+    tile_at c = tile_of(L, t0);
+    for (int j = 0; j < n; j++, tile_next(L, &c)) {
+        const float *d = dout + c.b * g.bs + g.org + 2 * c.ty * g.rs + 2 * c.tx * CB;
+        for (int ob = 0; ob < ngroups * per; ob++) {
+            float *dst = y + ob / per * yg + j * lanes + ob % per * CB;
+            if (ob < L->nob)
+                dy_tile(dst, yx, d + ob * g.cs, g.rs, half);
+            else
+                for (int x = 8 * half; x < 8 * half + 8; x++)
+                    memset(dst + x * yx, 0, CB * sizeof *dst);
+        }
+    }
+}
+
+/* dw[o][i][kh][kw] = (G^T M G)[kh][kw] of the 16 sums M[xi][o][i], G as in
+ * wt_transform (the adjoint of U = G g G^T), for the (group, input block)
+ * tile at m (positions m_x apart) into PyTorch order. */
+static void dw_untransform(float *dw, const float *m, size_t m_x, int lanes, int o0, int nout,
+                           int i0, int nin)
+{
+    for (int i = 0; i < CB && i0 + i < nin; i++)
+        for (int o = 0; o < lanes && o0 + o < nout; o++) {
+            const float *mo = m + (size_t)(i * lanes + o);
+            float t[3][4]; /* G^T M */
+            for (size_t c = 0; c < 4; c++) {
+                const float m0 = mo[c * m_x], m1 = mo[(4 + c) * m_x];
+                const float m2 = mo[(8 + c) * m_x], m3 = mo[(12 + c) * m_x];
+                t[0][c] = m0 + 0.5f * (m1 + m2);
+                t[1][c] = 0.5f * (m1 - m2);
+                t[2][c] = 0.5f * (m1 + m2) + m3;
+            }
+            float *w = dw + ((size_t)(o0 + o) * (size_t)nin + (size_t)(i0 + i)) * 9;
+            for (int r = 0; r < 3; r++) {
+                w[r * 3 + 0] = t[r][0] + 0.5f * (t[r][1] + t[r][2]);
+                w[r * 3 + 1] = 0.5f * (t[r][1] - t[r][2]);
+                w[r * 3 + 2] = 0.5f * (t[r][1] + t[r][2]) + t[r][3];
+            }
+        }
+}
+
+/* The weight gradient is the adjoint of the forward: with Y = A^T
+ * (U . V) A per tile and U = G g G^T, dL/dg = G^T [sum over tiles of
+ * (A dY A^T) . V] G. So: per band of tiles, all threads transform the
+ * band's inputs (in_band, as the forward) and douts (dy_band), then add
+ * the band's 16 products (kernel's wino_dw) into M, a (position, output
+ * group, input block) tile per task; at the end each M tile goes back
+ * through G into dw. Every sum in M runs over the tiles in tile order,
+ * whatever the band, task or thread: bitwise thread-count independent.
+ *
+ * The transforms are shared out by halves of the 16 positions, a thread's
+ * half the one whose products it then runs (the tasks are position
+ * major): with the tiles split between the threads instead, each read
+ * the other's transforms across the cores, and 64->64 at 64x64 B=8 took
+ * 7.1 ms against 5.0 (2 threads, AVX-512, a scratch harness beside
+ * bench/bench_conv.c). */
+void conv__wino_3x3_dw(const conv__kernel *k, float *dw, const float *dout, const float *in,
+                       shape s, int nout, float *scratch)
+{
+    wino_layer L;
+    memset(&L, 0, sizeof L);
+    L.k = k, L.in = in;
+    L.nib = conv__blocks(s.c), L.nob = conv__blocks(nout);
+    L.tw = s.w / 2, L.per_img = (s.h / 2) * L.tw;
+    L.g = conv__geo_of(s);
+    const int ntiles = s.b * L.per_img, lanes = k->wino_dw_lanes;
+    const int ngroups = conv__wino_dw_groups(nout, lanes);
+    const int T = conv__wino_dw_band(s.c, nout, lanes, ntiles);
+    const ptrdiff_t vb = conv__wino_block(T), vx = conv__wino_pos(L.nib, T);
+    const ptrdiff_t yg = conv__wino_dw_group(lanes, T), yx = conv__wino_dw_ypos(nout, lanes, T);
+    const size_t tile_f = (size_t)CB * (size_t)lanes;
+    const size_t m_x = (size_t)ngroups * (size_t)L.nib * tile_f; /* floats of a position */
+    float *m = scratch;
+    float *v = m + conv__wino_dw_m_floats(s.c, nout, lanes), *y = v + XI * vx;
+    const int ntasks = XI * ngroups * L.nib;
+#pragma omp parallel
+    {
+        const int nth = omp_get_num_threads();
+        /* Static: a thread keeps its M tiles in its cache from band to band. */
+#pragma omp for schedule(static)
+        for (int task = 0; task < ntasks; task++)
+            memset(m + (size_t)task * tile_f, 0, tile_f * sizeof *m);
+        for (int t0 = 0; t0 < ntiles; t0 += T) {
+            const int n = ntiles - t0 < T ? ntiles - t0 : T;
+            /* Thread j of 2 transforms half j of all the band's tiles; of
+             * more, halves of tile ranges in turn. */
+#pragma omp for schedule(static)
+            for (int part = 0; part < 2 * nth; part++) {
+                const int half = part / nth, q = part % nth;
+                const int j0 = (int)((long long)n * q / nth);
+                const int j1 = (int)((long long)n * (q + 1) / nth);
+                in_band(&L, v + j0 * CB, vb, vx, t0 + j0, j1 - j0, half);
+                dy_band(&L, dout, y + (ptrdiff_t)j0 * lanes, yg, yx, lanes, ngroups, t0 + j0,
+                        j1 - j0, half);
+            }
+#pragma omp for schedule(static)
+            for (int task = 0; task < ntasks; task++) {
+                const int x = task / (ngroups * L.nib), gr = task / L.nib % ngroups;
+                const int cb = task % L.nib;
+                k->wino_dw(m + (size_t)task * tile_f, v + x * vx + cb * vb, y + x * yx + gr * yg,
+                           n);
+            }
+        }
+#pragma omp for collapse(2) schedule(static)
+        for (int gr = 0; gr < ngroups; gr++)
+            for (int cb = 0; cb < L.nib; cb++)
+                dw_untransform(dw, m + ((size_t)gr * (size_t)L.nib + (size_t)cb) * tile_f, m_x,
+                               lanes, gr * lanes, nout, cb * CB, s.c);
     }
 }
