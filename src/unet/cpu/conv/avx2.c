@@ -467,7 +467,7 @@ static const conv__kernel avx2 = {
     .dw_group = group_pair,
     .round = CB, /* a pair's lanes: its real blocks x 8 */
     .wino_min_sum = 48, .wino_min_tiles = 1,
-    .wino_dw = wino_dw, .wino_dw_lanes = 16,
+    .wino_dw = wino_dw, .wino_dw_lanes = 16, .wino_dw_min_tiles = 1,
 };
 
 const conv__kernel *conv__kernel_avx2(void) { return &avx2; }

@@ -74,6 +74,10 @@ static size_t wpack(int nout, int nin, int taps)
 
 static size_t bias_pad(int co) { return grp_ch(co) + CB; }
 
+/* Tiles of a shape that Winograd takes: at most 2^30 (kernel.h), where
+ * the planner also asks about shapes whose tiles overflow an int. */
+static int wino_tiles(shape s) { return s.b * (s.h / 2) * (s.w / 2); }
+
 /* Winograd's (kernel.h) on either float32 kernel that takes the shape:
  * for forward and backward-data, 16 positions of packed 1-tap weights,
  * then the band buffer; for the weight gradient, its sums and its band
@@ -82,15 +86,13 @@ static size_t wino(shape s, int nout, int nin)
 {
     const conv__kernel *ks[2] = {conv__kernel_avx2(), conv__kernel_avx512()};
     size_t f = 0;
-    for (int i = 0; i < 2; i++)
-        if (conv__wino_takes(ks[i], s, nout)) {
-            const int tiles = s.b * (s.h / 2) * (s.w / 2);
-            const size_t fwd = 16 * wpack(nout, nin, 1) + conv__wino_buf_floats(nin, nout, tiles);
-            const size_t dw = ks[i]->wino_dw
-                                  ? conv__wino_dw_floats(nin, nout, ks[i]->wino_dw_lanes, tiles)
-                                  : 0;
-            f = max3(f, fwd, dw);
-        }
+    for (int i = 0; i < 2; i++) {
+        if (conv__wino_takes(ks[i], s, nout))
+            f = max3(f, 0,
+                     16 * wpack(nout, nin, 1) + conv__wino_buf_floats(nin, nout, wino_tiles(s)));
+        if (conv__wino_dw_takes(ks[i], s, nout))
+            f = max3(f, 0, conv__wino_dw_floats(nin, nout, ks[i]->wino_dw_lanes, wino_tiles(s)));
+    }
     return f;
 }
 

@@ -13,7 +13,8 @@
  * threads (perf, Zen 5), with the second thread spinning in libgomp.
  *
  * conv3x3's forward, backward-data and weight gradient go to wino.c
- * instead where conv__wino_use says Winograd is faster (kernel.h).
+ * instead where conv__wino_use (conv__wino_dw_use) says Winograd is
+ * faster (kernel.h).
  *
  * Not here: the arithmetic (the kernel files), dispatch and scratch
  * sizing (conv.c), the reference (ref.c), Winograd (wino.c).
@@ -289,7 +290,7 @@ void conv__3x3_backward_data(const conv__kernel *k, float *din, const float *dou
 void conv__3x3_backward_weight(const conv__kernel *k, float *dw, const float *dout,
                                const float *in, shape s, int co, float *scratch)
 {
-    if (k->wino_dw && conv__wino_use(k, s, co)) {
+    if (conv__wino_dw_use(k, s, co)) {
         conv__wino_3x3_dw(k, dw, dout, in, s, co, scratch);
         return;
     }

@@ -206,6 +206,12 @@ typedef struct conv__kernel {
      * tile). NULL: the direct dW loop always. */
     void (*wino_dw)(float *m, const float *x, const float *y, int n);
     int wino_dw_lanes;
+    /* The fewest tiles at which the weight gradient runs as Winograd
+     * (with wino_min_sum): its transforms are a smaller share of its
+     * work than of the forward's (AVX-512 at 8x8, 2 threads: B=4 1.35x,
+     * B=2 1.20x, B=1 1.01x against the direct dW; the forward 1.06-1.11x
+     * at B=2-4). */
+    int wino_dw_min_tiles;
     /* The kernel multiplies bfloat16 pairs (AVX512_BF16): the driver packs
      * its weights as bf16.h-rounded pairs of input lanes (pack_weights
      * in drive.c) in the float32 packing's place, and its fwd_row and
@@ -254,19 +260,31 @@ void conv__1x1_backward_weight(const conv__kernel *k, float *dw, float *db, cons
 
 /* ---- Winograd F(2x2, 3x3) for conv3x3's three ops (wino.c) --------------- */
 
-/* Whether conv3x3 forward, backward-data and (where the kernel has
- * wino_dw) weight gradient on input shape s with co outputs run as
- * Winograd on k: a float32 kernel that has Winograd thresholds, even H and W (2x2 output tiles), >= 16 channels both
- * sides, at least k->wino_min_sum of them together and at least
- * k->wino_min_tiles tiles, at most 2^30 (so that wino.c's tile
- * arithmetic fits an int; the planner asks about shapes no machine
- * holds). Symmetric in s.c and co, so the forward and backward-data of
- * one layer agree. UNET_WINOGRAD=off is conv__wino_use's. */
-static inline int conv__wino_takes(const conv__kernel *k, shape s, int co)
+/* Whether a conv3x3 on input shape s with co outputs fits Winograd on k
+ * with at least min_tiles tiles: a float32 kernel that has Winograd
+ * thresholds, even H and W (2x2 output tiles), >= 16 channels both sides,
+ * at least k->wino_min_sum of them together, at most 2^30 tiles (so that
+ * wino.c's tile arithmetic fits an int; the planner asks about shapes no
+ * machine holds). Symmetric in s.c and co, so the forward and
+ * backward-data of one layer agree. */
+static inline int conv__wino_fits(const conv__kernel *k, shape s, int co, int min_tiles)
 {
     const long long tiles = (long long)s.b * (s.h / 2) * (s.w / 2);
     return k && k->wino_min_sum > 0 && s.h % 2 == 0 && s.w % 2 == 0 && s.c >= 16 && co >= 16
-           && s.c + co >= k->wino_min_sum && tiles >= k->wino_min_tiles && tiles <= (1LL << 30);
+           && s.c + co >= k->wino_min_sum && tiles >= min_tiles && tiles <= (1LL << 30);
+}
+
+/* Whether conv3x3 forward and backward-data run as Winograd on k (at
+ * k->wino_min_tiles), and whether its weight gradient does (a kernel with
+ * wino_dw, at k->wino_dw_min_tiles); UNET_WINOGRAD=off is
+ * conv__wino_use's. */
+static inline int conv__wino_takes(const conv__kernel *k, shape s, int co)
+{
+    return k && conv__wino_fits(k, s, co, k->wino_min_tiles);
+}
+static inline int conv__wino_dw_takes(const conv__kernel *k, shape s, int co)
+{
+    return k && k->wino_dw && conv__wino_fits(k, s, co, k->wino_dw_min_tiles);
 }
 
 /* A thread's band buffer: per position (16), the transformed inputs'
@@ -370,8 +388,10 @@ static inline size_t conv__wino_dw_floats(int nin, int nout, int lanes, int ntil
                                        conv__wino_dw_band(nin, nout, lanes, ntiles));
 }
 
-/* conv__wino_takes, unless UNET_WINOGRAD is "off". */
+/* conv__wino_takes and conv__wino_dw_takes, unless UNET_WINOGRAD is
+ * "off". */
 int conv__wino_use(const conv__kernel *k, shape s, int co);
+int conv__wino_dw_use(const conv__kernel *k, shape s, int co);
 
 /* out (nout,B,H,W) = the 3x3 view w (nout x nin x 9 taps) * in (nin,B,H,W),
  * by Winograd on k's forward loop; s gives B, H and W. scratch: the
@@ -382,7 +402,7 @@ void conv__wino_3x3(const conv__kernel *k, float *out, const float *in, shape s,
 
 /* dw (nout,nin,3,3, PyTorch order) = the sum over B, H, W of dout
  * (nout,B,H,W) x in (nin,B,H,W) shifted by each tap, by Winograd on k's
- * wino_dw (k->wino_dw set and conv__wino_use true); s is in's shape.
+ * wino_dw (where conv__wino_dw_use); s is in's shape.
  * scratch: conv__wino_dw_floats. */
 void conv__wino_3x3_dw(const conv__kernel *k, float *dw, const float *dout, const float *in,
                        shape s, int nout, float *scratch);

@@ -27,9 +27,9 @@
  * transformed by A, 16 sums over all tiles of dout x input products on
  * the kernel's wino_dw microkernel, then G back to the 3x3 taps.
  *
- * Used where it pays (conv__wino_use: the kernel's thresholds, even H and
- * W, UNET_WINOGRAD not off; the numbers at the kernel's thresholds in
- * kernel.h).
+ * Used where it pays (conv__wino_use, conv__wino_dw_use: the kernel's
+ * thresholds, even H and W, UNET_WINOGRAD not off; the numbers at the
+ * kernel's thresholds in kernel.h).
  *
  * Not here: the direct loops (drive.c), bf16 (the avx512bf16 kernel keeps
  * the direct loop), the microkernels (avx2.c, avx512.c), scratch sizing
@@ -62,6 +62,11 @@
 int conv__wino_use(const conv__kernel *k, shape s, int co)
 {
     return conv__wino_takes(k, s, co) && !unet_winograd_off();
+}
+
+int conv__wino_dw_use(const conv__kernel *k, shape s, int co)
+{
+    return conv__wino_dw_takes(k, s, co) && !unet_winograd_off();
 }
 
 /* ---- weights: U = G g G^T, packed per position -------------------------- */
