@@ -131,6 +131,16 @@ Z512_INLINE void out_tile(const int NZ, const int NP, const conv__fwd *d, const 
      * p, the accumulators went through the stack, and the stores took a
      * fifth of a 1-tap tile's time (perf: Winograd's products, K = 64). */
     const ptrdiff_t opx = d->out_px, ocs = d->out_cs;
+    if (ocs == CB && nb == 2 * NZ) {
+        /* Blocks side by side (Winograd's products, kernel.h): one store
+         * a zmm. */
+#pragma GCC unroll 16
+        for (int p = 0; p < NP; p++)
+#pragma GCC unroll 2
+            for (int z = 0; z < NZ; z++)
+                _mm512_storeu_ps(out + p * opx + z * 16, acc[z][p]);
+        return;
+    }
 #pragma GCC unroll 16
     for (int p = 0; p < NP; p++)
 #pragma GCC unroll 2

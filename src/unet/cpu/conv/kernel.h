@@ -289,16 +289,35 @@ static inline int conv__wino_dw_takes(const conv__kernel *k, shape s, int co)
 
 /* A thread's band buffer: per position (16), the transformed inputs'
  * blocks, each a band of tiles x 8 lanes plus CONV__WINO_PAD floats (a
- * cache line), each position too; then the products' blocks the same
- * way. At power-of-two strides the transforms' 16 streams and the
- * products' blocks fell into one L1 set (in_tile took 26 % of a Winograd
- * layer, perf). Strides in floats: */
+ * cache line), each position too; then the products in groups of output
+ * blocks joined (conv__wino_jpos: a tile's G x 8 lanes side by side, so
+ * that an AVX-512 accumulator is one store, not two halves and an
+ * extract, which took ~10 % of a 1-tap product tile at K = 64). At
+ * power-of-two strides the transforms' 16 streams and the products'
+ * blocks fell into one L1 set (in_tile took 26 % of a Winograd layer,
+ * perf). Strides in floats: */
 #define CONV__WINO_PAD 16
 static inline ptrdiff_t conv__wino_block(int band) { return (ptrdiff_t)band * CB + CONV__WINO_PAD; }
 static inline ptrdiff_t conv__wino_pos(int nblocks, int band)
 {
     return nblocks * conv__wino_block(band) + CONV__WINO_PAD;
 }
+/* Joined groups of `lanes` output lanes: a group's band, and a position
+ * of all nout channels' groups. */
+static inline int conv__wino_jgroups(int nout, int lanes)
+{
+    return (conv__blocks(nout) * CB + lanes - 1) / lanes;
+}
+static inline ptrdiff_t conv__wino_jgroup(int lanes, int band)
+{
+    return (ptrdiff_t)band * lanes + CONV__WINO_PAD;
+}
+static inline ptrdiff_t conv__wino_jpos(int nout, int lanes, int band)
+{
+    return conv__wino_jgroups(nout, lanes) * conv__wino_jgroup(lanes, band) + CONV__WINO_PAD;
+}
+/* The forward's product groups: conv__group's blocks. */
+static inline int conv__wino_lanes(int nout) { return conv__group(conv__blocks(nout)) * CB; }
 /* Tiles per product call (the microkernel's row): a multiple of both
  * kernels' widest pixel tiles (AVX-512 12, AVX2 6). */
 #define CONV__WINO_CHUNK 48
@@ -307,12 +326,15 @@ static inline size_t conv__wino_band_floats(int nin, int nout, int band)
 {
     return (size_t)16
            * (size_t)(conv__wino_pos(conv__blocks(nin), band)
-                      + conv__wino_pos(conv__blocks(nout), band));
+                      + conv__wino_jpos(nout, conv__wino_lanes(nout), band));
 }
 /* The most tiles whose band fits `floats` (0 if none). */
 static inline int conv__wino_band_fit(int nin, int nout, size_t floats)
 {
-    int t = (int)(floats / ((size_t)16 * CB * (size_t)(conv__blocks(nin) + conv__blocks(nout))));
+    const int lanes = conv__wino_lanes(nout);
+    const size_t per = (size_t)16 * ((size_t)conv__blocks(nin) * CB
+                                     + (size_t)conv__wino_jgroups(nout, lanes) * (size_t)lanes);
+    int t = (int)(floats / per);
     while (t > 0 && conv__wino_band_floats(nin, nout, t) > floats)
         t--;
     return t;
@@ -340,40 +362,27 @@ static inline size_t conv__wino_buf_floats(int nin, int nout, int ntiles)
  * products take `lanes` output lanes: the sums M[xi][group][input block]
  * [i 8][o lanes] over all tiles, then a band buffer shared by all
  * threads: per position, the transformed inputs' blocks (conv__wino_block
- * apart) and then the transformed douts' groups, each a band of tiles x
- * lanes + CONV__WINO_PAD. Bands of CONV__WINO_DW_BUF_FLOATS at most
- * (each band costs two barriers; 2 MB: a position's slice of a band,
- * which the products read, stays in L2); never more than all tiles. */
+ * apart) and then the transformed douts' joined groups
+ * (conv__wino_jpos). Bands of CONV__WINO_DW_BUF_FLOATS at most (each band
+ * costs two barriers; 2 MB: a position's slice of a band, which the
+ * products read, stays in L2); never more than all tiles. */
 #define CONV__WINO_DW_BUF_FLOATS ((size_t)1 << 19)
-static inline int conv__wino_dw_groups(int nout, int lanes)
-{
-    return (conv__blocks(nout) * CB + lanes - 1) / lanes;
-}
 static inline size_t conv__wino_dw_m_floats(int nin, int nout, int lanes)
 {
-    return (size_t)16 * (size_t)conv__wino_dw_groups(nout, lanes) * (size_t)lanes
+    return (size_t)16 * (size_t)conv__wino_jgroups(nout, lanes) * (size_t)lanes
            * (size_t)conv__blocks(nin) * CB;
-}
-static inline ptrdiff_t conv__wino_dw_group(int lanes, int band)
-{
-    return (ptrdiff_t)band * lanes + CONV__WINO_PAD;
-}
-static inline ptrdiff_t conv__wino_dw_ypos(int nout, int lanes, int band)
-{
-    return conv__wino_dw_groups(nout, lanes) * conv__wino_dw_group(lanes, band) + CONV__WINO_PAD;
 }
 static inline size_t conv__wino_dw_band_floats(int nin, int nout, int lanes, int band)
 {
     return (size_t)16
-           * (size_t)(conv__wino_pos(conv__blocks(nin), band)
-                      + conv__wino_dw_ypos(nout, lanes, band));
+           * (size_t)(conv__wino_pos(conv__blocks(nin), band) + conv__wino_jpos(nout, lanes, band));
 }
 /* Tiles a band: as many as CONV__WINO_DW_BUF_FLOATS holds, at least one,
  * at most ntiles. A function of the shape only. */
 static inline int conv__wino_dw_band(int nin, int nout, int lanes, int ntiles)
 {
     const size_t per = (size_t)16 * ((size_t)conv__blocks(nin) * CB
-                                     + (size_t)conv__wino_dw_groups(nout, lanes) * (size_t)lanes);
+                                     + (size_t)conv__wino_jgroups(nout, lanes) * (size_t)lanes);
     size_t t = CONV__WINO_DW_BUF_FLOATS / per;
     if (t > (size_t)ntiles)
         t = (size_t)ntiles;

@@ -14,7 +14,7 @@
  * a thread's part of the band buffer (kernel.h: a buffer whose size
  * depends on the shape only), each band in three passes: the input
  * transform into V[xi][input block][tile][8], the 16 products into
- * M[xi][output block][tile][8], the output transform into the
+ * M[xi][output group][tile][group lanes], the output transform into the
  * destination's interior. No cache line of the buffer is touched by two
  * threads. Every output pixel's arithmetic is the same whatever the band,
  * the chunk or the thread, so results are bitwise reproducible and do not
@@ -267,15 +267,16 @@ WINO_AVX2 static void in_band(const wino_layer *L, float *v, ptrdiff_t vb, ptrdi
     }
 }
 
-WINO_AVX2 static void out_band(const wino_layer *L, const float *m, ptrdiff_t mb, ptrdiff_t mx,
+WINO_AVX2 static void out_band(const wino_layer *L, const float *m, ptrdiff_t mg, ptrdiff_t mx,
                                int t0, int n)
 {
     const conv__geo g = L->g;
+    const int lanes = L->G * CB;
     tile_at c = tile_of(L, t0);
     for (int j = 0; j < n; j++, tile_next(L, &c)) {
         float *y = L->out + c.b * g.bs + g.org + 2 * c.ty * g.rs + 2 * c.tx * CB;
         for (int ob = 0; ob < L->nob; ob++)
-            out_tile(y + ob * g.cs, g.rs, m + ob * mb + j * CB, mx);
+            out_tile(y + ob * g.cs, g.rs, m + ob / L->G * mg + j * lanes + ob % L->G * CB, mx);
     }
 }
 
@@ -286,15 +287,16 @@ WINO_AVX2 static void out_band(const wino_layer *L, const float *m, ptrdiff_t mb
  * its weights from L2; bench/bench_conv.c.) */
 static void wino_band(const wino_layer *L, float *v, int T, int t0, int n)
 {
+    const int lanes = L->G * CB;
     const ptrdiff_t vb = conv__wino_block(T), vx = conv__wino_pos(L->nib, T);
-    const ptrdiff_t mx = conv__wino_pos(L->nob, T);
+    const ptrdiff_t mg = conv__wino_jgroup(lanes, T), mx = conv__wino_jpos(L->nob * CB, lanes, T);
     float *m = v + XI * vx;
     in_band(L, v, vb, vx, t0, n, -1);
     conv__fwd d = {0};
     d.in_cs = vb, d.in_px = CB;
     d.ncib = L->nib, d.icn_last = CB; /* padded input lanes are 0 in V */
     d.ntaps = 1;
-    d.out_cs = vb, d.out_px = CB;
+    d.out_cs = CB, d.out_px = lanes; /* M's joined groups */
     d.nob = L->nob;
     d.b = 1, d.h = 1;
     const ptrdiff_t group_w = (ptrdiff_t)L->G * CB * L->nib * CB;
@@ -305,9 +307,9 @@ static void wino_band(const wino_layer *L, float *v, int T, int t0, int n)
                 d.w = n - j0 < CONV__WINO_CHUNK ? n - j0 : CONV__WINO_CHUNK;
                 L->k->fwd_row(&d, nb, v + x * vx + j0 * CB,
                               L->u + (size_t)x * L->xi_f + gr * group_w, NULL,
-                              m + x * mx + gr * L->G * vb + j0 * CB);
+                              m + x * mx + gr * mg + j0 * lanes);
             }
-    out_band(L, m, vb, mx, t0, n);
+    out_band(L, m, mg, mx, t0, n);
 }
 
 void conv__wino_3x3(const conv__kernel *k, float *out, const float *in, shape s,
@@ -432,10 +434,10 @@ void conv__wino_3x3_dw(const conv__kernel *k, float *dw, const float *dout, cons
     L.tw = s.w / 2, L.per_img = (s.h / 2) * L.tw;
     L.g = conv__geo_of(s);
     const int ntiles = s.b * L.per_img, lanes = k->wino_dw_lanes;
-    const int ngroups = conv__wino_dw_groups(nout, lanes);
+    const int ngroups = conv__wino_jgroups(nout, lanes);
     const int T = conv__wino_dw_band(s.c, nout, lanes, ntiles);
     const ptrdiff_t vb = conv__wino_block(T), vx = conv__wino_pos(L.nib, T);
-    const ptrdiff_t yg = conv__wino_dw_group(lanes, T), yx = conv__wino_dw_ypos(nout, lanes, T);
+    const ptrdiff_t yg = conv__wino_jgroup(lanes, T), yx = conv__wino_jpos(nout, lanes, T);
     const size_t tile_f = (size_t)CB * (size_t)lanes;
     const size_t m_x = (size_t)ngroups * (size_t)L.nib * tile_f; /* floats of a position */
     float *m = scratch;
