@@ -105,15 +105,17 @@ Z512_INLINE void out_lanes(const int NZ, const int NP, const int n, const float 
 }
 
 /* NZ zmm x NP pixels, fully unrolled; out points at block 0 of the group,
- * which has nb real blocks. */
-Z512_INLINE void out_tile(const int NZ, const int NP, const conv__fwd *d, const float *in,
-                          const float *wp, const float *bias, float *out, int nb)
+ * which has nb real blocks. Input pixels PX floats apart, or d->in_px
+ * where PX is 0. */
+Z512_INLINE void out_tile_px(const int NZ, const int NP, const int PX, const conv__fwd *d,
+                             const float *in, const float *wp, const float *bias, float *out,
+                             int nb)
 {
     __m512 acc[2][NP_MAX];
     for (int z = 0; z < NZ; z++)
         for (int p = 0; p < NP; p++)
             acc[z][p] = bias ? _mm512_loadu_ps(bias + z * 16) : _mm512_setzero_ps();
-    const ptrdiff_t px = d->in_px;
+    const ptrdiff_t px = PX ? PX : d->in_px;
     for (int cb = 0; cb < d->ncib; cb++) {
         const int icn = cb == d->ncib - 1 ? d->icn_last : CB;
         const float *ib = in + cb * d->in_cs;
@@ -148,6 +150,19 @@ Z512_INLINE void out_tile(const int NZ, const int NP, const conv__fwd *d, const 
             store_pair(out + p * opx, ocs, 2 * z, nb, acc[z][p]);
 }
 
+/* The pixel stride as a constant where it is one pixel (every op but the
+ * transposed conv's backward-data): the broadcasts then address their
+ * pixels by displacement, not by NP index registers, which GCC had run
+ * out of (spilled to the stack and to xmm registers). */
+Z512_INLINE void out_tile(const int NZ, const int NP, const conv__fwd *d, const float *in,
+                          const float *wp, const float *bias, float *out, int nb)
+{
+    if (d->in_px == CB)
+        out_tile_px(NZ, NP, CB, d, in, wp, bias, out, nb);
+    else
+        out_tile_px(NZ, NP, 0, d, in, wp, bias, out, nb);
+}
+
 /* One zmm (16 output channels) x NP pixels of a 3x3 stencil, swept along
  * the input row: each input value is broadcast once and feeds the three
  * taps of its kernel row (kw = 0, 1, 2) into three neighbouring output
@@ -176,13 +191,13 @@ Z512_INLINE void s3_lanes(const int NP, const int n, const float *row, ptrdiff_t
     }
 }
 
-Z512_INLINE void out_tile_s3(const int NP, const conv__fwd *d, const float *in, const float *wp,
-                             const float *bias, float *out, int nb)
+Z512_INLINE void out_tile_s3_px(const int NP, const int PX, const conv__fwd *d, const float *in,
+                                const float *wp, const float *bias, float *out, int nb)
 {
     __m512 acc[NP_MAX];
     for (int p = 0; p < NP; p++)
         acc[p] = bias ? _mm512_loadu_ps(bias) : _mm512_setzero_ps();
-    const ptrdiff_t px = d->in_px;
+    const ptrdiff_t px = PX ? PX : d->in_px;
     for (int cb = 0; cb < d->ncib; cb++) {
         const int icn = cb == d->ncib - 1 ? d->icn_last : CB;
         const float *ib = in + cb * d->in_cs;
@@ -200,6 +215,17 @@ Z512_INLINE void out_tile_s3(const int NP, const conv__fwd *d, const float *in, 
 #pragma GCC unroll 16
     for (int p = 0; p < NP; p++)
         store_pair(out + p * opx, ocs, 0, nb, acc[p]);
+}
+
+/* out_tile_s3_px with the pixel stride a constant where it can be (as
+ * out_tile). */
+Z512_INLINE void out_tile_s3(const int NP, const conv__fwd *d, const float *in, const float *wp,
+                             const float *bias, float *out, int nb)
+{
+    if (d->in_px == CB)
+        out_tile_s3_px(NP, CB, d, in, wp, bias, out, nb);
+    else
+        out_tile_s3_px(NP, 0, d, in, wp, bias, out, nb);
 }
 
 #define Z512_TILE out_tile
