@@ -527,7 +527,7 @@ static const conv__kernel avx512 = {
     .bias_grad = bias_grad,
     .dw_group = group_of,
     .round = 16, /* one zmm: 16 output lanes */
-    .wino_min_sum = 64, .wino_min_tiles = 128,
+    .wino_min_sum = 64, .wino_min_tiles = 64,
     .wino_dw = wino_dw, .wino_dw_lanes = 32, .wino_dw_min_tiles = 32,
 };
 

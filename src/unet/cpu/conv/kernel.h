@@ -191,9 +191,11 @@ typedef struct conv__kernel {
      * multiply-adds saved, by the kernel's own speed (conv3x3 forward
      * against UNET_WINOGRAD=off in one process, 2 threads: AVX2 1.55-1.63x
      * from 32+32 channels, 1.24-1.29x at 16+32, 0.83x at 16+16; AVX-512,
-     * its direct loop at ~85-90 % of the FMA peak, 1.09-1.35x from 32+32
-     * channels, 0.88x at 16+32, 0.97-0.99x at 64 tiles (8x8, B=4),
-     * 1.16-1.21x at 128). The weight gradient at the same thresholds,
+     * 1.09-1.35x from 32+32 channels, 0.88x at 16+32; since its products
+     * store whole zmm (joined groups) and its direct loop addresses
+     * pixels by displacement, 1.16-1.37x at 64 tiles (8x8, B=4) and
+     * 0.97-1.13x at 32 (B=2), 1.41-1.64x at 16x16 B=2-4 and 32x32 B=1).
+     * The weight gradient at the same thresholds,
      * against the direct dW (2 threads, B=8 unless said): AVX-512 1.20x
      * at 32->32, 1.52-1.78x from 32->64; AVX2 1.18x at 16->32, 1.34-1.37x
      * at 32->32, 1.53-1.74x from 32->64; AVX-512 at 16+16 and 16+32
