@@ -13,9 +13,8 @@
  *   UNET_WINOGRAD=off build/bench_conv     (every conv3x3 on the direct loop)
  *
  * GFLOPS count the direct loop's multiply-adds (x 2): for the conv3x3
- * forward and backward-data that run as Winograd (kernel.h's thresholds)
- * they are effective rates, the direct loop's that would take the same
- * time.
+ * ops that run as Winograd (kernel.h's thresholds) they are effective
+ * rates, the direct loop's that would take the same time.
  *
  * The machine is a shared VM: run nothing else meanwhile (research 5.5).
  */

@@ -21,7 +21,7 @@ times the UNet's multiply-adds per image x 2 (forward, backward-data
 except the input layer's, backward-weight of every convolution: 4.53
 GFLOP at 128x128, research/cnn-in-c.md 4), printed as a fraction of that
 peak. Those are the direct convolution's multiply-adds: where unet-train
-runs a 3x3 convolution's forward and backward-data as Winograd F(2x2, 3x3)
+runs a 3x3 convolution as Winograd F(2x2, 3x3) (forward, backward-data, weights)
 (4 multiply-adds instead of 9, UNET_WINOGRAD in unet-train(1)) it does
 fewer, so its fraction is an effective one, the direct loop's speed that
 would give the same images/s.

@@ -18,7 +18,7 @@
  * activation: 160 MiB; research/cnn-in-c.md 5.4; the skip gradients of
  * every level, 32 MiB more, live in a decoder block's two pre-BN
  * activations, which its backward has read when it writes them);
- * 162.9 MiB in all with Winograd's scratch (test_unet_parity prints it:
+ * 162.7 MiB in all with Winograd's scratch (test_unet_parity prints it:
  * test_plan_is_linear_in_batch; `unet-train plan --batch 8`).
  */
 #include "plan.h"
