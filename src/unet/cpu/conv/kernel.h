@@ -211,8 +211,8 @@ typedef struct conv__kernel {
     /* The fewest tiles at which the weight gradient runs as Winograd
      * (with wino_min_sum): its transforms are a smaller share of its
      * work than of the forward's (AVX-512 at 8x8, 2 threads: B=4 1.35x,
-     * B=2 1.20x, B=1 1.01x against the direct dW; the forward 1.06-1.11x
-     * at B=2-4). */
+     * B=2 1.20x, B=1 1.01x against the direct dW; the forward 0.97-1.13x
+     * at B=2). */
     int wino_dw_min_tiles;
     /* The kernel multiplies bfloat16 pairs (AVX512_BF16): the driver packs
      * its weights as bf16.h-rounded pairs of input lanes (pack_weights
@@ -320,6 +320,13 @@ static inline ptrdiff_t conv__wino_jpos(int nout, int lanes, int band)
 }
 /* The forward's product groups: conv__group's blocks. */
 static inline int conv__wino_lanes(int nout) { return conv__group(conv__blocks(nout)) * CB; }
+/* Floats a tile takes in a band, pads aside: 16 positions of the input
+ * blocks and of the output groups of `lanes`. */
+static inline size_t conv__wino_tile_floats(int nin, int nout, int lanes)
+{
+    return (size_t)16 * ((size_t)conv__blocks(nin) * CB
+                         + (size_t)conv__wino_jgroups(nout, lanes) * (size_t)lanes);
+}
 /* Tiles per product call (the microkernel's row): a multiple of both
  * kernels' widest pixel tiles (AVX-512 12, AVX2 6). */
 #define CONV__WINO_CHUNK 48
@@ -333,10 +340,7 @@ static inline size_t conv__wino_band_floats(int nin, int nout, int band)
 /* The most tiles whose band fits `floats` (0 if none). */
 static inline int conv__wino_band_fit(int nin, int nout, size_t floats)
 {
-    const int lanes = conv__wino_lanes(nout);
-    const size_t per = (size_t)16 * ((size_t)conv__blocks(nin) * CB
-                                     + (size_t)conv__wino_jgroups(nout, lanes) * (size_t)lanes);
-    int t = (int)(floats / per);
+    int t = (int)(floats / conv__wino_tile_floats(nin, nout, conv__wino_lanes(nout)));
     while (t > 0 && conv__wino_band_floats(nin, nout, t) > floats)
         t--;
     return t;
@@ -383,9 +387,7 @@ static inline size_t conv__wino_dw_band_floats(int nin, int nout, int lanes, int
  * at most ntiles. A function of the shape only. */
 static inline int conv__wino_dw_band(int nin, int nout, int lanes, int ntiles)
 {
-    const size_t per = (size_t)16 * ((size_t)conv__blocks(nin) * CB
-                                     + (size_t)conv__wino_jgroups(nout, lanes) * (size_t)lanes);
-    size_t t = CONV__WINO_DW_BUF_FLOATS / per;
+    size_t t = CONV__WINO_DW_BUF_FLOATS / conv__wino_tile_floats(nin, nout, lanes);
     if (t > (size_t)ntiles)
         t = (size_t)ntiles;
     while (t > 1 && conv__wino_dw_band_floats(nin, nout, lanes, (int)t) > CONV__WINO_DW_BUF_FLOATS)

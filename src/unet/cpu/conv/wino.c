@@ -246,8 +246,10 @@ static inline void tile_next(const wino_layer *L, tile_at *c)
 }
 
 /* The input transform of tiles [t0, t0 + n) into V at v (blocks vb,
- * positions vx apart), tile by tile along the rows; and the output
- * transform of M at m into the layer's output. One call a band, the
+ * positions vx apart), tile by tile along the rows: all 16 positions
+ * (half < 0), or positions 0-7 / 8-15 (half 0 / 1, the weight gradient's
+ * share-out); and the output transform of M at m (groups mg apart) into
+ * the layer's output. One call a band, the
  * transforms inlined: as a call per tile and block, they and their index
  * arithmetic took a third more (perf). */
 WINO_AVX2 static void in_band(const wino_layer *L, float *v, ptrdiff_t vb, ptrdiff_t vx, int t0,
