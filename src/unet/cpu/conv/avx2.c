@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * avx2.c: the AVX2+FMA convolution kernel on the blocked layout: the two
- * loops of kernel.h (fwd_row, run_dw) and the bias gradient. Compiled for
+ * loops of kernel.h (fwd_row, run_dw), Winograd's dW sums and the bias
+ * gradient. Compiled for
  * plain x86-64 (target attributes, no global -mavx2); the dispatcher in
  * conv.c uses it only when the CPU has AVX2 and FMA.
  *
@@ -24,6 +25,8 @@
  *   The accumulators live in a small per-task tile that stays in L1
  *   (100-118 GFLOPS). conv3x3's dW uses dw_row_s3 instead, which sweeps
  *   each input row once for three taps (126-136 GFLOPS).
+ * And for Winograd's weight gradient (wino.c) its sums over tiles,
+ * wino_dw: 16 output lanes x 4 input lanes, twice per input block.
  * Weights are repacked into caller scratch on every call (1.8 M floats per
  * step in all, negligible against 36 GFLOP).
  *

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * avx512.c: the AVX-512 (avx512f + FMA) convolution kernel on the blocked
- * layout of layout.h: the two loops of kernel.h (fwd_row, run_dw) and the
- * bias gradient, which drive.c turns into the nine ops of conv.h. Compiled
- * for plain x86-64 (target attributes, no global -mavx512f); the dispatcher
- * in conv.c uses it only when the CPU has avx512f, and falls back to AVX2 /
- * the reference otherwise.
+ * layout of layout.h: the two loops of kernel.h (fwd_row, run_dw),
+ * Winograd's dW sums and the bias gradient, which drive.c and wino.c turn
+ * into the nine ops of conv.h. Compiled for plain x86-64 (target
+ * attributes, no global -mavx512f); the dispatcher in conv.c uses it only
+ * when the CPU has avx512f, and falls back to AVX2 / the reference
+ * otherwise.
  *
  * The layout keeps 8 channels per block, so a 512-bit register holds TWO
  * consecutive output blocks (16 output channels), living in two separate
@@ -24,6 +25,8 @@
  *   x1b 16->16 dW 170 -> 207 GFLOPS, the 3-channel input 97 -> 156. A
  *   3x3 with a full group of 2 zmm joins each row bundle's dout once for
  *   its nine taps (dw_join, dw_rows_joined).
+ * And for Winograd's weight gradient (wino.c) its sums over tiles,
+ * wino_dw: 32 output lanes x 8 input lanes.
  * An odd number of output blocks (Co = 8 layers, the 1-channel logit) runs
  * the last zmm with zero weights / a zero upper half and stores only its
  * lower half: wasted FMAs on a few tiny layers, no separate tail code.

@@ -87,11 +87,15 @@ static size_t wino(shape s, int nout, int nin)
     const conv__kernel *ks[2] = {conv__kernel_avx2(), conv__kernel_avx512()};
     size_t f = 0;
     for (int i = 0; i < 2; i++) {
-        if (conv__wino_takes(ks[i], s, nout))
-            f = max3(f, 0,
-                     16 * wpack(nout, nin, 1) + conv__wino_buf_floats(nin, nout, wino_tiles(s)));
-        if (conv__wino_dw_takes(ks[i], s, nout))
-            f = max3(f, 0, conv__wino_dw_floats(nin, nout, ks[i]->wino_dw_lanes, wino_tiles(s)));
+        const size_t fwd =
+            conv__wino_takes(ks[i], s, nout)
+                ? 16 * wpack(nout, nin, 1) + conv__wino_buf_floats(nin, nout, wino_tiles(s))
+                : 0;
+        const size_t dw =
+            conv__wino_dw_takes(ks[i], s, nout)
+                ? conv__wino_dw_floats(nin, nout, ks[i]->wino_dw_lanes, wino_tiles(s))
+                : 0;
+        f = max3(f, fwd, dw);
     }
     return f;
 }
