@@ -50,7 +50,10 @@
  *       so the answer ends the pressure whatever the trainer's own RSS
  *       does (at 64x64 a smaller batch frees only some 10 % of the budget,
  *       too little to clear a ballast that overshot: the CI run of
- *       session 4 shrank 8 -> 1 and stopped). With SHRINKS (a trainer's
+ *       session 4 shrank 8 -> 1 and stopped). Meanwhile the trainer beside
+ *       it (the other child of its parent, the wrapper script, found in
+ *       /proc) is stopped (SIGSTOP) until the stop file appears, at most
+ *       5 s once the round's memory is all there. With SHRINKS (a trainer's
  *       own budget), it takes the round's CAP_MB at once while the
  *       trainer (its parent) is stopped (SIGSTOP, then SIGCONT), then
  *       waits until that file has r + 1 lines (a header and r shrinks),
@@ -78,6 +81,7 @@
  */
 #include "memguard.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <signal.h>
@@ -230,6 +234,35 @@ static void sleep_while_parent(long ms, pid_t parent)
     sleep_ms(ms);
 }
 
+/* The other child of `parent` (the trainer a wrapper script started
+ * beside this ballast), from /proc; 0 when there is none or no /proc. */
+static pid_t sibling_of(pid_t parent)
+{
+    DIR *d = opendir("/proc");
+    pid_t found = 0;
+    for (struct dirent *e; d && !found && (e = readdir(d)) != NULL;) {
+        const long pid = atol(e->d_name);
+        if (pid <= 0 || pid == (long)getpid())
+            continue;
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+        FILE *f = fopen(path, "r");
+        const size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f)
+            fclose(f);
+        buf[n] = 0;
+        /* pid (comm) state ppid ...: comm may hold spaces, not ')'. */
+        const char *rp = strrchr(buf, ')');
+        char state;
+        long ppid;
+        if (rp && sscanf(rp + 1, " %c %ld", &state, &ppid) == 2 && ppid == (long)parent)
+            found = (pid_t)pid;
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
 static int ballast(const char *trace, long lines, long step, long every, long rounds, long cap,
                    const char *shrinks)
 {
@@ -251,14 +284,29 @@ static int ballast(const char *trace, long lines, long step, long every, long ro
                 blocks[n++] = grab_mapped(step);
             kill(parent, SIGCONT);
         }
+        /* Under memguard run, the trainer beside us (our parent is the
+         * wrapper script) waits until the round's memory has brought the
+         * request, which it then sees at its next batch: a fast trainer
+         * under a loaded CI finished its 24 batches before the ballast and
+         * memguard run had reached the stop line (0 shrinks). */
+        pid_t paused = shrinks ? 0 : sibling_of(parent);
+        if (paused)
+            kill(paused, SIGSTOP);
+        long waited = 0; /* ms at the cap with the trainer paused */
         for (; shrinks ? lines_in(shrinks) < r + 1 : !exists(stop_file);) {
             if (got + step <= cap && n < 4096) {
                 blocks[n++] = grab_mapped(step);
                 got += step;
+            } else if (paused && (waited += every) > 5000) {
+                /* The cap brought no request: no pause past 5 s. */
+                kill(paused, SIGCONT);
+                paused = 0;
             }
             sleep_while_parent(every, parent);
         }
         if (shrinks) continue;
+        if (paused)
+            kill(paused, SIGCONT);
         while (exists(stop_file)) sleep_while_parent(5, parent);
         while (n > 0) munmap(blocks[--n], (size_t)step << 20);
     }

@@ -258,7 +258,11 @@ static void write_wrapper(char *path, size_t len)
 }
 
 /* memguard run's budget: the trainer's peak plus room for bash and the
- * helper at 45 %, so the helper must add about 25 % to reach stop (70 %). */
+ * helper at 45 %, so the helper must add about 25 % to reach stop (70 %).
+ * It may add up to 45 % (run_guarded's cap): the trainer is not always at
+ * its peak when the ballast comes (with UNET_KERNELS=avx2 under ctest -j2
+ * a cap of 35 % left the tree below 70 %: 0 shrinks), and at its peak
+ * 45 + 45 stays under the hard line (99 %). */
 static unsigned long long run_budget(void)
 {
     return ((unsigned long long)peak_kb + 8192) * 1024 * 100 / 45;
@@ -283,7 +287,7 @@ static bool run_guarded(const char *name, bool old_supervisor, char *out, size_t
     unlink(log);
     unsigned long long b = run_budget();
     snprintf(budget, sizeof budget, "%llu", b);
-    snprintf(cap, sizeof cap, "%llu", b * 35 / 100 >> 20);
+    snprintf(cap, sizeof cap, "%llu", b * 45 / 100 >> 20);
     /* --max-interval 20: a sample at least every 20 ms, so memguard run
      * sees the spike while a fast machine's trainer is still mid-run. */
     const char *argv[64] = {MG_CLI, "run", "--no-gpu", "--ram-budget", budget, "--warn-ram",
