@@ -249,9 +249,9 @@ static inline void tile_next(const wino_layer *L, tile_at *c)
  * positions vx apart), tile by tile along the rows: all 16 positions
  * (half < 0), or positions 0-7 / 8-15 (half 0 / 1, the weight gradient's
  * share-out); and the output transform of M at m (groups mg apart) into
- * the layer's output. One call a band, the
- * transforms inlined: as a call per tile and block, they and their index
- * arithmetic took a third more (perf). */
+ * the layer's output. One call a band, the transforms inlined: as a call
+ * per tile and block, they and their index arithmetic took a third more
+ * (perf). */
 WINO_AVX2 static void in_band(const wino_layer *L, float *v, ptrdiff_t vb, ptrdiff_t vx, int t0,
                               int n, int half)
 {
@@ -259,13 +259,16 @@ WINO_AVX2 static void in_band(const wino_layer *L, float *v, ptrdiff_t vb, ptrdi
     tile_at c = tile_of(L, t0);
     for (int j = 0; j < n; j++, tile_next(L, &c)) {
         const float *d = L->in + c.b * g.bs + g.org + (2 * c.ty - 1) * g.rs + (2 * c.tx - 1) * CB;
-        for (int cb = 0; cb < L->nib; cb++)
+        for (int cb = 0; cb < L->nib; cb++) {
+            float *vt = v + cb * vb + j * CB;
+            const float *dc = d + cb * g.cs;
             if (half < 0)
-                in_tile(v + cb * vb + j * CB, vx, d + cb * g.cs, g.rs, 0, 4);
+                in_tile(vt, vx, dc, g.rs, 0, 4);
             else if (half == 0)
-                in_tile(v + cb * vb + j * CB, vx, d + cb * g.cs, g.rs, 0, 2);
+                in_tile(vt, vx, dc, g.rs, 0, 2);
             else
-                in_tile(v + cb * vb + j * CB, vx, d + cb * g.cs, g.rs, 2, 2);
+                in_tile(vt, vx, dc, g.rs, 2, 2);
+        }
     }
 }
 
